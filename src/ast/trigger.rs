@@ -1,0 +1,153 @@
+//! Triggers: what starts a run.
+
+use super::{Entry, Expr, Method, Name, Setting, Text};
+use crate::span::{Span, Spanned};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum TriggerKind {
+    Webhook(Webhook),
+    Poll(Poll),
+    Schedule(Schedule),
+    Manual,
+}
+
+/// `trigger webhook "/hooks/hubspot" { ... }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Webhook {
+    pub path: Text,
+    pub settings: Vec<Spanned<WebhookSetting>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WebhookSetting {
+    Method(Method),
+    Signature(Signature),
+    Tolerance(Duration),
+    /// A JSONPath splitting one request into several events.
+    Each(Expr),
+    When(Expr),
+    Dedupe(Expr),
+}
+
+impl Setting for WebhookSetting {
+    fn keyword(&self) -> &'static str {
+        match self {
+            Self::Method(_) => "method",
+            Self::Signature(_) => "signature",
+            Self::Tolerance(_) => "tolerance",
+            Self::Each(_) => "each",
+            Self::When(_) => "when",
+            Self::Dedupe(_) => "dedupe",
+        }
+    }
+}
+
+/// `signature stripe secret("STRIPE_WEBHOOK_SECRET") { header "..." encoding hex prefix "..." }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Signature {
+    pub preset: Name,
+    pub secret: Expr,
+    pub options: Vec<Spanned<SignatureOption>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SignatureOption {
+    Header(Text),
+    Encoding(Name),
+    Prefix(Text),
+}
+
+impl Setting for SignatureOption {
+    fn keyword(&self) -> &'static str {
+        match self {
+            Self::Header(_) => "header",
+            Self::Encoding(_) => "encoding",
+            Self::Prefix(_) => "prefix",
+        }
+    }
+}
+
+/// `trigger poll hubspot GET "/crm/v3/objects/contacts" { every 5m ... }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Poll {
+    pub connection: Name,
+    pub method: Option<Spanned<Method>>,
+    pub path: Text,
+    pub settings: Vec<Spanned<PollSetting>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum PollSetting {
+    Every(Duration),
+    Items(Expr),
+    Cursor(Cursor),
+    Dedupe(Expr),
+    Query(Vec<Entry>),
+    Headers(Vec<Entry>),
+    When(Expr),
+}
+
+impl Setting for PollSetting {
+    fn keyword(&self) -> &'static str {
+        match self {
+            Self::Every(_) => "every",
+            Self::Items(_) => "items",
+            Self::Cursor(_) => "cursor",
+            Self::Dedupe(_) => "dedupe",
+            Self::Query(_) => "query",
+            Self::Headers(_) => "headers",
+            Self::When(_) => "when",
+        }
+    }
+}
+
+/// Where the next request's position comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cursor {
+    Param(CursorParam),
+    NextLink(NextLink),
+}
+
+/// `$.paging.next.after into "after"`: a value of the response sent as a query parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CursorParam {
+    pub path: Expr,
+    pub param: Text,
+}
+
+/// The URL of the next page: in the RFC 8288 `Link` header, or in the response body.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NextLink {
+    Header,
+    Body(Expr),
+}
+
+/// `trigger schedule "0 9 * * MON-FRI" { timezone "Europe/Paris" }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    pub cron: Text,
+    pub settings: Vec<Spanned<ScheduleSetting>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScheduleSetting {
+    Timezone(Text),
+    /// The event each scheduled run starts with.
+    Event(Expr),
+}
+
+impl Setting for ScheduleSetting {
+    fn keyword(&self) -> &'static str {
+        match self {
+            Self::Timezone(_) => "timezone",
+            Self::Event(_) => "event",
+        }
+    }
+}

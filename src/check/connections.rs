@@ -1,0 +1,228 @@
+//! Connections: a base URL, credentials that come from secrets, sane limits.
+
+use super::expressions::Scope;
+use super::{Checker, suggest};
+use crate::ast::{
+    Auth, BreakerSetting, Connection, ConnectionSetting, Entry, Expr, ExprKind, Field,
+};
+use crate::diagnostic::DiagnosticKind;
+use crate::span::Span;
+
+const ENCODINGS: &[&str] = &["json", "form"];
+const OAUTH2_FIELDS: &[&str] = &[
+    "token_url",
+    "client_id",
+    "client_secret",
+    "refresh_token",
+    "scopes",
+    "audience",
+];
+const OAUTH2_REQUIRED: &[&str] = &["token_url", "client_id", "client_secret"];
+const OAUTH2_SECRETS: &[&str] = &["client_secret", "refresh_token"];
+
+/// Header names whose value is a credential.
+fn is_credential_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "api-key",
+        "apikey",
+        "api_key",
+        "password",
+    ]
+    .iter()
+    .any(|word| name.contains(word))
+}
+
+impl Checker<'_> {
+    pub(super) fn connection(&mut self, connection: &Connection) {
+        self.once_each(&connection.settings);
+        if !connection
+            .settings
+            .iter()
+            .any(|s| matches!(s.node, ConnectionSetting::BaseUrl(_)))
+        {
+            let name = connection.name.node.clone();
+            self.report(
+                DiagnosticKind::MissingBaseUrl { name },
+                connection.name.span,
+            );
+        }
+        for setting in &connection.settings {
+            self.connection_setting(&setting.node, setting.span);
+        }
+    }
+
+    /// One connection setting, in a connection or an environment's override.
+    pub(super) fn connection_setting(&mut self, setting: &ConnectionSetting, span: Span) {
+        let scope = Scope::default();
+        match setting {
+            ConnectionSetting::BaseUrl(url) => {
+                self.base_url(url);
+                self.expr(url, &scope);
+            }
+            ConnectionSetting::Auth(auth) => self.auth(auth, span),
+            ConnectionSetting::Headers(entries) => self.headers(entries, &scope),
+            ConnectionSetting::RateLimit(limit) => {
+                self.at_least_one("the rate limit's count", limit.count.node, limit.count.span);
+                let per = u32::from(!limit.per.node.is_zero());
+                self.at_least_one("the rate limit's window", per, limit.per.span);
+                if let Some(burst) = &limit.burst {
+                    self.at_least_one("the burst", burst.node, burst.span);
+                }
+            }
+            ConnectionSetting::Encoding(name) => self.encoding(name),
+            ConnectionSetting::MaxConcurrency(n) => self.at_least_one("max_concurrency", *n, span),
+            ConnectionSetting::CircuitBreaker(settings) => {
+                self.once_each(settings);
+                for setting in settings {
+                    if let BreakerSetting::Failures(n) = setting.node {
+                        self.at_least_one("the failure count", n, setting.span);
+                    }
+                }
+            }
+            ConnectionSetting::ConnectTimeout(_) | ConnectionSetting::Timeout(_) => {}
+        }
+    }
+
+    pub(super) fn encoding(&mut self, name: &crate::ast::Name) {
+        if !ENCODINGS.contains(&name.node.as_str()) {
+            let suggestion = suggest::closest(&name.node, ENCODINGS.iter().copied());
+            let kind = DiagnosticKind::UnknownEncoding {
+                name: name.node.clone(),
+                suggestion,
+            };
+            self.report(kind, name.span);
+        }
+    }
+
+    pub(super) fn at_least_one(&mut self, what: &'static str, value: u32, span: Span) {
+        if value == 0 {
+            self.report(DiagnosticKind::ZeroLimit { what }, span);
+        }
+    }
+
+    /// Headers are checked for credentials written as literals.
+    pub(super) fn headers(&mut self, entries: &[Entry], scope: &Scope<'_>) {
+        for entry in entries {
+            if is_credential_header(&entry.key.node) {
+                self.credential(&entry.value, &format!("the `{}` header", entry.key.node));
+            }
+            self.expr(&entry.value, scope);
+        }
+    }
+
+    fn base_url(&mut self, url: &Expr) {
+        let ExprKind::String(text) = &url.kind else {
+            return;
+        };
+        let Some(rest) = text
+            .value
+            .strip_prefix("https://")
+            .or_else(|| text.value.strip_prefix("http://"))
+        else {
+            self.report(
+                DiagnosticKind::InvalidBaseUrl {
+                    url: text.value.clone(),
+                },
+                url.span,
+            );
+            return;
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.is_empty() {
+            self.report(
+                DiagnosticKind::InvalidBaseUrl {
+                    url: text.value.clone(),
+                },
+                url.span,
+            );
+        } else if authority.contains('@') {
+            let what = "a password in the base URL".to_string();
+            self.report(DiagnosticKind::LiteralSecret { what }, url.span);
+        }
+    }
+
+    fn auth(&mut self, auth: &Auth, span: Span) {
+        let scope = Scope::default();
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(token) => {
+                self.credential(token, "the bearer token");
+                self.expr(token, &scope);
+            }
+            Auth::Basic { username, password } => {
+                self.credential(password, "the password");
+                self.expr(username, &scope);
+                self.expr(password, &scope);
+            }
+            Auth::ApiKey { value, .. } => {
+                self.credential(value, "the API key");
+                self.expr(value, &scope);
+            }
+            Auth::OAuth2(fields) => self.oauth2(fields, span),
+        }
+    }
+
+    fn oauth2(&mut self, fields: &[Field], span: Span) {
+        let mut seen: Vec<&str> = Vec::new();
+        for field in fields {
+            let name = field.name.node.as_str();
+            if seen.contains(&name) {
+                self.report(
+                    DiagnosticKind::DuplicateField {
+                        name: name.to_string(),
+                    },
+                    field.name.span,
+                );
+            }
+            seen.push(name);
+            if !OAUTH2_FIELDS.contains(&name) {
+                let suggestion = suggest::closest(name, OAUTH2_FIELDS.iter().copied());
+                let problem = format!("oauth2 has no field `{name}`");
+                self.report(
+                    DiagnosticKind::OAuth2Field {
+                        problem,
+                        suggestion,
+                    },
+                    field.name.span,
+                );
+            }
+            if OAUTH2_SECRETS.contains(&name) {
+                self.credential(&field.value, &format!("the oauth2 `{name}`"));
+            }
+            self.expr(&field.value, &Scope::default());
+        }
+        for required in OAUTH2_REQUIRED {
+            if !seen.contains(required) {
+                let problem = format!("oauth2 needs `{required}`");
+                self.report(
+                    DiagnosticKind::OAuth2Field {
+                        problem,
+                        suggestion: None,
+                    },
+                    span,
+                );
+            }
+        }
+    }
+
+    /// A credential must be read at run time (`secret()` or `env()`), never written out.
+    pub(super) fn credential(&mut self, value: &Expr, what: &str) {
+        let literal = matches!(
+            value.kind,
+            ExprKind::String(_) | ExprKind::Template(_) | ExprKind::Number(_)
+        );
+        if literal {
+            self.report(
+                DiagnosticKind::LiteralSecret {
+                    what: what.to_string(),
+                },
+                value.span,
+            );
+        }
+    }
+}

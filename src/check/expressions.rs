@@ -1,0 +1,233 @@
+//! Expressions: JSONPaths and templates compile, their roots exist and have run, functions
+//! are known and called right.
+
+use super::{Checker, suggest};
+use crate::ast::{Expr, ExprKind, PathExpr, Text};
+use crate::diagnostic::DiagnosticKind;
+use crate::span::Span;
+use std::sync::LazyLock;
+
+/// What an expression may read where it stands.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Scope<'a> {
+    /// Steps whose results exist here, in the order they ran.
+    pub done: &'a [&'a str],
+    /// Steps that exist but have not run yet here (the current step among them).
+    pub pending: &'a [&'a str],
+    /// The step being checked, so that reading its own result is explained.
+    pub current: Option<&'a str>,
+    /// Inside a `for_each` step: `$item` and `item` read the current element.
+    pub item: bool,
+    /// Whether templates may read `event` (false in connections, which are static).
+    pub event: bool,
+}
+
+impl Scope<'_> {
+    fn known(&self) -> Vec<String> {
+        let item = self.item.then_some("item");
+        self.done
+            .iter()
+            .copied()
+            .chain(item)
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// The functions a spec may call, with the arguments they take.
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("secret", "one string argument, the secret's name"),
+    (
+        "env",
+        "a string argument, the variable's name, and an optional default",
+    ),
+    ("file", "one string argument, a path relative to the spec"),
+];
+
+/// Functions minijinja provides to every template.
+const TEMPLATE_GLOBALS: &[&str] = &["range", "dict", "debug", "namespace", "loop"];
+
+static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
+    let mut env = minijinja::Environment::new();
+    env.set_debug(true);
+    env
+});
+
+impl<'a> Checker<'a> {
+    pub(super) fn expr(&mut self, expr: &Expr, scope: &Scope<'_>) {
+        match &expr.kind {
+            ExprKind::Null
+            | ExprKind::Bool(_)
+            | ExprKind::Number(_)
+            | ExprKind::Duration(_)
+            | ExprKind::String(_) => {}
+            ExprKind::Template(text) => self.template(text, scope),
+            ExprKind::Path(path) => self.path(path, expr.span, scope),
+            ExprKind::Call { function, args } => {
+                self.call(function, args, expr.span);
+                for arg in args {
+                    self.expr(arg, scope);
+                }
+            }
+            ExprKind::Array(items) => items.iter().for_each(|item| self.expr(item, scope)),
+            ExprKind::Object(properties) => {
+                for (_, value) in properties {
+                    self.expr(value, scope);
+                }
+            }
+            ExprKind::Not(inner) => self.expr(inner, scope),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                self.expr(lhs, scope);
+                self.expr(rhs, scope);
+            }
+        }
+    }
+
+    /// An expression that must be a JSONPath, such as `items` or `each`.
+    pub(super) fn path_only(&mut self, expr: &Expr, what: &'static str, scope: &Scope<'_>) {
+        if !matches!(expr.kind, ExprKind::Path(_)) {
+            self.report(DiagnosticKind::NotAPath { what }, expr.span);
+        }
+        self.expr(expr, scope);
+    }
+
+    fn path(&mut self, path: &PathExpr, span: Span, scope: &Scope<'_>) {
+        if let Some(root) = &path.root {
+            let name = root.node.as_str();
+            let is_item = scope.item && name == "item";
+            if !is_item && !scope.done.contains(&name) {
+                self.unknown_name(&format!("${name}"), name, root.span, scope);
+            }
+        }
+        if let Err(error) = jsonpath_rust::parser::parse_json_path(&path.query) {
+            let (reason, at) = jsonpath_error(&error, &path.query);
+            let at = at.map_or(span, |range| path.span_of(range));
+            self.report(DiagnosticKind::InvalidJsonPath { reason }, at);
+        }
+    }
+
+    fn template(&mut self, text: &Text, scope: &Scope<'_>) {
+        let template = match TEMPLATES.template_from_str(&text.value) {
+            Ok(template) => template,
+            Err(error) => {
+                let at = error.range().map_or(text.span, |range| text.span_of(range));
+                let reason = error.detail().unwrap_or("it does not parse").to_string();
+                self.report(DiagnosticKind::InvalidTemplate { reason }, at);
+                return;
+            }
+        };
+        let mut names: Vec<String> = template.undeclared_variables(false).into_iter().collect();
+        names.sort();
+        for name in names {
+            let known = (scope.event && name == "event")
+                || (scope.item && name == "item")
+                || scope.done.contains(&name.as_str())
+                || TEMPLATE_GLOBALS.contains(&name.as_str());
+            if !known {
+                let at = find_word(&text.value, &name).map_or(text.span, |r| text.span_of(r));
+                self.unknown_name(&name, &name, at, scope);
+            }
+        }
+    }
+
+    /// `shown` is how the name is written (`$contact` in a path, `contact` in a template).
+    fn unknown_name(&mut self, shown: &str, name: &str, at: Span, scope: &Scope<'_>) {
+        if scope.pending.contains(&name) {
+            let is_self = scope.current == Some(name);
+            self.report(
+                DiagnosticKind::StepNotYetRun {
+                    name: name.to_string(),
+                    is_self,
+                },
+                at,
+            );
+            return;
+        }
+        let known = scope.known();
+        let mut candidates: Vec<&str> = known.iter().map(String::as_str).collect();
+        if scope.event {
+            candidates.push("event");
+        }
+        let suggestion = suggest::closest(name, candidates).map(|s| {
+            if shown.starts_with('$') {
+                format!("${s}")
+            } else {
+                s
+            }
+        });
+        let kind = DiagnosticKind::UnknownRoot {
+            name: shown.to_string(),
+            known,
+            suggestion,
+        };
+        self.report(kind, at);
+    }
+
+    fn call(&mut self, function: &crate::ast::Name, args: &[Expr], span: Span) {
+        let Some(&(name, expected)) = FUNCTIONS.iter().find(|(f, _)| *f == function.node) else {
+            let suggestion = suggest::closest(&function.node, FUNCTIONS.iter().map(|(f, _)| *f));
+            let kind = DiagnosticKind::UnknownFunction {
+                name: function.node.clone(),
+                suggestion,
+            };
+            self.report(kind, function.span);
+            return;
+        };
+        let arity_ok = match name {
+            "env" => (1..=2).contains(&args.len()),
+            _ => args.len() == 1,
+        };
+        let first_is_string = matches!(
+            args.first(),
+            Some(Expr {
+                kind: ExprKind::String(_),
+                ..
+            })
+        );
+        if !arity_ok || !first_is_string {
+            self.report(
+                DiagnosticKind::BadArguments {
+                    function: name,
+                    expected,
+                },
+                span,
+            );
+        }
+    }
+}
+
+/// The reason and, where the library gives one, the byte range in the query.
+fn jsonpath_error(
+    error: &jsonpath_rust::parser::errors::JsonPathError,
+    query: &str,
+) -> (String, Option<std::ops::Range<usize>>) {
+    use jsonpath_rust::parser::errors::JsonPathError;
+    match error {
+        JsonPathError::PestError(pest_error) => {
+            let offset = match pest_error.location {
+                pest::error::InputLocation::Pos(pos) => pos,
+                pest::error::InputLocation::Span((start, _)) => start,
+            };
+            let rest = query.get(offset..).unwrap_or("");
+            let len = rest.chars().next().map_or(0, char::len_utf8);
+            let reason = match rest.chars().next() {
+                Some(c) => format!("unexpected `{c}`"),
+                None => "the query ends too early".into(),
+            };
+            (reason, Some(offset..offset + len))
+        }
+        other => (other.to_string(), None),
+    }
+}
+
+/// The first whole-word occurrence of `word` in `text`.
+fn find_word(text: &str, word: &str) -> Option<std::ops::Range<usize>> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word)
+        .map(|(i, _)| i..i + word.len())
+        .find(|range| {
+            let before = text[..range.start].chars().next_back();
+            let after = text[range.end..].chars().next();
+            !before.is_some_and(is_word) && !after.is_some_and(is_word)
+        })
+}

@@ -1,0 +1,275 @@
+//! Steps: connections, GraphQL documents, pagination, body mappings, idempotency.
+
+use super::expressions::Scope;
+use super::{Checker, suggest};
+use crate::ast::{
+    Assignment, Body, CallKind, OnError, Pagination, PolicySetting, Step, StepSetting,
+    TargetSegment, Text,
+};
+use crate::diagnostic::{Diagnostic, DiagnosticKind};
+use std::collections::HashMap;
+
+impl<'a> Checker<'a> {
+    pub(super) fn steps(&mut self) {
+        let spec = self.spec;
+        let names: Vec<&str> = spec.steps.iter().map(|s| s.name.node.as_str()).collect();
+        for (index, step) in spec.steps.iter().enumerate() {
+            let (done, pending) = names.split_at(index);
+            self.step(step, done, pending);
+        }
+        for fallback in &spec.fallbacks {
+            // A fallback stands in for the first step that names it: it sees what that
+            // step would have seen.
+            let first_user = spec
+                .steps
+                .iter()
+                .position(|s| names_fallback(s, &fallback.name.node));
+            let Some(index) = first_user else {
+                let name = fallback.name.node.clone();
+                self.report(DiagnosticKind::UnusedFallback { name }, fallback.name.span);
+                self.step(fallback, &names, &[]);
+                continue;
+            };
+            let (done, pending) = names.split_at(index);
+            self.step(fallback, done, pending);
+        }
+    }
+
+    fn step(&mut self, step: &Step, done: &[&str], pending: &[&str]) {
+        self.use_connection(&step.call.connection);
+        self.once_each(&step.settings);
+        let current = Some(step.name.node.as_str());
+        let outer = Scope {
+            done,
+            pending,
+            current,
+            item: false,
+            event: true,
+        };
+        let for_each = step.setting(|s| match s {
+            StepSetting::ForEach { items, .. } => Some(items),
+            _ => None,
+        });
+        let scope = Scope {
+            item: for_each.is_some(),
+            ..outer
+        };
+        self.text_template(&step.call.path, &scope);
+        self.graphql(step);
+        self.idempotency(step);
+        let has_items = step
+            .setting(|s| matches!(s, StepSetting::Items(_)).then_some(&()))
+            .is_some();
+        for setting in &step.settings {
+            match &setting.node {
+                StepSetting::Query(entries) | StepSetting::Headers(entries) => {
+                    self.headers(entries, &scope)
+                }
+                StepSetting::Body(Body::Mapping(assignments))
+                | StepSetting::Variables(assignments) => {
+                    self.mapping(assignments, &scope);
+                }
+                StepSetting::Body(Body::Raw(expr))
+                | StepSetting::When(expr)
+                | StepSetting::IdempotencyKey(expr) => self.expr(expr, &scope),
+                StepSetting::ForEach { items, concurrency } => {
+                    self.expr(items, &outer);
+                    if let Some(n) = concurrency {
+                        self.at_least_one("the concurrency", n.node, n.span);
+                    }
+                }
+                StepSetting::Paginate(pagination) => {
+                    if !has_items {
+                        self.report(DiagnosticKind::PaginationWithoutItems, setting.span);
+                    }
+                    self.pagination(pagination, &scope);
+                }
+                StepSetting::Items(path) => self.path_only(path, "`items`", &scope),
+                StepSetting::MaxPages(n) => self.at_least_one("max_pages", *n, setting.span),
+                StepSetting::Retry(retry) => self.retry(retry),
+                StepSetting::OnError(on_error) => self.on_error(on_error),
+                StepSetting::Encoding(name) => self.encoding(name),
+                StepSetting::Document(_) | StepSetting::Cache(_) | StepSetting::Timeout(_) => {}
+            }
+        }
+    }
+
+    pub(super) fn text_template(&mut self, text: &Text, scope: &Scope<'_>) {
+        if text.is_template() {
+            let expr = crate::ast::Expr {
+                kind: crate::ast::ExprKind::Template(text.clone()),
+                span: text.span,
+            };
+            self.expr(&expr, scope);
+        }
+    }
+
+    fn graphql(&mut self, step: &Step) {
+        let is_graphql = step.call.kind.node == CallKind::GraphQl;
+        let has_document = step
+            .settings
+            .iter()
+            .any(|s| matches!(s.node, StepSetting::Document(_)));
+        if is_graphql && !has_document {
+            let kind = DiagnosticKind::GraphqlDocument {
+                step: step.name.node.clone(),
+            };
+            self.report(kind, step.call.kind.span);
+        }
+        if is_graphql {
+            return;
+        }
+        for setting in &step.settings {
+            let keyword = match setting.node {
+                StepSetting::Document(_) => "document",
+                StepSetting::Variables(_) => "variables",
+                _ => continue,
+            };
+            self.report(DiagnosticKind::GraphqlOnly { keyword }, setting.span);
+        }
+    }
+
+    /// A retried POST or PATCH without an idempotency key may create its record twice.
+    fn idempotency(&mut self, step: &Step) {
+        let CallKind::Http(method) = step.call.kind.node else {
+            return;
+        };
+        if method.is_idempotent() {
+            return;
+        }
+        let has_key = step
+            .settings
+            .iter()
+            .any(|s| matches!(s.node, StepSetting::IdempotencyKey(_)));
+        let own_retry = step.settings.iter().find_map(|s| match &s.node {
+            StepSetting::Retry(retry) => Some((retry, s.span)),
+            _ => None,
+        });
+        let default_retry = self.spec.defaults.iter().find_map(|s| match &s.node {
+            PolicySetting::Retry(retry) => Some((retry, step.call.kind.span)),
+            _ => None,
+        });
+        let Some((retry, span)) = own_retry.or(default_retry) else {
+            return;
+        };
+        if retry.attempts.node > 1 && !has_key {
+            let kind = DiagnosticKind::RetriedWithoutIdempotencyKey {
+                method: method.as_str(),
+                step: step.name.node.clone(),
+            };
+            self.report(kind, span);
+        }
+    }
+
+    fn pagination(&mut self, pagination: &Pagination, scope: &Scope<'_>) {
+        match pagination {
+            Pagination::Cursor(param) => self.expr(&param.path, scope),
+            Pagination::NextLink(crate::ast::NextLink::Body(path)) => self.expr(path, scope),
+            Pagination::Offset { limit, .. } => {
+                self.at_least_one("the page limit", limit.node, limit.span)
+            }
+            Pagination::Page {
+                size: Some((_, size)),
+                ..
+            } => {
+                self.at_least_one("the page size", size.node, size.span);
+            }
+            Pagination::NextLink(crate::ast::NextLink::Header) | Pagination::Page { .. } => {}
+        }
+    }
+
+    /// Each target path is assigned once, and never both as a value and as a container.
+    fn mapping(&mut self, assignments: &[Assignment], scope: &Scope<'_>) {
+        let mut seen: HashMap<&[TargetSegment], crate::span::Span> = HashMap::new();
+        for assignment in assignments {
+            let target = assignment.target.node.as_slice();
+            let span = assignment.target.span;
+            if let Some(first) = seen.get(target) {
+                let kind = DiagnosticKind::DuplicateTarget {
+                    target: render_target(target),
+                };
+                self.push(
+                    Diagnostic::new(kind, span).with_secondary(*first, "first assigned here"),
+                );
+            } else {
+                let conflict = (1..target.len())
+                    .map(|n| &target[..n])
+                    .find_map(|p| seen.get(p))
+                    .or_else(|| {
+                        seen.iter()
+                            .find(|(t, _)| t.starts_with(target))
+                            .map(|(_, s)| s)
+                    });
+                if let Some(other) = conflict {
+                    let kind = DiagnosticKind::TargetConflict {
+                        target: render_target(target),
+                    };
+                    self.push(
+                        Diagnostic::new(kind, span).with_secondary(*other, "also assigned here"),
+                    );
+                }
+                seen.insert(target, span);
+            }
+            self.expr(&assignment.value, scope);
+        }
+    }
+
+    fn on_error(&mut self, on_error: &OnError) {
+        const ACTIONS: &[&str] = &["dead_letter", "skip", "fail"];
+        match on_error {
+            OnError::Action(name) if !ACTIONS.contains(&name.node.as_str()) => {
+                let candidates = ACTIONS.iter().copied().chain(["fallback"]);
+                let suggestion = suggest::closest(&name.node, candidates);
+                let kind = DiagnosticKind::UnknownOnErrorAction {
+                    name: name.node.clone(),
+                    suggestion,
+                };
+                self.report(kind, name.span);
+            }
+            OnError::Action(_) => {}
+            OnError::Fallback(name) => {
+                let fallbacks = &self.spec.fallbacks;
+                if !fallbacks.iter().any(|f| f.name.node == name.node) {
+                    let suggestion = suggest::closest(
+                        &name.node,
+                        fallbacks.iter().map(|f| f.name.node.as_str()),
+                    );
+                    let kind = DiagnosticKind::UnknownFallback {
+                        name: name.node.clone(),
+                        suggestion,
+                    };
+                    self.report(kind, name.span);
+                }
+            }
+        }
+    }
+
+    pub(super) fn policy_setting(&mut self, setting: &PolicySetting) {
+        match setting {
+            PolicySetting::Retry(retry) => self.retry(retry),
+            PolicySetting::OnError(on_error) => self.on_error(on_error),
+            PolicySetting::Timeout(_) => {}
+        }
+    }
+}
+
+fn names_fallback(step: &Step, fallback: &str) -> bool {
+    step.settings.iter().any(
+        |s| matches!(&s.node, StepSetting::OnError(OnError::Fallback(n)) if n.node == fallback),
+    )
+}
+
+fn render_target(target: &[TargetSegment]) -> String {
+    let mut out = String::new();
+    for segment in target {
+        match segment {
+            TargetSegment::Key(key) if out.is_empty() => out.push_str(key),
+            TargetSegment::Key(key) => {
+                out.push('.');
+                out.push_str(key);
+            }
+            TargetSegment::Index(index) => out.push_str(&format!("[{index}]")),
+        }
+    }
+    out
+}

@@ -1,0 +1,134 @@
+//! Alerts, environments and test blocks.
+
+use super::expressions::Scope;
+use super::{Checker, suggest};
+use crate::ast::{OverrideSetting, Test, TestItem};
+use crate::diagnostic::{ALERT_CHANNELS, ALERT_METRICS, DiagnosticKind, STEP_OUTCOMES};
+
+/// Field names of connections, for "did you mean" on an unknown override.
+const CONNECTION_FIELDS: &[&str] = &[
+    "base_url",
+    "auth",
+    "headers",
+    "connect_timeout",
+    "timeout",
+    "rate_limit",
+    "encoding",
+    "max_concurrency",
+    "circuit_breaker",
+];
+
+impl Checker<'_> {
+    pub(super) fn alerts(&mut self) {
+        for alert in &self.spec.alerts {
+            let metric = &alert.metric;
+            if !ALERT_METRICS.contains(&metric.node.as_str()) {
+                let suggestion = suggest::closest(&metric.node, ALERT_METRICS.iter().copied());
+                let kind = DiagnosticKind::UnknownAlertMetric {
+                    name: metric.node.clone(),
+                    suggestion,
+                };
+                self.report(kind, metric.span);
+            }
+            let channel = &alert.channel;
+            if !ALERT_CHANNELS.contains(&channel.node.as_str()) {
+                let suggestion = suggest::closest(&channel.node, ALERT_CHANNELS.iter().copied());
+                let kind = DiagnosticKind::UnknownAlertChannel {
+                    name: channel.node.clone(),
+                    suggestion,
+                };
+                self.report(kind, channel.span);
+            }
+            if channel.node == "slack" || channel.node == "webhook" {
+                self.credential(&alert.target, "the alert's webhook URL");
+            }
+            self.expr(&alert.target, &Scope::default());
+        }
+    }
+
+    pub(super) fn environments(&mut self) {
+        for environment in &self.spec.environments {
+            for item in &environment.overrides {
+                let connection = &item.connection;
+                if !self.connections.contains_key(connection.node.as_str()) {
+                    let names = self.connections.keys().copied();
+                    let suggestion = suggest::closest(&connection.node, names);
+                    let name = connection.node.clone();
+                    let kind = DiagnosticKind::UnknownEnvironmentConnection { name, suggestion };
+                    self.report(kind, connection.span);
+                }
+                match &item.setting.node {
+                    OverrideSetting::Known(setting) => {
+                        self.connection_setting(setting, item.setting.span)
+                    }
+                    OverrideSetting::Unknown { field, .. } => {
+                        let suggestion =
+                            suggest::closest(&field.node, CONNECTION_FIELDS.iter().copied());
+                        let kind = DiagnosticKind::UnknownOverrideField {
+                            name: field.node.clone(),
+                            suggestion,
+                        };
+                        self.report(kind, field.span);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn test(&mut self, test: &Test) {
+        let spec = self.spec;
+        let steps: Vec<&str> = spec
+            .steps
+            .iter()
+            .chain(&spec.fallbacks)
+            .map(|s| s.name.node.as_str())
+            .collect();
+        if !test
+            .items
+            .iter()
+            .any(|i| matches!(i.node, TestItem::Event(_)))
+        {
+            self.report(DiagnosticKind::TestWithoutEvent, test.name.span);
+        }
+        let request_scope = Scope {
+            event: true,
+            ..Scope::default()
+        };
+        for item in &test.items {
+            match &item.node {
+                TestItem::Event(event) => self.expr(event, &Scope::default()),
+                TestItem::Mock(mock) => {
+                    self.known_connection(&mock.connection);
+                    if let Some(body) = &mock.body {
+                        self.expr(body, &Scope::default());
+                    }
+                }
+                TestItem::ExpectRequest(expect) => {
+                    self.known_connection(&expect.connection);
+                    if let Some(predicate) = &expect.predicate {
+                        self.expr(predicate, &request_scope);
+                    }
+                }
+                TestItem::ExpectStep { step, outcome } => {
+                    if !steps.contains(&step.node.as_str()) {
+                        let suggestion = suggest::closest(&step.node, steps.iter().copied());
+                        let kind = DiagnosticKind::UnknownStep {
+                            name: step.node.clone(),
+                            suggestion,
+                        };
+                        self.report(kind, step.span);
+                    }
+                    if !STEP_OUTCOMES.contains(&outcome.node.as_str()) {
+                        let suggestion =
+                            suggest::closest(&outcome.node, STEP_OUTCOMES.iter().copied());
+                        let kind = DiagnosticKind::UnknownStepOutcome {
+                            name: outcome.node.clone(),
+                            suggestion,
+                        };
+                        self.report(kind, outcome.span);
+                    }
+                }
+            }
+        }
+    }
+}

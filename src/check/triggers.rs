@@ -1,0 +1,155 @@
+//! Triggers: webhook paths and signatures, poll settings, cron and time zones.
+
+use super::expressions::Scope;
+use super::{Checker, suggest};
+use crate::ast::{
+    Cursor, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature, SignatureOption,
+    Trigger, TriggerKind, Webhook, WebhookSetting,
+};
+use crate::diagnostic::{DiagnosticKind, SIGNATURE_PRESETS};
+use std::str::FromStr;
+
+const SIGNATURE_ENCODINGS: &[&str] = &["hex", "base64"];
+
+/// What trigger expressions read: `$` is the payload (webhooks) or the response (polls);
+/// templates read `event`.
+const TRIGGER_SCOPE: Scope<'static> = Scope {
+    done: &[],
+    pending: &[],
+    current: None,
+    item: false,
+    event: true,
+};
+
+impl Checker<'_> {
+    pub(super) fn trigger(&mut self, trigger: &Trigger) {
+        match &trigger.kind {
+            TriggerKind::Webhook(webhook) => self.webhook(webhook),
+            TriggerKind::Poll(poll) => self.poll(poll, trigger.span),
+            TriggerKind::Schedule(schedule) => self.schedule(schedule),
+            TriggerKind::Manual => {}
+        }
+    }
+
+    fn webhook(&mut self, webhook: &Webhook) {
+        if !webhook.path.value.starts_with('/') {
+            let path = webhook.path.value.clone();
+            self.report(
+                DiagnosticKind::InvalidWebhookPath { path },
+                webhook.path.span,
+            );
+        }
+        self.once_each(&webhook.settings);
+        for setting in &webhook.settings {
+            match &setting.node {
+                WebhookSetting::Signature(signature) => self.signature(signature),
+                WebhookSetting::Each(path) => self.path_only(path, "`each`", &TRIGGER_SCOPE),
+                WebhookSetting::When(expr) | WebhookSetting::Dedupe(expr) => {
+                    self.expr(expr, &TRIGGER_SCOPE);
+                }
+                WebhookSetting::Method(_) | WebhookSetting::Tolerance(_) => {}
+            }
+        }
+    }
+
+    fn signature(&mut self, signature: &Signature) {
+        let preset = signature.preset.node.as_str();
+        self.credential(&signature.secret, "the signing secret");
+        self.expr(&signature.secret, &Scope::default());
+        self.once_each(&signature.options);
+        if !SIGNATURE_PRESETS.contains(&preset) {
+            let suggestion = suggest::closest(preset, SIGNATURE_PRESETS.iter().copied());
+            let kind = DiagnosticKind::UnknownSignaturePreset {
+                name: preset.to_string(),
+                suggestion,
+            };
+            self.report(kind, signature.preset.span);
+            return;
+        }
+        let generic = preset == "hmac_sha256";
+        for option in &signature.options {
+            if !generic {
+                let kind = DiagnosticKind::SignatureOptionUnused {
+                    option: crate::ast::Setting::keyword(&option.node),
+                    preset: preset.to_string(),
+                };
+                self.report(kind, option.span);
+            } else if let SignatureOption::Encoding(name) = &option.node
+                && !SIGNATURE_ENCODINGS.contains(&name.node.as_str())
+            {
+                let kind = DiagnosticKind::UnknownSignatureEncoding {
+                    name: name.node.clone(),
+                };
+                self.report(kind, name.span);
+            }
+        }
+        let has_header = signature
+            .options
+            .iter()
+            .any(|o| matches!(o.node, SignatureOption::Header(_)));
+        if generic && !has_header {
+            self.report(
+                DiagnosticKind::SignatureWithoutHeader,
+                signature.preset.span,
+            );
+        }
+    }
+
+    fn poll(&mut self, poll: &Poll, span: crate::span::Span) {
+        self.use_connection(&poll.connection);
+        self.once_each(&poll.settings);
+        let has = |pick: fn(&PollSetting) -> bool| poll.settings.iter().any(|s| pick(&s.node));
+        if !has(|s| matches!(s, PollSetting::Every(_))) {
+            self.report(DiagnosticKind::PollWithoutInterval, span);
+        }
+        if !has(|s| matches!(s, PollSetting::Dedupe(_))) {
+            self.report(DiagnosticKind::PollWithoutDedupe, span);
+        }
+        for setting in &poll.settings {
+            match &setting.node {
+                PollSetting::Items(path) => self.path_only(path, "`items`", &TRIGGER_SCOPE),
+                PollSetting::Cursor(Cursor::Param(param)) => self.expr(&param.path, &TRIGGER_SCOPE),
+                PollSetting::Cursor(Cursor::NextLink(NextLink::Body(path))) => {
+                    self.expr(path, &TRIGGER_SCOPE);
+                }
+                PollSetting::Dedupe(expr) | PollSetting::When(expr) => {
+                    self.expr(expr, &TRIGGER_SCOPE)
+                }
+                PollSetting::Query(entries) | PollSetting::Headers(entries) => {
+                    self.headers(entries, &TRIGGER_SCOPE);
+                }
+                PollSetting::Every(_) | PollSetting::Cursor(Cursor::NextLink(NextLink::Header)) => {
+                }
+            }
+        }
+    }
+
+    fn schedule(&mut self, schedule: &Schedule) {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build();
+        if let Err(error) = parser.parse(&schedule.cron.value) {
+            let kind = DiagnosticKind::InvalidCron {
+                reason: error.to_string(),
+            };
+            self.report(kind, schedule.cron.span);
+        }
+        self.once_each(&schedule.settings);
+        for setting in &schedule.settings {
+            match &setting.node {
+                ScheduleSetting::Timezone(zone) => {
+                    if chrono_tz::Tz::from_str(&zone.value).is_err() {
+                        let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
+                        let suggestion = suggest::closest(&zone.value, names);
+                        let kind = DiagnosticKind::UnknownTimezone {
+                            name: zone.value.clone(),
+                            suggestion,
+                        };
+                        self.report(kind, zone.span);
+                    }
+                }
+                ScheduleSetting::Event(event) => self.expr(event, &Scope::default()),
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The registry of diagnostic codes. A code, once released, names one diagnostic forever:
+//! never renumber, never reuse; retire a code by leaving its line in place.
+//!
+//! Ranges: E0xx syntax, E1xx names and references, E2xx expressions, E3xx triggers,
+//! E4xx connections, E5xx error policies, E6xx steps, alerts and tests, Wxxx warnings.
+
+macro_rules! codes {
+    ($($variant:ident = $code:literal,)*) => {
+        /// A stable diagnostic code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            pub const ALL: &[Code] = &[$(Code::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $code,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    InternalError = "E000",
+    Syntax = "E001",
+    InvalidEscape = "E002",
+    DurationOverflow = "E003",
+    NumberOutOfRange = "E004",
+    NotUtf8 = "E005",
+    DuplicateName = "E101",
+    UnknownConnection = "E102",
+    UnknownRoot = "E103",
+    StepNotYetRun = "E104",
+    UnknownFallback = "E105",
+    DuplicateSetting = "E106",
+    UnknownFunction = "E107",
+    BadArguments = "E108",
+    UnknownStep = "E109",
+    DuplicateField = "E110",
+    InvalidJsonPath = "E201",
+    InvalidTemplate = "E202",
+    DuplicateTarget = "E203",
+    TargetConflict = "E204",
+    NotAPath = "E205",
+    InvalidCron = "E301",
+    UnknownTimezone = "E302",
+    UnknownSignaturePreset = "E303",
+    WebhookPathClash = "E304",
+    InvalidWebhookPath = "E305",
+    SignatureOptionUnused = "E306",
+    UnknownSignatureEncoding = "E307",
+    PollWithoutInterval = "E308",
+    SignatureWithoutHeader = "E309",
+    MissingBaseUrl = "E401",
+    LiteralSecret = "E402",
+    UnknownEncoding = "E403",
+    OAuth2Field = "E404",
+    UnknownOverrideField = "E405",
+    ZeroLimit = "E406",
+    InvalidBaseUrl = "E407",
+    InvertedDelays = "E501",
+    ZeroAttempts = "E502",
+    UnknownRetryCondition = "E503",
+    UnknownOnErrorAction = "E504",
+    UnknownRetryAfterMode = "E505",
+    GraphqlDocument = "E601",
+    GraphqlOnly = "E602",
+    PaginationWithoutItems = "E603",
+    UnknownAlertMetric = "E604",
+    UnknownAlertChannel = "E605",
+    UnknownStepOutcome = "E606",
+    TestWithoutEvent = "E607",
+    UnknownEnvironmentConnection = "E608",
+    RetriedWithoutIdempotencyKey = "W001",
+    PollWithoutDedupe = "W002",
+    UnusedConnection = "W003",
+    NoTrigger = "W004",
+    BackoffNeverUsed = "W005",
+    UnusedFallback = "W006",
+}

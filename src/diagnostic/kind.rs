@@ -1,0 +1,393 @@
+//! Every diagnostic integ reports, with all of its wording in this one file.
+
+use super::Code;
+
+/// What went wrong. The message is the `Display`; `label` marks the span; `help` says how
+/// to fix it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum DiagnosticKind {
+    #[error("internal error while reading the spec: {0}")]
+    InternalError(String),
+    #[error("unexpected {found}")]
+    Syntax { found: String, expected: String },
+    #[error("unknown escape `{escape}` in a string")]
+    InvalidEscape { escape: String },
+    #[error("duration `{text}` is too long")]
+    DurationOverflow { text: String },
+    #[error("number `{text}` is out of range")]
+    NumberOutOfRange { text: String, max: u64 },
+
+    #[error("the file is not valid UTF-8")]
+    NotUtf8,
+
+    #[error("{what} `{name}` is declared twice")]
+    DuplicateName { what: &'static str, name: String },
+    #[error("unknown connection `{name}`")]
+    UnknownConnection {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("`{name}` is not known here")]
+    UnknownRoot {
+        name: String,
+        known: Vec<String>,
+        suggestion: Option<String>,
+    },
+    #[error("step `{name}` has not run yet at this point")]
+    StepNotYetRun { name: String, is_self: bool },
+    #[error("unknown fallback `{name}`")]
+    UnknownFallback {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("`{keyword}` is set twice")]
+    DuplicateSetting { keyword: &'static str },
+    #[error("unknown function `{name}`")]
+    UnknownFunction {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("`{function}` takes {expected}")]
+    BadArguments {
+        function: &'static str,
+        expected: &'static str,
+    },
+    #[error("unknown step `{name}`")]
+    UnknownStep {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("`{name}` is given twice")]
+    DuplicateField { name: String },
+
+    #[error("invalid JSONPath: {reason}")]
+    InvalidJsonPath { reason: String },
+    #[error("invalid template: {reason}")]
+    InvalidTemplate { reason: String },
+    #[error("`{target}` is assigned twice")]
+    DuplicateTarget { target: String },
+    #[error("`{target}` is assigned a value and also used as a container")]
+    TargetConflict { target: String },
+    #[error("{what} must be a JSONPath")]
+    NotAPath { what: &'static str },
+
+    #[error("invalid cron expression: {reason}")]
+    InvalidCron { reason: String },
+    #[error("unknown time zone `{name}`")]
+    UnknownTimezone {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("unknown signature preset `{name}`")]
+    UnknownSignaturePreset {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("webhook `{method} {path}` is also served by `{other}`")]
+    WebhookPathClash {
+        method: &'static str,
+        path: String,
+        other: String,
+    },
+    #[error("webhook path `{path}` must start with `/`")]
+    InvalidWebhookPath { path: String },
+    #[error("`{option}` has no effect with the `{preset}` preset")]
+    SignatureOptionUnused {
+        option: &'static str,
+        preset: String,
+    },
+    #[error("unknown signature encoding `{name}`")]
+    UnknownSignatureEncoding { name: String },
+    #[error("poll trigger has no `every` interval")]
+    PollWithoutInterval,
+    #[error("the `hmac_sha256` signature needs the header that carries it")]
+    SignatureWithoutHeader,
+
+    #[error("connection `{name}` has no `base_url`")]
+    MissingBaseUrl { name: String },
+    #[error("{what} is written in the spec as a literal")]
+    LiteralSecret { what: String },
+    #[error("unknown body encoding `{name}`")]
+    UnknownEncoding {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("{problem}")]
+    OAuth2Field {
+        problem: String,
+        suggestion: Option<String>,
+    },
+    #[error("connections have no field `{name}`")]
+    UnknownOverrideField {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("{what} must be at least 1")]
+    ZeroLimit { what: &'static str },
+    #[error("base URL `{url}` is not an absolute http(s) URL")]
+    InvalidBaseUrl { url: String },
+
+    #[error("retry delay range ends before it starts ({initial} .. {max})")]
+    InvertedDelays { initial: String, max: String },
+    #[error("a step makes at least one attempt; `retry 0` never runs it")]
+    ZeroAttempts,
+    #[error("unknown retry condition `{name}`")]
+    UnknownRetryCondition {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("unknown `on_error` action `{name}`")]
+    UnknownOnErrorAction {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("unknown `retry_after` mode `{name}`")]
+    UnknownRetryAfterMode { name: String },
+
+    #[error("GraphQL step `{step}` has no `document`")]
+    GraphqlDocument { step: String },
+    #[error("`{keyword}` only applies to GraphQL steps")]
+    GraphqlOnly { keyword: &'static str },
+    #[error("`paginate` needs `items` to know what each page holds")]
+    PaginationWithoutItems,
+    #[error("unknown alert metric `{name}`")]
+    UnknownAlertMetric {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("unknown alert channel `{name}`")]
+    UnknownAlertChannel {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("unknown step outcome `{name}`")]
+    UnknownStepOutcome {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("test has no `event`")]
+    TestWithoutEvent,
+    #[error("environment overrides unknown connection `{name}`")]
+    UnknownEnvironmentConnection {
+        name: String,
+        suggestion: Option<String>,
+    },
+
+    #[error("{method} step `{step}` is retried without an idempotency key")]
+    RetriedWithoutIdempotencyKey { method: &'static str, step: String },
+    #[error("poll trigger has no `dedupe` key")]
+    PollWithoutDedupe,
+    #[error("connection `{name}` is never used")]
+    UnusedConnection { name: String },
+    #[error("integration `{name}` has no trigger")]
+    NoTrigger { name: String },
+    #[error("backoff is declared but `retry 1` never retries")]
+    BackoffNeverUsed,
+    #[error("fallback `{name}` is never used")]
+    UnusedFallback { name: String },
+}
+
+impl DiagnosticKind {
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InternalError(_) => Code::InternalError,
+            Self::Syntax { .. } => Code::Syntax,
+            Self::InvalidEscape { .. } => Code::InvalidEscape,
+            Self::DurationOverflow { .. } => Code::DurationOverflow,
+            Self::NumberOutOfRange { .. } => Code::NumberOutOfRange,
+            Self::NotUtf8 => Code::NotUtf8,
+            Self::DuplicateName { .. } => Code::DuplicateName,
+            Self::UnknownConnection { .. } => Code::UnknownConnection,
+            Self::UnknownRoot { .. } => Code::UnknownRoot,
+            Self::StepNotYetRun { .. } => Code::StepNotYetRun,
+            Self::UnknownFallback { .. } => Code::UnknownFallback,
+            Self::DuplicateSetting { .. } => Code::DuplicateSetting,
+            Self::UnknownFunction { .. } => Code::UnknownFunction,
+            Self::BadArguments { .. } => Code::BadArguments,
+            Self::UnknownStep { .. } => Code::UnknownStep,
+            Self::DuplicateField { .. } => Code::DuplicateField,
+            Self::InvalidJsonPath { .. } => Code::InvalidJsonPath,
+            Self::InvalidTemplate { .. } => Code::InvalidTemplate,
+            Self::DuplicateTarget { .. } => Code::DuplicateTarget,
+            Self::TargetConflict { .. } => Code::TargetConflict,
+            Self::NotAPath { .. } => Code::NotAPath,
+            Self::InvalidCron { .. } => Code::InvalidCron,
+            Self::UnknownTimezone { .. } => Code::UnknownTimezone,
+            Self::UnknownSignaturePreset { .. } => Code::UnknownSignaturePreset,
+            Self::WebhookPathClash { .. } => Code::WebhookPathClash,
+            Self::InvalidWebhookPath { .. } => Code::InvalidWebhookPath,
+            Self::SignatureOptionUnused { .. } => Code::SignatureOptionUnused,
+            Self::UnknownSignatureEncoding { .. } => Code::UnknownSignatureEncoding,
+            Self::PollWithoutInterval => Code::PollWithoutInterval,
+            Self::SignatureWithoutHeader => Code::SignatureWithoutHeader,
+            Self::MissingBaseUrl { .. } => Code::MissingBaseUrl,
+            Self::LiteralSecret { .. } => Code::LiteralSecret,
+            Self::UnknownEncoding { .. } => Code::UnknownEncoding,
+            Self::OAuth2Field { .. } => Code::OAuth2Field,
+            Self::UnknownOverrideField { .. } => Code::UnknownOverrideField,
+            Self::ZeroLimit { .. } => Code::ZeroLimit,
+            Self::InvalidBaseUrl { .. } => Code::InvalidBaseUrl,
+            Self::InvertedDelays { .. } => Code::InvertedDelays,
+            Self::ZeroAttempts => Code::ZeroAttempts,
+            Self::UnknownRetryCondition { .. } => Code::UnknownRetryCondition,
+            Self::UnknownOnErrorAction { .. } => Code::UnknownOnErrorAction,
+            Self::UnknownRetryAfterMode { .. } => Code::UnknownRetryAfterMode,
+            Self::GraphqlDocument { .. } => Code::GraphqlDocument,
+            Self::GraphqlOnly { .. } => Code::GraphqlOnly,
+            Self::PaginationWithoutItems => Code::PaginationWithoutItems,
+            Self::UnknownAlertMetric { .. } => Code::UnknownAlertMetric,
+            Self::UnknownAlertChannel { .. } => Code::UnknownAlertChannel,
+            Self::UnknownStepOutcome { .. } => Code::UnknownStepOutcome,
+            Self::TestWithoutEvent => Code::TestWithoutEvent,
+            Self::UnknownEnvironmentConnection { .. } => Code::UnknownEnvironmentConnection,
+            Self::RetriedWithoutIdempotencyKey { .. } => Code::RetriedWithoutIdempotencyKey,
+            Self::PollWithoutDedupe => Code::PollWithoutDedupe,
+            Self::UnusedConnection { .. } => Code::UnusedConnection,
+            Self::NoTrigger { .. } => Code::NoTrigger,
+            Self::BackoffNeverUsed => Code::BackoffNeverUsed,
+            Self::UnusedFallback { .. } => Code::UnusedFallback,
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        if self.code().as_str().starts_with('W') {
+            Severity::Warning
+        } else {
+            Severity::Error
+        }
+    }
+
+    /// The text under the span.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Syntax { expected, .. } => format!("expected {expected}"),
+            Self::DuplicateName { .. } => "declared again here".into(),
+            Self::StepNotYetRun { is_self: true, .. } => "a step cannot read its own result".into(),
+            Self::StepNotYetRun { .. } => "this step runs later".into(),
+            Self::DuplicateSetting { .. } | Self::DuplicateField { .. } => "set again here".into(),
+            Self::DuplicateTarget { .. } => "assigned again here".into(),
+            Self::LiteralSecret { .. } => "a credential in plain text".into(),
+            Self::RetriedWithoutIdempotencyKey { .. } => "retried here".into(),
+            Self::WebhookPathClash { .. } => "clashes".into(),
+            _ => "here".into(),
+        }
+    }
+
+    /// How to fix it.
+    pub fn help(&self) -> Option<String> {
+        if let Some(suggestion) = self.suggestion() {
+            return Some(format!("did you mean `{suggestion}`?"));
+        }
+        Some(match self {
+            Self::InternalError(_) => "this is a bug in integ; please report it with the spec".into(),
+            Self::Syntax { .. } => return None,
+            Self::InvalidEscape { .. } => {
+                r#"the escapes are \" \\ \n \r \t \/ and \u{XXXX}"#.into()
+            }
+            Self::DurationOverflow { .. } => "durations go up to 49 710 days".into(),
+            Self::NumberOutOfRange { max, .. } => format!("use a whole number from 0 to {max}"),
+            Self::NotUtf8 => "save the spec as UTF-8 text".into(),
+            Self::DuplicateName { what, .. } => format!("give each {what} its own name"),
+            Self::UnknownConnection { .. } => "declare it with `connection NAME { base_url ... }`".into(),
+            Self::UnknownRoot { known, .. } if known.is_empty() => {
+                "`$` alone reads the event; no step has run before this point".into()
+            }
+            Self::UnknownRoot { known, .. } => {
+                format!("`$` alone reads the event; known here: {}", join_ticked(known))
+            }
+            Self::StepNotYetRun { .. } => "only the results of earlier steps can be read".into(),
+            Self::UnknownFallback { .. } => "declare it with `fallback NAME = CONNECTION METHOD \"path\"`".into(),
+            Self::DuplicateSetting { .. } | Self::DuplicateField { .. } => "remove one of them".into(),
+            Self::UnknownFunction { .. } => "the functions are `secret`, `env` and `file`".into(),
+            Self::BadArguments { function, expected } => format!("write it as `{function}` with {expected}"),
+            Self::UnknownStep { .. } => "name a step declared with `step NAME = ...`".into(),
+            Self::InvalidJsonPath { .. } => "JSONPath follows RFC 9535, for example `$.items[0].id` or `$.items[?@.price > 10]`".into(),
+            Self::InvalidTemplate { .. } => "templates use minijinja syntax: `{{ event.id }}`, `{{ contact.name | upper }}`".into(),
+            Self::DuplicateTarget { .. } => "each body field is assigned once".into(),
+            Self::TargetConflict { .. } => "a field is either a value or an object or list of further fields".into(),
+            Self::NotAPath { .. } => "write a JSONPath such as `$.items[*]`".into(),
+            Self::InvalidCron { .. } => "cron takes 5 fields (minute hour day month weekday), or 6 with seconds first: `0 9 * * MON-FRI`".into(),
+            Self::UnknownTimezone { .. } => "use an IANA time zone name such as `Europe/Paris` or `UTC`".into(),
+            Self::UnknownSignaturePreset { .. } => format!("the presets are {}", join_ticked(SIGNATURE_PRESETS)),
+            Self::WebhookPathClash { .. } => "give each webhook trigger its own path".into(),
+            Self::InvalidWebhookPath { .. } => "write the path as it follows the host: `/hooks/stripe`".into(),
+            Self::SignatureOptionUnused { .. } => "only the `hmac_sha256` preset takes `header`, `encoding` and `prefix`".into(),
+            Self::UnknownSignatureEncoding { .. } => "the encodings are `hex` and `base64`".into(),
+            Self::PollWithoutInterval => "add `every 5m` (or another duration) to the block".into(),
+            Self::SignatureWithoutHeader => "add `{ header \"X-Signature\" }` with the provider's header name".into(),
+            Self::MissingBaseUrl { .. } => "add `base_url \"https://api.example.com\"`".into(),
+            Self::LiteralSecret { .. } => "read it at run time with `secret(\"NAME\")`: secrets come from the environment or a secrets file, never from the spec".into(),
+            Self::UnknownEncoding { .. } => "the encodings are `json` and `form`".into(),
+            Self::OAuth2Field { .. } => "oauth2 takes `token_url`, `client_id`, `client_secret`, and optionally `refresh_token`, `scopes`, `audience`".into(),
+            Self::UnknownOverrideField { .. } => "an environment overrides connection fields such as `base_url`, `auth`, `rate_limit`, `timeout`".into(),
+            Self::ZeroLimit { .. } => "use a positive whole number".into(),
+            Self::InvalidBaseUrl { .. } => "write it with its scheme: `https://api.example.com`".into(),
+            Self::InvertedDelays { .. } => "write the range as `initial..max`, the smaller first".into(),
+            Self::ZeroAttempts => "`retry 1` makes one attempt and never retries".into(),
+            Self::UnknownRetryCondition { .. } => "retry on status codes (`429`), classes (`5xx`), `timeout` or `network`".into(),
+            Self::UnknownOnErrorAction { .. } => "the actions are `dead_letter`, `skip`, `fail` and `fallback NAME`".into(),
+            Self::UnknownRetryAfterMode { .. } => "write `retry_after honor` (the default) or `retry_after ignore`".into(),
+            Self::GraphqlDocument { .. } => "add `document \"\"\"query { ... }\"\"\"`".into(),
+            Self::GraphqlOnly { .. } => "declare the step as `CONNECTION graphql \"/graphql\"`".into(),
+            Self::PaginationWithoutItems => "add `items $.results[*]` (the JSONPath of the records in a page)".into(),
+            Self::UnknownAlertMetric { .. } => format!("the metrics are {}", join_ticked(ALERT_METRICS)),
+            Self::UnknownAlertChannel { .. } => format!("the channels are {}", join_ticked(ALERT_CHANNELS)),
+            Self::UnknownStepOutcome { .. } => format!("the outcomes are {}", join_ticked(STEP_OUTCOMES)),
+            Self::TestWithoutEvent => "add `event { ... }` or `event file(\"fixtures/event.json\")`".into(),
+            Self::UnknownEnvironmentConnection { .. } => "an environment overrides fields of connections declared in this spec".into(),
+            Self::RetriedWithoutIdempotencyKey { .. } => "add `idempotency_key \"...\"` so a retry cannot create a duplicate, or `retry 1` to not retry".into(),
+            Self::PollWithoutDedupe => "add `dedupe $.id` so an item seen twice runs once".into(),
+            Self::UnusedConnection { .. } => "remove it, or use it in a step or trigger".into(),
+            Self::NoTrigger { .. } => "add a trigger (`trigger webhook \"/path\"`, `trigger poll`, `trigger schedule`, `trigger manual`)".into(),
+            Self::BackoffNeverUsed => "raise the attempts, such as `retry 5 ...`".into(),
+            Self::UnusedFallback { .. } => "name it in a step's `on_error fallback NAME`, or remove it".into(),
+        })
+    }
+
+    fn suggestion(&self) -> Option<&str> {
+        match self {
+            Self::UnknownConnection { suggestion, .. }
+            | Self::UnknownRoot { suggestion, .. }
+            | Self::UnknownFallback { suggestion, .. }
+            | Self::UnknownFunction { suggestion, .. }
+            | Self::UnknownStep { suggestion, .. }
+            | Self::UnknownTimezone { suggestion, .. }
+            | Self::UnknownSignaturePreset { suggestion, .. }
+            | Self::UnknownEncoding { suggestion, .. }
+            | Self::OAuth2Field { suggestion, .. }
+            | Self::UnknownOverrideField { suggestion, .. }
+            | Self::UnknownRetryCondition { suggestion, .. }
+            | Self::UnknownOnErrorAction { suggestion, .. }
+            | Self::UnknownAlertMetric { suggestion, .. }
+            | Self::UnknownAlertChannel { suggestion, .. }
+            | Self::UnknownStepOutcome { suggestion, .. }
+            | Self::UnknownEnvironmentConnection { suggestion, .. } => suggestion.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Words the checker accepts, shared with the help texts above.
+pub const SIGNATURE_PRESETS: &[&str] =
+    &["hmac_sha256", "stripe", "github", "hubspot_v3", "shopify"];
+pub const ALERT_METRICS: &[&str] = &["dead_letters", "failed_runs", "retries", "rate_limited"];
+pub const ALERT_CHANNELS: &[&str] = &["slack", "webhook", "email"];
+pub const STEP_OUTCOMES: &[&str] = &[
+    "succeeded",
+    "skipped",
+    "failed",
+    "dead_lettered",
+    "fell_back",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+fn join_ticked<S: AsRef<str>>(words: &[S]) -> String {
+    let ticked: Vec<String> = words.iter().map(|w| format!("`{}`", w.as_ref())).collect();
+    ticked.join(", ")
+}

@@ -1,0 +1,134 @@
+//! Linting: read spec files, parse and check each, then the checks across files.
+
+use crate::check;
+use crate::diagnostic::{Diagnostic, DiagnosticKind, Severity};
+use crate::span::Span;
+use crate::syntax;
+use std::path::{Path, PathBuf};
+
+/// One spec file with what lint found in it.
+#[derive(Debug)]
+pub struct LintedFile {
+    /// The path as the user wrote it or as found under a folder they named.
+    pub path: PathBuf,
+    pub text: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// A file that could not be read: a usage problem, not a spec problem.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read `{}`: {source}", path.display())]
+pub struct ReadError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Lints every `.integ` file named or found (recursively) under the folders named.
+pub fn lint_paths(paths: &[PathBuf]) -> Result<Vec<LintedFile>, ReadError> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect(path, &mut files)?;
+    }
+    let sources = files
+        .into_iter()
+        .map(|path| match std::fs::read(&path) {
+            Ok(bytes) => Ok((path, bytes)),
+            Err(source) => Err(ReadError { path, source }),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lint_bytes(sources))
+}
+
+/// Lints specs given as bytes; text that is not UTF-8 gets a diagnostic at the first bad
+/// byte, with the rest shown lossily.
+pub fn lint_bytes(sources: Vec<(PathBuf, Vec<u8>)>) -> Vec<LintedFile> {
+    let mut invalid = Vec::new();
+    let texts = sources
+        .into_iter()
+        .enumerate()
+        .map(|(index, (path, bytes))| match String::from_utf8(bytes) {
+            Ok(text) => (path, text),
+            Err(error) => {
+                let at = error.utf8_error().valid_up_to();
+                invalid.push((
+                    index,
+                    Diagnostic::new(DiagnosticKind::NotUtf8, Span::new(at, at + 1)),
+                ));
+                (path, String::from_utf8_lossy(error.as_bytes()).into_owned())
+            }
+        })
+        .collect();
+    let mut linted = lint_sources(texts);
+    for (index, diagnostic) in invalid {
+        if let Some(file) = linted.get_mut(index) {
+            file.diagnostics.insert(0, diagnostic);
+        }
+    }
+    linted
+}
+
+/// Lints specs given as text, each with the path it is reported under.
+pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
+    let mut webhooks = check::WebhookRegistry::default();
+    let mut linted: Vec<LintedFile> = sources
+        .into_iter()
+        .enumerate()
+        .map(|(file_index, (path, text))| {
+            let (spec, mut diagnostics) = syntax::parse(&text);
+            if let Some(spec) = &spec {
+                diagnostics.extend(check::check(spec));
+            }
+            if let Some(spec) = &spec {
+                webhooks.add(file_index, &path.display().to_string(), &text, spec);
+            }
+            LintedFile {
+                path,
+                text,
+                diagnostics,
+            }
+        })
+        .collect();
+    for (file, diagnostic) in webhooks.clashes() {
+        if let Some(linted) = linted.get_mut(file) {
+            linted.diagnostics.push(diagnostic);
+        }
+    }
+    for file in &mut linted {
+        file.diagnostics.sort_by_key(|d| (d.span.start, d.code()));
+    }
+    linted
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ReadError> {
+    let error = |source| ReadError {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(error)?;
+    if !metadata.is_dir() {
+        files.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries = std::fs::read_dir(path)
+        .map_err(error)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(error)?;
+    entries.sort();
+    for entry in entries {
+        if entry.is_dir() || entry.extension().is_some_and(|ext| ext == "integ") {
+            collect(&entry, files)?;
+        }
+    }
+    Ok(())
+}
+
+/// Counts of errors and warnings over many files.
+pub fn count(files: &[LintedFile]) -> (usize, usize) {
+    let all = files.iter().flat_map(|f| &f.diagnostics);
+    all.fold((0, 0), |(errors, warnings), d| match d.severity() {
+        Severity::Error => (errors + 1, warnings),
+        Severity::Warning => (errors, warnings + 1),
+    })
+}

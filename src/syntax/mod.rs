@@ -1,0 +1,27 @@
+//! Text to AST: the pest grammar parses, the builder turns pairs into spanned AST nodes.
+
+mod builder;
+pub mod grammar;
+mod syntax_error;
+mod text;
+
+use crate::ast::Spec;
+use crate::diagnostic::Diagnostic;
+use grammar::{IntegParser, Rule};
+use pest::Parser;
+use std::num::NonZeroUsize;
+
+/// Bounds the parser's work on hostile input: no spec needs this many rule calls per byte.
+const CALLS_PER_BYTE: usize = 400;
+
+/// Parses one spec. On a syntax error the result holds that one diagnostic (pest stops at
+/// the first); otherwise the AST and any diagnostics found while building it (a bad escape,
+/// an overflowing duration) that the checker should report with its own.
+pub fn parse(text: &str) -> (Option<Spec>, Vec<Diagnostic>) {
+    let limit = NonZeroUsize::new(text.len().saturating_mul(CALLS_PER_BYTE).max(100_000));
+    pest::set_call_limit(limit);
+    match IntegParser::parse(Rule::file, text) {
+        Ok(pairs) => builder::build(pairs),
+        Err(_) => (None, vec![syntax_error::diagnose(text)]),
+    }
+}
