@@ -127,9 +127,9 @@ mod tests {
         assert_eq!(t.value, "a\n{{ x }}éz");
         // `{{` is at value offset 2; in the source at 10 + 1 (quote) + 3 (`a\n`).
         assert_eq!(t.span_of(2..4), Span::new(14, 16));
-        // `z` follows the 8-byte `\u{e9}` escape.
+        // `z` follows the 6-byte `\u{e9}` escape.
         let z = t.value.find('z').unwrap_or_default();
-        assert_eq!(t.span_of(z..z + 1).start, 10 + 1 + 3 + 7 + 8);
+        assert_eq!(t.span_of(z..z + 1).start, 10 + 1 + 3 + 7 + 6);
     }
 
     #[test]
