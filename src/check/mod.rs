@@ -176,8 +176,17 @@ impl<'a> Checker<'a> {
         self.report(kind, name.span);
     }
 
+    /// Unused connections, unless a reference to an unknown one exists: that reference is
+    /// most likely a misspelt use, and the warning would only repeat the error.
     fn unused_connections(&mut self) {
         let spec = self.spec;
+        if self
+            .diagnostics
+            .iter()
+            .any(|d| d.code() == crate::diagnostic::Code::UnknownConnection)
+        {
+            return;
+        }
         for connection in &spec.connections {
             if self.connections.get(connection.name.node.as_str()) == Some(&false) {
                 let name = connection.name.node.clone();

@@ -27,6 +27,7 @@ codes! {
     DurationOverflow = "E003",
     NumberOutOfRange = "E004",
     NotUtf8 = "E005",
+    TooDeep = "E006",
     DuplicateName = "E101",
     UnknownConnection = "E102",
     UnknownRoot = "E103",

@@ -9,7 +9,11 @@ pub enum DiagnosticKind {
     #[error("internal error while reading the spec: {0}")]
     InternalError(String),
     #[error("unexpected {found}")]
-    Syntax { found: String, expected: String },
+    Syntax {
+        found: String,
+        expected: String,
+        hint: Option<&'static str>,
+    },
     #[error("unknown escape `{escape}` in a string")]
     InvalidEscape { escape: String },
     #[error("duration `{text}` is too long")]
@@ -19,6 +23,8 @@ pub enum DiagnosticKind {
 
     #[error("the file is not valid UTF-8")]
     NotUtf8,
+    #[error("a value nests more than {max} levels deep, counting brackets and operators")]
+    TooDeep { max: usize },
 
     #[error("{what} `{name}` is declared twice")]
     DuplicateName { what: &'static str, name: String },
@@ -196,6 +202,7 @@ impl DiagnosticKind {
             Self::DurationOverflow { .. } => Code::DurationOverflow,
             Self::NumberOutOfRange { .. } => Code::NumberOutOfRange,
             Self::NotUtf8 => Code::NotUtf8,
+            Self::TooDeep { .. } => Code::TooDeep,
             Self::DuplicateName { .. } => Code::DuplicateName,
             Self::UnknownConnection { .. } => Code::UnknownConnection,
             Self::UnknownRoot { .. } => Code::UnknownRoot,
@@ -280,13 +287,14 @@ impl DiagnosticKind {
         }
         Some(match self {
             Self::InternalError(_) => "this is a bug in integ; please report it with the spec".into(),
-            Self::Syntax { .. } => return None,
+            Self::Syntax { hint, .. } => return hint.map(String::from),
             Self::InvalidEscape { .. } => {
                 r#"the escapes are \" \\ \n \r \t \/ and \u{XXXX}"#.into()
             }
             Self::DurationOverflow { .. } => "durations go up to 49 710 days".into(),
             Self::NumberOutOfRange { max, .. } => format!("use a whole number from 0 to {max}"),
             Self::NotUtf8 => "save the spec as UTF-8 text".into(),
+            Self::TooDeep { .. } => "flatten the value, or read it from a file with `file(\"...\")`".into(),
             Self::DuplicateName { what, .. } => format!("give each {what} its own name"),
             Self::UnknownConnection { .. } => "declare it with `connection NAME { base_url ... }`".into(),
             Self::UnknownRoot { known, .. } if known.is_empty() => {

@@ -31,6 +31,7 @@ fn bug<T>(pair: &Pair<'_, Rule>, what: &str) -> Built<T> {
 pub fn build(pairs: Pairs<'_, Rule>) -> (Option<Spec>, Vec<Diagnostic>) {
     let mut builder = Builder {
         diagnostics: Vec::new(),
+        depth: 0,
     };
     let comments = pairs
         .clone()
@@ -137,8 +138,15 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
         .op(Op::infix(Rule::op_fallback, Assoc::Left))
 });
 
+/// How deeply values may nest, counting brackets and operators. Deeper input would make the
+/// recursive stages (this builder, the checker, dropping the tree) exhaust the stack of a
+/// 2 MiB thread in a debug build; no real spec comes near.
+const MAX_DEPTH: usize = 64;
+
 struct Builder {
     diagnostics: Vec<Diagnostic>,
+    /// Nesting of the expression being built.
+    depth: usize,
 }
 
 impl Builder {
@@ -658,7 +666,9 @@ impl Builder {
     fn on_error(&mut self, pair: Pair<'_, Rule>) -> Built<OnError> {
         Ok(match pair.as_rule() {
             Rule::fallback_action => {
-                OnError::Fallback(name(Children::of(pair).expect(Rule::name)?))
+                let mut children = Children::of(pair);
+                children.expect(Rule::word_fallback)?;
+                OnError::Fallback(name(children.expect(Rule::name)?))
             }
             _ => OnError::Action(name(pair)),
         })
@@ -803,6 +813,37 @@ impl Builder {
     }
 
     fn expr(&mut self, pair: Pair<'_, Rule>) -> Built<Expr> {
+        // Each operator deepens the tree by one level, like each bracket does.
+        let operators = match pair.as_rule() {
+            Rule::expr => pair
+                .clone()
+                .into_inner()
+                .filter(|p| is_operator(p.as_rule()))
+                .count(),
+            _ => 0,
+        };
+        let cost = 1 + operators;
+        if self.depth + cost > MAX_DEPTH {
+            let at = span(&pair);
+            if !self
+                .diagnostics
+                .iter()
+                .any(|d| matches!(d.kind, DiagnosticKind::TooDeep { .. }))
+            {
+                self.report(DiagnosticKind::TooDeep { max: MAX_DEPTH }, at);
+            }
+            return Ok(Expr {
+                kind: ExprKind::Null,
+                span: at,
+            });
+        }
+        self.depth += cost;
+        let built = self.nested_expr(pair);
+        self.depth -= cost;
+        built
+    }
+
+    fn nested_expr(&mut self, pair: Pair<'_, Rule>) -> Built<Expr> {
         if pair.as_rule() != Rule::expr {
             return self.operand(pair);
         }
@@ -964,6 +1005,13 @@ impl Builder {
     fn report(&mut self, kind: DiagnosticKind, at: Span) {
         self.diagnostics.push(Diagnostic::new(kind, at));
     }
+}
+
+fn is_operator(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::op_not | Rule::op_or | Rule::op_and | Rule::op_fallback | Rule::compare_op
+    )
 }
 
 /// `1h30m`, `500ms`: the sum of each number with its unit; `None` on overflow.

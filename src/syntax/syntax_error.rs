@@ -31,15 +31,22 @@ pub fn diagnose(text: &str) -> Diagnostic {
         );
     }
     if let Some(attempts) = error.parse_attempts() {
-        expected.extend(attempts.expected_tokens().iter().map(|t| format!("`{t}`")));
+        let tokens = attempts.expected_tokens();
+        expected.extend(tokens.iter().filter_map(token_words));
     }
     if is_call_limit(&error) {
         expected = vec!["a spec that nests less deeply".into()];
     }
     let span = token_at(text, offset);
+    let non_ascii = text
+        .get(span.start..)
+        .and_then(|t| t.chars().next())
+        .is_some_and(|c| !c.is_ascii());
     let kind = DiagnosticKind::Syntax {
         found: found(text, span),
         expected: join_alternatives(expected),
+        hint: non_ascii
+            .then_some("names are ASCII letters, digits and `_`; other text goes in quotes"),
     };
     Diagnostic::new(kind, span)
 }
@@ -82,6 +89,19 @@ fn describe(rule: Rule) -> Option<&'static str> {
         _ => return None,
     })
 }
+
+/// A literal the parser would have accepted, as a user would want it listed: keywords and
+/// punctuation. Whitespace, comment starts and character ranges (the inside of a name or a
+/// number, which `describe` covers) say nothing useful.
+fn token_words(token: impl std::fmt::Display) -> Option<String> {
+    let token = token.to_string();
+    let is_range = token.len() == 4 && token.get(1..3) == Some("..");
+    let noise = token.trim().is_empty() || token == "#" || token == "_" || is_range;
+    (!noise && token != BUILT_IN_RULE).then(|| format!("`{token}`"))
+}
+
+/// How pest displays a token that stands for one of its built-in rules (`ANY`, `ASCII_DIGIT`).
+const BUILT_IN_RULE: &str = "BUILTIN_RULE";
 
 /// The span of the word or character at `offset`, for the label.
 fn token_at(text: &str, offset: usize) -> Span {

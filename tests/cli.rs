@@ -1,0 +1,172 @@
+//! End-to-end tests of `integ lint` through the built binary: exit codes, output formats,
+//! colours and folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const CLEAN: &str = r#"integration clean {
+  connection api { base_url "https://api.example.com" }
+  trigger manual
+  step get = api GET "/things"
+}
+"#;
+
+const WARNS: &str = r#"integration warns {
+  connection api { base_url "https://api.example.com" }
+  connection idle { base_url "https://idle.example.com" }
+  trigger manual
+  step get = api GET "/things"
+}
+"#;
+
+const BROKEN: &str = r#"integration broken {
+  connection api { base_url "https://api.example.com" }
+  trigger manual
+  step get = apii GET "/things"
+}
+"#;
+
+/// A fresh folder under the target dir, named after the test.
+fn workdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+    dir
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{parent:?}: {e}"));
+    }
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    path
+}
+
+fn integ(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_integ"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run integ: {e}"))
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_clean_spec_exits_zero_and_says_so() {
+    let dir = workdir("clean");
+    write(&dir, "clean.integ", CLEAN);
+    let output = integ(&["lint", "clean.integ"], &dir);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(stderr(&output), "no problems in 1 file\n");
+}
+
+#[test]
+fn errors_exit_one_with_the_rendered_diagnostic() {
+    let dir = workdir("broken");
+    write(&dir, "broken.integ", BROKEN);
+    let output = integ(&["lint", "broken.integ"], &dir);
+    assert_eq!(output.status.code(), Some(1));
+    let out = stdout(&output);
+    assert!(out.starts_with("E102\n"), "{out}");
+    assert!(out.contains("unknown connection `apii`"), "{out}");
+    assert!(out.contains("[broken.integ:4:14]"), "{out}");
+    assert!(out.contains("did you mean `api`?"), "{out}");
+    assert_eq!(stderr(&output), "1 error in 1 file\n");
+}
+
+#[test]
+fn warnings_pass_unless_denied() {
+    let dir = workdir("warns");
+    write(&dir, "warns.integ", WARNS);
+    let allowed = integ(&["lint", "warns.integ"], &dir);
+    assert_eq!(allowed.status.code(), Some(0));
+    assert!(stdout(&allowed).contains("W003"));
+    let denied = integ(&["lint", "--deny-warnings", "warns.integ"], &dir);
+    assert_eq!(denied.status.code(), Some(1));
+}
+
+#[test]
+fn json_format_prints_one_record_per_diagnostic() {
+    let dir = workdir("json");
+    write(&dir, "broken.integ", BROKEN);
+    write(&dir, "warns.integ", WARNS);
+    let output = integ(&["lint", "--format", "json", "."], &dir);
+    assert_eq!(output.status.code(), Some(1));
+    let records: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect();
+    assert_eq!(records.len(), 2);
+    let error = &records[0];
+    assert_eq!(error["file"], "./broken.integ");
+    assert_eq!(error["code"], "E102");
+    assert_eq!(error["severity"], "error");
+    assert_eq!(error["message"], "unknown connection `apii`");
+    assert_eq!(error["line"], 4);
+    assert_eq!(error["column"], 14);
+    let start = error["span"]["start"].as_u64().unwrap_or_default() as usize;
+    let end = error["span"]["end"].as_u64().unwrap_or_default() as usize;
+    assert_eq!(&BROKEN[start..end], "apii");
+    assert_eq!(error["help"], "did you mean `api`?");
+    assert_eq!(records[1]["code"], "W003");
+    assert_eq!(records[1]["severity"], "warning");
+}
+
+#[test]
+fn folders_are_searched_recursively_for_integ_files_only() {
+    let dir = workdir("folders");
+    write(&dir, "a/one.integ", CLEAN);
+    write(&dir, "a/b/two.integ", BROKEN);
+    write(&dir, "a/b/notes.txt", "not a spec {");
+    let output = integ(&["lint", "--format", "json", "a"], &dir);
+    let out = stdout(&output);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("\"file\":\"a/b/two.integ\""), "{out}");
+    assert_eq!(
+        stderr(&integ(&["lint", "a"], &dir)).trim(),
+        "1 error in 2 files"
+    );
+}
+
+#[test]
+fn unreadable_paths_and_bad_flags_exit_two() {
+    let dir = workdir("usage");
+    let missing = integ(&["lint", "nope.integ"], &dir);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("cannot read `nope.integ`"));
+    let bad_flag = integ(&["lint", "--format", "xml"], &dir);
+    assert_eq!(bad_flag.status.code(), Some(2));
+    let no_command = integ(&[], &dir);
+    assert_eq!(no_command.status.code(), Some(2));
+}
+
+#[test]
+fn colours_only_when_asked_or_on_a_terminal() {
+    let dir = workdir("colours");
+    write(&dir, "broken.integ", BROKEN);
+    // stdout is a pipe here, so `auto` means no colour.
+    let auto = integ(&["lint", "broken.integ"], &dir);
+    assert!(!stdout(&auto).contains('\u{1b}'));
+    let always = integ(&["lint", "--color", "always", "broken.integ"], &dir);
+    assert!(stdout(&always).contains('\u{1b}'));
+}
+
+#[test]
+fn help_is_available_on_every_command() {
+    let dir = workdir("help");
+    let top = integ(&["--help"], &dir);
+    assert_eq!(top.status.code(), Some(0));
+    assert!(stdout(&top).contains("lint"));
+    let lint = integ(&["lint", "--help"], &dir);
+    assert!(stdout(&lint).contains("--deny-warnings"));
+}
