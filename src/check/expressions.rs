@@ -5,15 +5,19 @@ use super::{Checker, suggest};
 use crate::ast::{Expr, ExprKind, PathExpr, Text};
 use crate::diagnostic::DiagnosticKind;
 use crate::span::Span;
+use std::collections::HashMap;
 use std::sync::LazyLock;
+
+/// Each step's position in the run, by name.
+pub(super) type StepOrder<'a> = HashMap<&'a str, usize>;
 
 /// What an expression may read where it stands.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Scope<'a> {
-    /// Steps whose results exist here, in the order they ran.
-    pub done: &'a [&'a str],
-    /// Steps that exist but have not run yet here (the current step among them).
-    pub pending: &'a [&'a str],
+    /// The steps of the integration, if the expression may read step results at all.
+    pub steps: Option<&'a StepOrder<'a>>,
+    /// How many steps have run here: those at positions below it.
+    pub ran: usize,
     /// The step being checked, so that reading its own result is explained.
     pub current: Option<&'a str>,
     /// Inside a `for_each` step: `$item` and `item` read the current element.
@@ -23,11 +27,31 @@ pub(super) struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    fn position(&self, name: &str) -> Option<usize> {
+        self.steps.and_then(|steps| steps.get(name).copied())
+    }
+
+    fn has_run(&self, name: &str) -> bool {
+        self.position(name).is_some_and(|at| at < self.ran)
+    }
+
+    fn runs_later(&self, name: &str) -> bool {
+        self.position(name).is_some_and(|at| at >= self.ran)
+    }
+
+    /// The names readable here, for help texts: the steps that ran, in order, and `item`.
     fn known(&self) -> Vec<String> {
+        let mut ran: Vec<(usize, &str)> = self
+            .steps
+            .into_iter()
+            .flatten()
+            .filter(|(_, at)| **at < self.ran)
+            .map(|(name, at)| (*at, *name))
+            .collect();
+        ran.sort();
         let item = self.item.then_some("item");
-        self.done
-            .iter()
-            .copied()
+        ran.into_iter()
+            .map(|(_, name)| name)
             .chain(item)
             .map(String::from)
             .collect()
@@ -95,7 +119,7 @@ impl<'a> Checker<'a> {
         if let Some(root) = &path.root {
             let name = root.node.as_str();
             let is_item = scope.item && name == "item";
-            if !is_item && !scope.done.contains(&name) {
+            if !is_item && !scope.has_run(name) {
                 self.unknown_name(&format!("${name}"), name, root.span, scope);
             }
         }
@@ -121,7 +145,7 @@ impl<'a> Checker<'a> {
         for name in names {
             let known = (scope.event && name == "event")
                 || (scope.item && name == "item")
-                || scope.done.contains(&name.as_str())
+                || scope.has_run(&name)
                 || TEMPLATE_GLOBALS.contains(&name.as_str());
             if !known {
                 let at = find_word(&text.value, &name).map_or(text.span, |r| text.span_of(r));
@@ -132,7 +156,7 @@ impl<'a> Checker<'a> {
 
     /// `shown` is how the name is written (`$contact` in a path, `contact` in a template).
     fn unknown_name(&mut self, shown: &str, name: &str, at: Span, scope: &Scope<'_>) {
-        if scope.pending.contains(&name) {
+        if scope.runs_later(name) {
             let is_self = scope.current == Some(name);
             self.report(
                 DiagnosticKind::StepNotYetRun {

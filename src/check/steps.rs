@@ -1,6 +1,6 @@
 //! Steps: connections, GraphQL documents, pagination, body mappings, idempotency.
 
-use super::expressions::Scope;
+use super::expressions::{Scope, StepOrder};
 use super::{Checker, suggest};
 use crate::ast::{
     Assignment, Body, CallKind, OnError, Pagination, PolicySetting, Step, StepSetting,
@@ -12,10 +12,14 @@ use std::collections::HashMap;
 impl<'a> Checker<'a> {
     pub(super) fn steps(&mut self) {
         let spec = self.spec;
-        let names: Vec<&str> = spec.steps.iter().map(|s| s.name.node.as_str()).collect();
-        for (index, step) in spec.steps.iter().enumerate() {
-            let (done, pending) = names.split_at(index);
-            self.step(step, done, pending);
+        let order: StepOrder<'_> = spec
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(at, s)| (s.name.node.as_str(), at))
+            .collect();
+        for (at, step) in spec.steps.iter().enumerate() {
+            self.step(step, &order, at);
         }
         for fallback in &spec.fallbacks {
             // A fallback stands in for the first step that names it: it sees what that
@@ -24,24 +28,22 @@ impl<'a> Checker<'a> {
                 .steps
                 .iter()
                 .position(|s| names_fallback(s, &fallback.name.node));
-            let Some(index) = first_user else {
+            if first_user.is_none() {
                 let name = fallback.name.node.clone();
                 self.report(DiagnosticKind::UnusedFallback { name }, fallback.name.span);
-                self.step(fallback, &names, &[]);
-                continue;
-            };
-            let (done, pending) = names.split_at(index);
-            self.step(fallback, done, pending);
+            }
+            self.step(fallback, &order, first_user.unwrap_or(spec.steps.len()));
         }
     }
 
-    fn step(&mut self, step: &Step, done: &[&str], pending: &[&str]) {
+    /// Checks a step that runs after the first `ran` steps of `order`.
+    fn step(&mut self, step: &Step, order: &StepOrder<'_>, ran: usize) {
         self.use_connection(&step.call.connection);
         self.once_each(&step.settings);
         let current = Some(step.name.node.as_str());
         let outer = Scope {
-            done,
-            pending,
+            steps: Some(order),
+            ran,
             current,
             item: false,
             event: true,

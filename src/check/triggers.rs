@@ -14,8 +14,8 @@ const SIGNATURE_ENCODINGS: &[&str] = &["hex", "base64"];
 /// What trigger expressions read: `$` is the payload (webhooks) or the response (polls);
 /// templates read `event`.
 const TRIGGER_SCOPE: Scope<'static> = Scope {
-    done: &[],
-    pending: &[],
+    steps: None,
+    ran: 0,
     current: None,
     item: false,
     event: true,
