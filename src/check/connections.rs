@@ -5,7 +5,7 @@ use super::{Checker, suggest};
 use crate::ast::{
     Auth, BreakerSetting, Connection, ConnectionSetting, Entry, Expr, ExprKind, Field,
 };
-use crate::diagnostic::DiagnosticKind;
+use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::span::Span;
 
 const ENCODINGS: &[&str] = &["json", "form"];
@@ -20,9 +20,13 @@ const OAUTH2_FIELDS: &[&str] = &[
 const OAUTH2_REQUIRED: &[&str] = &["token_url", "client_id", "client_secret"];
 const OAUTH2_SECRETS: &[&str] = &["client_secret", "refresh_token"];
 
-/// Header names whose value is a credential.
-fn is_credential_header(name: &str) -> bool {
+/// Header and query parameter names whose value is a credential.
+fn is_credential_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
+    // Google and others call the API key simply `key`.
+    if name == "key" {
+        return true;
+    }
     [
         "authorization",
         "cookie",
@@ -65,7 +69,7 @@ impl Checker<'_> {
                 self.expr(url, &scope);
             }
             ConnectionSetting::Auth(auth) => self.auth(auth, span),
-            ConnectionSetting::Headers(entries) => self.headers(entries, &scope),
+            ConnectionSetting::Headers(entries) => self.entries(entries, "header", &scope),
             ConnectionSetting::RateLimit(limit) => {
                 self.at_least_one("the rate limit's count", limit.count.node, limit.count.span);
                 let per = u32::from(!limit.per.node.is_zero());
@@ -105,11 +109,13 @@ impl Checker<'_> {
         }
     }
 
-    /// Headers are checked for credentials written as literals.
-    pub(super) fn headers(&mut self, entries: &[Entry], scope: &Scope<'_>) {
+    /// Header and query entries (`what` names which), checked for credentials written as
+    /// literals.
+    pub(super) fn entries(&mut self, entries: &[Entry], what: &str, scope: &Scope<'_>) {
         for entry in entries {
-            if is_credential_header(&entry.key.node) {
-                self.credential(&entry.value, &format!("the `{}` header", entry.key.node));
+            if is_credential_name(&entry.key.node) {
+                let name = &entry.key.node;
+                self.credential(&entry.value, &format!("the `{name}` {what}"));
             }
             self.expr(&entry.value, scope);
         }
@@ -168,18 +174,18 @@ impl Checker<'_> {
     }
 
     fn oauth2(&mut self, fields: &[Field], span: Span) {
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen: Vec<(&str, Span)> = Vec::new();
         for field in fields {
             let name = field.name.node.as_str();
-            if seen.contains(&name) {
-                self.report(
-                    DiagnosticKind::DuplicateField {
-                        name: name.to_string(),
-                    },
-                    field.name.span,
-                );
+            if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == name) {
+                let kind = DiagnosticKind::DuplicateField {
+                    name: name.to_string(),
+                };
+                let diagnostic =
+                    Diagnostic::new(kind, field.name.span).with_secondary(*first, "first set here");
+                self.push(diagnostic);
             }
-            seen.push(name);
+            seen.push((name, field.name.span));
             if !OAUTH2_FIELDS.contains(&name) {
                 let suggestion = suggest::closest(name, OAUTH2_FIELDS.iter().copied());
                 let problem = format!("oauth2 has no field `{name}`");
@@ -197,7 +203,7 @@ impl Checker<'_> {
             self.expr(&field.value, &Scope::default());
         }
         for required in OAUTH2_REQUIRED {
-            if !seen.contains(required) {
+            if !seen.iter().any(|(name, _)| name == required) {
                 let problem = format!("oauth2 needs `{required}`");
                 self.report(
                     DiagnosticKind::OAuth2Field {
@@ -212,10 +218,12 @@ impl Checker<'_> {
 
     /// A credential must be read at run time (`secret()` or `env()`), never written out.
     pub(super) fn credential(&mut self, value: &Expr, what: &str) {
-        let literal = matches!(
-            value.kind,
-            ExprKind::String(_) | ExprKind::Template(_) | ExprKind::Number(_)
-        );
+        // An empty string is no credential: Stripe's basic auth has an empty password.
+        let literal = match &value.kind {
+            ExprKind::String(text) => !text.value.is_empty(),
+            ExprKind::Template(_) | ExprKind::Number(_) => true,
+            _ => false,
+        };
         if literal {
             self.report(
                 DiagnosticKind::LiteralSecret {

@@ -59,13 +59,23 @@ impl Scope<'_> {
 }
 
 /// The functions a spec may call, with the arguments they take.
-const FUNCTIONS: &[(&str, &str)] = &[
-    ("secret", "one string argument, the secret's name"),
+/// The functions a spec may call: what arguments they take, and an example.
+const FUNCTIONS: &[(&str, &str, &str)] = &[
+    (
+        "secret",
+        "one string argument, the secret's name",
+        r#"secret("HUBSPOT_TOKEN")"#,
+    ),
     (
         "env",
         "a string argument, the variable's name, and an optional default",
+        r#"env("HUBSPOT_URL", "https://api.hubapi.com")"#,
     ),
-    ("file", "one string argument, a path relative to the spec"),
+    (
+        "file",
+        "one string argument, a path relative to the spec",
+        r#"file("fixtures/event.json")"#,
+    ),
 ];
 
 /// Functions minijinja provides to every template.
@@ -179,17 +189,26 @@ impl<'a> Checker<'a> {
                 s
             }
         });
+        let reason = match name {
+            "event" if !scope.event => Some(
+                "connections, alerts and test data are fixed before any event arrives; they cannot read `event`",
+            ),
+            "item" if !scope.item => Some("`item` exists only in a step with `for_each`"),
+            _ => None,
+        };
         let kind = DiagnosticKind::UnknownRoot {
             name: shown.to_string(),
             known,
             suggestion,
+            reason,
         };
         self.report(kind, at);
     }
 
     fn call(&mut self, function: &crate::ast::Name, args: &[Expr], span: Span) {
-        let Some(&(name, expected)) = FUNCTIONS.iter().find(|(f, _)| *f == function.node) else {
-            let suggestion = suggest::closest(&function.node, FUNCTIONS.iter().map(|(f, _)| *f));
+        let Some(&(name, expected, example)) = FUNCTIONS.iter().find(|(f, ..)| *f == function.node)
+        else {
+            let suggestion = suggest::closest(&function.node, FUNCTIONS.iter().map(|(f, ..)| *f));
             let kind = DiagnosticKind::UnknownFunction {
                 name: function.node.clone(),
                 suggestion,
@@ -213,6 +232,7 @@ impl<'a> Checker<'a> {
                 DiagnosticKind::BadArguments {
                     function: name,
                     expected,
+                    example,
                 },
                 span,
             );

@@ -10,6 +10,7 @@ mod policy;
 mod settings;
 mod steps;
 mod suggest;
+pub use suggest::closest;
 mod tests;
 mod triggers;
 mod webhooks;
@@ -168,7 +169,7 @@ impl<'a> Checker<'a> {
     }
 
     fn unknown_connection(&mut self, name: &crate::ast::Name) {
-        let suggestion = suggest::closest(&name.node, self.connections.keys().copied());
+        let suggestion = closest(&name.node, self.connections.keys().copied());
         let kind = DiagnosticKind::UnknownConnection {
             name: name.node.clone(),
             suggestion,

@@ -3,6 +3,8 @@
 use super::{Checker, suggest};
 use crate::ast::{Retry, RetryClause, RetryCondition};
 use crate::diagnostic::DiagnosticKind;
+use crate::span::Span;
+use std::time::Duration;
 
 const RETRY_KINDS: &[&str] = &["timeout", "network"];
 const RETRY_AFTER_MODES: &[&str] = &["honor", "ignore"];
@@ -13,18 +15,29 @@ impl Checker<'_> {
         if retry.attempts.node == 0 {
             self.report(DiagnosticKind::ZeroAttempts, retry.attempts.span);
         }
+        // A backoff with one attempt is reported once, over all the clauses that shape it.
+        let shaping: Vec<Span> = retry
+            .clauses
+            .iter()
+            .filter(|c| matches!(c.node, RetryClause::Backoff(_) | RetryClause::Delay { .. }))
+            .map(|c| c.span)
+            .collect();
+        if let (1, Some(first), Some(last)) = (retry.attempts.node, shaping.first(), shaping.last())
+        {
+            self.report(
+                DiagnosticKind::BackoffNeverUsed,
+                Span::new(first.start, last.end),
+            );
+        }
         for clause in &retry.clauses {
             match &clause.node {
-                RetryClause::Backoff(_) | RetryClause::Delay { .. } if retry.attempts.node == 1 => {
-                    self.report(DiagnosticKind::BackoffNeverUsed, clause.span);
-                }
                 RetryClause::Delay {
                     initial,
                     max: Some(max),
                 } if max.node < initial.node => {
                     let kind = DiagnosticKind::InvertedDelays {
-                        initial: format!("{:?}", initial.node),
-                        max: format!("{:?}", max.node),
+                        initial: format_duration(initial.node),
+                        max: format_duration(max.node),
                     };
                     self.report(kind, clause.span);
                 }
@@ -46,7 +59,7 @@ impl Checker<'_> {
         }
     }
 
-    fn retry_condition(&mut self, condition: &RetryCondition, span: crate::span::Span) {
+    fn retry_condition(&mut self, condition: &RetryCondition, span: Span) {
         let unknown = match condition {
             RetryCondition::Status(status) if !(100..=599).contains(status) => status.to_string(),
             RetryCondition::Class(class) if !(1..=5).contains(class) => format!("{class}xx"),
@@ -61,5 +74,42 @@ impl Checker<'_> {
             },
             span,
         );
+    }
+}
+
+/// A duration as a spec would write it: `2m`, `1h30m`, `500ms`.
+fn format_duration(duration: Duration) -> String {
+    const UNITS: &[(&str, u128)] = &[
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut millis = duration.as_millis();
+    if millis == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in UNITS {
+        if millis >= *size {
+            out.push_str(&format!("{}{unit}", millis / size));
+            millis %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_print_as_a_spec_writes_them() {
+        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 }

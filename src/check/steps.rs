@@ -3,10 +3,11 @@
 use super::expressions::{Scope, StepOrder};
 use super::{Checker, suggest};
 use crate::ast::{
-    Assignment, Body, CallKind, OnError, Pagination, PolicySetting, Step, StepSetting,
+    Assignment, Body, CallKind, OnError, Pagination, PolicySetting, RetryClause, Step, StepSetting,
     TargetSegment, Text,
 };
-use crate::diagnostic::{Diagnostic, DiagnosticKind};
+use crate::diagnostic::{Code, Diagnostic, DiagnosticKind};
+use crate::span::Span;
 use std::collections::HashMap;
 
 impl<'a> Checker<'a> {
@@ -21,15 +22,23 @@ impl<'a> Checker<'a> {
         for (at, step) in spec.steps.iter().enumerate() {
             self.step(step, &order, at);
         }
+        // Unknown fallbacks were reported by now; one is likely a misspelt use of an
+        // existing fallback, which then should not also be called unused.
+        let misspelt_use = self
+            .diagnostics
+            .iter()
+            .any(|d| d.code() == Code::UnknownFallback);
         for fallback in &spec.fallbacks {
-            // A fallback stands in for the first step that names it: it sees what that
-            // step would have seen.
-            let first_user = spec
-                .steps
-                .iter()
-                .position(|s| names_fallback(s, &fallback.name.node));
-            if first_user.is_none() {
-                let name = fallback.name.node.clone();
+            let name = fallback.name.node.as_str();
+            // A fallback stands in for the first step that names it and sees what that step
+            // would have seen; a default fallback may stand in for the very first step.
+            let first_user = if defaults_name_fallback(spec, name) {
+                Some(0)
+            } else {
+                spec.steps.iter().position(|s| names_fallback(s, name))
+            };
+            if first_user.is_none() && !misspelt_use {
+                let name = name.to_string();
                 self.report(DiagnosticKind::UnusedFallback { name }, fallback.name.span);
             }
             self.step(fallback, &order, first_user.unwrap_or(spec.steps.len()));
@@ -64,9 +73,8 @@ impl<'a> Checker<'a> {
             .is_some();
         for setting in &step.settings {
             match &setting.node {
-                StepSetting::Query(entries) | StepSetting::Headers(entries) => {
-                    self.headers(entries, &scope)
-                }
+                StepSetting::Query(entries) => self.entries(entries, "query parameter", &scope),
+                StepSetting::Headers(entries) => self.entries(entries, "header", &scope),
                 StepSetting::Body(Body::Mapping(assignments))
                 | StepSetting::Variables(assignments) => {
                     self.mapping(assignments, &scope);
@@ -131,14 +139,15 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A retried POST or PATCH without an idempotency key may create its record twice.
+    /// A retried POST, PATCH or GraphQL mutation without an idempotency key may create its
+    /// record twice. Retrying only on 429 is safe: the server refused before doing anything.
     fn idempotency(&mut self, step: &Step) {
-        let CallKind::Http(method) = step.call.kind.node else {
-            return;
+        let method = match step.call.kind.node {
+            CallKind::Http(method) if method.is_idempotent() => return,
+            CallKind::Http(method) => method.as_str(),
+            CallKind::GraphQl if is_mutation(step) => "GraphQL mutation",
+            CallKind::GraphQl => return,
         };
-        if method.is_idempotent() {
-            return;
-        }
         let has_key = step
             .settings
             .iter()
@@ -154,9 +163,9 @@ impl<'a> Checker<'a> {
         let Some((retry, span)) = own_retry.or(default_retry) else {
             return;
         };
-        if retry.attempts.node > 1 && !has_key {
+        if retry.attempts.node > 1 && !has_key && !only_on_429(retry) {
             let kind = DiagnosticKind::RetriedWithoutIdempotencyKey {
-                method: method.as_str(),
+                method,
                 step: step.name.node.clone(),
             };
             self.report(kind, span);
@@ -182,7 +191,7 @@ impl<'a> Checker<'a> {
 
     /// Each target path is assigned once, and never both as a value and as a container.
     fn mapping(&mut self, assignments: &[Assignment], scope: &Scope<'_>) {
-        let mut seen: HashMap<&[TargetSegment], crate::span::Span> = HashMap::new();
+        let mut seen: HashMap<&[TargetSegment], Span> = HashMap::new();
         for assignment in assignments {
             let target = assignment.target.node.as_slice();
             let span = assignment.target.span;
@@ -194,20 +203,12 @@ impl<'a> Checker<'a> {
                     Diagnostic::new(kind, span).with_secondary(*first, "first assigned here"),
                 );
             } else {
-                let conflict = (1..target.len())
-                    .map(|n| &target[..n])
-                    .find_map(|p| seen.get(p))
-                    .or_else(|| {
-                        seen.iter()
-                            .find(|(t, _)| t.starts_with(target))
-                            .map(|(_, s)| s)
-                    });
-                if let Some(other) = conflict {
+                if let Some((field, other)) = container_conflict(&seen, target) {
                     let kind = DiagnosticKind::TargetConflict {
-                        target: render_target(target),
+                        target: render_target(field),
                     };
                     self.push(
-                        Diagnostic::new(kind, span).with_secondary(*other, "also assigned here"),
+                        Diagnostic::new(kind, span).with_secondary(other, "also assigned here"),
                     );
                 }
                 seen.insert(target, span);
@@ -221,7 +222,9 @@ impl<'a> Checker<'a> {
         match on_error {
             OnError::Action(name) if !ACTIONS.contains(&name.node.as_str()) => {
                 let candidates = ACTIONS.iter().copied().chain(["fallback"]);
-                let suggestion = suggest::closest(&name.node, candidates);
+                // A bare `fallback` lacks its step; suggesting `fallback` would not help.
+                let suggestion =
+                    suggest::closest(&name.node, candidates).filter(|s| *s != name.node);
                 let kind = DiagnosticKind::UnknownOnErrorAction {
                     name: name.node.clone(),
                     suggestion,
@@ -253,6 +256,48 @@ impl<'a> Checker<'a> {
             PolicySetting::Timeout(_) => {}
         }
     }
+}
+
+/// The field that is both a value and a container when `target` is assigned after `seen`:
+/// an earlier target that is a prefix of this one, or this one when it is a prefix of an
+/// earlier target. Returns that field and the other assignment's span.
+fn container_conflict<'t>(
+    seen: &HashMap<&'t [TargetSegment], Span>,
+    target: &'t [TargetSegment],
+) -> Option<(&'t [TargetSegment], Span)> {
+    let earlier_prefix = (1..target.len()).find_map(|n| seen.get_key_value(&target[..n]));
+    if let Some((prefix, span)) = earlier_prefix {
+        return Some((prefix, *span));
+    }
+    let longer = seen.iter().find(|(t, _)| t.starts_with(target));
+    longer.map(|(_, span)| (target, *span))
+}
+
+fn defaults_name_fallback(spec: &crate::ast::Integration, name: &str) -> bool {
+    spec.defaults
+        .iter()
+        .any(|d| matches!(&d.node, PolicySetting::OnError(OnError::Fallback(n)) if n.node == name))
+}
+
+fn is_mutation(step: &Step) -> bool {
+    step.settings.iter().any(|s| match &s.node {
+        StepSetting::Document(document) => document
+            .value
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty() && !line.starts_with('#'))
+            .is_some_and(|line| line.starts_with("mutation")),
+        _ => false,
+    })
+}
+
+fn only_on_429(retry: &crate::ast::Retry) -> bool {
+    retry.clauses.iter().any(|c| match &c.node {
+        RetryClause::On(conditions) => conditions
+            .iter()
+            .all(|c| c.node == crate::ast::RetryCondition::Status(429)),
+        _ => false,
+    })
 }
 
 fn names_fallback(step: &Step, fallback: &str) -> bool {

@@ -99,6 +99,8 @@ impl Checker<'_> {
         self.use_connection(&poll.connection);
         self.once_each(&poll.settings);
         let has = |pick: fn(&PollSetting) -> bool| poll.settings.iter().any(|s| pick(&s.node));
+        // The header line, `trigger poll CONNECTION METHOD "path"`, not the whole block.
+        let span = crate::span::Span::new(span.start, poll.path.span.end);
         if !has(|s| matches!(s, PollSetting::Every(_))) {
             self.report(DiagnosticKind::PollWithoutInterval, span);
         }
@@ -115,9 +117,10 @@ impl Checker<'_> {
                 PollSetting::Dedupe(expr) | PollSetting::When(expr) => {
                     self.expr(expr, &TRIGGER_SCOPE)
                 }
-                PollSetting::Query(entries) | PollSetting::Headers(entries) => {
-                    self.headers(entries, &TRIGGER_SCOPE);
+                PollSetting::Query(entries) => {
+                    self.entries(entries, "query parameter", &TRIGGER_SCOPE)
                 }
+                PollSetting::Headers(entries) => self.entries(entries, "header", &TRIGGER_SCOPE),
                 PollSetting::Every(_) | PollSetting::Cursor(Cursor::NextLink(NextLink::Header)) => {
                 }
             }

@@ -12,7 +12,7 @@ pub enum DiagnosticKind {
     Syntax {
         found: String,
         expected: String,
-        hint: Option<&'static str>,
+        hint: Option<String>,
     },
     #[error("unknown escape `{escape}` in a string")]
     InvalidEscape { escape: String },
@@ -38,6 +38,8 @@ pub enum DiagnosticKind {
         name: String,
         known: Vec<String>,
         suggestion: Option<String>,
+        /// Why a name that exists elsewhere cannot be read here.
+        reason: Option<&'static str>,
     },
     #[error("step `{name}` has not run yet at this point")]
     StepNotYetRun { name: String, is_self: bool },
@@ -57,6 +59,7 @@ pub enum DiagnosticKind {
     BadArguments {
         function: &'static str,
         expected: &'static str,
+        example: &'static str,
     },
     #[error("unknown step `{name}`")]
     UnknownStep {
@@ -133,7 +136,7 @@ pub enum DiagnosticKind {
     #[error("base URL `{url}` is not an absolute http(s) URL")]
     InvalidBaseUrl { url: String },
 
-    #[error("retry delay range ends before it starts ({initial} .. {max})")]
+    #[error("retry delay range ends before it starts (`{initial}..{max}`)")]
     InvertedDelays { initial: String, max: String },
     #[error("a step makes at least one attempt; `retry 0` never runs it")]
     ZeroAttempts,
@@ -287,7 +290,7 @@ impl DiagnosticKind {
         }
         Some(match self {
             Self::InternalError(_) => "this is a bug in integ; please report it with the spec".into(),
-            Self::Syntax { hint, .. } => return hint.map(String::from),
+            Self::Syntax { hint, .. } => return hint.clone(),
             Self::InvalidEscape { .. } => {
                 r#"the escapes are \" \\ \n \r \t \/ and \u{XXXX}"#.into()
             }
@@ -297,17 +300,23 @@ impl DiagnosticKind {
             Self::TooDeep { .. } => "flatten the value, or read it from a file with `file(\"...\")`".into(),
             Self::DuplicateName { what, .. } => format!("give each {what} its own name"),
             Self::UnknownConnection { .. } => "declare it with `connection NAME { base_url ... }`".into(),
-            Self::UnknownRoot { known, .. } if known.is_empty() => {
-                "`$` alone reads the event; no step has run before this point".into()
-            }
-            Self::UnknownRoot { known, .. } => {
-                format!("`$` alone reads the event; known here: {}", join_ticked(known))
+            Self::UnknownRoot { reason: Some(reason), .. } => (*reason).into(),
+            Self::UnknownRoot { name, known, .. } => {
+                let reads = if name.starts_with('$') {
+                    "`$` alone reads the event"
+                } else {
+                    "templates read `event`, earlier steps by name, and `item` in `for_each` steps"
+                };
+                match known.as_slice() {
+                    [] => format!("{reads}; no step has run before this point"),
+                    known => format!("{reads}; known here: {}", join_ticked(known)),
+                }
             }
             Self::StepNotYetRun { .. } => "only the results of earlier steps can be read".into(),
             Self::UnknownFallback { .. } => "declare it with `fallback NAME = CONNECTION METHOD \"path\"`".into(),
             Self::DuplicateSetting { .. } | Self::DuplicateField { .. } => "remove one of them".into(),
             Self::UnknownFunction { .. } => "the functions are `secret`, `env` and `file`".into(),
-            Self::BadArguments { function, expected } => format!("write it as `{function}` with {expected}"),
+            Self::BadArguments { example, .. } => format!("for example `{example}`"),
             Self::UnknownStep { .. } => "name a step declared with `step NAME = ...`".into(),
             Self::InvalidJsonPath { .. } => "JSONPath follows RFC 9535, for example `$.items[0].id` or `$.items[?@.price > 10]`".into(),
             Self::InvalidTemplate { .. } => "templates use minijinja syntax: `{{ event.id }}`, `{{ contact.name | upper }}`".into(),
@@ -328,11 +337,13 @@ impl DiagnosticKind {
             Self::UnknownEncoding { .. } => "the encodings are `json` and `form`".into(),
             Self::OAuth2Field { .. } => "oauth2 takes `token_url`, `client_id`, `client_secret`, and optionally `refresh_token`, `scopes`, `audience`".into(),
             Self::UnknownOverrideField { .. } => "an environment overrides connection fields such as `base_url`, `auth`, `rate_limit`, `timeout`".into(),
+            Self::ZeroLimit { what } if what.contains("window") => "use a duration of at least `1ms`".into(),
             Self::ZeroLimit { .. } => "use a positive whole number".into(),
             Self::InvalidBaseUrl { .. } => "write it with its scheme: `https://api.example.com`".into(),
             Self::InvertedDelays { .. } => "write the range as `initial..max`, the smaller first".into(),
             Self::ZeroAttempts => "`retry 1` makes one attempt and never retries".into(),
             Self::UnknownRetryCondition { .. } => "retry on status codes (`429`), classes (`5xx`), `timeout` or `network`".into(),
+            Self::UnknownOnErrorAction { name, .. } if name == "fallback" => "name the step to run instead: `on_error fallback NAME`".into(),
             Self::UnknownOnErrorAction { .. } => "the actions are `dead_letter`, `skip`, `fail` and `fallback NAME`".into(),
             Self::UnknownRetryAfterMode { .. } => "write `retry_after honor` (the default) or `retry_after ignore`".into(),
             Self::GraphqlDocument { .. } => "add `document \"\"\"query { ... }\"\"\"`".into(),

@@ -82,11 +82,7 @@ impl<'i> Children<'i> {
     }
 
     fn skip_comments(&mut self) {
-        while self
-            .pairs
-            .next_if(|p| p.as_rule() == Rule::COMMENT)
-            .is_some()
-        {}
+        while self.pairs.next_if(|p| is_trivia(p.as_rule())).is_some() {}
     }
 
     fn next(&mut self) -> Built<Pair<'i, Rule>> {
@@ -113,8 +109,30 @@ impl<'i> Children<'i> {
 
     fn rest(mut self) -> impl Iterator<Item = Pair<'i, Rule>> {
         self.skip_comments();
-        self.pairs.filter(|p| p.as_rule() != Rule::COMMENT)
+        self.pairs.filter(|p| !is_trivia(p.as_rule()))
     }
+}
+
+/// Pairs the builder never reads: comments (kept in a side table) and keywords (whose
+/// meaning is the rule they start).
+fn is_trivia(rule: Rule) -> bool {
+    static TRIVIA: LazyLock<Vec<bool>> = LazyLock::new(|| {
+        // Sized by the largest discriminant: `all_rules` leaves `EOI` out.
+        let size = Rule::all_rules()
+            .iter()
+            .map(|r| *r as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut table = vec![false; size.max(Rule::EOI as usize + 1)];
+        for rule in Rule::all_rules() {
+            let name = format!("{rule:?}");
+            if let Some(slot) = table.get_mut(*rule as usize) {
+                *slot = name == "COMMENT" || name.starts_with("kw_");
+            }
+        }
+        table
+    });
+    TRIVIA.get(rule as usize).copied().unwrap_or(false)
 }
 
 fn span(pair: &Pair<'_, Rule>) -> Span {
@@ -847,7 +865,7 @@ impl Builder {
         if pair.as_rule() != Rule::expr {
             return self.operand(pair);
         }
-        let pairs = pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT);
+        let pairs = pair.into_inner().filter(|p| !is_trivia(p.as_rule()));
         // The pratt parser's closures cannot share `&mut self`; collect errors instead.
         let mut failure = None;
         let builder = std::cell::RefCell::new(self);
@@ -976,7 +994,7 @@ impl Builder {
         let duration = parse_duration(pair.as_str()).unwrap_or_else(|| {
             let text = pair.as_str().to_string();
             self.report(DiagnosticKind::DurationOverflow { text }, span(&pair));
-            Duration::ZERO
+            MAX_DURATION
         });
         spanned(duration, &pair)
     }
@@ -990,14 +1008,15 @@ impl Builder {
         spanned(value, &pair)
     }
 
-    /// An integer token, at most `max`; a larger one is reported and read as 0.
+    /// An integer token, at most `max`; a larger one is reported and read as `max`.
     fn bounded(&mut self, pair: &Pair<'_, Rule>, max: u64) -> u64 {
         match pair.as_str().parse::<u64>() {
             Ok(value) if value <= max => value,
             _ => {
                 let text = pair.as_str().to_string();
                 self.report(DiagnosticKind::NumberOutOfRange { text, max }, span(pair));
-                0
+                // The largest value stands in, so that no later check reports a zero.
+                max
             }
         }
     }
@@ -1013,6 +1032,10 @@ fn is_operator(rule: Rule) -> bool {
         Rule::op_not | Rule::op_or | Rule::op_and | Rule::op_fallback | Rule::compare_op
     )
 }
+
+/// The longest duration a spec may write; an overflowing one is reported and read as this,
+/// so that no later check reports a zero.
+const MAX_DURATION: Duration = Duration::from_secs(u32::MAX as u64);
 
 /// `1h30m`, `500ms`: the sum of each number with its unit; `None` on overflow.
 fn parse_duration(text: &str) -> Option<Duration> {
@@ -1038,7 +1061,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         total = total.checked_add(Duration::from_millis(millis))?;
     }
     // A duration must fit a u32 of seconds: enough for any schedule or retry window.
-    (total.as_secs() <= u64::from(u32::MAX)).then_some(total)
+    (total <= MAX_DURATION).then_some(total)
 }
 
 fn retry_condition(text: &str) -> RetryCondition {
