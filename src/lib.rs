@@ -1,11 +1,13 @@
 //! integ: declarative integrations between SaaS APIs.
 //!
 //! The pipeline runs one way: text -> `syntax` (pest parse tree, then the spanned `ast`)
-//! -> `check` (every diagnostic at once) -> the engine (to come). See ARCHITECTURE.md.
+//! -> `check` (every diagnostic at once, then the checked `model`) -> the engine (to come).
+//! See ARCHITECTURE.md.
 
 pub mod ast;
 pub mod check;
 pub mod diagnostic;
 pub mod lint;
+pub mod model;
 pub mod span;
 pub mod syntax;

@@ -2,6 +2,7 @@
 
 use crate::check;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Severity};
+use crate::model::Integration;
 use crate::span::Span;
 use crate::syntax;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ pub struct LintedFile {
     pub path: PathBuf,
     pub text: String,
     pub diagnostics: Vec<Diagnostic>,
+    /// The checked model, when the spec has no errors.
+    pub model: Option<Integration>,
 }
 
 /// A file that could not be read: a usage problem, not a spec problem.
@@ -76,8 +79,15 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
         .enumerate()
         .map(|(file_index, (path, text))| {
             let (spec, mut diagnostics) = syntax::parse(&text);
+            let mut model = None;
             if let Some(spec) = &spec {
                 diagnostics.extend(check::check(spec));
+                if !diagnostics.iter().any(|d| d.severity() == Severity::Error) {
+                    match check::lower(spec) {
+                        Ok(lowered) => model = Some(lowered),
+                        Err(bug) => diagnostics.push(*bug),
+                    }
+                }
             }
             if let Some(spec) = &spec {
                 webhooks.add(file_index, &path.display().to_string(), &text, spec);
@@ -86,12 +96,14 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
                 path,
                 text,
                 diagnostics,
+                model,
             }
         })
         .collect();
     for (file, diagnostic) in webhooks.clashes() {
         if let Some(linted) = linted.get_mut(file) {
             linted.diagnostics.push(diagnostic);
+            linted.model = None;
         }
     }
     for file in &mut linted {

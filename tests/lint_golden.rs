@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 
 #[test]
 fn every_case_renders_as_its_golden_file() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lint");
+    // Relative (tests run in the package folder), so that a message naming another case
+    // file (a webhook clash) reads the same, and wraps the same, in every checkout.
+    let root = Path::new("tests/lint");
     let bless = std::env::var_os("INTEG_BLESS").is_some();
     let mut failures = Vec::new();
-    let cases = cases(&root);
+    let cases = cases(root);
     for case in &cases {
-        let rendered = render(&root, &lint(case));
+        let rendered = render(root, &lint(case));
         let golden = case.with_extension("out");
         let name = case
             .file_name()
@@ -96,8 +98,6 @@ fn render(root: &Path, files: &[LintedFile]) -> String {
             out.push('\n');
         }
     }
-    // Messages that name another file (a webhook clash) name it as linted: absolute.
-    let out = out.replace(&format!("{}/", root.display()), "");
     if out.is_empty() {
         "no diagnostics\n".into()
     } else {

@@ -179,7 +179,8 @@ impl<'a> Checker<'a> {
         }
         let known = scope.known();
         let mut candidates: Vec<&str> = known.iter().map(String::as_str).collect();
-        if scope.event {
+        // Templates read `event`; JSONPaths read the event as `$` alone, never `$event`.
+        if scope.event && !shown.starts_with('$') {
             candidates.push("event");
         }
         let suggestion = suggest::closest(name, candidates).map(|s| {

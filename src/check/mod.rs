@@ -6,6 +6,7 @@
 
 mod connections;
 mod expressions;
+mod lower;
 mod policy;
 mod settings;
 mod steps;
@@ -27,6 +28,12 @@ pub fn check(spec: &Spec) -> Vec<Diagnostic> {
     let mut checker = Checker::new(&spec.integration);
     checker.integration();
     checker.diagnostics
+}
+
+/// The checked model of a spec in which `check` found no error. An `Err` is an
+/// internal-error diagnostic: lowering met something the checks should have refused.
+pub fn lower(spec: &Spec) -> Result<crate::model::Integration, Box<Diagnostic>> {
+    lower::integration(&spec.integration).map_err(|bug| Box::new(Diagnostic::from(bug)))
 }
 
 pub(crate) struct Checker<'a> {

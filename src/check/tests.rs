@@ -61,14 +61,24 @@ impl Checker<'_> {
                     OverrideSetting::Known(setting) => {
                         self.connection_setting(setting, item.setting.span)
                     }
-                    OverrideSetting::Unknown { field, .. } => {
-                        let suggestion =
-                            suggest::closest(&field.node, CONNECTION_FIELDS.iter().copied());
-                        let kind = DiagnosticKind::UnknownOverrideField {
-                            name: field.node.clone(),
-                            suggestion,
+                    OverrideSetting::Unknown { field, value } => {
+                        // A known field reaches here when its value did not parse as that
+                        // field's value.
+                        let (kind, at) = if CONNECTION_FIELDS.contains(&field.node.as_str()) {
+                            let kind = DiagnosticKind::InvalidOverrideValue {
+                                field: field.node.clone(),
+                            };
+                            (kind, value.span)
+                        } else {
+                            let names = CONNECTION_FIELDS.iter().copied();
+                            let suggestion = suggest::closest(&field.node, names);
+                            let name = field.node.clone();
+                            (
+                                DiagnosticKind::UnknownOverrideField { name, suggestion },
+                                field.span,
+                            )
                         };
-                        self.report(kind, field.span);
+                        self.report(kind, at);
                     }
                 }
             }

@@ -59,6 +59,7 @@ codes! {
     UnknownOverrideField = "E405",
     ZeroLimit = "E406",
     InvalidBaseUrl = "E407",
+    InvalidOverrideValue = "E408",
     InvertedDelays = "E501",
     ZeroAttempts = "E502",
     UnknownRetryCondition = "E503",

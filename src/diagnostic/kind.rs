@@ -19,7 +19,7 @@ pub enum DiagnosticKind {
     #[error("duration `{text}` is too long")]
     DurationOverflow { text: String },
     #[error("number `{text}` is out of range")]
-    NumberOutOfRange { text: String, max: u64 },
+    NumberOutOfRange { text: String, range: &'static str },
 
     #[error("the file is not valid UTF-8")]
     NotUtf8,
@@ -133,6 +133,8 @@ pub enum DiagnosticKind {
     },
     #[error("{what} must be at least 1")]
     ZeroLimit { what: &'static str },
+    #[error("this is not a value `{field}` takes")]
+    InvalidOverrideValue { field: String },
     #[error("base URL `{url}` is not an absolute http(s) URL")]
     InvalidBaseUrl { url: String },
 
@@ -237,6 +239,7 @@ impl DiagnosticKind {
             Self::UnknownOverrideField { .. } => Code::UnknownOverrideField,
             Self::ZeroLimit { .. } => Code::ZeroLimit,
             Self::InvalidBaseUrl { .. } => Code::InvalidBaseUrl,
+            Self::InvalidOverrideValue { .. } => Code::InvalidOverrideValue,
             Self::InvertedDelays { .. } => Code::InvertedDelays,
             Self::ZeroAttempts => Code::ZeroAttempts,
             Self::UnknownRetryCondition { .. } => Code::UnknownRetryCondition,
@@ -295,7 +298,7 @@ impl DiagnosticKind {
                 r#"the escapes are \" \\ \n \r \t \/ and \u{XXXX}"#.into()
             }
             Self::DurationOverflow { .. } => "durations go up to 49 710 days".into(),
-            Self::NumberOutOfRange { max, .. } => format!("use a whole number from 0 to {max}"),
+            Self::NumberOutOfRange { range, .. } => format!("use a number from {range}"),
             Self::NotUtf8 => "save the spec as UTF-8 text".into(),
             Self::TooDeep { .. } => "flatten the value, or read it from a file with `file(\"...\")`".into(),
             Self::DuplicateName { what, .. } => format!("give each {what} its own name"),
@@ -339,6 +342,7 @@ impl DiagnosticKind {
             Self::UnknownOverrideField { .. } => "an environment overrides connection fields such as `base_url`, `auth`, `rate_limit`, `timeout`".into(),
             Self::ZeroLimit { what } if what.contains("window") => "use a duration of at least `1ms`".into(),
             Self::ZeroLimit { .. } => "use a positive whole number".into(),
+            Self::InvalidOverrideValue { field } => format!("write it as in a connection, for example `{}`", override_example(field)),
             Self::InvalidBaseUrl { .. } => "write it with its scheme: `https://api.example.com`".into(),
             Self::InvertedDelays { .. } => "write the range as `initial..max`, the smaller first".into(),
             Self::ZeroAttempts => "`retry 1` makes one attempt and never retries".into(),
@@ -404,6 +408,18 @@ pub const STEP_OUTCOMES: &[&str] = &[
 pub enum Severity {
     Error,
     Warning,
+}
+
+fn override_example(field: &str) -> &'static str {
+    match field {
+        "base_url" => "hubspot.base_url \"http://localhost:4010\"",
+        "rate_limit" => "hubspot.rate_limit 10 per 1s",
+        "timeout" | "connect_timeout" => "hubspot.timeout 30s",
+        "auth" => "hubspot.auth bearer secret(\"STAGING_TOKEN\")",
+        "max_concurrency" => "hubspot.max_concurrency 2",
+        "encoding" => "hubspot.encoding form",
+        _ => "hubspot.headers { \"X-Env\" = \"staging\" }",
+    }
 }
 
 fn join_ticked<S: AsRef<str>>(words: &[S]) -> String {

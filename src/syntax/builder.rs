@@ -777,7 +777,7 @@ impl Builder {
                 let method = self.method(children.expect(Rule::method)?)?;
                 let path = self.text(children.expect(Rule::string)?)?;
                 let status = children.expect(Rule::integer)?;
-                let status = spanned(self.bounded(&status, 999) as u16, &status);
+                let status = spanned(self.bounded(&status, 599, "100 to 599") as u16, &status);
                 let body = children
                     .optional(Rule::expr)
                     .map(|e| self.expr(e))
@@ -913,17 +913,12 @@ impl Builder {
             Rule::expr => return self.expr(pair),
             Rule::null => ExprKind::Null,
             Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
-            Rule::number => match pair.as_str().parse::<serde_json::Number>() {
-                Ok(number) => ExprKind::Number(number),
-                Err(_) => {
+            Rule::number => match number(pair.as_str()) {
+                Some(number) => ExprKind::Number(number),
+                None => {
                     let text = pair.as_str().to_string();
-                    self.report(
-                        DiagnosticKind::NumberOutOfRange {
-                            text,
-                            max: u64::MAX,
-                        },
-                        at,
-                    );
+                    let range = "about ±1.8e308";
+                    self.report(DiagnosticKind::NumberOutOfRange { text, range }, at);
                     ExprKind::Null
                 }
             },
@@ -1004,17 +999,17 @@ impl Builder {
     }
 
     fn spanned_u32(&mut self, pair: Pair<'_, Rule>) -> Spanned<u32> {
-        let value = self.bounded(&pair, u64::from(u32::MAX)) as u32;
+        let value = self.bounded(&pair, u64::from(u32::MAX), "0 to 4294967295") as u32;
         spanned(value, &pair)
     }
 
     /// An integer token, at most `max`; a larger one is reported and read as `max`.
-    fn bounded(&mut self, pair: &Pair<'_, Rule>, max: u64) -> u64 {
+    fn bounded(&mut self, pair: &Pair<'_, Rule>, max: u64, range: &'static str) -> u64 {
         match pair.as_str().parse::<u64>() {
             Ok(value) if value <= max => value,
             _ => {
                 let text = pair.as_str().to_string();
-                self.report(DiagnosticKind::NumberOutOfRange { text, max }, span(pair));
+                self.report(DiagnosticKind::NumberOutOfRange { text, range }, span(pair));
                 // The largest value stands in, so that no later check reports a zero.
                 max
             }
@@ -1062,6 +1057,20 @@ fn parse_duration(text: &str) -> Option<Duration> {
     }
     // A duration must fit a u32 of seconds: enough for any schedule or retry window.
     (total <= MAX_DURATION).then_some(total)
+}
+
+/// A number literal as JSON keeps it: an integer when it is one (`007` is 7), else a float;
+/// `None` when it overflows a float.
+fn number(text: &str) -> Option<serde_json::Number> {
+    if let Ok(int) = text.parse::<i64>() {
+        return Some(int.into());
+    }
+    if let Ok(int) = text.parse::<u64>() {
+        return Some(int.into());
+    }
+    text.parse::<f64>()
+        .ok()
+        .and_then(serde_json::Number::from_f64)
 }
 
 fn retry_condition(text: &str) -> RetryCondition {

@@ -1,0 +1,706 @@
+//! AST to checked model, for a spec the checks passed: settings resolved with their
+//! defaults, closed sets turned into enums.
+//!
+//! Every conversion here was validated by a check, so a failure is a bug in integ; it is
+//! reported as an internal error at the offending span, never a panic.
+
+use crate::ast::{self, ConnectionSetting, PollSetting, Setting, StepSetting, WebhookSetting};
+use crate::diagnostic::{Diagnostic, DiagnosticKind};
+use crate::model::{self, Encoding, RetryPolicy};
+use crate::span::{Span, Spanned};
+use std::num::NonZeroU32;
+use std::str::FromStr;
+
+/// A check let through what lowering cannot represent.
+#[derive(Debug)]
+pub struct Unchecked {
+    span: Span,
+    what: &'static str,
+}
+
+impl From<Unchecked> for Diagnostic {
+    fn from(bug: Unchecked) -> Self {
+        let what = format!("the checker let through {}", bug.what);
+        Diagnostic::new(DiagnosticKind::InternalError(what), bug.span)
+    }
+}
+
+type Lowered<T> = Result<T, Unchecked>;
+
+fn unchecked<T>(span: Span, what: &'static str) -> Lowered<T> {
+    Err(Unchecked { span, what })
+}
+
+fn non_zero(value: u32, span: Span) -> Lowered<NonZeroU32> {
+    NonZeroU32::new(value).map_or_else(|| unchecked(span, "a zero limit"), Ok)
+}
+
+/// The first setting `pick` accepts; the checker made sure there is at most one.
+fn find<'a, S: Setting, T>(
+    settings: &'a [Spanned<S>],
+    pick: impl Fn(&'a S) -> Option<T>,
+) -> Option<T> {
+    settings.iter().find_map(|s| pick(&s.node))
+}
+
+pub fn integration(spec: &ast::Integration) -> Lowered<model::Integration> {
+    let defaults = Defaults::of(spec)?;
+    Ok(model::Integration {
+        name: spec.name.node.clone(),
+        description: spec.description.first().map(|t| t.value.clone()),
+        owner: spec.owner.first().map(|t| t.value.clone()),
+        tags: spec
+            .tags
+            .iter()
+            .flat_map(|t| &t.node)
+            .map(|t| t.value.clone())
+            .collect(),
+        connections: spec
+            .connections
+            .iter()
+            .map(connection)
+            .collect::<Lowered<_>>()?,
+        triggers: spec.triggers.iter().map(trigger).collect::<Lowered<_>>()?,
+        steps: spec
+            .steps
+            .iter()
+            .map(|s| step(s, &defaults))
+            .collect::<Lowered<_>>()?,
+        fallbacks: spec
+            .fallbacks
+            .iter()
+            .map(|s| step(s, &defaults))
+            .collect::<Lowered<_>>()?,
+        alerts: spec.alerts.iter().map(alert).collect::<Lowered<_>>()?,
+        environments: spec
+            .environments
+            .iter()
+            .map(environment)
+            .collect::<Lowered<_>>()?,
+        tests: spec.tests.iter().map(test).collect::<Lowered<_>>()?,
+    })
+}
+
+/// The integration's `defaults { }`, resolved.
+struct Defaults {
+    retry: Option<RetryPolicy>,
+    on_error: Option<model::OnError>,
+    timeout: Option<std::time::Duration>,
+}
+
+impl Defaults {
+    fn of(spec: &ast::Integration) -> Lowered<Self> {
+        let settings = &spec.defaults;
+        let retry = find(settings, |s| match s {
+            ast::PolicySetting::Retry(retry) => Some(retry),
+            _ => None,
+        });
+        let on_error = find(settings, |s| match s {
+            ast::PolicySetting::OnError(on_error) => Some(on_error),
+            _ => None,
+        });
+        Ok(Self {
+            retry: retry.map(retry_policy).transpose()?,
+            on_error: on_error.map(on_error_action).transpose()?,
+            timeout: find(settings, |s| match s {
+                ast::PolicySetting::Timeout(timeout) => Some(*timeout),
+                _ => None,
+            }),
+        })
+    }
+}
+
+fn connection(connection: &ast::Connection) -> Lowered<model::Connection> {
+    let settings = &connection.settings;
+    let Some(base_url) = find(settings, |s| match s {
+        ConnectionSetting::BaseUrl(url) => Some(url.clone()),
+        _ => None,
+    }) else {
+        return unchecked(connection.name.span, "a connection without base_url");
+    };
+    let mut lowered = model::Connection {
+        name: connection.name.node.clone(),
+        base_url,
+        auth: model::Auth::None,
+        headers: Vec::new(),
+        connect_timeout: None,
+        timeout: None,
+        rate_limit: None,
+        encoding: Encoding::Json,
+        max_concurrency: None,
+        circuit_breaker: None,
+    };
+    for setting in settings {
+        apply(&mut lowered, &setting.node, setting.span)?;
+    }
+    Ok(lowered)
+}
+
+/// Sets one connection setting; environments apply their overrides the same way.
+pub fn apply(
+    connection: &mut model::Connection,
+    setting: &ConnectionSetting,
+    span: Span,
+) -> Lowered<()> {
+    match setting {
+        ConnectionSetting::BaseUrl(url) => connection.base_url = url.clone(),
+        ConnectionSetting::Auth(auth) => connection.auth = lower_auth(auth, span)?,
+        ConnectionSetting::Headers(entries) => connection.headers = entries.clone(),
+        ConnectionSetting::ConnectTimeout(timeout) => connection.connect_timeout = Some(*timeout),
+        ConnectionSetting::Timeout(timeout) => connection.timeout = Some(*timeout),
+        ConnectionSetting::RateLimit(limit) => {
+            connection.rate_limit = Some(model::RateLimit {
+                count: non_zero(limit.count.node, limit.count.span)?,
+                per: limit.per.node,
+                burst: limit
+                    .burst
+                    .as_ref()
+                    .map(|b| non_zero(b.node, b.span))
+                    .transpose()?,
+            });
+        }
+        ConnectionSetting::Encoding(name) => connection.encoding = encoding(name)?,
+        ConnectionSetting::MaxConcurrency(n) => {
+            connection.max_concurrency = Some(non_zero(*n, span)?)
+        }
+        ConnectionSetting::CircuitBreaker(settings) => {
+            connection.circuit_breaker = Some(circuit_breaker(settings)?);
+        }
+    }
+    Ok(())
+}
+
+fn encoding(name: &ast::Name) -> Lowered<Encoding> {
+    Encoding::parse(&name.node).map_or_else(|| unchecked(name.span, "an unknown encoding"), Ok)
+}
+
+fn lower_auth(auth: &ast::Auth, span: Span) -> Lowered<model::Auth> {
+    Ok(match auth {
+        ast::Auth::None => model::Auth::None,
+        ast::Auth::Bearer(token) => model::Auth::Bearer(token.clone()),
+        ast::Auth::Basic { username, password } => model::Auth::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        },
+        ast::Auth::ApiKey {
+            in_query,
+            name,
+            value,
+        } => model::Auth::ApiKey {
+            in_query: *in_query,
+            name: name.value.clone(),
+            value: value.clone(),
+        },
+        ast::Auth::OAuth2(fields) => {
+            let field = |name: &str| {
+                fields
+                    .iter()
+                    .find(|f| f.name.node == name)
+                    .map(|f| f.value.clone())
+            };
+            let required = |name: &str| {
+                field(name).map_or_else(|| unchecked(span, "oauth2 without a required field"), Ok)
+            };
+            model::Auth::OAuth2(Box::new(model::OAuth2 {
+                token_url: required("token_url")?,
+                client_id: required("client_id")?,
+                client_secret: required("client_secret")?,
+                refresh_token: field("refresh_token"),
+                scopes: field("scopes"),
+                audience: field("audience"),
+            }))
+        }
+    })
+}
+
+fn circuit_breaker(settings: &[Spanned<ast::BreakerSetting>]) -> Lowered<model::CircuitBreaker> {
+    let mut breaker = model::CircuitBreaker {
+        failures: None,
+        ratio: None,
+        cooldown: None,
+    };
+    for setting in settings {
+        match &setting.node {
+            ast::BreakerSetting::Failures(n) => {
+                breaker.failures = Some(non_zero(*n, setting.span)?)
+            }
+            ast::BreakerSetting::Ratio {
+                percent,
+                window,
+                min_calls,
+            } => {
+                breaker.ratio = Some(model::FailureRatio {
+                    percent: percent.node,
+                    window: window.node,
+                    min_calls: min_calls.as_ref().map(|m| m.node),
+                });
+            }
+            ast::BreakerSetting::Cooldown(cooldown) => breaker.cooldown = Some(*cooldown),
+        }
+    }
+    Ok(breaker)
+}
+
+fn trigger(trigger: &ast::Trigger) -> Lowered<model::Trigger> {
+    Ok(match &trigger.kind {
+        ast::TriggerKind::Webhook(webhook) => model::Trigger::Webhook(lower_webhook(webhook)?),
+        ast::TriggerKind::Poll(poll) => model::Trigger::Poll(lower_poll(poll, trigger.span)?),
+        ast::TriggerKind::Schedule(schedule) => model::Trigger::Schedule(lower_schedule(schedule)?),
+        ast::TriggerKind::Manual => model::Trigger::Manual,
+    })
+}
+
+fn lower_webhook(webhook: &ast::Webhook) -> Lowered<model::Webhook> {
+    let settings = &webhook.settings;
+    let signature = find(settings, |s| match s {
+        WebhookSetting::Signature(signature) => Some(signature),
+        _ => None,
+    });
+    Ok(model::Webhook {
+        path: webhook.path.value.clone(),
+        method: find(settings, |s| match s {
+            WebhookSetting::Method(method) => Some(*method),
+            _ => None,
+        })
+        .unwrap_or(ast::Method::Post),
+        signature: signature.map(lower_signature).transpose()?,
+        tolerance: find(settings, |s| match s {
+            WebhookSetting::Tolerance(tolerance) => Some(*tolerance),
+            _ => None,
+        }),
+        each: find(settings, |s| match s {
+            WebhookSetting::Each(each) => Some(each.clone()),
+            _ => None,
+        }),
+        when: find(settings, |s| match s {
+            WebhookSetting::When(when) => Some(when.clone()),
+            _ => None,
+        }),
+        dedupe: find(settings, |s| match s {
+            WebhookSetting::Dedupe(dedupe) => Some(dedupe.clone()),
+            _ => None,
+        }),
+    })
+}
+
+fn lower_signature(signature: &ast::Signature) -> Lowered<model::Signature> {
+    use model::SignaturePreset as Preset;
+    let option = |pick: fn(&ast::SignatureOption) -> Option<String>| find(&signature.options, pick);
+    let preset = match signature.preset.node.as_str() {
+        "stripe" => Preset::Stripe,
+        "github" => Preset::Github,
+        "hubspot_v3" => Preset::HubspotV3,
+        "shopify" => Preset::Shopify,
+        "hmac_sha256" => Preset::HmacSha256 {
+            header: option(|o| match o {
+                ast::SignatureOption::Header(header) => Some(header.value.clone()),
+                _ => None,
+            })
+            .map_or_else(
+                || unchecked(signature.preset.span, "hmac_sha256 without a header"),
+                Ok,
+            )?,
+            encoding: match option(|o| match o {
+                ast::SignatureOption::Encoding(name) => Some(name.node.clone()),
+                _ => None,
+            })
+            .as_deref()
+            {
+                None | Some("hex") => model::SignatureEncoding::Hex,
+                Some("base64") => model::SignatureEncoding::Base64,
+                Some(_) => {
+                    return unchecked(signature.preset.span, "an unknown signature encoding");
+                }
+            },
+            prefix: option(|o| match o {
+                ast::SignatureOption::Prefix(prefix) => Some(prefix.value.clone()),
+                _ => None,
+            }),
+        },
+        _ => return unchecked(signature.preset.span, "an unknown signature preset"),
+    };
+    Ok(model::Signature {
+        preset,
+        secret: signature.secret.clone(),
+    })
+}
+
+fn lower_cursor(cursor: &ast::Cursor) -> model::Cursor {
+    match cursor {
+        ast::Cursor::Param(param) => model::Cursor::Param {
+            path: param.path.clone(),
+            param: param.param.value.clone(),
+        },
+        ast::Cursor::NextLink(ast::NextLink::Header) => model::Cursor::LinkHeader,
+        ast::Cursor::NextLink(ast::NextLink::Body(path)) => model::Cursor::NextLink(path.clone()),
+    }
+}
+
+fn lower_poll(poll: &ast::Poll, span: Span) -> Lowered<model::Poll> {
+    let settings = &poll.settings;
+    let entries = |pick: fn(&PollSetting) -> Option<&Vec<ast::Entry>>| {
+        find(settings, pick).cloned().unwrap_or_default()
+    };
+    Ok(model::Poll {
+        connection: poll.connection.node.clone(),
+        method: poll.method.as_ref().map_or(ast::Method::Get, |m| m.node),
+        path: poll.path.clone(),
+        every: find(settings, |s| match s {
+            PollSetting::Every(every) => Some(*every),
+            _ => None,
+        })
+        .map_or_else(|| unchecked(span, "a poll without an interval"), Ok)?,
+        items: find(settings, |s| match s {
+            PollSetting::Items(items) => Some(items.clone()),
+            _ => None,
+        }),
+        cursor: find(settings, |s| match s {
+            PollSetting::Cursor(cursor) => Some(lower_cursor(cursor)),
+            _ => None,
+        }),
+        dedupe: find(settings, |s| match s {
+            PollSetting::Dedupe(dedupe) => Some(dedupe.clone()),
+            _ => None,
+        }),
+        query: entries(|s| match s {
+            PollSetting::Query(entries) => Some(entries),
+            _ => None,
+        }),
+        headers: entries(|s| match s {
+            PollSetting::Headers(entries) => Some(entries),
+            _ => None,
+        }),
+        when: find(settings, |s| match s {
+            PollSetting::When(when) => Some(when.clone()),
+            _ => None,
+        }),
+    })
+}
+
+fn lower_schedule(schedule: &ast::Schedule) -> Lowered<model::Schedule> {
+    let timezone = find(&schedule.settings, |s| match s {
+        ast::ScheduleSetting::Timezone(zone) => Some(zone),
+        _ => None,
+    });
+    let timezone = match timezone {
+        Some(zone) => chrono_tz::Tz::from_str(&zone.value)
+            .map_or_else(|_| unchecked(zone.span, "an unknown time zone"), Ok)?,
+        None => chrono_tz::Tz::UTC,
+    };
+    Ok(model::Schedule {
+        cron: schedule.cron.value.clone(),
+        timezone,
+        event: find(&schedule.settings, |s| match s {
+            ast::ScheduleSetting::Event(event) => Some(event.clone()),
+            _ => None,
+        }),
+    })
+}
+
+fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
+    let settings = &step.settings;
+    let expr = |pick: fn(&StepSetting) -> Option<&ast::Expr>| find(settings, pick).cloned();
+    let entries = |pick: fn(&StepSetting) -> Option<&Vec<ast::Entry>>| {
+        find(settings, pick).cloned().unwrap_or_default()
+    };
+    let call = match step.call.kind.node {
+        ast::CallKind::Http(method) => model::Call::Http(method),
+        ast::CallKind::GraphQl => model::Call::GraphQl {
+            document: find(settings, |s| match s {
+                StepSetting::Document(document) => Some(document.value.clone()),
+                _ => None,
+            })
+            .map_or_else(
+                || unchecked(step.call.kind.span, "a GraphQL step without a document"),
+                Ok,
+            )?,
+            variables: find(settings, |s| match s {
+                StepSetting::Variables(variables) => Some(variables.clone()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        },
+    };
+    let items = expr(|s| match s {
+        StepSetting::Items(items) => Some(items),
+        _ => None,
+    });
+    let paginate = find(settings, |s| match s {
+        StepSetting::Paginate(pagination) => Some(pagination),
+        _ => None,
+    });
+    let max_pages = find(settings, |s| match s {
+        StepSetting::MaxPages(n) => Some(*n),
+        _ => None,
+    });
+    let pagination = match (paginate, &items) {
+        (Some(style), Some(items)) => Some(model::Pagination {
+            style: pagination_style(style, step.span)?,
+            items: items.clone(),
+            max_pages: max_pages.map(|n| non_zero(n, step.span)).transpose()?,
+        }),
+        (Some(_), None) => return unchecked(step.span, "pagination without items"),
+        (None, _) => None,
+    };
+    let retry = find(settings, |s| match s {
+        StepSetting::Retry(retry) => Some(retry),
+        _ => None,
+    });
+    let on_error = find(settings, |s| match s {
+        StepSetting::OnError(on_error) => Some(on_error),
+        _ => None,
+    });
+    Ok(model::Step {
+        name: step.name.node.clone(),
+        connection: step.call.connection.node.clone(),
+        call,
+        path: step.call.path.clone(),
+        query: entries(|s| match s {
+            StepSetting::Query(entries) => Some(entries),
+            _ => None,
+        }),
+        headers: entries(|s| match s {
+            StepSetting::Headers(entries) => Some(entries),
+            _ => None,
+        }),
+        body: find(settings, |s| match s {
+            StepSetting::Body(ast::Body::Mapping(mapping)) => {
+                Some(model::Body::Mapping(mapping.clone()))
+            }
+            StepSetting::Body(ast::Body::Raw(raw)) => Some(model::Body::Raw(raw.clone())),
+            _ => None,
+        }),
+        when: expr(|s| match s {
+            StepSetting::When(when) => Some(when),
+            _ => None,
+        }),
+        for_each: find(settings, |s| match s {
+            StepSetting::ForEach { items, concurrency } => Some((items, concurrency)),
+            _ => None,
+        })
+        .map(|(items, concurrency)| {
+            let concurrency = concurrency
+                .as_ref()
+                .map(|c| non_zero(c.node, c.span))
+                .transpose()?;
+            Ok(model::ForEach {
+                items: items.clone(),
+                concurrency,
+            })
+        })
+        .transpose()?,
+        items: if pagination.is_some() { None } else { items },
+        pagination,
+        cache: find(settings, |s| match s {
+            StepSetting::Cache(ttl) => Some(*ttl),
+            _ => None,
+        }),
+        idempotency_key: expr(|s| match s {
+            StepSetting::IdempotencyKey(key) => Some(key),
+            _ => None,
+        }),
+        timeout: find(settings, |s| match s {
+            StepSetting::Timeout(timeout) => Some(*timeout),
+            _ => None,
+        })
+        .or(defaults.timeout),
+        retry: match retry {
+            Some(retry) => retry_policy(retry)?,
+            None => defaults.retry.clone().unwrap_or_default(),
+        },
+        on_error: match on_error {
+            Some(on_error) => on_error_action(on_error)?,
+            None => defaults.on_error.clone().unwrap_or_default(),
+        },
+        encoding: find(settings, |s| match s {
+            StepSetting::Encoding(name) => Some(name),
+            _ => None,
+        })
+        .map(encoding)
+        .transpose()?,
+    })
+}
+
+fn pagination_style(pagination: &ast::Pagination, span: Span) -> Lowered<model::PaginationStyle> {
+    Ok(match pagination {
+        ast::Pagination::Cursor(param) => model::PaginationStyle::Cursor(model::Cursor::Param {
+            path: param.path.clone(),
+            param: param.param.value.clone(),
+        }),
+        ast::Pagination::NextLink(ast::NextLink::Header) => {
+            model::PaginationStyle::Cursor(model::Cursor::LinkHeader)
+        }
+        ast::Pagination::NextLink(ast::NextLink::Body(path)) => {
+            model::PaginationStyle::Cursor(model::Cursor::NextLink(path.clone()))
+        }
+        ast::Pagination::Offset {
+            offset_param,
+            limit_param,
+            limit,
+        } => model::PaginationStyle::Offset {
+            offset_param: offset_param.value.clone(),
+            limit_param: limit_param.value.clone(),
+            limit: non_zero(limit.node, limit.span)?,
+        },
+        ast::Pagination::Page { param, from, size } => model::PaginationStyle::Page {
+            param: param.value.clone(),
+            from: from.as_ref().map_or(1, |f| f.node),
+            size: size
+                .as_ref()
+                .map(|(name, n)| Ok((name.value.clone(), non_zero(n.node, span)?)))
+                .transpose()?,
+        },
+    })
+}
+
+/// A declared retry, with the defaults of `RetryPolicy::default` for what it leaves out.
+/// A single delay (`retry 3 constant 2s`) is both the initial and the maximum delay.
+fn retry_policy(retry: &ast::Retry) -> Lowered<RetryPolicy> {
+    let mut policy = RetryPolicy {
+        attempts: non_zero(retry.attempts.node, retry.attempts.span)?,
+        ..RetryPolicy::default()
+    };
+    for clause in &retry.clauses {
+        match &clause.node {
+            ast::RetryClause::Backoff(backoff) => {
+                policy.backoff = match backoff {
+                    ast::Backoff::Constant => model::Backoff::Constant,
+                    ast::Backoff::Linear => model::Backoff::Linear,
+                    ast::Backoff::Exponential => model::Backoff::Exponential,
+                };
+            }
+            ast::RetryClause::Delay { initial, max } => {
+                policy.initial_delay = initial.node;
+                policy.max_delay = max.as_ref().map_or(initial.node, |m| m.node);
+                if policy.max_delay < policy.initial_delay {
+                    return unchecked(clause.span, "an inverted delay range");
+                }
+            }
+            ast::RetryClause::Jitter => policy.jitter = true,
+            ast::RetryClause::On(conditions) => {
+                policy.on = conditions
+                    .iter()
+                    .map(|c| match &c.node {
+                        ast::RetryCondition::Status(status) => {
+                            Ok(model::RetryCondition::Status(*status))
+                        }
+                        ast::RetryCondition::Class(class) => {
+                            Ok(model::RetryCondition::Class(*class))
+                        }
+                        ast::RetryCondition::Kind(kind) if kind == "timeout" => {
+                            Ok(model::RetryCondition::Timeout)
+                        }
+                        ast::RetryCondition::Kind(kind) if kind == "network" => {
+                            Ok(model::RetryCondition::Network)
+                        }
+                        ast::RetryCondition::Kind(_) => {
+                            unchecked(c.span, "an unknown retry condition")
+                        }
+                    })
+                    .collect::<Lowered<_>>()?;
+            }
+            ast::RetryClause::MaxElapsed(elapsed) => policy.max_elapsed = Some(*elapsed),
+            ast::RetryClause::RetryAfter(mode) => policy.honor_retry_after = mode.node != "ignore",
+        }
+    }
+    Ok(policy)
+}
+
+fn on_error_action(on_error: &ast::OnError) -> Lowered<model::OnError> {
+    Ok(match on_error {
+        ast::OnError::Fallback(name) => model::OnError::Fallback(name.node.clone()),
+        ast::OnError::Action(name) => match name.node.as_str() {
+            "dead_letter" => model::OnError::DeadLetter,
+            "skip" => model::OnError::Skip,
+            "fail" => model::OnError::Fail,
+            _ => return unchecked(name.span, "an unknown on_error action"),
+        },
+    })
+}
+
+fn alert(alert: &ast::Alert) -> Lowered<model::Alert> {
+    use model::{AlertChannel, AlertMetric};
+    let metric = match alert.metric.node.as_str() {
+        "dead_letters" => AlertMetric::DeadLetters,
+        "failed_runs" => AlertMetric::FailedRuns,
+        "retries" => AlertMetric::Retries,
+        "rate_limited" => AlertMetric::RateLimited,
+        _ => return unchecked(alert.metric.span, "an unknown alert metric"),
+    };
+    let channel = match alert.channel.node.as_str() {
+        "slack" => AlertChannel::Slack,
+        "webhook" => AlertChannel::Webhook,
+        "email" => AlertChannel::Email,
+        _ => return unchecked(alert.channel.span, "an unknown alert channel"),
+    };
+    Ok(model::Alert {
+        metric,
+        op: alert.op.node,
+        threshold: alert.threshold.node,
+        window: alert.window.node,
+        channel,
+        target: alert.target.clone(),
+    })
+}
+
+fn environment(environment: &ast::Environment) -> Lowered<model::Environment> {
+    let overrides = environment
+        .overrides
+        .iter()
+        .map(|item| match &item.setting.node {
+            ast::OverrideSetting::Known(setting) => {
+                Ok((item.connection.node.clone(), setting.clone()))
+            }
+            ast::OverrideSetting::Unknown { field, .. } => {
+                unchecked(field.span, "an unknown override field")
+            }
+        })
+        .collect::<Lowered<_>>()?;
+    Ok(model::Environment {
+        name: environment.name.node.clone(),
+        overrides,
+    })
+}
+
+fn test(test: &ast::Test) -> Lowered<model::Test> {
+    let mut event = None;
+    let mut mocks = Vec::new();
+    let mut expectations = Vec::new();
+    for item in &test.items {
+        match &item.node {
+            ast::TestItem::Event(expr) => event = Some(expr.clone()),
+            ast::TestItem::Mock(mock) => mocks.push(model::Mock {
+                connection: mock.connection.node.clone(),
+                method: mock.method.node,
+                path: mock.path.clone(),
+                status: mock.status.node,
+                body: mock.body.clone(),
+                headers: mock.headers.clone(),
+            }),
+            ast::TestItem::ExpectRequest(expect) => {
+                expectations.push(model::Expectation::Request {
+                    connection: expect.connection.node.clone(),
+                    method: expect.method.node,
+                    path: expect.path.clone(),
+                    predicate: expect.predicate.clone(),
+                    times: expect.times.as_ref().map(|t| t.node),
+                })
+            }
+            ast::TestItem::ExpectStep { step, outcome } => {
+                let outcome = model::Outcome::parse(&outcome.node)
+                    .map_or_else(|| unchecked(outcome.span, "an unknown step outcome"), Ok)?;
+                expectations.push(model::Expectation::StepOutcome {
+                    step: step.node.clone(),
+                    outcome,
+                });
+            }
+        }
+    }
+    let event = event.map_or_else(|| unchecked(test.span, "a test without an event"), Ok)?;
+    Ok(model::Test {
+        name: test.name.value.clone(),
+        event,
+        mocks,
+        expectations,
+    })
+}

@@ -1,0 +1,133 @@
+//! Steps and tests, resolved.
+
+use super::{Cursor, Encoding, OnError, RetryPolicy};
+use crate::ast::{Assignment, Entry, Expr, Method, Text};
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub connection: String,
+    pub call: Call,
+    pub path: Text,
+    pub query: Vec<Entry>,
+    pub headers: Vec<Entry>,
+    pub body: Option<Body>,
+    pub when: Option<Expr>,
+    pub for_each: Option<ForEach>,
+    pub pagination: Option<Pagination>,
+    /// The records of a response, when the step declares them without paginating.
+    pub items: Option<Expr>,
+    pub cache: Option<Duration>,
+    pub idempotency_key: Option<Expr>,
+    /// The step's own timeout, else the integration default; the connection's applies
+    /// when neither is set.
+    pub timeout: Option<Duration>,
+    /// The step's policy, else the integration default, else `RetryPolicy::default()`.
+    pub retry: RetryPolicy,
+    /// The step's action, else the integration default, else dead letter.
+    pub on_error: OnError,
+    /// Overrides the connection's encoding.
+    pub encoding: Option<Encoding>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Call {
+    Http(Method),
+    GraphQl {
+        document: String,
+        variables: Vec<Assignment>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    Mapping(Vec<Assignment>),
+    Raw(Expr),
+}
+
+#[derive(Debug, Clone)]
+pub struct ForEach {
+    pub items: Expr,
+    pub concurrency: Option<NonZeroU32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pagination {
+    pub style: PaginationStyle,
+    /// The records of each page.
+    pub items: Expr,
+    pub max_pages: Option<NonZeroU32>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PaginationStyle {
+    Cursor(Cursor),
+    Offset {
+        offset_param: String,
+        limit_param: String,
+        limit: NonZeroU32,
+    },
+    Page {
+        param: String,
+        from: u32,
+        size: Option<(String, NonZeroU32)>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub name: String,
+    pub event: Expr,
+    pub mocks: Vec<Mock>,
+    pub expectations: Vec<Expectation>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mock {
+    pub connection: String,
+    pub method: Method,
+    pub path: Text,
+    pub status: u16,
+    pub body: Option<Expr>,
+    pub headers: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Expectation {
+    Request {
+        connection: String,
+        method: Method,
+        path: Text,
+        predicate: Option<Expr>,
+        times: Option<u32>,
+    },
+    StepOutcome {
+        step: String,
+        outcome: Outcome,
+    },
+}
+
+/// How a step ended in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Succeeded,
+    Skipped,
+    Failed,
+    DeadLettered,
+    FellBack,
+}
+
+impl Outcome {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "succeeded" => Self::Succeeded,
+            "skipped" => Self::Skipped,
+            "failed" => Self::Failed,
+            "dead_lettered" => Self::DeadLettered,
+            "fell_back" => Self::FellBack,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,388 @@
+//! Keeps `docs/language.md` in sync with the language and the registry of diagnostic codes.
+//!
+//! - Every code of the registry has a `### CODE title` subsection under `## Diagnostics`, and
+//!   no heading names a code the registry does not have.
+//! - The ```` ```integ ```` example of each code's subsection produces that code.
+//! - Every ```` ```integ ```` example outside the Diagnostics section lints without errors
+//!   (```` ```integ-fragment ```` blocks are parts of specs and are not linted).
+//! - The registry itself is sound: codes are unique and well-formed.
+//!
+//! Failures name the code, or the line of the block in the document.
+
+use integ::diagnostic::{Code, Diagnostic, Severity};
+use integ::lint::{lint_bytes, lint_sources};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+const DOC: &str = "docs/language.md";
+const DIAGNOSTICS: &str = "Diagnostics";
+
+/// Codes that the language cannot produce in this version, each with the reason, such as
+/// `("E205", "the grammar only accepts a JSONPath there")`. Their subsection still shows what
+/// a user would write (and says why it gives another code); the test checks that the example
+/// is still wrong but does *not* produce the code yet, so that the document is revisited the
+/// day it does. Empty while every code can be shown.
+const UNREACHABLE: &[(&str, &str)] = &[];
+
+/// A bug report, never the result of a spec: its subsection has no example.
+const INTERNAL_ERROR: &str = "E000";
+
+/// Not UTF-8, so not text: its example is a ```text block in which `\xHH` stands for a byte.
+const NOT_UTF8: &str = "E005";
+
+#[derive(Debug)]
+struct Block {
+    lang: String,
+    /// 1-based line of the opening fence.
+    line: usize,
+    text: String,
+    /// The `## ` section the block is in.
+    section: String,
+    /// The code of the `### CODE title` subsection the block is in, if any.
+    code: Option<String>,
+}
+
+#[derive(Debug)]
+struct Heading {
+    line: usize,
+    section: String,
+    /// The text after `### `.
+    text: String,
+}
+
+#[derive(Debug)]
+struct Doc {
+    blocks: Vec<Block>,
+    headings: Vec<Heading>,
+}
+
+fn doc() -> Doc {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DOC);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    parse(&text)
+}
+
+/// Splits the document into fenced blocks and `###` headings, each with where it stands.
+fn parse(text: &str) -> Doc {
+    let mut doc = Doc {
+        blocks: Vec::new(),
+        headings: Vec::new(),
+    };
+    let mut section = String::new();
+    let mut code: Option<String> = None;
+    let mut open: Option<Block> = None;
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        if let Some(block) = open.as_mut() {
+            if line.trim_end() == "```" {
+                doc.blocks.extend(open.take());
+            } else {
+                block.text.push_str(line);
+                block.text.push('\n');
+            }
+            continue;
+        }
+        if let Some(lang) = line.strip_prefix("```") {
+            open = Some(Block {
+                lang: lang.trim().to_string(),
+                line: number,
+                text: String::new(),
+                section: section.clone(),
+                code: code.clone(),
+            });
+        } else if let Some(title) = line.strip_prefix("## ") {
+            section = title.trim().to_string();
+            code = None;
+        } else if let Some(title) = line.strip_prefix("### ") {
+            code = title
+                .split_whitespace()
+                .next()
+                .filter(|word| is_well_formed(word))
+                .map(String::from);
+            doc.headings.push(Heading {
+                line: number,
+                section: section.clone(),
+                text: title.trim().to_string(),
+            });
+        }
+    }
+    if let Some(block) = open {
+        panic!(
+            "{DOC}:{}: the ```{} block is never closed",
+            block.line, block.lang
+        );
+    }
+    doc
+}
+
+/// `E` or `W` followed by three digits.
+fn is_well_formed(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    bytes.len() == 4 && matches!(bytes[0], b'E' | b'W') && bytes[1..].iter().all(u8::is_ascii_digit)
+}
+
+fn registry() -> Vec<&'static str> {
+    Code::ALL.iter().map(|code| code.as_str()).collect()
+}
+
+fn lint_text(text: &str) -> Vec<Diagnostic> {
+    let files = lint_sources(vec![(PathBuf::from("doc.integ"), text.to_string())]);
+    files
+        .into_iter()
+        .flat_map(|file| file.diagnostics)
+        .collect()
+}
+
+fn lint_raw(bytes: Vec<u8>) -> Vec<Diagnostic> {
+    let files = lint_bytes(vec![(PathBuf::from("doc.integ"), bytes)]);
+    files
+        .into_iter()
+        .flat_map(|file| file.diagnostics)
+        .collect()
+}
+
+fn describe(diagnostics: &[Diagnostic]) -> String {
+    if diagnostics.is_empty() {
+        return "no diagnostics".into();
+    }
+    let all: Vec<String> = diagnostics
+        .iter()
+        .map(|d| format!("{} ({})", d.code().as_str(), d.kind))
+        .collect();
+    all.join(", ")
+}
+
+fn produces(diagnostics: &[Diagnostic], code: &str) -> bool {
+    diagnostics.iter().any(|d| d.code().as_str() == code)
+}
+
+/// `\xHH` in the text stands for the byte `0xHH`; everything else is copied as UTF-8.
+fn with_raw_bytes(text: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        let hex = tail
+            .strip_prefix(b"x")
+            .and_then(|t| t.get(..2))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(byte) if first == b'\\' => {
+                bytes.push(byte);
+                rest = &tail[3..];
+            }
+            _ => {
+                bytes.push(first);
+                rest = tail;
+            }
+        }
+    }
+    bytes
+}
+
+#[test]
+fn registry_codes_are_unique_and_well_formed() {
+    let mut seen = HashSet::new();
+    let mut failures = Vec::new();
+    for code in registry() {
+        if !is_well_formed(code) {
+            failures.push(format!("{code}: not `E` or `W` followed by three digits"));
+        }
+        if !seen.insert(code) {
+            failures.push(format!("{code}: in the registry twice"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_code_has_a_subsection_and_every_subsection_a_code() {
+    let doc = doc();
+    let registry = registry();
+    let mut failures = Vec::new();
+    let mut found: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for heading in &doc.headings {
+        let mut words = heading.text.splitn(2, ' ');
+        let first = words.next().unwrap_or_default();
+        let title = words.next().unwrap_or_default().trim();
+        let names_a_code = is_well_formed(first);
+        if names_a_code && !registry.contains(&first) {
+            failures.push(format!(
+                "{DOC}:{}: `### {}` names {first}, which is not in the registry",
+                heading.line, heading.text
+            ));
+        }
+        if heading.section != DIAGNOSTICS {
+            if names_a_code {
+                failures.push(format!(
+                    "{DOC}:{}: `### {}` is outside `## {DIAGNOSTICS}`",
+                    heading.line, heading.text
+                ));
+            }
+            continue;
+        }
+        if !names_a_code {
+            failures.push(format!(
+                "{DOC}:{}: `### {}` in `## {DIAGNOSTICS}` is not headed `### CODE short title`",
+                heading.line, heading.text
+            ));
+            continue;
+        }
+        if title.is_empty() {
+            failures.push(format!(
+                "{DOC}:{}: {first} has no title after its code",
+                heading.line
+            ));
+        }
+        found
+            .entry(first.to_string())
+            .or_default()
+            .push(heading.line);
+    }
+    for code in &registry {
+        match found.get(*code).map(Vec::as_slice) {
+            None | Some([]) => {
+                failures.push(format!("{code}: no `### {code} ...` subsection in {DOC}"))
+            }
+            Some([_]) => {}
+            Some(lines) => failures.push(format!(
+                "{code}: several subsections in {DOC}, at lines {lines:?}"
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn each_code_example_produces_its_code() {
+    let doc = doc();
+    let mut failures = Vec::new();
+    for code in registry() {
+        let blocks: Vec<&Block> = doc
+            .blocks
+            .iter()
+            .filter(|b| b.section == DIAGNOSTICS && b.code.as_deref() == Some(code))
+            .collect();
+        let examples: Vec<&&Block> = blocks.iter().filter(|b| b.lang == "integ").collect();
+        if code == INTERNAL_ERROR {
+            if let Some(block) = examples.first() {
+                failures.push(format!(
+                    "{DOC}:{}: {code} is a bug report and has no example",
+                    block.line
+                ));
+            }
+            continue;
+        }
+        if code == NOT_UTF8 {
+            failures.extend(not_utf8_example(&blocks));
+            continue;
+        }
+        let block = match examples.as_slice() {
+            [block] => block,
+            [] => {
+                failures.push(format!("{code}: its subsection has no ```integ example"));
+                continue;
+            }
+            [_, second, ..] => {
+                failures.push(format!(
+                    "{DOC}:{}: {code} has more than one ```integ example",
+                    second.line
+                ));
+                continue;
+            }
+        };
+        let diagnostics = lint_text(&block.text);
+        let unreachable = UNREACHABLE.iter().find(|(c, _)| *c == code);
+        let has_errors = diagnostics.iter().any(|d| d.severity() == Severity::Error);
+        match (unreachable, produces(&diagnostics, code)) {
+            (None, true) => {}
+            (Some(_), false) if has_errors => {}
+            (Some((_, reason)), false) => failures.push(format!(
+                "{DOC}:{}: the {code} example should still show the mistake ({reason}), \
+                 but it lints without errors",
+                block.line
+            )),
+            (None, false) => failures.push(format!(
+                "{DOC}:{}: the {code} example does not produce {code}; it gives {}",
+                block.line,
+                describe(&diagnostics)
+            )),
+            (Some((_, reason)), true) => failures.push(format!(
+                "{DOC}:{}: the {code} example now produces {code}, listed as unreachable \
+                 ({reason}): remove it from UNREACHABLE and the known issue from the document",
+                block.line
+            )),
+        }
+        if produces(&diagnostics, INTERNAL_ERROR) {
+            failures.push(format!(
+                "{DOC}:{}: the {code} example makes integ fail with {INTERNAL_ERROR}: {}",
+                block.line,
+                describe(&diagnostics)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// E005's example is a ```text block with `\xHH` bytes that are not UTF-8.
+fn not_utf8_example(blocks: &[&Block]) -> Vec<String> {
+    let Some(block) = blocks.iter().find(|b| b.lang == "text") else {
+        return vec![format!(
+            "{NOT_UTF8}: its subsection has no ```text example with `\\xHH` bytes"
+        )];
+    };
+    if !block.text.contains("\\x") {
+        return vec![format!(
+            "{DOC}:{}: the {NOT_UTF8} example has no `\\xHH` byte",
+            block.line
+        )];
+    }
+    let diagnostics = lint_raw(with_raw_bytes(&block.text));
+    if produces(&diagnostics, NOT_UTF8) {
+        Vec::new()
+    } else {
+        vec![format!(
+            "{DOC}:{}: the {NOT_UTF8} example does not produce {NOT_UTF8}; it gives {}",
+            block.line,
+            describe(&diagnostics)
+        )]
+    }
+}
+
+#[test]
+fn every_example_outside_diagnostics_lints_without_errors() {
+    let doc = doc();
+    let examples: Vec<&Block> = doc
+        .blocks
+        .iter()
+        .filter(|b| b.lang == "integ" && b.section != DIAGNOSTICS)
+        .collect();
+    assert!(
+        examples.len() >= 10,
+        "only {} ```integ examples outside `## {DIAGNOSTICS}` in {DOC}",
+        examples.len()
+    );
+    let mut failures = Vec::new();
+    for block in examples {
+        let errors: Vec<Diagnostic> = lint_text(&block.text)
+            .into_iter()
+            .filter(|d| d.severity() == Severity::Error)
+            .collect();
+        if !errors.is_empty() {
+            failures.push(format!(
+                "{DOC}:{}: the example in `## {}` has errors: {}",
+                block.line,
+                block.section,
+                describe(&errors)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn raw_bytes_stand_for_themselves() {
+    assert_eq!(with_raw_bytes(r"a\xE9b"), b"a\xE9b");
+    assert_eq!(with_raw_bytes(r"\n\x"), br"\n\x");
+    assert_eq!(with_raw_bytes("é"), "é".as_bytes());
+}

@@ -1,0 +1,196 @@
+//! The checked model: settings resolved with their defaults, closed sets as enums.
+
+use integ::lint::lint_sources;
+use integ::model::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn model(text: &str) -> Integration {
+    let mut files = lint_sources(vec![(PathBuf::from("spec.integ"), text.to_string())]);
+    let file = files.pop().unwrap_or_else(|| panic!("no file"));
+    let errors: Vec<_> = file
+        .diagnostics
+        .iter()
+        .map(|d| d.kind.to_string())
+        .collect();
+    file.model
+        .unwrap_or_else(|| panic!("no model; diagnostics: {errors:?}"))
+}
+
+fn step<'a>(integration: &'a Integration, name: &str) -> &'a Step {
+    integration
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no step {name}"))
+}
+
+#[test]
+fn the_example_specs_all_lower() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs");
+    let files = integ::lint::lint_paths(&[dir]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(files.len() >= 5);
+    for file in files {
+        assert!(
+            file.model.is_some(),
+            "{} did not lower: {:?}",
+            file.path.display(),
+            file.diagnostics
+        );
+    }
+}
+
+#[test]
+fn declared_retry_rules_resolve_and_the_rest_take_defaults() {
+    let spec = include_str!("../specs/hubspot_to_outreach.integ");
+    let integration = model(spec);
+    let prospect = step(&integration, "prospect");
+    assert_eq!(prospect.retry.attempts.get(), 5);
+    assert_eq!(prospect.retry.backoff, Backoff::Exponential);
+    assert_eq!(
+        (prospect.retry.initial_delay, prospect.retry.max_delay),
+        (Duration::from_secs(1), Duration::from_secs(120))
+    );
+    assert!(prospect.retry.jitter);
+    assert_eq!(
+        prospect.retry.on,
+        [
+            RetryCondition::Status(429),
+            RetryCondition::Class(5),
+            RetryCondition::Timeout
+        ]
+    );
+    assert!(prospect.retry.honor_retry_after);
+    assert_eq!(prospect.on_error, OnError::DeadLetter);
+    // `enroll` declares no retry and the spec no defaults: the documented default applies.
+    assert_eq!(step(&integration, "enroll").retry, RetryPolicy::default());
+    let hubspot = integration
+        .connection("hubspot")
+        .unwrap_or_else(|| panic!("no hubspot"));
+    let limit = hubspot.rate_limit.unwrap_or_else(|| panic!("no limit"));
+    assert_eq!(
+        (limit.count.get(), limit.per, limit.burst),
+        (100, Duration::from_secs(10), None)
+    );
+    assert_eq!(hubspot.encoding, Encoding::Json);
+    let outreach = integration
+        .connection("outreach")
+        .unwrap_or_else(|| panic!("no outreach"));
+    assert!(matches!(&outreach.auth, Auth::OAuth2(o) if o.refresh_token.is_some()));
+}
+
+#[test]
+fn integration_defaults_apply_where_a_step_is_silent() {
+    let integration = model(
+        r#"integration d {
+  defaults { retry 2 constant 3s on 503 timeout 10s on_error skip }
+  connection api { base_url "https://api.example.com" encoding form }
+  trigger manual
+  step quiet = api GET "/a"
+  step own = api GET "/b" { retry 4 on_error fallback backup timeout 1s }
+  fallback backup = api GET "/c"
+}"#,
+    );
+    let quiet = step(&integration, "quiet");
+    assert_eq!(quiet.retry.attempts.get(), 2);
+    assert_eq!(quiet.retry.backoff, Backoff::Constant);
+    // A single delay is both the first and the longest.
+    assert_eq!(
+        (quiet.retry.initial_delay, quiet.retry.max_delay),
+        (Duration::from_secs(3), Duration::from_secs(3))
+    );
+    assert_eq!(quiet.retry.on, [RetryCondition::Status(503)]);
+    assert_eq!(quiet.on_error, OnError::Skip);
+    assert_eq!(quiet.timeout, Some(Duration::from_secs(10)));
+    let own = step(&integration, "own");
+    assert_eq!(own.retry.attempts.get(), 4);
+    assert_eq!(own.retry.on, RetryCondition::DEFAULTS);
+    assert_eq!(own.on_error, OnError::Fallback("backup".into()));
+    assert_eq!(own.timeout, Some(Duration::from_secs(1)));
+    assert_eq!(integration.fallbacks[0].name, "backup");
+    assert_eq!(integration.connections[0].encoding, Encoding::Form);
+}
+
+#[test]
+fn triggers_resolve_their_presets_and_defaults() {
+    let integration = model(
+        r#"integration d {
+  connection api { base_url "https://api.example.com" }
+  trigger webhook "/in" { signature hmac_sha256 secret("S") { header "X-Sig" encoding base64 } dedupe $.id }
+  trigger webhook "/stripe" { method PUT signature stripe secret("W") }
+  trigger poll api "/items" { every 5m dedupe $.id cursor next_link header }
+  trigger schedule "0 9 * * MON" { timezone "Europe/Paris" }
+  trigger schedule "*/5 * * * *"
+  step get = api GET "/x"
+}"#,
+    );
+    let [
+        Trigger::Webhook(generic),
+        Trigger::Webhook(stripe),
+        Trigger::Poll(poll),
+        Trigger::Schedule(paris),
+        Trigger::Schedule(utc),
+    ] = integration.triggers.as_slice()
+    else {
+        panic!("{:?}", integration.triggers)
+    };
+    assert_eq!(generic.method, integ::ast::Method::Post);
+    let expected = SignaturePreset::HmacSha256 {
+        header: "X-Sig".into(),
+        encoding: SignatureEncoding::Base64,
+        prefix: None,
+    };
+    assert_eq!(
+        generic.signature.as_ref().map(|s| &s.preset),
+        Some(&expected)
+    );
+    assert_eq!(stripe.method, integ::ast::Method::Put);
+    assert_eq!(
+        stripe.signature.as_ref().map(|s| &s.preset),
+        Some(&SignaturePreset::Stripe)
+    );
+    assert_eq!(
+        (poll.method, poll.every),
+        (integ::ast::Method::Get, Duration::from_secs(300))
+    );
+    assert!(matches!(poll.cursor, Some(Cursor::LinkHeader)));
+    assert_eq!(paris.timezone, chrono_tz::Europe::Paris);
+    assert_eq!(utc.timezone, chrono_tz::UTC);
+}
+
+#[test]
+fn pagination_carries_its_items_and_page_defaults() {
+    let integration = model(
+        r#"integration d {
+  connection api { base_url "https://api.example.com" }
+  trigger manual
+  step pages = api GET "/p" { paginate page "page" items $.rows[*] max_pages 3 }
+  step plain = api GET "/q" { items $.rows[*] }
+}"#,
+    );
+    let pages = step(&integration, "pages");
+    let pagination = pages
+        .pagination
+        .as_ref()
+        .unwrap_or_else(|| panic!("no pagination"));
+    assert!(matches!(
+        &pagination.style,
+        PaginationStyle::Page {
+            from: 1,
+            size: None,
+            ..
+        }
+    ));
+    assert_eq!(pagination.max_pages.map(|n| n.get()), Some(3));
+    assert!(pages.items.is_none(), "items belong to the pagination");
+    assert!(step(&integration, "plain").items.is_some());
+}
+
+#[test]
+fn a_spec_with_errors_has_no_model() {
+    let mut files = lint_sources(vec![(
+        PathBuf::from("bad.integ"),
+        "integration d { trigger manual step s = nowhere GET \"/\" }".into(),
+    )]);
+    assert!(files.pop().is_some_and(|f| f.model.is_none()));
+}
