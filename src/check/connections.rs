@@ -83,8 +83,21 @@ impl Checker<'_> {
             ConnectionSetting::CircuitBreaker(settings) => {
                 self.once_each(settings);
                 for setting in settings {
-                    if let BreakerSetting::Failures(n) = setting.node {
-                        self.at_least_one("the failure count", n, setting.span);
+                    match &setting.node {
+                        BreakerSetting::Failures(n) => {
+                            self.at_least_one("the failure count", *n, setting.span)
+                        }
+                        BreakerSetting::Ratio {
+                            percent, min_calls, ..
+                        } => {
+                            if !(percent.node > 0.0 && percent.node <= 100.0) {
+                                self.report(DiagnosticKind::BadPercentage, percent.span);
+                            }
+                            if let Some(min) = min_calls {
+                                self.at_least_one("min_calls", min.node, min.span);
+                            }
+                        }
+                        BreakerSetting::Cooldown(_) => {}
                     }
                 }
             }
@@ -222,6 +235,13 @@ impl Checker<'_> {
         let literal = match &value.kind {
             ExprKind::String(text) => !text.value.is_empty(),
             ExprKind::Template(_) | ExprKind::Number(_) => true,
+            // `env("TOKEN", "sk_live_...")`: the default is a literal credential too.
+            ExprKind::Call { function, args } if function.node == "env" => {
+                if let Some(default) = args.get(1) {
+                    self.credential(default, what);
+                }
+                false
+            }
             _ => false,
         };
         if literal {

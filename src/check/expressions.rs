@@ -110,7 +110,10 @@ impl<'a> Checker<'a> {
                 }
             }
             ExprKind::Not(inner) => self.expr(inner, scope),
-            ExprKind::Binary { lhs, rhs, .. } => {
+            ExprKind::Binary { op, lhs, rhs } => {
+                if is_comparison(op.node) && is_comparison_expr(lhs) {
+                    self.report(DiagnosticKind::ChainedComparison, expr.span);
+                }
                 self.expr(lhs, scope);
                 self.expr(rhs, scope);
             }
@@ -239,6 +242,15 @@ impl<'a> Checker<'a> {
             );
         }
     }
+}
+
+fn is_comparison(op: crate::ast::BinaryOp) -> bool {
+    use crate::ast::BinaryOp::*;
+    matches!(op, Eq | Ne | Lt | Le | Gt | Ge)
+}
+
+fn is_comparison_expr(expr: &Expr) -> bool {
+    matches!(&expr.kind, ExprKind::Binary { op, .. } if is_comparison(op.node))
 }
 
 /// The reason and, where the library gives one, the byte range in the query.

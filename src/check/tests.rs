@@ -3,7 +3,7 @@
 use super::expressions::Scope;
 use super::{Checker, suggest};
 use crate::ast::{OverrideSetting, Test, TestItem};
-use crate::diagnostic::{ALERT_CHANNELS, ALERT_METRICS, DiagnosticKind, STEP_OUTCOMES};
+use crate::diagnostic::{ALERT_CHANNELS, ALERT_METRICS, Diagnostic, DiagnosticKind, STEP_OUTCOMES};
 
 /// Field names of connections, for "did you mean" on an unknown override.
 const CONNECTION_FIELDS: &[&str] = &[
@@ -48,7 +48,24 @@ impl Checker<'_> {
 
     pub(super) fn environments(&mut self) {
         for environment in &self.spec.environments {
+            let mut seen: Vec<(&str, &'static str, crate::span::Span)> = Vec::new();
             for item in &environment.overrides {
+                if let OverrideSetting::Known(setting) = &item.setting.node {
+                    let key = (
+                        item.connection.node.as_str(),
+                        crate::ast::Setting::keyword(setting),
+                    );
+                    match seen.iter().find(|(c, k, _)| (*c, *k) == key) {
+                        Some((_, keyword, first)) => self.push(
+                            Diagnostic::new(
+                                DiagnosticKind::DuplicateSetting { keyword },
+                                item.setting.span,
+                            )
+                            .with_secondary(*first, "first set here"),
+                        ),
+                        None => seen.push((key.0, key.1, item.setting.span)),
+                    }
+                }
                 let connection = &item.connection;
                 if !self.connections.contains_key(connection.node.as_str()) {
                     let names = self.connections.keys().copied();
@@ -93,12 +110,22 @@ impl Checker<'_> {
             .chain(&spec.fallbacks)
             .map(|s| s.name.node.as_str())
             .collect();
-        if !test
+        let events: Vec<_> = test
             .items
             .iter()
-            .any(|i| matches!(i.node, TestItem::Event(_)))
-        {
-            self.report(DiagnosticKind::TestWithoutEvent, test.name.span);
+            .filter(|i| matches!(i.node, TestItem::Event(_)))
+            .collect();
+        match events.as_slice() {
+            [] => self.report(DiagnosticKind::TestWithoutEvent, test.name.span),
+            [first, rest @ ..] => {
+                for again in rest {
+                    let kind = DiagnosticKind::DuplicateSetting { keyword: "event" };
+                    self.push(
+                        Diagnostic::new(kind, again.span)
+                            .with_secondary(first.span, "first set here"),
+                    );
+                }
+            }
         }
         let request_scope = Scope {
             event: true,

@@ -98,6 +98,7 @@ impl Checker<'_> {
     fn poll(&mut self, poll: &Poll, span: crate::span::Span) {
         self.use_connection(&poll.connection);
         self.once_each(&poll.settings);
+        self.text_template(&poll.path, &TRIGGER_SCOPE);
         let has = |pick: fn(&PollSetting) -> bool| poll.settings.iter().any(|s| pick(&s.node));
         // The header line, `trigger poll CONNECTION METHOD "path"`, not the whole block.
         let span = crate::span::Span::new(span.start, poll.path.span.end);

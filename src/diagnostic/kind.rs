@@ -80,6 +80,8 @@ pub enum DiagnosticKind {
     #[error("{what} must be a JSONPath")]
     NotAPath { what: &'static str },
 
+    #[error("comparisons do not chain")]
+    ChainedComparison,
     #[error("invalid cron expression: {reason}")]
     InvalidCron { reason: String },
     #[error("unknown time zone `{name}`")]
@@ -133,6 +135,8 @@ pub enum DiagnosticKind {
     },
     #[error("{what} must be at least 1")]
     ZeroLimit { what: &'static str },
+    #[error("a failure ratio is a percentage above 0% and at most 100%")]
+    BadPercentage,
     #[error("this is not a value `{field}` takes")]
     InvalidOverrideValue { field: String },
     #[error("base URL `{url}` is not an absolute http(s) URL")]
@@ -224,6 +228,8 @@ impl DiagnosticKind {
             Self::TargetConflict { .. } => Code::TargetConflict,
             Self::NotAPath { .. } => Code::NotAPath,
             Self::InvalidCron { .. } => Code::InvalidCron,
+            Self::ChainedComparison => Code::ChainedComparison,
+            Self::BadPercentage => Code::BadPercentage,
             Self::UnknownTimezone { .. } => Code::UnknownTimezone,
             Self::UnknownSignaturePreset { .. } => Code::UnknownSignaturePreset,
             Self::WebhookPathClash { .. } => Code::WebhookPathClash,
@@ -294,6 +300,9 @@ impl DiagnosticKind {
         Some(match self {
             Self::InternalError(_) => "this is a bug in integ; please report it with the spec".into(),
             Self::Syntax { hint, .. } => return hint.clone(),
+            Self::InvalidEscape { escape } if escape == "\\u" => {
+                "unicode escapes are written with braces: `\\u{e9}`".into()
+            }
             Self::InvalidEscape { .. } => {
                 r#"the escapes are \" \\ \n \r \t \/ and \u{XXXX}"#.into()
             }
@@ -326,6 +335,8 @@ impl DiagnosticKind {
             Self::DuplicateTarget { .. } => "each body field is assigned once".into(),
             Self::TargetConflict { .. } => "a field is either a value or an object or list of further fields".into(),
             Self::NotAPath { .. } => "write a JSONPath such as `$.items[*]`".into(),
+            Self::ChainedComparison => "`a < b < c` compares `a < b` (true or false) with `c`; write `a < b and b < c`".into(),
+            Self::BadPercentage => "for example `ratio 50% over 1m`".into(),
             Self::InvalidCron { .. } => "cron takes 5 fields (minute hour day month weekday), or 6 with seconds first: `0 9 * * MON-FRI`".into(),
             Self::UnknownTimezone { .. } => "use an IANA time zone name such as `Europe/Paris` or `UTC`".into(),
             Self::UnknownSignaturePreset { .. } => format!("the presets are {}", join_ticked(SIGNATURE_PRESETS)),

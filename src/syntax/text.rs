@@ -82,8 +82,9 @@ fn unicode_escape(inner: &str, at: usize, value: &mut String) -> Option<usize> {
 /// so is the indentation common to every non-blank line, so a GraphQL document can be
 /// indented with the spec.
 fn decode_triple(inner: &str, start: usize, span: Span) -> Text {
-    let (inner, start) = match inner.strip_prefix('\n') {
-        Some(rest) => (rest, start + 1),
+    let newline = ["\r\n", "\n"].into_iter().find(|nl| inner.starts_with(nl));
+    let (inner, start) = match newline {
+        Some(nl) => (&inner[nl.len()..], start + nl.len()),
         None => (inner, start),
     };
     let indent = inner
