@@ -6,8 +6,13 @@
 
 pub mod ast;
 pub mod check;
+pub mod cli;
 pub mod diagnostic;
+pub mod engine;
 pub mod lint;
+pub mod mock;
 pub mod model;
+pub mod plan;
+pub mod secrets;
 pub mod span;
 pub mod syntax;

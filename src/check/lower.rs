@@ -45,6 +45,17 @@ fn find<'a, S: Setting, T>(
 
 pub fn integration(spec: &ast::Integration) -> Lowered<model::Integration> {
     let defaults = Defaults::of(spec)?;
+    let steps = |steps: &[ast::Step]| {
+        steps
+            .iter()
+            .map(|s| step(s, &defaults))
+            .collect::<Lowered<Vec<_>>>()
+    };
+    let connections = spec
+        .connections
+        .iter()
+        .map(connection)
+        .collect::<Lowered<Vec<_>>>()?;
     Ok(model::Integration {
         name: spec.name.node.clone(),
         description: spec.description.first().map(|t| t.value.clone()),
@@ -55,29 +66,17 @@ pub fn integration(spec: &ast::Integration) -> Lowered<model::Integration> {
             .flat_map(|t| &t.node)
             .map(|t| t.value.clone())
             .collect(),
-        connections: spec
-            .connections
-            .iter()
-            .map(connection)
-            .collect::<Lowered<_>>()?,
         triggers: spec.triggers.iter().map(trigger).collect::<Lowered<_>>()?,
-        steps: spec
-            .steps
-            .iter()
-            .map(|s| step(s, &defaults))
-            .collect::<Lowered<_>>()?,
-        fallbacks: spec
-            .fallbacks
-            .iter()
-            .map(|s| step(s, &defaults))
-            .collect::<Lowered<_>>()?,
+        steps: steps(&spec.steps)?,
+        fallbacks: steps(&spec.fallbacks)?,
         alerts: spec.alerts.iter().map(alert).collect::<Lowered<_>>()?,
         environments: spec
             .environments
             .iter()
-            .map(environment)
+            .map(|e| environment(e, &connections))
             .collect::<Lowered<_>>()?,
         tests: spec.tests.iter().map(test).collect::<Lowered<_>>()?,
+        connections,
     })
 }
 
@@ -643,22 +642,28 @@ fn alert(alert: &ast::Alert) -> Lowered<model::Alert> {
     })
 }
 
-fn environment(environment: &ast::Environment) -> Lowered<model::Environment> {
-    let overrides = environment
-        .overrides
-        .iter()
-        .map(|item| match &item.setting.node {
-            ast::OverrideSetting::Known(setting) => {
-                Ok((item.connection.node.clone(), setting.clone()))
-            }
+fn environment(
+    environment: &ast::Environment,
+    base: &[model::Connection],
+) -> Lowered<model::Environment> {
+    let mut connections = base.to_vec();
+    for item in &environment.overrides {
+        let Some(connection) = connections
+            .iter_mut()
+            .find(|c| c.name == item.connection.node)
+        else {
+            return unchecked(item.connection.span, "an override of an unknown connection");
+        };
+        match &item.setting.node {
+            ast::OverrideSetting::Known(setting) => apply(connection, setting, item.setting.span)?,
             ast::OverrideSetting::Unknown { field, .. } => {
-                unchecked(field.span, "an unknown override field")
+                return unchecked(field.span, "an unknown override field");
             }
-        })
-        .collect::<Lowered<_>>()?;
+        }
+    }
     Ok(model::Environment {
         name: environment.name.node.clone(),
-        overrides,
+        connections,
     })
 }
 

@@ -151,9 +151,10 @@ pub enum AlertChannel {
     Email,
 }
 
-/// Overrides of connection settings, applied when the plan is made for an environment.
+/// An environment: every connection of the integration with the environment's overrides
+/// applied.
 #[derive(Debug, Clone)]
 pub struct Environment {
     pub name: String,
-    pub overrides: Vec<(String, crate::ast::ConnectionSetting)>,
+    pub connections: Vec<Connection>,
 }

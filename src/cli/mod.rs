@@ -1,0 +1,72 @@
+//! The `integ` command line: argument parsing and output. Only this module prints.
+
+mod lint;
+mod load;
+mod run;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+/// integ: SaaS integrations as reviewed text files.
+#[derive(Debug, Parser)]
+#[command(name = "integ", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check specs and report every problem, without touching the network.
+    Lint(lint::LintArgs),
+    /// Run a spec once for one event (the manual trigger) and print what each step did.
+    Run(run::RunArgs),
+}
+
+/// Output for people or for programs.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Exit codes: 0 ok, 1 the work failed (problems found, a run failed), 2 usage error or
+/// unusable input (a bad flag, an unreadable file, a spec with errors for `run`).
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Lint(args) => lint::run(&args),
+        Command::Run(args) => run::run(&args),
+    }
+}
+
+/// Colour when asked, or on a terminal without `NO_COLOR`.
+fn use_color(color: Color) -> bool {
+    match color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => {
+            std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+/// A closed pipe (`integ ... | head`) is not worth a message.
+fn write_failed(error: &std::io::Error) -> ExitCode {
+    if error.kind() != std::io::ErrorKind::BrokenPipe {
+        eprintln!("error: cannot write the output: {error}");
+    }
+    ExitCode::from(EXIT_USAGE)
+}

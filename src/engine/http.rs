@@ -1,0 +1,401 @@
+//! One HTTP client per connection: its base URL, credentials and default headers; requests
+//! sent with the step's retry policy; responses decoded by content type, up to a size cap.
+
+use super::auth::Auth;
+use super::url::{UrlError, same_origin};
+use crate::ast::Method;
+use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
+use reqwest::Url;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use serde_json::Value as Json;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Responses larger than this are refused unless the engine is told otherwise.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
+/// A request takes at most this long unless the step or connection says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_REDIRECTS: usize = 5;
+
+/// A connection, ready to send.
+#[derive(Debug)]
+pub struct Connection {
+    pub base: Url,
+    pub client: reqwest::Client,
+    pub auth: Auth,
+    pub headers: Vec<(String, String)>,
+    pub encoding: Encoding,
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
+/// A request, fully evaluated.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: Url,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Json>,
+    pub encoding: Encoding,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Json,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HttpError {
+    #[error("status {status}: {excerpt}")]
+    Status {
+        status: u16,
+        excerpt: String,
+        headers: Box<HeaderMap>,
+    },
+    #[error("timed out")]
+    Timeout,
+    #[error("connection failed: {0}")]
+    Network(String),
+    #[error("response larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Url(#[from] UrlError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl HttpError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HttpError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// What happened to one request, retries included.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub result: Result<Response, HttpError>,
+    pub attempts: u32,
+    pub duration: Duration,
+}
+
+/// Builds the client of a connection: rustls, pooled, with the connect timeout, a
+/// `User-Agent: integ/<version>`, and redirects followed only on the base's host, at most 5.
+pub fn client(base: &Url, connect_timeout: Option<Duration>) -> Result<reqwest::Client, HttpError> {
+    let origin = base.clone();
+    let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error("too many redirects")
+        } else if same_origin(&origin, attempt.url()).is_err() {
+            attempt.error("redirect off the connection's host refused")
+        } else {
+            attempt.follow()
+        }
+    });
+    reqwest::Client::builder()
+        .user_agent(concat!("integ/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+        .redirect(redirects)
+        .build()
+        .map_err(|e| HttpError::Other(e.to_string()))
+}
+
+impl Connection {
+    /// Sends `request`, retrying as `policy` allows. A call that is not idempotent (a POST
+    /// or PATCH without an idempotency key) is retried only when the failure proves the
+    /// server did not process it: a 429, or a connection that was never made.
+    pub async fn send(
+        &self,
+        request: &Request,
+        policy: &RetryPolicy,
+        idempotent: bool,
+    ) -> Exchange {
+        let started = Instant::now();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = self.attempt(request).await;
+            let Err(error) = &result else {
+                return Exchange {
+                    result,
+                    attempts,
+                    duration: started.elapsed(),
+                };
+            };
+            let retryable = retries(policy, error) && (idempotent || never_processed(error));
+            let delay = retry_delay(policy, attempts, error);
+            let over_time = policy
+                .max_elapsed
+                .is_some_and(|max| started.elapsed() + delay > max);
+            if !retryable || attempts >= policy.attempts.get() || over_time {
+                return Exchange {
+                    result,
+                    attempts,
+                    duration: started.elapsed(),
+                };
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<Response, HttpError> {
+        let (response, generation) = self.send_once(request).await?;
+        if response.status().as_u16() == 401
+            && let (Auth::OAuth2(oauth), Some(generation)) = (&self.auth, generation)
+        {
+            // The token was refused: fetch a new one (once, for all callers) and resend.
+            oauth.invalidate(generation).await;
+            let (response, _) = self.send_once(request).await?;
+            return self.read(response).await;
+        }
+        self.read(response).await
+    }
+
+    async fn send_once(
+        &self,
+        request: &Request,
+    ) -> Result<(reqwest::Response, Option<u64>), HttpError> {
+        let method = reqwest::Method::from_bytes(request.method.as_str().as_bytes())
+            .map_err(|e| HttpError::Other(e.to_string()))?;
+        let mut builder = self
+            .client
+            .request(method, request.url.clone())
+            .timeout(request.timeout.unwrap_or(self.timeout));
+        for (name, value) in self.headers.iter().chain(&request.headers) {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder = match (&request.body, request.encoding) {
+            (None, _) => builder,
+            (Some(body), Encoding::Json) => builder.json(body),
+            (Some(body), Encoding::Form) => builder.form(&form_pairs(body)),
+        };
+        let (builder, generation) = self
+            .auth
+            .apply(builder, &self.client)
+            .await
+            .map_err(|e| HttpError::Other(e.to_string()))?;
+        let response = builder.send().await.map_err(classify)?;
+        Ok((response, generation))
+    }
+
+    /// Reads the body up to the size cap and decodes it: JSON when the content type says
+    /// so (or it parses), else text; non-2xx statuses become errors carrying an excerpt.
+    async fn read(&self, mut response: reqwest::Response) -> Result<Response, HttpError> {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if bytes.len() + chunk.len() > self.max_response_bytes {
+                return Err(HttpError::TooLarge(self.max_response_bytes));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body = decode(&headers, &bytes);
+        if (200..300).contains(&status) {
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        } else {
+            Err(HttpError::Status {
+                status,
+                excerpt: excerpt(&bytes),
+                headers: Box::new(headers),
+            })
+        }
+    }
+}
+
+fn classify(error: reqwest::Error) -> HttpError {
+    if error.is_timeout() {
+        HttpError::Timeout
+    } else if error.is_connect() {
+        HttpError::Network(error.without_url().to_string())
+    } else if error.is_redirect() {
+        HttpError::Other(format!("redirect refused: {}", error.without_url()))
+    } else {
+        HttpError::Network(error.without_url().to_string())
+    }
+}
+
+fn decode(headers: &HeaderMap, bytes: &[u8]) -> Json {
+    if bytes.is_empty() {
+        return Json::Null;
+    }
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let looks_json = content_type.contains("json") || content_type.is_empty();
+    match serde_json::from_slice(bytes) {
+        Ok(json) if looks_json || content_type.starts_with("text/") => json,
+        _ => Json::String(String::from_utf8_lossy(bytes).into_owned()),
+    }
+}
+
+/// The first 512 bytes of a body, for errors and dead letters.
+pub fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+    if bytes.len() > 512 {
+        format!("{text}…")
+    } else {
+        text
+    }
+}
+
+/// Whether `policy` retries this failure.
+fn retries(policy: &RetryPolicy, error: &HttpError) -> bool {
+    policy.on.iter().any(|condition| match (condition, error) {
+        (RetryCondition::Status(code), HttpError::Status { status, .. }) => code == status,
+        (RetryCondition::Class(class), HttpError::Status { status, .. }) => {
+            status / 100 == u16::from(*class)
+        }
+        (RetryCondition::Timeout, HttpError::Timeout) => true,
+        (RetryCondition::Network, HttpError::Network(_)) => true,
+        _ => false,
+    })
+}
+
+/// A 429 is a refusal before any work; a failed connection never reached the server.
+fn never_processed(error: &HttpError) -> bool {
+    matches!(
+        error,
+        HttpError::Status { status: 429, .. } | HttpError::Network(_)
+    )
+}
+
+/// The wait before attempt `attempts + 1`: the backoff (with full jitter when asked), or
+/// the server's `Retry-After` when it names one, capped by the maximum delay.
+fn retry_delay(policy: &RetryPolicy, attempts: u32, error: &HttpError) -> Duration {
+    if policy.honor_retry_after
+        && let HttpError::Status { headers, .. } = error
+        && let Some(after) = retry_after(headers.as_ref())
+    {
+        return after.min(policy.max_delay);
+    }
+    let step = attempts.saturating_sub(1);
+    let backoff = match policy.backoff {
+        Backoff::Constant => policy.initial_delay,
+        Backoff::Linear => policy.initial_delay.saturating_mul(attempts),
+        Backoff::Exponential => policy
+            .initial_delay
+            .saturating_mul(2u32.saturating_pow(step)),
+    };
+    let capped = backoff.min(policy.max_delay);
+    if policy.jitter {
+        capped.mul_f64(fastrand::f64())
+    } else {
+        capped
+    }
+}
+
+/// `Retry-After` in seconds or as an HTTP date; else the rate-limit reset headers.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(value) = text(RETRY_AFTER.as_str()) {
+        if let Ok(seconds) = value.trim().parse::<u64>() {
+            return Some(Duration::from_secs(seconds));
+        }
+        if let Ok(date) = httpdate::parse_http_date(value) {
+            return Some(date.duration_since(SystemTime::now()).unwrap_or_default());
+        }
+    }
+    ["ratelimit-reset", "x-ratelimit-reset"]
+        .into_iter()
+        .find_map(|name| {
+            let value: u64 = text(name)?.trim().parse().ok()?;
+            // A reset is either seconds from now or a Unix time; a value past 2001 is a time.
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()?
+                .as_secs();
+            Some(Duration::from_secs(if value > 1_000_000_000 {
+                value.saturating_sub(now)
+            } else {
+                value
+            }))
+        })
+}
+
+/// A JSON body as form fields, nested keys as `a[b]=` and list items as `a[0]=`.
+pub fn form_pairs(body: &Json) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    flatten(None, body, &mut pairs);
+    pairs
+}
+
+fn flatten(key: Option<String>, value: &Json, pairs: &mut Vec<(String, String)>) {
+    let nested = |name: &str| match &key {
+        Some(key) => format!("{key}[{name}]"),
+        None => name.to_string(),
+    };
+    match value {
+        Json::Object(fields) => fields
+            .iter()
+            .for_each(|(name, v)| flatten(Some(nested(name)), v, pairs)),
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| flatten(Some(nested(&i.to_string())), v, pairs)),
+        Json::Null => pairs.push((key.unwrap_or_default(), String::new())),
+        Json::String(text) => pairs.push((key.unwrap_or_default(), text.clone())),
+        other => pairs.push((key.unwrap_or_default(), other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn nested_form_fields_use_brackets() {
+        let body = json!({"amount": 100, "metadata": {"order": "A-1"}, "expand": ["customer"], "paid": true});
+        assert_eq!(
+            form_pairs(&body),
+            [
+                ("amount".to_string(), "100".to_string()),
+                ("expand[0]".into(), "customer".into()),
+                ("metadata[order]".into(), "A-1".into()),
+                ("paid".into(), "true".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_dates_and_reset_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        headers.insert(RETRY_AFTER, later.parse().unwrap());
+        let after = retry_after(&headers).unwrap();
+        assert!(
+            after > Duration::from_secs(110) && after <= Duration::from_secs(120),
+            "{after:?}"
+        );
+        let mut reset = HeaderMap::new();
+        reset.insert("x-ratelimit-reset", "3".parse().unwrap());
+        assert_eq!(retry_after(&reset), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy {
+            jitter: false,
+            ..RetryPolicy::default()
+        };
+        let error = HttpError::Timeout;
+        let delays: Vec<Duration> = (1..=8).map(|n| retry_delay(&policy, n, &error)).collect();
+        assert_eq!(delays[0], Duration::from_millis(500));
+        assert_eq!(delays[1], Duration::from_secs(1));
+        assert_eq!(delays[2], Duration::from_secs(2));
+        assert_eq!(delays[7], Duration::from_secs(30));
+    }
+}

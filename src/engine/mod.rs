@@ -1,0 +1,184 @@
+//! The engine: runs a plan's steps for one event against live HTTP APIs.
+//!
+//! **Boundary:** the engine reads only the plan (and secrets); it never sees the AST.
+
+mod auth;
+mod http;
+mod report;
+mod run;
+pub mod url;
+
+pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
+pub use report::{RequestReport, RunOutcome, RunReport, StepReport};
+
+use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value};
+use crate::secrets::Secrets;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+
+/// How the engine runs.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Build every request and report it, send nothing.
+    pub dry_run: bool,
+    /// Responses above this size fail the request (default `DEFAULT_MAX_RESPONSE_BYTES`).
+    pub max_response_bytes: Option<usize>,
+    /// Base URLs that replace the connections' own, by connection index (`integ test`
+    /// points connections at its mock servers this way).
+    pub base_urls: Vec<Option<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("connection `{connection}`: {source}")]
+    Value {
+        connection: String,
+        #[source]
+        source: EvalError,
+    },
+    #[error("connection `{connection}`: {source}")]
+    Url {
+        connection: String,
+        #[source]
+        source: url::UrlError,
+    },
+    #[error("connection `{connection}`: {detail}")]
+    Client { connection: String, detail: String },
+}
+
+/// A plan with its connections set up, ready to run events.
+#[derive(Debug)]
+pub struct Engine {
+    plan: Arc<Plan>,
+    connections: Vec<http::Connection>,
+    secrets: Secrets,
+    options: Options,
+}
+
+impl Engine {
+    /// Sets up every connection: base URL, credentials and headers evaluated once (they
+    /// cannot read events), one HTTP client each.
+    pub fn new(plan: Arc<Plan>, secrets: Secrets, options: Options) -> Result<Self, EngineError> {
+        install_crypto_provider();
+        let connections = plan
+            .connections
+            .iter()
+            .enumerate()
+            .map(|(index, connection)| {
+                let base_url = options.base_urls.get(index).cloned().flatten();
+                connect(&plan, connection, base_url, &secrets, &options)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            plan,
+            connections,
+            secrets,
+            options,
+        })
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub fn secrets(&self) -> &Secrets {
+        &self.secrets
+    }
+}
+
+/// rustls needs one process-wide crypto provider; ring builds fast and needs no C toolchain
+/// beyond what cargo has.
+fn install_crypto_provider() {
+    // Fails only when one is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn connect(
+    plan: &Plan,
+    connection: &ConnectionPlan,
+    base_url: Option<String>,
+    secrets: &Secrets,
+    options: &Options,
+) -> Result<http::Connection, EngineError> {
+    let name = connection.name.clone();
+    let empty = Json::Null;
+    let steps = Map::new();
+    let scope = Scope {
+        document: &empty,
+        event: &empty,
+        steps: &steps,
+        item: None,
+        secrets,
+    };
+    let text = |value: &Value| -> Result<String, EngineError> {
+        let value = value
+            .eval(&plan.templates, &scope)
+            .map_err(|source| EngineError::Value {
+                connection: name.clone(),
+                source,
+            })?;
+        Ok(run::as_text(value.as_ref()))
+    };
+    let base_text = match base_url {
+        Some(url) => url,
+        None => text(&connection.base_url)?,
+    };
+    let base = url::base(&base_text).map_err(|source| EngineError::Url {
+        connection: name.clone(),
+        source,
+    })?;
+    let auth = match &connection.auth {
+        AuthPlan::None => auth::Auth::None,
+        AuthPlan::Bearer(token) => auth::Auth::Bearer(text(token)?),
+        AuthPlan::Basic { username, password } => auth::Auth::Basic {
+            username: text(username)?,
+            password: text(password)?,
+        },
+        AuthPlan::ApiKey {
+            in_query,
+            name,
+            value,
+        } => auth::Auth::ApiKey {
+            in_query: *in_query,
+            name: name.clone(),
+            value: text(value)?,
+        },
+        AuthPlan::OAuth2(oauth) => {
+            let token_url = text(&oauth.token_url)?;
+            let token_url = reqwest::Url::parse(&token_url).map_err(|_| EngineError::Url {
+                connection: name.clone(),
+                source: url::UrlError::Invalid(token_url.clone()),
+            })?;
+            let optional = |value: &Option<Value>| value.as_ref().map(&text).transpose();
+            auth::Auth::OAuth2(Box::new(auth::OAuth2::new(
+                token_url,
+                text(&oauth.client_id)?,
+                text(&oauth.client_secret)?,
+                optional(&oauth.refresh_token)?,
+                optional(&oauth.scopes)?,
+                optional(&oauth.audience)?,
+            )))
+        }
+    };
+    let headers = connection
+        .headers
+        .iter()
+        .map(|(key, value)| Ok((key.clone(), text(value)?)))
+        .collect::<Result<_, EngineError>>()?;
+    let client =
+        http::client(&base, connection.connect_timeout).map_err(|e| EngineError::Client {
+            connection: name.clone(),
+            detail: e.to_string(),
+        })?;
+    Ok(http::Connection {
+        base,
+        client,
+        auth,
+        headers,
+        encoding: connection.encoding,
+        timeout: connection.timeout.unwrap_or(http::DEFAULT_TIMEOUT),
+        max_response_bytes: options
+            .max_response_bytes
+            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+    })
+}

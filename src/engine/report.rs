@@ -1,0 +1,58 @@
+//! What a run did: each step's outcome and requests, for the run summary.
+
+use crate::model::Outcome;
+use serde::Serialize;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub integration: String,
+    pub outcome: RunOutcome,
+    pub steps: Vec<StepReport>,
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Succeeded,
+    Failed,
+    DeadLettered,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    #[serde(serialize_with = "outcome_name")]
+    pub outcome: Outcome,
+    pub requests: Vec<RequestReport>,
+    /// Why the step failed, or why it was skipped; secrets redacted.
+    pub error: Option<String>,
+    /// The fallback that stood in for this step.
+    pub fallback: Option<String>,
+}
+
+/// One request as sent (or, in a dry run, as it would be sent); secrets redacted.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestReport {
+    pub method: String,
+    pub url: String,
+    pub status: Option<u16>,
+    #[serde(serialize_with = "millis")]
+    pub duration: Duration,
+    pub attempts: u32,
+    /// Shown in dry runs: the headers and body that would be sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<(String, String)>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u64(duration.as_millis() as u64)
+}
+
+fn outcome_name<S: serde::Serializer>(outcome: &Outcome, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(outcome.as_str())
+}

@@ -1,0 +1,786 @@
+//! Running one event: the steps in order, each result readable by later steps; `when`,
+//! `for_each`, pagination, GraphQL, and the error policy after the last attempt.
+
+use super::http::{Exchange, HttpError, Request, Response};
+use super::report::{RequestReport, RunOutcome, RunReport, StepReport};
+use super::{Engine, url};
+use crate::ast::{Method, TargetSegment};
+use crate::model::{OnError, Outcome};
+use crate::plan::{BodyPlan, CallPlan, EvalError, PageStyle, Scope, StepPlan, Value};
+use futures_util::StreamExt;
+use serde_json::{Map, Value as Json};
+use std::time::{Duration, Instant};
+
+/// Without `max_pages`, a paginated step stops after this many pages: a safety net against
+/// an API that always answers with a next page.
+const PAGE_LIMIT: u32 = 1000;
+
+/// Why a step failed.
+#[derive(Debug, Clone, thiserror::Error)]
+enum StepError {
+    #[error("{0}")]
+    Eval(#[from] EvalError),
+    #[error("{0}")]
+    Http(#[from] HttpError),
+    #[error("{0}")]
+    Url(#[from] url::UrlError),
+    #[error("GraphQL errors: {0}")]
+    GraphQl(String),
+    #[error("`for_each` needs a list, got {0}")]
+    NotAList(&'static str),
+}
+
+/// A step's work: its result and the requests it made.
+struct Done {
+    result: Result<Option<Json>, StepError>,
+    requests: Vec<RequestReport>,
+}
+
+impl Engine {
+    /// Runs every step for one event and reports what happened.
+    pub async fn run(&self, event: Json) -> RunReport {
+        let started = Instant::now();
+        let mut results = Map::new();
+        let mut reports = Vec::new();
+        let mut outcome = RunOutcome::Succeeded;
+        for step in &self.plan().steps {
+            let report = self.run_step(step, &event, &mut results).await;
+            let stop = match report.outcome {
+                Outcome::Failed => Some(RunOutcome::Failed),
+                Outcome::DeadLettered => Some(RunOutcome::DeadLettered),
+                _ => None,
+            };
+            reports.push(report);
+            if let Some(stop) = stop {
+                outcome = stop;
+                break;
+            }
+        }
+        RunReport {
+            integration: self.plan().name.clone(),
+            outcome,
+            steps: reports,
+            duration: started.elapsed(),
+        }
+    }
+
+    async fn run_step(
+        &self,
+        step: &StepPlan,
+        event: &Json,
+        results: &mut Map<String, Json>,
+    ) -> StepReport {
+        let report = |outcome, requests, error: Option<String>, fallback| StepReport {
+            name: step.name.clone(),
+            outcome,
+            requests,
+            error: error.map(|e| self.secrets().redact(&e)),
+            fallback,
+        };
+        let scope = Scope {
+            document: event,
+            event,
+            steps: results,
+            item: None,
+            secrets: self.secrets(),
+        };
+        match step
+            .when
+            .as_ref()
+            .map(|when| when.test(&self.plan().templates, &scope))
+        {
+            Some(Ok(false)) => {
+                return report(
+                    Outcome::Skipped,
+                    Vec::new(),
+                    Some("`when` was false".into()),
+                    None,
+                );
+            }
+            Some(Err(error)) if !self.options.dry_run => {
+                return self
+                    .after_failure(step, event, results, Vec::new(), error.into())
+                    .await;
+            }
+            _ => {}
+        }
+        let done = self.perform(step, &scope).await;
+        match done.result {
+            Ok(result) => {
+                if let Some(result) = result {
+                    results.insert(step.name.clone(), result);
+                }
+                report(Outcome::Succeeded, done.requests, None, None)
+            }
+            Err(error) if self.options.dry_run => {
+                // A dry run cannot know responses it did not get; say what was missing.
+                report(
+                    Outcome::Succeeded,
+                    done.requests,
+                    Some(format!("would need: {error}")),
+                    None,
+                )
+            }
+            Err(error) => {
+                self.after_failure(step, event, results, done.requests, error)
+                    .await
+            }
+        }
+    }
+
+    /// The step's `on_error` policy, after its last attempt failed.
+    async fn after_failure(
+        &self,
+        step: &StepPlan,
+        event: &Json,
+        results: &mut Map<String, Json>,
+        requests: Vec<RequestReport>,
+        error: StepError,
+    ) -> StepReport {
+        let redact = |e: &dyn std::fmt::Display| Some(self.secrets().redact(&e.to_string()));
+        let mut report = StepReport {
+            name: step.name.clone(),
+            outcome: Outcome::Failed,
+            requests,
+            error: redact(&error),
+            fallback: None,
+        };
+        match &step.on_error {
+            OnError::Fail => {}
+            OnError::Skip => report.outcome = Outcome::Skipped,
+            OnError::DeadLetter => report.outcome = Outcome::DeadLettered,
+            OnError::Fallback(name) => {
+                let Some(fallback) = self.plan().fallbacks.iter().find(|f| &f.name == name) else {
+                    report.outcome = Outcome::DeadLettered;
+                    return report;
+                };
+                let scope = Scope {
+                    document: event,
+                    event,
+                    steps: results,
+                    item: None,
+                    secrets: self.secrets(),
+                };
+                let done = self.perform(fallback, &scope).await;
+                report.requests.extend(done.requests);
+                report.fallback = Some(name.clone());
+                match done.result {
+                    Ok(result) => {
+                        if let Some(result) = result {
+                            results.insert(step.name.clone(), result);
+                        }
+                        report.outcome = Outcome::FellBack;
+                    }
+                    Err(fallback_error) => {
+                        report.outcome = Outcome::DeadLettered;
+                        report.error = redact(&format!(
+                            "{error}; fallback `{name}` failed too: {fallback_error}"
+                        ));
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    /// A step's requests: one, one per `for_each` element, or one per page.
+    async fn perform(&self, step: &StepPlan, scope: &Scope<'_>) -> Done {
+        let Some(for_each) = &step.for_each else {
+            return self.call(step, scope).await;
+        };
+        let items = match for_each.items.eval(&self.plan().templates, scope) {
+            Ok(Some(Json::Array(items))) => items,
+            Ok(None | Some(Json::Null)) => Vec::new(),
+            Ok(Some(other)) => return failed(StepError::NotAList(json_kind(&other))),
+            Err(error) => return failed(error.into()),
+        };
+        let calls = futures_util::stream::iter(items.iter())
+            .map(|item| async move {
+                self.call(
+                    step,
+                    &Scope {
+                        item: Some(item),
+                        ..*scope
+                    },
+                )
+                .await
+            })
+            .buffered(for_each.concurrency);
+        let done: Vec<Done> = calls.collect().await;
+        let mut requests = Vec::new();
+        let mut results = Vec::new();
+        let mut first_error = None;
+        for one in done {
+            requests.extend(one.requests);
+            match one.result {
+                Ok(result) => results.push(result.unwrap_or_default()),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let result = match first_error {
+            Some(error) => Err(error),
+            None => Ok(Some(Json::Array(results))),
+        };
+        Done { result, requests }
+    }
+
+    /// One request (or one per page) for the scope.
+    async fn call(&self, step: &StepPlan, scope: &Scope<'_>) -> Done {
+        let request = match self.request(step, scope) {
+            Ok(request) => request,
+            Err(error) => return failed(error),
+        };
+        match &step.pagination {
+            None => {
+                let (result, report) = self.exchange(step, &request).await;
+                let result = result.and_then(|response| self.result(step, response, scope));
+                Done {
+                    result,
+                    requests: vec![report],
+                }
+            }
+            Some(_) => self.paginate(step, request, scope).await,
+        }
+    }
+
+    /// The request of a step for the scope.
+    fn request(&self, step: &StepPlan, scope: &Scope<'_>) -> Result<Request, StepError> {
+        let env = &self.plan().templates;
+        let connection = &self.connections[step.connection];
+        let path = as_text(step.path.eval(env, scope)?.as_ref());
+        let mut url = url::join(&connection.base, &path)?;
+        for (name, value) in &step.query {
+            if let Some(value) = value.eval(env, scope)? {
+                url.query_pairs_mut()
+                    .append_pair(name, &as_text(Some(&value)));
+            }
+        }
+        let mut headers = Vec::new();
+        for (name, value) in &step.headers {
+            if let Some(value) = value.eval(env, scope)? {
+                headers.push((name.clone(), as_text(Some(&value))));
+            }
+        }
+        if let Some(key) = &step.idempotency_key
+            && let Some(key) = key.eval(env, scope)?
+        {
+            headers.push(("Idempotency-Key".to_string(), as_text(Some(&key))));
+        }
+        let (method, body) = match &step.call {
+            CallPlan::Http(method) => (*method, self.body(step, scope)?),
+            CallPlan::GraphQl {
+                document,
+                variables,
+            } => {
+                let variables = mapping(variables, env, scope)?;
+                (
+                    Method::Post,
+                    Some(serde_json::json!({ "query": document, "variables": variables })),
+                )
+            }
+        };
+        Ok(Request {
+            method,
+            url,
+            headers,
+            body,
+            encoding: step.encoding.unwrap_or(connection.encoding),
+            timeout: step.timeout,
+        })
+    }
+
+    fn body(&self, step: &StepPlan, scope: &Scope<'_>) -> Result<Option<Json>, StepError> {
+        let env = &self.plan().templates;
+        Ok(match &step.body {
+            None => None,
+            Some(BodyPlan::Raw(value)) => value.eval(env, scope)?,
+            Some(BodyPlan::Mapping(targets)) => Some(mapping(targets, env, scope)?),
+        })
+    }
+
+    /// Sends (or, in a dry run, only records) one request.
+    async fn exchange(
+        &self,
+        step: &StepPlan,
+        request: &Request,
+    ) -> (Result<Response, StepError>, RequestReport) {
+        let connection = &self.connections[step.connection];
+        let redact = |text: &str| self.secrets().redact(text);
+        let mut report = RequestReport {
+            method: request.method.as_str().to_string(),
+            url: redact(request.url.as_str()),
+            status: None,
+            duration: Duration::ZERO,
+            attempts: 0,
+            headers: None,
+            body: None,
+        };
+        if self.options.dry_run {
+            let headers = connection.headers.iter().chain(&request.headers);
+            report.headers = Some(
+                headers
+                    .map(|(k, v)| (k.clone(), redact_header(k, &redact(v))))
+                    .collect(),
+            );
+            report.body = request.body.as_ref().map(|b| redact_json(b, &redact));
+            let response = self.dry_response(step, request);
+            return (Ok(response), report);
+        }
+        let idempotent = is_idempotent(step, request);
+        let Exchange {
+            result,
+            attempts,
+            duration,
+        } = connection.send(request, &step.retry, idempotent).await;
+        report.attempts = attempts;
+        report.duration = duration;
+        report.status = match &result {
+            Ok(response) => Some(response.status),
+            Err(error) => error.status(),
+        };
+        (result.map_err(StepError::from), report)
+    }
+
+    /// In a dry run, a step's response comes from the spec's mocks when one matches, so
+    /// that later steps see realistic data; else it is null.
+    fn dry_response(&self, step: &StepPlan, request: &Request) -> Response {
+        let connection = &self.connections[step.connection];
+        let path = request
+            .url
+            .path()
+            .strip_prefix(connection.base.path().trim_end_matches('/'))
+            .unwrap_or("");
+        let mock = self.plan().tests.iter().flat_map(|t| &t.mocks).find(|m| {
+            m.connection == step.connection && m.method == request.method && m.path == path
+        });
+        let empty = Json::Null;
+        let steps = Map::new();
+        let scope = Scope {
+            document: &empty,
+            event: &empty,
+            steps: &steps,
+            item: None,
+            secrets: self.secrets(),
+        };
+        let body = mock
+            .and_then(|m| m.body.as_ref())
+            .and_then(|b| b.eval(&self.plan().templates, &scope).ok().flatten())
+            .unwrap_or_default();
+        Response {
+            status: mock.map_or(200, |m| m.status),
+            headers: Default::default(),
+            body,
+        }
+    }
+
+    /// A response as the step's result: GraphQL `data` (its `errors` fail the step), or
+    /// the step's `items`, or the body.
+    fn result(
+        &self,
+        step: &StepPlan,
+        response: Response,
+        scope: &Scope<'_>,
+    ) -> Result<Option<Json>, StepError> {
+        let body = match &step.call {
+            CallPlan::GraphQl { .. } => graphql_data(response.body)?,
+            CallPlan::Http(_) => response.body,
+        };
+        match &step.items {
+            Some(items) => Ok(items.eval(
+                &self.plan().templates,
+                &Scope {
+                    document: &body,
+                    ..*scope
+                },
+            )?),
+            None => Ok(Some(body)),
+        }
+    }
+
+    /// Follows pages until the style says there is no next one, collecting the items.
+    async fn paginate(&self, step: &StepPlan, first: Request, scope: &Scope<'_>) -> Done {
+        let Some(pagination) = &step.pagination else {
+            return failed(StepError::NotAList("nothing"));
+        };
+        let env = &self.plan().templates;
+        let connection = &self.connections[step.connection];
+        let limit = pagination.max_pages.map_or(PAGE_LIMIT, |n| n.get());
+        let mut request = first;
+        start_page(&pagination.style, &mut request);
+        let mut items = Vec::new();
+        let mut requests = Vec::new();
+        let mut offset: u64 = 0;
+        for page in 1..=limit {
+            let (result, report) = self.exchange(step, &request).await;
+            requests.push(report);
+            let response = match result {
+                Ok(response) => response,
+                Err(error) => {
+                    return Done {
+                        result: Err(error),
+                        requests,
+                    };
+                }
+            };
+            let body = match &step.call {
+                CallPlan::GraphQl { .. } => match graphql_data(response.body.clone()) {
+                    Ok(data) => data,
+                    Err(error) => {
+                        return Done {
+                            result: Err(error),
+                            requests,
+                        };
+                    }
+                },
+                CallPlan::Http(_) => response.body.clone(),
+            };
+            let page_scope = Scope {
+                document: &body,
+                ..*scope
+            };
+            let found = match pagination.items.eval(env, &page_scope) {
+                Ok(Some(Json::Array(found))) => found,
+                Ok(Some(Json::Null) | None) => Vec::new(),
+                Ok(Some(one)) => vec![one],
+                Err(error) => {
+                    return Done {
+                        result: Err(error.into()),
+                        requests,
+                    };
+                }
+            };
+            let count = found.len() as u64;
+            items.extend(found);
+            if page == limit || self.options.dry_run {
+                break;
+            }
+            let next = match &pagination.style {
+                PageStyle::Cursor { path, param } => match path.eval(env, &page_scope) {
+                    Ok(Some(cursor)) if crate::plan::truthy(Some(&cursor)) => {
+                        set_param(&mut request.url, param, &as_text(Some(&cursor)));
+                        true
+                    }
+                    Ok(_) => false,
+                    Err(error) => {
+                        return Done {
+                            result: Err(error.into()),
+                            requests,
+                        };
+                    }
+                },
+                PageStyle::LinkHeader => match link_next(&response) {
+                    Some(link) => match url::next_link(&connection.base, &request.url, &link) {
+                        Ok(next) => {
+                            request.url = next;
+                            true
+                        }
+                        Err(error) => {
+                            return Done {
+                                result: Err(error.into()),
+                                requests,
+                            };
+                        }
+                    },
+                    None => false,
+                },
+                PageStyle::NextLink(path) => match path.eval(env, &page_scope) {
+                    Ok(Some(Json::String(link))) if !link.is_empty() => {
+                        match url::next_link(&connection.base, &request.url, &link) {
+                            Ok(next) => {
+                                request.url = next;
+                                true
+                            }
+                            Err(error) => {
+                                return Done {
+                                    result: Err(error.into()),
+                                    requests,
+                                };
+                            }
+                        }
+                    }
+                    Ok(_) => false,
+                    Err(error) => {
+                        return Done {
+                            result: Err(error.into()),
+                            requests,
+                        };
+                    }
+                },
+                PageStyle::Offset {
+                    offset_param,
+                    limit,
+                    ..
+                } => {
+                    offset += u64::from(*limit);
+                    set_param(&mut request.url, offset_param, &offset.to_string());
+                    count >= u64::from(*limit)
+                }
+                PageStyle::Page { param, from, size } => {
+                    let full = size
+                        .as_ref()
+                        .is_none_or(|(_, size)| count >= u64::from(*size));
+                    set_param(
+                        &mut request.url,
+                        param,
+                        &(u64::from(*from) + u64::from(page)).to_string(),
+                    );
+                    count > 0 && full
+                }
+            };
+            if !next {
+                break;
+            }
+        }
+        Done {
+            result: Ok(Some(Json::Array(items))),
+            requests,
+        }
+    }
+}
+
+fn failed(error: StepError) -> Done {
+    Done {
+        result: Err(error),
+        requests: Vec::new(),
+    }
+}
+
+/// The first request of offset and page styles carries the starting position.
+fn start_page(style: &PageStyle, request: &mut Request) {
+    match style {
+        PageStyle::Offset {
+            offset_param,
+            limit_param,
+            limit,
+        } => {
+            set_param(&mut request.url, offset_param, "0");
+            set_param(&mut request.url, limit_param, &limit.to_string());
+        }
+        PageStyle::Page { param, from, size } => {
+            set_param(&mut request.url, param, &from.to_string());
+            if let Some((name, size)) = size {
+                set_param(&mut request.url, name, &size.to_string());
+            }
+        }
+        PageStyle::Cursor { .. } | PageStyle::LinkHeader | PageStyle::NextLink(_) => {}
+    }
+}
+
+/// Sets query parameter `name` to `value`, replacing any earlier value.
+fn set_param(url: &mut reqwest::Url, name: &str, value: &str) {
+    let others: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut pairs = url.query_pairs_mut();
+    pairs.clear();
+    pairs.extend_pairs(others);
+    pairs.append_pair(name, value);
+}
+
+/// The `rel="next"` target of an RFC 8288 `Link` header.
+fn link_next(response: &Response) -> Option<String> {
+    let header = response.headers.get_all(reqwest::header::LINK);
+    header
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|link| {
+            let (target, params) = link.split_once(';')?;
+            let is_next = params.split(';').any(|p| {
+                let p = p.trim().to_ascii_lowercase();
+                p == "rel=\"next\"" || p == "rel=next"
+            });
+            is_next.then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+        })
+}
+
+/// A GraphQL response's `data`; an `errors` list fails the step with the messages.
+fn graphql_data(body: Json) -> Result<Json, StepError> {
+    if let Some(errors) = body
+        .get("errors")
+        .and_then(Json::as_array)
+        .filter(|e| !e.is_empty())
+    {
+        let messages: Vec<String> = errors
+            .iter()
+            .map(|e| {
+                e.get("message")
+                    .and_then(Json::as_str)
+                    .map_or_else(|| e.to_string(), String::from)
+            })
+            .collect();
+        return Err(StepError::GraphQl(messages.join("; ")));
+    }
+    Ok(body.get("data").cloned().unwrap_or_default())
+}
+
+/// Builds a body from `target = value` lines: keys make objects, `[n]` makes list slots
+/// (filled with null up to n); a missing value leaves its target out.
+fn mapping(
+    targets: &[(Vec<TargetSegment>, Value)],
+    env: &std::sync::Arc<minijinja::Environment<'static>>,
+    scope: &Scope<'_>,
+) -> Result<Json, StepError> {
+    let mut body = Json::Object(Map::new());
+    for (target, value) in targets {
+        if let Some(value) = value.eval(env, scope)? {
+            place(&mut body, target, value);
+        }
+    }
+    Ok(body)
+}
+
+fn place(into: &mut Json, target: &[TargetSegment], value: Json) {
+    let Some((first, rest)) = target.split_first() else {
+        *into = value;
+        return;
+    };
+    let slot = match first {
+        TargetSegment::Key(key) => {
+            if !into.is_object() {
+                *into = Json::Object(Map::new());
+            }
+            let Json::Object(fields) = into else { return };
+            fields.entry(key.clone()).or_insert(Json::Null)
+        }
+        TargetSegment::Index(index) => {
+            if !into.is_array() {
+                *into = Json::Array(Vec::new());
+            }
+            let Json::Array(items) = into else { return };
+            if items.len() <= *index {
+                items.resize(index + 1, Json::Null);
+            }
+            &mut items[*index]
+        }
+    };
+    place(slot, rest, value);
+}
+
+/// A value as text in a URL, header or form: strings as they are, other JSON as JSON.
+pub(super) fn as_text(value: Option<&Json>) -> String {
+    match value {
+        None | Some(Json::Null) => String::new(),
+        Some(Json::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A POST or PATCH is retried freely only with an idempotency key; a GraphQL mutation
+/// likewise.
+fn is_idempotent(step: &StepPlan, request: &Request) -> bool {
+    let has_key = request.headers.iter().any(|(k, _)| k == "Idempotency-Key");
+    let safe_method = match &step.call {
+        CallPlan::Http(method) => method.is_idempotent(),
+        CallPlan::GraphQl { document, .. } => !document.trim_start().starts_with("mutation"),
+    };
+    safe_method || has_key
+}
+
+/// Headers that carry credentials are never shown, whatever their value.
+fn redact_header(name: &str, value: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let sensitive = [
+        "authorization",
+        "cookie",
+        "token",
+        "secret",
+        "api-key",
+        "apikey",
+        "password",
+    ];
+    if sensitive.iter().any(|word| lower.contains(word)) {
+        crate::secrets::REDACTED.to_string()
+    } else {
+        value.to_string()
+    }
+}
+
+fn redact_json(value: &Json, redact: &dyn Fn(&str) -> String) -> Json {
+    match value {
+        Json::String(text) => Json::String(redact(text)),
+        Json::Array(items) => Json::Array(items.iter().map(|i| redact_json(i, redact)).collect()),
+        Json::Object(fields) => Json::Object(
+            fields
+                .iter()
+                .map(|(k, v)| (k.clone(), redact_json(v, redact)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn json_kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn targets_build_nested_objects_and_lists() {
+        let mut body = Json::Object(Map::new());
+        let key = |k: &str| TargetSegment::Key(k.into());
+        place(&mut body, &[key("data"), key("type")], json!("prospect"));
+        place(
+            &mut body,
+            &[key("data"), key("emails"), TargetSegment::Index(1)],
+            json!("b@x"),
+        );
+        place(&mut body, &[key("data"), key("count")], json!(3));
+        assert_eq!(
+            body,
+            json!({"data": {"type": "prospect", "emails": [null, "b@x"], "count": 3}})
+        );
+    }
+
+    #[test]
+    fn link_headers_give_the_next_page() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let link = r#"<https://api.github.com/x?page=2>; rel="next", <https://api.github.com/x?page=9>; rel="last""#;
+        headers.insert(reqwest::header::LINK, link.parse().unwrap());
+        let response = Response {
+            status: 200,
+            headers,
+            body: Json::Null,
+        };
+        assert_eq!(
+            link_next(&response).as_deref(),
+            Some("https://api.github.com/x?page=2")
+        );
+    }
+
+    #[test]
+    fn graphql_errors_fail_with_their_messages() {
+        let error = graphql_data(
+            json!({"data": null, "errors": [{"message": "Throttled"}, {"message": "No"}]}),
+        );
+        assert_eq!(
+            error.unwrap_err().to_string(),
+            "GraphQL errors: Throttled; No"
+        );
+        assert_eq!(
+            graphql_data(json!({"data": {"shop": 1}})).unwrap(),
+            json!({"shop": 1})
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! Request URLs that can only reach the connection's host.
+//!
+//! A request's URL is the connection's base URL followed by the step's path. Values a path
+//! template interpolates are percent-encoded (every byte but RFC 3986's unreserved ones),
+//! so `//evil.example`, `../admin`, `?x=` or `@host` arrive as data inside one segment. The
+//! joined URL is then checked against the base: same scheme, host and port, or refused.
+
+use minijinja::{Error, Output, State, Value};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use reqwest::Url;
+
+/// Everything but RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The template formatter: in path templates (named `*.path`) every interpolated value is
+/// percent-encoded; elsewhere values print as they are.
+pub fn path_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+    if state.name().ends_with(".path") {
+        let text = value.to_string();
+        write!(out, "{}", utf8_percent_encode(&text, SEGMENT)).map_err(Error::from)
+    } else {
+        minijinja::escape_formatter(out, state, value)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum UrlError {
+    #[error("base URL `{0}` is not an absolute http(s) URL")]
+    BadBase(String),
+    #[error("`{url}` is not on the connection's host `{host}`: refused")]
+    OffHost { url: String, host: String },
+    #[error("`{0}` is not a valid URL")]
+    Invalid(String),
+}
+
+/// The connection's base URL, parsed and checked.
+pub fn base(text: &str) -> Result<Url, UrlError> {
+    let url = Url::parse(text).map_err(|_| UrlError::BadBase(text.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(UrlError::BadBase(text.to_string()));
+    }
+    Ok(url)
+}
+
+/// `base` followed by `path` (already encoded where it came from values).
+pub fn join(base: &Url, path: &str) -> Result<Url, UrlError> {
+    let prefix = base.as_str().trim_end_matches('/');
+    let path = if path.is_empty() || path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let url = Url::parse(&format!("{prefix}{path}"))
+        .map_err(|_| UrlError::Invalid(format!("{prefix}{path}")))?;
+    same_origin(base, &url)?;
+    Ok(url)
+}
+
+/// A next-page link or redirect target must stay on the base's scheme, host and port.
+pub fn same_origin(base: &Url, url: &Url) -> Result<(), UrlError> {
+    let same = url.scheme() == base.scheme()
+        && url.host_str() == base.host_str()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if same {
+        Ok(())
+    } else {
+        Err(UrlError::OffHost {
+            url: url.to_string(),
+            host: base.host_str().unwrap_or_default().to_string(),
+        })
+    }
+}
+
+/// Resolves a next-page link (absolute or relative) against the current URL, on the base's
+/// host only.
+pub fn next_link(base: &Url, current: &Url, link: &str) -> Result<Url, UrlError> {
+    let url = current
+        .join(link)
+        .map_err(|_| UrlError::Invalid(link.to_string()))?;
+    same_origin(base, &url)?;
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> Url {
+        base("https://api.example.com/v2").unwrap()
+    }
+
+    #[test]
+    fn paths_join_under_the_base_path() {
+        assert_eq!(
+            join(&api(), "/contacts/1").unwrap().as_str(),
+            "https://api.example.com/v2/contacts/1"
+        );
+        assert_eq!(
+            join(&api(), "").unwrap().as_str(),
+            "https://api.example.com/v2"
+        );
+    }
+
+    #[test]
+    fn encoded_values_cannot_leave_the_host() {
+        for hostile in [
+            "//evil.example",
+            "http://evil.example",
+            "@evil.example",
+            "../../admin",
+            "a?b=c#d",
+        ] {
+            let encoded = utf8_percent_encode(hostile, SEGMENT).to_string();
+            let url = join(&api(), &format!("/contacts/{encoded}")).unwrap();
+            assert_eq!(url.host_str(), Some("api.example.com"), "{hostile}");
+            assert!(
+                url.path().starts_with("/v2/contacts/"),
+                "{hostile} gave {url}"
+            );
+            assert_eq!(url.query(), None, "{hostile}");
+        }
+    }
+
+    #[test]
+    fn even_unencoded_paths_cannot_change_the_host() {
+        // A path is always joined after a `/` that ends the authority.
+        let base = base("https://api.example.com").unwrap();
+        for path in [
+            "@evil.example/x",
+            ".evil.example/x",
+            "//evil.example/x",
+            ":8080/x",
+        ] {
+            assert_eq!(
+                join(&base, path).unwrap().host_str(),
+                Some("api.example.com"),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn next_links_stay_on_the_host() {
+        let current = join(&api(), "/items").unwrap();
+        assert!(next_link(&api(), &current, "/v2/items?page=2").is_ok());
+        assert!(next_link(&api(), &current, "https://api.example.com/v2/items?page=3").is_ok());
+        assert!(next_link(&api(), &current, "https://evil.example/items").is_err());
+        assert!(next_link(&api(), &current, "http://api.example.com/v2/items").is_err());
+    }
+}

@@ -1,0 +1,554 @@
+//! Model to plan: every JSONPath and template compiled once, environments applied, files
+//! read. Per-event work is evaluation only.
+
+mod value;
+
+pub use value::{EvalError, Path, Root, Scope, Template, Value, is_singular, render, truthy};
+
+use crate::ast::{self, Expr, ExprKind, Method, TargetSegment, Text};
+use crate::model::{self, Encoding, OnError, RetryPolicy};
+use minijinja::{Environment, UndefinedBehavior};
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a plan could not be made from a checked model.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("unknown environment `{0}`")]
+    UnknownEnvironment(String),
+    #[error("cannot read `{path}` for file(): {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("template `{template}` does not compile: {detail}")]
+    Template { template: String, detail: String },
+    #[error("JSONPath `{query}` does not compile: {detail}")]
+    JsonPath { query: String, detail: String },
+}
+
+/// A spec ready to run.
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub templates: Arc<Environment<'static>>,
+    pub connections: Vec<ConnectionPlan>,
+    pub steps: Vec<StepPlan>,
+    pub fallbacks: Vec<StepPlan>,
+    pub tests: Vec<TestPlan>,
+    /// Every secret the spec reads, so they can be loaded (and redacted) up front.
+    pub secrets: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionPlan {
+    pub name: String,
+    pub base_url: Value,
+    pub auth: AuthPlan,
+    pub headers: Vec<(String, Value)>,
+    pub connect_timeout: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub encoding: Encoding,
+    pub rate_limit: Option<model::RateLimit>,
+    pub max_concurrency: Option<NonZeroU32>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthPlan {
+    None,
+    Bearer(Value),
+    Basic {
+        username: Value,
+        password: Value,
+    },
+    ApiKey {
+        in_query: bool,
+        name: String,
+        value: Value,
+    },
+    OAuth2(Box<OAuth2Plan>),
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuth2Plan {
+    pub token_url: Value,
+    pub client_id: Value,
+    pub client_secret: Value,
+    pub refresh_token: Option<Value>,
+    pub scopes: Option<Value>,
+    pub audience: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StepPlan {
+    pub name: String,
+    /// Index into `Plan::connections`.
+    pub connection: usize,
+    pub call: CallPlan,
+    /// A literal or a path template (whose expressions are percent-encoded).
+    pub path: Value,
+    pub query: Vec<(String, Value)>,
+    pub headers: Vec<(String, Value)>,
+    pub body: Option<BodyPlan>,
+    pub when: Option<Value>,
+    pub for_each: Option<ForEachPlan>,
+    pub pagination: Option<PaginationPlan>,
+    pub items: Option<Value>,
+    pub idempotency_key: Option<Value>,
+    pub timeout: Option<Duration>,
+    pub retry: RetryPolicy,
+    pub on_error: OnError,
+    pub encoding: Option<Encoding>,
+}
+
+#[derive(Debug, Clone)]
+pub enum CallPlan {
+    Http(Method),
+    GraphQl {
+        document: String,
+        variables: Vec<(Vec<TargetSegment>, Value)>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum BodyPlan {
+    Mapping(Vec<(Vec<TargetSegment>, Value)>),
+    Raw(Value),
+}
+
+#[derive(Debug, Clone)]
+pub struct ForEachPlan {
+    pub items: Value,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PaginationPlan {
+    pub style: PageStyle,
+    pub items: Value,
+    pub max_pages: Option<NonZeroU32>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PageStyle {
+    Cursor {
+        path: Value,
+        param: String,
+    },
+    LinkHeader,
+    NextLink(Value),
+    Offset {
+        offset_param: String,
+        limit_param: String,
+        limit: u32,
+    },
+    Page {
+        param: String,
+        from: u32,
+        size: Option<(String, u32)>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct TestPlan {
+    pub name: String,
+    pub event: Value,
+    pub mocks: Vec<MockPlan>,
+    pub expectations: Vec<ExpectationPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MockPlan {
+    pub connection: usize,
+    pub method: Method,
+    /// The path as written; a mock matches requests whose path (without the query) is it.
+    pub path: String,
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(String, Value)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExpectationPlan {
+    Request {
+        connection: usize,
+        method: Method,
+        path: String,
+        predicate: Option<Value>,
+        times: Option<u32>,
+    },
+    StepOutcome {
+        step: String,
+        outcome: model::Outcome,
+    },
+}
+
+/// Default `for_each` concurrency when the spec gives none.
+const DEFAULT_CONCURRENCY: usize = 4;
+
+/// Compiles a checked model for `environment` (the spec's own connections when `None`).
+/// `base_dir` is where `file("...")` paths start: the spec's folder.
+pub fn compile(
+    integration: &model::Integration,
+    environment: Option<&str>,
+    base_dir: &FsPath,
+) -> Result<Plan, PlanError> {
+    let connections = match environment {
+        None => &integration.connections,
+        Some(name) => match integration.environments.iter().find(|e| e.name == name) {
+            Some(environment) => &environment.connections,
+            None => return Err(PlanError::UnknownEnvironment(name.to_string())),
+        },
+    };
+    let mut compiler = Compiler::new(base_dir);
+    let connection_plans = connections
+        .iter()
+        .map(|c| compiler.connection(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = |name: &str| {
+        connection_plans
+            .iter()
+            .position(|c| c.name == name)
+            .unwrap_or(0)
+    };
+    let steps = integration
+        .steps
+        .iter()
+        .map(|s| compiler.step(s, index(&s.connection)))
+        .collect::<Result<_, _>>()?;
+    let fallbacks = integration
+        .fallbacks
+        .iter()
+        .map(|s| compiler.step(s, index(&s.connection)))
+        .collect::<Result<_, _>>()?;
+    let tests = integration
+        .tests
+        .iter()
+        .map(|t| compiler.test(t, &index))
+        .collect::<Result<_, _>>()?;
+    Ok(Plan {
+        name: integration.name.clone(),
+        templates: Arc::new(compiler.env),
+        connections: connection_plans,
+        steps,
+        fallbacks,
+        tests,
+        secrets: compiler.secrets,
+    })
+}
+
+struct Compiler {
+    env: Environment<'static>,
+    base_dir: PathBuf,
+    secrets: BTreeSet<String>,
+}
+
+impl Compiler {
+    fn new(base_dir: &FsPath) -> Self {
+        let mut env = Environment::new();
+        // A missing value in a template is an error (or, in a single-expression template,
+        // a missing value): never an empty string in a URL.
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_formatter(crate::engine::url::path_formatter);
+        Self {
+            env,
+            base_dir: base_dir.to_path_buf(),
+            secrets: BTreeSet::new(),
+        }
+    }
+
+    fn connection(&mut self, connection: &model::Connection) -> Result<ConnectionPlan, PlanError> {
+        Ok(ConnectionPlan {
+            name: connection.name.clone(),
+            base_url: self.value(&connection.base_url)?,
+            auth: match &connection.auth {
+                model::Auth::None => AuthPlan::None,
+                model::Auth::Bearer(token) => AuthPlan::Bearer(self.value(token)?),
+                model::Auth::Basic { username, password } => AuthPlan::Basic {
+                    username: self.value(username)?,
+                    password: self.value(password)?,
+                },
+                model::Auth::ApiKey {
+                    in_query,
+                    name,
+                    value,
+                } => AuthPlan::ApiKey {
+                    in_query: *in_query,
+                    name: name.clone(),
+                    value: self.value(value)?,
+                },
+                model::Auth::OAuth2(oauth) => AuthPlan::OAuth2(Box::new(OAuth2Plan {
+                    token_url: self.value(&oauth.token_url)?,
+                    client_id: self.value(&oauth.client_id)?,
+                    client_secret: self.value(&oauth.client_secret)?,
+                    refresh_token: self.optional(oauth.refresh_token.as_ref())?,
+                    scopes: self.optional(oauth.scopes.as_ref())?,
+                    audience: self.optional(oauth.audience.as_ref())?,
+                })),
+            },
+            headers: self.entries(&connection.headers)?,
+            connect_timeout: connection.connect_timeout,
+            timeout: connection.timeout,
+            encoding: connection.encoding,
+            rate_limit: connection.rate_limit,
+            max_concurrency: connection.max_concurrency,
+        })
+    }
+
+    fn step(&mut self, step: &model::Step, connection: usize) -> Result<StepPlan, PlanError> {
+        Ok(StepPlan {
+            name: step.name.clone(),
+            connection,
+            call: match &step.call {
+                model::Call::Http(method) => CallPlan::Http(*method),
+                model::Call::GraphQl {
+                    document,
+                    variables,
+                } => CallPlan::GraphQl {
+                    document: document.clone(),
+                    variables: self.mapping(variables)?,
+                },
+            },
+            path: self.path(&step.path)?,
+            query: self.entries(&step.query)?,
+            headers: self.entries(&step.headers)?,
+            body: match &step.body {
+                None => None,
+                Some(model::Body::Mapping(mapping)) => {
+                    Some(BodyPlan::Mapping(self.mapping(mapping)?))
+                }
+                Some(model::Body::Raw(raw)) => Some(BodyPlan::Raw(self.value(raw)?)),
+            },
+            when: self.optional(step.when.as_ref())?,
+            for_each: match &step.for_each {
+                None => None,
+                Some(for_each) => Some(ForEachPlan {
+                    items: self.value(&for_each.items)?,
+                    concurrency: for_each
+                        .concurrency
+                        .map_or(DEFAULT_CONCURRENCY, |n| n.get() as usize),
+                }),
+            },
+            pagination: match &step.pagination {
+                None => None,
+                Some(pagination) => Some(PaginationPlan {
+                    style: self.page_style(&pagination.style)?,
+                    items: self.value(&pagination.items)?,
+                    max_pages: pagination.max_pages,
+                }),
+            },
+            items: self.optional(step.items.as_ref())?,
+            idempotency_key: self.optional(step.idempotency_key.as_ref())?,
+            timeout: step.timeout,
+            retry: step.retry.clone(),
+            on_error: step.on_error.clone(),
+            encoding: step.encoding,
+        })
+    }
+
+    fn page_style(&mut self, style: &model::PaginationStyle) -> Result<PageStyle, PlanError> {
+        Ok(match style {
+            model::PaginationStyle::Cursor(model::Cursor::Param { path, param }) => {
+                PageStyle::Cursor {
+                    path: self.value(path)?,
+                    param: param.clone(),
+                }
+            }
+            model::PaginationStyle::Cursor(model::Cursor::LinkHeader) => PageStyle::LinkHeader,
+            model::PaginationStyle::Cursor(model::Cursor::NextLink(path)) => {
+                PageStyle::NextLink(self.value(path)?)
+            }
+            model::PaginationStyle::Offset {
+                offset_param,
+                limit_param,
+                limit,
+            } => PageStyle::Offset {
+                offset_param: offset_param.clone(),
+                limit_param: limit_param.clone(),
+                limit: limit.get(),
+            },
+            model::PaginationStyle::Page { param, from, size } => PageStyle::Page {
+                param: param.clone(),
+                from: *from,
+                size: size.as_ref().map(|(name, n)| (name.clone(), n.get())),
+            },
+        })
+    }
+
+    fn test(
+        &mut self,
+        test: &model::Test,
+        index: &dyn Fn(&str) -> usize,
+    ) -> Result<TestPlan, PlanError> {
+        Ok(TestPlan {
+            name: test.name.clone(),
+            event: self.value(&test.event)?,
+            mocks: test
+                .mocks
+                .iter()
+                .map(|mock| {
+                    Ok(MockPlan {
+                        connection: index(&mock.connection),
+                        method: mock.method,
+                        path: mock.path.value.clone(),
+                        status: mock.status,
+                        body: self.optional(mock.body.as_ref())?,
+                        headers: self.entries(&mock.headers)?,
+                    })
+                })
+                .collect::<Result<_, PlanError>>()?,
+            expectations: test
+                .expectations
+                .iter()
+                .map(|expectation| {
+                    Ok(match expectation {
+                        model::Expectation::Request {
+                            connection,
+                            method,
+                            path,
+                            predicate,
+                            times,
+                        } => ExpectationPlan::Request {
+                            connection: index(connection),
+                            method: *method,
+                            path: path.value.clone(),
+                            predicate: self.optional(predicate.as_ref())?,
+                            times: *times,
+                        },
+                        model::Expectation::StepOutcome { step, outcome } => {
+                            ExpectationPlan::StepOutcome {
+                                step: step.clone(),
+                                outcome: *outcome,
+                            }
+                        }
+                    })
+                })
+                .collect::<Result<_, PlanError>>()?,
+        })
+    }
+
+    fn entries(&mut self, entries: &[ast::Entry]) -> Result<Vec<(String, Value)>, PlanError> {
+        entries
+            .iter()
+            .map(|e| Ok((e.key.node.clone(), self.value(&e.value)?)))
+            .collect()
+    }
+
+    fn mapping(
+        &mut self,
+        mapping: &[ast::Assignment],
+    ) -> Result<Vec<(Vec<TargetSegment>, Value)>, PlanError> {
+        mapping
+            .iter()
+            .map(|a| Ok((a.target.node.clone(), self.value(&a.value)?)))
+            .collect()
+    }
+
+    fn optional(&mut self, expr: Option<&Expr>) -> Result<Option<Value>, PlanError> {
+        expr.map(|e| self.value(e)).transpose()
+    }
+
+    /// A request path: a template's expressions are percent-encoded, so no value can add
+    /// a segment, a query or another host.
+    fn path(&mut self, text: &Text) -> Result<Value, PlanError> {
+        if text.is_template() {
+            Ok(Value::Template(value::compile_template(
+                &mut self.env,
+                &text.value,
+                true,
+            )?))
+        } else {
+            Ok(Value::Literal(serde_json::Value::String(
+                text.value.clone(),
+            )))
+        }
+    }
+
+    fn value(&mut self, expr: &Expr) -> Result<Value, PlanError> {
+        Ok(match &expr.kind {
+            ExprKind::Null => Value::Literal(serde_json::Value::Null),
+            ExprKind::Bool(b) => Value::Literal(serde_json::Value::Bool(*b)),
+            ExprKind::Number(n) => Value::Literal(serde_json::Value::Number(n.clone())),
+            // A duration as a value is its number of seconds.
+            ExprKind::Duration(d) => Value::Literal(serde_json::json!(d.as_secs_f64())),
+            ExprKind::String(text) => Value::Literal(serde_json::Value::String(text.value.clone())),
+            ExprKind::Template(text) => {
+                Value::Template(value::compile_template(&mut self.env, &text.value, false)?)
+            }
+            ExprKind::Path(path) => {
+                let query = jsonpath_rust::parser::parse_json_path(&path.query).map_err(|e| {
+                    PlanError::JsonPath {
+                        query: path.query.clone(),
+                        detail: e.to_string(),
+                    }
+                })?;
+                let root = match path.root.as_ref().map(|r| r.node.as_str()) {
+                    None => Root::Document,
+                    Some("item") => Root::Item,
+                    Some(step) => Root::Step(step.to_string()),
+                };
+                Value::Path(Path {
+                    root,
+                    singular: is_singular(&query),
+                    query,
+                })
+            }
+            ExprKind::Call { function, args } => self.call(&function.node, args)?,
+            ExprKind::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.value(i))
+                    .collect::<Result<_, _>>()?,
+            ),
+            ExprKind::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| Ok((k.node.clone(), self.value(v)?)))
+                    .collect::<Result<_, PlanError>>()?,
+            ),
+            ExprKind::Not(inner) => Value::Not(Box::new(self.value(inner)?)),
+            ExprKind::Binary { op, lhs, rhs } => Value::Binary(
+                op.node,
+                Box::new(self.value(lhs)?),
+                Box::new(self.value(rhs)?),
+            ),
+        })
+    }
+
+    /// `secret`, `env` and `file`; the checker made sure of their arguments.
+    fn call(&mut self, function: &str, args: &[Expr]) -> Result<Value, PlanError> {
+        let name = match args.first().map(|a| &a.kind) {
+            Some(ExprKind::String(text)) => text.value.clone(),
+            _ => String::new(),
+        };
+        Ok(match function {
+            "secret" => {
+                self.secrets.insert(name.clone());
+                Value::Secret(name)
+            }
+            "env" => Value::Env {
+                name,
+                default: args
+                    .get(1)
+                    .map(|d| self.value(d))
+                    .transpose()?
+                    .map(Box::new),
+            },
+            _ => Value::Literal(self.file(&name)?),
+        })
+    }
+
+    /// `file("path")`: JSON when it parses as JSON, else the text.
+    fn file(&self, path: &str) -> Result<serde_json::Value, PlanError> {
+        let full = self.base_dir.join(path);
+        let text = std::fs::read_to_string(&full).map_err(|source| PlanError::File {
+            path: full.display().to_string(),
+            source,
+        })?;
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+}

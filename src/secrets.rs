@@ -1,0 +1,150 @@
+//! Secrets: read from a secrets file (.env format) or the environment, never from the
+//! spec; and scrubbed from anything integ prints.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Secret values by name.
+#[derive(Default, Clone)]
+pub struct Secrets {
+    values: BTreeMap<String, String>,
+}
+
+/// Never prints the values.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.values.keys()).finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("cannot read the secrets file `{path}`: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: dotenvy::Error,
+    },
+    #[error("{} not set: give {} in the environment or a --secrets file", list(.0), if .0.len() == 1 { "it" } else { "them" })]
+    Missing(Vec<String>),
+}
+
+fn list(names: &[String]) -> String {
+    let ticked: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match ticked.as_slice() {
+        [one] => format!("secret {one} is"),
+        many => format!("secrets {} are", many.join(", ")),
+    }
+}
+
+/// Text put in place of a secret value wherever it would be shown.
+pub const REDACTED: &str = "[redacted]";
+
+impl Secrets {
+    /// The secrets named, each from `file` when it has it, else from the environment.
+    /// With `allow_missing` (a dry run), a missing secret reads as a placeholder.
+    pub fn load<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        file: Option<&Path>,
+        allow_missing: bool,
+    ) -> Result<Self, SecretsError> {
+        let from_file = match file {
+            Some(path) => read_file(path)?,
+            None => BTreeMap::new(),
+        };
+        let mut values = BTreeMap::new();
+        let mut missing = Vec::new();
+        for name in names {
+            let value = from_file
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok());
+            match value {
+                Some(value) => {
+                    values.insert(name.to_string(), value);
+                }
+                None if allow_missing => {
+                    values.insert(name.to_string(), format!("<secret {name}>"));
+                }
+                None => missing.push(name.to_string()),
+            }
+        }
+        if missing.is_empty() {
+            Ok(Self { values })
+        } else {
+            Err(SecretsError::Missing(missing))
+        }
+    }
+
+    /// Secrets given directly, for tests and embedding.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let values = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self { values }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    /// `text` with every secret value replaced by `[redacted]`. Values shorter than 4
+    /// characters are left alone: they would redact ordinary words and reveal little.
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for value in self.values.values().filter(|v| v.len() >= 4) {
+            if out.contains(value.as_str()) {
+                out = out.replace(value.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, SecretsError> {
+    let error = |source| SecretsError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut values = BTreeMap::new();
+    for item in dotenvy::from_path_iter(path).map_err(error)? {
+        let (name, value) = item.map_err(error)?;
+        values.insert(name, value);
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_replaces_every_occurrence_and_debug_shows_names_only() {
+        let secrets = Secrets::from_pairs([("TOKEN", "tok-123456"), ("PIN", "42")]);
+        let text = "Bearer tok-123456 and again tok-123456, pin 42";
+        assert_eq!(
+            secrets.redact(text),
+            "Bearer [redacted] and again [redacted], pin 42"
+        );
+        assert_eq!(format!("{secrets:?}"), r#"{"PIN", "TOKEN"}"#);
+    }
+
+    #[test]
+    fn missing_secrets_are_all_named_at_once() {
+        let names = ["INTEG_TEST_SURELY_UNSET_A", "INTEG_TEST_SURELY_UNSET_B"];
+        let error = Secrets::load(names, None, false)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "secrets `INTEG_TEST_SURELY_UNSET_A`, `INTEG_TEST_SURELY_UNSET_B` are not set: give them in the environment or a --secrets file"
+        );
+        let dry = Secrets::load(names, None, true).unwrap_or_default();
+        assert_eq!(
+            dry.get("INTEG_TEST_SURELY_UNSET_A"),
+            Some("<secret INTEG_TEST_SURELY_UNSET_A>")
+        );
+    }
+}

@@ -1,0 +1,701 @@
+//! The engine against real HTTP servers on 127.0.0.1 (integ's mock server, axum under the
+//! hood): auth kinds, encodings, mappings, GraphQL, pagination, flow, error policies,
+//! dry runs, the host allowlist and secret redaction.
+
+// Test helpers unwrap: a failure there is a test failure, reported with its panic.
+#![allow(clippy::unwrap_used)]
+
+use integ::engine::{Engine, Options, RunOutcome, RunReport};
+use integ::mock::{MockResponse, MockServer, Recorded, Route};
+use integ::model::Outcome;
+use integ::secrets::Secrets;
+use serde_json::{Value as Json, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+fn route(method: &str, path: &str, responses: Vec<MockResponse>) -> Route {
+    Route {
+        method: method.into(),
+        path: path.into(),
+        responses,
+    }
+}
+
+fn ok(body: Json) -> MockResponse {
+    MockResponse::json(200, body)
+}
+
+/// An engine for `spec`, in which `{api}` and `{other}` stand for the servers' URLs.
+fn engine(
+    spec: &str,
+    servers: &[&MockServer],
+    secrets: &[(&str, &str)],
+    options: Options,
+) -> Engine {
+    let mut text = spec.to_string();
+    for (placeholder, server) in ["{api}", "{other}"].iter().zip(servers) {
+        text = text.replace(placeholder, &server.url());
+    }
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("spec.integ"), text)]);
+    let file = files.pop().unwrap();
+    let Some(model) = &file.model else {
+        panic!("spec has errors: {:?}", file.diagnostics)
+    };
+    let plan = integ::plan::compile(model, None, std::path::Path::new(".")).unwrap();
+    Engine::new(
+        Arc::new(plan),
+        Secrets::from_pairs(secrets.iter().copied()),
+        options,
+    )
+    .unwrap()
+}
+
+fn step<'a>(report: &'a RunReport, name: &str) -> &'a integ::engine::StepReport {
+    report
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no step {name} in {report:?}"))
+}
+
+#[tokio::test]
+async fn a_lookup_then_a_mapped_post() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/contacts/123",
+            vec![ok(
+                json!({"properties": {"email": "a@b.co", "age": 41, "tags": ["x", "y"]}}),
+            )],
+        ),
+        route(
+            "POST",
+            "/prospects",
+            vec![MockResponse::json(201, json!({"data": {"id": 7}}))],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" auth bearer secret("TOKEN") headers { "X-Team" = "ops" } }
+  trigger manual
+  step contact = api GET "/contacts/{{ event.id }}" { query { properties = "email,age" } }
+  step prospect = api POST "/prospects" {
+    idempotency_key "p-{{ event.id }}"
+    body {
+      data.email = $contact.properties.email
+      data.age = "{{ contact.properties.age }}"
+      data.label = "age {{ contact.properties.age }}"
+      data.tags = $contact.properties.tags[*]
+      data.first_tag = $contact.properties.tags[0]
+      data.nickname = $contact.properties.nickname
+      data.name = $contact.properties.name ?? "Unknown"
+      data.flags[1] = true
+    }
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[("TOKEN", "tok-1")], Options::default());
+    let report = engine.run(json!({"id": 123})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let requests = api.requests();
+    assert_eq!(requests.len(), 2);
+    let lookup = &requests[0];
+    assert_eq!(lookup.query_param("properties"), Some("email,age"));
+    assert_eq!(lookup.header("authorization"), Some("Bearer tok-1"));
+    assert_eq!(lookup.header("x-team"), Some("ops"));
+    assert!(
+        lookup
+            .header("user-agent")
+            .is_some_and(|ua| ua.starts_with("integ/"))
+    );
+    let post = &requests[1];
+    assert_eq!(post.header("idempotency-key"), Some("p-123"));
+    // One value from a singular path, a list from a wildcard, the typed value of a lone
+    // template expression, a string from a template with text, a missing value left out,
+    // `??` filling in, and list slots filled with null.
+    assert_eq!(
+        post.body,
+        json!({"data": {
+            "email": "a@b.co", "age": 41, "label": "age 41", "tags": ["x", "y"], "first_tag": "x",
+            "name": "Unknown", "flags": [null, true]
+        }})
+    );
+    assert_eq!(step(&report, "prospect").requests[0].status, Some(201));
+}
+
+#[tokio::test]
+async fn basic_auth_and_api_keys_in_headers_and_queries() {
+    let api = MockServer::start(vec![route("GET", "/a", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let spec = r#"integration demo {
+  connection basic { base_url "{api}" auth basic "ops" secret("PASSWORD") }
+  connection header { base_url "{api}" auth api_key header "X-Api-Key" secret("KEY") }
+  connection query { base_url "{api}" auth api_key query "hapikey" secret("KEY") }
+  trigger manual
+  step one = basic GET "/a"
+  step two = header GET "/a"
+  step three = query GET "/a"
+}"#;
+    let engine = engine(
+        spec,
+        &[&api],
+        &[("PASSWORD", "pa55word"), ("KEY", "k-42")],
+        Options::default(),
+    );
+    assert_eq!(engine.run(json!({})).await.outcome, RunOutcome::Succeeded);
+    let requests = api.requests();
+    // base64("ops:pa55word")
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Basic b3BzOnBhNTV3b3Jk")
+    );
+    assert_eq!(requests[1].header("x-api-key"), Some("k-42"));
+    assert_eq!(requests[2].query_param("hapikey"), Some("k-42"));
+    assert_eq!(requests[2].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn form_bodies_nest_with_brackets() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/v1/invoices/in_1",
+        vec![ok(json!({}))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection stripe { base_url "{api}/v1" encoding form }
+  trigger manual
+  step tag = stripe POST "/invoices/in_1" {
+    idempotency_key "tag-1"
+    body { metadata.order = "A-1" amount = 1200 expand[0] = "customer" }
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    assert_eq!(engine.run(json!({})).await.outcome, RunOutcome::Succeeded);
+    let post = &api.requests()[0];
+    assert!(
+        post.header("content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+    );
+    assert_eq!(
+        post.body,
+        json!({"metadata[order]": "A-1", "amount": "1200", "expand[0]": "customer"})
+    );
+}
+
+#[tokio::test]
+async fn oauth2_tokens_are_cached_and_refreshed_once_on_401() {
+    let api = MockServer::start(vec![
+        route(
+            "POST",
+            "/oauth/token",
+            vec![
+                ok(json!({"access_token": "tok-1", "expires_in": 3600})),
+                ok(json!({"access_token": "tok-2", "expires_in": 3600})),
+            ],
+        ),
+        route("GET", "/a", vec![ok(json!({"n": 1}))]),
+        route(
+            "GET",
+            "/b",
+            vec![
+                MockResponse::json(401, json!({"error": "expired"})),
+                ok(json!({"n": 2})),
+            ],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection crm {
+    base_url "{api}"
+    auth oauth2 {
+      token_url "{api}/oauth/token"
+      client_id secret("ID")
+      client_secret secret("SECRET")
+      refresh_token secret("REFRESH")
+    }
+  }
+  trigger manual
+  step a = crm GET "/a"
+  step b = crm GET "/b"
+}"#;
+    let engine = engine(
+        spec,
+        &[&api],
+        &[("ID", "client"), ("SECRET", "s3cret"), ("REFRESH", "r-1")],
+        Options::default(),
+    );
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let requests = api.requests();
+    let tokens: Vec<&Recorded> = requests
+        .iter()
+        .filter(|r| r.path == "/oauth/token")
+        .collect();
+    assert_eq!(tokens.len(), 2, "one fetch, one refresh after the 401");
+    assert_eq!(tokens[0].body["grant_type"], "refresh_token");
+    assert_eq!(tokens[0].body["refresh_token"], "r-1");
+    assert_eq!(tokens[0].body["client_id"], "client");
+    let calls: Vec<(&str, Option<&str>)> = requests
+        .iter()
+        .filter(|r| r.path != "/oauth/token")
+        .map(|r| (r.path.as_str(), r.header("authorization")))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("/a", Some("Bearer tok-1")),
+            ("/b", Some("Bearer tok-1")),
+            ("/b", Some("Bearer tok-2"))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn concurrent_callers_share_one_token_fetch() {
+    let api = MockServer::start(vec![
+        route(
+            "POST",
+            "/token",
+            vec![ok(json!({"access_token": "tok", "expires_in": 3600}))],
+        ),
+        route("GET", "/item", vec![ok(json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection crm {
+    base_url "{api}"
+    auth oauth2 { token_url "{api}/token" client_id secret("ID") client_secret secret("SECRET") }
+  }
+  trigger manual
+  step each = crm GET "/item" { for_each $.ids concurrency 8 }
+}"#;
+    let engine = engine(
+        spec,
+        &[&api],
+        &[("ID", "c"), ("SECRET", "s")],
+        Options::default(),
+    );
+    let report = engine.run(json!({"ids": [1, 2, 3, 4, 5, 6, 7, 8]})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded);
+    let requests = api.requests();
+    assert_eq!(requests.iter().filter(|r| r.path == "/token").count(), 1);
+    assert_eq!(requests[0].body["grant_type"], "client_credentials");
+    assert_eq!(requests.iter().filter(|r| r.path == "/item").count(), 8);
+}
+
+#[tokio::test]
+async fn graphql_data_is_the_result_and_errors_fail_the_step() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/graphql",
+        vec![
+            ok(json!({"data": {"shop": {"name": "Acme"}}})),
+            ok(json!({"data": null, "errors": [{"message": "Throttled"}]})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection gh { base_url "{api}" }
+  trigger manual
+  step shop = gh graphql "/graphql" {
+    document """
+      query Shop($first: Int!) { shop { name } }
+    """
+    variables { first = 5 }
+  }
+  step again = gh graphql "/graphql" { document "query { shop { name } }" on_error fail }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    let requests = api.requests();
+    assert_eq!(
+        requests[0].body["query"],
+        "query Shop($first: Int!) { shop { name } }\n"
+    );
+    assert_eq!(requests[0].body["variables"], json!({"first": 5}));
+    assert_eq!(step(&report, "shop").outcome, Outcome::Succeeded);
+    let again = step(&report, "again");
+    assert_eq!(again.outcome, Outcome::Failed);
+    assert_eq!(again.error.as_deref(), Some("GraphQL errors: Throttled"));
+    assert_eq!(report.outcome, RunOutcome::Failed);
+}
+
+#[tokio::test]
+async fn every_pagination_style_collects_every_page() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/cursor",
+            vec![
+                ok(json!({"items": [1, 2], "next": "c2"})),
+                ok(json!({"items": [3], "next": null})),
+            ],
+        ),
+        route(
+            "GET",
+            "/body-link",
+            vec![
+                ok(json!({"rows": ["a"], "links": {"next": "/body-link?p=2"}})),
+                ok(json!({"rows": ["b"], "links": {}})),
+            ],
+        ),
+        route(
+            "GET",
+            "/header-link",
+            vec![
+                MockResponse {
+                    status: 200,
+                    body: json!(["x"]),
+                    headers: vec![("Link".into(), r#"</header-link?page=2>; rel="next""#.into())],
+                },
+                ok(json!(["y"])),
+            ],
+        ),
+        route(
+            "GET",
+            "/offset",
+            vec![ok(json!({"rows": [1, 2]})), ok(json!({"rows": [3]}))],
+        ),
+        route(
+            "GET",
+            "/page",
+            vec![ok(json!({"rows": [1, 2]})), ok(json!({"rows": []}))],
+        ),
+        route("POST", "/sum", vec![ok(json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step cursor = api GET "/cursor" { paginate cursor $.next into "after" items $.items[*] }
+  step body_link = api GET "/body-link" { paginate next_link $.links.next items $.rows[*] }
+  step header_link = api GET "/header-link" { paginate next_link header items $[*] }
+  step offset = api GET "/offset" { paginate offset "offset" limit "limit" 2 items $.rows[*] }
+  step page = api GET "/page" { paginate page "page" from 1 size "per_page" 2 items $.rows[*] }
+  step sum = api POST "/sum" {
+    idempotency_key "k"
+    body { cursor = $cursor body = $body_link header = $header_link offset = $offset page = $page }
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    let requests = api.requests();
+    let post = requests.iter().find(|r| r.method == "POST").unwrap();
+    assert_eq!(
+        post.body,
+        json!({"cursor": [1, 2, 3], "body": ["a", "b"], "header": ["x", "y"], "offset": [1, 2, 3], "page": [1, 2]})
+    );
+    let queries = |path: &str| -> Vec<Vec<(String, String)>> {
+        requests
+            .iter()
+            .filter(|r| r.path == path && r.method == "GET")
+            .map(|r| r.query.clone())
+            .collect()
+    };
+    let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+    assert_eq!(queries("/cursor"), [vec![], vec![pair("after", "c2")]]);
+    assert_eq!(queries("/body-link"), [vec![], vec![pair("p", "2")]]);
+    assert_eq!(queries("/header-link"), [vec![], vec![pair("page", "2")]]);
+    assert_eq!(
+        queries("/offset"),
+        [
+            vec![pair("offset", "0"), pair("limit", "2")],
+            vec![pair("limit", "2"), pair("offset", "2")]
+        ]
+    );
+    assert_eq!(
+        queries("/page"),
+        [
+            vec![pair("page", "1"), pair("per_page", "2")],
+            vec![pair("per_page", "2"), pair("page", "2")]
+        ]
+    );
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+}
+
+#[tokio::test]
+async fn max_pages_stops_an_endless_api() {
+    let api = MockServer::start(vec![route(
+        "GET",
+        "/endless",
+        vec![ok(json!({"items": [1], "next": "again"}))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step all = api GET "/endless" { paginate cursor $.next into "after" items $.items[*] max_pages 3 }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    engine.run(json!({})).await;
+    assert_eq!(api.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn when_skips_and_for_each_runs_once_per_element() {
+    let api = MockServer::start(vec![
+        route("PUT", "/lines/1", vec![ok(json!({"ok": 1}))]),
+        route("PUT", "/lines/2", vec![ok(json!({"ok": 2}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step never = api PUT "/lines/1" { when $.kind == "test" and not $.force }
+  step lines = api PUT "/lines/{{ item.id }}" {
+    for_each $.lines[*] concurrency 2
+    body { sku = $item.sku qty = "{{ item.qty }}" }
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let event = json!({"kind": "live", "lines": [{"id": 1, "sku": "A", "qty": 2}, {"id": 2, "sku": "B", "qty": 5}]});
+    let report = engine.run(event).await;
+    assert_eq!(step(&report, "never").outcome, Outcome::Skipped);
+    let mut requests = api.requests();
+    requests.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].body, json!({"sku": "A", "qty": 2}));
+    assert_eq!(requests[1].body, json!({"sku": "B", "qty": 5}));
+}
+
+#[tokio::test]
+async fn error_policies_after_the_last_attempt() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/bad",
+            vec![MockResponse::json(400, json!({"error": "no"}))],
+        ),
+        route("GET", "/backup", vec![ok(json!({"from": "backup"}))]),
+        route("POST", "/use", vec![ok(json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step skipped = api GET "/bad" { on_error skip }
+  step rescued = api GET "/bad" { on_error fallback backup }
+  step use = api POST "/use" { idempotency_key "u" body { from = $rescued.from } }
+  step lost = api GET "/bad" { on_error dead_letter }
+  step never = api GET "/backup"
+  fallback backup = api GET "/backup"
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(step(&report, "skipped").outcome, Outcome::Skipped);
+    let rescued = step(&report, "rescued");
+    assert_eq!(
+        (rescued.outcome, rescued.fallback.as_deref()),
+        (Outcome::FellBack, Some("backup"))
+    );
+    let used = api
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/use")
+        .unwrap();
+    assert_eq!(
+        used.body,
+        json!({"from": "backup"}),
+        "the fallback's result stands for the step's"
+    );
+    let lost = step(&report, "lost");
+    assert_eq!(lost.outcome, Outcome::DeadLettered);
+    assert!(
+        lost.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("status 400")),
+        "{lost:?}"
+    );
+    assert_eq!(report.outcome, RunOutcome::DeadLettered);
+    assert!(
+        report.steps.iter().all(|s| s.name != "never"),
+        "the run stops at a dead letter"
+    );
+}
+
+#[tokio::test]
+async fn retries_follow_the_policy() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/flaky",
+            vec![
+                MockResponse::json(503, json!({})),
+                MockResponse::json(503, json!({})),
+                ok(json!({"ok": true})),
+            ],
+        ),
+        route(
+            "POST",
+            "/create",
+            vec![MockResponse::json(503, json!({})), ok(json!({}))],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step flaky = api GET "/flaky" { retry 3 constant 10ms on 503 }
+  step create = api POST "/create" { retry 3 constant 10ms on 503 on_error skip }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    let flaky = &step(&report, "flaky").requests[0];
+    assert_eq!((flaky.attempts, flaky.status), (3, Some(200)));
+    // A POST without an idempotency key is not retried on a 503: it may have been processed.
+    let create = &step(&report, "create").requests[0];
+    assert_eq!((create.attempts, create.status), (1, Some(503)));
+}
+
+#[tokio::test]
+async fn a_dry_run_sends_nothing_and_uses_mocks_for_later_steps() {
+    let api = MockServer::start(vec![]).await.unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" auth bearer secret("TOKEN") }
+  trigger manual
+  step contact = api GET "/contacts/{{ event.id }}"
+  step post = api POST "/notes" { idempotency_key "n" body { email = $contact.email } }
+  test "t" {
+    event { id: 5 }
+    mock api GET "/contacts/5" 200 { email: "m@x.co" }
+  }
+}"#;
+    let engine = engine(
+        spec,
+        &[&api],
+        &[("TOKEN", "CANARY-dry-token")],
+        Options {
+            dry_run: true,
+            ..Options::default()
+        },
+    );
+    let report = engine.run(json!({"id": 5})).await;
+    assert!(
+        api.requests().is_empty(),
+        "a dry run sent {:?}",
+        api.requests()
+    );
+    let post = &step(&report, "post").requests[0];
+    assert_eq!(post.body, Some(json!({"email": "m@x.co"})));
+    assert_eq!(post.url, format!("{}/notes", api.url()));
+    let printed = serde_json::to_string(&report).unwrap();
+    assert!(!printed.contains("CANARY"), "{printed}");
+}
+
+#[tokio::test]
+async fn templated_paths_cannot_leave_the_host() {
+    let api = MockServer::start(vec![]).await.unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}/v1" }
+  trigger manual
+  step s = api GET "/users/{{ event.id }}" { on_error skip retry 1 }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    for hostile in [
+        "//evil.example/x",
+        "http://evil.example",
+        "@evil.example",
+        "../../admin?x=1#y",
+    ] {
+        engine.run(json!({"id": hostile})).await;
+    }
+    let paths: Vec<String> = api
+        .requests()
+        .into_iter()
+        .map(|r| format!("{}{:?}", r.path, r.query))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/users/%2F%2Fevil.example%2Fx[]",
+            "/v1/users/http%3A%2F%2Fevil.example[]",
+            "/v1/users/%40evil.example[]",
+            "/v1/users/..%2F..%2Fadmin%3Fx%3D1%23y[]",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn redirects_to_another_host_are_refused() {
+    let elsewhere = MockServer::start(vec![route("GET", "/steal", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/moved",
+            vec![MockResponse {
+                status: 302,
+                body: Json::Null,
+                headers: vec![("Location".into(), "/here".into())],
+            }],
+        ),
+        route("GET", "/here", vec![ok(json!({"here": true}))]),
+        route(
+            "GET",
+            "/away",
+            vec![MockResponse {
+                status: 302,
+                body: Json::Null,
+                headers: vec![("Location".into(), format!("{}/steal", elsewhere.url()))],
+            }],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step moved = api GET "/moved"
+  step away = api GET "/away" { on_error skip retry 1 }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(step(&report, "moved").outcome, Outcome::Succeeded);
+    let away = step(&report, "away");
+    assert_eq!(away.outcome, Outcome::Skipped);
+    assert!(
+        away.error
+            .as_deref()
+            .is_some_and(|e| e.contains("redirect")),
+        "{away:?}"
+    );
+    assert!(elsewhere.requests().is_empty());
+}
+
+#[tokio::test]
+async fn canary_secrets_never_reach_the_report() {
+    let canary = "CANARY-5f0e2c9d";
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/leak",
+        vec![MockResponse::json(
+            400,
+            json!({"error": format!("bad token {canary}"), "echo": format!("Bearer {canary}")}),
+        )],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" auth bearer secret("TOKEN") }
+  trigger manual
+  step leak = api POST "/leak?token={{ event.t }}" { idempotency_key "k" body { t = $.t } }
+}"#;
+    let engine = engine(spec, &[&api], &[("TOKEN", canary)], Options::default());
+    let report = engine.run(json!({"t": canary})).await;
+    assert_eq!(report.outcome, RunOutcome::DeadLettered);
+    let printed = format!("{report:?} {}", serde_json::to_string(&report).unwrap());
+    assert!(!printed.contains(canary), "{printed}");
+    assert!(printed.contains("[redacted]"));
+}
