@@ -16,3 +16,4 @@ pub mod plan;
 pub mod secrets;
 pub mod span;
 pub mod syntax;
+pub mod testing;

@@ -45,8 +45,10 @@ pub struct Recorded {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
-    /// JSON when it parses, form fields as an object, else the text.
+    /// JSON when it parses, form fields as nested objects, else the text.
     pub body: Json,
+    /// The body as it arrived.
+    pub raw_body: String,
     pub at: Instant,
 }
 
@@ -156,6 +158,7 @@ async fn answer(
             })
             .collect(),
         body: decode(&headers, &body),
+        raw_body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     };
     let Ok(mut shared) = shared.lock() else {
@@ -218,13 +221,36 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Json {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if content_type.starts_with("application/x-www-form-urlencoded") {
-        let fields = url_pairs(body)
-            .into_iter()
-            .map(|(k, v)| (k, Json::String(v)));
-        return Json::Object(fields.collect());
+        let mut object = Json::Object(serde_json::Map::new());
+        for (key, value) in url_pairs(body) {
+            nest(&mut object, &key, Json::String(value));
+        }
+        return object;
     }
     serde_json::from_slice(body)
         .unwrap_or_else(|_| Json::String(String::from_utf8_lossy(body).into_owned()))
+}
+
+/// Puts a form field `a[b][0]` at `a.b.0` of `object`: the reverse of the engine's form
+/// encoding, so that a test's `where` reads form bodies like JSON ones.
+fn nest(object: &mut Json, key: &str, value: Json) {
+    let mut segments = key.split('[').map(|s| s.trim_end_matches(']'));
+    let mut slot = object;
+    let mut segment = segments.next().unwrap_or_default();
+    for next in segments {
+        if !slot.is_object() {
+            *slot = Json::Object(serde_json::Map::new());
+        }
+        let Json::Object(fields) = slot else { return };
+        slot = fields.entry(segment.to_string()).or_insert(Json::Null);
+        segment = next;
+    }
+    if !slot.is_object() {
+        *slot = Json::Object(serde_json::Map::new());
+    }
+    if let Json::Object(fields) = slot {
+        fields.insert(segment.to_string(), value);
+    }
 }
 
 fn url_pairs(bytes: &[u8]) -> Vec<(String, String)> {

@@ -180,8 +180,13 @@ async fn form_bodies_nest_with_brackets() {
             .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
     );
     assert_eq!(
+        post.raw_body,
+        "amount=1200&expand%5B0%5D=customer&metadata%5Border%5D=A-1"
+    );
+    // The mock server reads bracketed fields back into objects, for tests' `where`.
+    assert_eq!(
         post.body,
-        json!({"metadata[order]": "A-1", "amount": "1200", "expand[0]": "customer"})
+        json!({"metadata": {"order": "A-1"}, "amount": "1200", "expand": {"0": "customer"}})
     );
 }
 

@@ -49,6 +49,8 @@ pub enum StepSetting {
     Paginate(Pagination),
     Items(Expr),
     MaxPages(u32),
+    /// Read on each page: the next page is fetched only while it is true.
+    HasMore(Expr),
     Cache(Duration),
     IdempotencyKey(Expr),
     Timeout(Duration),
@@ -70,6 +72,7 @@ impl Setting for StepSetting {
             Self::Paginate(_) => "paginate",
             Self::Items(_) => "items",
             Self::MaxPages(_) => "max_pages",
+            Self::HasMore(_) => "has_more",
             Self::Cache(_) => "cache",
             Self::IdempotencyKey(_) => "idempotency_key",
             Self::Timeout(_) => "timeout",

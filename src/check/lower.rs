@@ -437,6 +437,10 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
             style: pagination_style(style, step.span)?,
             items: items.clone(),
             max_pages: max_pages.map(|n| non_zero(n, step.span)).transpose()?,
+            has_more: find(settings, |s| match s {
+                StepSetting::HasMore(more) => Some(more.clone()),
+                _ => None,
+            }),
         }),
         (Some(_), None) => return unchecked(step.span, "pagination without items"),
         (None, _) => None,

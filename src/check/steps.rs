@@ -95,12 +95,29 @@ impl<'a> Checker<'a> {
                     self.pagination(pagination, &scope);
                 }
                 StepSetting::Items(path) => self.path_only(path, "`items`", &scope),
-                StepSetting::MaxPages(n) => self.at_least_one("max_pages", *n, setting.span),
+                StepSetting::MaxPages(n) => {
+                    self.at_least_one("max_pages", *n, setting.span);
+                    self.needs_paginate(step, "max_pages", setting.span);
+                }
+                StepSetting::HasMore(more) => {
+                    self.expr(more, &scope);
+                    self.needs_paginate(step, "has_more", setting.span);
+                }
                 StepSetting::Retry(retry) => self.retry(retry),
                 StepSetting::OnError(on_error) => self.on_error(on_error),
                 StepSetting::Encoding(name) => self.encoding(name),
                 StepSetting::Document(_) | StepSetting::Cache(_) | StepSetting::Timeout(_) => {}
             }
+        }
+    }
+
+    fn needs_paginate(&mut self, step: &Step, keyword: &'static str, span: Span) {
+        if !step
+            .settings
+            .iter()
+            .any(|s| matches!(s.node, StepSetting::Paginate(_)))
+        {
+            self.report(DiagnosticKind::NeedsPaginate { keyword }, span);
         }
     }
 

@@ -55,8 +55,8 @@ pub(super) fn style(color: Color) -> Style {
 }
 
 /// Every diagnostic of `files`, rendered for people, to `out`.
-pub(super) fn render(
-    files: &[LintedFile],
+pub(super) fn render<'a>(
+    files: impl IntoIterator<Item = &'a LintedFile>,
     style: Style,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {

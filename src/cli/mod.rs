@@ -3,6 +3,7 @@
 mod lint;
 mod load;
 mod run;
+mod test;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -22,6 +23,8 @@ enum Command {
     Lint(lint::LintArgs),
     /// Run a spec once for one event (the manual trigger) and print what each step did.
     Run(run::RunArgs),
+    /// Run the specs' `test` blocks against local mock servers.
+    Test(test::TestArgs),
 }
 
 /// Output for people or for programs.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Lint(args) => lint::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Test(args) => test::run(&args),
     }
 }
 

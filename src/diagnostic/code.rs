@@ -75,6 +75,7 @@ codes! {
     UnknownStepOutcome = "E606",
     TestWithoutEvent = "E607",
     UnknownEnvironmentConnection = "E608",
+    NeedsPaginate = "E609",
     RetriedWithoutIdempotencyKey = "W001",
     PollWithoutDedupe = "W002",
     UnusedConnection = "W003",

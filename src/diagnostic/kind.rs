@@ -180,6 +180,8 @@ pub enum DiagnosticKind {
         name: String,
         suggestion: Option<String>,
     },
+    #[error("`{keyword}` applies only to a step with `paginate`")]
+    NeedsPaginate { keyword: &'static str },
     #[error("test has no `event`")]
     TestWithoutEvent,
     #[error("environment overrides unknown connection `{name}`")]
@@ -258,6 +260,7 @@ impl DiagnosticKind {
             Self::UnknownAlertChannel { .. } => Code::UnknownAlertChannel,
             Self::UnknownStepOutcome { .. } => Code::UnknownStepOutcome,
             Self::TestWithoutEvent => Code::TestWithoutEvent,
+            Self::NeedsPaginate { .. } => Code::NeedsPaginate,
             Self::UnknownEnvironmentConnection { .. } => Code::UnknownEnvironmentConnection,
             Self::RetriedWithoutIdempotencyKey { .. } => Code::RetriedWithoutIdempotencyKey,
             Self::PollWithoutDedupe => Code::PollWithoutDedupe,
@@ -367,6 +370,7 @@ impl DiagnosticKind {
             Self::UnknownAlertMetric { .. } => format!("the metrics are {}", join_ticked(ALERT_METRICS)),
             Self::UnknownAlertChannel { .. } => format!("the channels are {}", join_ticked(ALERT_CHANNELS)),
             Self::UnknownStepOutcome { .. } => format!("the outcomes are {}", join_ticked(STEP_OUTCOMES)),
+            Self::NeedsPaginate { .. } => "add `paginate ...` to the step, or remove this setting".into(),
             Self::TestWithoutEvent => "add `event { ... }` or `event file(\"fixtures/event.json\")`".into(),
             Self::UnknownEnvironmentConnection { .. } => "an environment overrides fields of connections declared in this spec".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "add `idempotency_key \"...\"` so a retry cannot create a duplicate, or `retry 1` to not retry".into(),

@@ -453,7 +453,19 @@ impl Engine {
             };
             let count = found.len() as u64;
             items.extend(found);
-            if page == limit || self.options.dry_run {
+            let more = match &pagination.has_more {
+                Some(more) => match more.test(env, &page_scope) {
+                    Ok(more) => more,
+                    Err(error) => {
+                        return Done {
+                            result: Err(error.into()),
+                            requests,
+                        };
+                    }
+                },
+                None => true,
+            };
+            if page == limit || self.options.dry_run || !more {
                 break;
             }
             let next = match &pagination.style {
@@ -668,7 +680,7 @@ fn place(into: &mut Json, target: &[TargetSegment], value: Json) {
 }
 
 /// A value as text in a URL, header or form: strings as they are, other JSON as JSON.
-pub(super) fn as_text(value: Option<&Json>) -> String {
+pub fn as_text(value: Option<&Json>) -> String {
     match value {
         None | Some(Json::Null) => String::new(),
         Some(Json::String(text)) => text.clone(),

@@ -59,6 +59,8 @@ pub struct Pagination {
     /// The records of each page.
     pub items: Expr,
     pub max_pages: Option<NonZeroU32>,
+    /// Read on each page; the next one is fetched only while it is true.
+    pub has_more: Option<Expr>,
 }
 
 #[derive(Debug, Clone)]

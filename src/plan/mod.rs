@@ -17,6 +17,8 @@ use std::time::Duration;
 /// Why a plan could not be made from a checked model.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    #[error("unknown connection `{0}` (a bug: the checker should have refused it)")]
+    UnknownConnection(String),
     #[error("unknown environment `{0}`")]
     UnknownEnvironment(String),
     #[error("cannot read `{path}` for file(): {source}")]
@@ -40,8 +42,17 @@ pub struct Plan {
     pub steps: Vec<StepPlan>,
     pub fallbacks: Vec<StepPlan>,
     pub tests: Vec<TestPlan>,
+    /// How the first webhook trigger turns a request body into events.
+    pub intake: Intake,
     /// Every secret the spec reads, so they can be loaded (and redacted) up front.
     pub secrets: BTreeSet<String>,
+}
+
+/// A webhook's `each` (one request, several events) and `when` (which events run).
+#[derive(Debug, Clone, Default)]
+pub struct Intake {
+    pub each: Option<Value>,
+    pub when: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -131,6 +142,7 @@ pub struct PaginationPlan {
     pub style: PageStyle,
     pub items: Value,
     pub max_pages: Option<NonZeroU32>,
+    pub has_more: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -209,27 +221,39 @@ pub fn compile(
         .iter()
         .map(|c| compiler.connection(c))
         .collect::<Result<Vec<_>, _>>()?;
+    // The checker made sure every name is a connection; a miss is a bug, not a panic.
     let index = |name: &str| {
         connection_plans
             .iter()
             .position(|c| c.name == name)
-            .unwrap_or(0)
+            .ok_or_else(|| PlanError::UnknownConnection(name.to_string()))
     };
     let steps = integration
         .steps
         .iter()
-        .map(|s| compiler.step(s, index(&s.connection)))
+        .map(|s| compiler.step(s, index(&s.connection)?))
         .collect::<Result<_, _>>()?;
     let fallbacks = integration
         .fallbacks
         .iter()
-        .map(|s| compiler.step(s, index(&s.connection)))
+        .map(|s| compiler.step(s, index(&s.connection)?))
         .collect::<Result<_, _>>()?;
     let tests = integration
         .tests
         .iter()
         .map(|t| compiler.test(t, &index))
         .collect::<Result<_, _>>()?;
+    let webhook = integration.triggers.iter().find_map(|t| match t {
+        model::Trigger::Webhook(webhook) => Some(webhook),
+        _ => None,
+    });
+    let intake = match webhook {
+        Some(webhook) => Intake {
+            each: compiler.optional(webhook.each.as_ref())?,
+            when: compiler.optional(webhook.when.as_ref())?,
+        },
+        None => Intake::default(),
+    };
     Ok(Plan {
         name: integration.name.clone(),
         templates: Arc::new(compiler.env),
@@ -237,6 +261,7 @@ pub fn compile(
         steps,
         fallbacks,
         tests,
+        intake,
         secrets: compiler.secrets,
     })
 }
@@ -339,6 +364,7 @@ impl Compiler {
                     style: self.page_style(&pagination.style)?,
                     items: self.value(&pagination.items)?,
                     max_pages: pagination.max_pages,
+                    has_more: self.optional(pagination.has_more.as_ref())?,
                 }),
             },
             items: self.optional(step.items.as_ref())?,
@@ -382,7 +408,7 @@ impl Compiler {
     fn test(
         &mut self,
         test: &model::Test,
-        index: &dyn Fn(&str) -> usize,
+        index: &dyn Fn(&str) -> Result<usize, PlanError>,
     ) -> Result<TestPlan, PlanError> {
         Ok(TestPlan {
             name: test.name.clone(),
@@ -392,7 +418,7 @@ impl Compiler {
                 .iter()
                 .map(|mock| {
                     Ok(MockPlan {
-                        connection: index(&mock.connection),
+                        connection: index(&mock.connection)?,
                         method: mock.method,
                         path: mock.path.value.clone(),
                         status: mock.status,
@@ -413,7 +439,7 @@ impl Compiler {
                             predicate,
                             times,
                         } => ExpectationPlan::Request {
-                            connection: index(connection),
+                            connection: index(connection)?,
                             method: *method,
                             path: path.value.clone(),
                             predicate: self.optional(predicate.as_ref())?,

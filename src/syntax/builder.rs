@@ -553,6 +553,7 @@ impl Builder {
             Rule::paginate => StepSetting::Paginate(self.pagination(children.next()?)?),
             Rule::items => StepSetting::Items(self.expr(children.next()?)?),
             Rule::max_pages => StepSetting::MaxPages(self.u32(children.next()?)),
+            Rule::has_more => StepSetting::HasMore(self.expr(children.next()?)?),
             Rule::cache => StepSetting::Cache(self.duration(children.next()?)),
             Rule::idempotency_key => StepSetting::IdempotencyKey(self.expr(children.next()?)?),
             Rule::timeout => StepSetting::Timeout(self.duration(children.next()?)),

@@ -1,0 +1,278 @@
+//! `integ test`: the `test` blocks of a spec, run through the real engine against real
+//! HTTP servers on 127.0.0.1, one per connection, then the expectations checked.
+//!
+//! Every connection gets a server, mocked or not, so a test never reaches a real API; a
+//! request no mock answers gets a 404 that names it. Secrets are placeholders and OAuth2
+//! connections send a fixed test token: tests need no credentials.
+
+use crate::engine::{Engine, EngineError, Options, RunReport};
+use crate::mock::{MockResponse, MockServer, Recorded, Route};
+use crate::plan::{ExpectationPlan, Plan, Scope, TestPlan, Value};
+use crate::secrets::Secrets;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+
+/// What one test found.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResult {
+    pub name: String,
+    pub passed: bool,
+    /// Each unmet expectation, in words, with what was received instead.
+    pub failures: Vec<String>,
+    /// The run of each event of the test.
+    pub runs: Vec<RunReport>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    #[error("cannot start a mock server: {0}")]
+    Server(#[from] std::io::Error),
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    #[error("the test event: {0}")]
+    Event(String),
+}
+
+/// Runs every test of `plan`.
+pub async fn run_tests(plan: Arc<Plan>) -> Vec<Result<TestResult, TestError>> {
+    let mut results = Vec::new();
+    for test in &plan.tests {
+        results.push(run_test(plan.clone(), test).await);
+    }
+    results
+}
+
+async fn run_test(plan: Arc<Plan>, test: &TestPlan) -> Result<TestResult, TestError> {
+    let names = plan.secrets.iter().map(String::as_str);
+    let secrets = Secrets::load(names, None, true).unwrap_or_default();
+    let base_paths = base_paths(&plan, &secrets);
+    let mut servers = Vec::new();
+    for (index, base_path) in base_paths.iter().enumerate() {
+        servers.push(MockServer::start(routes(&plan, test, index, base_path, &secrets)).await?);
+    }
+    let options = Options {
+        base_urls: servers
+            .iter()
+            .zip(&base_paths)
+            .map(|(s, path)| Some(format!("{}{path}", s.url())))
+            .collect(),
+        oauth2_token: Some("integ-test-token".into()),
+        ..Options::default()
+    };
+    let engine = Engine::new(plan.clone(), secrets.clone(), options)?;
+    let mut runs = Vec::new();
+    for event in events(&plan, test, &secrets)? {
+        runs.push(engine.run(event).await);
+    }
+    let failures = test
+        .expectations
+        .iter()
+        .filter_map(|expectation| check(&plan, expectation, &servers, &base_paths, &runs, &secrets))
+        .collect::<Vec<_>>();
+    Ok(TestResult {
+        name: test.name.clone(),
+        passed: failures.is_empty(),
+        failures,
+        runs,
+    })
+}
+
+/// Each connection's base path (`/api/v2` of `https://api.outreach.io/api/v2`), kept on the
+/// mock server so that requests have the paths they would have in production.
+fn base_paths(plan: &Plan, secrets: &Secrets) -> Vec<String> {
+    plan.connections
+        .iter()
+        .map(|connection| {
+            let base = eval(plan, &connection.base_url, &Json::Null, secrets).unwrap_or_default();
+            let text = crate::engine::url::base(base.as_str().unwrap_or_default());
+            text.map(|url| url.path().trim_end_matches('/').to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn eval(plan: &Plan, value: &Value, document: &Json, secrets: &Secrets) -> Option<Json> {
+    let steps = Map::new();
+    let scope = Scope {
+        document,
+        event: document,
+        steps: &steps,
+        item: None,
+        secrets,
+    };
+    value.eval(&plan.templates, &scope).ok().flatten()
+}
+
+/// The routes of connection `index`: its mocks, in order; mocks of one method and path
+/// answer in turn, the last repeating.
+fn routes(
+    plan: &Plan,
+    test: &TestPlan,
+    index: usize,
+    base_path: &str,
+    secrets: &Secrets,
+) -> Vec<Route> {
+    let mut routes: Vec<Route> = Vec::new();
+    for mock in test.mocks.iter().filter(|m| m.connection == index) {
+        let response = MockResponse {
+            status: mock.status,
+            body: mock
+                .body
+                .as_ref()
+                .and_then(|b| eval(plan, b, &Json::Null, secrets))
+                .unwrap_or_default(),
+            headers: mock
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        crate::engine::as_text(eval(plan, v, &Json::Null, secrets).as_ref()),
+                    )
+                })
+                .collect(),
+        };
+        let path = format!(
+            "{base_path}{}",
+            mock.path.split('?').next().unwrap_or_default()
+        );
+        let method = mock.method.as_str();
+        match routes
+            .iter_mut()
+            .find(|r| r.method == method && r.path == path)
+        {
+            Some(route) => route.responses.push(response),
+            None => routes.push(Route {
+                method: method.to_string(),
+                path,
+                responses: vec![response],
+            }),
+        }
+    }
+    routes
+}
+
+/// The test's event as the first webhook would take it: split by `each`, filtered by
+/// `when`.
+fn events(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> Result<Vec<Json>, TestError> {
+    let body = eval(plan, &test.event, &Json::Null, secrets)
+        .ok_or_else(|| TestError::Event("it has no value".into()))?;
+    let split = match &plan.intake.each {
+        Some(each) => match eval(plan, each, &body, secrets) {
+            Some(Json::Array(events)) => events,
+            Some(one) => vec![one],
+            None => Vec::new(),
+        },
+        None => vec![body],
+    };
+    Ok(split
+        .into_iter()
+        .filter(|event| {
+            plan.intake
+                .when
+                .as_ref()
+                .is_none_or(|when| crate::plan::truthy(eval(plan, when, event, secrets).as_ref()))
+        })
+        .collect())
+}
+
+/// `None` when the expectation holds; else what was expected and what happened.
+fn check(
+    plan: &Plan,
+    expectation: &ExpectationPlan,
+    servers: &[MockServer],
+    base_paths: &[String],
+    runs: &[RunReport],
+    secrets: &Secrets,
+) -> Option<String> {
+    match expectation {
+        ExpectationPlan::Request {
+            connection,
+            method,
+            path,
+            predicate,
+            times,
+        } => {
+            let server = servers.get(*connection)?;
+            let full_path = format!(
+                "{}{path}",
+                base_paths.get(*connection).map_or("", String::as_str)
+            );
+            let requests = server.requests();
+            let same_route: Vec<&Recorded> = requests
+                .iter()
+                .filter(|r| r.method == method.as_str() && r.path == full_path)
+                .collect();
+            let matching = same_route
+                .iter()
+                .filter(|r| {
+                    predicate.as_ref().is_none_or(|p| {
+                        crate::plan::truthy(eval(plan, p, &r.body, secrets).as_ref())
+                    })
+                })
+                .count();
+            let name = &plan.connections.get(*connection)?.name;
+            let wanted = match times {
+                Some(times) => *times as usize == matching,
+                None => matching > 0,
+            };
+            if wanted {
+                return None;
+            }
+            let condition = if predicate.is_some() {
+                " matching its `where`"
+            } else {
+                ""
+            };
+            let expected = match times {
+                Some(times) => format!("{times} time(s)"),
+                None => "at least once".into(),
+            };
+            let mut message = format!(
+                "expected {name} {method} {path}{condition} {expected}; it was {matching} time(s)",
+                method = method.as_str()
+            );
+            message.push_str(&received(&requests));
+            Some(message)
+        }
+        ExpectationPlan::StepOutcome { step, outcome } => {
+            let actual: Vec<&str> = runs
+                .iter()
+                .flat_map(|run| &run.steps)
+                .filter(|s| &s.name == step)
+                .map(|s| s.outcome.as_str())
+                .collect();
+            if actual.contains(&outcome.as_str()) {
+                return None;
+            }
+            let actual = if actual.is_empty() {
+                "did not run".to_string()
+            } else {
+                actual.join(", ")
+            };
+            Some(format!(
+                "expected step `{step}` {}; it {actual}",
+                outcome.as_str()
+            ))
+        }
+    }
+}
+
+fn received(requests: &[Recorded]) -> String {
+    if requests.is_empty() {
+        return "\n    the connection received no request".into();
+    }
+    let lines: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            let body = if r.body.is_null() {
+                String::new()
+            } else {
+                format!(" {}", r.body)
+            };
+            format!("\n    received {} {}{body}", r.method, r.path)
+        })
+        .collect();
+    lines.concat()
+}

@@ -1,0 +1,202 @@
+//! `integ run` and `integ test` through the built binary, against servers on 127.0.0.1.
+
+#![allow(clippy::unwrap_used)]
+
+use integ::mock::{MockResponse, MockServer, Route};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn integ(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_integ"));
+    command.args(args).current_dir(dir).env_remove("NO_COLOR");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+const SPEC: &str = r#"integration notes {
+  connection api { base_url env("NOTES_API_URL", "https://notes.example.com") auth bearer secret("NOTES_TOKEN") }
+  trigger manual
+  step contact = api GET "/contacts/{{ event.id }}"
+  step note = api POST "/notes" { idempotency_key "note-{{ event.id }}" body { email = $contact.email } }
+  test "a note is written for the contact" {
+    event { id: 9 }
+    mock api GET "/contacts/9" 200 { email: "ada@example.com" }
+    mock api POST "/notes" 201 { id: 1 }
+    expect api POST "/notes" where $.email == "ada@example.com" times 1
+    expect step note succeeded
+  }
+}
+"#;
+
+#[test]
+fn the_example_specs_pass_their_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = integ(&["test", "specs/"], root, &[]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let stderr = text(&output.stderr);
+    assert!(stderr.trim_end().ends_with(" passed, 0 failed"), "{stderr}");
+    assert!(
+        text(&output.stdout).contains("✓ specs/hubspot_to_outreach.integ › a new lead is enrolled")
+    );
+}
+
+#[test]
+fn a_failing_test_exits_one_and_says_what_it_received() {
+    let dir = workdir("failing-test");
+    std::fs::write(
+        dir.join("notes.integ"),
+        SPEC.replace("ada@example.com\" times 1", "bob@example.com\" times 1"),
+    )
+    .unwrap();
+    let output = integ(&["test", "--format", "json", "notes.integ"], &dir, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let record: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    assert_eq!(record["passed"], false);
+    let failure = record["failures"][0].as_str().unwrap();
+    assert!(
+        failure.starts_with(
+            "expected api POST /notes matching its `where` 1 time(s); it was 0 time(s)"
+        ),
+        "{failure}"
+    );
+    assert!(
+        failure.contains(r#"received POST /notes {"email":"ada@example.com"}"#),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_dry_run_prints_requests_and_needs_no_secrets() {
+    let dir = workdir("dry-run");
+    std::fs::write(dir.join("notes.integ"), SPEC).unwrap();
+    std::fs::write(dir.join("event.json"), r#"{"id": 9}"#).unwrap();
+    let output = integ(
+        &["run", "notes.integ", "--input", "event.json", "--dry-run"],
+        &dir,
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let out = text(&output.stdout);
+    assert!(
+        out.contains("GET https://notes.example.com/contacts/9"),
+        "{out}"
+    );
+    assert!(
+        out.contains("POST https://notes.example.com/notes"),
+        "{out}"
+    );
+    assert!(out.contains("Idempotency-Key: note-9"), "{out}");
+    // The later step's body comes from the spec's mock of the first step's response.
+    assert!(out.contains(r#"{"email":"ada@example.com"}"#), "{out}");
+}
+
+#[test]
+fn a_run_without_its_secrets_exits_two_naming_them() {
+    let dir = workdir("no-secrets");
+    std::fs::write(dir.join("notes.integ"), SPEC).unwrap();
+    let output = integ(&["run", "notes.integ"], &dir, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("secret `NOTES_TOKEN` is not set"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_spec_with_errors_does_not_run() {
+    let dir = workdir("broken-run");
+    std::fs::write(
+        dir.join("broken.integ"),
+        "integration x { trigger manual step s = nowhere GET \"/\" }",
+    )
+    .unwrap();
+    let output = integ(&["run", "broken.integ", "--dry-run"], &dir, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("unknown connection `nowhere`"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_run_calls_the_api_and_reports_json() {
+    let api = MockServer::start(vec![
+        Route {
+            method: "GET".into(),
+            path: "/contacts/9".into(),
+            responses: vec![MockResponse::json(200, json!({"email": "ada@example.com"}))],
+        },
+        Route {
+            method: "POST".into(),
+            path: "/notes".into(),
+            responses: vec![MockResponse::json(201, json!({"id": 1}))],
+        },
+    ])
+    .await
+    .unwrap();
+    let dir = workdir("real-run");
+    std::fs::write(dir.join("notes.integ"), SPEC).unwrap();
+    std::fs::write(dir.join("secrets.env"), "NOTES_TOKEN=tok-from-file\n").unwrap();
+    let url = api.url();
+    let output = tokio::task::spawn_blocking(move || {
+        let args = [
+            "run",
+            "notes.integ",
+            "--input",
+            "-",
+            "--secrets",
+            "secrets.env",
+            "--format",
+            "json",
+        ];
+        let mut child = Command::new(env!("CARGO_BIN_EXE_integ"))
+            .args(args)
+            .current_dir(&dir)
+            .env("NOTES_API_URL", url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"id": 9}"#)
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+    assert_eq!(report["outcome"], "succeeded");
+    assert_eq!(report["steps"][1]["requests"][0]["status"], 201);
+    let requests = api.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some("Bearer tok-from-file")
+    );
+    assert_eq!(requests[1].body, json!({"email": "ada@example.com"}));
+    assert!(!text(&output.stdout).contains("tok-from-file"));
+}
