@@ -26,6 +26,8 @@ pub struct MockResponse {
     pub status: u16,
     pub body: Json,
     pub headers: Vec<(String, String)>,
+    /// How long the server waits before answering.
+    pub delay: std::time::Duration,
 }
 
 impl MockResponse {
@@ -34,7 +36,18 @@ impl MockResponse {
             status,
             body,
             headers: Vec::new(),
+            delay: std::time::Duration::ZERO,
         }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn after(mut self, delay: std::time::Duration) -> Self {
+        self.delay = delay;
+        self
     }
 }
 
@@ -161,28 +174,19 @@ async fn answer(
         raw_body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     };
-    let Ok(mut shared) = shared.lock() else {
+    let path = recorded.path.clone();
+    let Some(reply) = record(&shared, recorded) else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             "mock server state poisoned",
         )
             .into_response();
     };
-    let route = shared
-        .routes
-        .iter()
-        .position(|r| r.method.eq_ignore_ascii_case(method.as_str()) && r.path == recorded.path);
-    let reply = route.and_then(|index| {
-        let served = shared.served[index];
-        shared.served[index] += 1;
-        let responses = &shared.routes[index].responses;
-        responses.get(served).or(responses.last()).cloned()
-    });
-    let path = recorded.path.clone();
-    shared.log.push(recorded);
-    drop(shared);
     match reply {
-        Some(reply) => respond(reply),
+        Some(reply) => {
+            tokio::time::sleep(reply.delay).await;
+            respond(reply)
+        }
         None => {
             let message = format!("no mock for {method} {path}");
             (
@@ -192,6 +196,24 @@ async fn answer(
                 .into_response()
         }
     }
+}
+
+/// Logs the request and picks the route's next response; `None` if the state is poisoned,
+/// `Some(None)` when no route matches. Not async: the lock is never held across a wait.
+fn record(shared: &Mutex<Shared>, recorded: Recorded) -> Option<Option<MockResponse>> {
+    let mut shared = shared.lock().ok()?;
+    let route = shared
+        .routes
+        .iter()
+        .position(|r| r.method.eq_ignore_ascii_case(&recorded.method) && r.path == recorded.path);
+    let reply = route.and_then(|index| {
+        let served = shared.served[index];
+        shared.served[index] += 1;
+        let responses = &shared.routes[index].responses;
+        responses.get(served).or(responses.last()).cloned()
+    });
+    shared.log.push(recorded);
+    Some(reply)
 }
 
 fn respond(reply: MockResponse) -> Response {

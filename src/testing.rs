@@ -116,6 +116,7 @@ fn routes(
     let mut routes: Vec<Route> = Vec::new();
     for mock in test.mocks.iter().filter(|m| m.connection == index) {
         let response = MockResponse {
+            delay: std::time::Duration::ZERO,
             status: mock.status,
             body: mock
                 .body

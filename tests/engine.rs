@@ -354,11 +354,8 @@ async fn every_pagination_style_collects_every_page() {
             "GET",
             "/header-link",
             vec![
-                MockResponse {
-                    status: 200,
-                    body: json!(["x"]),
-                    headers: vec![("Link".into(), r#"</header-link?page=2>; rel="next""#.into())],
-                },
+                MockResponse::json(200, json!(["x"]))
+                    .with_header("Link", r#"</header-link?page=2>; rel="next""#),
                 ok(json!(["y"])),
             ],
         ),
@@ -640,21 +637,16 @@ async fn redirects_to_another_host_are_refused() {
         route(
             "GET",
             "/moved",
-            vec![MockResponse {
-                status: 302,
-                body: Json::Null,
-                headers: vec![("Location".into(), "/here".into())],
-            }],
+            vec![MockResponse::json(302, Json::Null).with_header("Location", "/here")],
         ),
         route("GET", "/here", vec![ok(json!({"here": true}))]),
         route(
             "GET",
             "/away",
-            vec![MockResponse {
-                status: 302,
-                body: Json::Null,
-                headers: vec![("Location".into(), format!("{}/steal", elsewhere.url()))],
-            }],
+            vec![
+                MockResponse::json(302, Json::Null)
+                    .with_header("Location", &format!("{}/steal", elsewhere.url())),
+            ],
         ),
     ])
     .await
@@ -703,4 +695,71 @@ async fn canary_secrets_never_reach_the_report() {
     let printed = format!("{report:?} {}", serde_json::to_string(&report).unwrap());
     assert!(!printed.contains(canary), "{printed}");
     assert!(printed.contains("[redacted]"));
+}
+
+#[tokio::test]
+async fn timeouts_and_the_response_size_cap_fail_the_step() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/slow",
+            vec![ok(json!({})).after(std::time::Duration::from_secs(5))],
+        ),
+        route("GET", "/huge", vec![ok(json!({"blob": "x".repeat(4096)}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step slow = api GET "/slow" { timeout 100ms retry 1 on_error skip }
+  step huge = api GET "/huge" { retry 1 on_error skip }
+}"#;
+    let options = Options {
+        max_response_bytes: Some(1024),
+        ..Options::default()
+    };
+    let engine = engine(spec, &[&api], &[], options);
+    let started = std::time::Instant::now();
+    let report = engine.run(json!({})).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "the timeout did not cut the wait"
+    );
+    assert_eq!(step(&report, "slow").error.as_deref(), Some("timed out"));
+    assert_eq!(
+        step(&report, "huge").error.as_deref(),
+        Some("response larger than 1024 bytes")
+    );
+}
+
+#[tokio::test]
+async fn a_missing_value_in_a_text_template_fails_the_step_and_sends_nothing() {
+    let api = MockServer::start(vec![route(
+        "GET",
+        "/contacts/",
+        vec![ok(json!({"list": true}))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step contact = api GET "/contacts/{{ event.id }}" { on_error fail }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({"name": "no id"})).await;
+    let contact = step(&report, "contact");
+    assert_eq!(contact.outcome, Outcome::Failed);
+    assert!(
+        contact
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("event.id")),
+        "{contact:?}"
+    );
+    assert!(
+        api.requests().is_empty(),
+        "never call /contacts/ with a hole in the path"
+    );
 }

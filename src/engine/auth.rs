@@ -155,6 +155,19 @@ impl OAuth2 {
 }
 
 impl Auth {
+    /// The header that carries the credentials, shown (redacted) in dry runs.
+    pub fn header(&self) -> Option<&str> {
+        match self {
+            Auth::None | Auth::ApiKey { in_query: true, .. } => None,
+            Auth::ApiKey {
+                in_query: false,
+                name,
+                ..
+            } => Some(name),
+            Auth::Bearer(_) | Auth::Basic { .. } | Auth::OAuth2(_) => Some("Authorization"),
+        }
+    }
+
     /// Adds the credentials to a request; returns the OAuth2 token generation used, if any.
     pub async fn apply(
         &self,

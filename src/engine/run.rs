@@ -319,11 +319,13 @@ impl Engine {
         };
         if self.options.dry_run {
             let headers = connection.headers.iter().chain(&request.headers);
-            report.headers = Some(
-                headers
-                    .map(|(k, v)| (k.clone(), redact_header(k, &redact(v))))
-                    .collect(),
-            );
+            let mut shown: Vec<(String, String)> = headers
+                .map(|(k, v)| (k.clone(), redact_header(k, &redact(v))))
+                .collect();
+            if let Some(name) = connection.auth.header() {
+                shown.insert(0, (name.to_string(), crate::secrets::REDACTED.to_string()));
+            }
+            report.headers = Some(shown);
             report.body = request.body.as_ref().map(|b| redact_json(b, &redact));
             let response = self.dry_response(step, request);
             return (Ok(response), report);
