@@ -102,6 +102,26 @@ impl Secrets {
     }
 }
 
+/// Whether a header or query parameter of this name carries a credential: lint refuses a
+/// literal value for it, and output never shows its value.
+pub fn is_credential_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    // Google and others call the API key simply `key`.
+    name == "key"
+        || [
+            "authorization",
+            "cookie",
+            "token",
+            "secret",
+            "api-key",
+            "apikey",
+            "api_key",
+            "password",
+        ]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
 fn read_file(path: &Path) -> Result<BTreeMap<String, String>, SecretsError> {
     let error = |source| SecretsError::File {
         path: path.display().to_string(),

@@ -20,27 +20,6 @@ const OAUTH2_FIELDS: &[&str] = &[
 const OAUTH2_REQUIRED: &[&str] = &["token_url", "client_id", "client_secret"];
 const OAUTH2_SECRETS: &[&str] = &["client_secret", "refresh_token"];
 
-/// Header and query parameter names whose value is a credential.
-fn is_credential_name(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    // Google and others call the API key simply `key`.
-    if name == "key" {
-        return true;
-    }
-    [
-        "authorization",
-        "cookie",
-        "token",
-        "secret",
-        "api-key",
-        "apikey",
-        "api_key",
-        "password",
-    ]
-    .iter()
-    .any(|word| name.contains(word))
-}
-
 impl Checker<'_> {
     pub(super) fn connection(&mut self, connection: &Connection) {
         self.once_each(&connection.settings);
@@ -126,7 +105,7 @@ impl Checker<'_> {
     /// literals.
     pub(super) fn entries(&mut self, entries: &[Entry], what: &str, scope: &Scope<'_>) {
         for entry in entries {
-            if is_credential_name(&entry.key.node) {
+            if crate::secrets::is_credential_name(&entry.key.node) {
                 let name = &entry.key.node;
                 self.credential(&entry.value, &format!("the `{name}` {what}"));
             }

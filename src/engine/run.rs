@@ -407,13 +407,11 @@ impl Engine {
             return failed(StepError::NotAList("nothing"));
         };
         let env = &self.plan().templates;
-        let connection = &self.connections[step.connection];
         let limit = pagination.max_pages.map_or(PAGE_LIMIT, |n| n.get());
         let mut request = first;
         start_page(&pagination.style, &mut request);
         let mut items = Vec::new();
         let mut requests = Vec::new();
-        let mut offset: u64 = 0;
         for page in 1..=limit {
             let (result, report) = self.exchange(step, &request).await;
             requests.push(report);
@@ -470,81 +468,21 @@ impl Engine {
             if page == limit || self.options.dry_run || !more {
                 break;
             }
-            let next = match &pagination.style {
-                PageStyle::Cursor { path, param } => match path.eval(env, &page_scope) {
-                    Ok(Some(cursor)) if crate::plan::truthy(Some(&cursor)) => {
-                        set_param(&mut request.url, param, &as_text(Some(&cursor)));
-                        true
-                    }
-                    Ok(_) => false,
-                    Err(error) => {
-                        return Done {
-                            result: Err(error.into()),
-                            requests,
-                        };
-                    }
-                },
-                PageStyle::LinkHeader => match link_next(&response) {
-                    Some(link) => match url::next_link(&connection.base, &request.url, &link) {
-                        Ok(next) => {
-                            request.url = next;
-                            true
-                        }
-                        Err(error) => {
-                            return Done {
-                                result: Err(error.into()),
-                                requests,
-                            };
-                        }
-                    },
-                    None => false,
-                },
-                PageStyle::NextLink(path) => match path.eval(env, &page_scope) {
-                    Ok(Some(Json::String(link))) if !link.is_empty() => {
-                        match url::next_link(&connection.base, &request.url, &link) {
-                            Ok(next) => {
-                                request.url = next;
-                                true
-                            }
-                            Err(error) => {
-                                return Done {
-                                    result: Err(error.into()),
-                                    requests,
-                                };
-                            }
-                        }
-                    }
-                    Ok(_) => false,
-                    Err(error) => {
-                        return Done {
-                            result: Err(error.into()),
-                            requests,
-                        };
-                    }
-                },
-                PageStyle::Offset {
-                    offset_param,
-                    limit,
-                    ..
-                } => {
-                    offset += u64::from(*limit);
-                    set_param(&mut request.url, offset_param, &offset.to_string());
-                    count >= u64::from(*limit)
-                }
-                PageStyle::Page { param, from, size } => {
-                    let full = size
-                        .as_ref()
-                        .is_none_or(|(_, size)| count >= u64::from(*size));
-                    set_param(
-                        &mut request.url,
-                        param,
-                        &(u64::from(*from) + u64::from(page)).to_string(),
-                    );
-                    count > 0 && full
-                }
+            let seen = Page {
+                response: &response,
+                scope: &page_scope,
+                number: page,
+                items: count,
             };
-            if !next {
-                break;
+            match self.advance(step, &pagination.style, &mut request, &seen) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(error) => {
+                    return Done {
+                        result: Err(error),
+                        requests,
+                    };
+                }
             }
         }
         Done {
@@ -552,6 +490,74 @@ impl Engine {
             requests,
         }
     }
+}
+
+impl Engine {
+    /// Points `request` at the page after `seen`; `false` when the style says there is none.
+    fn advance(
+        &self,
+        step: &StepPlan,
+        style: &PageStyle,
+        request: &mut Request,
+        seen: &Page<'_>,
+    ) -> Result<bool, StepError> {
+        let (response, page_scope, page, count) =
+            (seen.response, seen.scope, seen.number, seen.items);
+        let env = &self.plan().templates;
+        let base = &self.connections[step.connection].base;
+        Ok(match style {
+            PageStyle::Cursor { path, param } => match path.eval(env, page_scope)? {
+                Some(cursor) if crate::plan::truthy(Some(&cursor)) => {
+                    set_param(&mut request.url, param, &as_text(Some(&cursor)));
+                    true
+                }
+                _ => false,
+            },
+            PageStyle::LinkHeader => match link_next(response) {
+                Some(link) => {
+                    request.url = url::next_link(base, &request.url, &link)?;
+                    true
+                }
+                None => false,
+            },
+            PageStyle::NextLink(path) => match path.eval(env, page_scope)? {
+                Some(Json::String(link)) if !link.is_empty() => {
+                    request.url = url::next_link(base, &request.url, &link)?;
+                    true
+                }
+                _ => false,
+            },
+            PageStyle::Offset {
+                offset_param,
+                limit,
+                ..
+            } => {
+                let offset = u64::from(page) * u64::from(*limit);
+                set_param(&mut request.url, offset_param, &offset.to_string());
+                count >= u64::from(*limit)
+            }
+            PageStyle::Page { param, from, size } => {
+                let full = size
+                    .as_ref()
+                    .is_none_or(|(_, size)| count >= u64::from(*size));
+                set_param(
+                    &mut request.url,
+                    param,
+                    &(u64::from(*from) + u64::from(page)).to_string(),
+                );
+                count > 0 && full
+            }
+        })
+    }
+}
+
+/// A page just received: its response, the scope that reads it, its number from 1 and how
+/// many items it held.
+struct Page<'a> {
+    response: &'a Response,
+    scope: &'a Scope<'a>,
+    number: u32,
+    items: u64,
 }
 
 fn failed(error: StepError) -> Done {
@@ -703,17 +709,7 @@ fn is_idempotent(step: &StepPlan, request: &Request) -> bool {
 
 /// Headers that carry credentials are never shown, whatever their value.
 fn redact_header(name: &str, value: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    let sensitive = [
-        "authorization",
-        "cookie",
-        "token",
-        "secret",
-        "api-key",
-        "apikey",
-        "password",
-    ];
-    if sensitive.iter().any(|word| lower.contains(word)) {
+    if crate::secrets::is_credential_name(name) {
         crate::secrets::REDACTED.to_string()
     } else {
         value.to_string()
