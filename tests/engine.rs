@@ -763,3 +763,106 @@ async fn a_missing_value_in_a_text_template_fails_the_step_and_sends_nothing() {
         "never call /contacts/ with a hole in the path"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_declared_rate_is_never_exceeded_and_nearly_reached() {
+    let api = MockServer::start(vec![route("GET", "/item", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" rate_limit 20 per 1s }
+  trigger manual
+  step all = api GET "/item" { for_each $.ids concurrency 40 }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let ids: Vec<u32> = (0..40).collect();
+    let started = std::time::Instant::now();
+    let report = engine.run(json!({ "ids": ids })).await;
+    let elapsed = started.elapsed();
+    assert_eq!(report.outcome, RunOutcome::Succeeded);
+    let times: Vec<std::time::Instant> = api.requests().iter().map(|r| r.at).collect();
+    assert_eq!(times.len(), 40);
+    // No window of one second (less 10 ms for the network's jitter) holds more than 20.
+    for (i, start) in times.iter().enumerate() {
+        let window_end = *start + std::time::Duration::from_millis(990);
+        let inside = times[i..].iter().filter(|t| **t < window_end).count();
+        assert!(
+            inside <= 20,
+            "{inside} requests within a second from request {i}"
+        );
+    }
+    // 40 requests at 20/s need 39 gaps of 50 ms: the engine used at least 95 % of the rate.
+    let rate = 39.0 / elapsed.as_secs_f64();
+    assert!(rate >= 0.95 * 20.0, "only {rate:.1} requests/s of 20");
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_whole_connection_until_its_reset() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/first",
+            vec![
+                MockResponse::json(429, json!({})).with_header("Retry-After", "1"),
+                ok(json!({})),
+            ],
+        ),
+        route("GET", "/second", vec![ok(json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step first = api GET "/first" { retry 3 constant 10ms on 429 }
+  step second = api GET "/second"
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded);
+    let requests = api.requests();
+    let gap = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        gap >= std::time::Duration::from_millis(950),
+        "retried after {gap:?}, before the reset"
+    );
+    assert_eq!(step(&report, "first").requests[0].attempts, 2);
+}
+
+#[tokio::test]
+async fn the_breaker_opens_fails_fast_and_recovers() {
+    let api = MockServer::start(vec![
+        route("GET", "/down", vec![MockResponse::json(503, json!({}))]),
+        route("GET", "/up", vec![ok(json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" circuit_breaker { failures 3 cooldown 300ms } }
+  trigger manual
+  step down = api GET "/down" { retry 6 constant 10ms on 503 on_error skip }
+  step up = api GET "/up" { retry 2 constant 400ms on 503 }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    let down = step(&report, "down");
+    assert_eq!(down.requests[0].attempts, 6);
+    assert!(
+        down.error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("circuit open")),
+        "{down:?}"
+    );
+    let requests = api.requests();
+    assert_eq!(
+        requests.iter().filter(|r| r.path == "/down").count(),
+        3,
+        "calls beyond the threshold fail fast"
+    );
+    // `up` first meets the open circuit, waits out the cool-down, and its probe closes it.
+    assert_eq!(
+        step(&report, "up").outcome,
+        Outcome::Succeeded,
+        "{report:#?}"
+    );
+}

@@ -2,6 +2,7 @@
 //! sent with the step's retry policy; responses decoded by content type, up to a size cap.
 
 use super::auth::Auth;
+use super::limits::Limits;
 use super::url::{UrlError, same_origin};
 use crate::ast::Method;
 use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
@@ -27,6 +28,7 @@ pub struct Connection {
     pub encoding: Encoding,
     pub timeout: Duration,
     pub max_response_bytes: usize,
+    pub limits: Limits,
 }
 
 /// A request, fully evaluated.
@@ -63,6 +65,8 @@ pub enum HttpError {
     TooLarge(usize),
     #[error("{0}")]
     Url(#[from] UrlError),
+    #[error("circuit open: calls fail fast for {0:?}")]
+    CircuitOpen(Duration),
     #[error("{0}")]
     Other(String),
 }
@@ -119,7 +123,7 @@ impl Connection {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = self.attempt(request).await;
+            let result = self.guarded(request).await;
             let Err(error) = &result else {
                 return Exchange {
                     result,
@@ -141,6 +145,37 @@ impl Connection {
             }
             tokio::time::sleep(delay).await;
         }
+    }
+
+    /// One attempt within the connection's limits: the breaker admits it, a slot and a rate
+    /// token are taken, and the outcome teaches the limits.
+    async fn guarded(&self, request: &Request) -> Result<Response, HttpError> {
+        if let Some(Err(wait)) = self.limits.breaker().map(|b| b.admit()) {
+            return Err(HttpError::CircuitOpen(wait));
+        }
+        let slot = self.limits.acquire().await;
+        let result = self.attempt(request).await;
+        drop(slot);
+        let (status, headers) = match &result {
+            Ok(response) => (Some(response.status), Some(&response.headers)),
+            Err(HttpError::Status {
+                status, headers, ..
+            }) => (Some(*status), Some(headers.as_ref())),
+            Err(_) => (None, None),
+        };
+        if let (Some(status), Some(headers)) = (status, headers) {
+            self.limits.observe(status, headers, retry_after(headers));
+        }
+        if let Some(breaker) = self.limits.breaker() {
+            let failed = match &result {
+                Ok(_) => false,
+                Err(HttpError::Status { status, .. }) => *status == 429 || *status >= 500,
+                Err(HttpError::Timeout | HttpError::Network(_)) => true,
+                Err(_) => false,
+            };
+            breaker.record(failed);
+        }
+        result
     }
 
     async fn attempt(&self, request: &Request) -> Result<Response, HttpError> {
@@ -258,6 +293,8 @@ fn retries(policy: &RetryPolicy, error: &HttpError) -> bool {
         }
         (RetryCondition::Timeout, HttpError::Timeout) => true,
         (RetryCondition::Network, HttpError::Network(_)) => true,
+        // An open circuit is a failure the request never reached the server with.
+        (_, HttpError::CircuitOpen(_)) => true,
         _ => false,
     })
 }
@@ -266,13 +303,16 @@ fn retries(policy: &RetryPolicy, error: &HttpError) -> bool {
 fn never_processed(error: &HttpError) -> bool {
     matches!(
         error,
-        HttpError::Status { status: 429, .. } | HttpError::Network(_)
+        HttpError::Status { status: 429, .. } | HttpError::Network(_) | HttpError::CircuitOpen(_)
     )
 }
 
 /// The wait before attempt `attempts + 1`: the backoff (with full jitter when asked), or
 /// the server's `Retry-After` when it names one, capped by the maximum delay.
 fn retry_delay(policy: &RetryPolicy, attempts: u32, error: &HttpError) -> Duration {
+    if let HttpError::CircuitOpen(wait) = error {
+        return (*wait).min(policy.max_delay);
+    }
     if policy.honor_retry_after
         && let HttpError::Status { headers, .. } = error
         && let Some(after) = retry_after(headers.as_ref())

@@ -4,6 +4,7 @@
 
 mod auth;
 mod http;
+mod limits;
 mod report;
 mod run;
 pub mod url;
@@ -187,5 +188,10 @@ fn connect(
         max_response_bytes: options
             .max_response_bytes
             .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+        limits: limits::Limits::new(
+            connection.rate_limit,
+            connection.max_concurrency.map(|n| n.get()),
+            connection.circuit_breaker.as_ref(),
+        ),
     })
 }

@@ -66,6 +66,7 @@ pub struct ConnectionPlan {
     pub encoding: Encoding,
     pub rate_limit: Option<model::RateLimit>,
     pub max_concurrency: Option<NonZeroU32>,
+    pub circuit_breaker: Option<model::CircuitBreaker>,
 }
 
 #[derive(Debug, Clone)]
@@ -321,6 +322,7 @@ impl Compiler {
             encoding: connection.encoding,
             rate_limit: connection.rate_limit,
             max_concurrency: connection.max_concurrency,
+            circuit_breaker: connection.circuit_breaker.clone(),
         })
     }
 

@@ -1,0 +1,243 @@
+//! What keeps a connection within its API's limits, shared by every step that uses it:
+//! the declared rate (GCRA, governor), the maximum concurrency, a pause learned from the
+//! API (a 429, or `X-RateLimit-Remaining: 0`) that holds every caller until the reset, and
+//! the circuit breaker.
+
+use crate::model::{CircuitBreaker, RateLimit};
+use governor::{DefaultDirectRateLimiter, Quota};
+use reqwest::header::HeaderMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// When a 429 names no wait, the connection pauses this long.
+const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+/// A breaker declared without a count opens after this many failures in a row.
+const DEFAULT_FAILURES: u32 = 5;
+/// A breaker declared without a cool-down stays open this long.
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct Limits {
+    rate: Option<DefaultDirectRateLimiter>,
+    concurrency: Option<std::sync::Arc<Semaphore>>,
+    /// Until when every caller waits: set from 429s and exhausted rate-limit headers.
+    paused_until: Mutex<Option<Instant>>,
+    breaker: Option<Breaker>,
+}
+
+/// Held for the duration of one request.
+#[derive(Debug)]
+pub struct Slot {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Limits {
+    pub fn new(
+        rate: Option<RateLimit>,
+        concurrency: Option<u32>,
+        breaker: Option<&CircuitBreaker>,
+    ) -> Self {
+        // Requests are spaced `per / count` apart, so no window of `per` ever holds more than
+        // `count`, whether the API counts in fixed or sliding windows. A declared burst lets
+        // that many go at once after a quiet spell, which the API must then allow.
+        let rate = rate.and_then(|limit| {
+            let period = limit.per / limit.count.get();
+            let quota = Quota::with_period(period)?
+                .allow_burst(limit.burst.unwrap_or(std::num::NonZeroU32::MIN));
+            Some(DefaultDirectRateLimiter::direct(quota))
+        });
+        Self {
+            rate,
+            concurrency: concurrency.map(|n| std::sync::Arc::new(Semaphore::new(n as usize))),
+            paused_until: Mutex::new(None),
+            breaker: breaker.map(Breaker::new),
+        }
+    }
+
+    /// Waits until a request may go: the pause over, a concurrency slot free, a rate token
+    /// taken (in that order, so a paused connection does not burn its tokens).
+    pub async fn acquire(&self) -> Slot {
+        loop {
+            let pause = self.paused_until.lock().ok().and_then(|until| *until);
+            match pause.map(|until| until.saturating_duration_since(Instant::now())) {
+                Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+                _ => break,
+            }
+        }
+        let permit = match &self.concurrency {
+            Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        if let Some(rate) = &self.rate {
+            rate.until_ready().await;
+        }
+        Slot { _permit: permit }
+    }
+
+    /// Learns from a response: a 429, or no requests left in the API's window, pauses the
+    /// whole connection until the reset the response names.
+    pub fn observe(&self, status: u16, headers: &HeaderMap, reset: Option<Duration>) {
+        let remaining = headers
+            .get("x-ratelimit-remaining")
+            .or_else(|| headers.get("ratelimit-remaining"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let exhausted = status == 429 || remaining == Some(0);
+        if !exhausted {
+            return;
+        }
+        let until = Instant::now() + reset.unwrap_or(DEFAULT_PAUSE);
+        if let Ok(mut paused) = self.paused_until.lock() {
+            *paused = Some(paused.map_or(until, |current| current.max(until)));
+        }
+    }
+
+    pub fn breaker(&self) -> Option<&Breaker> {
+        self.breaker.as_ref()
+    }
+}
+
+/// A circuit breaker: after enough consecutive failures (or too high a failure ratio over
+/// a window) it opens and calls fail fast; after the cool-down one probe goes through, and
+/// its outcome closes or reopens the circuit.
+#[derive(Debug)]
+pub struct Breaker {
+    failures: u32,
+    ratio: Option<(f64, Duration, u32)>,
+    cooldown: Duration,
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    consecutive: u32,
+    /// Outcomes within the ratio window: (when, failed).
+    recent: Vec<(Instant, bool)>,
+    open_until: Option<Instant>,
+    probing: bool,
+}
+
+impl Breaker {
+    fn new(config: &CircuitBreaker) -> Self {
+        let ratio = config
+            .ratio
+            .as_ref()
+            .map(|r| (r.percent / 100.0, r.window, r.min_calls.unwrap_or(10)));
+        let failures = match (config.failures, &ratio) {
+            (Some(n), _) => n.get(),
+            // A breaker declared only by ratio does not also trip on a run of failures.
+            (None, Some(_)) => u32::MAX,
+            (None, None) => DEFAULT_FAILURES,
+        };
+        Self {
+            failures,
+            ratio,
+            cooldown: config.cooldown.unwrap_or(DEFAULT_COOLDOWN),
+            state: Mutex::default(),
+        }
+    }
+
+    /// `Err(wait)` while the circuit is open: the call fails fast, to be retried after `wait`.
+    pub fn admit(&self) -> Result<(), Duration> {
+        let Ok(mut state) = self.state.lock() else {
+            return Ok(());
+        };
+        let Some(until) = state.open_until else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now < until {
+            return Err(until - now);
+        }
+        if state.probing {
+            return Err(self.cooldown.min(Duration::from_secs(1)));
+        }
+        state.probing = true;
+        Ok(())
+    }
+
+    /// Records a call's outcome; failures are server errors, 429s, timeouts and connection
+    /// failures, not the client's own 4xx mistakes.
+    pub fn record(&self, failed: bool) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if state.probing {
+            state.probing = false;
+            state.consecutive = u32::from(failed);
+            state.recent.clear();
+            state.open_until = failed.then(|| now + self.cooldown);
+            return;
+        }
+        state.consecutive = if failed {
+            state.consecutive.saturating_add(1)
+        } else {
+            0
+        };
+        let mut trip = state.consecutive >= self.failures;
+        if let Some((ratio, window, min_calls)) = self.ratio {
+            state
+                .recent
+                .retain(|(at, _)| now.duration_since(*at) <= window);
+            state.recent.push((now, failed));
+            let failures = state.recent.iter().filter(|(_, failed)| *failed).count();
+            let calls = state.recent.len();
+            trip |= calls >= min_calls as usize && failures as f64 / calls as f64 >= ratio;
+        }
+        if trip {
+            state.open_until = Some(now + self.cooldown);
+            state.recent.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    fn breaker(failures: u32, cooldown: Duration) -> Breaker {
+        Breaker::new(&CircuitBreaker {
+            failures: NonZeroU32::new(failures),
+            ratio: None,
+            cooldown: Some(cooldown),
+        })
+    }
+
+    #[test]
+    fn the_breaker_opens_after_consecutive_failures_and_probes_after_the_cooldown() {
+        let breaker = breaker(3, Duration::from_millis(50));
+        for _ in 0..2 {
+            breaker.record(true);
+        }
+        assert!(breaker.admit().is_ok(), "two failures do not open it");
+        breaker.record(true);
+        assert!(breaker.admit().is_err(), "the third does");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(breaker.admit().is_ok(), "one probe after the cool-down");
+        assert!(breaker.admit().is_err(), "and only one");
+        breaker.record(false);
+        assert!(breaker.admit().is_ok(), "a good probe closes it");
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_the_circuit() {
+        let breaker = breaker(1, Duration::from_millis(30));
+        breaker.record(true);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(breaker.admit().is_ok());
+        breaker.record(true);
+        assert!(breaker.admit().is_err());
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let breaker = breaker(2, Duration::from_secs(10));
+        breaker.record(true);
+        breaker.record(false);
+        breaker.record(true);
+        assert!(breaker.admit().is_ok());
+    }
+}
