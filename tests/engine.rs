@@ -866,3 +866,34 @@ async fn the_breaker_opens_fails_fast_and_recovers() {
         "{report:#?}"
     );
 }
+
+#[tokio::test]
+async fn cached_lookups_are_reused_until_they_expire() {
+    let api = MockServer::start(vec![route(
+        "GET",
+        "/price",
+        vec![ok(json!({"n": 1})), ok(json!({"n": 2}))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step price = api GET "/price" { cache 300ms }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let first = engine.run(json!({})).await;
+    let second = engine.run(json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    let third = engine.run(json!({})).await;
+    let hits: Vec<Option<bool>> = [&first, &second, &third]
+        .iter()
+        .map(|r| step(r, "price").requests[0].cache_hit)
+        .collect();
+    assert_eq!(hits, [Some(false), Some(true), Some(false)]);
+    assert_eq!(
+        api.requests().len(),
+        2,
+        "the second run was answered from the cache"
+    );
+}

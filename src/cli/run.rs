@@ -162,9 +162,10 @@ fn request_line(request: &crate::engine::RequestReport, dry_run: bool) -> String
     let status = request
         .status
         .map_or_else(|| "---".to_string(), |s| s.to_string());
-    let attempts = match request.attempts {
-        1 => String::new(),
-        n => format!("  {n} attempts"),
+    let attempts = match (request.cache_hit, request.attempts) {
+        (Some(true), _) => "  from the cache".to_string(),
+        (_, 1) => String::new(),
+        (_, n) => format!("  {n} attempts"),
     };
     format!(
         "{} {}  {status}  {} ms{attempts}",

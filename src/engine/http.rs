@@ -29,6 +29,7 @@ pub struct Connection {
     pub timeout: Duration,
     pub max_response_bytes: usize,
     pub limits: Limits,
+    pub cache: super::cache::Cache,
 }
 
 /// A request, fully evaluated.

@@ -3,6 +3,7 @@
 //! **Boundary:** the engine reads only the plan (and secrets); it never sees the AST.
 
 mod auth;
+mod cache;
 mod http;
 mod limits;
 mod report;
@@ -188,6 +189,7 @@ fn connect(
         max_response_bytes: options
             .max_response_bytes
             .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+        cache: cache::Cache::default(),
         limits: limits::Limits::new(
             connection.rate_limit,
             connection.max_concurrency.map(|n| n.get()),

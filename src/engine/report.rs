@@ -42,6 +42,9 @@ pub struct RequestReport {
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
     pub attempts: u32,
+    /// For a cached step: whether the response came from the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_hit: Option<bool>,
     /// Shown in dry runs: the headers and body that would be sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<Vec<(String, String)>>,

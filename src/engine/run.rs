@@ -314,6 +314,7 @@ impl Engine {
             status: None,
             duration: Duration::ZERO,
             attempts: 0,
+            cache_hit: None,
             headers: None,
             body: None,
         };
@@ -330,6 +331,17 @@ impl Engine {
             let response = self.dry_response(step, request);
             return (Ok(response), report);
         }
+        let cache_key = step
+            .cache
+            .filter(|_| request.method == Method::Get)
+            .map(|ttl| (cache_key(request), ttl));
+        if let Some((key, _)) = &cache_key
+            && let Some(response) = connection.cache.get(key)
+        {
+            report.cache_hit = Some(true);
+            report.status = Some(response.status);
+            return (Ok(response), report);
+        }
         let idempotent = is_idempotent(step, request);
         let Exchange {
             result,
@@ -338,6 +350,10 @@ impl Engine {
         } = connection.send(request, &step.retry, idempotent).await;
         report.attempts = attempts;
         report.duration = duration;
+        if let (Some((key, ttl)), Ok(response)) = (cache_key, &result) {
+            connection.cache.put(key, response, ttl);
+            report.cache_hit = Some(false);
+        }
         report.status = match &result {
             Ok(response) => Some(response.status),
             Err(error) => error.status(),
@@ -694,6 +710,13 @@ pub fn as_text(value: Option<&Json>) -> String {
         Some(Json::String(text)) => text.clone(),
         Some(other) => other.to_string(),
     }
+}
+
+/// A cached response answers the same method, URL and request headers.
+fn cache_key(request: &Request) -> String {
+    let mut headers = request.headers.clone();
+    headers.sort();
+    format!("{} {} {headers:?}", request.method.as_str(), request.url)
 }
 
 /// A POST or PATCH is retried freely only with an idempotency key; a GraphQL mutation

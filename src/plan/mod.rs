@@ -110,6 +110,8 @@ pub struct StepPlan {
     pub for_each: Option<ForEachPlan>,
     pub pagination: Option<PaginationPlan>,
     pub items: Option<Value>,
+    /// How long a GET step's response is reused for the same request.
+    pub cache: Option<Duration>,
     pub idempotency_key: Option<Value>,
     pub timeout: Option<Duration>,
     pub retry: RetryPolicy,
@@ -370,6 +372,7 @@ impl Compiler {
                 }),
             },
             items: self.optional(step.items.as_ref())?,
+            cache: step.cache,
             idempotency_key: self.optional(step.idempotency_key.as_ref())?,
             timeout: step.timeout,
             retry: step.retry.clone(),
