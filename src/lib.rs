@@ -15,5 +15,6 @@ pub mod model;
 pub mod plan;
 pub mod secrets;
 pub mod span;
+pub mod store;
 pub mod syntax;
 pub mod testing;

@@ -200,3 +200,73 @@ async fn a_real_run_calls_the_api_and_reports_json() {
     assert_eq!(requests[1].body, json!({"email": "ada@example.com"}));
     assert!(!text(&output.stdout).contains("tok-from-file"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
+    let canary = "CANARY-dead-letter-7731";
+    let api = MockServer::start(vec![
+        Route {
+            method: "GET".into(),
+            path: "/contacts/9".into(),
+            responses: vec![MockResponse::json(200, json!({"email": "ada@example.com"}))],
+        },
+        Route {
+            method: "POST".into(),
+            path: "/notes".into(),
+            responses: vec![MockResponse::json(
+                422,
+                json!({"error": "email already noted", "token": canary}),
+            )],
+        },
+    ])
+    .await
+    .unwrap();
+    let dir = workdir("dead-letter");
+    std::fs::write(dir.join("notes.integ"), SPEC).unwrap();
+    std::fs::write(
+        dir.join("event.json"),
+        format!(r#"{{"id": 9, "note": "{canary}"}}"#),
+    )
+    .unwrap();
+    let url = api.url();
+    let run_dir = dir.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        let args = [
+            "run",
+            "notes.integ",
+            "--input",
+            "event.json",
+            "--state",
+            "state/integ.db",
+        ];
+        integ(
+            &args,
+            &run_dir,
+            &[("NOTES_API_URL", url.as_str()), ("NOTES_TOKEN", canary)],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("dead letter #1 kept in state/integ.db"),
+        "{}",
+        text(&output.stderr)
+    );
+    let store = integ::store::SqliteStore::open(&dir.join("state/integ.db")).unwrap();
+    let letters = integ::store::Store::dead_letters(&store).unwrap();
+    let (id, letter) = &letters[0];
+    assert_eq!(*id, 1);
+    assert_eq!(
+        (letter.integration.as_str(), letter.step.as_str()),
+        ("notes", "note")
+    );
+    assert_eq!(letter.status, Some(422));
+    assert_eq!(letter.attempts, 1);
+    assert!(letter.error.contains("email already noted"), "{letter:?}");
+    assert_eq!(letter.requests, [format!("POST {}/notes", api.url())]);
+    assert_eq!(letter.event["id"], 9);
+    let stored = format!("{letter:?}");
+    assert!(!stored.contains(canary), "{stored}");
+    assert!(!text(&output.stdout).contains(canary) && !text(&output.stderr).contains(canary));
+}

@@ -4,6 +4,7 @@ use super::{Color, EXIT_FAILURE, EXIT_USAGE, Format, lint::style, load, use_colo
 use crate::engine::{Engine, Options, RunOutcome, RunReport, StepReport};
 use crate::model::Outcome;
 use crate::secrets::Secrets;
+use crate::store::{DeadLetter, SqliteStore, Store, StoreError};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,9 @@ pub struct RunArgs {
     /// A secrets file (`NAME=value` lines); the environment is read for the rest.
     #[arg(long)]
     secrets: Option<PathBuf>,
+    /// The state store (SQLite) where a dead-lettered event is kept.
+    #[arg(long, default_value = ".integ/state.db")]
+    state: PathBuf,
     /// `human` for people, `json` for the run report as one JSON object.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -61,7 +65,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return usage(&error),
     };
-    let report = runtime.block_on(engine.run(event));
+    let report = runtime.block_on(engine.run(event.clone()));
+    if report.outcome == RunOutcome::DeadLettered && !args.dry_run {
+        match keep_dead_letter(&args.state, &report, &event, engine.secrets()) {
+            Ok(id) => eprintln!("dead letter #{id} kept in {}", args.state.display()),
+            Err(error) => eprintln!("error: the event could not be dead-lettered: {error}"),
+        }
+    }
     let written = match args.format {
         Format::Human => print_human(&report, args.dry_run, use_color(args.color)),
         Format::Json => serde_json::to_writer(std::io::stdout().lock(), &report)
@@ -74,6 +84,23 @@ pub fn run(args: &RunArgs) -> ExitCode {
     match report.outcome {
         RunOutcome::Succeeded => ExitCode::SUCCESS,
         RunOutcome::Failed | RunOutcome::DeadLettered => ExitCode::from(EXIT_FAILURE),
+    }
+}
+
+fn keep_dead_letter(
+    path: &std::path::Path,
+    report: &RunReport,
+    event: &serde_json::Value,
+    secrets: &Secrets,
+) -> Result<i64, StoreError> {
+    let store = SqliteStore::open(path)?;
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.outcome == Outcome::DeadLettered);
+    match step {
+        Some(step) => store.dead_letter(&DeadLetter::from_run(report, step, event, secrets)),
+        None => Err(StoreError::Poisoned),
     }
 }
 

@@ -1,0 +1,241 @@
+//! Durable state: dead letters, in SQLite by default (one file, WAL, nothing to install,
+//! readable with `sqlite3`). The store is a trait so that a Redis store can serve a fleet of
+//! workers later.
+
+use crate::engine::{RunReport, StepReport};
+use crate::secrets::Secrets;
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// An event that could not complete, with everything needed to inspect and replay it.
+/// Secrets are redacted from every field before it is stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub integration: String,
+    pub step: String,
+    pub event: serde_json::Value,
+    /// `METHOD URL` of each request the step made.
+    pub requests: Vec<String>,
+    /// The last response status, when there was a response.
+    pub status: Option<u16>,
+    /// The error, with the response excerpt when the server answered.
+    pub error: String,
+    pub attempts: u32,
+    /// Seconds since the Unix epoch.
+    pub failed_at: i64,
+}
+
+impl DeadLetter {
+    /// The dead letter of a run that ended at `step`.
+    pub fn from_run(
+        report: &RunReport,
+        step: &StepReport,
+        event: &serde_json::Value,
+        secrets: &Secrets,
+    ) -> Self {
+        let event = serde_json::from_str(&secrets.redact(&event.to_string())).unwrap_or_default();
+        let last = step.requests.last();
+        Self {
+            integration: report.integration.clone(),
+            step: step.name.clone(),
+            event,
+            requests: step
+                .requests
+                .iter()
+                .map(|r| secrets.redact(&format!("{} {}", r.method, r.url)))
+                .collect(),
+            status: last.and_then(|r| r.status),
+            error: secrets.redact(step.error.as_deref().unwrap_or("")),
+            attempts: step.requests.iter().map(|r| r.attempts).sum(),
+            failed_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store `{path}`: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the folder of `{path}`: {source}")]
+    Folder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state store is unusable after an earlier failure")]
+    Poisoned,
+}
+
+/// Where dead letters go.
+pub trait Store: Send + Sync {
+    /// Stores a dead letter and returns its id.
+    fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
+    /// Every dead letter, oldest first, with its id.
+    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError>;
+}
+
+/// The schema, one migration per version; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE dead_letters (
+        id          INTEGER PRIMARY KEY,
+        integration TEXT NOT NULL,
+        step        TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        requests    TEXT NOT NULL,
+        status      INTEGER,
+        error       TEXT NOT NULL,
+        attempts    INTEGER NOT NULL,
+        failed_at   INTEGER NOT NULL
+    )"];
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: String,
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its folder if needed) and migrates the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let display = path.display().to_string();
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                path: display.clone(),
+                source,
+            })?;
+        }
+        let sqlite = |source| StoreError::Sqlite {
+            path: display.clone(),
+            source,
+        };
+        let mut connection = Connection::open(path).map_err(sqlite)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite)?;
+        migrate(&mut connection).map_err(sqlite)?;
+        Ok(Self {
+            path: display,
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    let transaction = connection.transaction()?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        transaction.execute_batch(migration)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+    }
+    transaction.commit()
+}
+
+impl Store for SqliteStore {
+    fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .execute(
+                "INSERT INTO dead_letters (integration, step, event, requests, status, error, attempts, failed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    letter.integration,
+                    letter.step,
+                    letter.event.to_string(),
+                    serde_json::to_string(&letter.requests).unwrap_or_default(),
+                    letter.status,
+                    letter.error,
+                    letter.attempts,
+                    letter.failed_at,
+                ],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(connection.last_insert_rowid())
+    }
+
+    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut statement = connection
+            .prepare(
+                "SELECT id, integration, step, event, requests, status, error, attempts, failed_at
+                 FROM dead_letters ORDER BY id",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                let event: String = row.get(3)?;
+                let requests: String = row.get(4)?;
+                Ok((
+                    row.get(0)?,
+                    DeadLetter {
+                        integration: row.get(1)?,
+                        step: row.get(2)?,
+                        event: serde_json::from_str(&event).unwrap_or_default(),
+                        requests: serde_json::from_str(&requests).unwrap_or_default(),
+                        status: row.get(5)?,
+                        error: row.get(6)?,
+                        attempts: row.get(7)?,
+                        failed_at: row.get(8)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_survive_reopening_and_migrations_run_once() {
+        let dir = std::env::temp_dir().join(format!("integ-store-{}", std::process::id()));
+        let path = dir.join("nested/state.db");
+        let _ = std::fs::remove_dir_all(&dir);
+        let letter = DeadLetter {
+            integration: "demo".into(),
+            step: "post".into(),
+            event: serde_json::json!({"id": 1}),
+            requests: vec!["POST http://127.0.0.1/x".into()],
+            status: Some(400),
+            error: "status 400: no".into(),
+            attempts: 1,
+            failed_at: 1_700_000_000,
+        };
+        let id = SqliteStore::open(&path)
+            .unwrap()
+            .dead_letter(&letter)
+            .unwrap();
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.dead_letters().unwrap(), vec![(id, letter)]);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
