@@ -202,10 +202,10 @@ async fn answer(
 /// `Some(None)` when no route matches. Not async: the lock is never held across a wait.
 fn record(shared: &Mutex<Shared>, recorded: Recorded) -> Option<Option<MockResponse>> {
     let mut shared = shared.lock().ok()?;
-    let route = shared
-        .routes
-        .iter()
-        .position(|r| r.method.eq_ignore_ascii_case(&recorded.method) && r.path == recorded.path);
+    let route = shared.routes.iter().position(|r| {
+        r.method.eq_ignore_ascii_case(&recorded.method)
+            && crate::engine::url::same_path(&r.path, &recorded.path)
+    });
     let reply = route.and_then(|index| {
         let served = shared.served[index];
         shared.served[index] += 1;

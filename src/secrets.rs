@@ -8,6 +8,9 @@ use std::path::Path;
 #[derive(Default, Clone)]
 pub struct Secrets {
     values: BTreeMap<String, String>,
+    /// Credentials that did not come from `secret()` (an `env()` read, a basic-auth header)
+    /// but are redacted all the same.
+    also: Vec<String>,
 }
 
 /// Never prints the values.
@@ -70,7 +73,10 @@ impl Secrets {
             }
         }
         if missing.is_empty() {
-            Ok(Self { values })
+            Ok(Self {
+                values,
+                also: Vec::new(),
+            })
         } else {
             Err(SecretsError::Missing(missing))
         }
@@ -82,7 +88,30 @@ impl Secrets {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self { values }
+        Self {
+            values,
+            also: Vec::new(),
+        }
+    }
+
+    /// A placeholder for each name, never a real value: `integ test` must not send real
+    /// credentials to its mock servers, nor print them.
+    pub fn placeholders<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let values = names
+            .into_iter()
+            .map(|n| (n.to_string(), format!("<secret {n}>")))
+            .collect();
+        Self {
+            values,
+            also: Vec::new(),
+        }
+    }
+
+    /// Redacts `value` too from now on (a credential read with `env()`, say).
+    pub fn also_redact(&mut self, value: &str) {
+        if !value.is_empty() && !self.also.iter().any(|v| v == value) {
+            self.also.push(value.to_string());
+        }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -91,11 +120,29 @@ impl Secrets {
 
     /// `text` with every secret value replaced by `[redacted]`. Values shorter than 4
     /// characters are left alone: they would redact ordinary words and reveal little.
+    ///
+    /// Each value is also looked for as it appears in a URL or a form body
+    /// (percent-encoded), longest first, so that a secret containing another is redacted
+    /// whole.
     pub fn redact(&self, text: &str) -> String {
+        let mut forms: Vec<String> = self
+            .values
+            .values()
+            .chain(&self.also)
+            .filter(|v| v.len() >= 4)
+            .flat_map(|v| {
+                let component =
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
+                let form: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
+                [v.clone(), component.to_string(), form]
+            })
+            .collect();
+        forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+        forms.dedup();
         let mut out = text.to_string();
-        for value in self.values.values().filter(|v| v.len() >= 4) {
-            if out.contains(value.as_str()) {
-                out = out.replace(value.as_str(), REDACTED);
+        for form in forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), REDACTED);
             }
         }
         out
@@ -148,6 +195,21 @@ mod tests {
             "Bearer [redacted] and again [redacted], pin 42"
         );
         assert_eq!(format!("{secrets:?}"), r#"{"PIN", "TOKEN"}"#);
+    }
+
+    #[test]
+    fn encoded_and_nested_secrets_are_redacted_whole() {
+        let mut secrets = Secrets::from_pairs([
+            ("KEY", "ab+c/d=ef gh"),
+            ("SHORT", "tok-1"),
+            ("LONG", "tok-1-extended"),
+        ]);
+        secrets.also_redact("from-env-9");
+        let text = "?k=ab%2Bc%2Fd%3Def+gh&x=ab%2Bc%2Fd%3Def%20gh tok-1-extended from-env-9";
+        assert_eq!(
+            secrets.redact(text),
+            "?k=[redacted]&x=[redacted] [redacted] [redacted]"
+        );
     }
 
     #[test]

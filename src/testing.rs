@@ -45,7 +45,7 @@ pub async fn run_tests(plan: Arc<Plan>) -> Vec<Result<TestResult, TestError>> {
 
 async fn run_test(plan: Arc<Plan>, test: &TestPlan) -> Result<TestResult, TestError> {
     let names = plan.secrets.iter().map(String::as_str);
-    let secrets = Secrets::load(names, None, true).unwrap_or_default();
+    let secrets = Secrets::placeholders(names);
     let base_paths = base_paths(&plan, &secrets);
     let mut servers = Vec::new();
     for (index, base_path) in base_paths.iter().enumerate() {
@@ -69,6 +69,7 @@ async fn run_test(plan: Arc<Plan>, test: &TestPlan) -> Result<TestResult, TestEr
         .expectations
         .iter()
         .filter_map(|expectation| check(&plan, expectation, &servers, &base_paths, &runs, &secrets))
+        .map(|failure| engine.secrets().redact(&failure))
         .collect::<Vec<_>>();
     Ok(TestResult {
         name: test.name.clone(),
@@ -203,7 +204,10 @@ fn check(
             let requests = server.requests();
             let same_route: Vec<&Recorded> = requests
                 .iter()
-                .filter(|r| r.method == method.as_str() && r.path == full_path)
+                .filter(|r| {
+                    r.method == method.as_str()
+                        && crate::engine::url::same_path(&full_path, &r.path)
+                })
                 .collect();
             let matching = same_route
                 .iter()

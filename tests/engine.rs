@@ -897,3 +897,115 @@ async fn cached_lookups_are_reused_until_they_expire() {
         "the second run was answered from the cache"
     );
 }
+
+#[tokio::test]
+async fn review_fixes_dot_segments_env_credentials_and_fallback_policies() {
+    let api = MockServer::start(vec![
+        route("GET", "/tenants/42/x/profile", vec![ok(json!({}))]),
+        route(
+            "GET",
+            "/tenants/42/down",
+            vec![MockResponse::json(400, json!({}))],
+        ),
+    ])
+    .await
+    .unwrap();
+    // cargo sets CARGO_MANIFEST_DIR for the tests it runs: a credential read with env().
+    let env_key = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}/tenants/42" auth api_key header "X-Key" env("CARGO_MANIFEST_DIR") }
+  trigger manual
+  step climb = api GET "/{{ event.id }}/profile" { on_error skip }
+  step rescue = api GET "/down" { on_error fallback also_down }
+  step after = api GET "/x/profile" { query { api_key = env("CARGO_MANIFEST_DIR") } }
+  fallback also_down = api GET "/down" { on_error skip }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({"id": ".."})).await;
+    let climb = step(&report, "climb");
+    assert!(
+        climb
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("`..` segment")),
+        "{climb:?}"
+    );
+    assert!(
+        api.requests()
+            .iter()
+            .all(|r| r.path.starts_with("/tenants/42/")),
+        "{:?}",
+        api.requests()
+    );
+    // The fallback failed too; its own `skip` lets the run go on.
+    assert_eq!(step(&report, "rescue").outcome, Outcome::Skipped);
+    assert_eq!(step(&report, "after").outcome, Outcome::Succeeded);
+    let printed = serde_json::to_string(&report).unwrap();
+    assert!(!printed.contains(&env_key), "{printed}");
+    assert!(
+        printed.contains("api_key=%5Bredacted%5D") || printed.contains("api_key=[redacted]"),
+        "{printed}"
+    );
+}
+
+#[tokio::test]
+async fn graphql_pages_move_through_variables_and_when_reads_each_item() {
+    let api = MockServer::start(vec![
+        route(
+            "POST",
+            "/graphql",
+            vec![
+                ok(json!({"data": {"orders": {"nodes": [1, 2], "pageInfo": {"hasNextPage": true, "endCursor": "c1"}}}})),
+                ok(json!({"data": {"orders": {"nodes": [3], "pageInfo": {"hasNextPage": false, "endCursor": "c2"}}}})),
+            ],
+        ),
+        route("PUT", "/active/1", vec![ok(json!({}))]),
+        route("PUT", "/active/3", vec![ok(json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" encoding form }
+  trigger manual
+  step orders = api graphql "/graphql" {
+    document "query Orders($after: String) { orders(first: 2, after: $after) { nodes pageInfo { hasNextPage endCursor } } }"
+    paginate cursor $.orders.pageInfo.endCursor into "after"
+    has_more $.orders.pageInfo.hasNextPage
+    items $.orders.nodes[*]
+  }
+  step activate = api PUT "/active/{{ item.id }}" {
+    for_each $.items[*]
+    when $item.active == true
+    body { id = "{{- item.id -}}" }
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let event = json!({"items": [{"id": 1, "active": true}, {"id": 2, "active": false}, {"id": 3, "active": true}]});
+    let report = engine.run(event).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let requests = api.requests();
+    let pages: Vec<&Recorded> = requests.iter().filter(|r| r.path == "/graphql").collect();
+    assert_eq!(pages.len(), 2);
+    assert!(
+        pages[0].query.is_empty() && pages[1].query.is_empty(),
+        "the cursor is no query parameter"
+    );
+    assert_eq!(pages[1].body["variables"], json!({"after": "c1"}));
+    assert!(
+        pages[0]
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "GraphQL is JSON"
+    );
+    let puts: Vec<(&str, &Json)> = requests
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| (r.path.as_str(), &r.body))
+        .collect();
+    assert_eq!(puts.len(), 2, "the inactive item was skipped: {puts:?}");
+    // `{{- item.id -}}` is the value 1 (form-encoded here), not `-1`.
+    assert!(
+        puts.contains(&("/active/1", &json!({"id": "1"}))),
+        "{puts:?}"
+    );
+}

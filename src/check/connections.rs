@@ -131,7 +131,8 @@ impl Checker<'_> {
             return;
         };
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        if authority.is_empty() {
+        // A query or fragment in the base would swallow every step's path.
+        if authority.is_empty() || rest.contains(['?', '#']) {
             self.report(
                 DiagnosticKind::InvalidBaseUrl {
                     url: text.value.clone(),

@@ -298,12 +298,7 @@ fn defaults_name_fallback(spec: &crate::ast::Integration, name: &str) -> bool {
 
 fn is_mutation(step: &Step) -> bool {
     step.settings.iter().any(|s| match &s.node {
-        StepSetting::Document(document) => document
-            .value
-            .lines()
-            .map(str::trim)
-            .find(|line| !line.is_empty() && !line.starts_with('#'))
-            .is_some_and(|line| line.starts_with("mutation")),
+        StepSetting::Document(document) => crate::model::is_mutation(&document.value),
         _ => false,
     })
 }

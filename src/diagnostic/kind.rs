@@ -139,7 +139,7 @@ pub enum DiagnosticKind {
     BadPercentage,
     #[error("this is not a value `{field}` takes")]
     InvalidOverrideValue { field: String },
-    #[error("base URL `{url}` is not an absolute http(s) URL")]
+    #[error("base URL `{url}` is not an absolute http(s) URL without a query")]
     InvalidBaseUrl { url: String },
 
     #[error("retry delay range ends before it starts (`{initial}..{max}`)")]
@@ -357,7 +357,7 @@ impl DiagnosticKind {
             Self::ZeroLimit { what } if what.contains("window") => "use a duration of at least `1ms`".into(),
             Self::ZeroLimit { .. } => "use a positive whole number".into(),
             Self::InvalidOverrideValue { field } => format!("write it as in a connection, for example `{}`", override_example(field)),
-            Self::InvalidBaseUrl { .. } => "write it with its scheme: `https://api.example.com`".into(),
+            Self::InvalidBaseUrl { .. } => "write it with its scheme and without `?...`: `https://api.example.com/v1`; put query parameters in the steps' `query { }`".into(),
             Self::InvertedDelays { .. } => "write the range as `initial..max`, the smaller first".into(),
             Self::ZeroAttempts => "`retry 1` makes one attempt and never retries".into(),
             Self::UnknownRetryCondition { .. } => "retry on status codes (`429`), classes (`5xx`), `timeout` or `network`".into(),

@@ -7,8 +7,7 @@ use serde::Deserialize;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-/// A connection's credentials, resolved from secrets once.
-#[derive(Debug)]
+/// A connection's credentials, resolved from secrets once. `Debug` names the kind only.
 pub enum Auth {
     None,
     Bearer(String),
@@ -24,7 +23,6 @@ pub enum Auth {
     OAuth2(Box<OAuth2>),
 }
 
-#[derive(Debug)]
 pub struct OAuth2 {
     pub token_url: Url,
     pub client_id: String,
@@ -50,13 +48,38 @@ struct Token {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
-    expires_in: Option<u64>,
+    /// Seconds; some providers send it as a string.
+    expires_in: Option<serde_json::Value>,
 }
+
+/// A token request gives up after this long, so a silent token endpoint cannot hold every
+/// caller of the connection.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("token request to {url} failed: {detail}")]
     Token { url: String, detail: String },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::None => "Auth::None",
+            Auth::Bearer(_) => "Auth::Bearer(..)",
+            Auth::Basic { .. } => "Auth::Basic(..)",
+            Auth::ApiKey { .. } => "Auth::ApiKey(..)",
+            Auth::OAuth2(_) => "Auth::OAuth2(..)",
+        })
+    }
+}
+
+impl std::fmt::Debug for OAuth2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2")
+            .field("token_url", &self.token_url.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Tokens are renewed this long before the server says they expire.
@@ -131,6 +154,7 @@ impl OAuth2 {
         };
         let response = client
             .post(self.token_url.clone())
+            .timeout(TOKEN_TIMEOUT)
             .form(&form)
             .send()
             .await
@@ -143,8 +167,13 @@ impl OAuth2 {
             .json()
             .await
             .map_err(|e| error(format!("unreadable response: {e}")))?;
-        let good_until = body.expires_in.map(|seconds| {
-            Instant::now() + Duration::from_secs(seconds).saturating_sub(EXPIRY_MARGIN)
+        let seconds = match &body.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(text)) => text.trim().parse().ok(),
+            _ => None,
+        };
+        let good_until = seconds.and_then(|seconds| {
+            Instant::now().checked_add(Duration::from_secs(seconds).saturating_sub(EXPIRY_MARGIN))
         });
         Ok(Token {
             access_token: body.access_token,
@@ -155,6 +184,26 @@ impl OAuth2 {
 }
 
 impl Auth {
+    /// Every credential value, in every form it may take on the wire, for redaction.
+    pub fn credentials(&self) -> Vec<String> {
+        use base64::Engine as _;
+        match self {
+            Auth::None => Vec::new(),
+            Auth::Bearer(token) => vec![token.clone()],
+            Auth::Basic { username, password } => {
+                let header = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{password}"));
+                vec![password.clone(), header]
+            }
+            Auth::ApiKey { value, .. } => vec![value.clone()],
+            Auth::OAuth2(oauth) => [Some(&oauth.client_secret), oauth.refresh_token.as_ref()]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The header that carries the credentials, shown (redacted) in dry runs.
     pub fn header(&self) -> Option<&str> {
         match self {

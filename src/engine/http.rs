@@ -35,6 +35,8 @@ pub struct Connection {
 /// A request, fully evaluated.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// A GraphQL call: pagination moves through its variables.
+    pub graphql: bool,
     pub method: Method,
     pub url: Url,
     pub headers: Vec<(String, String)>,
@@ -60,8 +62,12 @@ pub enum HttpError {
     },
     #[error("timed out")]
     Timeout,
+    /// The connection was never made: the request cannot have been processed.
     #[error("connection failed: {0}")]
     Network(String),
+    /// The connection broke after the request went out: it may have been processed.
+    #[error("connection broken: {0}")]
+    Transport(String),
     #[error("response larger than {0} bytes")]
     TooLarge(usize),
     #[error("{0}")]
@@ -165,13 +171,14 @@ impl Connection {
             Err(_) => (None, None),
         };
         if let (Some(status), Some(headers)) = (status, headers) {
-            self.limits.observe(status, headers, retry_after(headers));
+            self.limits
+                .observe(status, headers, retry_after(headers, true));
         }
         if let Some(breaker) = self.limits.breaker() {
             let failed = match &result {
                 Ok(_) => false,
                 Err(HttpError::Status { status, .. }) => *status == 429 || *status >= 500,
-                Err(HttpError::Timeout | HttpError::Network(_)) => true,
+                Err(HttpError::Timeout | HttpError::Network(_) | HttpError::Transport(_)) => true,
                 Err(_) => false,
             };
             breaker.record(failed);
@@ -249,14 +256,23 @@ impl Connection {
 }
 
 fn classify(error: reqwest::Error) -> HttpError {
-    if error.is_timeout() {
+    let (timeout, connect, redirect, builder) = (
+        error.is_timeout(),
+        error.is_connect(),
+        error.is_redirect(),
+        error.is_builder(),
+    );
+    let detail = error.without_url().to_string();
+    if timeout {
         HttpError::Timeout
-    } else if error.is_connect() {
-        HttpError::Network(error.without_url().to_string())
-    } else if error.is_redirect() {
-        HttpError::Other(format!("redirect refused: {}", error.without_url()))
+    } else if connect {
+        HttpError::Network(detail)
+    } else if redirect {
+        HttpError::Other(format!("redirect refused: {detail}"))
+    } else if builder {
+        HttpError::Other(detail)
     } else {
-        HttpError::Network(error.without_url().to_string())
+        HttpError::Transport(detail)
     }
 }
 
@@ -293,7 +309,7 @@ fn retries(policy: &RetryPolicy, error: &HttpError) -> bool {
             status / 100 == u16::from(*class)
         }
         (RetryCondition::Timeout, HttpError::Timeout) => true,
-        (RetryCondition::Network, HttpError::Network(_)) => true,
+        (RetryCondition::Network, HttpError::Network(_) | HttpError::Transport(_)) => true,
         // An open circuit is a failure the request never reached the server with.
         (_, HttpError::CircuitOpen(_)) => true,
         _ => false,
@@ -315,8 +331,10 @@ fn retry_delay(policy: &RetryPolicy, attempts: u32, error: &HttpError) -> Durati
         return (*wait).min(policy.max_delay);
     }
     if policy.honor_retry_after
-        && let HttpError::Status { headers, .. } = error
-        && let Some(after) = retry_after(headers.as_ref())
+        && let HttpError::Status {
+            status, headers, ..
+        } = error
+        && let Some(after) = retry_after(headers.as_ref(), *status == 429)
     {
         return after.min(policy.max_delay);
     }
@@ -336,8 +354,9 @@ fn retry_delay(policy: &RetryPolicy, attempts: u32, error: &HttpError) -> Durati
     }
 }
 
-/// `Retry-After` in seconds or as an HTTP date; else the rate-limit reset headers.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` in seconds or as an HTTP date; else, for a 429 (`limited`), the rate-limit
+/// reset headers, which APIs such as GitHub send on every response.
+fn retry_after(headers: &HeaderMap, limited: bool) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(value) = text(RETRY_AFTER.as_str()) {
         if let Ok(seconds) = value.trim().parse::<u64>() {
@@ -346,6 +365,9 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         if let Ok(date) = httpdate::parse_http_date(value) {
             return Some(date.duration_since(SystemTime::now()).unwrap_or_default());
         }
+    }
+    if !limited {
+        return None;
     }
     ["ratelimit-reset", "x-ratelimit-reset"]
         .into_iter()
@@ -413,17 +435,22 @@ mod tests {
     fn retry_after_reads_seconds_dates_and_reset_headers() {
         let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        assert_eq!(retry_after(&headers, false), Some(Duration::from_secs(7)));
         let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
         headers.insert(RETRY_AFTER, later.parse().unwrap());
-        let after = retry_after(&headers).unwrap();
+        let after = retry_after(&headers, false).unwrap();
         assert!(
             after > Duration::from_secs(110) && after <= Duration::from_secs(120),
             "{after:?}"
         );
         let mut reset = HeaderMap::new();
         reset.insert("x-ratelimit-reset", "3".parse().unwrap());
-        assert_eq!(retry_after(&reset), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&reset, true), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after(&reset, false),
+            None,
+            "a reset header alone says nothing on a 5xx"
+        );
     }
 
     #[test]

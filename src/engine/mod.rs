@@ -64,9 +64,13 @@ pub struct Engine {
 impl Engine {
     /// Sets up every connection: base URL, credentials and headers evaluated once (they
     /// cannot read events), one HTTP client each.
-    pub fn new(plan: Arc<Plan>, secrets: Secrets, options: Options) -> Result<Self, EngineError> {
+    pub fn new(
+        plan: Arc<Plan>,
+        mut secrets: Secrets,
+        options: Options,
+    ) -> Result<Self, EngineError> {
         install_crypto_provider();
-        let connections = plan
+        let connections: Vec<http::Connection> = plan
             .connections
             .iter()
             .enumerate()
@@ -75,6 +79,18 @@ impl Engine {
                 connect(&plan, connection, base_url, &secrets, &options)
             })
             .collect::<Result<_, _>>()?;
+        // Credentials read with env() rather than secret(), and the forms they take on the
+        // wire, are redacted like secrets.
+        for connection in &connections {
+            for credential in connection.auth.credentials() {
+                secrets.also_redact(&credential);
+            }
+            for (name, value) in &connection.headers {
+                if crate::secrets::is_credential_name(name) {
+                    secrets.also_redact(value);
+                }
+            }
+        }
         Ok(Self {
             plan,
             connections,
@@ -90,6 +106,27 @@ impl Engine {
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
     }
+}
+
+/// OAuth2 scopes as the token endpoint wants them: one string, a list joined by spaces.
+fn scopes(
+    plan: &Plan,
+    scopes: Option<&Value>,
+    scope: &Scope<'_>,
+) -> Result<Option<String>, EvalError> {
+    let Some(scopes) = scopes else {
+        return Ok(None);
+    };
+    Ok(match scopes.eval(&plan.templates, scope)? {
+        Some(Json::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| as_text(Some(item)))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        other => Some(as_text(other.as_ref())),
+    })
 }
 
 /// rustls needs one process-wide crypto provider; ring builds fast and needs no C toolchain
@@ -164,7 +201,12 @@ fn connect(
                 text(&oauth.client_id)?,
                 text(&oauth.client_secret)?,
                 optional(&oauth.refresh_token)?,
-                optional(&oauth.scopes)?,
+                scopes(plan, oauth.scopes.as_ref(), &scope).map_err(|source| {
+                    EngineError::Value {
+                        connection: name.clone(),
+                        source,
+                    }
+                })?,
                 optional(&oauth.audience)?,
             )))
         }

@@ -84,11 +84,9 @@ impl Engine {
             item: None,
             secrets: self.secrets(),
         };
-        match step
-            .when
-            .as_ref()
-            .map(|when| when.test(&self.plan().templates, &scope))
-        {
+        // In a `for_each` step, `when` is read per element (it may read `$item`).
+        let step_when = step.when.as_ref().filter(|_| step.for_each.is_none());
+        match step_when.map(|when| when.test(&self.plan().templates, &scope)) {
             Some(Ok(false)) => {
                 return report(
                     Outcome::Skipped,
@@ -172,7 +170,13 @@ impl Engine {
                         report.outcome = Outcome::FellBack;
                     }
                     Err(fallback_error) => {
-                        report.outcome = Outcome::DeadLettered;
+                        // The fallback's own policy decides; a fallback of a fallback is
+                        // not followed, and dead-letters.
+                        report.outcome = match fallback.on_error {
+                            OnError::Skip => Outcome::Skipped,
+                            OnError::Fail => Outcome::Failed,
+                            OnError::DeadLetter | OnError::Fallback(_) => Outcome::DeadLettered,
+                        };
                         report.error = redact(&format!(
                             "{error}; fallback `{name}` failed too: {fallback_error}"
                         ));
@@ -196,14 +200,23 @@ impl Engine {
         };
         let calls = futures_util::stream::iter(items.iter())
             .map(|item| async move {
-                self.call(
-                    step,
-                    &Scope {
-                        item: Some(item),
-                        ..*scope
+                let scope = Scope {
+                    item: Some(item),
+                    ..*scope
+                };
+                match step
+                    .when
+                    .as_ref()
+                    .map(|when| when.test(&self.plan().templates, &scope))
+                {
+                    // An element `when` turns down gets null in the results.
+                    Some(Ok(false)) => Done {
+                        result: Ok(None),
+                        requests: Vec::new(),
                     },
-                )
-                .await
+                    Some(Err(error)) => failed(error.into()),
+                    _ => self.call(step, &scope).await,
+                }
             })
             .buffered(for_each.concurrency);
         let done: Vec<Done> = calls.collect().await;
@@ -282,11 +295,16 @@ impl Engine {
             }
         };
         Ok(Request {
+            graphql: matches!(step.call, CallPlan::GraphQl { .. }),
             method,
             url,
             headers,
             body,
-            encoding: step.encoding.unwrap_or(connection.encoding),
+            // GraphQL is JSON whatever the connection's encoding.
+            encoding: match &step.call {
+                CallPlan::GraphQl { .. } => crate::model::Encoding::Json,
+                CallPlan::Http(_) => step.encoding.unwrap_or(connection.encoding),
+            },
             timeout: step.timeout,
         })
     }
@@ -310,7 +328,7 @@ impl Engine {
         let redact = |text: &str| self.secrets().redact(text);
         let mut report = RequestReport {
             method: request.method.as_str().to_string(),
-            url: redact(request.url.as_str()),
+            url: redact(&shown_url(&request.url)),
             status: None,
             duration: Duration::ZERO,
             attempts: 0,
@@ -371,7 +389,9 @@ impl Engine {
             .strip_prefix(connection.base.path().trim_end_matches('/'))
             .unwrap_or("");
         let mock = self.plan().tests.iter().flat_map(|t| &t.mocks).find(|m| {
-            m.connection == step.connection && m.method == request.method && m.path == path
+            m.connection == step.connection
+                && m.method == request.method
+                && url::same_path(&m.path, path)
         });
         let empty = Json::Null;
         let steps = Map::new();
@@ -489,6 +509,7 @@ impl Engine {
                 scope: &page_scope,
                 number: page,
                 items: count,
+                has_more: pagination.has_more.is_some(),
             };
             match self.advance(step, &pagination.style, &mut request, &seen) {
                 Ok(true) => {}
@@ -524,7 +545,7 @@ impl Engine {
         Ok(match style {
             PageStyle::Cursor { path, param } => match path.eval(env, page_scope)? {
                 Some(cursor) if crate::plan::truthy(Some(&cursor)) => {
-                    set_param(&mut request.url, param, &as_text(Some(&cursor)));
+                    set_position(request, param, cursor);
                     true
                 }
                 _ => false,
@@ -543,25 +564,22 @@ impl Engine {
                 }
                 _ => false,
             },
+            // With `has_more`, the API says when to stop; else a short page is the last.
             PageStyle::Offset {
                 offset_param,
                 limit,
                 ..
             } => {
                 let offset = u64::from(page) * u64::from(*limit);
-                set_param(&mut request.url, offset_param, &offset.to_string());
-                count >= u64::from(*limit)
+                set_position(request, offset_param, offset.into());
+                seen.has_more || count >= u64::from(*limit)
             }
             PageStyle::Page { param, from, size } => {
                 let full = size
                     .as_ref()
                     .is_none_or(|(_, size)| count >= u64::from(*size));
-                set_param(
-                    &mut request.url,
-                    param,
-                    &(u64::from(*from) + u64::from(page)).to_string(),
-                );
-                count > 0 && full
+                set_position(request, param, (u64::from(*from) + u64::from(page)).into());
+                seen.has_more || (count > 0 && full)
             }
         })
     }
@@ -574,6 +592,8 @@ struct Page<'a> {
     scope: &'a Scope<'a>,
     number: u32,
     items: u64,
+    /// The step declares `has_more` (which said yes): page sizes do not end the loop.
+    has_more: bool,
 }
 
 fn failed(error: StepError) -> Done {
@@ -591,17 +611,33 @@ fn start_page(style: &PageStyle, request: &mut Request) {
             limit_param,
             limit,
         } => {
-            set_param(&mut request.url, offset_param, "0");
-            set_param(&mut request.url, limit_param, &limit.to_string());
+            set_position(request, offset_param, 0.into());
+            set_position(request, limit_param, (*limit).into());
         }
         PageStyle::Page { param, from, size } => {
-            set_param(&mut request.url, param, &from.to_string());
+            set_position(request, param, (*from).into());
             if let Some((name, size)) = size {
-                set_param(&mut request.url, name, &size.to_string());
+                set_position(request, name, (*size).into());
             }
         }
         PageStyle::Cursor { .. } | PageStyle::LinkHeader | PageStyle::NextLink(_) => {}
     }
+}
+
+/// Sets a page position: a GraphQL variable for a GraphQL step (its body is what
+/// changes from page to page), else a query parameter.
+fn set_position(request: &mut Request, name: &str, value: Json) {
+    if let Some(variables) = request
+        .body
+        .as_mut()
+        .filter(|_| request.graphql)
+        .and_then(|b| b.get_mut("variables"))
+        && let Json::Object(variables) = variables
+    {
+        variables.insert(name.to_string(), value);
+        return;
+    }
+    set_param(&mut request.url, name, &as_text(Some(&value)));
 }
 
 /// Sets query parameter `name` to `value`, replacing any earlier value.
@@ -725,9 +761,34 @@ fn is_idempotent(step: &StepPlan, request: &Request) -> bool {
     let has_key = request.headers.iter().any(|(k, _)| k == "Idempotency-Key");
     let safe_method = match &step.call {
         CallPlan::Http(method) => method.is_idempotent(),
-        CallPlan::GraphQl { document, .. } => !document.trim_start().starts_with("mutation"),
+        CallPlan::GraphQl { document, .. } => !crate::model::is_mutation(document),
     };
     safe_method || has_key
+}
+
+/// A URL as reports show it: query parameters named like credentials are redacted by name,
+/// whatever their value.
+fn shown_url(url: &reqwest::Url) -> String {
+    if !url
+        .query_pairs()
+        .any(|(k, _)| crate::secrets::is_credential_name(&k))
+    {
+        return url.to_string();
+    }
+    let mut shown = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if crate::secrets::is_credential_name(&k) {
+                crate::secrets::REDACTED.into()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    shown.query_pairs_mut().clear().extend_pairs(pairs);
+    shown.to_string()
 }
 
 /// Headers that carry credentials are never shown, whatever their value.

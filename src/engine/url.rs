@@ -35,18 +35,23 @@ pub enum UrlError {
     OffHost { url: String, host: String },
     #[error("`{0}` is not a valid URL")]
     Invalid(String),
+    #[error("path `{0}` has a `.` or `..` segment, which would leave the base URL's path: refused")]
+    DotSegment(String),
 }
 
 /// The connection's base URL, parsed and checked.
 pub fn base(text: &str) -> Result<Url, UrlError> {
     let url = Url::parse(text).map_err(|_| UrlError::BadBase(text.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+    let plain = url.query().is_none() && url.fragment().is_none();
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !plain {
         return Err(UrlError::BadBase(text.to_string()));
     }
     Ok(url)
 }
 
-/// `base` followed by `path` (already encoded where it came from values).
+/// `base` followed by `path` (already encoded where it came from values). A `.` or `..`
+/// segment is refused, encoded or not: URL parsers resolve them, which would move the
+/// request out of the base URL's path (another tenant, the API's root).
 pub fn join(base: &Url, path: &str) -> Result<Url, UrlError> {
     let prefix = base.as_str().trim_end_matches('/');
     let path = if path.is_empty() || path.starts_with('/') {
@@ -54,6 +59,14 @@ pub fn join(base: &Url, path: &str) -> Result<Url, UrlError> {
     } else {
         format!("/{path}")
     };
+    let before_query = path.split(['?', '#']).next().unwrap_or_default();
+    let dot = before_query.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == "." || decoded == ".."
+    });
+    if dot {
+        return Err(UrlError::DotSegment(path));
+    }
     let url = Url::parse(&format!("{prefix}{path}"))
         .map_err(|_| UrlError::Invalid(format!("{prefix}{path}")))?;
     same_origin(base, &url)?;
@@ -85,6 +98,12 @@ pub fn next_link(base: &Url, current: &Url, link: &str) -> Result<Url, UrlError>
         .map_err(|_| UrlError::Invalid(link.to_string()))?;
     same_origin(base, &url)?;
     Ok(url)
+}
+
+/// Whether a request path (as sent, percent-encoded) is the path a spec wrote (as text):
+/// `/contacts/ada%40example.com` is `/contacts/ada@example.com`.
+pub fn same_path(written: &str, sent: &str) -> bool {
+    written == sent || percent_encoding::percent_decode_str(sent).decode_utf8_lossy() == written
 }
 
 #[cfg(test)]
@@ -143,6 +162,27 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn dot_segments_cannot_climb_out_of_the_base_path() {
+        let tenant = base("https://api.example.com/tenants/42").unwrap();
+        for path in ["/../profile", "/./x", "/%2e%2e/x", "/%2E./x", "/a/.."] {
+            assert!(
+                matches!(join(&tenant, path), Err(UrlError::DotSegment(_))),
+                "{path}"
+            );
+        }
+        assert!(
+            join(&tenant, "/..x/y").is_ok(),
+            "dots inside a segment are data"
+        );
+    }
+
+    #[test]
+    fn base_urls_with_a_query_or_fragment_are_refused() {
+        assert!(base("https://api.example.com/v1?api-version=2024").is_err());
+        assert!(base("https://api.example.com/v1#x").is_err());
     }
 
     #[test]

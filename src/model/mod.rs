@@ -13,6 +13,7 @@ mod trigger;
 pub use policy::{Backoff, OnError, RetryCondition, RetryPolicy};
 pub use step::{
     Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle, Step, Test,
+    is_mutation,
 };
 pub use trigger::{
     Cursor, Poll, Schedule, Signature, SignatureEncoding, SignaturePreset, Trigger, Webhook,

@@ -32,6 +32,16 @@ pub struct Step {
     pub encoding: Option<Encoding>,
 }
 
+/// Whether a GraphQL document is a mutation: its first line that is not blank or a `#`
+/// comment starts with `mutation`. Mutations are not idempotent; queries are.
+pub fn is_mutation(document: &str) -> bool {
+    document
+        .lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty() && !line.starts_with('#'))
+        .is_some_and(|line| line.starts_with("mutation"))
+}
+
 #[derive(Debug, Clone)]
 pub enum Call {
     Http(Method),

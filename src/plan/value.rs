@@ -112,7 +112,11 @@ pub fn compile_template(
         if path { ".path" } else { "" }
     );
     let body = if typed {
-        let inner = &trimmed[2..trimmed.len() - 2];
+        // `{{- x -}}`: the whitespace controls belong to the delimiters, not the expression.
+        let controls: &[char] = &['-', '+', '~'];
+        let inner = trimmed[2..trimmed.len() - 2]
+            .trim_start_matches(controls)
+            .trim_end_matches(controls);
         format!("{{{{ ({inner}) | tojson }}}}")
     } else {
         source.to_string()
