@@ -6,7 +6,8 @@
 use crate::model::{CircuitBreaker, RateLimit};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::header::HeaderMap;
-use std::sync::Mutex;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -19,11 +20,44 @@ const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub struct Limits {
-    rate: Option<DefaultDirectRateLimiter>,
-    concurrency: Option<std::sync::Arc<Semaphore>>,
+    /// The rate in force: the declared one, or a tighter one the API announced.
+    rate: Mutex<Option<Rate>>,
+    concurrency: Option<Arc<Semaphore>>,
     /// Until when every caller waits: set from 429s and exhausted rate-limit headers.
     paused_until: Mutex<Option<Instant>>,
     breaker: Option<Breaker>,
+}
+
+#[derive(Debug, Clone)]
+struct Rate {
+    declared: RateLimit,
+    /// The count in force: the declared count, or less once the API said so.
+    count: u32,
+    limiter: Arc<DefaultDirectRateLimiter>,
+}
+
+/// Requests are spaced this much (0.5 %) more than `per / count` apart, so that network jitter
+/// cannot put `count + 1` arrivals in one window at the API.
+const SPACING_MARGIN: f64 = 1.005;
+
+impl Rate {
+    fn new(declared: RateLimit, count: NonZeroU32) -> Option<Self> {
+        // Spaced `per / count` apart, no window of `per` holds more than `count`, whether the
+        // API counts in fixed or sliding windows. A declared burst lets that many go at once
+        // after a quiet spell, which the API must then allow.
+        let period = declared
+            .per
+            .div_f64(f64::from(count.get()) / SPACING_MARGIN);
+        let burst = declared
+            .burst
+            .map_or(NonZeroU32::MIN, |burst| burst.min(count));
+        let quota = Quota::with_period(period)?.allow_burst(burst);
+        Some(Self {
+            declared,
+            count: count.get(),
+            limiter: Arc::new(DefaultDirectRateLimiter::direct(quota)),
+        })
+    }
 }
 
 /// Held for the duration of one request.
@@ -38,18 +72,9 @@ impl Limits {
         concurrency: Option<u32>,
         breaker: Option<&CircuitBreaker>,
     ) -> Self {
-        // Requests are spaced `per / count` apart, so no window of `per` ever holds more than
-        // `count`, whether the API counts in fixed or sliding windows. A declared burst lets
-        // that many go at once after a quiet spell, which the API must then allow.
-        let rate = rate.and_then(|limit| {
-            let period = limit.per / limit.count.get();
-            let quota = Quota::with_period(period)?
-                .allow_burst(limit.burst.unwrap_or(std::num::NonZeroU32::MIN));
-            Some(DefaultDirectRateLimiter::direct(quota))
-        });
         Self {
-            rate,
-            concurrency: concurrency.map(|n| std::sync::Arc::new(Semaphore::new(n as usize))),
+            rate: Mutex::new(rate.and_then(|limit| Rate::new(limit, limit.count))),
+            concurrency: concurrency.map(|n| Arc::new(Semaphore::new(n as usize))),
             paused_until: Mutex::new(None),
             breaker: breaker.map(Breaker::new),
         }
@@ -69,20 +94,33 @@ impl Limits {
             Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
             None => None,
         };
-        if let Some(rate) = &self.rate {
-            rate.until_ready().await;
+        let limiter = self
+            .rate
+            .lock()
+            .ok()
+            .and_then(|rate| rate.as_ref().map(|r| r.limiter.clone()));
+        if let Some(limiter) = limiter {
+            limiter.until_ready().await;
         }
         Slot { _permit: permit }
     }
 
     /// Learns from a response: a 429, or no requests left in the API's window, pauses the
-    /// whole connection until the reset the response names.
+    /// whole connection until the reset the response names; a limit the API announces
+    /// (`X-RateLimit-Limit`, `RateLimit-Limit`) below the declared count tightens the rate
+    /// for the declared window.
     pub fn observe(&self, status: u16, headers: &HeaderMap, reset: Option<Duration>) {
-        let remaining = headers
-            .get("x-ratelimit-remaining")
-            .or_else(|| headers.get("ratelimit-remaining"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let number = |names: [&str; 2]| {
+            names
+                .iter()
+                .find_map(|name| headers.get(*name))
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split([',', ';']).next()?.trim().parse::<u64>().ok())
+        };
+        if let Some(announced) = number(["x-ratelimit-limit", "ratelimit-limit"]) {
+            self.tighten(announced);
+        }
+        let remaining = number(["x-ratelimit-remaining", "ratelimit-remaining"]);
         let exhausted = status == 429 || remaining == Some(0);
         if !exhausted {
             return;
@@ -90,6 +128,21 @@ impl Limits {
         let until = Instant::now() + reset.unwrap_or(DEFAULT_PAUSE);
         if let Ok(mut paused) = self.paused_until.lock() {
             *paused = Some(paused.map_or(until, |current| current.max(until)));
+        }
+    }
+
+    fn tighten(&self, announced: u64) {
+        let Ok(mut rate) = self.rate.lock() else {
+            return;
+        };
+        let Some(current) = rate.as_ref() else { return };
+        let Some(count) = u32::try_from(announced).ok().and_then(NonZeroU32::new) else {
+            return;
+        };
+        if count.get() < current.count
+            && let Some(tighter) = Rate::new(current.declared, count)
+        {
+            *rate = Some(tighter);
         }
     }
 
@@ -230,6 +283,24 @@ mod tests {
         assert!(breaker.admit().is_ok());
         breaker.record(true);
         assert!(breaker.admit().is_err());
+    }
+
+    #[test]
+    fn an_announced_limit_tightens_the_declared_one_but_never_loosens_it() {
+        let declared = RateLimit {
+            count: NonZeroU32::new(100).unwrap(),
+            per: Duration::from_secs(1),
+            burst: None,
+        };
+        let limits = Limits::new(Some(declared), None, None);
+        let count = || limits.rate.lock().unwrap().as_ref().map(|r| r.count);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-limit", "50".parse().unwrap());
+        limits.observe(200, &headers, None);
+        assert_eq!(count(), Some(50));
+        headers.insert("x-ratelimit-limit", "500".parse().unwrap());
+        limits.observe(200, &headers, None);
+        assert_eq!(count(), Some(50));
     }
 
     #[test]
