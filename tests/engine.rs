@@ -1009,3 +1009,41 @@ async fn graphql_pages_move_through_variables_and_when_reads_each_item() {
         "{puts:?}"
     );
 }
+
+#[tokio::test]
+async fn retries_are_spaced_by_the_backoff_and_client_errors_are_not_retried() {
+    let api = MockServer::start(vec![
+        route("GET", "/flaky", vec![MockResponse::json(503, json!({}))]),
+        route("GET", "/bad", vec![MockResponse::json(404, json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step flaky = api GET "/flaky" { retry 4 exponential 100ms..1s on 5xx on_error skip }
+  step bad = api GET "/bad" { retry 4 exponential 100ms..1s on_error skip }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    let requests = api.requests();
+    let flaky: Vec<std::time::Instant> = requests
+        .iter()
+        .filter(|r| r.path == "/flaky")
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(flaky.len(), 4);
+    let gaps: Vec<u128> = flaky
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]).as_millis())
+        .collect();
+    for (gap, expected) in gaps.iter().zip([100u128, 200, 400]) {
+        assert!(
+            *gap >= expected && *gap < expected + 150,
+            "gaps {gaps:?}, expected about 100, 200, 400 ms"
+        );
+    }
+    // The default conditions do not include 404: one attempt.
+    assert_eq!(requests.iter().filter(|r| r.path == "/bad").count(), 1);
+    assert_eq!(step(&report, "bad").requests[0].attempts, 1);
+}

@@ -559,8 +559,10 @@ fn pagination_style(pagination: &ast::Pagination, span: Span) -> Lowered<model::
 /// A declared retry, with the defaults of `RetryPolicy::default` for what it leaves out.
 /// A single delay (`retry 3 constant 2s`) is both the initial and the maximum delay.
 fn retry_policy(retry: &ast::Retry) -> Lowered<RetryPolicy> {
+    // Jitter is on only when written: a declared retry says what it wants.
     let mut policy = RetryPolicy {
         attempts: non_zero(retry.attempts.node, retry.attempts.span)?,
+        jitter: false,
         ..RetryPolicy::default()
     };
     for clause in &retry.clauses {

@@ -4,7 +4,8 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 /// How a failed call is retried. Fields not declared take the documented defaults of
-/// `RetryPolicy::default`.
+/// `RetryPolicy::default`, except `jitter`, which a declared retry turns on only when it
+/// says `jitter`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
