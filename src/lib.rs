@@ -18,3 +18,4 @@ pub mod span;
 pub mod store;
 pub mod syntax;
 pub mod testing;
+pub mod webhook;

@@ -1,0 +1,3 @@
+//! Webhooks: verifying what providers send.
+
+pub mod signature;

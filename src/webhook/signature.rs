@@ -1,0 +1,368 @@
+//! Webhook signatures: each provider's scheme, compared in constant time, with a replay
+//! window where the provider signs a timestamp.
+
+use crate::model::{SignatureEncoding, SignaturePreset};
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use subtle::ConstantTimeEq;
+
+/// How old a signed timestamp may be when the spec sets no `tolerance`.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5 * 60);
+
+/// A webhook request as signatures see it.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub method: &'a str,
+    /// The URL the provider called, scheme and host included (HubSpot signs it).
+    pub url: &'a str,
+    pub headers: &'a axum::http::HeaderMap,
+    pub body: &'a [u8],
+    pub now: SystemTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("missing `{0}` header")]
+    Missing(String),
+    #[error("malformed `{0}` header")]
+    Malformed(String),
+    #[error("signature does not match")]
+    Mismatch,
+    #[error("signed timestamp is outside the {0:?} tolerance")]
+    Stale(Duration),
+}
+
+/// Checks `incoming` against `preset` with the shared `secret`.
+pub fn verify(
+    preset: &SignaturePreset,
+    secret: &[u8],
+    tolerance: Option<Duration>,
+    incoming: &Incoming<'_>,
+) -> Result<(), SignatureError> {
+    let tolerance = tolerance.unwrap_or(DEFAULT_TOLERANCE);
+    match preset {
+        SignaturePreset::HmacSha256 {
+            header,
+            encoding,
+            prefix,
+        } => {
+            let malformed = || SignatureError::Malformed(header.clone());
+            let value = header_value(incoming, header)?;
+            let value = match prefix {
+                Some(prefix) => value.strip_prefix(prefix.as_str()).ok_or_else(malformed)?,
+                None => value,
+            };
+            let given = match encoding {
+                SignatureEncoding::Hex => hex::decode(value.trim()),
+                SignatureEncoding::Base64 => base64::engine::general_purpose::STANDARD
+                    .decode(value.trim())
+                    .map_err(|_| hex::FromHexError::InvalidStringLength),
+            }
+            .map_err(|_| malformed())?;
+            matches(&mac(secret, &[incoming.body]), &given)
+        }
+        SignaturePreset::Github => {
+            const NAME: &str = "X-Hub-Signature-256";
+            let value = header_value(incoming, NAME)?;
+            let hex_mac = value
+                .strip_prefix("sha256=")
+                .ok_or(SignatureError::Malformed(NAME.into()))?;
+            let given =
+                hex::decode(hex_mac.trim()).map_err(|_| SignatureError::Malformed(NAME.into()))?;
+            matches(&mac(secret, &[incoming.body]), &given)
+        }
+        SignaturePreset::Shopify => {
+            const NAME: &str = "X-Shopify-Hmac-Sha256";
+            let value = header_value(incoming, NAME)?;
+            let given = base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .map_err(|_| SignatureError::Malformed(NAME.into()))?;
+            matches(&mac(secret, &[incoming.body]), &given)
+        }
+        SignaturePreset::Stripe => stripe(secret, tolerance, incoming),
+        SignaturePreset::HubspotV3 => hubspot_v3(secret, tolerance, incoming),
+    }
+}
+
+/// `Stripe-Signature: t=TIMESTAMP,v1=HEX[,v1=HEX...]` over `TIMESTAMP.BODY`.
+fn stripe(
+    secret: &[u8],
+    tolerance: Duration,
+    incoming: &Incoming<'_>,
+) -> Result<(), SignatureError> {
+    const NAME: &str = "Stripe-Signature";
+    let value = header_value(incoming, NAME)?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in value.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = Some(t),
+            Some(("v1", v)) => signatures.push(v),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(SignatureError::Malformed(NAME.into()))?;
+    let seconds: u64 = timestamp
+        .parse()
+        .map_err(|_| SignatureError::Malformed(NAME.into()))?;
+    fresh(
+        UNIX_EPOCH + Duration::from_secs(seconds),
+        tolerance,
+        incoming.now,
+    )?;
+    let expected = mac(secret, &[timestamp.as_bytes(), b".", incoming.body]);
+    let any = signatures.iter().any(|signature| {
+        hex::decode(signature).is_ok_and(|given| matches(&expected, &given).is_ok())
+    });
+    if any {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// `X-HubSpot-Signature-v3`: base64 of the MAC of method, URL, body and the
+/// `X-HubSpot-Request-Timestamp` (milliseconds), which must be recent.
+fn hubspot_v3(
+    secret: &[u8],
+    tolerance: Duration,
+    incoming: &Incoming<'_>,
+) -> Result<(), SignatureError> {
+    const SIGNATURE: &str = "X-HubSpot-Signature-v3";
+    const TIMESTAMP: &str = "X-HubSpot-Request-Timestamp";
+    let signature = header_value(incoming, SIGNATURE)?;
+    let timestamp = header_value(incoming, TIMESTAMP)?;
+    let millis: u64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::Malformed(TIMESTAMP.into()))?;
+    fresh(
+        UNIX_EPOCH + Duration::from_millis(millis),
+        tolerance,
+        incoming.now,
+    )?;
+    let given = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|_| SignatureError::Malformed(SIGNATURE.into()))?;
+    let signed = [
+        incoming.method.as_bytes(),
+        incoming.url.as_bytes(),
+        incoming.body,
+        timestamp.as_bytes(),
+    ];
+    matches(&mac(secret, &signed), &given)
+}
+
+fn fresh(
+    signed_at: SystemTime,
+    tolerance: Duration,
+    now: SystemTime,
+) -> Result<(), SignatureError> {
+    let age = now
+        .duration_since(signed_at)
+        .unwrap_or_else(|e| e.duration());
+    if age > tolerance {
+        Err(SignatureError::Stale(tolerance))
+    } else {
+        Ok(())
+    }
+}
+
+fn mac(secret: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret) else {
+        return Vec::new();
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Constant-time comparison of the expected MAC with the one given.
+fn matches(expected: &[u8], given: &[u8]) -> Result<(), SignatureError> {
+    if !expected.is_empty() && bool::from(expected.ct_eq(given)) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+fn header_value<'a>(incoming: &Incoming<'a>, header: &str) -> Result<&'a str, SignatureError> {
+    let value = incoming
+        .headers
+        .get(header)
+        .ok_or_else(|| SignatureError::Missing(header.to_string()))?;
+    value
+        .to_str()
+        .map_err(|_| SignatureError::Malformed(header.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderMap;
+
+    const SECRET: &[u8] = b"whsec_test";
+    const BODY: &[u8] = br#"{"id":"evt_1","type":"invoice.paid"}"#;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn headers(pairs: &[(&str, String)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    fn check(
+        preset: &SignaturePreset,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), SignatureError> {
+        let url = "https://hooks.example.com/hooks/in?x=1";
+        verify(
+            preset,
+            SECRET,
+            None,
+            &Incoming {
+                method: "POST",
+                url,
+                headers,
+                body,
+                now: now(),
+            },
+        )
+    }
+
+    fn hex_mac(parts: &[&[u8]]) -> String {
+        hex::encode(mac(SECRET, parts))
+    }
+
+    fn b64_mac(parts: &[&[u8]]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(mac(SECRET, parts))
+    }
+
+    /// Valid, tampered body, missing header, and (where signed) a stale timestamp.
+    #[test]
+    fn github_shopify_and_generic_hmac() {
+        let cases = [
+            (
+                SignaturePreset::Github,
+                "X-Hub-Signature-256",
+                format!("sha256={}", hex_mac(&[BODY])),
+            ),
+            (
+                SignaturePreset::Shopify,
+                "X-Shopify-Hmac-Sha256",
+                b64_mac(&[BODY]),
+            ),
+            (
+                SignaturePreset::HmacSha256 {
+                    header: "X-Signature".into(),
+                    encoding: SignatureEncoding::Hex,
+                    prefix: Some("sha256=".into()),
+                },
+                "X-Signature",
+                format!("sha256={}", hex_mac(&[BODY])),
+            ),
+            (
+                SignaturePreset::HmacSha256 {
+                    header: "X-Signature".into(),
+                    encoding: SignatureEncoding::Base64,
+                    prefix: None,
+                },
+                "X-Signature",
+                b64_mac(&[BODY]),
+            ),
+        ];
+        for (preset, header, value) in cases {
+            let signed = headers(&[(header, value)]);
+            assert_eq!(check(&preset, &signed, BODY), Ok(()), "{preset:?}");
+            assert_eq!(
+                check(&preset, &signed, b"{\"id\":\"evt_2\"}"),
+                Err(SignatureError::Mismatch),
+                "{preset:?}"
+            );
+            assert!(
+                matches!(
+                    check(&preset, &HeaderMap::new(), BODY),
+                    Err(SignatureError::Missing(_))
+                ),
+                "{preset:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stripe_signs_a_timestamp_and_refuses_stale_ones() {
+        let t = 1_700_000_000u64 - 60;
+        let sig = hex_mac(&[t.to_string().as_bytes(), b".", BODY]);
+        let signed = headers(&[("Stripe-Signature", format!("t={t},v1=deadbeef,v1={sig}"))]);
+        assert_eq!(check(&SignaturePreset::Stripe, &signed, BODY), Ok(()));
+        assert_eq!(
+            check(&SignaturePreset::Stripe, &signed, b"{}"),
+            Err(SignatureError::Mismatch)
+        );
+        let old = t - 600;
+        let stale = headers(&[(
+            "Stripe-Signature",
+            format!(
+                "t={old},v1={}",
+                hex_mac(&[old.to_string().as_bytes(), b".", BODY])
+            ),
+        )]);
+        assert_eq!(
+            check(&SignaturePreset::Stripe, &stale, BODY),
+            Err(SignatureError::Stale(DEFAULT_TOLERANCE))
+        );
+        assert!(matches!(
+            check(&SignaturePreset::Stripe, &HeaderMap::new(), BODY),
+            Err(SignatureError::Missing(_))
+        ));
+    }
+
+    #[test]
+    fn hubspot_v3_signs_method_url_body_and_timestamp() {
+        let url = "https://hooks.example.com/hooks/in?x=1";
+        let millis = (1_700_000_000u64 - 30) * 1000;
+        let ts = millis.to_string();
+        let sig = b64_mac(&[b"POST", url.as_bytes(), BODY, ts.as_bytes()]);
+        let signed = headers(&[
+            ("X-HubSpot-Signature-v3", sig.clone()),
+            ("X-HubSpot-Request-Timestamp", ts),
+        ]);
+        assert_eq!(check(&SignaturePreset::HubspotV3, &signed, BODY), Ok(()));
+        assert_eq!(
+            check(&SignaturePreset::HubspotV3, &signed, b"[]"),
+            Err(SignatureError::Mismatch)
+        );
+        let old = ((1_700_000_000u64 - 3600) * 1000).to_string();
+        let stale = headers(&[
+            (
+                "X-HubSpot-Signature-v3",
+                b64_mac(&[b"POST", url.as_bytes(), BODY, old.as_bytes()]),
+            ),
+            ("X-HubSpot-Request-Timestamp", old),
+        ]);
+        assert_eq!(
+            check(&SignaturePreset::HubspotV3, &stale, BODY),
+            Err(SignatureError::Stale(DEFAULT_TOLERANCE))
+        );
+        let missing = headers(&[("X-HubSpot-Signature-v3", sig)]);
+        assert_eq!(
+            check(&SignaturePreset::HubspotV3, &missing, BODY),
+            Err(SignatureError::Missing(
+                "X-HubSpot-Request-Timestamp".into()
+            ))
+        );
+    }
+}
