@@ -14,6 +14,7 @@ pub mod mock;
 pub mod model;
 pub mod plan;
 pub mod secrets;
+pub mod serve;
 pub mod span;
 pub mod store;
 pub mod syntax;

@@ -4,7 +4,7 @@
 
 use crate::engine::{RunReport, StepReport};
 use crate::secrets::Secrets;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Mutex;
@@ -81,10 +81,63 @@ pub trait Store: Send + Sync {
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
     /// Every dead letter, oldest first, with its id.
     fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError>;
+    /// Commits events to the inbox in one transaction, each with its dedupe key; an event
+    /// whose key was seen before is dropped. Returns how many were enqueued and dropped.
+    fn enqueue(
+        &self,
+        integration: &str,
+        events: &[(serde_json::Value, Option<String>)],
+    ) -> Result<(usize, usize), StoreError>;
+    /// Takes the oldest pending event (marking it running) with the results of the steps
+    /// it already completed.
+    fn claim(&self) -> Result<Option<InboxItem>, StoreError>;
+    /// Records that `step` of inbox event `id` completed, with its result.
+    fn checkpoint(
+        &self,
+        id: i64,
+        step: &str,
+        result: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError>;
+    /// Ends inbox event `id`.
+    fn finish(&self, id: i64, status: Finished) -> Result<(), StoreError>;
+    /// Puts back the events a stopped process left running; returns how many.
+    fn recover(&self) -> Result<usize, StoreError>;
+    /// Inbox events by status, for tests and operations.
+    fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
+}
+
+/// An event of the inbox, claimed by a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxItem {
+    pub id: i64,
+    pub integration: String,
+    pub event: serde_json::Value,
+    /// The results of the steps already completed, by step name (`null` for a step that
+    /// completed without a result, such as a skipped one).
+    pub done: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How an inbox event ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    Done,
+    Failed,
+    DeadLettered,
+}
+
+impl Finished {
+    fn as_str(self) -> &'static str {
+        match self {
+            Finished::Done => "done",
+            Finished::Failed => "failed",
+            Finished::DeadLettered => "dead_lettered",
+        }
+    }
 }
 
 /// The schema, one migration per version; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE dead_letters (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE dead_letters (
         id          INTEGER PRIMARY KEY,
         integration TEXT NOT NULL,
         step        TEXT NOT NULL,
@@ -94,7 +147,35 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE dead_letters (
         error       TEXT NOT NULL,
         attempts    INTEGER NOT NULL,
         failed_at   INTEGER NOT NULL
-    )"];
+    )",
+    "CREATE TABLE inbox (
+        id          INTEGER PRIMARY KEY,
+        integration TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'pending',
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX inbox_pending ON inbox (status, id);
+    CREATE TABLE dedupe (
+        integration TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        seen_at     INTEGER NOT NULL,
+        PRIMARY KEY (integration, key)
+    );
+    CREATE TABLE checkpoints (
+        inbox_id INTEGER NOT NULL REFERENCES inbox (id),
+        step     TEXT NOT NULL,
+        result   TEXT,
+        PRIMARY KEY (inbox_id, step)
+    )",
+];
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -204,11 +285,179 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.error(e))
     }
+
+    fn enqueue(
+        &self,
+        integration: &str,
+        events: &[(serde_json::Value, Option<String>)],
+    ) -> Result<(usize, usize), StoreError> {
+        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let transaction = connection.transaction().map_err(|e| self.error(e))?;
+        let (mut enqueued, mut dropped) = (0, 0);
+        let now = now();
+        for (event, key) in events {
+            if let Some(key) = key {
+                let fresh = transaction
+                    .execute(
+                        "INSERT OR IGNORE INTO dedupe (integration, key, seen_at) VALUES (?1, ?2, ?3)",
+                        params![integration, key, now],
+                    )
+                    .map_err(|e| self.error(e))?;
+                if fresh == 0 {
+                    dropped += 1;
+                    continue;
+                }
+            }
+            transaction
+                .execute(
+                    "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+                    params![integration, event.to_string(), now],
+                )
+                .map_err(|e| self.error(e))?;
+            enqueued += 1;
+        }
+        transaction.commit().map_err(|e| self.error(e))?;
+        Ok((enqueued, dropped))
+    }
+
+    fn claim(&self) -> Result<Option<InboxItem>, StoreError> {
+        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let transaction = connection.transaction().map_err(|e| self.error(e))?;
+        let row = transaction
+            .query_row(
+                "SELECT id, integration, event FROM inbox WHERE status = 'pending' ORDER BY id LIMIT 1",
+                [],
+                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        let Some((id, integration, event)) = row else {
+            return Ok(None);
+        };
+        transaction
+            .execute(
+                "UPDATE inbox SET status = 'running', updated_at = ?2 WHERE id = ?1",
+                params![id, now()],
+            )
+            .map_err(|e| self.error(e))?;
+        let mut done = serde_json::Map::new();
+        {
+            let mut statement = transaction
+                .prepare("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
+                .map_err(|e| self.error(e))?;
+            let rows = statement
+                .query_map(params![id], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                })
+                .map_err(|e| self.error(e))?;
+            for row in rows {
+                let (step, result) = row.map_err(|e| self.error(e))?;
+                let result = result
+                    .and_then(|r| serde_json::from_str(&r).ok())
+                    .unwrap_or_default();
+                done.insert(step, result);
+            }
+        }
+        transaction.commit().map_err(|e| self.error(e))?;
+        let event = serde_json::from_str(&event).unwrap_or_default();
+        Ok(Some(InboxItem {
+            id,
+            integration,
+            event,
+            done,
+        }))
+    }
+
+    fn checkpoint(
+        &self,
+        id: i64,
+        step: &str,
+        result: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .execute(
+                "INSERT OR REPLACE INTO checkpoints (inbox_id, step, result) VALUES (?1, ?2, ?3)",
+                params![id, step, result.map(|r| r.to_string())],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    fn finish(&self, id: i64, status: Finished) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .execute(
+                "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status.as_str(), now()],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    fn recover(&self) -> Result<usize, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .execute(
+                "UPDATE inbox SET status = 'pending' WHERE status = 'running'",
+                [],
+            )
+            .map_err(|e| self.error(e))
+    }
+
+    fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut statement = connection
+            .prepare("SELECT status, COUNT(*) FROM inbox GROUP BY status ORDER BY status")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as usize))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_inbox_dedupes_claims_in_order_and_resumes_from_checkpoints() {
+        let dir = std::env::temp_dir().join(format!("integ-inbox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        let events = [
+            (serde_json::json!({"n": 1}), Some("a".to_string())),
+            (serde_json::json!({"n": 2}), Some("a".to_string())),
+            (serde_json::json!({"n": 3}), None),
+        ];
+        assert_eq!(store.enqueue("demo", &events).unwrap(), (2, 1));
+        let first = store.claim().unwrap().unwrap();
+        assert_eq!(first.event, serde_json::json!({"n": 1}));
+        store
+            .checkpoint(first.id, "lookup", Some(&serde_json::json!({"x": 1})))
+            .unwrap();
+        // The process stops here; a new one puts the event back and resumes it.
+        assert_eq!(store.recover().unwrap(), 1);
+        let again = store.claim().unwrap().unwrap();
+        assert_eq!(
+            (again.id, again.done.get("lookup")),
+            (first.id, Some(&serde_json::json!({"x": 1})))
+        );
+        store.finish(again.id, Finished::Done).unwrap();
+        let third = store.claim().unwrap().unwrap();
+        assert_eq!(third.event, serde_json::json!({"n": 3}));
+        assert!(store.claim().unwrap().is_none());
+        let counts = store.inbox_counts().unwrap();
+        assert_eq!(
+            counts,
+            [("done".to_string(), 1), ("running".to_string(), 1)]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn dead_letters_survive_reopening_and_migrations_run_once() {

@@ -160,23 +160,14 @@ fn routes(
 fn events(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> Result<Vec<Json>, TestError> {
     let body = eval(plan, &test.event, &Json::Null, secrets)
         .ok_or_else(|| TestError::Event("it has no value".into()))?;
-    let split = match &plan.intake.each {
-        Some(each) => match eval(plan, each, &body, secrets) {
-            Some(Json::Array(events)) => events,
-            Some(one) => vec![one],
-            None => Vec::new(),
-        },
+    Ok(match plan.webhooks.first() {
+        Some(webhook) => webhook
+            .events(&plan.templates, body, secrets)
+            .into_iter()
+            .map(|(event, _)| event)
+            .collect(),
         None => vec![body],
-    };
-    Ok(split
-        .into_iter()
-        .filter(|event| {
-            plan.intake
-                .when
-                .as_ref()
-                .is_none_or(|when| crate::plan::truthy(eval(plan, when, event, secrets).as_ref()))
-        })
-        .collect())
+    })
 }
 
 /// `None` when the expectation holds; else what was expected and what happened.

@@ -3,6 +3,7 @@
 mod lint;
 mod load;
 mod run;
+mod serve;
 mod test;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -25,6 +26,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run the specs' `test` blocks against local mock servers.
     Test(test::TestArgs),
+    /// Serve the specs' webhooks into a durable inbox and run the events.
+    Serve(serve::ServeArgs),
 }
 
 /// Output for people or for programs.
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Lint(args) => lint::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::Serve(args) => serve::run(&args),
     }
 }
 

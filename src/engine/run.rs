@@ -39,16 +39,37 @@ struct Done {
 impl Engine {
     /// Runs every step for one event and reports what happened.
     pub async fn run(&self, event: Json) -> RunReport {
+        self.resume(event, Map::new(), |_, _| {}).await
+    }
+
+    /// Runs the steps not in `done` (the results of steps an earlier attempt completed),
+    /// calling `checkpoint` with each step that completes and its result, so that a resumed
+    /// event starts at its first unfinished step.
+    pub async fn resume(
+        &self,
+        event: Json,
+        done: Map<String, Json>,
+        mut checkpoint: impl FnMut(&str, Option<&Json>),
+    ) -> RunReport {
         let started = Instant::now();
         let mut results = Map::new();
         let mut reports = Vec::new();
         let mut outcome = RunOutcome::Succeeded;
         for step in &self.plan().steps {
+            if let Some(result) = done.get(&step.name) {
+                if !result.is_null() {
+                    results.insert(step.name.clone(), result.clone());
+                }
+                continue;
+            }
             let report = self.run_step(step, &event, &mut results).await;
             let stop = match report.outcome {
                 Outcome::Failed => Some(RunOutcome::Failed),
                 Outcome::DeadLettered => Some(RunOutcome::DeadLettered),
-                _ => None,
+                Outcome::Succeeded | Outcome::Skipped | Outcome::FellBack => {
+                    checkpoint(&step.name, results.get(&step.name));
+                    None
+                }
             };
             reports.push(report);
             if let Some(stop) = stop {
@@ -198,10 +219,12 @@ impl Engine {
             Ok(Some(other)) => return failed(StepError::NotAList(json_kind(&other))),
             Err(error) => return failed(error.into()),
         };
-        let calls = futures_util::stream::iter(items.iter())
+        // Each element is moved into its call: a stream of borrowed elements would make
+        // this future not `Send` for every lifetime, which a spawned worker needs.
+        let calls = futures_util::stream::iter(items)
             .map(|item| async move {
                 let scope = Scope {
-                    item: Some(item),
+                    item: Some(&item),
                     ..*scope
                 };
                 match step

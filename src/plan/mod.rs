@@ -8,6 +8,7 @@ pub use value::{EvalError, Path, Root, Scope, Template, Value, is_singular, rend
 use crate::ast::{self, Expr, ExprKind, Method, TargetSegment, Text};
 use crate::model::{self, Encoding, OnError, RetryPolicy};
 use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::path::{Path as FsPath, PathBuf};
@@ -42,17 +43,72 @@ pub struct Plan {
     pub steps: Vec<StepPlan>,
     pub fallbacks: Vec<StepPlan>,
     pub tests: Vec<TestPlan>,
-    /// How the first webhook trigger turns a request body into events.
-    pub intake: Intake,
+    /// The webhook triggers.
+    pub webhooks: Vec<WebhookPlan>,
     /// Every secret the spec reads, so they can be loaded (and redacted) up front.
     pub secrets: BTreeSet<String>,
 }
 
-/// A webhook's `each` (one request, several events) and `when` (which events run).
-#[derive(Debug, Clone, Default)]
-pub struct Intake {
+/// A webhook trigger: where it listens, how requests prove who sent them, and how a body
+/// becomes events.
+#[derive(Debug, Clone)]
+pub struct WebhookPlan {
+    pub path: String,
+    pub method: Method,
+    pub signature: Option<(model::SignaturePreset, Value)>,
+    pub tolerance: Option<Duration>,
+    /// One request, several events.
     pub each: Option<Value>,
+    /// Which events run.
     pub when: Option<Value>,
+    /// The key under which an event runs once.
+    pub dedupe: Option<Value>,
+}
+
+impl WebhookPlan {
+    /// The events of a request body: split by `each`, filtered by `when`, each with its
+    /// dedupe key.
+    pub fn events(
+        &self,
+        env: &Arc<Environment<'static>>,
+        body: Json,
+        secrets: &crate::secrets::Secrets,
+    ) -> Vec<(Json, Option<String>)> {
+        let steps = serde_json::Map::new();
+        let eval = |value: &Value, document: &Json| {
+            let scope = Scope {
+                document,
+                event: document,
+                steps: &steps,
+                item: None,
+                secrets,
+            };
+            value.eval(env, &scope).ok().flatten()
+        };
+        let split = match &self.each {
+            Some(each) => match eval(each, &body) {
+                Some(Json::Array(events)) => events,
+                Some(Json::Null) | None => Vec::new(),
+                Some(one) => vec![one],
+            },
+            None => vec![body],
+        };
+        split
+            .into_iter()
+            .filter(|event| {
+                self.when
+                    .as_ref()
+                    .is_none_or(|when| truthy(eval(when, event).as_ref()))
+            })
+            .map(|event| {
+                let key = self.dedupe.as_ref().and_then(|dedupe| eval(dedupe, &event));
+                let key = key
+                    .filter(|k| !k.is_null())
+                    .map(|k| crate::engine::as_text(Some(&k)));
+                (event, key)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -246,17 +302,30 @@ pub fn compile(
         .iter()
         .map(|t| compiler.test(t, &index))
         .collect::<Result<_, _>>()?;
-    let webhook = integration.triggers.iter().find_map(|t| match t {
-        model::Trigger::Webhook(webhook) => Some(webhook),
-        _ => None,
-    });
-    let intake = match webhook {
-        Some(webhook) => Intake {
-            each: compiler.optional(webhook.each.as_ref())?,
-            when: compiler.optional(webhook.when.as_ref())?,
-        },
-        None => Intake::default(),
-    };
+    let webhooks = integration
+        .triggers
+        .iter()
+        .filter_map(|t| match t {
+            model::Trigger::Webhook(webhook) => Some(webhook),
+            _ => None,
+        })
+        .map(|webhook| {
+            Ok(WebhookPlan {
+                path: webhook.path.clone(),
+                method: webhook.method,
+                signature: match &webhook.signature {
+                    Some(signature) => {
+                        Some((signature.preset.clone(), compiler.value(&signature.secret)?))
+                    }
+                    None => None,
+                },
+                tolerance: webhook.tolerance,
+                each: compiler.optional(webhook.each.as_ref())?,
+                when: compiler.optional(webhook.when.as_ref())?,
+                dedupe: compiler.optional(webhook.dedupe.as_ref())?,
+            })
+        })
+        .collect::<Result<_, PlanError>>()?;
     Ok(Plan {
         name: integration.name.clone(),
         templates: Arc::new(compiler.env),
@@ -264,7 +333,7 @@ pub fn compile(
         steps,
         fallbacks,
         tests,
-        intake,
+        webhooks,
         secrets: compiler.secrets,
     })
 }

@@ -1,0 +1,152 @@
+//! `integ serve`: webhooks into the durable inbox, workers running the events.
+
+use super::{Color, EXIT_USAGE, lint::render, lint::style};
+use crate::engine::{Engine, Options};
+use crate::lint::lint_paths;
+use crate::plan;
+use crate::secrets::Secrets;
+use crate::serve::{Service, router, work};
+use crate::store::SqliteStore;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Spec files, or folders searched recursively for `*.integ` files.
+    #[arg(default_value = ".")]
+    paths: Vec<PathBuf>,
+    /// The address the webhooks listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The state store (SQLite): inbox, checkpoints, dedupe keys, dead letters.
+    #[arg(long, default_value = ".integ/state.db")]
+    state: PathBuf,
+    /// Apply this environment's overrides to every spec that declares it.
+    #[arg(long = "env")]
+    environment: Option<String>,
+    /// A secrets file (`NAME=value` lines); the environment is read for the rest.
+    #[arg(long)]
+    secrets: Option<PathBuf>,
+    /// How many events run at once.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    color: Color,
+}
+
+/// How long in-flight events may take to finish after a shutdown signal; the rest stays in
+/// the inbox for the next start.
+const DRAIN: Duration = Duration::from_secs(30);
+
+pub fn run(args: &ServeArgs) -> ExitCode {
+    match start(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn start(args: &ServeArgs) -> Result<(), String> {
+    let files = lint_paths(&args.paths).map_err(|e| e.to_string())?;
+    if files.iter().any(|f| f.model.is_none()) {
+        let _ = render(
+            files.iter().filter(|f| f.model.is_none()),
+            style(args.color),
+            &mut std::io::stderr().lock(),
+        );
+        return Err("specs with errors cannot be served; `integ lint` explains them".into());
+    }
+    let mut plans = Vec::new();
+    for file in &files {
+        let Some(model) = &file.model else { continue };
+        let environment = args
+            .environment
+            .as_deref()
+            .filter(|e| model.environments.iter().any(|m| m.name == *e));
+        let base_dir = file.path.parent().unwrap_or(Path::new("."));
+        plans.push(
+            plan::compile(model, environment, base_dir)
+                .map_err(|e| format!("{}: {e}", file.path.display()))?,
+        );
+    }
+    let names: Vec<&str> = plans
+        .iter()
+        .flat_map(|p| p.secrets.iter().map(String::as_str))
+        .collect();
+    let secrets =
+        Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
+    let engines = plans
+        .into_iter()
+        .map(|plan| Engine::new(Arc::new(plan), secrets.clone(), Options::default()).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| secrets.redact(&e.to_string()))?;
+    let store = SqliteStore::open(&args.state).map_err(|e| e.to_string())?;
+    let service = Service::new(engines, Arc::new(store));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        eprintln!(
+            "integ serve: {} webhook route(s) on http://{address}, state in {}",
+            routes(&service),
+            args.state.display()
+        );
+        let workers = tokio::spawn(work(service.clone(), args.workers));
+        let stopping = service.clone();
+        let server =
+            axum::serve(listener, router(service.clone())).with_graceful_shutdown(async move {
+                signal().await;
+                eprintln!(
+                    "integ serve: stopping; in-flight events finish, the rest stay in the inbox"
+                );
+                stopping.shut_down();
+            });
+        server.await.map_err(|e| e.to_string())?;
+        let _ = tokio::time::timeout(DRAIN, workers).await;
+        Ok::<(), String>(())
+    })
+}
+
+fn routes(service: &Service) -> usize {
+    service
+        .engines
+        .iter()
+        .map(|e| e.plan().webhooks.len())
+        .sum()
+}
+
+/// SIGTERM or SIGINT.
+async fn signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(terminate) => terminate,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

@@ -1,0 +1,255 @@
+//! `integ serve`: webhooks into a durable inbox, workers out of it.
+//!
+//! A webhook is answered `202` only once its events are committed to the inbox; any `4xx`
+//! enqueues nothing. Workers claim events in order and run them, checkpointing each step,
+//! so that an event left running by a stopped process resumes at its first unfinished step.
+
+use crate::engine::{Engine, RunOutcome};
+use crate::plan::WebhookPlan;
+use crate::store::{DeadLetter, Finished, Store};
+use crate::webhook::signature::{self, Incoming};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
+
+/// Webhook bodies above this size are refused with a 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Everything the server and its workers share.
+pub struct Service {
+    pub engines: Vec<Arc<Engine>>,
+    pub store: Arc<dyn Store>,
+    shutting_down: AtomicBool,
+    work: Notify,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("engines", &self.engines.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    pub fn new(engines: Vec<Arc<Engine>>, store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            engines,
+            store,
+            shutting_down: AtomicBool::new(false),
+            work: Notify::new(),
+        })
+    }
+
+    /// Stops taking webhooks (503) and new work; events in the inbox stay there.
+    pub fn shut_down(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.work.notify_waiters();
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// The HTTP side: every webhook of every integration, `/healthz` and `/readyz`.
+pub fn router(service: Arc<Service>) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(ready))
+        .fallback(webhook)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(service)
+}
+
+async fn ready(State(service): State<Arc<Service>>) -> Response {
+    if service.stopping() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else {
+        "ready".into_response()
+    }
+}
+
+fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": reason.into() }))).into_response()
+}
+
+async fn webhook(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if service.stopping() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    let routes: Vec<(&Arc<Engine>, &WebhookPlan)> = service
+        .engines
+        .iter()
+        .flat_map(|engine| engine.plan().webhooks.iter().map(move |w| (engine, w)))
+        .filter(|(_, w)| w.path == uri.path())
+        .collect();
+    let Some((engine, hook)) = routes
+        .iter()
+        .find(|(_, w)| w.method.as_str() == method.as_str())
+        .copied()
+    else {
+        return if routes.is_empty() {
+            refuse(
+                StatusCode::NOT_FOUND,
+                format!("no webhook at {}", uri.path()),
+            )
+        } else {
+            refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} takes {}", uri.path(), routes[0].1.method.as_str()),
+            )
+        };
+    };
+    if let Err(error) = check_signature(engine, hook, &method, &uri, &headers, &body) {
+        return refuse(StatusCode::UNAUTHORIZED, error);
+    }
+    let payload: Json = match serde_json::from_slice(&body) {
+        Ok(payload) => payload,
+        Err(error) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not valid JSON: {error}"),
+            );
+        }
+    };
+    let events = hook.events(&engine.plan().templates, payload, engine.secrets());
+    let store = service.store.clone();
+    let integration = engine.plan().name.clone();
+    let committed = tokio::task::spawn_blocking(move || store.enqueue(&integration, &events)).await;
+    match committed {
+        Ok(Ok((accepted, duplicates))) => {
+            service.work.notify_waiters();
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "accepted": accepted, "duplicates": duplicates })),
+            )
+                .into_response()
+        }
+        Ok(Err(error)) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the inbox is unavailable: {error}"),
+        ),
+        Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, "the inbox is unavailable"),
+    }
+}
+
+fn check_signature(
+    engine: &Engine,
+    hook: &WebhookPlan,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let Some((preset, secret)) = &hook.signature else {
+        return Ok(());
+    };
+    let empty = Json::Null;
+    let steps = serde_json::Map::new();
+    let scope = crate::plan::Scope {
+        document: &empty,
+        event: &empty,
+        steps: &steps,
+        item: None,
+        secrets: engine.secrets(),
+    };
+    let secret = secret
+        .eval(&engine.plan().templates, &scope)
+        .ok()
+        .flatten()
+        .map(|s| crate::engine::as_text(Some(&s)))
+        .ok_or("the signing secret is not available")?;
+    // Providers sign the public URL; behind a proxy its scheme comes in X-Forwarded-Proto.
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("https");
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let url = format!("{proto}://{host}{path}");
+    let incoming = Incoming {
+        method: method.as_str(),
+        url: &url,
+        headers,
+        body,
+        now: SystemTime::now(),
+    };
+    signature::verify(preset, secret.as_bytes(), hook.tolerance, &incoming)
+        .map_err(|e| e.to_string())
+}
+
+/// Runs inbox events until the service shuts down, `workers` at a time.
+pub async fn work(service: Arc<Service>, workers: usize) {
+    let store = service.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.recover()).await;
+    let handles: Vec<_> = (0..workers.max(1))
+        .map(|_| tokio::spawn(worker(service.clone())))
+        .collect();
+    for handle in handles {
+        let _ = handle.await;
+    }
+}
+
+async fn worker(service: Arc<Service>) {
+    while !service.stopping() {
+        let store = service.store.clone();
+        let claimed = tokio::task::spawn_blocking(move || store.claim()).await;
+        let item = match claimed {
+            Ok(Ok(Some(item))) => item,
+            _ => {
+                // Nothing to do: wait for a webhook, or poll now and then.
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), service.work.notified()).await;
+                continue;
+            }
+        };
+        let Some(engine) = service
+            .engines
+            .iter()
+            .find(|e| e.plan().name == item.integration)
+        else {
+            let _ = service.store.finish(item.id, Finished::Failed);
+            continue;
+        };
+        let store = service.store.clone();
+        let id = item.id;
+        let report = engine
+            .resume(item.event.clone(), item.done, |step, result| {
+                // A checkpoint is small and local; losing one only repeats the step.
+                let _ = store.checkpoint(id, step, result);
+            })
+            .await;
+        let finished = match report.outcome {
+            RunOutcome::Succeeded => Finished::Done,
+            RunOutcome::Failed => Finished::Failed,
+            RunOutcome::DeadLettered => {
+                if let Some(step) = report
+                    .steps
+                    .iter()
+                    .find(|s| s.outcome == crate::model::Outcome::DeadLettered)
+                {
+                    let letter = DeadLetter::from_run(&report, step, &item.event, engine.secrets());
+                    let _ = service.store.dead_letter(&letter);
+                }
+                Finished::DeadLettered
+            }
+        };
+        let _ = service.store.finish(id, finished);
+    }
+}

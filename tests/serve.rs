@@ -1,0 +1,233 @@
+//! `integ serve`'s webhooks and workers, in process, over real sockets and a real SQLite
+//! file: 202 only once events are committed, every 4xx enqueues nothing, duplicates run
+//! once.
+
+#![allow(clippy::unwrap_used)]
+
+use hmac::{KeyInit, Mac};
+use integ::engine::{Engine, Options};
+use integ::mock::{MockResponse, MockServer, Route};
+use integ::secrets::Secrets;
+use integ::serve::{Service, router, work};
+use integ::store::{SqliteStore, Store};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SECRET: &str = "gh-webhook-secret";
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+struct Running {
+    url: String,
+    sink: MockServer,
+    store: Arc<SqliteStore>,
+    service: Arc<Service>,
+}
+
+async fn start(name: &str) -> Running {
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/announce".into(),
+        responses: vec![MockResponse::json(200, json!({"ok": true}))],
+    }])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration releases {{
+  connection slack {{ base_url "{}" }}
+  trigger webhook "/hooks/github" {{
+    signature github secret("GITHUB_WEBHOOK_SECRET")
+    when $.action == "published"
+    dedupe $.release.id
+  }}
+  step announce = slack POST "/announce" {{
+    idempotency_key "release-{{{{ event.release.id }}}}"
+    body {{ text = "{{{{ event.release.tag_name }}}} is out" }}
+  }}
+}}"#,
+        sink.url()
+    );
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("releases.integ"), spec)]);
+    let model = files.pop().and_then(|f| f.model).unwrap();
+    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
+    let secrets = Secrets::from_pairs([("GITHUB_WEBHOOK_SECRET", SECRET)]);
+    let engine = Arc::new(Engine::new(Arc::new(plan), secrets, Options::default()).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let service = Service::new(vec![engine], store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, router(service.clone())).into_future());
+    tokio::spawn(work(service.clone(), 2));
+    Running {
+        url,
+        sink,
+        store,
+        service,
+    }
+}
+
+async fn post(url: &str, body: &[u8], signature: Option<String>) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    if let Some(signature) = signature {
+        request = request.header("X-Hub-Signature-256", signature);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting");
+}
+
+fn release(id: u64, action: &str) -> Vec<u8> {
+    json!({"action": action, "release": {"id": id, "tag_name": format!("v{id}")}})
+        .to_string()
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_webhook_is_committed_then_delivered_once() {
+    let running = start("serve-delivered").await;
+    let hook = format!("{}/hooks/github", running.url);
+    let body = release(7, "published");
+    let (status, answer) = post(&hook, &body, Some(sign(&body))).await;
+    assert_eq!(
+        (status, answer),
+        (202, json!({"accepted": 1, "duplicates": 0}))
+    );
+    until(|| running.sink.requests().len() == 1).await;
+    let delivered = &running.sink.requests()[0];
+    assert_eq!(delivered.body, json!({"text": "v7 is out"}));
+    assert_eq!(delivered.header("idempotency-key"), Some("release-7"));
+    // The same delivery again is accepted but not enqueued twice.
+    let (status, answer) = post(&hook, &body, Some(sign(&body))).await;
+    assert_eq!(
+        (status, answer),
+        (202, json!({"accepted": 0, "duplicates": 1}))
+    );
+    // An event `when` filters out is answered and dropped.
+    let draft = release(8, "created");
+    let (status, answer) = post(&hook, &draft, Some(sign(&draft))).await;
+    assert_eq!(
+        (status, answer),
+        (202, json!({"accepted": 0, "duplicates": 0}))
+    );
+    until(|| running.store.inbox_counts().unwrap() == [("done".to_string(), 1)]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(running.sink.requests().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_a_4xx_and_enqueue_nothing() {
+    let running = start("serve-refused").await;
+    let hook = format!("{}/hooks/github", running.url);
+    let body = release(9, "published");
+    let tampered = release(10, "published");
+    assert_eq!(
+        post(&hook, &tampered, Some(sign(&body))).await.0,
+        401,
+        "tampered body"
+    );
+    assert_eq!(post(&hook, &body, None).await.0, 401, "missing signature");
+    let not_json = b"{not json";
+    let (status, answer) = post(&hook, not_json, Some(sign(not_json))).await;
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not valid JSON"),
+        "{answer}"
+    );
+    assert_eq!(
+        post(
+            &format!("{}/hooks/nowhere", running.url),
+            &body,
+            Some(sign(&body))
+        )
+        .await
+        .0,
+        404
+    );
+    let response = reqwest::Client::new()
+        .put(&hook)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    let huge = vec![b' '; integ::serve::MAX_BODY_BYTES + 1];
+    assert_eq!(post(&hook, &huge, Some(sign(&huge))).await.0, 413);
+    assert!(
+        running.store.inbox_counts().unwrap().is_empty(),
+        "nothing was enqueued"
+    );
+    assert!(running.sink.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_and_shutdown() {
+    let running = start("serve-shutdown").await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{}/healthz", running.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", running.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    running.service.shut_down();
+    assert_eq!(
+        client
+            .get(format!("{}/readyz", running.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        503
+    );
+    let body = release(11, "published");
+    assert_eq!(
+        post(
+            &format!("{}/hooks/github", running.url),
+            &body,
+            Some(sign(&body))
+        )
+        .await
+        .0,
+        503
+    );
+    assert!(running.store.inbox_counts().unwrap().is_empty());
+}
