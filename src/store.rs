@@ -104,6 +104,11 @@ pub trait Store: Send + Sync {
     fn recover(&self) -> Result<usize, StoreError>;
     /// Inbox events by status, for tests and operations.
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
+    /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run
+    /// again; returns the ids replayed.
+    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
+    /// Deletes every dead letter; returns how many there were.
+    fn purge(&self) -> Result<usize, StoreError>;
 }
 
 /// An event of the inbox, claimed by a worker.
@@ -418,6 +423,37 @@ impl Store for SqliteStore {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.error(e))
     }
+
+    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError> {
+        let letters = self.dead_letters()?;
+        let chosen: Vec<&(i64, DeadLetter)> = letters
+            .iter()
+            .filter(|(id, _)| ids.is_none_or(|ids| ids.contains(id)))
+            .collect();
+        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let transaction = connection.transaction().map_err(|e| self.error(e))?;
+        let now = now();
+        for (id, letter) in &chosen {
+            transaction
+                .execute(
+                    "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+                    params![letter.integration, letter.event.to_string(), now],
+                )
+                .map_err(|e| self.error(e))?;
+            transaction
+                .execute("DELETE FROM dead_letters WHERE id = ?1", params![id])
+                .map_err(|e| self.error(e))?;
+        }
+        transaction.commit().map_err(|e| self.error(e))?;
+        Ok(chosen.iter().map(|(id, _)| *id).collect())
+    }
+
+    fn purge(&self) -> Result<usize, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .execute("DELETE FROM dead_letters", [])
+            .map_err(|e| self.error(e))
+    }
 }
 
 #[cfg(test)]
@@ -479,7 +515,16 @@ mod tests {
             .dead_letter(&letter)
             .unwrap();
         let reopened = SqliteStore::open(&path).unwrap();
-        assert_eq!(reopened.dead_letters().unwrap(), vec![(id, letter)]);
+        assert_eq!(reopened.dead_letters().unwrap(), vec![(id, letter.clone())]);
+        assert_eq!(reopened.replay(Some(&[id])).unwrap(), [id]);
+        assert!(reopened.dead_letters().unwrap().is_empty());
+        let replayed = reopened.claim().unwrap().unwrap();
+        assert_eq!(
+            (replayed.integration.as_str(), &replayed.event),
+            ("demo", &letter.event)
+        );
+        reopened.dead_letter(&letter).unwrap();
+        assert_eq!(reopened.purge().unwrap(), 1);
         let version: i64 = Connection::open(&path)
             .unwrap()
             .query_row("PRAGMA user_version", [], |row| row.get(0))

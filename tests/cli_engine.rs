@@ -269,4 +269,49 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
     let stored = format!("{letter:?}");
     assert!(!stored.contains(canary), "{stored}");
     assert!(!text(&output.stdout).contains(canary) && !text(&output.stderr).contains(canary));
+    drop(store);
+
+    // The operations commands read the same file.
+    let state = ["--state", "state/integ.db", "--format", "json"];
+    let listed = integ(&[&["dlq", "list"][..], &state[..]].concat(), &dir, &[]);
+    assert_eq!(listed.status.code(), Some(0));
+    let record: serde_json::Value = serde_json::from_str(text(&listed.stdout).trim()).unwrap();
+    assert_eq!(
+        (
+            record["id"].as_i64(),
+            record["step"].as_str(),
+            record["status"].as_u64()
+        ),
+        (Some(1), Some("note"), Some(422))
+    );
+    assert_eq!(
+        integ(&[&["dlq", "show", "1"][..], &state[..]].concat(), &dir, &[])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        integ(&[&["dlq", "show", "9"][..], &state[..]].concat(), &dir, &[])
+            .status
+            .code(),
+        Some(1)
+    );
+    let replayed = integ(
+        &[&["dlq", "replay", "1"][..], &state[..]].concat(),
+        &dir,
+        &[],
+    );
+    assert_eq!(
+        text(&replayed.stdout).trim(),
+        r#"{"missing":[],"replayed":[1]}"#
+    );
+    let empty = integ(&[&["dlq", "list"][..], &state[..]].concat(), &dir, &[]);
+    assert_eq!(text(&empty.stdout), "");
+    let store = integ::store::SqliteStore::open(&dir.join("state/integ.db")).unwrap();
+    let back = integ::store::Store::claim(&store).unwrap().unwrap();
+    assert_eq!(
+        (back.integration.as_str(), &back.event["id"]),
+        ("notes", &json!(9)),
+        "replayed into the inbox"
+    );
 }

@@ -1,5 +1,6 @@
 //! The `integ` command line: argument parsing and output. Only this module prints.
 
+mod dlq;
 mod lint;
 mod load;
 mod run;
@@ -28,6 +29,8 @@ enum Command {
     Test(test::TestArgs),
     /// Serve the specs' webhooks into a durable inbox and run the events.
     Serve(serve::ServeArgs),
+    /// Inspect, replay or purge the dead letters of a state store.
+    Dlq(dlq::DlqArgs),
 }
 
 /// Output for people or for programs.
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Dlq(args) => dlq::run(&args),
     }
 }
 
