@@ -131,7 +131,7 @@ fn scopes(
 
 /// rustls needs one process-wide crypto provider; ring builds fast and needs no C toolchain
 /// beyond what cargo has.
-fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     // Fails only when one is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

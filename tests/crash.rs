@@ -1,0 +1,209 @@
+//! Nothing is lost: `integ serve` is killed with SIGKILL at pseudo-random moments while
+//! 1 000 signed webhooks arrive, and restarted each time. Every event must reach the sink
+//! (at least once, under its idempotency key); raw duplicates are reported.
+
+#![allow(clippy::unwrap_used)]
+
+use hmac::{KeyInit, Mac};
+use integ::mock::{MockResponse, MockServer, Route};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const EVENTS: usize = 1_000;
+const SECRET: &str = "crash-test-secret";
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(dir: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_integ"))
+        .args([
+            "serve",
+            "relay.integ",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--secrets",
+            "secrets.env",
+        ])
+        .args(["--state", "state.db", "--workers", "4"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn healthy(client: &reqwest::Client, port: u16) {
+    for _ in 0..200 {
+        if client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("integ serve did not come up");
+}
+
+/// xorshift, so that a failure repeats.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_at_random_moments_loses_no_event() {
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/sink".into(),
+        // A little latency, so that events are in flight when the server dies.
+        responses: vec![
+            MockResponse::json(201, json!({"ok": true})).after(Duration::from_millis(3)),
+        ],
+    }])
+    .await
+    .unwrap();
+    let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = format!(
+        r#"integration relay {{
+  connection sink {{ base_url "{}" }}
+  trigger webhook "/hooks/relay" {{
+    signature hmac_sha256 secret("RELAY_SECRET") {{ header "X-Signature" prefix "sha256=" }}
+    dedupe $.id
+  }}
+  step forward = sink POST "/sink" {{
+    idempotency_key "evt-{{{{ event.id }}}}"
+    body {{ id = $.id }}
+    retry 10 exponential 50ms..1s on 5xx, timeout, network
+  }}
+}}"#,
+        sink.url()
+    );
+    std::fs::write(dir.join("relay.integ"), spec).unwrap();
+    std::fs::write(dir.join("secrets.env"), format!("RELAY_SECRET={SECRET}\n")).unwrap();
+
+    let port = free_port();
+    integ::engine::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let mut child = spawn(&dir, port);
+    healthy(&client, port).await;
+
+    // Posters: each event is sent until it is answered 202, as a provider would redeliver.
+    let next = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let posters: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, next, accepted) = (client.clone(), next.clone(), accepted.clone());
+            tokio::spawn(async move {
+                loop {
+                    let id = next.fetch_add(1, Ordering::SeqCst);
+                    if id >= EVENTS {
+                        return;
+                    }
+                    let body = json!({ "id": id }).to_string();
+                    loop {
+                        let sent = client
+                            .post(format!("http://127.0.0.1:{port}/hooks/relay"))
+                            .header("X-Signature", sign(body.as_bytes()))
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        if sent.is_ok_and(|r| r.status().as_u16() == 202) {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            // A steady pace (about 250 a second over all posters), so that
+                            // the kills fall while webhooks arrive and events run.
+                            tokio::time::sleep(Duration::from_millis(30)).await;
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut kills = 0;
+    while accepted.load(Ordering::SeqCst) < EVENTS && kills < 8 {
+        tokio::time::sleep(Duration::from_millis(60 + rng.next() % 200)).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        child = spawn(&dir, port);
+        healthy(&client, port).await;
+    }
+    for poster in posters {
+        poster.await.unwrap();
+    }
+    // The last process drains the inbox.
+    let started = Instant::now();
+    let delivered = || {
+        sink.requests()
+            .iter()
+            .map(|r| r.body["id"].as_u64().unwrap_or(u64::MAX))
+            .collect::<HashSet<_>>()
+    };
+    while delivered().len() < EVENTS && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let requests = sink.requests();
+    let mut per_key: HashMap<String, usize> = HashMap::new();
+    for request in &requests {
+        *per_key
+            .entry(
+                request
+                    .header("idempotency-key")
+                    .unwrap_or("none")
+                    .to_string(),
+            )
+            .or_default() += 1;
+    }
+    let raw_duplicates = requests.len() - per_key.len();
+    println!(
+        "crash test: {EVENTS} events, {kills} SIGKILLs, {} delivered keys, {raw_duplicates} raw duplicate deliveries",
+        per_key.len()
+    );
+    assert!(
+        kills >= 3,
+        "the test must actually kill the server ({kills} kills)"
+    );
+    let missing: Vec<usize> = (0..EVENTS)
+        .filter(|id| !per_key.contains_key(&format!("evt-{id}")))
+        .collect();
+    assert!(missing.is_empty(), "lost events: {missing:?}");
+    assert_eq!(per_key.len(), EVENTS, "no key outside the events");
+}
