@@ -231,3 +231,49 @@ async fn health_readiness_and_shutdown() {
     );
     assert!(running.store.inbox_counts().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_schedule_fires_and_its_runs_are_delivered() {
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/report".into(),
+        responses: vec![MockResponse::json(200, json!({}))],
+    }])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration report {{
+  connection slack {{ base_url "{}" }}
+  trigger schedule "* * * * * *" {{ timezone "Europe/Paris" event {{ kind: "tick" }} }}
+  step post = slack POST "/report" {{
+    idempotency_key "tick-{{{{ event.scheduled_at }}}}"
+    body {{ kind = $.kind at = $.scheduled_at }}
+  }}
+}}"#,
+        sink.url()
+    );
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("report.integ"), spec)]);
+    let model = files.pop().and_then(|f| f.model).unwrap();
+    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
+    let engine =
+        Arc::new(Engine::new(Arc::new(plan), Secrets::default(), Options::default()).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-schedule");
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let service = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(service.clone(), 1));
+    tokio::spawn(integ::serve::schedule(service.clone()));
+    until(|| sink.requests().len() >= 2).await;
+    service.shut_down();
+    let requests = sink.requests();
+    assert_eq!(requests[0].body["kind"], "tick");
+    let (first, second) = (
+        requests[0].body["at"].as_str().unwrap(),
+        requests[1].body["at"].as_str().unwrap(),
+    );
+    assert!(first < second, "{first} then {second}");
+    assert!(
+        first.ends_with("+01:00") || first.ends_with("+02:00"),
+        "Paris time: {first}"
+    );
+}

@@ -30,6 +30,8 @@ pub enum PlanError {
     },
     #[error("template `{template}` does not compile: {detail}")]
     Template { template: String, detail: String },
+    #[error("cron `{cron}` does not parse: {detail}")]
+    Cron { cron: String, detail: String },
     #[error("JSONPath `{query}` does not compile: {detail}")]
     JsonPath { query: String, detail: String },
 }
@@ -45,8 +47,20 @@ pub struct Plan {
     pub tests: Vec<TestPlan>,
     /// The webhook triggers.
     pub webhooks: Vec<WebhookPlan>,
+    /// The schedule triggers.
+    pub schedules: Vec<SchedulePlan>,
     /// Every secret the spec reads, so they can be loaded (and redacted) up front.
     pub secrets: BTreeSet<String>,
+}
+
+/// A schedule trigger, its cron expression parsed once.
+#[derive(Debug, Clone)]
+pub struct SchedulePlan {
+    pub cron: croner::Cron,
+    /// The expression as written, to name the schedule's runs.
+    pub text: String,
+    pub timezone: chrono_tz::Tz,
+    pub event: Option<Value>,
 }
 
 /// A webhook trigger: where it listens, how requests prove who sent them, and how a body
@@ -326,6 +340,29 @@ pub fn compile(
             })
         })
         .collect::<Result<_, PlanError>>()?;
+    let schedules = integration
+        .triggers
+        .iter()
+        .filter_map(|t| match t {
+            model::Trigger::Schedule(schedule) => Some(schedule),
+            _ => None,
+        })
+        .map(|schedule| {
+            let parser = croner::parser::CronParser::builder()
+                .seconds(croner::parser::Seconds::Optional)
+                .build();
+            let cron = parser.parse(&schedule.cron).map_err(|e| PlanError::Cron {
+                cron: schedule.cron.clone(),
+                detail: e.to_string(),
+            })?;
+            Ok(SchedulePlan {
+                cron,
+                text: schedule.cron.clone(),
+                timezone: schedule.timezone,
+                event: compiler.optional(schedule.event.as_ref())?,
+            })
+        })
+        .collect::<Result<_, PlanError>>()?;
     Ok(Plan {
         name: integration.name.clone(),
         templates: Arc::new(compiler.env),
@@ -334,6 +371,7 @@ pub fn compile(
         fallbacks,
         tests,
         webhooks,
+        schedules,
         secrets: compiler.secrets,
     })
 }
