@@ -222,7 +222,7 @@ async fn fire(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
         };
         // Sleep in short stretches, so that a shutdown is noticed.
         loop {
-            let left = (next.clone() - chrono::Utc::now().with_timezone(&plan.timezone))
+            let left = (next - chrono::Utc::now().with_timezone(&plan.timezone))
                 .to_std()
                 .unwrap_or_default();
             if left.is_zero() || service.stopping() {
