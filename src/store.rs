@@ -87,7 +87,19 @@ pub trait Store: Send + Sync {
         &self,
         integration: &str,
         events: &[(serde_json::Value, Option<String>)],
+    ) -> Result<(usize, usize), StoreError> {
+        self.enqueue_page(integration, None, events)
+    }
+    /// Like `enqueue`, and in the same transaction moves the position of a poll trigger:
+    /// a cursor is never stored past events that are not committed.
+    fn enqueue_page(
+        &self,
+        integration: &str,
+        position: Option<(&str, &str)>,
+        events: &[(serde_json::Value, Option<String>)],
     ) -> Result<(usize, usize), StoreError>;
+    /// The stored position of poll trigger `trigger`.
+    fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
     /// Takes the oldest pending event (marking it running) with the results of the steps
     /// it already completed.
     fn claim(&self) -> Result<Option<InboxItem>, StoreError>;
@@ -173,6 +185,12 @@ const MIGRATIONS: &[&str] = &[
         step     TEXT NOT NULL,
         result   TEXT,
         PRIMARY KEY (inbox_id, step)
+    )",
+    "CREATE TABLE cursors (
+        integration TEXT NOT NULL,
+        trigger     TEXT NOT NULL,
+        position    TEXT NOT NULL,
+        PRIMARY KEY (integration, trigger)
     )",
 ];
 
@@ -291,9 +309,10 @@ impl Store for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn enqueue(
+    fn enqueue_page(
         &self,
         integration: &str,
+        position: Option<(&str, &str)>,
         events: &[(serde_json::Value, Option<String>)],
     ) -> Result<(usize, usize), StoreError> {
         let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
@@ -321,8 +340,28 @@ impl Store for SqliteStore {
                 .map_err(|e| self.error(e))?;
             enqueued += 1;
         }
+        if let Some((trigger, position)) = position {
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO cursors (integration, trigger, position) VALUES (?1, ?2, ?3)",
+                    params![integration, trigger, position],
+                )
+                .map_err(|e| self.error(e))?;
+        }
         transaction.commit().map_err(|e| self.error(e))?;
         Ok((enqueued, dropped))
+    }
+
+    fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .query_row(
+                "SELECT position FROM cursors WHERE integration = ?1 AND trigger = ?2",
+                params![integration, trigger],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))
     }
 
     fn claim(&self) -> Result<Option<InboxItem>, StoreError> {

@@ -277,3 +277,78 @@ async fn a_cron_schedule_fires_and_its_runs_are_delivered() {
         "Paris time: {first}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn polling_commits_pages_with_their_cursor_and_resumes_after_a_restart() {
+    let api = MockServer::start(vec![
+        Route {
+            method: "GET".into(),
+            path: "/contacts".into(),
+            responses: vec![
+                MockResponse::json(
+                    200,
+                    json!({"results": [{"id": 1}, {"id": 2}], "next": "c2"}),
+                ),
+                MockResponse::json(200, json!({"results": [{"id": 3}], "next": null})),
+            ],
+        },
+        Route {
+            method: "POST".into(),
+            path: "/prospects".into(),
+            responses: vec![MockResponse::json(201, json!({}))],
+        },
+    ])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration sync {{
+  connection crm {{ base_url "{}" }}
+  trigger poll crm GET "/contacts" {{
+    every 200ms
+    items $.results[*]
+    cursor $.next into "after"
+    dedupe $.id
+  }}
+  step prospect = crm POST "/prospects" {{ idempotency_key "p-{{{{ event.id }}}}" body {{ id = $.id }} }}
+}}"#,
+        api.url()
+    );
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("sync.integ"), spec)]);
+    let model = files.pop().and_then(|f| f.model).unwrap();
+    let plan = Arc::new(integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-poll");
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let posts = || api.requests().iter().filter(|r| r.method == "POST").count();
+
+    let engine =
+        Arc::new(Engine::new(plan.clone(), Secrets::default(), Options::default()).unwrap());
+    let first = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(first.clone(), 1));
+    let polling = tokio::spawn(integ::serve::poll(first.clone()));
+    until(|| posts() == 3).await;
+    assert_eq!(
+        store.position("sync", "poll 0").unwrap().as_deref(),
+        Some("c2")
+    );
+    first.shut_down();
+    polling.await.unwrap();
+    let before = api.requests().iter().filter(|r| r.method == "GET").count();
+
+    // A new process on the same state starts at the stored cursor and runs nothing twice.
+    let engine = Arc::new(Engine::new(plan, Secrets::default(), Options::default()).unwrap());
+    let second = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(second.clone(), 1));
+    tokio::spawn(integ::serve::poll(second.clone()));
+    until(|| api.requests().iter().filter(|r| r.method == "GET").count() > before).await;
+    let resumed = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .nth(before)
+        .unwrap();
+    assert_eq!(resumed.query_param("after"), Some("c2"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.shut_down();
+    assert_eq!(posts(), 3, "each contact ran once");
+}

@@ -5,7 +5,7 @@ use crate::engine::{Engine, Options};
 use crate::lint::lint_paths;
 use crate::plan;
 use crate::secrets::Secrets;
-use crate::serve::{Service, router, schedule, work};
+use crate::serve::{Service, poll, router, schedule, work};
 use crate::store::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -105,6 +105,7 @@ fn start(args: &ServeArgs) -> Result<(), String> {
         );
         let workers = tokio::spawn(work(service.clone(), args.workers));
         let schedules = tokio::spawn(schedule(service.clone()));
+        let polls = tokio::spawn(poll(service.clone()));
         let stopping = service.clone();
         let server =
             axum::serve(listener, router(service.clone())).with_graceful_shutdown(async move {
@@ -117,6 +118,7 @@ fn start(args: &ServeArgs) -> Result<(), String> {
         server.await.map_err(|e| e.to_string())?;
         let _ = tokio::time::timeout(DRAIN, workers).await;
         schedules.abort();
+        polls.abort();
         Ok::<(), String>(())
     })
 }

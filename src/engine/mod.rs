@@ -6,11 +6,13 @@ mod auth;
 mod cache;
 mod http;
 mod limits;
+mod poll;
 mod report;
 mod run;
 pub mod url;
 
 pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
+pub use poll::Polled;
 pub use report::{RequestReport, RunOutcome, RunReport, StepReport};
 pub use run::as_text;
 

@@ -664,7 +664,7 @@ fn set_position(request: &mut Request, name: &str, value: Json) {
 }
 
 /// Sets query parameter `name` to `value`, replacing any earlier value.
-fn set_param(url: &mut reqwest::Url, name: &str, value: &str) {
+pub(super) fn set_param(url: &mut reqwest::Url, name: &str, value: &str) {
     let others: Vec<(String, String)> = url
         .query_pairs()
         .filter(|(k, _)| k != name)
@@ -677,7 +677,7 @@ fn set_param(url: &mut reqwest::Url, name: &str, value: &str) {
 }
 
 /// The `rel="next"` target of an RFC 8288 `Link` header.
-fn link_next(response: &Response) -> Option<String> {
+pub(super) fn link_next(response: &Response) -> Option<String> {
     let header = response.headers.get_all(reqwest::header::LINK);
     header
         .iter()

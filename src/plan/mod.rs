@@ -49,8 +49,27 @@ pub struct Plan {
     pub webhooks: Vec<WebhookPlan>,
     /// The schedule triggers.
     pub schedules: Vec<SchedulePlan>,
+    /// The poll triggers.
+    pub polls: Vec<PollPlan>,
     /// Every secret the spec reads, so they can be loaded (and redacted) up front.
     pub secrets: BTreeSet<String>,
+}
+
+/// A poll trigger: the request made every interval, and how its answer becomes events.
+#[derive(Debug, Clone)]
+pub struct PollPlan {
+    /// Index into `Plan::connections`.
+    pub connection: usize,
+    pub method: Method,
+    pub path: Value,
+    pub every: Duration,
+    pub query: Vec<(String, Value)>,
+    pub headers: Vec<(String, Value)>,
+    /// The records of an answer (`$` is the answer); the whole answer when absent.
+    pub items: Option<Value>,
+    pub cursor: Option<PageStyle>,
+    pub when: Option<Value>,
+    pub dedupe: Option<Value>,
 }
 
 /// A schedule trigger, its cron expression parsed once.
@@ -107,22 +126,46 @@ impl WebhookPlan {
             },
             None => vec![body],
         };
-        split
-            .into_iter()
-            .filter(|event| {
-                self.when
-                    .as_ref()
-                    .is_none_or(|when| truthy(eval(when, event).as_ref()))
-            })
-            .map(|event| {
-                let key = self.dedupe.as_ref().and_then(|dedupe| eval(dedupe, &event));
-                let key = key
-                    .filter(|k| !k.is_null())
-                    .map(|k| crate::engine::as_text(Some(&k)));
-                (event, key)
-            })
-            .collect()
+        keyed_events(
+            env,
+            split,
+            self.when.as_ref(),
+            self.dedupe.as_ref(),
+            secrets,
+        )
     }
+}
+
+/// Events that pass `when`, each with its `dedupe` key: what webhooks and polls enqueue.
+pub fn keyed_events(
+    env: &Arc<Environment<'static>>,
+    events: Vec<Json>,
+    when: Option<&Value>,
+    dedupe: Option<&Value>,
+    secrets: &crate::secrets::Secrets,
+) -> Vec<(Json, Option<String>)> {
+    let steps = serde_json::Map::new();
+    let eval = |value: &Value, document: &Json| {
+        let scope = Scope {
+            document,
+            event: document,
+            steps: &steps,
+            item: None,
+            secrets,
+        };
+        value.eval(env, &scope).ok().flatten()
+    };
+    events
+        .into_iter()
+        .filter(|event| when.is_none_or(|when| truthy(eval(when, event).as_ref())))
+        .map(|event| {
+            let key = dedupe.and_then(|dedupe| eval(dedupe, &event));
+            let key = key
+                .filter(|k| !k.is_null())
+                .map(|k| crate::engine::as_text(Some(&k)));
+            (event, key)
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +406,33 @@ pub fn compile(
             })
         })
         .collect::<Result<_, PlanError>>()?;
+    let polls = integration
+        .triggers
+        .iter()
+        .filter_map(|t| match t {
+            model::Trigger::Poll(poll) => Some(poll),
+            _ => None,
+        })
+        .map(|poll| {
+            Ok(PollPlan {
+                connection: index(&poll.connection)?,
+                method: poll.method,
+                path: compiler.path(&poll.path)?,
+                every: poll.every,
+                query: compiler.entries(&poll.query)?,
+                headers: compiler.entries(&poll.headers)?,
+                items: compiler.optional(poll.items.as_ref())?,
+                cursor: match &poll.cursor {
+                    Some(cursor) => {
+                        Some(compiler.page_style(&model::PaginationStyle::Cursor(cursor.clone()))?)
+                    }
+                    None => None,
+                },
+                when: compiler.optional(poll.when.as_ref())?,
+                dedupe: compiler.optional(poll.dedupe.as_ref())?,
+            })
+        })
+        .collect::<Result<_, PlanError>>()?;
     Ok(Plan {
         name: integration.name.clone(),
         templates: Arc::new(compiler.env),
@@ -372,6 +442,7 @@ pub fn compile(
         tests,
         webhooks,
         schedules,
+        polls,
         secrets: compiler.secrets,
     })
 }
