@@ -6,7 +6,7 @@
 
 use crate::engine::{Engine, RunOutcome};
 use crate::plan::WebhookPlan;
-use crate::store::{DeadLetter, Finished, Store};
+use crate::store::{DeadLetter, Finished, RunRecord, Store};
 use crate::webhook::signature::{self, Incoming};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -377,6 +377,9 @@ async fn worker(service: Arc<Service>) {
                 let _ = store.checkpoint(id, step, result);
             })
             .await;
+        let _ = service
+            .store
+            .record_run(&RunRecord::from_run(&report, engine.secrets()));
         let finished = match report.outcome {
             RunOutcome::Succeeded => Finished::Done,
             RunOutcome::Failed => Finished::Failed,

@@ -121,6 +121,57 @@ pub trait Store: Send + Sync {
     fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
     /// Deletes every dead letter; returns how many there were.
     fn purge(&self) -> Result<usize, StoreError>;
+    /// Adds a run to the history.
+    fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// The history, newest first: of one integration or all, of failed runs or all.
+    fn runs(
+        &self,
+        integration: Option<&str>,
+        failed_only: bool,
+    ) -> Result<Vec<RunRecord>, StoreError>;
+}
+
+/// One run in the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub integration: String,
+    /// `succeeded`, `failed` or `dead_lettered`.
+    pub outcome: String,
+    /// Seconds since the Unix epoch.
+    pub started_at: i64,
+    pub duration_ms: i64,
+    /// Requests made, retries included.
+    pub attempts: u32,
+    /// The step that failed and why; secrets redacted.
+    pub error: Option<String>,
+}
+
+impl RunRecord {
+    pub fn from_run(report: &RunReport, secrets: &Secrets) -> Self {
+        let outcome = serde_json::to_value(report.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
+        let failed = report
+            .steps
+            .iter()
+            .find(|s| s.error.is_some() && s.outcome != crate::model::Outcome::Skipped);
+        let duration_ms = report.duration.as_millis() as i64;
+        Self {
+            integration: report.integration.clone(),
+            outcome: outcome.unwrap_or_default(),
+            started_at: now() - duration_ms / 1000,
+            duration_ms,
+            attempts: report
+                .steps
+                .iter()
+                .flat_map(|s| &s.requests)
+                .map(|r| r.attempts)
+                .sum(),
+            error: failed.map(|s| {
+                secrets.redact(&format!("{}: {}", s.name, s.error.as_deref().unwrap_or("")))
+            }),
+        }
+    }
 }
 
 /// An event of the inbox, claimed by a worker.
@@ -153,6 +204,7 @@ impl Finished {
 }
 
 /// The schema, one migration per version; `PRAGMA user_version` records how many ran.
+/// Append only: a released migration is never edited or reordered.
 const MIGRATIONS: &[&str] = &[
     "CREATE TABLE dead_letters (
         id          INTEGER PRIMARY KEY,
@@ -191,6 +243,15 @@ const MIGRATIONS: &[&str] = &[
         trigger     TEXT NOT NULL,
         position    TEXT NOT NULL,
         PRIMARY KEY (integration, trigger)
+    )",
+    "CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        integration TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL,
+        error       TEXT
     )",
 ];
 
@@ -485,6 +546,54 @@ impl Store for SqliteStore {
         }
         transaction.commit().map_err(|e| self.error(e))?;
         Ok(chosen.iter().map(|(id, _)| *id).collect())
+    }
+
+    fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .execute(
+                "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    run.integration,
+                    run.outcome,
+                    run.started_at,
+                    run.duration_ms,
+                    run.attempts,
+                    run.error
+                ],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    fn runs(
+        &self,
+        integration: Option<&str>,
+        failed_only: bool,
+    ) -> Result<Vec<RunRecord>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut statement = connection
+            .prepare(
+                "SELECT integration, outcome, started_at, duration_ms, attempts, error FROM runs
+                 WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR outcome != 'succeeded')
+                 ORDER BY id DESC",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![integration, failed_only], |row| {
+                Ok(RunRecord {
+                    integration: row.get(0)?,
+                    outcome: row.get(1)?,
+                    started_at: row.get(2)?,
+                    duration_ms: row.get(3)?,
+                    attempts: row.get(4)?,
+                    error: row.get(5)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
     }
 
     fn purge(&self) -> Result<usize, StoreError> {

@@ -307,6 +307,43 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
     );
     let empty = integ(&[&["dlq", "list"][..], &state[..]].concat(), &dir, &[]);
     assert_eq!(text(&empty.stdout), "");
+    let runs = integ(
+        &[
+            "runs",
+            "--failed",
+            "--state",
+            "state/integ.db",
+            "--format",
+            "json",
+        ],
+        &dir,
+        &[],
+    );
+    let run: serde_json::Value = serde_json::from_str(text(&runs.stdout).trim()).unwrap();
+    assert_eq!(
+        (run["integration"].as_str(), run["outcome"].as_str()),
+        (Some("notes"), Some("dead_lettered"))
+    );
+    assert_eq!(run["attempts"], 2, "one GET, one POST");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("note: status 422"),
+        "{run}"
+    );
+    let other = integ(
+        &[
+            "runs",
+            "--integration",
+            "other",
+            "--state",
+            "state/integ.db",
+        ],
+        &dir,
+        &[],
+    );
+    assert_eq!(text(&other.stdout), "");
     let store = integ::store::SqliteStore::open(&dir.join("state/integ.db")).unwrap();
     let back = integ::store::Store::claim(&store).unwrap().unwrap();
     assert_eq!(

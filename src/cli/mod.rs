@@ -4,6 +4,7 @@ mod dlq;
 mod lint;
 mod load;
 mod run;
+mod runs;
 mod serve;
 mod test;
 
@@ -31,6 +32,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Inspect, replay or purge the dead letters of a state store.
     Dlq(dlq::DlqArgs),
+    /// The run history of a state store.
+    Runs(runs::RunsArgs),
 }
 
 /// Output for people or for programs.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Dlq(args) => dlq::run(&args),
+        Command::Runs(args) => runs::run(&args),
     }
 }
 

@@ -4,7 +4,7 @@ use super::{Color, EXIT_FAILURE, EXIT_USAGE, Format, lint::style, load, use_colo
 use crate::engine::{Engine, Options, RunOutcome, RunReport, StepReport};
 use crate::model::Outcome;
 use crate::secrets::Secrets;
-use crate::store::{DeadLetter, SqliteStore, Store, StoreError};
+use crate::store::{DeadLetter, RunRecord, SqliteStore, Store, StoreError};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,10 +66,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(error) => return usage(&error),
     };
     let report = runtime.block_on(engine.run(event.clone()));
-    if report.outcome == RunOutcome::DeadLettered && !args.dry_run {
-        match keep_dead_letter(&args.state, &report, &event, engine.secrets()) {
-            Ok(id) => eprintln!("dead letter #{id} kept in {}", args.state.display()),
-            Err(error) => eprintln!("error: the event could not be dead-lettered: {error}"),
+    if !args.dry_run {
+        match keep(&args.state, &report, &event, engine.secrets()) {
+            Ok(Some(id)) => eprintln!("dead letter #{id} kept in {}", args.state.display()),
+            Ok(None) => {}
+            Err(error) => eprintln!("error: the state store {}: {error}", args.state.display()),
         }
     }
     let written = match args.format {
@@ -87,20 +88,24 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
 }
 
-fn keep_dead_letter(
+/// Records the run in the history and, when it dead-lettered, keeps the event.
+fn keep(
     path: &std::path::Path,
     report: &RunReport,
     event: &serde_json::Value,
     secrets: &Secrets,
-) -> Result<i64, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let store = SqliteStore::open(path)?;
+    store.record_run(&RunRecord::from_run(report, secrets))?;
     let step = report
         .steps
         .iter()
         .find(|s| s.outcome == Outcome::DeadLettered);
-    match step {
-        Some(step) => store.dead_letter(&DeadLetter::from_run(report, step, event, secrets)),
-        None => Err(StoreError::Poisoned),
+    match step.filter(|_| report.outcome == RunOutcome::DeadLettered) {
+        Some(step) => store
+            .dead_letter(&DeadLetter::from_run(report, step, event, secrets))
+            .map(Some),
+        None => Ok(None),
     }
 }
 
