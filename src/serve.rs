@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
+/// Numbers the runs of this process, for the logs.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Webhook bodies above this size are refused with a 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -114,6 +117,7 @@ async fn webhook(
         };
     };
     if let Err(error) = check_signature(engine, hook, &method, &uri, &headers, &body) {
+        tracing::warn!(integration = %engine.plan().name, path = uri.path(), %error, "webhook refused: 401");
         return refuse(StatusCode::UNAUTHORIZED, error);
     }
     let payload: Json = match serde_json::from_slice(&body) {
@@ -131,6 +135,7 @@ async fn webhook(
     let committed = tokio::task::spawn_blocking(move || store.enqueue(&integration, &events)).await;
     match committed {
         Ok(Ok((accepted, duplicates))) => {
+            tracing::info!(integration = %engine.plan().name, path = uri.path(), accepted, duplicates, "webhook committed");
             service.work.notify_waiters();
             (
                 StatusCode::ACCEPTED,
@@ -371,12 +376,32 @@ async fn worker(service: Arc<Service>) {
         };
         let store = service.store.clone();
         let id = item.id;
-        let report = engine
-            .resume(item.event.clone(), item.done, |step, result| {
+        let span = tracing::info_span!("run", integration = %item.integration, event = id, run = RUNS.fetch_add(1, Ordering::Relaxed));
+        let _entered = span.clone().entered();
+        let resumed = item.done.len();
+        tracing::info!(resumed_steps = resumed, "run started");
+        drop(_entered);
+        let report = tracing::Instrument::instrument(
+            engine.resume(item.event.clone(), item.done, |step, result| {
                 // A checkpoint is small and local; losing one only repeats the step.
                 let _ = store.checkpoint(id, step, result);
-            })
-            .await;
+            }),
+            span.clone(),
+        )
+        .await;
+        let _entered = span.entered();
+        for step in &report.steps {
+            let error = step.error.as_deref().unwrap_or("");
+            tracing::info!(step = %step.name, outcome = step.outcome.as_str(), requests = step.requests.len(), error, "step");
+        }
+        let outcome = serde_json::to_value(report.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
+        tracing::info!(
+            outcome = outcome.unwrap_or_default(),
+            duration_ms = report.duration.as_millis() as u64,
+            "run finished"
+        );
         let _ = service
             .store
             .record_run(&RunRecord::from_run(&report, engine.secrets()));

@@ -35,6 +35,33 @@ pub struct ServeArgs {
     /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// Log lines for people, or one JSON object per line; `INTEG_LOG` sets the level
+    /// (`info` by default, `debug`, `warn`, ...).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Logs go to standard error; every line of a run carries its integration, event and run id.
+fn init_logs(format: LogFormat, color: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("INTEG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Human => logs.with_ansi(color).try_init(),
+    };
 }
 
 /// How long in-flight events may take to finish after a shutdown signal; the rest stays in
@@ -54,6 +81,7 @@ pub fn run(args: &ServeArgs) -> ExitCode {
 }
 
 fn start(args: &ServeArgs) -> Result<(), String> {
+    init_logs(args.log_format, super::use_color(args.color));
     let files = lint_paths(&args.paths).map_err(|e| e.to_string())?;
     if files.iter().any(|f| f.model.is_none()) {
         let _ = render(
@@ -98,11 +126,7 @@ fn start(args: &ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
-        eprintln!(
-            "integ serve: {} webhook route(s) on http://{address}, state in {}",
-            routes(&service),
-            args.state.display()
-        );
+        tracing::info!(listen = %address, webhooks = routes(&service), state = %args.state.display(), "integ serve started");
         let workers = tokio::spawn(work(service.clone(), args.workers));
         let schedules = tokio::spawn(schedule(service.clone()));
         let polls = tokio::spawn(poll(service.clone()));
@@ -110,9 +134,7 @@ fn start(args: &ServeArgs) -> Result<(), String> {
         let server =
             axum::serve(listener, router(service.clone())).with_graceful_shutdown(async move {
                 signal().await;
-                eprintln!(
-                    "integ serve: stopping; in-flight events finish, the rest stay in the inbox"
-                );
+                tracing::info!("stopping: in-flight events finish, the rest stay in the inbox");
                 stopping.shut_down();
             });
         server.await.map_err(|e| e.to_string())?;
