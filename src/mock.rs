@@ -130,6 +130,11 @@ impl MockServer {
         format!("http://{}", self.addr)
     }
 
+    /// How many requests arrived so far, without copying them.
+    pub fn request_count(&self) -> usize {
+        self.shared.lock().map(|s| s.log.len()).unwrap_or_default()
+    }
+
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared

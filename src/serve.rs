@@ -56,6 +56,12 @@ impl Service {
         self.work.notify_waiters();
     }
 
+    /// Wakes a worker for new work. `notify_one` keeps a permit when no worker is waiting,
+    /// so work enqueued while every worker is busy is not left to the next poll.
+    fn wake(&self) {
+        self.work.notify_one();
+    }
+
     fn stopping(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
@@ -136,7 +142,7 @@ async fn webhook(
     match committed {
         Ok(Ok((accepted, duplicates))) => {
             tracing::info!(integration = %engine.plan().name, path = uri.path(), accepted, duplicates, "webhook committed");
-            service.work.notify_waiters();
+            service.wake();
             (
                 StatusCode::ACCEPTED,
                 axum::Json(json!({ "accepted": accepted, "duplicates": duplicates })),
@@ -260,7 +266,7 @@ async fn fire(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
         let (store, integration) = (service.store.clone(), engine.plan().name.clone());
         let events = vec![(Json::Object(event), Some(key))];
         let _ = tokio::task::spawn_blocking(move || store.enqueue(&integration, &events)).await;
-        service.work.notify_waiters();
+        service.wake();
     }
 }
 
@@ -327,7 +333,7 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
             if !matches!(committed, Ok(Ok(_))) {
                 break;
             }
-            service.work.notify_waiters();
+            service.wake();
             if polled.next.is_none() || polled.next == position {
                 break;
             }
@@ -371,7 +377,7 @@ async fn worker(service: Arc<Service>) {
             .iter()
             .find(|e| e.plan().name == item.integration)
         else {
-            let _ = service.store.finish(item.id, Finished::Failed);
+            let _ = service.store.finish(item.id, Finished::Failed, None);
             continue;
         };
         let store = service.store.clone();
@@ -402,9 +408,6 @@ async fn worker(service: Arc<Service>) {
             duration_ms = report.duration.as_millis() as u64,
             "run finished"
         );
-        let _ = service
-            .store
-            .record_run(&RunRecord::from_run(&report, engine.secrets()));
         let finished = match report.outcome {
             RunOutcome::Succeeded => Finished::Done,
             RunOutcome::Failed => Finished::Failed,
@@ -420,6 +423,10 @@ async fn worker(service: Arc<Service>) {
                 Finished::DeadLettered
             }
         };
-        let _ = service.store.finish(id, finished);
+        let _ = service.store.finish(
+            id,
+            finished,
+            Some(&RunRecord::from_run(&report, engine.secrets())),
+        );
     }
 }

@@ -111,7 +111,8 @@ pub trait Store: Send + Sync {
         result: Option<&serde_json::Value>,
     ) -> Result<(), StoreError>;
     /// Ends inbox event `id`.
-    fn finish(&self, id: i64, status: Finished) -> Result<(), StoreError>;
+    /// Ends it with its run added to the history, in the same transaction.
+    fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError>;
     /// Puts back the events a stopped process left running; returns how many.
     fn recover(&self) -> Result<usize, StoreError>;
     /// Inbox events by status, for tests and operations.
@@ -306,6 +307,22 @@ impl SqliteStore {
     }
 }
 
+fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
+    connection.execute(
+        "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            run.integration,
+            run.outcome,
+            run.started_at,
+            run.duration_ms,
+            run.attempts,
+            run.error
+        ],
+    )?;
+    Ok(())
+}
+
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let version = usize::try_from(version).unwrap_or(0);
@@ -489,15 +506,19 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn finish(&self, id: i64, status: Finished) -> Result<(), StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        connection
+    fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError> {
+        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let transaction = connection.transaction().map_err(|e| self.error(e))?;
+        transaction
             .execute(
                 "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, status.as_str(), now()],
             )
             .map_err(|e| self.error(e))?;
-        Ok(())
+        if let Some(run) = run {
+            insert_run(&transaction, run).map_err(|e| self.error(e))?;
+        }
+        transaction.commit().map_err(|e| self.error(e))
     }
 
     fn recover(&self) -> Result<usize, StoreError> {
@@ -550,21 +571,7 @@ impl Store for SqliteStore {
 
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        connection
-            .execute(
-                "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    run.integration,
-                    run.outcome,
-                    run.started_at,
-                    run.duration_ms,
-                    run.attempts,
-                    run.error
-                ],
-            )
-            .map_err(|e| self.error(e))?;
-        Ok(())
+        insert_run(&connection, run).map_err(|e| self.error(e))
     }
 
     fn runs(
@@ -631,7 +638,7 @@ mod tests {
             (again.id, again.done.get("lookup")),
             (first.id, Some(&serde_json::json!({"x": 1})))
         );
-        store.finish(again.id, Finished::Done).unwrap();
+        store.finish(again.id, Finished::Done, None).unwrap();
         let third = store.claim().unwrap().unwrap();
         assert_eq!(third.event, serde_json::json!({"n": 3}));
         assert!(store.claim().unwrap().is_none());

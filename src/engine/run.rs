@@ -55,7 +55,8 @@ impl Engine {
         let mut results = Map::new();
         let mut reports = Vec::new();
         let mut outcome = RunOutcome::Succeeded;
-        for step in &self.plan().steps {
+        let steps = &self.plan().steps;
+        for (index, step) in steps.iter().enumerate() {
             if let Some(result) = done.get(&step.name) {
                 if !result.is_null() {
                     results.insert(step.name.clone(), result.clone());
@@ -67,7 +68,10 @@ impl Engine {
                 Outcome::Failed => Some(RunOutcome::Failed),
                 Outcome::DeadLettered => Some(RunOutcome::DeadLettered),
                 Outcome::Succeeded | Outcome::Skipped | Outcome::FellBack => {
-                    checkpoint(&step.name, results.get(&step.name));
+                    // After the last step the run's end is recorded instead.
+                    if index + 1 < steps.len() {
+                        checkpoint(&step.name, results.get(&step.name));
+                    }
                     None
                 }
             };
