@@ -307,8 +307,19 @@ impl SqliteStore {
     }
 }
 
+/// Runs a statement through the connection's statement cache: the same few statements run
+/// for every event, so parsing them once matters.
+fn exec<P: rusqlite::Params>(
+    connection: &Connection,
+    sql: &str,
+    params: P,
+) -> rusqlite::Result<usize> {
+    connection.prepare_cached(sql)?.execute(params)
+}
+
 fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
-    connection.execute(
+    exec(
+        connection,
         "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -337,8 +348,7 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 impl Store for SqliteStore {
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        connection
-            .execute(
+        exec(&connection,
                 "INSERT INTO dead_letters (integration, step, event, requests, status, error, attempts, failed_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
@@ -399,19 +409,18 @@ impl Store for SqliteStore {
         let now = now();
         for (event, key) in events {
             if let Some(key) = key {
-                let fresh = transaction
-                    .execute(
-                        "INSERT OR IGNORE INTO dedupe (integration, key, seen_at) VALUES (?1, ?2, ?3)",
-                        params![integration, key, now],
-                    )
-                    .map_err(|e| self.error(e))?;
+                let fresh = exec(
+                    &transaction,
+                    "INSERT OR IGNORE INTO dedupe (integration, key, seen_at) VALUES (?1, ?2, ?3)",
+                    params![integration, key, now],
+                )
+                .map_err(|e| self.error(e))?;
                 if fresh == 0 {
                     dropped += 1;
                     continue;
                 }
             }
-            transaction
-                .execute(
+            exec(&transaction,
                     "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
                     params![integration, event.to_string(), now],
                 )
@@ -419,8 +428,7 @@ impl Store for SqliteStore {
             enqueued += 1;
         }
         if let Some((trigger, position)) = position {
-            transaction
-                .execute(
+            exec(&transaction,
                     "INSERT OR REPLACE INTO cursors (integration, trigger, position) VALUES (?1, ?2, ?3)",
                     params![integration, trigger, position],
                 )
@@ -446,26 +454,26 @@ impl Store for SqliteStore {
         let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let transaction = connection.transaction().map_err(|e| self.error(e))?;
         let row = transaction
-            .query_row(
-                "SELECT id, integration, event FROM inbox WHERE status = 'pending' ORDER BY id LIMIT 1",
-                [],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
-            )
-            .optional()
+            .prepare_cached("SELECT id, integration, event FROM inbox WHERE status = 'pending' ORDER BY id LIMIT 1")
+            .and_then(|mut statement| {
+                statement
+                    .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
+                    .optional()
+            })
             .map_err(|e| self.error(e))?;
         let Some((id, integration, event)) = row else {
             return Ok(None);
         };
-        transaction
-            .execute(
-                "UPDATE inbox SET status = 'running', updated_at = ?2 WHERE id = ?1",
-                params![id, now()],
-            )
-            .map_err(|e| self.error(e))?;
+        exec(
+            &transaction,
+            "UPDATE inbox SET status = 'running', updated_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )
+        .map_err(|e| self.error(e))?;
         let mut done = serde_json::Map::new();
         {
             let mut statement = transaction
-                .prepare("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
+                .prepare_cached("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
                 .map_err(|e| self.error(e))?;
             let rows = statement
                 .query_map(params![id], |row| {
@@ -497,24 +505,24 @@ impl Store for SqliteStore {
         result: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        connection
-            .execute(
-                "INSERT OR REPLACE INTO checkpoints (inbox_id, step, result) VALUES (?1, ?2, ?3)",
-                params![id, step, result.map(|r| r.to_string())],
-            )
-            .map_err(|e| self.error(e))?;
+        exec(
+            &connection,
+            "INSERT OR REPLACE INTO checkpoints (inbox_id, step, result) VALUES (?1, ?2, ?3)",
+            params![id, step, result.map(|r| r.to_string())],
+        )
+        .map_err(|e| self.error(e))?;
         Ok(())
     }
 
     fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError> {
         let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let transaction = connection.transaction().map_err(|e| self.error(e))?;
-        transaction
-            .execute(
-                "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, status.as_str(), now()],
-            )
-            .map_err(|e| self.error(e))?;
+        exec(
+            &transaction,
+            "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, status.as_str(), now()],
+        )
+        .map_err(|e| self.error(e))?;
         if let Some(run) = run {
             insert_run(&transaction, run).map_err(|e| self.error(e))?;
         }
@@ -523,12 +531,12 @@ impl Store for SqliteStore {
 
     fn recover(&self) -> Result<usize, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        connection
-            .execute(
-                "UPDATE inbox SET status = 'pending' WHERE status = 'running'",
-                [],
-            )
-            .map_err(|e| self.error(e))
+        exec(
+            &connection,
+            "UPDATE inbox SET status = 'pending' WHERE status = 'running'",
+            [],
+        )
+        .map_err(|e| self.error(e))
     }
 
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
@@ -555,15 +563,17 @@ impl Store for SqliteStore {
         let transaction = connection.transaction().map_err(|e| self.error(e))?;
         let now = now();
         for (id, letter) in &chosen {
-            transaction
-                .execute(
+            exec(&transaction,
                     "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
                     params![letter.integration, letter.event.to_string(), now],
                 )
                 .map_err(|e| self.error(e))?;
-            transaction
-                .execute("DELETE FROM dead_letters WHERE id = ?1", params![id])
-                .map_err(|e| self.error(e))?;
+            exec(
+                &transaction,
+                "DELETE FROM dead_letters WHERE id = ?1",
+                params![id],
+            )
+            .map_err(|e| self.error(e))?;
         }
         transaction.commit().map_err(|e| self.error(e))?;
         Ok(chosen.iter().map(|(id, _)| *id).collect())
@@ -605,9 +615,7 @@ impl Store for SqliteStore {
 
     fn purge(&self) -> Result<usize, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        connection
-            .execute("DELETE FROM dead_letters", [])
-            .map_err(|e| self.error(e))
+        exec(&connection, "DELETE FROM dead_letters", []).map_err(|e| self.error(e))
     }
 }
 
