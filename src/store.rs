@@ -451,44 +451,47 @@ impl Store for SqliteStore {
     }
 
     fn claim(&self) -> Result<Option<InboxItem>, StoreError> {
-        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let transaction = connection.transaction().map_err(|e| self.error(e))?;
-        let row = transaction
-            .prepare_cached("SELECT id, integration, event FROM inbox WHERE status = 'pending' ORDER BY id LIMIT 1")
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        // One statement, so one implicit transaction: the oldest pending event turns running.
+        let row = connection
+            .prepare_cached(
+                "UPDATE inbox SET status = 'running', updated_at = ?1
+                 WHERE id = (SELECT id FROM inbox WHERE status = 'pending' ORDER BY id LIMIT 1)
+                 RETURNING id, integration, event",
+            )
             .and_then(|mut statement| {
                 statement
-                    .query_row([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
+                    .query_row(params![now()], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                        ))
+                    })
                     .optional()
             })
             .map_err(|e| self.error(e))?;
         let Some((id, integration, event)) = row else {
             return Ok(None);
         };
-        exec(
-            &transaction,
-            "UPDATE inbox SET status = 'running', updated_at = ?2 WHERE id = ?1",
-            params![id, now()],
-        )
-        .map_err(|e| self.error(e))?;
         let mut done = serde_json::Map::new();
-        {
-            let mut statement = transaction
-                .prepare_cached("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
-                .map_err(|e| self.error(e))?;
-            let rows = statement
-                .query_map(params![id], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
-                })
-                .map_err(|e| self.error(e))?;
-            for row in rows {
-                let (step, result) = row.map_err(|e| self.error(e))?;
-                let result = result
+        let mut statement = connection
+            .prepare_cached("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (step, result) = row.map_err(|e| self.error(e))?;
+            done.insert(
+                step,
+                result
                     .and_then(|r| serde_json::from_str(&r).ok())
-                    .unwrap_or_default();
-                done.insert(step, result);
-            }
+                    .unwrap_or_default(),
+            );
         }
-        transaction.commit().map_err(|e| self.error(e))?;
         let event = serde_json::from_str(&event).unwrap_or_default();
         Ok(Some(InboxItem {
             id,
