@@ -168,15 +168,7 @@ fn check_signature(
     let Some((preset, secret)) = &hook.signature else {
         return Ok(());
     };
-    let empty = Json::Null;
-    let steps = serde_json::Map::new();
-    let scope = crate::plan::Scope {
-        document: &empty,
-        event: &empty,
-        steps: &steps,
-        item: None,
-        secrets: engine.secrets(),
-    };
+    let scope = crate::plan::Scope::fixed(engine.secrets());
     let secret = secret
         .eval(&engine.plan().templates, &scope)
         .ok()
@@ -244,15 +236,7 @@ async fn fire(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
         if service.stopping() {
             return;
         }
-        let empty = Json::Null;
-        let steps = serde_json::Map::new();
-        let scope = crate::plan::Scope {
-            document: &empty,
-            event: &empty,
-            steps: &steps,
-            item: None,
-            secrets: engine.secrets(),
-        };
+        let scope = crate::plan::Scope::fixed(engine.secrets());
         let declared = plan
             .event
             .as_ref()

@@ -10,7 +10,7 @@ use crate::mock::{MockResponse, MockServer, Recorded, Route};
 use crate::plan::{ExpectationPlan, Plan, Scope, TestPlan, Value};
 use crate::secrets::Secrets;
 use serde::Serialize;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use std::sync::Arc;
 
 /// What one test found.
@@ -94,14 +94,7 @@ fn base_paths(plan: &Plan, secrets: &Secrets) -> Vec<String> {
 }
 
 fn eval(plan: &Plan, value: &Value, document: &Json, secrets: &Secrets) -> Option<Json> {
-    let steps = Map::new();
-    let scope = Scope {
-        document,
-        event: document,
-        steps: &steps,
-        item: None,
-        secrets,
-    };
+    let scope = Scope::of(document, secrets);
     value.eval(&plan.templates, &scope).ok().flatten()
 }
 

@@ -18,7 +18,7 @@ pub use run::as_text;
 
 use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value};
 use crate::secrets::Secrets;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use std::sync::Arc;
 
 /// How the engine runs.
@@ -146,15 +146,7 @@ fn connect(
     options: &Options,
 ) -> Result<http::Connection, EngineError> {
     let name = connection.name.clone();
-    let empty = Json::Null;
-    let steps = Map::new();
-    let scope = Scope {
-        document: &empty,
-        event: &empty,
-        steps: &steps,
-        item: None,
-        secrets,
-    };
+    let scope = Scope::fixed(secrets);
     let text = |value: &Value| -> Result<String, EngineError> {
         let value = value
             .eval(&plan.templates, &scope)

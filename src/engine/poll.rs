@@ -6,7 +6,7 @@ use super::run::{as_text, link_next, set_param};
 use super::{Engine, url};
 use crate::model::Encoding;
 use crate::plan::{PageStyle, PollPlan, Scope};
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 /// What one poll brought.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,14 +31,7 @@ impl Engine {
         let response = exchange
             .result
             .map_err(|e| self.secrets().redact(&e.to_string()))?;
-        let steps = Map::new();
-        let scope = Scope {
-            document: &response.body,
-            event: &response.body,
-            steps: &steps,
-            item: None,
-            secrets: self.secrets(),
-        };
+        let scope = Scope::of(&response.body, self.secrets());
         let found = match &poll.items {
             Some(items) => items
                 .eval(&plan.templates, &scope)
@@ -69,15 +62,7 @@ impl Engine {
     fn poll_request(&self, poll: &PollPlan, position: Option<&str>) -> Result<Request, String> {
         let plan = self.plan();
         let connection = &self.connections[poll.connection];
-        let empty = Json::Null;
-        let steps = Map::new();
-        let scope = Scope {
-            document: &empty,
-            event: &empty,
-            steps: &steps,
-            item: None,
-            secrets: self.secrets(),
-        };
+        let scope = Scope::fixed(self.secrets());
         let path = poll
             .path
             .eval(&plan.templates, &scope)

@@ -420,15 +420,7 @@ impl Engine {
                 && m.method == request.method
                 && url::same_path(&m.path, path)
         });
-        let empty = Json::Null;
-        let steps = Map::new();
-        let scope = Scope {
-            document: &empty,
-            event: &empty,
-            steps: &steps,
-            item: None,
-            secrets: self.secrets(),
-        };
+        let scope = Scope::fixed(self.secrets());
         let body = mock
             .and_then(|m| m.body.as_ref())
             .and_then(|b| b.eval(&self.plan().templates, &scope).ok().flatten())

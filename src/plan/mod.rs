@@ -107,15 +107,8 @@ impl WebhookPlan {
         body: Json,
         secrets: &crate::secrets::Secrets,
     ) -> Vec<(Json, Option<String>)> {
-        let steps = serde_json::Map::new();
         let eval = |value: &Value, document: &Json| {
-            let scope = Scope {
-                document,
-                event: document,
-                steps: &steps,
-                item: None,
-                secrets,
-            };
+            let scope = Scope::of(document, secrets);
             value.eval(env, &scope).ok().flatten()
         };
         let split = match &self.each {
@@ -144,15 +137,8 @@ pub fn keyed_events(
     dedupe: Option<&Value>,
     secrets: &crate::secrets::Secrets,
 ) -> Vec<(Json, Option<String>)> {
-    let steps = serde_json::Map::new();
     let eval = |value: &Value, document: &Json| {
-        let scope = Scope {
-            document,
-            event: document,
-            steps: &steps,
-            item: None,
-            secrets,
-        };
+        let scope = Scope::of(document, secrets);
         value.eval(env, &scope).ok().flatten()
     };
     events

@@ -74,6 +74,27 @@ pub struct Scope<'a> {
     pub secrets: &'a Secrets,
 }
 
+static NOTHING: Json = Json::Null;
+static NO_STEPS: std::sync::LazyLock<Map<String, Json>> = std::sync::LazyLock::new(Map::new);
+
+impl<'a> Scope<'a> {
+    /// The scope of values fixed before any event: connections, schedules, test data.
+    pub fn fixed(secrets: &'a Secrets) -> Self {
+        Self::of(&NOTHING, secrets)
+    }
+
+    /// The scope of one document read alone: a request body, an answer, an item.
+    pub fn of(document: &'a Json, secrets: &'a Secrets) -> Self {
+        Scope {
+            document,
+            event: document,
+            steps: &NO_STEPS,
+            item: None,
+            secrets,
+        }
+    }
+}
+
 /// Why a value could not be computed for one event.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EvalError {
