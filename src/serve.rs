@@ -331,6 +331,29 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
     }
 }
 
+/// How long a dedupe key is remembered: a provider's redelivery comes within hours, and
+/// the table must not grow forever.
+pub const DEDUPE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Forgets dedupe keys older than `DEDUPE_RETENTION`, once an hour, until shutdown.
+pub async fn prune(service: Arc<Service>) {
+    while !service.stopping() {
+        let store = service.store.clone();
+        if let Ok(Ok(pruned)) =
+            tokio::task::spawn_blocking(move || store.prune_dedupe(DEDUPE_RETENTION)).await
+            && pruned > 0
+        {
+            tracing::info!(pruned, "forgot old dedupe keys");
+        }
+        for _ in 0..3600 {
+            if service.stopping() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
 /// Runs inbox events until the service shuts down, `workers` at a time.
 pub async fn work(service: Arc<Service>, workers: usize) {
     let store = service.store.clone();

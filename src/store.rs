@@ -122,6 +122,8 @@ pub trait Store: Send + Sync {
     fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
     /// Deletes every dead letter; returns how many there were.
     fn purge(&self) -> Result<usize, StoreError>;
+    /// Forgets dedupe keys first seen more than `retention` ago; returns how many.
+    fn prune_dedupe(&self, retention: std::time::Duration) -> Result<usize, StoreError>;
     /// Adds a run to the history.
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// The history, newest first: of one integration or all, of failed runs or all.
@@ -582,6 +584,17 @@ impl Store for SqliteStore {
         Ok(chosen.iter().map(|(id, _)| *id).collect())
     }
 
+    fn prune_dedupe(&self, retention: std::time::Duration) -> Result<usize, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let cutoff = now() - retention.as_secs() as i64;
+        exec(
+            &connection,
+            "DELETE FROM dedupe WHERE seen_at < ?1",
+            params![cutoff],
+        )
+        .map_err(|e| self.error(e))
+    }
+
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         insert_run(&connection, run).map_err(|e| self.error(e))
@@ -637,6 +650,13 @@ mod tests {
             (serde_json::json!({"n": 3}), None),
         ];
         assert_eq!(store.enqueue("demo", &events).unwrap(), (2, 1));
+        assert_eq!(
+            store
+                .prune_dedupe(std::time::Duration::from_secs(3600))
+                .unwrap(),
+            0,
+            "a fresh key stays"
+        );
         let first = store.claim().unwrap().unwrap();
         assert_eq!(first.event, serde_json::json!({"n": 1}));
         store
@@ -657,6 +677,22 @@ mod tests {
         assert_eq!(
             counts,
             [("done".to_string(), 1), ("running".to_string(), 1)]
+        );
+        Connection::open(dir.join("state.db"))
+            .unwrap()
+            .execute("UPDATE dedupe SET seen_at = 0", [])
+            .unwrap();
+        assert_eq!(
+            store
+                .prune_dedupe(std::time::Duration::from_secs(3600))
+                .unwrap(),
+            1,
+            "an old key goes"
+        );
+        assert_eq!(
+            store.enqueue("demo", &events[..1]).unwrap(),
+            (1, 0),
+            "and may come again"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -5,7 +5,7 @@ use crate::engine::{Engine, Options};
 use crate::lint::lint_paths;
 use crate::plan;
 use crate::secrets::Secrets;
-use crate::serve::{Service, poll, router, schedule, work};
+use crate::serve::{Service, poll, prune, router, schedule, work};
 use crate::store::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -130,6 +130,7 @@ fn start(args: &ServeArgs) -> Result<(), String> {
         let workers = tokio::spawn(work(service.clone(), args.workers));
         let schedules = tokio::spawn(schedule(service.clone()));
         let polls = tokio::spawn(poll(service.clone()));
+        let pruning = tokio::spawn(prune(service.clone()));
         let stopping = service.clone();
         let server =
             axum::serve(listener, router(service.clone())).with_graceful_shutdown(async move {
@@ -141,6 +142,7 @@ fn start(args: &ServeArgs) -> Result<(), String> {
         let _ = tokio::time::timeout(DRAIN, workers).await;
         schedules.abort();
         polls.abort();
+        pruning.abort();
         Ok::<(), String>(())
     })
 }
