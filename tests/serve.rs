@@ -352,3 +352,53 @@ async fn polling_commits_pages_with_their_cursor_and_resumes_after_a_restart() {
     second.shut_down();
     assert_eq!(posts(), 3, "each contact ran once");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_dead_letter_is_delivered() {
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/announce".into(),
+        responses: vec![
+            MockResponse::json(400, json!({"error": "channel archived"})),
+            MockResponse::json(200, json!({})),
+        ],
+    }])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration notify {{
+  connection slack {{ base_url "{}" }}
+  trigger manual
+  step announce = slack POST "/announce" {{ idempotency_key "n-{{{{ event.id }}}}" body {{ id = $.id }} }}
+}}"#,
+        sink.url()
+    );
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("notify.integ"), spec)]);
+    let model = files.pop().and_then(|f| f.model).unwrap();
+    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
+    let engine =
+        Arc::new(Engine::new(Arc::new(plan), Secrets::default(), Options::default()).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-replay");
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    store
+        .enqueue("notify", &[(json!({"id": 5}), None)])
+        .unwrap();
+    let service = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(service.clone(), 1));
+    until(|| store.dead_letters().unwrap().len() == 1).await;
+    let (id, letter) = store.dead_letters().unwrap().remove(0);
+    assert_eq!(
+        (letter.step.as_str(), letter.status),
+        ("announce", Some(400))
+    );
+    assert_eq!(store.replay(Some(&[id])).unwrap(), [id]);
+    until(|| sink.requests().len() == 2).await;
+    until(|| {
+        store.inbox_counts().unwrap() == [("dead_lettered".to_string(), 1), ("done".to_string(), 1)]
+    })
+    .await;
+    assert!(store.dead_letters().unwrap().is_empty());
+    assert_eq!(sink.requests()[1].body, json!({"id": 5}));
+    service.shut_down();
+}
