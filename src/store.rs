@@ -100,9 +100,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(usize, usize), StoreError>;
     /// The stored position of poll trigger `trigger`.
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
-    /// Takes the oldest pending event (marking it running) with the results of the steps
-    /// it already completed.
-    fn claim(&self) -> Result<Option<InboxItem>, StoreError>;
+    /// Takes up to `limit` of the oldest pending events (marking them running), oldest
+    /// first, each with the results of the steps it already completed.
+    fn claim(&self, limit: usize) -> Result<Vec<InboxItem>, StoreError>;
     /// Records that `step` of inbox event `id` completed, with its result.
     fn checkpoint(
         &self,
@@ -452,55 +452,56 @@ impl Store for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn claim(&self) -> Result<Option<InboxItem>, StoreError> {
+    fn claim(&self, limit: usize) -> Result<Vec<InboxItem>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        // One statement, so one implicit transaction: the oldest pending event turns running.
-        let row = connection
+        // One statement, so one implicit transaction: the oldest pending events turn running.
+        let mut claimed = connection
             .prepare_cached(
                 "UPDATE inbox SET status = 'running', updated_at = ?1
-                 WHERE id = (SELECT id FROM inbox WHERE status = 'pending' ORDER BY id LIMIT 1)
+                 WHERE id IN (SELECT id FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?2)
                  RETURNING id, integration, event",
             )
             .and_then(|mut statement| {
-                statement
-                    .query_row(params![now()], |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                        ))
-                    })
-                    .optional()
+                let rows = statement.query_map(params![now(), limit as i64], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(|e| self.error(e))?;
-        let Some((id, integration, event)) = row else {
-            return Ok(None);
-        };
-        let mut done = serde_json::Map::new();
+        claimed.sort_by_key(|(id, _, _)| *id);
         let mut statement = connection
             .prepare_cached("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
             .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map(params![id], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
-            })
-            .map_err(|e| self.error(e))?;
-        for row in rows {
-            let (step, result) = row.map_err(|e| self.error(e))?;
-            done.insert(
-                step,
-                result
-                    .and_then(|r| serde_json::from_str(&r).ok())
-                    .unwrap_or_default(),
-            );
+        let mut items = Vec::with_capacity(claimed.len());
+        for (id, integration, event) in claimed {
+            let rows = statement
+                .query_map(params![id], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+                })
+                .map_err(|e| self.error(e))?;
+            let mut done = serde_json::Map::new();
+            for row in rows {
+                let (step, result) = row.map_err(|e| self.error(e))?;
+                done.insert(
+                    step,
+                    result
+                        .and_then(|r| serde_json::from_str(&r).ok())
+                        .unwrap_or_default(),
+                );
+            }
+            let event = serde_json::from_str(&event).unwrap_or_default();
+            items.push(InboxItem {
+                id,
+                integration,
+                event,
+                done,
+            });
         }
-        let event = serde_json::from_str(&event).unwrap_or_default();
-        Ok(Some(InboxItem {
-            id,
-            integration,
-            event,
-            done,
-        }))
+        Ok(items)
     }
 
     fn checkpoint(
@@ -657,22 +658,22 @@ mod tests {
             0,
             "a fresh key stays"
         );
-        let first = store.claim().unwrap().unwrap();
+        let first = store.claim(1).unwrap().remove(0);
         assert_eq!(first.event, serde_json::json!({"n": 1}));
         store
             .checkpoint(first.id, "lookup", Some(&serde_json::json!({"x": 1})))
             .unwrap();
         // The process stops here; a new one puts the event back and resumes it.
         assert_eq!(store.recover().unwrap(), 1);
-        let again = store.claim().unwrap().unwrap();
+        let again = store.claim(1).unwrap().remove(0);
         assert_eq!(
             (again.id, again.done.get("lookup")),
             (first.id, Some(&serde_json::json!({"x": 1})))
         );
         store.finish(again.id, Finished::Done, None).unwrap();
-        let third = store.claim().unwrap().unwrap();
+        let third = store.claim(1).unwrap().remove(0);
         assert_eq!(third.event, serde_json::json!({"n": 3}));
-        assert!(store.claim().unwrap().is_none());
+        assert!(store.claim(1).unwrap().is_empty());
         let counts = store.inbox_counts().unwrap();
         assert_eq!(
             counts,
@@ -720,7 +721,7 @@ mod tests {
         assert_eq!(reopened.dead_letters().unwrap(), vec![(id, letter.clone())]);
         assert_eq!(reopened.replay(Some(&[id])).unwrap(), [id]);
         assert!(reopened.dead_letters().unwrap().is_empty());
-        let replayed = reopened.claim().unwrap().unwrap();
+        let replayed = reopened.claim(1).unwrap().remove(0);
         assert_eq!(
             (replayed.integration.as_str(), &replayed.event),
             ("demo", &letter.event)
