@@ -359,7 +359,7 @@ pub async fn work(service: Arc<Service>, workers: usize) {
     let store = service.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.recover()).await;
     let handles: Vec<_> = (0..workers.max(1))
-        .map(|_| tokio::spawn(worker(service.clone())))
+        .map(|_| tokio::spawn(worker(service.clone(), workers.max(1))))
         .collect();
     for handle in handles {
         let _ = handle.await;
@@ -369,10 +369,16 @@ pub async fn work(service: Arc<Service>, workers: usize) {
 /// Events a worker claims at once: fewer claims, fewer transactions.
 const CLAIM_BATCH: usize = 8;
 
-async fn worker(service: Arc<Service>) {
+async fn worker(service: Arc<Service>, workers: usize) {
     while !service.stopping() {
         let store = service.store.clone();
-        let claimed = tokio::task::spawn_blocking(move || store.claim(CLAIM_BATCH)).await;
+        // A fair share of the backlog, so that a burst spreads over the idle workers
+        // instead of queueing behind one; at most a batch, to save transactions.
+        let claimed = tokio::task::spawn_blocking(move || {
+            let share = store.pending()?.div_ceil(workers).clamp(1, CLAIM_BATCH);
+            store.claim(share)
+        })
+        .await;
         let items = match claimed {
             Ok(Ok(items)) if !items.is_empty() => items,
             _ => {

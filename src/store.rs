@@ -103,6 +103,8 @@ pub trait Store: Send + Sync {
     /// Takes up to `limit` of the oldest pending events (marking them running), oldest
     /// first, each with the results of the steps it already completed.
     fn claim(&self, limit: usize) -> Result<Vec<InboxItem>, StoreError>;
+    /// How many events wait in the inbox.
+    fn pending(&self) -> Result<usize, StoreError>;
     /// Records that `step` of inbox event `id` completed, with its result.
     fn checkpoint(
         &self,
@@ -449,6 +451,15 @@ impl Store for SqliteStore {
                 |row| row.get(0),
             )
             .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    fn pending(&self) -> Result<usize, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .prepare_cached("SELECT COUNT(*) FROM inbox WHERE status = 'pending'")
+            .and_then(|mut statement| statement.query_row([], |row| row.get::<_, i64>(0)))
+            .map(|n| n as usize)
             .map_err(|e| self.error(e))
     }
 

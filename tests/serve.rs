@@ -402,3 +402,44 @@ async fn a_replayed_dead_letter_is_delivered() {
     assert_eq!(sink.requests()[1].body, json!({"id": 5}));
     service.shut_down();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_burst_spreads_over_the_workers() {
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/slow".into(),
+        responses: vec![MockResponse::json(200, json!({})).after(Duration::from_millis(200))],
+    }])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration slow {{
+  connection api {{ base_url "{}" }}
+  trigger manual
+  step call = api POST "/slow" {{ idempotency_key "s-{{{{ event.id }}}}" body {{ id = $.id }} }}
+}}"#,
+        sink.url()
+    );
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("slow.integ"), spec)]);
+    let model = files.pop().and_then(|f| f.model).unwrap();
+    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
+    let engine =
+        Arc::new(Engine::new(Arc::new(plan), Secrets::default(), Options::default()).unwrap());
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-burst");
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let events: Vec<_> = (0..3).map(|id| (json!({ "id": id }), None)).collect();
+    store.enqueue("slow", &events).unwrap();
+    let service = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(service.clone(), 3));
+    until(|| sink.requests().len() == 3).await;
+    service.shut_down();
+    // Each worker takes its share: the three calls to a slow API overlap instead of
+    // queueing behind one worker.
+    let at: Vec<std::time::Instant> = sink.requests().iter().map(|r| r.at).collect();
+    let spread = at[2].duration_since(at[0]);
+    assert!(
+        spread < Duration::from_millis(100),
+        "the burst ran one after another: {spread:?}"
+    );
+}
