@@ -23,6 +23,24 @@ fn sign(body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The plan of a spec that must be clean.
+fn plan(spec: String) -> Arc<integ::plan::Plan> {
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("spec.integ"), spec)]);
+    let model = files.pop().and_then(|f| f.model).unwrap();
+    Arc::new(integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap())
+}
+
+fn engine_of(plan: Arc<integ::plan::Plan>, secrets: Secrets) -> Arc<Engine> {
+    Arc::new(Engine::new(plan, secrets, Options::default()).unwrap())
+}
+
+/// A fresh state store in the test's own folder.
+fn fresh_store(name: &str) -> Arc<SqliteStore> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap())
+}
+
 struct Running {
     url: String,
     sink: MockServer,
@@ -53,14 +71,11 @@ async fn start(name: &str) -> Running {
 }}"#,
         sink.url()
     );
-    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("releases.integ"), spec)]);
-    let model = files.pop().and_then(|f| f.model).unwrap();
-    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
-    let secrets = Secrets::from_pairs([("GITHUB_WEBHOOK_SECRET", SECRET)]);
-    let engine = Arc::new(Engine::new(Arc::new(plan), secrets, Options::default()).unwrap());
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let engine = engine_of(
+        plan(spec),
+        Secrets::from_pairs([("GITHUB_WEBHOOK_SECRET", SECRET)]),
+    );
+    let store = fresh_store(name);
     let service = Service::new(vec![engine], store.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -252,14 +267,8 @@ async fn a_cron_schedule_fires_and_its_runs_are_delivered() {
 }}"#,
         sink.url()
     );
-    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("report.integ"), spec)]);
-    let model = files.pop().and_then(|f| f.model).unwrap();
-    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
-    let engine =
-        Arc::new(Engine::new(Arc::new(plan), Secrets::default(), Options::default()).unwrap());
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-schedule");
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let engine = engine_of(plan(spec), Secrets::default());
+    let store = fresh_store("serve-schedule");
     let service = Service::new(vec![engine], store.clone());
     tokio::spawn(work(service.clone(), 1));
     tokio::spawn(integ::serve::schedule(service.clone()));
@@ -313,16 +322,11 @@ async fn polling_commits_pages_with_their_cursor_and_resumes_after_a_restart() {
 }}"#,
         api.url()
     );
-    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("sync.integ"), spec)]);
-    let model = files.pop().and_then(|f| f.model).unwrap();
-    let plan = Arc::new(integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap());
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-poll");
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let plan = plan(spec);
+    let store = fresh_store("serve-poll");
     let posts = || api.requests().iter().filter(|r| r.method == "POST").count();
 
-    let engine =
-        Arc::new(Engine::new(plan.clone(), Secrets::default(), Options::default()).unwrap());
+    let engine = engine_of(plan.clone(), Secrets::default());
     let first = Service::new(vec![engine], store.clone());
     tokio::spawn(work(first.clone(), 1));
     let polling = tokio::spawn(integ::serve::poll(first.clone()));
@@ -336,7 +340,7 @@ async fn polling_commits_pages_with_their_cursor_and_resumes_after_a_restart() {
     let before = api.requests().iter().filter(|r| r.method == "GET").count();
 
     // A new process on the same state starts at the stored cursor and runs nothing twice.
-    let engine = Arc::new(Engine::new(plan, Secrets::default(), Options::default()).unwrap());
+    let engine = engine_of(plan, Secrets::default());
     let second = Service::new(vec![engine], store.clone());
     tokio::spawn(work(second.clone(), 1));
     tokio::spawn(integ::serve::poll(second.clone()));
@@ -373,14 +377,8 @@ async fn a_replayed_dead_letter_is_delivered() {
 }}"#,
         sink.url()
     );
-    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("notify.integ"), spec)]);
-    let model = files.pop().and_then(|f| f.model).unwrap();
-    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
-    let engine =
-        Arc::new(Engine::new(Arc::new(plan), Secrets::default(), Options::default()).unwrap());
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-replay");
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let engine = engine_of(plan(spec), Secrets::default());
+    let store = fresh_store("serve-replay");
     store
         .enqueue("notify", &[(json!({"id": 5}), None)])
         .unwrap();
@@ -420,14 +418,8 @@ async fn a_waiting_burst_spreads_over_the_workers() {
 }}"#,
         sink.url()
     );
-    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("slow.integ"), spec)]);
-    let model = files.pop().and_then(|f| f.model).unwrap();
-    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
-    let engine =
-        Arc::new(Engine::new(Arc::new(plan), Secrets::default(), Options::default()).unwrap());
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("serve-burst");
-    let _ = std::fs::remove_dir_all(&dir);
-    let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
+    let engine = engine_of(plan(spec), Secrets::default());
+    let store = fresh_store("serve-burst");
     let events: Vec<_> = (0..3).map(|id| (json!({ "id": id }), None)).collect();
     store.enqueue("slow", &events).unwrap();
     let service = Service::new(vec![engine], store.clone());
