@@ -11,6 +11,8 @@ pub struct Secrets {
     /// Credentials that did not come from `secret()` (an `env()` read, a basic-auth header)
     /// but are redacted all the same.
     also: Vec<String>,
+    /// Every form of every value to redact, longest first; derived once, not per call.
+    forms: Vec<String>,
 }
 
 /// Never prints the values.
@@ -73,10 +75,7 @@ impl Secrets {
             }
         }
         if missing.is_empty() {
-            Ok(Self {
-                values,
-                also: Vec::new(),
-            })
+            Ok(Self::build(values, Vec::new()))
         } else {
             Err(SecretsError::Missing(missing))
         }
@@ -88,10 +87,7 @@ impl Secrets {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self {
-            values,
-            also: Vec::new(),
-        }
+        Self::build(values, Vec::new())
     }
 
     /// A placeholder for each name, never a real value: `integ test` must not send real
@@ -101,16 +97,23 @@ impl Secrets {
             .into_iter()
             .map(|n| (n.to_string(), format!("<secret {n}>")))
             .collect();
-        Self {
-            values,
-            also: Vec::new(),
-        }
+        Self::build(values, Vec::new())
     }
 
     /// Redacts `value` too from now on (a credential read with `env()`, say).
     pub fn also_redact(&mut self, value: &str) {
         if !value.is_empty() && !self.also.iter().any(|v| v == value) {
             self.also.push(value.to_string());
+            self.forms = forms(&self.values, &self.also);
+        }
+    }
+
+    fn build(values: BTreeMap<String, String>, also: Vec<String>) -> Self {
+        let forms = forms(&values, &also);
+        Self {
+            values,
+            also,
+            forms,
         }
     }
 
@@ -118,35 +121,36 @@ impl Secrets {
         self.values.get(name).map(String::as_str)
     }
 
-    /// `text` with every secret value replaced by `[redacted]`. Values shorter than 4
-    /// characters are left alone: they would redact ordinary words and reveal little.
-    ///
-    /// Each value is also looked for as it appears in a URL or a form body
-    /// (percent-encoded), longest first, so that a secret containing another is redacted
-    /// whole.
+    /// `text` with every secret value, in each of its `forms`, replaced by `[redacted]`.
     pub fn redact(&self, text: &str) -> String {
-        let mut forms: Vec<String> = self
-            .values
-            .values()
-            .chain(&self.also)
-            .filter(|v| v.len() >= 4)
-            .flat_map(|v| {
-                let component =
-                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
-                let form: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
-                [v.clone(), component.to_string(), form]
-            })
-            .collect();
-        forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
-        forms.dedup();
         let mut out = text.to_string();
-        for form in forms {
+        for form in &self.forms {
             if out.contains(form.as_str()) {
                 out = out.replace(form.as_str(), REDACTED);
             }
         }
         out
     }
+}
+
+/// Each value as written and as it appears in a URL or a form body (percent-encoded),
+/// longest first, so that a secret containing another is redacted whole. Values shorter
+/// than 4 characters are left out: they would redact ordinary words and reveal little.
+fn forms(values: &BTreeMap<String, String>, also: &[String]) -> Vec<String> {
+    let mut forms: Vec<String> = values
+        .values()
+        .chain(also)
+        .filter(|v| v.len() >= 4)
+        .flat_map(|v| {
+            let component =
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
+            let form: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            [v.clone(), component.to_string(), form]
+        })
+        .collect();
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    forms
 }
 
 /// Whether a header or query parameter of this name carries a credential: lint refuses a
