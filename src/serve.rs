@@ -1,8 +1,9 @@
 //! `integ serve`: webhooks into a durable inbox, workers out of it.
 //!
 //! A webhook is answered `202` only once its events are committed to the inbox; any `4xx`
-//! enqueues nothing. Workers claim events in order and run them, checkpointing each step,
-//! so that an event left running by a stopped process resumes at its first unfinished step.
+//! enqueues nothing. A dispatcher claims events oldest first and runs each on its own task,
+//! within `--workers` and each integration's `concurrency`, checkpointing each step, so
+//! that an event left running by a stopped process resumes at its first unfinished step.
 
 use crate::engine::{Engine, RunOutcome};
 use crate::plan::WebhookPlan;
@@ -354,48 +355,164 @@ pub async fn prune(service: Arc<Service>) {
     }
 }
 
-/// Runs inbox events until the service shuts down, `workers` at a time.
+/// Runs inbox events until the service shuts down: at most `workers` at once in all, and
+/// at most an integration's `concurrency` of its own.
 pub async fn work(service: Arc<Service>, workers: usize) {
     let store = service.store.clone();
     let _ = tokio::task::spawn_blocking(move || store.recover()).await;
-    let handles: Vec<_> = (0..workers.max(1))
-        .map(|_| tokio::spawn(worker(service.clone(), workers.max(1))))
-        .collect();
-    for handle in handles {
-        let _ = handle.await;
+    let mut dispatcher = Dispatcher::new(&service, workers.max(1));
+    while !service.stopping() {
+        dispatcher.start_ready(&service);
+        let claimed = match dispatcher.claim_request() {
+            Some((limit, skip)) => {
+                let store = service.store.clone();
+                let claimed = tokio::task::spawn_blocking(move || {
+                    let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
+                    store.claim(limit, &skip)
+                })
+                .await;
+                match claimed {
+                    Ok(Ok(items)) => items,
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "cannot claim inbox events");
+                        Vec::new()
+                    }
+                    Err(_) => Vec::new(),
+                }
+            }
+            None => Vec::new(),
+        };
+        if claimed.is_empty() {
+            dispatcher.wait(&service).await;
+        } else {
+            dispatcher.queue.extend(claimed);
+        }
     }
+    // Events claimed but not started stay `running`; the next start puts them back, as
+    // after a crash. Those started finish (the caller bounds how long that may take).
+    while dispatcher.finished().await {}
 }
 
-/// Events a worker claims at once: fewer claims, fewer transactions.
-const CLAIM_BATCH: usize = 8;
+/// Hands inbox events to tasks. Claiming ahead (up to `workers` events beyond those
+/// running) saves a transaction per event; handing them out here rather than in each
+/// worker keeps a burst from queueing behind one busy worker.
+struct Dispatcher {
+    workers: usize,
+    /// Claimed, not started yet, oldest first.
+    queue: std::collections::VecDeque<crate::store::InboxItem>,
+    running: tokio::task::JoinSet<()>,
+    /// The integration of each running task.
+    tasks: std::collections::HashMap<tokio::task::Id, String>,
+    /// Events running per integration.
+    active: std::collections::HashMap<String, usize>,
+    /// The declared `concurrency` of each integration that has one.
+    limits: std::collections::HashMap<String, usize>,
+}
 
-async fn worker(service: Arc<Service>, workers: usize) {
-    while !service.stopping() {
-        let store = service.store.clone();
-        // A fair share of the backlog, so that a burst spreads over the idle workers
-        // instead of queueing behind one; at most a batch, to save transactions.
-        let claimed = tokio::task::spawn_blocking(move || {
-            let share = store.pending()?.div_ceil(workers).clamp(1, CLAIM_BATCH);
-            store.claim(share)
-        })
-        .await;
-        let items = match claimed {
-            Ok(Ok(items)) if !items.is_empty() => items,
-            _ => {
-                // Nothing to do: wait for a webhook, or poll now and then.
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(500), service.work.notified()).await;
+impl Dispatcher {
+    fn new(service: &Service, workers: usize) -> Self {
+        let limits = service
+            .engines
+            .iter()
+            .filter_map(|e| {
+                let plan = e.plan();
+                Some((plan.name.clone(), plan.concurrency?.get() as usize))
+            })
+            .collect();
+        Self {
+            workers,
+            queue: Default::default(),
+            running: tokio::task::JoinSet::new(),
+            tasks: Default::default(),
+            active: Default::default(),
+            limits,
+        }
+    }
+
+    fn has_room(&self, integration: &str) -> bool {
+        let active = self.active.get(integration).copied().unwrap_or(0);
+        self.limits
+            .get(integration)
+            .is_none_or(|&limit| active < limit)
+    }
+
+    /// Starts queued events, oldest first, while workers are free; an event whose
+    /// integration is at its concurrency waits without holding up the others.
+    fn start_ready(&mut self, service: &Arc<Service>) {
+        let mut index = 0;
+        while self.running.len() < self.workers && index < self.queue.len() {
+            if !self.has_room(&self.queue[index].integration) {
+                index += 1;
                 continue;
             }
-        };
-        // Events claimed but not run before a shutdown stay `running`; the next start puts
-        // them back, as after a crash.
-        for item in items {
-            if service.stopping() {
+            let Some(item) = self.queue.remove(index) else {
                 break;
-            }
-            run_item(&service, item).await;
+            };
+            *self.active.entry(item.integration.clone()).or_default() += 1;
+            let integration = item.integration.clone();
+            let service = service.clone();
+            let task = self
+                .running
+                .spawn(async move { run_item(&service, item).await });
+            self.tasks.insert(task.id(), integration);
         }
+    }
+
+    /// How many events to claim, and which integrations to pass over: those whose running
+    /// and queued events already fill their concurrency. `None` while enough are queued.
+    /// Events queued behind a full integration do not count, so they never keep others
+    /// waiting; there are few of them, since a full integration is passed over.
+    fn claim_request(&self) -> Option<(usize, Vec<String>)> {
+        let ready = self
+            .queue
+            .iter()
+            .filter(|i| self.has_room(&i.integration))
+            .count();
+        let idle = self.running.len() < self.workers;
+        if !idle && ready > self.workers / 2 {
+            return None;
+        }
+        let limit = (2 * self.workers).saturating_sub(self.running.len() + ready);
+        if limit == 0 {
+            return None;
+        }
+        let full = self.limits.iter().filter(|(name, limit)| {
+            let queued = self
+                .queue
+                .iter()
+                .filter(|i| &i.integration == *name)
+                .count();
+            self.active.get(*name).copied().unwrap_or(0) + queued >= **limit
+        });
+        let skip = full.map(|(name, _)| name.clone()).collect();
+        Some((limit, skip))
+    }
+
+    /// Waits for a running event to finish, new work, or a moment (polls and replays
+    /// enqueue without waking anyone).
+    async fn wait(&mut self, service: &Service) {
+        tokio::select! {
+            _ = self.finished() => {}
+            _ = service.work.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+
+    /// Waits for one running event to finish and frees its place; `false` when none runs.
+    async fn finished(&mut self) -> bool {
+        let Some(joined) = self.running.join_next_with_id().await else {
+            return false;
+        };
+        let id = match joined {
+            Ok((id, ())) => id,
+            Err(error) => error.id(),
+        };
+        if let Some(integration) = self.tasks.remove(&id)
+            && let Some(active) = self.active.get_mut(&integration)
+        {
+            *active = active.saturating_sub(1);
+        }
+        true
     }
 }
 

@@ -100,11 +100,10 @@ pub trait Store: Send + Sync {
     ) -> Result<(usize, usize), StoreError>;
     /// The stored position of poll trigger `trigger`.
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
-    /// Takes up to `limit` of the oldest pending events (marking them running), oldest
-    /// first, each with the results of the steps it already completed.
-    fn claim(&self, limit: usize) -> Result<Vec<InboxItem>, StoreError>;
-    /// How many events wait in the inbox.
-    fn pending(&self) -> Result<usize, StoreError>;
+    /// Takes up to `limit` of the oldest pending events of every integration but those in
+    /// `skip` (marking them running), oldest first, each with the results of the steps it
+    /// already completed.
+    fn claim(&self, limit: usize, skip: &[&str]) -> Result<Vec<InboxItem>, StoreError>;
     /// Records that `step` of inbox event `id` completed, with its result.
     fn checkpoint(
         &self,
@@ -454,26 +453,24 @@ impl Store for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn pending(&self) -> Result<usize, StoreError> {
+    fn claim(&self, limit: usize, skip: &[&str]) -> Result<Vec<InboxItem>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        connection
-            .prepare_cached("SELECT COUNT(*) FROM inbox WHERE status = 'pending'")
-            .and_then(|mut statement| statement.query_row([], |row| row.get::<_, i64>(0)))
-            .map(|n| n as usize)
-            .map_err(|e| self.error(e))
-    }
-
-    fn claim(&self, limit: usize) -> Result<Vec<InboxItem>, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        // The names to skip travel as one JSON array, so the statement stays the same (and
+        // cached) whatever their number.
+        let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
         // One statement, so one implicit transaction: the oldest pending events turn running.
         let mut claimed = connection
             .prepare_cached(
                 "UPDATE inbox SET status = 'running', updated_at = ?1
-                 WHERE id IN (SELECT id FROM inbox WHERE status = 'pending' ORDER BY id LIMIT ?2)
+                 WHERE id IN (
+                     SELECT id FROM inbox
+                     WHERE status = 'pending'
+                       AND integration NOT IN (SELECT value FROM json_each(?3))
+                     ORDER BY id LIMIT ?2)
                  RETURNING id, integration, event",
             )
             .and_then(|mut statement| {
-                let rows = statement.query_map(params![now(), limit as i64], |row| {
+                let rows = statement.query_map(params![now(), limit as i64, skip], |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, String>(1)?,
@@ -669,22 +666,22 @@ mod tests {
             0,
             "a fresh key stays"
         );
-        let first = store.claim(1).unwrap().remove(0);
+        let first = store.claim(1, &[]).unwrap().remove(0);
         assert_eq!(first.event, serde_json::json!({"n": 1}));
         store
             .checkpoint(first.id, "lookup", Some(&serde_json::json!({"x": 1})))
             .unwrap();
         // The process stops here; a new one puts the event back and resumes it.
         assert_eq!(store.recover().unwrap(), 1);
-        let again = store.claim(1).unwrap().remove(0);
+        let again = store.claim(1, &[]).unwrap().remove(0);
         assert_eq!(
             (again.id, again.done.get("lookup")),
             (first.id, Some(&serde_json::json!({"x": 1})))
         );
         store.finish(again.id, Finished::Done, None).unwrap();
-        let third = store.claim(1).unwrap().remove(0);
+        let third = store.claim(1, &[]).unwrap().remove(0);
         assert_eq!(third.event, serde_json::json!({"n": 3}));
-        assert!(store.claim(1).unwrap().is_empty());
+        assert!(store.claim(1, &[]).unwrap().is_empty());
         let counts = store.inbox_counts().unwrap();
         assert_eq!(
             counts,
@@ -710,6 +707,27 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_passes_over_the_integrations_it_is_told_to_skip() {
+        let dir = std::env::temp_dir().join(format!("integ-skip-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        for (integration, n) in [("busy", 1), ("free", 2), ("busy", 3), ("free", 4)] {
+            store
+                .enqueue(integration, &[(serde_json::json!({ "n": n }), None)])
+                .unwrap();
+        }
+        let numbers = |items: Vec<InboxItem>| -> Vec<serde_json::Value> {
+            items.into_iter().map(|i| i.event["n"].clone()).collect()
+        };
+        assert_eq!(
+            numbers(store.claim(10, &["busy"]).unwrap()),
+            [2, 4],
+            "only the other integration's events, oldest first"
+        );
+        assert_eq!(numbers(store.claim(10, &[]).unwrap()), [1, 3]);
+    }
+
+    #[test]
     fn dead_letters_survive_reopening_and_migrations_run_once() {
         let dir = std::env::temp_dir().join(format!("integ-store-{}", std::process::id()));
         let path = dir.join("nested/state.db");
@@ -732,7 +750,7 @@ mod tests {
         assert_eq!(reopened.dead_letters().unwrap(), vec![(id, letter.clone())]);
         assert_eq!(reopened.replay(Some(&[id])).unwrap(), [id]);
         assert!(reopened.dead_letters().unwrap().is_empty());
-        let replayed = reopened.claim(1).unwrap().remove(0);
+        let replayed = reopened.claim(1, &[]).unwrap().remove(0);
         assert_eq!(
             (replayed.integration.as_str(), &replayed.event),
             ("demo", &letter.event)

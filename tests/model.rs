@@ -109,6 +109,9 @@ fn integration_defaults_apply_where_a_step_is_silent() {
     assert_eq!(own.timeout, Some(Duration::from_secs(1)));
     assert_eq!(integration.fallbacks[0].name, "backup");
     assert_eq!(integration.connections[0].encoding, Encoding::Form);
+    assert_eq!(integration.concurrency, None, "unbounded unless declared");
+    let bounded = model("integration b {\n  concurrency 1\n  trigger manual\n}");
+    assert_eq!(bounded.concurrency.map(|c| c.get()), Some(1));
 }
 
 #[test]

@@ -44,13 +44,16 @@ fn call_name(expr: &Expr) -> (&str, Vec<&str>) {
 #[test]
 fn header_description_owner_tags_and_comments() {
     let (i, text) = parse(
-        "  # the owner is the team on call\n  description \"Syncs\\ncontacts\"\n  owner \"revops\"\n  tags [\"crm\", \"sales\"]",
+        "  # the owner is the team on call\n  description \"Syncs\\ncontacts\"\n  owner \"revops\"\n  tags [\"crm\", \"sales\"]\n  concurrency 3",
     );
     assert_eq!(i.name.node, "demo");
     assert_eq!(i.description[0].value, "Syncs\ncontacts");
     assert_eq!(i.owner[0].value, "revops");
     let tags: Vec<&str> = i.tags[0].node.iter().map(|t| t.value.as_str()).collect();
     assert_eq!(tags, ["crm", "sales"]);
+    let concurrency = &i.concurrency[0];
+    assert_eq!(concurrency.node, 3);
+    assert_eq!(&text[concurrency.span.start..concurrency.span.end], "3");
     let (spec, _) = integ::syntax::parse(&text);
     let comments = spec.map(|s| s.comments).unwrap_or_default();
     assert_eq!(comments.len(), 1);

@@ -401,37 +401,117 @@ async fn a_replayed_dead_letter_is_delivered() {
     service.shut_down();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_waiting_burst_spreads_over_the_workers() {
-    let sink = MockServer::start(vec![Route {
+/// A sink whose `/slow` answers after 200 ms and `/fast` at once.
+async fn slow_sink() -> MockServer {
+    let route = |path: &str, delay| Route {
         method: "POST".into(),
-        path: "/slow".into(),
-        responses: vec![MockResponse::json(200, json!({})).after(Duration::from_millis(200))],
-    }])
+        path: path.into(),
+        responses: vec![MockResponse::json(200, json!({})).after(delay)],
+    };
+    MockServer::start(vec![
+        route("/slow", Duration::from_millis(200)),
+        route("/fast", Duration::ZERO),
+    ])
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// An integration posting each event's id to `path`, with the given header lines.
+fn poster(name: &str, header: &str, sink: &MockServer, path: &str) -> Arc<Engine> {
     let spec = format!(
-        r#"integration slow {{
+        r#"integration {name} {{
+  {header}
   connection api {{ base_url "{}" }}
   trigger manual
-  step call = api POST "/slow" {{ idempotency_key "s-{{{{ event.id }}}}" body {{ id = $.id }} }}
+  step call = api POST "{path}" {{ idempotency_key "s-{{{{ event.id }}}}" body {{ id = $.id }} }}
 }}"#,
         sink.url()
     );
-    let engine = engine_of(plan(spec), Secrets::default());
-    let store = fresh_store("serve-burst");
-    let events: Vec<_> = (0..3).map(|id| (json!({ "id": id }), None)).collect();
-    store.enqueue("slow", &events).unwrap();
-    let service = Service::new(vec![engine], store.clone());
-    tokio::spawn(work(service.clone(), 3));
-    until(|| sink.requests().len() == 3).await;
+    engine_of(plan(spec), Secrets::default())
+}
+
+/// Enqueues events `{"id": n}` for each n, runs them with `workers` workers until the sink
+/// saw `expected` requests, and returns those requests' paths, ids and arrival times.
+async fn run_burst(
+    name: &str,
+    engines: Vec<Arc<Engine>>,
+    events: &[(&str, u64)],
+    workers: usize,
+    sink: &MockServer,
+) -> Vec<(String, u64, std::time::Instant)> {
+    let store = fresh_store(name);
+    for (integration, id) in events {
+        store
+            .enqueue(integration, &[(json!({ "id": id }), None)])
+            .unwrap();
+    }
+    let service = Service::new(engines, store.clone());
+    tokio::spawn(work(service.clone(), workers));
+    until(|| sink.requests().len() == events.len()).await;
     service.shut_down();
+    let mut requests: Vec<_> = sink
+        .requests()
+        .into_iter()
+        .map(|r| (r.path.clone(), r.body["id"].as_u64().unwrap(), r.at))
+        .collect();
+    requests.sort_by_key(|r| r.2);
+    requests
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_burst_spreads_over_the_workers() {
+    let sink = slow_sink().await;
+    let engine = poster("slow", "", &sink, "/slow");
+    let events = [("slow", 0), ("slow", 1), ("slow", 2)];
+    let requests = run_burst("serve-burst", vec![engine], &events, 3, &sink).await;
     // Each worker takes its share: the three calls to a slow API overlap instead of
     // queueing behind one worker.
-    let at: Vec<std::time::Instant> = sink.requests().iter().map(|r| r.at).collect();
-    let spread = at[2].duration_since(at[0]);
+    let spread = requests[2].2.duration_since(requests[0].2);
     assert!(
         spread < Duration::from_millis(100),
         "the burst ran one after another: {spread:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_integration_runs_no_more_events_at_once_than_its_concurrency() {
+    let sink = slow_sink().await;
+    let engine = poster("ordered", "concurrency 1", &sink, "/slow");
+    let events = [("ordered", 0), ("ordered", 1), ("ordered", 2)];
+    let requests = run_burst("serve-concurrency", vec![engine], &events, 3, &sink).await;
+    // The same burst as above, on as many workers, now runs one event at a time, in the
+    // order the events came.
+    let ids: Vec<u64> = requests.iter().map(|r| r.1).collect();
+    assert_eq!(ids, [0, 1, 2]);
+    for pair in requests.windows(2) {
+        let gap = pair[1].2.duration_since(pair[0].2);
+        assert!(
+            gap >= Duration::from_millis(180),
+            "overlapping runs: {gap:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_integration_does_not_hold_up_the_others() {
+    let sink = slow_sink().await;
+    let busy = poster("busy", "concurrency 1", &sink, "/slow");
+    let other = poster("other", "", &sink, "/fast");
+    // The other integration's event comes last, behind four of the busy one's.
+    let events = [
+        ("busy", 0),
+        ("busy", 1),
+        ("busy", 2),
+        ("busy", 3),
+        ("other", 9),
+    ];
+    let requests = run_burst("serve-fairness", vec![busy, other], &events, 2, &sink).await;
+    let first = requests[0].2;
+    let other = requests.iter().find(|r| r.0 == "/fast").unwrap();
+    // It runs on the second worker at once, not after the busy integration's backlog.
+    let waited = other.2.duration_since(first);
+    assert!(
+        waited < Duration::from_millis(150),
+        "waited {waited:?} behind another integration"
     );
 }

@@ -41,6 +41,8 @@ pub struct Integration {
     pub description: Vec<Text>,
     pub owner: Vec<Text>,
     pub tags: Vec<Spanned<Vec<Text>>>,
+    /// `concurrency N`: at most N events of this integration run at once.
+    pub concurrency: Vec<Spanned<u32>>,
     pub defaults: Vec<Spanned<PolicySetting>>,
     pub connections: Vec<Connection>,
     pub triggers: Vec<Trigger>,

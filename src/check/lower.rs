@@ -66,6 +66,11 @@ pub fn integration(spec: &ast::Integration) -> Lowered<model::Integration> {
             .flat_map(|t| &t.node)
             .map(|t| t.value.clone())
             .collect(),
+        concurrency: spec
+            .concurrency
+            .first()
+            .map(|c| non_zero(c.node, c.span))
+            .transpose()?,
         triggers: spec.triggers.iter().map(trigger).collect::<Lowered<_>>()?,
         steps: steps(&spec.steps)?,
         fallbacks: steps(&spec.fallbacks)?,

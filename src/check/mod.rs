@@ -92,9 +92,13 @@ impl<'a> Checker<'a> {
         self.unused_connections();
     }
 
-    /// `description`, `owner` and `tags` are written at most once.
+    /// `description`, `owner`, `tags` and `concurrency` are written at most once, and a
+    /// concurrency is at least 1.
     fn header(&mut self) {
         let spec = self.spec;
+        for limit in &spec.concurrency {
+            self.at_least_one("the concurrency", limit.node, limit.span);
+        }
         let repeated = [
             (
                 "description",
@@ -102,6 +106,10 @@ impl<'a> Checker<'a> {
             ),
             ("owner", spec.owner.iter().map(|t| t.span).collect()),
             ("tags", spec.tags.iter().map(|t| t.span).collect()),
+            (
+                "concurrency",
+                spec.concurrency.iter().map(|c| c.span).collect(),
+            ),
         ];
         for (keyword, spans) in repeated {
             if let [first, rest @ ..] = spans.as_slice() {

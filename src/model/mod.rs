@@ -31,6 +31,8 @@ pub struct Integration {
     pub description: Option<String>,
     pub owner: Option<String>,
     pub tags: Vec<String>,
+    /// At most this many events of the integration run at once; unbounded when absent.
+    pub concurrency: Option<NonZeroU32>,
     pub connections: Vec<Connection>,
     pub triggers: Vec<Trigger>,
     /// The steps in the order they run.

@@ -40,6 +40,8 @@ pub enum PlanError {
 #[derive(Debug)]
 pub struct Plan {
     pub name: String,
+    /// At most this many events of the integration run at once under `integ serve`.
+    pub concurrency: Option<NonZeroU32>,
     pub templates: Arc<Environment<'static>>,
     pub connections: Vec<ConnectionPlan>,
     pub steps: Vec<StepPlan>,
@@ -421,6 +423,7 @@ pub fn compile(
         .collect::<Result<_, PlanError>>()?;
     Ok(Plan {
         name: integration.name.clone(),
+        concurrency: integration.concurrency,
         templates: Arc::new(compiler.env),
         connections: connection_plans,
         steps,

@@ -181,6 +181,7 @@ impl Builder {
             description: Vec::new(),
             owner: Vec::new(),
             tags: Vec::new(),
+            concurrency: Vec::new(),
             defaults: Vec::new(),
             connections: Vec::new(),
             triggers: Vec::new(),
@@ -200,6 +201,10 @@ impl Builder {
                     let tags = item.into_inner().filter(|p| p.as_rule() == Rule::string);
                     let tags = tags.map(|t| self.text(t)).collect::<Built<_>>()?;
                     integration.tags.push(Spanned::new(tags, at));
+                }
+                Rule::concurrency => {
+                    let limit = Children::of(item).expect(Rule::integer)?;
+                    integration.concurrency.push(self.spanned_u32(limit));
                 }
                 Rule::defaults => {
                     for setting in Children::of(item).rest() {
