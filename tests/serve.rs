@@ -515,3 +515,145 @@ async fn a_busy_integration_does_not_hold_up_the_others() {
         "waited {waited:?} behind another integration"
     );
 }
+
+/// One signature preset as a provider applies it: the spec's `signature` line and the
+/// headers a provider sends for `body` at time `at` (seconds) to `url`.
+struct Preset {
+    name: &'static str,
+    signature: &'static str,
+    signs_time: bool,
+    sign: fn(body: &[u8], at: u64, url: &str) -> Vec<(&'static str, String)>,
+}
+
+fn mac(parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+const PRESETS: &[Preset] = &[
+    Preset {
+        name: "github",
+        signature: "github",
+        signs_time: false,
+        sign: |body, _, _| vec![("X-Hub-Signature-256", sign(body))],
+    },
+    Preset {
+        name: "shopify",
+        signature: "shopify",
+        signs_time: false,
+        sign: |body, _, _| vec![("X-Shopify-Hmac-Sha256", base64(&mac(&[body])))],
+    },
+    Preset {
+        name: "generic",
+        signature: r#"hmac_sha256 secret("SIGNING_SECRET") { header "X-Signature" encoding base64 prefix "v1=" }"#,
+        signs_time: false,
+        sign: |body, _, _| vec![("X-Signature", format!("v1={}", base64(&mac(&[body]))))],
+    },
+    Preset {
+        name: "stripe",
+        signature: "stripe",
+        signs_time: true,
+        sign: |body, at, _| {
+            let v1 = hex::encode(mac(&[at.to_string().as_bytes(), b".", body]));
+            vec![("Stripe-Signature", format!("t={at},v1={v1}"))]
+        },
+    },
+    Preset {
+        name: "hubspot",
+        signature: "hubspot_v3",
+        signs_time: true,
+        sign: |body, at, url| {
+            let millis = (at * 1000).to_string();
+            let v3 = base64(&mac(&[b"POST", url.as_bytes(), body, millis.as_bytes()]));
+            vec![
+                ("X-HubSpot-Signature-v3", v3),
+                ("X-HubSpot-Request-Timestamp", millis),
+            ]
+        },
+    },
+];
+
+async fn post_signed(url: &str, body: &[u8], headers: &[(&str, String)]) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_signature_preset_over_http_valid_tampered_stale_and_missing() {
+    let engines = PRESETS
+        .iter()
+        .map(|preset| {
+            let signature = if preset.signature.contains("secret(") {
+                preset.signature.to_string()
+            } else {
+                format!(r#"{} secret("SIGNING_SECRET")"#, preset.signature)
+            };
+            let spec = format!(
+                "integration {name} {{\n  trigger webhook \"/hooks/{name}\" {{ signature {signature} }}\n}}",
+                name = preset.name
+            );
+            engine_of(
+                plan(spec),
+                Secrets::from_pairs([("SIGNING_SECRET", SECRET)]),
+            )
+        })
+        .collect();
+    let store = fresh_store("serve-signatures");
+    let service = Service::new(engines, store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, router(service.clone())).into_future());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for preset in PRESETS {
+        let url = format!("http://{address}/hooks/{}", preset.name);
+        // Providers sign the public URL; behind a TLS proxy it is https on the same host.
+        let public = format!("https://{address}/hooks/{}", preset.name);
+        let body = br#"{"id": 1}"#;
+        let signed = (preset.sign)(body, now, &public);
+        let name = preset.name;
+        assert_eq!(post_signed(&url, body, &signed).await, 202, "{name} valid");
+        assert_eq!(
+            post_signed(&url, br#"{"id": 2}"#, &signed).await,
+            401,
+            "{name} tampered body"
+        );
+        assert_eq!(post_signed(&url, body, &[]).await, 401, "{name} missing");
+        if preset.signs_time {
+            let stale = (preset.sign)(body, now - 3600, &public);
+            assert_eq!(post_signed(&url, body, &stale).await, 401, "{name} stale");
+        }
+    }
+    // Exactly the valid request of each preset reached the inbox.
+    assert_eq!(
+        store.inbox_counts().unwrap(),
+        [("pending".to_string(), PRESETS.len())]
+    );
+    let mut integrations: Vec<String> = store
+        .claim(10, &[])
+        .unwrap()
+        .into_iter()
+        .map(|item| item.integration)
+        .collect();
+    integrations.sort();
+    assert_eq!(
+        integrations,
+        ["generic", "github", "hubspot", "shopify", "stripe"]
+    );
+}
