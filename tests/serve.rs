@@ -516,13 +516,16 @@ async fn a_busy_integration_does_not_hold_up_the_others() {
     );
 }
 
+/// Header lines a provider sends.
+type Signed = Vec<(&'static str, String)>;
+
 /// One signature preset as a provider applies it: the spec's `signature` line and the
 /// headers a provider sends for `body` at time `at` (seconds) to `url`.
 struct Preset {
     name: &'static str,
     signature: &'static str,
     signs_time: bool,
-    sign: fn(body: &[u8], at: u64, url: &str) -> Vec<(&'static str, String)>,
+    sign: fn(body: &[u8], at: u64, url: &str) -> Signed,
 }
 
 fn mac(parts: &[&[u8]]) -> Vec<u8> {
