@@ -7,7 +7,7 @@
 
 use crate::engine::{Engine, RunOutcome};
 use crate::plan::WebhookPlan;
-use crate::store::{DeadLetter, Finished, RunRecord, Store};
+use crate::store::{DeadLetter, Finished, Pruned, RunRecord, Store};
 use crate::webhook::signature::{self, Incoming};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -332,19 +332,23 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
     }
 }
 
-/// How long a dedupe key is remembered: a provider's redelivery comes within hours, and
-/// the table must not grow forever.
-pub const DEDUPE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long dedupe keys, finished events and runs are kept by default: a provider's
+/// redelivery comes within hours or days, and the state file must not grow forever.
+pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Forgets dedupe keys older than `DEDUPE_RETENTION`, once an hour, until shutdown.
-pub async fn prune(service: Arc<Service>) {
+/// Forgets state older than `retention` (see `Store::prune`), once an hour, until shutdown.
+pub async fn prune(service: Arc<Service>, retention: Duration) {
     while !service.stopping() {
         let store = service.store.clone();
-        if let Ok(Ok(pruned)) =
-            tokio::task::spawn_blocking(move || store.prune_dedupe(DEDUPE_RETENTION)).await
-            && pruned > 0
-        {
-            tracing::info!(pruned, "forgot old dedupe keys");
+        match tokio::task::spawn_blocking(move || store.prune(retention)).await {
+            Ok(Ok(pruned)) if pruned != Pruned::default() => tracing::info!(
+                dedupe_keys = pruned.dedupe_keys,
+                events = pruned.events,
+                runs = pruned.runs,
+                "forgot state older than the retention"
+            ),
+            Ok(Err(error)) => tracing::warn!(%error, "cannot prune old state"),
+            _ => {}
         }
         for _ in 0..3600 {
             if service.stopping() {

@@ -123,8 +123,10 @@ pub trait Store: Send + Sync {
     fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
     /// Deletes every dead letter; returns how many there were.
     fn purge(&self) -> Result<usize, StoreError>;
-    /// Forgets dedupe keys first seen more than `retention` ago; returns how many.
-    fn prune_dedupe(&self, retention: std::time::Duration) -> Result<usize, StoreError>;
+    /// Forgets what is older than `retention`: dedupe keys first seen before, finished
+    /// events (with their checkpoints) and runs. Pending and running events, and dead
+    /// letters, are kept whatever their age.
+    fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
     /// Adds a run to the history.
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// The history, newest first: of one integration or all, of failed runs or all.
@@ -133,6 +135,14 @@ pub trait Store: Send + Sync {
         integration: Option<&str>,
         failed_only: bool,
     ) -> Result<Vec<RunRecord>, StoreError>;
+}
+
+/// What a `prune` forgot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub dedupe_keys: usize,
+    pub events: usize,
+    pub runs: usize,
 }
 
 /// One run in the history.
@@ -593,15 +603,26 @@ impl Store for SqliteStore {
         Ok(chosen.iter().map(|(id, _)| *id).collect())
     }
 
-    fn prune_dedupe(&self, retention: std::time::Duration) -> Result<usize, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let cutoff = now() - retention.as_secs() as i64;
-        exec(
-            &connection,
-            "DELETE FROM dedupe WHERE seen_at < ?1",
-            params![cutoff],
-        )
-        .map_err(|e| self.error(e))
+    fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError> {
+        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let cutoff = now().saturating_sub(retention.as_secs() as i64);
+        let transaction = connection.transaction().map_err(|e| self.error(e))?;
+        let delete =
+            |sql: &str| exec(&transaction, sql, params![cutoff]).map_err(|e| self.error(e));
+        let finished = "SELECT id FROM inbox
+             WHERE status IN ('done', 'failed', 'dead_lettered') AND updated_at < ?1";
+        let pruned = Pruned {
+            dedupe_keys: delete("DELETE FROM dedupe WHERE seen_at < ?1")?,
+            events: {
+                delete(&format!(
+                    "DELETE FROM checkpoints WHERE inbox_id IN ({finished})"
+                ))?;
+                delete(&format!("DELETE FROM inbox WHERE id IN ({finished})"))?
+            },
+            runs: delete("DELETE FROM runs WHERE started_at < ?1")?,
+        };
+        transaction.commit().map_err(|e| self.error(e))?;
+        Ok(pruned)
     }
 
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
@@ -661,8 +682,9 @@ mod tests {
         assert_eq!(store.enqueue("demo", &events).unwrap(), (2, 1));
         assert_eq!(
             store
-                .prune_dedupe(std::time::Duration::from_secs(3600))
-                .unwrap(),
+                .prune(std::time::Duration::from_secs(3600))
+                .unwrap()
+                .dedupe_keys,
             0,
             "a fresh key stays"
         );
@@ -693,8 +715,9 @@ mod tests {
             .unwrap();
         assert_eq!(
             store
-                .prune_dedupe(std::time::Duration::from_secs(3600))
-                .unwrap(),
+                .prune(std::time::Duration::from_secs(3600))
+                .unwrap()
+                .dedupe_keys,
             1,
             "an old key goes"
         );
@@ -702,6 +725,54 @@ mod tests {
             store.enqueue("demo", &events[..1]).unwrap(),
             (1, 0),
             "and may come again"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pruning_forgets_old_finished_events_and_runs_but_never_pending_work() {
+        let dir = std::env::temp_dir().join(format!("integ-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        let events: Vec<_> = (0..4)
+            .map(|n| (serde_json::json!({ "n": n }), None))
+            .collect();
+        store.enqueue("demo", &events).unwrap();
+        let claimed = store.claim(3, &[]).unwrap();
+        for item in &claimed {
+            store.checkpoint(item.id, "first", None).unwrap();
+        }
+        store.finish(claimed[0].id, Finished::Done, None).unwrap();
+        store.finish(claimed[1].id, Finished::Failed, None).unwrap();
+        let run = RunRecord {
+            integration: "demo".into(),
+            outcome: "succeeded".into(),
+            started_at: now(),
+            duration_ms: 5,
+            attempts: 1,
+            error: None,
+        };
+        store.record_run(&run).unwrap();
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(store.prune(hour).unwrap(), Pruned::default(), "all recent");
+        // A month later, by the clock of the rows.
+        let raw = Connection::open(dir.join("state.db")).unwrap();
+        raw.execute_batch("UPDATE inbox SET updated_at = 0; UPDATE runs SET started_at = 0")
+            .unwrap();
+        let pruned = store.prune(hour).unwrap();
+        assert_eq!((pruned.events, pruned.runs), (2, 1));
+        let counts = store.inbox_counts().unwrap();
+        assert_eq!(
+            counts,
+            [("pending".to_string(), 1), ("running".to_string(), 1)],
+            "pending and running events stay, however old"
+        );
+        let checkpoints: i64 = raw
+            .query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            checkpoints, 1,
+            "only the running event's checkpoint is left"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

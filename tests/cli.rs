@@ -148,6 +148,13 @@ fn unreadable_paths_and_bad_flags_exit_two() {
     assert_eq!(bad_flag.status.code(), Some(2));
     let no_command = integ(&[], &dir);
     assert_eq!(no_command.status.code(), Some(2));
+    let short_retention = integ(&["serve", "--retention", "10m"], &dir);
+    assert_eq!(short_retention.status.code(), Some(2));
+    assert!(stderr(&short_retention).contains("at least `1h`"));
+    let not_a_duration = integ(&["serve", "--retention", "a month"], &dir);
+    assert!(stderr(&not_a_duration).contains("is not a duration such as `30d`"));
+    let no_workers = integ(&["serve", "--workers", "0"], &dir);
+    assert_eq!(no_workers.status.code(), Some(2));
 }
 
 #[test]

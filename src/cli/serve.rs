@@ -29,9 +29,14 @@ pub struct ServeArgs {
     /// A secrets file (`NAME=value` lines); the environment is read for the rest.
     #[arg(long)]
     secrets: Option<PathBuf>,
-    /// How many events run at once.
-    #[arg(long, default_value_t = 4)]
-    workers: usize,
+    /// How many events run at once, all integrations together (a spec's `concurrency`
+    /// bounds its own).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: u16,
+    /// How long dedupe keys, finished events and the run history are kept, written as in
+    /// specs (`30d`, `12h`). Pending events and dead letters are kept until handled.
+    #[arg(long, default_value = "30d", value_parser = retention)]
+    retention: Duration,
     /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
@@ -39,6 +44,18 @@ pub struct ServeArgs {
     /// (`info` by default, `debug`, `warn`, ...).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+}
+
+/// A duration of at least an hour: less would forget dedupe keys before a provider's
+/// redelivery.
+fn retention(text: &str) -> Result<Duration, String> {
+    let duration = crate::syntax::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{text}` is not a duration such as `30d` or `12h`"))?;
+    if duration < Duration::from_secs(3600) {
+        return Err("keep state at least `1h`, or redelivered webhooks run twice".into());
+    }
+    Ok(duration)
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -127,10 +144,10 @@ fn start(args: &ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(listen = %address, webhooks = routes(&service), state = %args.state.display(), "integ serve started");
-        let workers = tokio::spawn(work(service.clone(), args.workers));
+        let workers = tokio::spawn(work(service.clone(), usize::from(args.workers)));
         let schedules = tokio::spawn(schedule(service.clone()));
         let polls = tokio::spawn(poll(service.clone()));
-        let pruning = tokio::spawn(prune(service.clone()));
+        let pruning = tokio::spawn(prune(service.clone(), args.retention));
         let stopping = service.clone();
         let server =
             axum::serve(listener, router(service.clone())).with_graceful_shutdown(async move {

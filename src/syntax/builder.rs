@@ -1038,8 +1038,9 @@ fn is_operator(rule: Rule) -> bool {
 /// so that no later check reports a zero.
 const MAX_DURATION: Duration = Duration::from_secs(u32::MAX as u64);
 
-/// `1h30m`, `500ms`: the sum of each number with its unit; `None` on overflow.
-fn parse_duration(text: &str) -> Option<Duration> {
+/// `1h30m`, `500ms`: the sum of each number with its unit; `None` on overflow. The
+/// command line reads its durations (`--retention 7d`) with it too, as specs write them.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {

@@ -5,6 +5,8 @@ pub mod grammar;
 mod syntax_error;
 mod text;
 
+pub use builder::parse_duration;
+
 use crate::ast::Spec;
 use crate::diagnostic::Diagnostic;
 use grammar::{IntegParser, Rule};
