@@ -43,23 +43,51 @@ pub async fn run_tests(plan: Arc<Plan>) -> Vec<Result<TestResult, TestError>> {
     results
 }
 
+/// A server on 127.0.0.1 for every connection of a plan, answering one test's mocks.
+#[derive(Debug)]
+pub struct StandIns {
+    /// By connection index.
+    pub servers: Vec<MockServer>,
+    /// Each connection's base path, kept on its server (see `base_paths`).
+    pub base_paths: Vec<String>,
+}
+
+impl StandIns {
+    /// Starts the stand-ins of `test`: every connection gets one, mocked or not, so that
+    /// nothing reaches a real API.
+    pub async fn start(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> std::io::Result<Self> {
+        let base_paths = base_paths(plan, secrets);
+        let mut servers = Vec::new();
+        for (index, base_path) in base_paths.iter().enumerate() {
+            servers.push(MockServer::start(routes(plan, test, index, base_path, secrets)).await?);
+        }
+        Ok(Self {
+            servers,
+            base_paths,
+        })
+    }
+
+    /// Engine options that point every connection at its stand-in, with a fixed OAuth2
+    /// token (a token endpoint is another host).
+    pub fn options(&self) -> Options {
+        Options {
+            base_urls: self
+                .servers
+                .iter()
+                .zip(&self.base_paths)
+                .map(|(s, path)| Some(format!("{}{path}", s.url())))
+                .collect(),
+            oauth2_token: Some("integ-test-token".into()),
+            ..Options::default()
+        }
+    }
+}
+
 async fn run_test(plan: Arc<Plan>, test: &TestPlan) -> Result<TestResult, TestError> {
     let names = plan.secrets.iter().map(String::as_str);
     let secrets = Secrets::placeholders(names);
-    let base_paths = base_paths(&plan, &secrets);
-    let mut servers = Vec::new();
-    for (index, base_path) in base_paths.iter().enumerate() {
-        servers.push(MockServer::start(routes(&plan, test, index, base_path, &secrets)).await?);
-    }
-    let options = Options {
-        base_urls: servers
-            .iter()
-            .zip(&base_paths)
-            .map(|(s, path)| Some(format!("{}{path}", s.url())))
-            .collect(),
-        oauth2_token: Some("integ-test-token".into()),
-        ..Options::default()
-    };
+    let stand_ins = StandIns::start(&plan, test, &secrets).await?;
+    let options = stand_ins.options();
     let engine = Engine::new(plan.clone(), secrets.clone(), options)?;
     let mut runs = Vec::new();
     for event in events(&plan, test, &secrets)? {
@@ -68,7 +96,7 @@ async fn run_test(plan: Arc<Plan>, test: &TestPlan) -> Result<TestResult, TestEr
     let failures = test
         .expectations
         .iter()
-        .filter_map(|expectation| check(&plan, expectation, &servers, &base_paths, &runs, &secrets))
+        .filter_map(|expectation| check(&plan, expectation, &stand_ins, &runs, &secrets))
         .map(|failure| engine.secrets().redact(&failure))
         .collect::<Vec<_>>();
     Ok(TestResult {
@@ -167,8 +195,7 @@ fn events(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> Result<Vec<Json>, 
 fn check(
     plan: &Plan,
     expectation: &ExpectationPlan,
-    servers: &[MockServer],
-    base_paths: &[String],
+    stand_ins: &StandIns,
     runs: &[RunReport],
     secrets: &Secrets,
 ) -> Option<String> {
@@ -180,10 +207,13 @@ fn check(
             predicate,
             times,
         } => {
-            let server = servers.get(*connection)?;
+            let server = stand_ins.servers.get(*connection)?;
             let full_path = format!(
                 "{}{path}",
-                base_paths.get(*connection).map_or("", String::as_str)
+                stand_ins
+                    .base_paths
+                    .get(*connection)
+                    .map_or("", String::as_str)
             );
             let requests = server.requests();
             let same_route: Vec<&Recorded> = requests
