@@ -430,12 +430,14 @@ fn poster(name: &str, header: &str, sink: &MockServer, path: &str) -> Arc<Engine
     engine_of(plan(spec), Secrets::default())
 }
 
-/// Enqueues events `{"id": n}` for each n, runs them with `workers` workers until the sink
-/// saw `expected` requests, and returns those requests' paths, ids and arrival times.
+/// Enqueues events `{"id": n}` for each n, of which the first `left_running` are claimed
+/// by a process that then died; runs them with `workers` workers until the sink saw every
+/// one, and returns the requests' paths, ids and arrival times.
 async fn run_burst(
     name: &str,
     engines: Vec<Arc<Engine>>,
     events: &[(&str, u64)],
+    left_running: usize,
     workers: usize,
     sink: &MockServer,
 ) -> Vec<(String, u64, std::time::Instant)> {
@@ -445,6 +447,7 @@ async fn run_burst(
             .enqueue(integration, &[(json!({ "id": id }), None)])
             .unwrap();
     }
+    store.claim(left_running, &[]).unwrap();
     let service = Service::new(engines, store.clone());
     tokio::spawn(work(service.clone(), workers));
     until(|| sink.requests().len() == events.len()).await;
@@ -463,7 +466,7 @@ async fn a_waiting_burst_spreads_over_the_workers() {
     let sink = slow_sink().await;
     let engine = poster("slow", "", &sink, "/slow");
     let events = [("slow", 0), ("slow", 1), ("slow", 2)];
-    let requests = run_burst("serve-burst", vec![engine], &events, 3, &sink).await;
+    let requests = run_burst("serve-burst", vec![engine], &events, 0, 3, &sink).await;
     // Each worker takes its share: the three calls to a slow API overlap instead of
     // queueing behind one worker.
     let spread = requests[2].2.duration_since(requests[0].2);
@@ -478,7 +481,9 @@ async fn an_integration_runs_no_more_events_at_once_than_its_concurrency() {
     let sink = slow_sink().await;
     let engine = poster("ordered", "concurrency 1", &sink, "/slow");
     let events = [("ordered", 0), ("ordered", 1), ("ordered", 2)];
-    let requests = run_burst("serve-concurrency", vec![engine], &events, 3, &sink).await;
+    // Two of them were left running by a process that died: recovered events are bound
+    // by the concurrency too.
+    let requests = run_burst("serve-concurrency", vec![engine], &events, 2, 3, &sink).await;
     // The same burst as above, on as many workers, now runs one event at a time, in the
     // order the events came.
     let ids: Vec<u64> = requests.iter().map(|r| r.1).collect();
@@ -505,7 +510,7 @@ async fn a_busy_integration_does_not_hold_up_the_others() {
         ("busy", 3),
         ("other", 9),
     ];
-    let requests = run_burst("serve-fairness", vec![busy, other], &events, 2, &sink).await;
+    let requests = run_burst("serve-fairness", vec![busy, other], &events, 0, 2, &sink).await;
     let first = requests[0].2;
     let other = requests.iter().find(|r| r.0 == "/fast").unwrap();
     // It runs on the second worker at once, not after the busy integration's backlog.
