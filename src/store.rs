@@ -669,11 +669,17 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_inbox_dedupes_claims_in_order_and_resumes_from_checkpoints() {
-        let dir = std::env::temp_dir().join(format!("integ-inbox-{}", std::process::id()));
+    /// An empty store in a folder of its own, and that folder.
+    fn fresh(name: &str) -> (std::path::PathBuf, SqliteStore) {
+        let dir = std::env::temp_dir().join(format!("integ-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn the_inbox_dedupes_claims_in_order_and_resumes_from_checkpoints() {
+        let (dir, store) = fresh("inbox");
         let events = [
             (serde_json::json!({"n": 1}), Some("a".to_string())),
             (serde_json::json!({"n": 2}), Some("a".to_string())),
@@ -731,9 +737,7 @@ mod tests {
 
     #[test]
     fn pruning_forgets_old_finished_events_and_runs_but_never_pending_work() {
-        let dir = std::env::temp_dir().join(format!("integ-prune-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        let (dir, store) = fresh("prune");
         let events: Vec<_> = (0..4)
             .map(|n| (serde_json::json!({ "n": n }), None))
             .collect();
@@ -779,9 +783,7 @@ mod tests {
 
     #[test]
     fn a_claim_passes_over_the_integrations_it_is_told_to_skip() {
-        let dir = std::env::temp_dir().join(format!("integ-skip-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        let (dir, store) = fresh("skip");
         for (integration, n) in [("busy", 1), ("free", 2), ("busy", 3), ("free", 4)] {
             store
                 .enqueue(integration, &[(serde_json::json!({ "n": n }), None)])
@@ -796,6 +798,7 @@ mod tests {
             "only the other integration's events, oldest first"
         );
         assert_eq!(numbers(store.claim(10, &[]).unwrap()), [1, 3]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
