@@ -366,6 +366,7 @@ pub async fn work(service: Arc<Service>, workers: usize) {
     let _ = tokio::task::spawn_blocking(move || store.recover()).await;
     let mut dispatcher = Dispatcher::new(&service, workers.max(1));
     while !service.stopping() {
+        dispatcher.reap(&service);
         dispatcher.start_ready(&service);
         let claimed = match dispatcher.claim_request() {
             Some((limit, skip)) => {
@@ -394,8 +395,14 @@ pub async fn work(service: Arc<Service>, workers: usize) {
     }
     // Events claimed but not started stay `running`; the next start puts them back, as
     // after a crash. Those started finish (the caller bounds how long that may take).
-    while dispatcher.finished().await {}
+    while let Some(joined) = dispatcher.running.join_next_with_id().await {
+        dispatcher.release(joined, &service);
+    }
 }
+
+/// How often an idle dispatcher looks at the inbox without being woken: polls, schedules
+/// and replays by another process enqueue without waking it.
+const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Hands inbox events to tasks. Claiming ahead (up to `workers` events beyond those
 /// running) saves a transaction per event; handing them out here rather than in each
@@ -405,8 +412,8 @@ struct Dispatcher {
     /// Claimed, not started yet, oldest first.
     queue: std::collections::VecDeque<crate::store::InboxItem>,
     running: tokio::task::JoinSet<()>,
-    /// The integration of each running task.
-    tasks: std::collections::HashMap<tokio::task::Id, String>,
+    /// The integration and inbox id of each running task's event.
+    tasks: std::collections::HashMap<tokio::task::Id, (String, i64)>,
     /// Events running per integration.
     active: std::collections::HashMap<String, usize>,
     /// The declared `concurrency` of each integration that has one.
@@ -453,12 +460,12 @@ impl Dispatcher {
                 break;
             };
             *self.active.entry(item.integration.clone()).or_default() += 1;
-            let integration = item.integration.clone();
+            let running = (item.integration.clone(), item.id);
             let service = service.clone();
             let task = self
                 .running
                 .spawn(async move { run_item(&service, item).await });
-            self.tasks.insert(task.id(), integration);
+            self.tasks.insert(task.id(), running);
         }
     }
 
@@ -492,31 +499,48 @@ impl Dispatcher {
         Some((limit, skip))
     }
 
-    /// Waits for a running event to finish, new work, or a moment (polls and replays
-    /// enqueue without waking anyone).
+    /// Waits for a running event to finish, new work, or a moment. With nothing running,
+    /// `join_next` answers at once, so only the other two may end the wait then.
     async fn wait(&mut self, service: &Service) {
+        let busy = !self.running.is_empty();
         tokio::select! {
-            _ = self.finished() => {}
+            Some(joined) = self.running.join_next_with_id(), if busy => {
+                self.release(joined, service);
+            }
             _ = service.work.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
         }
     }
 
-    /// Waits for one running event to finish and frees its place; `false` when none runs.
-    async fn finished(&mut self) -> bool {
-        let Some(joined) = self.running.join_next_with_id().await else {
-            return false;
-        };
-        let id = match joined {
-            Ok((id, ())) => id,
+    /// Frees the place of every event that finished.
+    fn reap(&mut self, service: &Service) {
+        while let Some(joined) = self.running.try_join_next_with_id() {
+            self.release(joined, service);
+        }
+    }
+
+    /// Frees the place of a finished event. A run that panicked is a bug of ours, not of
+    /// the input: its event is marked failed and logged, rather than left `running` for the
+    /// next start to run again, out of order and maybe forever.
+    fn release(
+        &mut self,
+        joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+        service: &Service,
+    ) {
+        let id = match &joined {
+            Ok((id, ())) => *id,
             Err(error) => error.id(),
         };
-        if let Some(integration) = self.tasks.remove(&id)
-            && let Some(active) = self.active.get_mut(&integration)
-        {
+        let Some((integration, event)) = self.tasks.remove(&id) else {
+            return;
+        };
+        if let Some(active) = self.active.get_mut(&integration) {
             *active = active.saturating_sub(1);
         }
-        true
+        if let Err(error) = joined {
+            tracing::error!(integration, event, %error, "run aborted; the event is marked failed");
+            let _ = service.store.finish(event, Finished::Failed, None);
+        }
     }
 }
 

@@ -49,6 +49,31 @@ fn spawn(dir: &Path, port: u16) -> Child {
         .unwrap()
 }
 
+/// A fresh folder holding `relay.integ` (a signed webhook forwarded to `sink`) and its
+/// secrets file.
+fn relay_dir(name: &str, sink: &str) -> PathBuf {
+    let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = format!(
+        r#"integration relay {{
+  connection sink {{ base_url "{sink}" }}
+  trigger webhook "/hooks/relay" {{
+    signature hmac_sha256 secret("RELAY_SECRET") {{ header "X-Signature" prefix "sha256=" }}
+    dedupe $.id
+  }}
+  step forward = sink POST "/sink" {{
+    idempotency_key "evt-{{{{ event.id }}}}"
+    body {{ id = $.id }}
+    retry 10 exponential 50ms..1s on 5xx, timeout, network
+  }}
+}}"#
+    );
+    std::fs::write(dir.join("relay.integ"), spec).unwrap();
+    std::fs::write(dir.join("secrets.env"), format!("RELAY_SECRET={SECRET}\n")).unwrap();
+    dir
+}
+
 async fn healthy(client: &reqwest::Client, port: u16) {
     for _ in 0..200 {
         if client
@@ -88,26 +113,7 @@ async fn sigkill_at_random_moments_loses_no_event() {
     }])
     .await
     .unwrap();
-    let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let spec = format!(
-        r#"integration relay {{
-  connection sink {{ base_url "{}" }}
-  trigger webhook "/hooks/relay" {{
-    signature hmac_sha256 secret("RELAY_SECRET") {{ header "X-Signature" prefix "sha256=" }}
-    dedupe $.id
-  }}
-  step forward = sink POST "/sink" {{
-    idempotency_key "evt-{{{{ event.id }}}}"
-    body {{ id = $.id }}
-    retry 10 exponential 50ms..1s on 5xx, timeout, network
-  }}
-}}"#,
-        sink.url()
-    );
-    std::fs::write(dir.join("relay.integ"), spec).unwrap();
-    std::fs::write(dir.join("secrets.env"), format!("RELAY_SECRET={SECRET}\n")).unwrap();
+    let dir = relay_dir("crash", &sink.url());
 
     let port = free_port();
     integ::engine::install_crypto_provider();
@@ -206,4 +212,33 @@ async fn sigkill_at_random_moments_loses_no_event() {
         .collect();
     assert!(missing.is_empty(), "lost events: {missing:?}");
     assert_eq!(per_key.len(), EVENTS, "no key outside the events");
+}
+
+/// CPU time (user + system) a process has used, from `/proc`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses: utime and stime are the
+    // 12th and 13th, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_server_uses_next_to_no_cpu() {
+    let dir = relay_dir("idle", "http://127.0.0.1:9");
+    let port = free_port();
+    let mut server = spawn(&dir, port);
+    integ::engine::install_crypto_provider();
+    healthy(&reqwest::Client::new(), port).await;
+    let before = cpu_time(server.id());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_time(server.id()) - before;
+    let _ = server.kill();
+    let _ = server.wait();
+    // Waiting for work is waiting, not asking the inbox in a loop.
+    assert!(
+        used < Duration::from_millis(200),
+        "idle for 2 s, used {used:?} of CPU"
+    );
 }
