@@ -73,7 +73,7 @@ pub fn lint_bytes(sources: Vec<(PathBuf, Vec<u8>)>) -> Vec<LintedFile> {
 
 /// Lints specs given as text, each with the path it is reported under.
 pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
-    let mut webhooks = check::WebhookRegistry::default();
+    let mut across = check::AcrossSpecs::default();
     let mut linted: Vec<LintedFile> = sources
         .into_iter()
         .enumerate()
@@ -90,7 +90,7 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
                 }
             }
             if let Some(spec) = &spec {
-                webhooks.add(file_index, &path.display().to_string(), &text, spec);
+                across.add(file_index, &path.display().to_string(), &text, spec);
             }
             LintedFile {
                 path,
@@ -100,7 +100,7 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
             }
         })
         .collect();
-    for (file, diagnostic) in webhooks.clashes() {
+    for (file, diagnostic) in across.clashes() {
         if let Some(linted) = linted.get_mut(file) {
             linted.diagnostics.push(diagnostic);
             linted.model = None;

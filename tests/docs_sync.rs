@@ -121,12 +121,27 @@ fn is_well_formed(code: &str) -> bool {
     bytes.len() == 4 && matches!(bytes[0], b'E' | b'W') && bytes[1..].iter().all(u8::is_ascii_digit)
 }
 
+const FILE_MARK: &str = "# file ";
+
 fn registry() -> Vec<&'static str> {
     Code::ALL.iter().map(|code| code.as_str()).collect()
 }
 
+/// Lints an example; one that shows several files linted together starts each with a line
+/// `# file NAME.integ`.
 fn lint_text(text: &str) -> Vec<Diagnostic> {
-    let files = lint_sources(vec![(PathBuf::from("doc.integ"), text.to_string())]);
+    let sources = if text.starts_with(FILE_MARK) {
+        text.split(FILE_MARK)
+            .skip(1)
+            .map(|file| {
+                let (name, spec) = file.split_once('\n').unwrap_or((file, ""));
+                (PathBuf::from(name.trim()), spec.to_string())
+            })
+            .collect()
+    } else {
+        vec![(PathBuf::from("doc.integ"), text.to_string())]
+    };
+    let files = lint_sources(sources);
     files
         .into_iter()
         .flat_map(|file| file.diagnostics)

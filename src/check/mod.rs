@@ -12,11 +12,11 @@ mod settings;
 mod steps;
 mod suggest;
 pub use suggest::closest;
+mod across;
 mod tests;
 mod triggers;
-mod webhooks;
 
-pub use webhooks::WebhookRegistry;
+pub use across::AcrossSpecs;
 
 use crate::ast::{Integration, Spec};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};

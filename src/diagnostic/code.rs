@@ -38,6 +38,7 @@ codes! {
     BadArguments = "E108",
     UnknownStep = "E109",
     DuplicateField = "E110",
+    IntegrationNameClash = "E111",
     InvalidJsonPath = "E201",
     InvalidTemplate = "E202",
     DuplicateTarget = "E203",

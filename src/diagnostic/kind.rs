@@ -94,6 +94,8 @@ pub enum DiagnosticKind {
         name: String,
         suggestion: Option<String>,
     },
+    #[error("integration `{name}` is also defined in `{other}`")]
+    IntegrationNameClash { name: String, other: String },
     #[error("webhook `{method} {path}` is also served by `{other}`")]
     WebhookPathClash {
         method: &'static str,
@@ -234,6 +236,7 @@ impl DiagnosticKind {
             Self::BadPercentage => Code::BadPercentage,
             Self::UnknownTimezone { .. } => Code::UnknownTimezone,
             Self::UnknownSignaturePreset { .. } => Code::UnknownSignaturePreset,
+            Self::IntegrationNameClash { .. } => Code::IntegrationNameClash,
             Self::WebhookPathClash { .. } => Code::WebhookPathClash,
             Self::InvalidWebhookPath { .. } => Code::InvalidWebhookPath,
             Self::SignatureOptionUnused { .. } => Code::SignatureOptionUnused,
@@ -290,7 +293,7 @@ impl DiagnosticKind {
             Self::DuplicateTarget { .. } => "assigned again here".into(),
             Self::LiteralSecret { .. } => "a credential in plain text".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "retried here".into(),
-            Self::WebhookPathClash { .. } => "clashes".into(),
+            Self::WebhookPathClash { .. } | Self::IntegrationNameClash { .. } => "clashes".into(),
             _ => "here".into(),
         }
     }
@@ -343,6 +346,7 @@ impl DiagnosticKind {
             Self::InvalidCron { .. } => "cron takes 5 fields (minute hour day month weekday), or 6 with seconds first: `0 9 * * MON-FRI`".into(),
             Self::UnknownTimezone { .. } => "use an IANA time zone name such as `Europe/Paris` or `UTC`".into(),
             Self::UnknownSignaturePreset { .. } => format!("the presets are {}", join_ticked(SIGNATURE_PRESETS)),
+            Self::IntegrationNameClash { .. } => "rename one: an integration's inbox, dedupe keys, cursors and run history are kept under its name".into(),
             Self::WebhookPathClash { .. } => "give each webhook trigger its own path".into(),
             Self::InvalidWebhookPath { .. } => "write the path as it follows the host: `/hooks/stripe`".into(),
             Self::SignatureOptionUnused { .. } => "only the `hmac_sha256` preset takes `header`, `encoding` and `prefix`".into(),
