@@ -242,3 +242,48 @@ async fn an_idle_server_uses_next_to_no_cpu() {
         "idle for 2 s, used {used:?} of CPU"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_the_same_state_file_refuses_to_start() {
+    let dir = relay_dir("second", "http://127.0.0.1:9");
+    let first_port = free_port();
+    let mut first = spawn(&dir, first_port);
+    integ::engine::install_crypto_provider();
+    let client = reqwest::Client::new();
+    healthy(&client, first_port).await;
+    // It would put back the first one's running events at its start and run them twice.
+    let mut second = Command::new(env!("CARGO_BIN_EXE_integ"))
+        .args(["serve", "relay.integ", "--secrets", "secrets.env"])
+        .args(["--state", "state.db", "--listen", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    for _ in 0..100 {
+        status = second.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if status.is_none() {
+        let _ = second.kill();
+    }
+    let second = second.wait_with_output().unwrap();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "it started");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("another `integ serve` is using the state file `state.db`"),
+        "{stderr}"
+    );
+    // The lock dies with its process, however it ends.
+    let _ = first.kill();
+    let _ = first.wait();
+    let port = free_port();
+    let mut again = spawn(&dir, port);
+    healthy(&client, port).await;
+    let _ = again.kill();
+    let _ = again.wait();
+}

@@ -88,16 +88,60 @@ const DRAIN: Duration = Duration::from_secs(30);
 pub fn run(args: &ServeArgs) -> ExitCode {
     match start(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("error: {message}");
-            }
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
             ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Busy(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
     }
 }
 
-fn start(args: &ServeArgs) -> Result<(), String> {
+/// Why `integ serve` did not start, or stopped.
+enum Failure {
+    /// Bad specs, secrets, state path or address: exit 2.
+    Usage(String),
+    /// Another process serves the same state file: exit 1.
+    Busy(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Self::Usage(message)
+    }
+}
+
+/// Holds an exclusive lock beside the state file while serving. Two processes on one file
+/// would each put back the other's running events at start and run them twice, and bound
+/// an integration's concurrency each on its own; a fleet needs a shared store instead.
+fn lock_state(state: &Path) -> Result<std::fs::File, Failure> {
+    let mut path = state.as_os_str().to_owned();
+    path.push(".serve-lock");
+    let path = PathBuf::from(path);
+    if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(folder).map_err(|e| e.to_string())?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::Busy(format!(
+            "another `integ serve` is using the state file `{}`: one process per state file",
+            state.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(format!("cannot lock `{}`: {e}", path.display()).into())
+        }
+    }
+}
+
+fn start(args: &ServeArgs) -> Result<(), Failure> {
     init_logs(args.log_format, super::use_color(args.color));
     let files = lint_paths(&args.paths).map_err(|e| e.to_string())?;
     if files.iter().any(|f| f.model.is_none()) {
@@ -106,7 +150,9 @@ fn start(args: &ServeArgs) -> Result<(), String> {
             style(args.color),
             &mut std::io::stderr().lock(),
         );
-        return Err("specs with errors cannot be served; `integ lint` explains them".into());
+        return Err(Failure::Usage(
+            "specs with errors cannot be served; `integ lint` explains them".into(),
+        ));
     }
     let mut plans = Vec::new();
     for file in &files {
@@ -132,6 +178,7 @@ fn start(args: &ServeArgs) -> Result<(), String> {
         .map(|plan| Engine::new(Arc::new(plan), secrets.clone(), Options::default()).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| secrets.redact(&e.to_string()))?;
+    let _lock = lock_state(&args.state)?;
     let store = SqliteStore::open(&args.state).map_err(|e| e.to_string())?;
     let service = Service::new(engines, Arc::new(store));
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -161,7 +208,8 @@ fn start(args: &ServeArgs) -> Result<(), String> {
         polls.abort();
         pruning.abort();
         Ok::<(), String>(())
-    })
+    })?;
+    Ok(())
 }
 
 fn routes(service: &Service) -> usize {
