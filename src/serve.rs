@@ -369,11 +369,11 @@ pub async fn work(service: Arc<Service>, workers: usize) {
         dispatcher.reap(&service);
         dispatcher.start_ready(&service);
         let claimed = match dispatcher.claim_request() {
-            Some((limit, skip)) => {
+            Some((limit, from)) => {
                 let store = service.store.clone();
                 let claimed = tokio::task::spawn_blocking(move || {
-                    let skip: Vec<&str> = skip.iter().map(String::as_str).collect();
-                    store.claim(limit, &skip)
+                    let from: Vec<&str> = from.iter().map(String::as_str).collect();
+                    store.claim(limit, &from)
                 })
                 .await;
                 match claimed {
@@ -416,6 +416,8 @@ struct Dispatcher {
     tasks: std::collections::HashMap<tokio::task::Id, (String, i64)>,
     /// Events running per integration.
     active: std::collections::HashMap<String, usize>,
+    /// The integrations served: events of others stay in the inbox.
+    names: Vec<String>,
     /// The declared `concurrency` of each integration that has one.
     limits: std::collections::HashMap<String, usize>,
 }
@@ -436,6 +438,11 @@ impl Dispatcher {
             running: tokio::task::JoinSet::new(),
             tasks: Default::default(),
             active: Default::default(),
+            names: service
+                .engines
+                .iter()
+                .map(|e| e.plan().name.clone())
+                .collect(),
             limits,
         }
     }
@@ -469,10 +476,10 @@ impl Dispatcher {
         }
     }
 
-    /// How many events to claim, and which integrations to pass over: those whose running
-    /// and queued events already fill their concurrency. `None` while enough are queued.
-    /// Events queued behind a full integration do not count, so they never keep others
-    /// waiting; there are few of them, since a full integration is passed over.
+    /// How many events to claim, and from which integrations: those served whose running
+    /// and queued events do not fill their concurrency yet. `None` while enough are
+    /// queued. Events queued behind a full integration do not count, so they never keep
+    /// others waiting; there are few of them, since a full integration is left out.
     fn claim_request(&self) -> Option<(usize, Vec<String>)> {
         let ready = self
             .queue
@@ -484,19 +491,19 @@ impl Dispatcher {
             return None;
         }
         let limit = (2 * self.workers).saturating_sub(self.running.len() + ready);
-        if limit == 0 {
-            return None;
-        }
-        let full = self.limits.iter().filter(|(name, limit)| {
-            let queued = self
-                .queue
-                .iter()
-                .filter(|i| &i.integration == *name)
-                .count();
-            self.active.get(*name).copied().unwrap_or(0) + queued >= **limit
-        });
-        let skip = full.map(|(name, _)| name.clone()).collect();
-        Some((limit, skip))
+        let from: Vec<String> = self
+            .names
+            .iter()
+            .filter(|name| {
+                let Some(&bound) = self.limits.get(*name) else {
+                    return true;
+                };
+                let queued = self.queue.iter().filter(|i| &i.integration == *name);
+                self.active.get(*name).copied().unwrap_or(0) + queued.count() < bound
+            })
+            .cloned()
+            .collect();
+        (limit > 0 && !from.is_empty()).then_some((limit, from))
     }
 
     /// Waits for a running event to finish, new work, or a moment. With nothing running,
@@ -596,9 +603,10 @@ async fn run_item(service: &Service, item: crate::store::InboxItem) {
             Finished::DeadLettered
         }
     };
-    let _ = service.store.finish(
-        id,
-        finished,
-        Some(&RunRecord::from_run(&report, engine.secrets())),
-    );
+    // Off the runtime's threads: the store may be busy (a prune, a burst of webhooks), and
+    // those threads serve the webhooks.
+    let run = RunRecord::from_run(&report, engine.secrets());
+    drop(_entered);
+    let store = service.store.clone();
+    let _ = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
 }

@@ -100,10 +100,10 @@ pub trait Store: Send + Sync {
     ) -> Result<(usize, usize), StoreError>;
     /// The stored position of poll trigger `trigger`.
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
-    /// Takes up to `limit` of the oldest pending events of every integration but those in
-    /// `skip` (marking them running), oldest first, each with the results of the steps it
-    /// already completed.
-    fn claim(&self, limit: usize, skip: &[&str]) -> Result<Vec<InboxItem>, StoreError>;
+    /// Takes up to `limit` of the oldest pending events of the integrations named in `from`
+    /// (marking them running), oldest first, each with the results of the steps it already
+    /// completed. Events of other integrations stay pending, however old.
+    fn claim(&self, limit: usize, from: &[&str]) -> Result<Vec<InboxItem>, StoreError>;
     /// Records that `step` of inbox event `id` completed, with its result.
     fn checkpoint(
         &self,
@@ -267,6 +267,13 @@ const MIGRATIONS: &[&str] = &[
         attempts    INTEGER NOT NULL,
         error       TEXT
     )",
+    // Claims seek each integration's oldest pending events; pruning finds old finished
+    // events without reading the whole inbox. Partial, so that only finishing an event
+    // writes to it. (Dedupe keys and runs are pruned in rowid order, their time order.)
+    "DROP INDEX inbox_pending;
+    CREATE INDEX inbox_claim ON inbox (status, integration, id);
+    CREATE INDEX inbox_finished ON inbox (updated_at)
+        WHERE status IN ('done', 'failed', 'dead_lettered')",
 ];
 
 fn now() -> i64 {
@@ -310,6 +317,28 @@ impl SqliteStore {
             path: display,
             connection: Mutex::new(connection),
         })
+    }
+
+    /// Runs `sql` (statements taking the cutoff `?1` and a batch size `?2`) until a batch
+    /// deletes less than a full one; returns the rows its last statement deleted. Each
+    /// batch is its own transaction, so webhooks and workers get the store in between.
+    fn delete_in_batches(&self, sql: &str, cutoff: i64) -> Result<usize, StoreError> {
+        const BATCH: usize = 2_000;
+        let mut total = 0;
+        loop {
+            let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+            let transaction = connection.transaction().map_err(|e| self.error(e))?;
+            let mut deleted = 0;
+            for statement in sql.split(';') {
+                deleted = exec(&transaction, statement, params![cutoff, BATCH as i64])
+                    .map_err(|e| self.error(e))?;
+            }
+            transaction.commit().map_err(|e| self.error(e))?;
+            total += deleted;
+            if deleted < BATCH {
+                return Ok(total);
+            }
+        }
     }
 
     fn error(&self, source: rusqlite::Error) -> StoreError {
@@ -463,24 +492,27 @@ impl Store for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn claim(&self, limit: usize, skip: &[&str]) -> Result<Vec<InboxItem>, StoreError> {
+    fn claim(&self, limit: usize, from: &[&str]) -> Result<Vec<InboxItem>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        // The names to skip travel as one JSON array, so the statement stays the same (and
-        // cached) whatever their number.
-        let skip = serde_json::to_string(skip).unwrap_or_else(|_| "[]".into());
+        // The names travel as one JSON array, so the statement stays the same (and cached)
+        // whatever their number. Each integration's oldest events are found by a seek in
+        // `inbox_claim`, so a long backlog of an integration left out costs nothing.
+        let from = serde_json::to_string(from).unwrap_or_else(|_| "[]".into());
         // One statement, so one implicit transaction: the oldest pending events turn running.
         let mut claimed = connection
             .prepare_cached(
                 "UPDATE inbox SET status = 'running', updated_at = ?1
                  WHERE id IN (
-                     SELECT id FROM inbox
-                     WHERE status = 'pending'
-                       AND integration NOT IN (SELECT value FROM json_each(?3))
-                     ORDER BY id LIMIT ?2)
+                     SELECT candidate.id FROM json_each(?3) AS names, inbox AS candidate
+                     WHERE candidate.id IN (
+                         SELECT id FROM inbox
+                         WHERE status = 'pending' AND integration = names.value
+                         ORDER BY id LIMIT ?2)
+                     ORDER BY candidate.id LIMIT ?2)
                  RETURNING id, integration, event",
             )
             .and_then(|mut statement| {
-                let rows = statement.query_map(params![now(), limit as i64, skip], |row| {
+                let rows = statement.query_map(params![now(), limit as i64, from], |row| {
                     Ok((
                         row.get::<_, i64>(0)?,
                         row.get::<_, String>(1)?,
@@ -604,25 +636,33 @@ impl Store for SqliteStore {
     }
 
     fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError> {
-        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let cutoff = now().saturating_sub(retention.as_secs() as i64);
-        let transaction = connection.transaction().map_err(|e| self.error(e))?;
-        let delete =
-            |sql: &str| exec(&transaction, sql, params![cutoff]).map_err(|e| self.error(e));
-        let finished = "SELECT id FROM inbox
-             WHERE status IN ('done', 'failed', 'dead_lettered') AND updated_at < ?1";
-        let pruned = Pruned {
-            dedupe_keys: delete("DELETE FROM dedupe WHERE seen_at < ?1")?,
-            events: {
-                delete(&format!(
-                    "DELETE FROM checkpoints WHERE inbox_id IN ({finished})"
-                ))?;
-                delete(&format!("DELETE FROM inbox WHERE id IN ({finished})"))?
-            },
-            runs: delete("DELETE FROM runs WHERE started_at < ?1")?,
-        };
-        transaction.commit().map_err(|e| self.error(e))?;
-        Ok(pruned)
+        // The same query twice in one transaction, with no change to the inbox between,
+        // picks the same events: their checkpoints go, then they do.
+        let finished = "SELECT id FROM inbox INDEXED BY inbox_finished
+             WHERE status IN ('done', 'failed', 'dead_lettered') AND updated_at < ?1
+             LIMIT ?2";
+        Ok(Pruned {
+            // Rows are added in time order: each batch looks at the oldest only, and the
+            // first batch with a recent row ends the pruning.
+            dedupe_keys: self.delete_in_batches(
+                "DELETE FROM dedupe WHERE seen_at < ?1
+                 AND rowid IN (SELECT rowid FROM dedupe ORDER BY rowid LIMIT ?2)",
+                cutoff,
+            )?,
+            events: self.delete_in_batches(
+                &format!(
+                    "DELETE FROM checkpoints WHERE inbox_id IN ({finished});
+                     DELETE FROM inbox WHERE id IN ({finished})"
+                ),
+                cutoff,
+            )?,
+            runs: self.delete_in_batches(
+                "DELETE FROM runs WHERE started_at < ?1
+                 AND id IN (SELECT id FROM runs ORDER BY id LIMIT ?2)",
+                cutoff,
+            )?,
+        })
     }
 
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
@@ -694,22 +734,22 @@ mod tests {
             0,
             "a fresh key stays"
         );
-        let first = store.claim(1, &[]).unwrap().remove(0);
+        let first = store.claim(1, &["demo"]).unwrap().remove(0);
         assert_eq!(first.event, serde_json::json!({"n": 1}));
         store
             .checkpoint(first.id, "lookup", Some(&serde_json::json!({"x": 1})))
             .unwrap();
         // The process stops here; a new one puts the event back and resumes it.
         assert_eq!(store.recover().unwrap(), 1);
-        let again = store.claim(1, &[]).unwrap().remove(0);
+        let again = store.claim(1, &["demo"]).unwrap().remove(0);
         assert_eq!(
             (again.id, again.done.get("lookup")),
             (first.id, Some(&serde_json::json!({"x": 1})))
         );
         store.finish(again.id, Finished::Done, None).unwrap();
-        let third = store.claim(1, &[]).unwrap().remove(0);
+        let third = store.claim(1, &["demo"]).unwrap().remove(0);
         assert_eq!(third.event, serde_json::json!({"n": 3}));
-        assert!(store.claim(1, &[]).unwrap().is_empty());
+        assert!(store.claim(1, &["demo"]).unwrap().is_empty());
         let counts = store.inbox_counts().unwrap();
         assert_eq!(
             counts,
@@ -742,7 +782,7 @@ mod tests {
             .map(|n| (serde_json::json!({ "n": n }), None))
             .collect();
         store.enqueue("demo", &events).unwrap();
-        let claimed = store.claim(3, &[]).unwrap();
+        let claimed = store.claim(3, &["demo"]).unwrap();
         for item in &claimed {
             store.checkpoint(item.id, "first", None).unwrap();
         }
@@ -782,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_passes_over_the_integrations_it_is_told_to_skip() {
+    fn a_claim_takes_only_the_integrations_it_is_given() {
         let (dir, store) = fresh("skip");
         for (integration, n) in [("busy", 1), ("free", 2), ("busy", 3), ("free", 4)] {
             store
@@ -793,11 +833,19 @@ mod tests {
             items.into_iter().map(|i| i.event["n"].clone()).collect()
         };
         assert_eq!(
-            numbers(store.claim(10, &["busy"]).unwrap()),
+            numbers(store.claim(10, &["free"]).unwrap()),
             [2, 4],
-            "only the other integration's events, oldest first"
+            "only that integration's events, oldest first"
         );
-        assert_eq!(numbers(store.claim(10, &[]).unwrap()), [1, 3]);
+        assert!(store.claim(10, &[]).unwrap().is_empty());
+        store
+            .enqueue("free", &[(serde_json::json!({ "n": 5 }), None)])
+            .unwrap();
+        assert_eq!(
+            numbers(store.claim(2, &["busy", "free"]).unwrap()),
+            [1, 3],
+            "the oldest of both, up to the limit"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -824,7 +872,7 @@ mod tests {
         assert_eq!(reopened.dead_letters().unwrap(), vec![(id, letter.clone())]);
         assert_eq!(reopened.replay(Some(&[id])).unwrap(), [id]);
         assert!(reopened.dead_letters().unwrap().is_empty());
-        let replayed = reopened.claim(1, &[]).unwrap().remove(0);
+        let replayed = reopened.claim(1, &["demo"]).unwrap().remove(0);
         assert_eq!(
             (replayed.integration.as_str(), &replayed.event),
             ("demo", &letter.event)

@@ -447,7 +447,8 @@ async fn run_burst(
             .enqueue(integration, &[(json!({ "id": id }), None)])
             .unwrap();
     }
-    store.claim(left_running, &[]).unwrap();
+    let names: Vec<&str> = events.iter().map(|(integration, _)| *integration).collect();
+    store.claim(left_running, &names).unwrap();
     let service = Service::new(engines, store.clone());
     tokio::spawn(work(service.clone(), workers));
     until(|| sink.requests().len() == events.len()).await;
@@ -653,8 +654,9 @@ async fn every_signature_preset_over_http_valid_tampered_stale_and_missing() {
         store.inbox_counts().unwrap(),
         [("pending".to_string(), PRESETS.len())]
     );
+    let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
     let mut integrations: Vec<String> = store
-        .claim(10, &[])
+        .claim(10, &names)
         .unwrap()
         .into_iter()
         .map(|item| item.integration)
