@@ -667,3 +667,34 @@ async fn every_signature_preset_over_http_valid_tampered_stale_and_missing() {
         ["generic", "github", "hubspot", "shopify", "stripe"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_of_an_integration_no_longer_served_wait_in_the_inbox() {
+    let sink = slow_sink().await;
+    let served = poster("served", "", &sink, "/fast");
+    let store = fresh_store("serve-unserved");
+    // Enqueued while a spec named `retired` was served; it is not any more.
+    store
+        .enqueue("retired", &[(json!({ "id": 1 }), None)])
+        .unwrap();
+    store
+        .enqueue("served", &[(json!({ "id": 2 }), None)])
+        .unwrap();
+    let service = Service::new(vec![served], store.clone());
+    tokio::spawn(work(service.clone(), 2));
+    until(|| sink.requests().len() == 1).await;
+    until(|| {
+        store
+            .inbox_counts()
+            .unwrap()
+            .iter()
+            .any(|(s, _)| s == "done")
+    })
+    .await;
+    service.shut_down();
+    // Nothing is failed for want of a spec: serving it again runs the event.
+    assert_eq!(
+        store.inbox_counts().unwrap(),
+        [("done".to_string(), 1), ("pending".to_string(), 1)]
+    );
+}
