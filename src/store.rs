@@ -7,7 +7,7 @@ use crate::secrets::Secrets;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An event that could not complete, with everything needed to inspect and replay it.
@@ -73,6 +73,9 @@ pub enum StoreError {
     },
     #[error("the state store is unusable after an earlier failure")]
     Poisoned,
+    /// The failure of a group commit, shared by every enqueue in it.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
 }
 
 /// Where dead letters go.
@@ -286,6 +289,36 @@ fn now() -> i64 {
 pub struct SqliteStore {
     path: String,
     connection: Mutex<Connection>,
+    /// Writes waiting for the next group commit (see `write`).
+    waiting: Mutex<Vec<Waiting>>,
+}
+
+/// A write of the hot path, as the group commit that takes it runs it.
+#[derive(Debug)]
+enum Change {
+    Enqueue {
+        integration: String,
+        position: Option<(String, String)>,
+        /// Each event as JSON text, with its dedupe key.
+        events: Vec<(String, Option<String>)>,
+    },
+    Finish {
+        id: i64,
+        status: Finished,
+        run: Option<RunRecord>,
+    },
+}
+
+/// What a change did: for an enqueue, the events enqueued and dropped as duplicates.
+type Counts = (usize, usize);
+
+/// The outcome of a change, set by the group commit that ran it.
+type Outcome = Arc<OnceLock<Result<Counts, Arc<StoreError>>>>;
+
+#[derive(Debug)]
+struct Waiting {
+    change: Change,
+    done: Outcome,
 }
 
 impl SqliteStore {
@@ -316,7 +349,66 @@ impl SqliteStore {
         Ok(Self {
             path: display,
             connection: Mutex::new(connection),
+            waiting: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Group commit: webhooks arrive together and workers finish together, and one
+    /// transaction for all that wait is far cheaper than one each. A caller queues its
+    /// change, then takes the connection; if the holder before it committed the queue
+    /// meanwhile, it only reads its outcome, else it commits every queued change in one
+    /// transaction. A failure fails them all: no webhook is answered 202, no event is
+    /// marked finished, nothing is lost.
+    fn write(&self, change: Change) -> Result<Counts, StoreError> {
+        let done: Outcome = Arc::default();
+        let waiting = Waiting {
+            change,
+            done: done.clone(),
+        };
+        self.waiting
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .push(waiting);
+        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        if done.get().is_none() {
+            let batch =
+                std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Poisoned)?);
+            match self.commit(&mut connection, &batch) {
+                Ok(counts) => {
+                    for (waiting, counts) in batch.iter().zip(counts) {
+                        let _ = waiting.done.set(Ok(counts));
+                    }
+                }
+                Err(error) => {
+                    let error = Arc::new(error);
+                    for waiting in &batch {
+                        let _ = waiting.done.set(Err(error.clone()));
+                    }
+                }
+            }
+        }
+        drop(connection);
+        match done.get() {
+            Some(Ok(counts)) => Ok(*counts),
+            Some(Err(error)) => Err(StoreError::Shared(error.clone())),
+            None => Err(StoreError::Poisoned),
+        }
+    }
+
+    /// Applies changes in one transaction; returns what each did.
+    fn commit(
+        &self,
+        connection: &mut Connection,
+        batch: &[Waiting],
+    ) -> Result<Vec<Counts>, StoreError> {
+        let transaction = connection.transaction().map_err(|e| self.error(e))?;
+        let now = now();
+        let counts = batch
+            .iter()
+            .map(|waiting| apply(&transaction, &waiting.change, now).map_err(|e| self.error(e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        transaction.commit().map_err(|e| self.error(e))?;
+        Ok(counts)
     }
 
     /// Runs `sql` (statements taking the cutoff `?1` and a batch size `?2`) until a batch
@@ -374,6 +466,57 @@ fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> 
         ],
     )?;
     Ok(())
+}
+
+/// One change of a group commit, inside its transaction.
+fn apply(transaction: &Connection, change: &Change, now: i64) -> rusqlite::Result<Counts> {
+    match change {
+        Change::Enqueue {
+            integration,
+            position,
+            events,
+        } => {
+            let (mut enqueued, mut dropped) = (0, 0);
+            for (event, key) in events {
+                if let Some(key) = key {
+                    let fresh = exec(
+                        transaction,
+                        "INSERT OR IGNORE INTO dedupe (integration, key, seen_at) VALUES (?1, ?2, ?3)",
+                        params![integration, key, now],
+                    )?;
+                    if fresh == 0 {
+                        dropped += 1;
+                        continue;
+                    }
+                }
+                exec(
+                    transaction,
+                    "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+                    params![integration, event, now],
+                )?;
+                enqueued += 1;
+            }
+            if let Some((trigger, position)) = position {
+                exec(
+                    transaction,
+                    "INSERT OR REPLACE INTO cursors (integration, trigger, position) VALUES (?1, ?2, ?3)",
+                    params![integration, trigger, position],
+                )?;
+            }
+            Ok((enqueued, dropped))
+        }
+        Change::Finish { id, status, run } => {
+            exec(
+                transaction,
+                "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status.as_str(), now],
+            )?;
+            if let Some(run) = run {
+                insert_run(transaction, run)?;
+            }
+            Ok((0, 0))
+        }
+    }
 }
 
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
@@ -445,39 +588,14 @@ impl Store for SqliteStore {
         position: Option<(&str, &str)>,
         events: &[(serde_json::Value, Option<String>)],
     ) -> Result<(usize, usize), StoreError> {
-        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let transaction = connection.transaction().map_err(|e| self.error(e))?;
-        let (mut enqueued, mut dropped) = (0, 0);
-        let now = now();
-        for (event, key) in events {
-            if let Some(key) = key {
-                let fresh = exec(
-                    &transaction,
-                    "INSERT OR IGNORE INTO dedupe (integration, key, seen_at) VALUES (?1, ?2, ?3)",
-                    params![integration, key, now],
-                )
-                .map_err(|e| self.error(e))?;
-                if fresh == 0 {
-                    dropped += 1;
-                    continue;
-                }
-            }
-            exec(&transaction,
-                    "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-                    params![integration, event.to_string(), now],
-                )
-                .map_err(|e| self.error(e))?;
-            enqueued += 1;
-        }
-        if let Some((trigger, position)) = position {
-            exec(&transaction,
-                    "INSERT OR REPLACE INTO cursors (integration, trigger, position) VALUES (?1, ?2, ?3)",
-                    params![integration, trigger, position],
-                )
-                .map_err(|e| self.error(e))?;
-        }
-        transaction.commit().map_err(|e| self.error(e))?;
-        Ok((enqueued, dropped))
+        self.write(Change::Enqueue {
+            integration: integration.to_string(),
+            position: position.map(|(t, p)| (t.to_string(), p.to_string())),
+            events: events
+                .iter()
+                .map(|(event, key)| (event.to_string(), key.clone()))
+                .collect(),
+        })
     }
 
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError> {
@@ -571,18 +689,12 @@ impl Store for SqliteStore {
     }
 
     fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError> {
-        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let transaction = connection.transaction().map_err(|e| self.error(e))?;
-        exec(
-            &transaction,
-            "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
-            params![id, status.as_str(), now()],
-        )
-        .map_err(|e| self.error(e))?;
-        if let Some(run) = run {
-            insert_run(&transaction, run).map_err(|e| self.error(e))?;
-        }
-        transaction.commit().map_err(|e| self.error(e))
+        self.write(Change::Finish {
+            id,
+            status,
+            run: run.cloned(),
+        })
+        .map(|_| ())
     }
 
     fn recover(&self) -> Result<usize, StoreError> {
