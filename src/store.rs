@@ -934,6 +934,38 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_enqueues_each_get_their_own_counts_from_a_group_commit() {
+        let (dir, store) = fresh("group");
+        let store = Arc::new(store);
+        // Eight writers at once; call n of a writer enqueues n % 4 + 1 events, and its
+        // last key repeats its first, so each call has its own answer to get back.
+        let writers: Vec<_> = (0..8)
+            .map(|writer| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for n in 0..50 {
+                        let size = n % 4 + 1;
+                        let mut events: Vec<_> = (0..size)
+                            .map(|e| (serde_json::json!(e), Some(format!("{writer}-{n}-{e}"))))
+                            .collect();
+                        events.push((serde_json::json!("again"), Some(format!("{writer}-{n}-0"))));
+                        assert_eq!(store.enqueue("demo", &events).unwrap(), (size, 1));
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let total = 8 * (0..50).map(|n| n % 4 + 1).sum::<usize>();
+        assert_eq!(
+            store.inbox_counts().unwrap(),
+            [("pending".to_string(), total)]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_claim_takes_only_the_integrations_it_is_given() {
         let (dir, store) = fresh("skip");
         for (integration, n) in [("busy", 1), ("free", 2), ("busy", 3), ("free", 4)] {
