@@ -546,8 +546,19 @@ impl Dispatcher {
         }
         if let Err(error) = joined {
             tracing::error!(integration, event, %error, "run aborted; the event is marked failed");
-            let _ = service.store.finish(event, Finished::Failed, None);
+            let _ = blocking(|| service.store.finish(event, Finished::Failed, None));
         }
+    }
+}
+
+/// Runs a short blocking store call from async code that cannot await it: on a
+/// multi-thread runtime the thread hands its other tasks (webhooks) over while it waits for
+/// the store; elsewhere the call just runs.
+fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+    match flavor {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
+        _ => call(),
     }
 }
 
@@ -570,7 +581,7 @@ async fn run_item(service: &Service, item: crate::store::InboxItem) {
     let report = tracing::Instrument::instrument(
         engine.resume(item.event.clone(), item.done, |step, result| {
             // A checkpoint is small and local; losing one only repeats the step.
-            let _ = store.checkpoint(id, step, result);
+            let _ = blocking(|| store.checkpoint(id, step, result));
         }),
         span.clone(),
     )

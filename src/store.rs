@@ -114,8 +114,7 @@ pub trait Store: Send + Sync {
         step: &str,
         result: Option<&serde_json::Value>,
     ) -> Result<(), StoreError>;
-    /// Ends inbox event `id`.
-    /// Ends it with its run added to the history, in the same transaction.
+    /// Ends inbox event `id`, with its run added to the history in the same transaction.
     fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError>;
     /// Puts back the events a stopped process left running; returns how many.
     fn recover(&self) -> Result<usize, StoreError>;
@@ -302,6 +301,12 @@ enum Change {
         /// Each event as JSON text, with its dedupe key.
         events: Vec<(String, Option<String>)>,
     },
+    Checkpoint {
+        id: i64,
+        step: String,
+        /// The step's result as JSON text.
+        result: Option<String>,
+    },
     Finish {
         id: i64,
         status: Finished,
@@ -353,7 +358,7 @@ impl SqliteStore {
         })
     }
 
-    /// Group commit: webhooks arrive together and workers finish together, and one
+    /// Group commit: webhooks arrive together and workers checkpoint and finish together, and one
     /// transaction for all that wait is far cheaper than one each. A caller queues its
     /// change, then takes the connection; if the holder before it committed the queue
     /// meanwhile, it only reads its outcome, else it commits every queued change in one
@@ -504,6 +509,14 @@ fn apply(transaction: &Connection, change: &Change, now: i64) -> rusqlite::Resul
                 )?;
             }
             Ok((enqueued, dropped))
+        }
+        Change::Checkpoint { id, step, result } => {
+            exec(
+                transaction,
+                "INSERT OR REPLACE INTO checkpoints (inbox_id, step, result) VALUES (?1, ?2, ?3)",
+                params![id, step, result],
+            )?;
+            Ok((0, 0))
         }
         Change::Finish { id, status, run } => {
             exec(
@@ -678,14 +691,12 @@ impl Store for SqliteStore {
         step: &str,
         result: Option<&serde_json::Value>,
     ) -> Result<(), StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        exec(
-            &connection,
-            "INSERT OR REPLACE INTO checkpoints (inbox_id, step, result) VALUES (?1, ?2, ?3)",
-            params![id, step, result.map(|r| r.to_string())],
-        )
-        .map_err(|e| self.error(e))?;
-        Ok(())
+        self.write(Change::Checkpoint {
+            id,
+            step: step.to_string(),
+            result: result.map(|r| r.to_string()),
+        })
+        .map(|_| ())
     }
 
     fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError> {
