@@ -214,6 +214,16 @@ async fn sigkill_at_random_moments_loses_no_event() {
     assert_eq!(per_key.len(), EVENTS, "no key outside the events");
 }
 
+/// `integ serve` on a relay whose sink is never called, up and healthy, in its folder.
+async fn serving(name: &str) -> (PathBuf, Child) {
+    let dir = relay_dir(name, "http://127.0.0.1:9");
+    let port = free_port();
+    let server = spawn(&dir, port);
+    integ::engine::install_crypto_provider();
+    healthy(&reqwest::Client::new(), port).await;
+    (dir, server)
+}
+
 /// CPU time (user + system) a process has used, from `/proc`.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -226,11 +236,7 @@ fn cpu_time(pid: u32) -> Duration {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_idle_server_uses_next_to_no_cpu() {
-    let dir = relay_dir("idle", "http://127.0.0.1:9");
-    let port = free_port();
-    let mut server = spawn(&dir, port);
-    integ::engine::install_crypto_provider();
-    healthy(&reqwest::Client::new(), port).await;
+    let (_, mut server) = serving("idle").await;
     let before = cpu_time(server.id());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let used = cpu_time(server.id()) - before;
@@ -245,12 +251,7 @@ async fn an_idle_server_uses_next_to_no_cpu() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_server_on_the_same_state_file_refuses_to_start() {
-    let dir = relay_dir("second", "http://127.0.0.1:9");
-    let first_port = free_port();
-    let mut first = spawn(&dir, first_port);
-    integ::engine::install_crypto_provider();
-    let client = reqwest::Client::new();
-    healthy(&client, first_port).await;
+    let (dir, mut first) = serving("second").await;
     // It would put back the first one's running events at its start and run them twice.
     let mut second = Command::new(env!("CARGO_BIN_EXE_integ"))
         .args(["serve", "relay.integ", "--secrets", "secrets.env"])
@@ -283,7 +284,7 @@ async fn a_second_server_on_the_same_state_file_refuses_to_start() {
     let _ = first.wait();
     let port = free_port();
     let mut again = spawn(&dir, port);
-    healthy(&client, port).await;
+    healthy(&reqwest::Client::new(), port).await;
     let _ = again.kill();
     let _ = again.wait();
 }
