@@ -602,17 +602,14 @@ async fn run_item(service: &Service, item: crate::store::InboxItem) {
     let finished = match report.outcome {
         RunOutcome::Succeeded => Finished::Done,
         RunOutcome::Failed => Finished::Failed,
-        RunOutcome::DeadLettered => {
-            if let Some(step) = report
-                .steps
-                .iter()
-                .find(|s| s.outcome == crate::model::Outcome::DeadLettered)
-            {
+        RunOutcome::DeadLettered => report
+            .steps
+            .iter()
+            .find(|s| s.outcome == crate::model::Outcome::DeadLettered)
+            .map_or(Finished::Failed, |step| {
                 let letter = DeadLetter::from_run(&report, step, &item.event, engine.secrets());
-                let _ = service.store.dead_letter(&letter);
-            }
-            Finished::DeadLettered
-        }
+                Finished::DeadLettered(Box::new(letter))
+            }),
     };
     // Off the runtime's threads: the store may be busy (a prune, a burst of webhooks), and
     // those threads serve the webhooks.

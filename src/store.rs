@@ -202,19 +202,21 @@ pub struct InboxItem {
 }
 
 /// How an inbox event ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Finished {
     Done,
     Failed,
-    DeadLettered,
+    /// Kept in the dead letters, in the transaction that ends the event: a crash cannot
+    /// leave a dead letter for an event that will run again.
+    DeadLettered(Box<DeadLetter>),
 }
 
 impl Finished {
-    fn as_str(self) -> &'static str {
+    fn as_str(&self) -> &'static str {
         match self {
             Finished::Done => "done",
             Finished::Failed => "failed",
-            Finished::DeadLettered => "dead_lettered",
+            Finished::DeadLettered(_) => "dead_lettered",
         }
     }
 }
@@ -456,6 +458,25 @@ fn exec<P: rusqlite::Params>(
     connection.prepare_cached(sql)?.execute(params)
 }
 
+fn insert_dead_letter(connection: &Connection, letter: &DeadLetter) -> rusqlite::Result<()> {
+    exec(
+        connection,
+        "INSERT INTO dead_letters (integration, step, event, requests, status, error, attempts, failed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            letter.integration,
+            letter.step,
+            letter.event.to_string(),
+            serde_json::to_string(&letter.requests).unwrap_or_default(),
+            letter.status,
+            letter.error,
+            letter.attempts,
+            letter.failed_at,
+        ],
+    )?;
+    Ok(())
+}
+
 fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
     exec(
         connection,
@@ -524,6 +545,9 @@ fn apply(transaction: &Connection, change: &Change, now: i64) -> rusqlite::Resul
                 "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, status.as_str(), now],
             )?;
+            if let Finished::DeadLettered(letter) = status {
+                insert_dead_letter(transaction, letter)?;
+            }
             if let Some(run) = run {
                 insert_run(transaction, run)?;
             }
@@ -546,21 +570,7 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 impl Store for SqliteStore {
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        exec(&connection,
-                "INSERT INTO dead_letters (integration, step, event, requests, status, error, attempts, failed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    letter.integration,
-                    letter.step,
-                    letter.event.to_string(),
-                    serde_json::to_string(&letter.requests).unwrap_or_default(),
-                    letter.status,
-                    letter.error,
-                    letter.attempts,
-                    letter.failed_at,
-                ],
-            )
-            .map_err(|e| self.error(e))?;
+        insert_dead_letter(&connection, letter).map_err(|e| self.error(e))?;
         Ok(connection.last_insert_rowid())
     }
 
@@ -972,6 +982,33 @@ mod tests {
         assert_eq!(
             store.inbox_counts().unwrap(),
             [("pending".to_string(), total)]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_dead_lettered_event_ends_with_its_dead_letter_in_one_write() {
+        let (dir, store) = fresh("ending");
+        store
+            .enqueue("demo", &[(serde_json::json!({"id": 1}), None)])
+            .unwrap();
+        let item = store.claim(1, &["demo"]).unwrap().remove(0);
+        let letter = DeadLetter {
+            integration: "demo".into(),
+            step: "post".into(),
+            event: item.event.clone(),
+            requests: vec!["POST http://127.0.0.1/x".into()],
+            status: Some(422),
+            error: "422 Unprocessable".into(),
+            attempts: 1,
+            failed_at: 1_700_000_000,
+        };
+        let ending = Finished::DeadLettered(Box::new(letter.clone()));
+        store.finish(item.id, ending, None).unwrap();
+        assert_eq!(store.dead_letters().unwrap(), vec![(1, letter)]);
+        assert_eq!(
+            store.inbox_counts().unwrap(),
+            [("dead_lettered".to_string(), 1)]
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
