@@ -1,12 +1,13 @@
 //! Expressions: JSONPaths and templates compile, their roots exist and have run, functions
 //! are known and called right.
 
+use super::template_names::{self, NameKind};
 use super::{Checker, suggest};
 use crate::ast::{Expr, ExprKind, PathExpr, Text};
 use crate::diagnostic::DiagnosticKind;
 use crate::span::Span;
 use std::collections::HashMap;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex};
 
 /// Each step's position in the run, by name.
 pub(super) type StepOrder<'a> = HashMap<&'a str, usize>;
@@ -87,6 +88,113 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// Common minijinja filters and tests, to suggest from; whether a name exists is asked of
+/// minijinja itself (`exists`).
+const TEMPLATE_FILTERS: &[&str] = &[
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "count",
+    "default",
+    "dictsort",
+    "escape",
+    "first",
+    "float",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+];
+const TEMPLATE_TESTS: &[&str] = &[
+    "boolean",
+    "defined",
+    "divisibleby",
+    "endingwith",
+    "eq",
+    "even",
+    "false",
+    "filter",
+    "float",
+    "ge",
+    "gt",
+    "in",
+    "integer",
+    "iterable",
+    "le",
+    "lower",
+    "lt",
+    "mapping",
+    "ne",
+    "none",
+    "number",
+    "odd",
+    "safe",
+    "sameas",
+    "sequence",
+    "startingwith",
+    "string",
+    "test",
+    "true",
+    "undefined",
+    "upper",
+];
+
+/// Whether minijinja knows filter or test `name`: a template naming it renders without an
+/// unknown-filter (or test) error. Asked once per name.
+fn exists(kind: NameKind, name: &str) -> bool {
+    static ASKED: LazyLock<Mutex<HashMap<(NameKind, String), bool>>> =
+        LazyLock::new(Mutex::default);
+    let key = (kind, name.to_string());
+    if let Some(known) = ASKED.lock().ok().and_then(|asked| asked.get(&key).copied()) {
+        return known;
+    }
+    let probe = match kind {
+        NameKind::Filter => format!("{{{{ none | {name} }}}}"),
+        NameKind::Test => format!("{{{{ none is {name} }}}}"),
+    };
+    let known = match TEMPLATES.render_str(&probe, ()) {
+        Ok(_) => true,
+        Err(error) => !matches!(
+            error.kind(),
+            minijinja::ErrorKind::UnknownFilter | minijinja::ErrorKind::UnknownTest
+        ),
+    };
+    if let Ok(mut asked) = ASKED.lock() {
+        asked.insert(key, known);
+    }
+    known
+}
+
 impl<'a> Checker<'a> {
     pub(super) fn expr(&mut self, expr: &Expr, scope: &Scope<'_>) {
         match &expr.kind {
@@ -153,6 +261,23 @@ impl<'a> Checker<'a> {
                 return;
             }
         };
+        for (kind, range) in template_names::names(&text.value) {
+            let name = &text.value[range.clone()];
+            if !exists(kind, name) {
+                let known = match kind {
+                    NameKind::Filter => TEMPLATE_FILTERS,
+                    NameKind::Test => TEMPLATE_TESTS,
+                };
+                self.report(
+                    DiagnosticKind::UnknownTemplateName {
+                        what: kind.as_str(),
+                        name: name.to_string(),
+                        suggestion: suggest::closest(name, known.iter().copied()),
+                    },
+                    text.span_of(range),
+                );
+            }
+        }
         let mut names: Vec<String> = template.undeclared_variables(false).into_iter().collect();
         names.sort();
         for name in names {
@@ -287,4 +412,21 @@ fn find_word(text: &str, word: &str) -> Option<std::ops::Range<usize>> {
             let after = text[range.end..].chars().next();
             !before.is_some_and(is_word) && !after.is_some_and(is_word)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_suggested_filter_and_test_exists_and_a_misspelling_does_not() {
+        for name in TEMPLATE_FILTERS {
+            assert!(exists(NameKind::Filter, name), "filter {name}");
+        }
+        for name in TEMPLATE_TESTS {
+            assert!(exists(NameKind::Test, name), "test {name}");
+        }
+        assert!(!exists(NameKind::Filter, "uper"));
+        assert!(!exists(NameKind::Test, "defind"));
+    }
 }

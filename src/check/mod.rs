@@ -13,6 +13,7 @@ mod steps;
 mod suggest;
 pub use suggest::closest;
 mod across;
+mod template_names;
 mod tests;
 mod triggers;
 

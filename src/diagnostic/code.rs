@@ -45,6 +45,7 @@ codes! {
     TargetConflict = "E204",
     NotAPath = "E205",
     ChainedComparison = "E206",
+    UnknownTemplateName = "E207",
     InvalidCron = "E301",
     UnknownTimezone = "E302",
     UnknownSignaturePreset = "E303",

@@ -82,6 +82,12 @@ pub enum DiagnosticKind {
 
     #[error("comparisons do not chain")]
     ChainedComparison,
+    #[error("unknown template {what} `{name}`")]
+    UnknownTemplateName {
+        what: &'static str,
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("invalid cron expression: {reason}")]
     InvalidCron { reason: String },
     #[error("unknown time zone `{name}`")]
@@ -233,6 +239,7 @@ impl DiagnosticKind {
             Self::NotAPath { .. } => Code::NotAPath,
             Self::InvalidCron { .. } => Code::InvalidCron,
             Self::ChainedComparison => Code::ChainedComparison,
+            Self::UnknownTemplateName { .. } => Code::UnknownTemplateName,
             Self::BadPercentage => Code::BadPercentage,
             Self::UnknownTimezone { .. } => Code::UnknownTimezone,
             Self::UnknownSignaturePreset { .. } => Code::UnknownSignaturePreset,
@@ -342,6 +349,7 @@ impl DiagnosticKind {
             Self::TargetConflict { .. } => "a field is either a value or an object or list of further fields".into(),
             Self::NotAPath { .. } => "write a JSONPath such as `$.items[*]`".into(),
             Self::ChainedComparison => "`a < b < c` compares `a < b` (true or false) with `c`; write `a < b and b < c`".into(),
+            Self::UnknownTemplateName { what, .. } => format!("minijinja's {what}s are listed at https://docs.rs/minijinja/latest/minijinja/{what}s/"),
             Self::BadPercentage => "for example `ratio 50% over 1m`".into(),
             Self::InvalidCron { .. } => "cron takes 5 fields (minute hour day month weekday), or 6 with seconds first: `0 9 * * MON-FRI`".into(),
             Self::UnknownTimezone { .. } => "use an IANA time zone name such as `Europe/Paris` or `UTC`".into(),
@@ -394,6 +402,7 @@ impl DiagnosticKind {
             | Self::UnknownFunction { suggestion, .. }
             | Self::UnknownStep { suggestion, .. }
             | Self::UnknownTimezone { suggestion, .. }
+            | Self::UnknownTemplateName { suggestion, .. }
             | Self::UnknownSignaturePreset { suggestion, .. }
             | Self::UnknownEncoding { suggestion, .. }
             | Self::OAuth2Field { suggestion, .. }
