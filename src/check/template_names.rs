@@ -68,7 +68,8 @@ fn tag(text: &str, from: usize, end: &str, found: &mut Vec<(NameKind, Range<usiz
     let mut previous_word: Option<Range<usize>> = None;
     let mut before_previous: Option<Range<usize>> = None;
     while i < bytes.len() {
-        if text[i..].starts_with(end) {
+        // Bytes, not `str` slices: `i` may sit inside a multi-byte character.
+        if bytes[i..].starts_with(end.as_bytes()) {
             return i + end.len();
         }
         let c = bytes[i];
@@ -198,5 +199,9 @@ mod tests {
         );
         assert!(named("{{ event.is }} {{ thing.filter }} text | not a tag").is_empty());
         assert!(named("{{ 'unterminated").is_empty());
+        assert_eq!(
+            named("{{ «é» ~ 'ü' | lower }}{{ ñ is odd }}"),
+            [(NameKind::Filter, "lower"), (NameKind::Test, "odd")]
+        );
     }
 }
