@@ -568,7 +568,7 @@ async fn run_item(service: &Service, item: crate::store::InboxItem) {
         .iter()
         .find(|e| e.plan().name == item.integration)
     else {
-        let _ = service.store.finish(item.id, Finished::Failed, None);
+        let _ = blocking(|| service.store.finish(item.id, Finished::Failed, None));
         return;
     };
     let store = service.store.clone();
@@ -616,5 +616,8 @@ async fn run_item(service: &Service, item: crate::store::InboxItem) {
     let run = RunRecord::from_run(&report, engine.secrets());
     drop(_entered);
     let store = service.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
+    let ended = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
+    if let Ok(Err(error)) = ended {
+        tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start");
+    }
 }

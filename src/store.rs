@@ -376,7 +376,13 @@ impl SqliteStore {
             .lock()
             .map_err(|_| StoreError::Poisoned)?
             .push(waiting);
-        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let Ok(mut connection) = self.connection.lock() else {
+            // Every write fails from now on: drop the queue rather than let it grow.
+            if let Ok(mut waiting) = self.waiting.lock() {
+                waiting.clear();
+            }
+            return Err(StoreError::Poisoned);
+        };
         if done.get().is_none() {
             let batch =
                 std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Poisoned)?);

@@ -39,6 +39,7 @@ pub(super) fn names(template: &str) -> Vec<(NameKind, Range<usize>)> {
         } else if rest.starts_with("{{") {
             tag(template, start + 2, "}}", &mut found)
         } else if rest.starts_with("{%") {
+            block_filter(template, start + 2, &mut found);
             tag(template, start + 2, "%}", &mut found)
         } else {
             start + 1
@@ -94,14 +95,8 @@ fn tag(text: &str, from: usize, end: &str, found: &mut Vec<(NameKind, Range<usiz
             let last = previous_word.as_ref().map(|r| &text[r.clone()]);
             let one_before = before_previous.as_ref().map(|r| &text[r.clone()]);
             let is_test = last == Some("is") || (last == Some("not") && one_before == Some("is"));
-            let is_block_filter = last == Some("filter") && before_previous.is_none();
-            if (is_test && &text[this.clone()] != "not") || is_block_filter {
-                let kind = if is_test {
-                    NameKind::Test
-                } else {
-                    NameKind::Filter
-                };
-                found.push((kind, this.clone()));
+            if is_test && &text[this.clone()] != "not" {
+                found.push((NameKind::Test, this.clone()));
             }
             i = this.end;
             before_previous = previous_word.replace(this);
@@ -123,6 +118,23 @@ fn tag(text: &str, from: usize, end: &str, found: &mut Vec<(NameKind, Range<usiz
         i += 1;
     }
     i
+}
+
+/// `{% filter NAME %}`: a filter named by the statement's first two words (a variable
+/// called `filter` elsewhere is just a variable).
+fn block_filter(text: &str, from: usize, found: &mut Vec<(NameKind, Range<usize>)>) {
+    let bytes = text.as_bytes();
+    let mut start = from;
+    if bytes.get(start) == Some(&b'-') {
+        start += 1;
+    }
+    let keyword = word(bytes, skip_spaces(bytes, start));
+    if &text[keyword.clone()] == "filter" {
+        let name = word(bytes, skip_spaces(bytes, keyword.end));
+        if !name.is_empty() {
+            found.push((NameKind::Filter, name));
+        }
+    }
 }
 
 fn is_word_start(c: u8) -> bool {
@@ -198,6 +210,13 @@ mod tests {
             named("{{ 'a | b is c' }} {# x | y #} {% raw %}{{ z | w }}{% endraw %}").is_empty()
         );
         assert!(named("{{ event.is }} {{ thing.filter }} text | not a tag").is_empty());
+        // A step or variable may be called `filter`.
+        assert_eq!(
+            named(
+                "{{ filter if a else b }}{{ filter or 'x' }}{% set y = filter %}{{ filter is defined }}"
+            ),
+            [(NameKind::Test, "defined")]
+        );
         assert!(named("{{ 'unterminated").is_empty());
         assert_eq!(
             named("{{ «é» ~ 'ü' | lower }}{{ ñ is odd }}"),
