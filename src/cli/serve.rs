@@ -155,6 +155,13 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         ));
     }
     let mut plans = Vec::new();
+    // Alerts are checked but not sent yet: say so rather than let anyone count on them.
+    let unsent_alerts: Vec<(String, usize)> = files
+        .iter()
+        .filter_map(|f| f.model.as_ref())
+        .filter(|m| !m.alerts.is_empty())
+        .map(|m| (m.name.clone(), m.alerts.len()))
+        .collect();
     for file in &files {
         let Some(model) = &file.model else { continue };
         let environment = args
@@ -191,6 +198,9 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         tracing::info!(listen = %address, webhooks = routes(&service), state = %args.state.display(), "integ serve started");
+        for (integration, alerts) in &unsent_alerts {
+            tracing::warn!(integration, alerts, "alerts are not sent yet; watch `integ runs --failed` and `integ dlq list`");
+        }
         let workers = tokio::spawn(work(service.clone(), usize::from(args.workers)));
         let schedules = tokio::spawn(schedule(service.clone()));
         let polls = tokio::spawn(poll(service.clone()));
