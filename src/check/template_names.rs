@@ -68,12 +68,20 @@ fn tag(text: &str, from: usize, end: &str, found: &mut Vec<(NameKind, Range<usiz
     let mut i = from;
     let mut previous_word: Option<Range<usize>> = None;
     let mut before_previous: Option<Range<usize>> = None;
+    // Map literals open braces of their own: `{{ {'a': {'b': 1}} | tojson }}` ends at the
+    // last `}}`, not the first.
+    let mut depth = 0usize;
     while i < bytes.len() {
         // Bytes, not `str` slices: `i` may sit inside a multi-byte character.
-        if bytes[i..].starts_with(end.as_bytes()) {
+        if depth == 0 && bytes[i..].starts_with(end.as_bytes()) {
             return i + end.len();
         }
         let c = bytes[i];
+        if c == b'{' {
+            depth += 1;
+        } else if c == b'}' {
+            depth = depth.saturating_sub(1);
+        }
         if c == b'"' || c == b'\'' {
             i = string_end(bytes, i);
             continue;
@@ -201,6 +209,10 @@ mod tests {
         assert_eq!(
             named("{% filter upper %}hi{% endfilter %}"),
             [(Filter, "upper")]
+        );
+        assert_eq!(
+            named("{{ {'a': {'b': 1}} | tojson }} {{ {'x': '}}'} | length }}"),
+            [(Filter, "tojson"), (Filter, "length")]
         );
     }
 
