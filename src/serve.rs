@@ -587,6 +587,21 @@ async fn run_item(service: &Service, item: crate::store::InboxItem) {
     )
     .await;
     let _entered = span.entered();
+    log_run(&report);
+    let finished = ending(&report, &item.event, engine.secrets());
+    // Off the runtime's threads: the store may be busy (a prune, a burst of webhooks), and
+    // those threads serve the webhooks.
+    let run = RunRecord::from_run(&report, engine.secrets());
+    drop(_entered);
+    let store = service.store.clone();
+    let ended = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
+    if let Ok(Err(error)) = ended {
+        tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start");
+    }
+}
+
+/// One line per step and one for the run, inside the run's span.
+fn log_run(report: &crate::engine::RunReport) {
     for step in &report.steps {
         let error = step.error.as_deref().unwrap_or("");
         tracing::info!(step = %step.name, outcome = step.outcome.as_str(), requests = step.requests.len(), error, "step");
@@ -599,7 +614,15 @@ async fn run_item(service: &Service, item: crate::store::InboxItem) {
         duration_ms = report.duration.as_millis() as u64,
         "run finished"
     );
-    let finished = match report.outcome {
+}
+
+/// How the inbox event of a run ends; a dead-lettered one carries its dead letter.
+fn ending(
+    report: &crate::engine::RunReport,
+    event: &Json,
+    secrets: &crate::secrets::Secrets,
+) -> Finished {
+    match report.outcome {
         RunOutcome::Succeeded => Finished::Done,
         RunOutcome::Failed => Finished::Failed,
         RunOutcome::DeadLettered => report
@@ -607,17 +630,8 @@ async fn run_item(service: &Service, item: crate::store::InboxItem) {
             .iter()
             .find(|s| s.outcome == crate::model::Outcome::DeadLettered)
             .map_or(Finished::Failed, |step| {
-                let letter = DeadLetter::from_run(&report, step, &item.event, engine.secrets());
+                let letter = DeadLetter::from_run(report, step, event, secrets);
                 Finished::DeadLettered(Box::new(letter))
             }),
-    };
-    // Off the runtime's threads: the store may be busy (a prune, a burst of webhooks), and
-    // those threads serve the webhooks.
-    let run = RunRecord::from_run(&report, engine.secrets());
-    drop(_entered);
-    let store = service.store.clone();
-    let ended = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
-    if let Ok(Err(error)) = ended {
-        tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start");
     }
 }
