@@ -128,14 +128,7 @@ async fn integ_run(shape: Shape) -> (Vec<Duration>, f64) {
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(SqliteStore::open(&dir.join("state.db")).expect("store"));
     let service = Service::new(vec![engine], store);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/hooks/relay",
-        listener.local_addr().expect("addr")
-    );
-    tokio::spawn(axum::serve(listener, router(service.clone())).into_future());
+    let url = serve(router(service.clone())).await;
     tokio::spawn(work(service.clone(), 8));
     let started = Instant::now();
     let latencies = post_all(&url).await;
@@ -171,6 +164,15 @@ async fn bare_run(shape: Shape) -> f64 {
             }
         }),
     );
+    let url = serve(app).await;
+    let started = Instant::now();
+    post_all(&url).await;
+    let total = delivered(&sink, shape, started).await;
+    EVENTS as f64 / total.as_secs_f64()
+}
+
+/// Serves `app` on a free port of 127.0.0.1; returns its webhook URL.
+async fn serve(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -179,10 +181,7 @@ async fn bare_run(shape: Shape) -> f64 {
         listener.local_addr().expect("addr")
     );
     tokio::spawn(axum::serve(listener, app).into_future());
-    let started = Instant::now();
-    post_all(&url).await;
-    let total = delivered(&sink, shape, started).await;
-    EVENTS as f64 / total.as_secs_f64()
+    url
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

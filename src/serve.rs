@@ -416,42 +416,35 @@ struct Dispatcher {
     tasks: std::collections::HashMap<tokio::task::Id, (String, i64)>,
     /// Events running per integration.
     active: std::collections::HashMap<String, usize>,
-    /// The integrations served: events of others stay in the inbox.
-    names: Vec<String>,
-    /// The declared `concurrency` of each integration that has one.
-    limits: std::collections::HashMap<String, usize>,
+    /// The integrations served, by name: events of others stay in the inbox.
+    engines: std::collections::HashMap<String, Arc<Engine>>,
 }
 
 impl Dispatcher {
     fn new(service: &Service, workers: usize) -> Self {
-        let limits = service
-            .engines
-            .iter()
-            .filter_map(|e| {
-                let plan = e.plan();
-                Some((plan.name.clone(), plan.concurrency?.get() as usize))
-            })
-            .collect();
         Self {
             workers,
             queue: Default::default(),
             running: tokio::task::JoinSet::new(),
             tasks: Default::default(),
             active: Default::default(),
-            names: service
+            engines: service
                 .engines
                 .iter()
-                .map(|e| e.plan().name.clone())
+                .map(|e| (e.plan().name.clone(), e.clone()))
                 .collect(),
-            limits,
         }
+    }
+
+    /// The declared `concurrency` of an integration, if it has one.
+    fn limit(&self, integration: &str) -> Option<usize> {
+        let concurrency = self.engines.get(integration)?.plan().concurrency?;
+        Some(concurrency.get() as usize)
     }
 
     fn has_room(&self, integration: &str) -> bool {
         let active = self.active.get(integration).copied().unwrap_or(0);
-        self.limits
-            .get(integration)
-            .is_none_or(|&limit| active < limit)
+        self.limit(integration).is_none_or(|limit| active < limit)
     }
 
     /// Starts queued events, oldest first, while workers are free; an event whose
@@ -466,12 +459,16 @@ impl Dispatcher {
             let Some(item) = self.queue.remove(index) else {
                 break;
             };
+            // Claims name only the integrations served, so each event has its engine.
+            let Some(engine) = self.engines.get(&item.integration).cloned() else {
+                continue;
+            };
             *self.active.entry(item.integration.clone()).or_default() += 1;
             let running = (item.integration.clone(), item.id);
             let service = service.clone();
             let task = self
                 .running
-                .spawn(async move { run_item(&service, item).await });
+                .spawn(async move { run_item(&service, &engine, item).await });
             self.tasks.insert(task.id(), running);
         }
     }
@@ -492,10 +489,10 @@ impl Dispatcher {
         }
         let limit = (2 * self.workers).saturating_sub(self.running.len() + ready);
         let from: Vec<String> = self
-            .names
-            .iter()
+            .engines
+            .keys()
             .filter(|name| {
-                let Some(&bound) = self.limits.get(*name) else {
+                let Some(bound) = self.limit(name) else {
                     return true;
                 };
                 let queued = self.queue.iter().filter(|i| &i.integration == *name);
@@ -562,15 +559,7 @@ fn blocking<T>(call: impl FnOnce() -> T) -> T {
     }
 }
 
-async fn run_item(service: &Service, item: crate::store::InboxItem) {
-    let Some(engine) = service
-        .engines
-        .iter()
-        .find(|e| e.plan().name == item.integration)
-    else {
-        let _ = blocking(|| service.store.finish(item.id, Finished::Failed, None));
-        return;
-    };
+async fn run_item(service: &Service, engine: &Engine, item: crate::store::InboxItem) {
     let store = service.store.clone();
     let id = item.id;
     let span = tracing::info_span!("run", integration = %item.integration, event = id, run = RUNS.fetch_add(1, Ordering::Relaxed));

@@ -201,38 +201,14 @@ async fn bad_requests_get_a_4xx_and_enqueue_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn health_readiness_and_shutdown() {
     let running = start("serve-shutdown").await;
-    let client = reqwest::Client::new();
-    assert_eq!(
-        client
-            .get(format!("{}/healthz", running.url))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
-    assert_eq!(
-        client
-            .get(format!("{}/readyz", running.url))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        200
-    );
+    let status = |path: &str| {
+        let url = format!("{}{path}", running.url);
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/healthz").await, 200);
+    assert_eq!(status("/readyz").await, 200);
     running.service.shut_down();
-    assert_eq!(
-        client
-            .get(format!("{}/readyz", running.url))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        503
-    );
+    assert_eq!(status("/readyz").await, 503);
     let body = release(11, "published");
     assert_eq!(
         post(

@@ -102,13 +102,7 @@ impl Engine {
             error: error.map(|e| self.secrets().redact(&e)),
             fallback,
         };
-        let scope = Scope {
-            document: event,
-            event,
-            steps: results,
-            item: None,
-            secrets: self.secrets(),
-        };
+        let scope = Scope::of_step(event, results, self.secrets());
         // In a `for_each` step, `when` is read per element (it may read `$item`).
         let step_when = step.when.as_ref().filter(|_| step.for_each.is_none());
         match step_when.map(|when| when.test(&self.plan().templates, &scope)) {
@@ -177,13 +171,7 @@ impl Engine {
                     report.outcome = Outcome::DeadLettered;
                     return report;
                 };
-                let scope = Scope {
-                    document: event,
-                    event,
-                    steps: results,
-                    item: None,
-                    secrets: self.secrets(),
-                };
+                let scope = Scope::of_step(event, results, self.secrets());
                 let done = self.perform(fallback, &scope).await;
                 report.requests.extend(done.requests);
                 report.fallback = Some(name.clone());

@@ -83,6 +83,17 @@ impl<'a> Scope<'a> {
         Self::of(&NOTHING, secrets)
     }
 
+    /// The scope of a step: the event, and the results of the steps run before it.
+    pub fn of_step(event: &'a Json, steps: &'a Map<String, Json>, secrets: &'a Secrets) -> Self {
+        Scope {
+            document: event,
+            event,
+            steps,
+            item: None,
+            secrets,
+        }
+    }
+
     /// The scope of one document read alone: a request body, an answer, an item.
     pub fn of(document: &'a Json, secrets: &'a Secrets) -> Self {
         Scope {
