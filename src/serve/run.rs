@@ -1,0 +1,77 @@
+//! One inbox event's run: checkpoints as it goes, then its end and its history record.
+
+use super::Service;
+use super::dispatch::blocking;
+use crate::engine::{Engine, RunOutcome};
+use crate::store::{DeadLetter, Finished, RunRecord};
+use serde_json::Value as Json;
+use std::sync::atomic::Ordering;
+
+/// Numbers the runs of this process, for the logs.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::store::InboxItem) {
+    let store = service.store.clone();
+    let id = item.id;
+    let span = tracing::info_span!("run", integration = %item.integration, event = id, run = RUNS.fetch_add(1, Ordering::Relaxed));
+    let _entered = span.clone().entered();
+    let resumed = item.done.len();
+    tracing::info!(resumed_steps = resumed, "run started");
+    drop(_entered);
+    let report = tracing::Instrument::instrument(
+        engine.resume(item.event.clone(), item.done, |step, result| {
+            // A checkpoint is small and local; losing one only repeats the step.
+            let _ = blocking(|| store.checkpoint(id, step, result));
+        }),
+        span.clone(),
+    )
+    .await;
+    let _entered = span.entered();
+    log_run(&report);
+    let finished = ending(&report, &item.event, engine.secrets());
+    // Off the runtime's threads: the store may be busy (a prune, a burst of webhooks), and
+    // those threads serve the webhooks.
+    let run = RunRecord::from_run(&report, engine.secrets());
+    drop(_entered);
+    let store = service.store.clone();
+    let ended = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
+    if let Ok(Err(error)) = ended {
+        tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start");
+    }
+}
+
+/// One line per step and one for the run, inside the run's span.
+fn log_run(report: &crate::engine::RunReport) {
+    for step in &report.steps {
+        let error = step.error.as_deref().unwrap_or("");
+        tracing::info!(step = %step.name, outcome = step.outcome.as_str(), requests = step.requests.len(), error, "step");
+    }
+    let outcome = serde_json::to_value(report.outcome)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from));
+    tracing::info!(
+        outcome = outcome.unwrap_or_default(),
+        duration_ms = report.duration.as_millis() as u64,
+        "run finished"
+    );
+}
+
+/// How the inbox event of a run ends; a dead-lettered one carries its dead letter.
+fn ending(
+    report: &crate::engine::RunReport,
+    event: &Json,
+    secrets: &crate::secrets::Secrets,
+) -> Finished {
+    match report.outcome {
+        RunOutcome::Succeeded => Finished::Done,
+        RunOutcome::Failed => Finished::Failed,
+        RunOutcome::DeadLettered => report
+            .steps
+            .iter()
+            .find(|s| s.outcome == crate::model::Outcome::DeadLettered)
+            .map_or(Finished::Failed, |step| {
+                let letter = DeadLetter::from_run(report, step, event, secrets);
+                Finished::DeadLettered(Box::new(letter))
+            }),
+    }
+}

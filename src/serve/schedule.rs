@@ -1,0 +1,64 @@
+//! Schedules: one inbox event per cron occurrence.
+
+use super::Service;
+use crate::engine::Engine;
+use serde_json::Value as Json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Fires every schedule of every integration until the service shuts down: each
+/// occurrence enqueues one event, `{"scheduled_at": "..."}` merged into the declared
+/// `event`. Occurrences missed while no process ran are not made up: after a start, the
+/// next one fires. An occurrence enqueues under a dedupe key of its time, so two processes
+/// (or a restart within the same second) fire it once.
+pub async fn schedule(service: Arc<Service>) {
+    let mut tasks = Vec::new();
+    for engine in &service.engines {
+        for index in 0..engine.plan().schedules.len() {
+            tasks.push(tokio::spawn(fire(service.clone(), engine.clone(), index)));
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+async fn fire(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
+    let Some(plan) = engine.plan().schedules.get(index) else {
+        return;
+    };
+    while !service.stopping() {
+        let now = chrono::Utc::now().with_timezone(&plan.timezone);
+        let Ok(next) = plan.cron.find_next_occurrence(&now, false) else {
+            return;
+        };
+        // Sleep in short stretches, so that a shutdown is noticed.
+        loop {
+            let left = (next - chrono::Utc::now().with_timezone(&plan.timezone))
+                .to_std()
+                .unwrap_or_default();
+            if left.is_zero() || service.stopping() {
+                break;
+            }
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        }
+        if service.stopping() {
+            return;
+        }
+        let scope = crate::plan::Scope::fixed(engine.secrets());
+        let declared = plan
+            .event
+            .as_ref()
+            .and_then(|e| e.eval(&engine.plan().templates, &scope).ok().flatten());
+        let mut event = match declared {
+            Some(Json::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        event.insert("scheduled_at".into(), Json::String(next.to_rfc3339()));
+        let key = format!("schedule {} {}", plan.text, next.timestamp());
+        let (store, integration) = (service.store.clone(), engine.plan().name.clone());
+        let events = vec![(Json::Object(event), Some(key))];
+        let _ = tokio::task::spawn_blocking(move || store.enqueue(&integration, &events)).await;
+        service.wake();
+    }
+}

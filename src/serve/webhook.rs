@@ -1,0 +1,147 @@
+//! The HTTP side of `integ serve`: each webhook is checked, then committed to the inbox
+//! before it is answered `202`.
+
+use super::Service;
+use crate::engine::Engine;
+use crate::plan::WebhookPlan;
+use crate::webhook::signature::{self, Incoming};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Webhook bodies above this size are refused with a 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// The HTTP side: every webhook of every integration, `/healthz` and `/readyz`.
+pub fn router(service: Arc<Service>) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(ready))
+        .fallback(webhook)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(service)
+}
+
+async fn ready(State(service): State<Arc<Service>>) -> Response {
+    if service.stopping() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else {
+        "ready".into_response()
+    }
+}
+
+fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": reason.into() }))).into_response()
+}
+
+async fn webhook(
+    State(service): State<Arc<Service>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if service.stopping() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    let routes: Vec<(&Arc<Engine>, &WebhookPlan)> = service
+        .engines
+        .iter()
+        .flat_map(|engine| engine.plan().webhooks.iter().map(move |w| (engine, w)))
+        .filter(|(_, w)| w.path == uri.path())
+        .collect();
+    let Some((engine, hook)) = routes
+        .iter()
+        .find(|(_, w)| w.method.as_str() == method.as_str())
+        .copied()
+    else {
+        return if routes.is_empty() {
+            refuse(
+                StatusCode::NOT_FOUND,
+                format!("no webhook at {}", uri.path()),
+            )
+        } else {
+            refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{} takes {}", uri.path(), routes[0].1.method.as_str()),
+            )
+        };
+    };
+    if let Err(error) = check_signature(engine, hook, &method, &uri, &headers, &body) {
+        tracing::warn!(integration = %engine.plan().name, path = uri.path(), %error, "webhook refused: 401");
+        return refuse(StatusCode::UNAUTHORIZED, error);
+    }
+    let payload: Json = match serde_json::from_slice(&body) {
+        Ok(payload) => payload,
+        Err(error) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not valid JSON: {error}"),
+            );
+        }
+    };
+    let events = hook.events(&engine.plan().templates, payload, engine.secrets());
+    let store = service.store.clone();
+    let integration = engine.plan().name.clone();
+    let committed = tokio::task::spawn_blocking(move || store.enqueue(&integration, &events)).await;
+    match committed {
+        Ok(Ok((accepted, duplicates))) => {
+            tracing::info!(integration = %engine.plan().name, path = uri.path(), accepted, duplicates, "webhook committed");
+            service.wake();
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({ "accepted": accepted, "duplicates": duplicates })),
+            )
+                .into_response()
+        }
+        Ok(Err(error)) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the inbox is unavailable: {error}"),
+        ),
+        Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, "the inbox is unavailable"),
+    }
+}
+
+fn check_signature(
+    engine: &Engine,
+    hook: &WebhookPlan,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let Some((preset, secret)) = &hook.signature else {
+        return Ok(());
+    };
+    let scope = crate::plan::Scope::fixed(engine.secrets());
+    let secret = secret
+        .eval(&engine.plan().templates, &scope)
+        .ok()
+        .flatten()
+        .map(|s| crate::engine::as_text(Some(&s)))
+        .ok_or("the signing secret is not available")?;
+    // Providers sign the public URL; behind a proxy its scheme comes in X-Forwarded-Proto.
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("https");
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let url = format!("{proto}://{host}{path}");
+    let incoming = Incoming {
+        method: method.as_str(),
+        url: &url,
+        headers,
+        body,
+        now: SystemTime::now(),
+    };
+    signature::verify(preset, secret.as_bytes(), hook.tolerance, &incoming)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,140 @@
+//! Durable state: dead letters, in SQLite by default (one file, WAL, nothing to install,
+//! readable with `sqlite3`). The store is a trait so that a Redis store can serve a fleet of
+//! workers later.
+
+mod records;
+mod schema;
+mod sqlite;
+
+pub use records::{DeadLetter, RunRecord};
+pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store `{path}`: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the folder of `{path}`: {source}")]
+    Folder {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the state store is unusable after an earlier failure")]
+    Poisoned,
+    /// The failure of a group commit, shared by every enqueue in it.
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
+}
+
+/// Where dead letters go.
+pub trait Store: Send + Sync {
+    /// Stores a dead letter and returns its id.
+    fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
+    /// Every dead letter, oldest first, with its id.
+    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError>;
+    /// Commits events to the inbox in one transaction, each with its dedupe key; an event
+    /// whose key was seen before is dropped. Returns how many were enqueued and dropped.
+    fn enqueue(
+        &self,
+        integration: &str,
+        events: &[(serde_json::Value, Option<String>)],
+    ) -> Result<(usize, usize), StoreError> {
+        self.enqueue_page(integration, None, events)
+    }
+    /// Like `enqueue`, and in the same transaction moves the position of a poll trigger:
+    /// a cursor is never stored past events that are not committed.
+    fn enqueue_page(
+        &self,
+        integration: &str,
+        position: Option<(&str, &str)>,
+        events: &[(serde_json::Value, Option<String>)],
+    ) -> Result<(usize, usize), StoreError>;
+    /// The stored position of poll trigger `trigger`.
+    fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
+    /// Takes up to `limit` of the oldest pending events of the integrations named in `from`
+    /// (marking them running), oldest first, each with the results of the steps it already
+    /// completed. Events of other integrations stay pending, however old.
+    fn claim(&self, limit: usize, from: &[&str]) -> Result<Vec<InboxItem>, StoreError>;
+    /// Records that `step` of inbox event `id` completed, with its result.
+    fn checkpoint(
+        &self,
+        id: i64,
+        step: &str,
+        result: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError>;
+    /// Ends inbox event `id`, with its run added to the history in the same transaction.
+    fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError>;
+    /// Puts back the events a stopped process left running; returns how many.
+    fn recover(&self) -> Result<usize, StoreError>;
+    /// Inbox events by status, for tests and operations.
+    fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
+    /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run
+    /// again; returns the ids replayed.
+    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
+    /// Deletes every dead letter; returns how many there were.
+    fn purge(&self) -> Result<usize, StoreError>;
+    /// Forgets what is older than `retention`: dedupe keys first seen before, finished
+    /// events (with their checkpoints) and runs. Pending and running events, and dead
+    /// letters, are kept whatever their age.
+    fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
+    /// Adds a run to the history.
+    fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// The history, newest first: of one integration or all, of failed runs or all.
+    fn runs(
+        &self,
+        integration: Option<&str>,
+        failed_only: bool,
+    ) -> Result<Vec<RunRecord>, StoreError>;
+}
+
+/// What a `prune` forgot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub dedupe_keys: usize,
+    pub events: usize,
+    pub runs: usize,
+}
+
+/// An event of the inbox, claimed by a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxItem {
+    pub id: i64,
+    pub integration: String,
+    pub event: serde_json::Value,
+    /// The results of the steps already completed, by step name (`null` for a step that
+    /// completed without a result, such as a skipped one).
+    pub done: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How an inbox event ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finished {
+    Done,
+    Failed,
+    /// Kept in the dead letters, in the transaction that ends the event: a crash cannot
+    /// leave a dead letter for an event that will run again.
+    DeadLettered(Box<DeadLetter>),
+}
+
+impl Finished {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Finished::Done => "done",
+            Finished::Failed => "failed",
+            Finished::DeadLettered(_) => "dead_lettered",
+        }
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,97 @@
+//! What the store keeps of a run: its dead letter and its history record, redacted.
+
+use super::now;
+use crate::engine::{RunReport, StepReport};
+use crate::secrets::Secrets;
+use serde::Serialize;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// An event that could not complete, with everything needed to inspect and replay it.
+/// Secrets are redacted from every field before it is stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub integration: String,
+    pub step: String,
+    pub event: serde_json::Value,
+    /// `METHOD URL` of each request the step made.
+    pub requests: Vec<String>,
+    /// The last response status, when there was a response.
+    pub status: Option<u16>,
+    /// The error, with the response excerpt when the server answered.
+    pub error: String,
+    pub attempts: u32,
+    /// Seconds since the Unix epoch.
+    pub failed_at: i64,
+}
+
+impl DeadLetter {
+    /// The dead letter of a run that ended at `step`.
+    pub fn from_run(
+        report: &RunReport,
+        step: &StepReport,
+        event: &serde_json::Value,
+        secrets: &Secrets,
+    ) -> Self {
+        let event = serde_json::from_str(&secrets.redact(&event.to_string())).unwrap_or_default();
+        let last = step.requests.last();
+        Self {
+            integration: report.integration.clone(),
+            step: step.name.clone(),
+            event,
+            requests: step
+                .requests
+                .iter()
+                .map(|r| secrets.redact(&format!("{} {}", r.method, r.url)))
+                .collect(),
+            status: last.and_then(|r| r.status),
+            error: secrets.redact(step.error.as_deref().unwrap_or("")),
+            attempts: step.requests.iter().map(|r| r.attempts).sum(),
+            failed_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        }
+    }
+}
+
+/// One run in the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRecord {
+    pub integration: String,
+    /// `succeeded`, `failed` or `dead_lettered`.
+    pub outcome: String,
+    /// Seconds since the Unix epoch.
+    pub started_at: i64,
+    pub duration_ms: i64,
+    /// Requests made, retries included.
+    pub attempts: u32,
+    /// The step that failed and why; secrets redacted.
+    pub error: Option<String>,
+}
+
+impl RunRecord {
+    pub fn from_run(report: &RunReport, secrets: &Secrets) -> Self {
+        let outcome = serde_json::to_value(report.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from));
+        let failed = report
+            .steps
+            .iter()
+            .find(|s| s.error.is_some() && s.outcome != crate::model::Outcome::Skipped);
+        let duration_ms = report.duration.as_millis() as i64;
+        Self {
+            integration: report.integration.clone(),
+            outcome: outcome.unwrap_or_default(),
+            started_at: now() - duration_ms / 1000,
+            duration_ms,
+            attempts: report
+                .steps
+                .iter()
+                .flat_map(|s| &s.requests)
+                .map(|r| r.attempts)
+                .sum(),
+            error: failed.map(|s| {
+                secrets.redact(&format!("{}: {}", s.name, s.error.as_deref().unwrap_or("")))
+            }),
+        }
+    }
+}

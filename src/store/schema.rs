@@ -1,0 +1,74 @@
+//! The SQLite schema and its migrations.
+
+use rusqlite::Connection;
+
+/// The schema, one migration per version; `PRAGMA user_version` records how many ran.
+/// Append only: a released migration is never edited or reordered.
+pub(super) const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE dead_letters (
+        id          INTEGER PRIMARY KEY,
+        integration TEXT NOT NULL,
+        step        TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        requests    TEXT NOT NULL,
+        status      INTEGER,
+        error       TEXT NOT NULL,
+        attempts    INTEGER NOT NULL,
+        failed_at   INTEGER NOT NULL
+    )",
+    "CREATE TABLE inbox (
+        id          INTEGER PRIMARY KEY,
+        integration TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'pending',
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE INDEX inbox_pending ON inbox (status, id);
+    CREATE TABLE dedupe (
+        integration TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        seen_at     INTEGER NOT NULL,
+        PRIMARY KEY (integration, key)
+    );
+    CREATE TABLE checkpoints (
+        inbox_id INTEGER NOT NULL REFERENCES inbox (id),
+        step     TEXT NOT NULL,
+        result   TEXT,
+        PRIMARY KEY (inbox_id, step)
+    )",
+    "CREATE TABLE cursors (
+        integration TEXT NOT NULL,
+        trigger     TEXT NOT NULL,
+        position    TEXT NOT NULL,
+        PRIMARY KEY (integration, trigger)
+    )",
+    "CREATE TABLE runs (
+        id          INTEGER PRIMARY KEY,
+        integration TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        started_at  INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL,
+        error       TEXT
+    )",
+    // Claims seek each integration's oldest pending events; pruning finds old finished
+    // events without reading the whole inbox. Partial, so that only finishing an event
+    // writes to it. (Dedupe keys and runs are pruned in rowid order, their time order.)
+    "DROP INDEX inbox_pending;
+    CREATE INDEX inbox_claim ON inbox (status, integration, id);
+    CREATE INDEX inbox_finished ON inbox (updated_at)
+        WHERE status IN ('done', 'failed', 'dead_lettered')",
+];
+
+/// Runs the migrations this file has not run yet, in one transaction.
+pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    let transaction = connection.transaction()?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        transaction.execute_batch(migration)?;
+        transaction.pragma_update(None, "user_version", index as i64 + 1)?;
+    }
+    transaction.commit()
+}
