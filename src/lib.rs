@@ -1,8 +1,10 @@
 //! integ: declarative integrations between SaaS APIs.
 //!
 //! The pipeline runs one way: text -> `syntax` (pest parse tree, then the spanned `ast`)
-//! -> `check` (every diagnostic at once, then the checked `model`) -> the engine (to come).
-//! See ARCHITECTURE.md.
+//! -> `check` (every diagnostic at once, then the checked `model`) -> `plan` (JSONPaths and
+//! templates compiled once) -> `engine` (one event's run) -> `serve` and `store` (the
+//! durable inbox, workers, dead letters, run history). `cli` drives them and is the only
+//! module that prints. See ARCHITECTURE.md; `tests/architecture.rs` checks the direction.
 
 pub mod ast;
 pub mod check;

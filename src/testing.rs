@@ -151,7 +151,7 @@ fn routes(
                 .map(|(k, v)| {
                     (
                         k.clone(),
-                        crate::engine::as_text(eval(plan, v, &Json::Null, secrets).as_ref()),
+                        crate::plan::as_text(eval(plan, v, &Json::Null, secrets).as_ref()),
                     )
                 })
                 .collect(),

@@ -177,3 +177,38 @@ fn help_is_available_on_every_command() {
     let lint = integ(&["lint", "--help"], &dir);
     assert!(stdout(&lint).contains("--deny-warnings"));
 }
+
+#[test]
+fn lint_never_touches_the_network() {
+    // Every URL of the spec points at a listener of ours: lint must connect to none.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let spec = format!(
+        r#"integration offline {{
+  connection api {{
+    base_url env("API_URL", "{url}/v1")
+    auth oauth2 {{
+      token_url     "{url}/oauth/token"
+      client_id     secret("CLIENT_ID")
+      client_secret secret("CLIENT_SECRET")
+    }}
+  }}
+  trigger poll api GET "/items" {{ every 1m items $.items[*] dedupe $.id }}
+  step call = api POST "{url}/absolute" {{ body {{ id = $.id }} }}
+  test "offline" {{
+    event {{ id: 1 }}
+    mock api POST "/absolute" 200 {{}}
+  }}
+}}
+"#
+    );
+    let dir = workdir("no-network");
+    write(&dir, "offline.integ", &spec);
+    let output = integ(&["lint", "offline.integ"], &dir);
+    assert!(output.status.code().is_some(), "{}", stderr(&output));
+    match listener.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("lint connected to {url}: {other:?}"),
+    }
+}

@@ -401,3 +401,34 @@ fn raw_bytes_stand_for_themselves() {
     assert_eq!(with_raw_bytes(r"\n\x"), br"\n\x");
     assert_eq!(with_raw_bytes("é"), "é".as_bytes());
 }
+
+/// The released codes, `CODE Variant` a line, beside this file.
+const RELEASED: &str = "tests/codes.released";
+
+#[test]
+fn a_released_code_is_never_renumbered_or_reused() {
+    let released = std::fs::read_to_string(RELEASED).unwrap_or_else(|e| panic!("{RELEASED}: {e}"));
+    let registry: Vec<String> = Code::ALL
+        .iter()
+        .map(|code| format!("{} {code:?}", code.as_str()))
+        .collect();
+    let snapshot: Vec<&str> = released
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .collect();
+    for line in &snapshot {
+        assert!(
+            registry.iter().any(|pair| pair == line),
+            "{RELEASED} has `{line}`, the registry no longer does: a released code was renumbered, \
+             renamed or removed (retire a code by leaving it in place)"
+        );
+    }
+    let new: Vec<&String> = registry
+        .iter()
+        .filter(|pair| !snapshot.contains(&pair.as_str()))
+        .collect();
+    assert!(
+        new.is_empty(),
+        "codes not in {RELEASED} yet: {new:?}; append them to it, at its end"
+    );
+}

@@ -398,12 +398,9 @@ async fn slow_sink() -> MockServer {
         path: path.into(),
         responses: vec![MockResponse::json(200, json!({})).after(delay)],
     };
-    MockServer::start(vec![
-        route("/slow", SLOW),
-        route("/fast", Duration::ZERO),
-    ])
-    .await
-    .unwrap()
+    MockServer::start(vec![route("/slow", SLOW), route("/fast", Duration::ZERO)])
+        .await
+        .unwrap()
 }
 
 /// An integration posting each event's id to `path`, with the given header lines.
@@ -462,10 +459,7 @@ async fn a_waiting_burst_spreads_over_the_workers() {
     // queueing behind one worker (then the third would come at least 2 × SLOW after the
     // first).
     let spread = requests[2].2.duration_since(requests[0].2);
-    assert!(
-        spread < SLOW,
-        "the burst ran one after another: {spread:?}"
-    );
+    assert!(spread < SLOW, "the burst ran one after another: {spread:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -482,10 +476,7 @@ async fn an_integration_runs_no_more_events_at_once_than_its_concurrency() {
     assert_eq!(ids, [0, 1, 2]);
     for pair in requests.windows(2) {
         let gap = pair[1].2.duration_since(pair[0].2);
-        assert!(
-            gap >= SLOW.mul_f64(0.9),
-            "overlapping runs: {gap:?}"
-        );
+        assert!(gap >= SLOW.mul_f64(0.9), "overlapping runs: {gap:?}");
     }
 }
 

@@ -4,6 +4,7 @@
 mod code;
 mod kind;
 mod render;
+pub mod suggest;
 
 pub use code::Code;
 pub use kind::{

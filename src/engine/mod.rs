@@ -14,9 +14,8 @@ pub mod url;
 pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
 pub use poll::Polled;
 pub use report::{RequestReport, RunOutcome, RunReport, StepReport};
-pub use run::as_text;
 
-use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value};
+use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value, as_text};
 use crate::secrets::Secrets;
 use serde_json::Value as Json;
 use std::sync::Arc;

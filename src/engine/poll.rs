@@ -2,9 +2,10 @@
 //! answer, and the position of the next page.
 
 use super::http::Request;
-use super::run::{as_text, link_next, set_param};
+use super::run::{link_next, set_param};
 use super::{Engine, url};
 use crate::model::Encoding;
+use crate::plan::as_text;
 use crate::plan::{PageStyle, PollPlan, Scope};
 use serde_json::Value as Json;
 

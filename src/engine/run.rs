@@ -6,7 +6,7 @@ use super::report::{RequestReport, RunOutcome, RunReport, StepReport};
 use super::{Engine, url};
 use crate::ast::{Method, TargetSegment};
 use crate::model::{OnError, Outcome};
-use crate::plan::{BodyPlan, CallPlan, EvalError, PageStyle, Scope, StepPlan, Value};
+use crate::plan::{BodyPlan, CallPlan, EvalError, PageStyle, Scope, StepPlan, Value, as_text};
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
 use std::time::{Duration, Instant};
@@ -744,15 +744,6 @@ fn place(into: &mut Json, target: &[TargetSegment], value: Json) {
         }
     };
     place(slot, rest, value);
-}
-
-/// A value as text in a URL, header or form: strings as they are, other JSON as JSON.
-pub fn as_text(value: Option<&Json>) -> String {
-    match value {
-        None | Some(Json::Null) => String::new(),
-        Some(Json::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
 }
 
 /// A cached response answers the same method, URL and request headers.

@@ -1,31 +1,11 @@
 //! Request URLs that can only reach the connection's host.
 //!
 //! A request's URL is the connection's base URL followed by the step's path. Values a path
-//! template interpolates are percent-encoded (every byte but RFC 3986's unreserved ones),
+//! template interpolates are percent-encoded (`plan::path_formatter`) (every byte but RFC 3986's unreserved ones),
 //! so `//evil.example`, `../admin`, `?x=` or `@host` arrive as data inside one segment. The
 //! joined URL is then checked against the base: same scheme, host and port, or refused.
 
-use minijinja::{Error, Output, State, Value};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Url;
-
-/// Everything but RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`).
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// The template formatter: in path templates (named `*.path`) every interpolated value is
-/// percent-encoded; elsewhere values print as they are.
-pub fn path_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
-    if state.name().ends_with(".path") {
-        let text = value.to_string();
-        write!(out, "{}", utf8_percent_encode(&text, SEGMENT)).map_err(Error::from)
-    } else {
-        minijinja::escape_formatter(out, state, value)
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum UrlError {
@@ -135,7 +115,7 @@ mod tests {
             "../../admin",
             "a?b=c#d",
         ] {
-            let encoded = utf8_percent_encode(hostile, SEGMENT).to_string();
+            let encoded = crate::plan::encode_segment(hostile);
             let url = join(&api(), &format!("/contacts/{encoded}")).unwrap();
             assert_eq!(url.host_str(), Some("api.example.com"), "{hostile}");
             assert!(

@@ -1,9 +1,13 @@
 //! Model to plan: every JSONPath and template compiled once, environments applied, files
 //! read. Per-event work is evaluation only.
 
+mod path;
 mod value;
 
-pub use value::{EvalError, Path, Root, Scope, Template, Value, is_singular, render, truthy};
+pub use path::{encode_segment, path_formatter};
+pub use value::{
+    EvalError, Path, Root, Scope, Template, Value, as_text, is_singular, render, truthy,
+};
 
 use crate::ast::{self, Expr, ExprKind, Method, TargetSegment, Text};
 use crate::model::{self, Encoding, OnError, RetryPolicy};
@@ -148,9 +152,7 @@ pub fn keyed_events(
         .filter(|event| when.is_none_or(|when| truthy(eval(when, event).as_ref())))
         .map(|event| {
             let key = dedupe.and_then(|dedupe| eval(dedupe, &event));
-            let key = key
-                .filter(|k| !k.is_null())
-                .map(|k| crate::engine::as_text(Some(&k)));
+            let key = key.filter(|k| !k.is_null()).map(|k| as_text(Some(&k)));
             (event, key)
         })
         .collect()
@@ -448,7 +450,7 @@ impl Compiler {
         // A missing value in a template is an error (or, in a single-expression template,
         // a missing value): never an empty string in a URL.
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_formatter(crate::engine::url::path_formatter);
+        env.set_formatter(path_formatter);
         Self {
             env,
             base_dir: base_dir.to_path_buf(),

@@ -364,3 +364,12 @@ pub fn truthy(value: Option<&Json>) -> bool {
         Some(Json::Object(fields)) => !fields.is_empty(),
     }
 }
+
+/// A value as text in a URL, header or form: strings as they are, other JSON as JSON.
+pub fn as_text(value: Option<&Json>) -> String {
+    match value {
+        None | Some(Json::Null) => String::new(),
+        Some(Json::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}

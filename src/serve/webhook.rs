@@ -122,7 +122,7 @@ fn check_signature(
         .eval(&engine.plan().templates, &scope)
         .ok()
         .flatten()
-        .map(|s| crate::engine::as_text(Some(&s)))
+        .map(|s| crate::plan::as_text(Some(&s)))
         .ok_or("the signing secret is not available")?;
     // Providers sign the public URL; behind a proxy its scheme comes in X-Forwarded-Proto.
     let proto = headers

@@ -1,6 +1,7 @@
-//! Durable state: dead letters, in SQLite by default (one file, WAL, nothing to install,
-//! readable with `sqlite3`). The store is a trait so that a Redis store can serve a fleet of
-//! workers later.
+//! Durable state: the inbox of events with their checkpoints and dedupe keys, poll
+//! positions, dead letters and the run history. SQLite by default (one file, WAL, nothing
+//! to install, readable with `sqlite3`); the store is a trait so that a Redis store can
+//! serve a fleet of workers later.
 
 mod records;
 mod schema;
@@ -33,7 +34,7 @@ pub enum StoreError {
     Shared(Arc<StoreError>),
 }
 
-/// Where dead letters go.
+/// The durable state of `integ serve`, `integ run` and the `dlq` and `runs` commands.
 pub trait Store: Send + Sync {
     /// Stores a dead letter and returns its id.
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;

@@ -236,7 +236,7 @@ fn hint(token: &str, expected: &[String]) -> Option<String> {
     let keywords = expected
         .iter()
         .filter_map(|e| e.strip_prefix('`')?.strip_suffix('`'));
-    let closest = crate::check::closest(token, keywords)?;
+    let closest = crate::diagnostic::suggest::closest(token, keywords)?;
     Some(format!("did you mean `{closest}`?"))
 }
 

@@ -1,0 +1,117 @@
+//! The boundaries ARCHITECTURE.md promises, checked on the source: data flows one way
+//! through the pipeline, and only the command line prints.
+
+use std::path::{Path, PathBuf};
+
+/// The top-level modules in pipeline order: each may use only those before it.
+const PIPELINE: &[&str] = &[
+    "span",
+    "diagnostic",
+    "secrets",
+    "ast",
+    "syntax",
+    "model",
+    "check",
+    "plan",
+    "engine",
+    "webhook",
+    "store",
+    "mock",
+    "testing",
+    "serve",
+    "lint",
+    "cli",
+];
+
+/// Every `.rs` file under `path` (or `path` itself), with its text.
+fn sources(path: &Path) -> Vec<(PathBuf, String)> {
+    if path.is_file() {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        return vec![(path.to_path_buf(), text)];
+    }
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let child = entry.path();
+        if child.is_dir() || child.extension().is_some_and(|e| e == "rs") {
+            files.extend(sources(&child));
+        }
+    }
+    files
+}
+
+/// The files of top-level module `name`: `src/name.rs` or the folder `src/name/`.
+fn module(name: &str) -> Vec<(PathBuf, String)> {
+    let file = PathBuf::from(format!("src/{name}.rs"));
+    if file.exists() {
+        sources(&file)
+    } else {
+        sources(&PathBuf::from(format!("src/{name}")))
+    }
+}
+
+/// The top-level modules named in `crate::NAME` paths of `text`.
+fn uses(text: &str) -> Vec<&str> {
+    text.match_indices("crate::")
+        .map(|(at, prefix)| {
+            let rest = &text[at + prefix.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect()
+}
+
+#[test]
+fn no_stage_reaches_back_into_a_later_one() {
+    let mut wrong = Vec::new();
+    for (index, name) in PIPELINE.iter().enumerate() {
+        let files = module(name);
+        assert!(!files.is_empty(), "module {name} has no files");
+        for (path, text) in files {
+            for used in uses(&text) {
+                let position = PIPELINE.iter().position(|m| *m == used);
+                if position.is_none_or(|p| p >= index) && used != *name {
+                    wrong.push(format!("{} uses crate::{used}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "against the pipeline's direction: {wrong:#?}"
+    );
+}
+
+#[test]
+fn every_module_has_its_place_in_the_pipeline() {
+    let lib = std::fs::read_to_string("src/lib.rs").unwrap();
+    let declared: Vec<&str> = lib
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub mod "))
+        .map(|rest| rest.trim_end_matches(';'))
+        .collect();
+    let mut sorted: Vec<&str> = PIPELINE.to_vec();
+    sorted.sort_unstable();
+    assert_eq!(declared, sorted, "src/lib.rs and PIPELINE disagree");
+}
+
+#[test]
+fn only_the_command_line_prints() {
+    let printing: Vec<String> = sources(Path::new("src"))
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with("src/cli"))
+        .filter(|(_, text)| {
+            ["println!", "eprintln!", "print!(", "eprint!(", "dbg!("]
+                .iter()
+                .any(|m| text.contains(m))
+        })
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert!(
+        printing.is_empty(),
+        "only src/cli prints; these print too: {printing:?}"
+    );
+}
