@@ -117,11 +117,7 @@ fn secrets(plan: &integ::plan::Plan) -> Secrets {
         "GITHUB_WEBHOOK_SECRET" => WEBHOOK_SECRET.to_string(),
         _ => format!("<secret {name}>"),
     };
-    let pairs: Vec<(&str, String)> = plan
-        .secrets
-        .iter()
-        .map(|n| (n.as_str(), value(n)))
-        .collect();
+    let pairs: Vec<(&str, String)> = plan.secrets.all().map(|n| (n, value(n))).collect();
     Secrets::from_pairs(pairs.iter().map(|(name, value)| (*name, value.as_str())))
 }
 

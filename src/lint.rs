@@ -18,26 +18,40 @@ pub struct LintedFile {
     pub model: Option<Integration>,
 }
 
-/// A file that could not be read: a usage problem, not a spec problem.
+/// Paths that give no specs to lint: a usage problem, not a spec problem.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read `{}`: {source}", path.display())]
-pub struct ReadError {
-    pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+pub enum PathsError {
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Folders without a single spec: most likely a mistyped path, which must not pass
+    /// as "no problems".
+    #[error("no .integ files found in {}", list(.0))]
+    NoSpecs(Vec<PathBuf>),
+}
+
+fn list(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths.iter().map(|p| format!("`{}`", p.display())).collect();
+    names.join(", ")
 }
 
 /// Lints every `.integ` file named or found (recursively) under the folders named.
-pub fn lint_paths(paths: &[PathBuf]) -> Result<Vec<LintedFile>, ReadError> {
+pub fn lint_paths(paths: &[PathBuf]) -> Result<Vec<LintedFile>, PathsError> {
     let mut files = Vec::new();
     for path in paths {
         collect(path, &mut files)?;
+    }
+    if files.is_empty() {
+        return Err(PathsError::NoSpecs(paths.to_vec()));
     }
     let sources = files
         .into_iter()
         .map(|path| match std::fs::read(&path) {
             Ok(bytes) => Ok((path, bytes)),
-            Err(source) => Err(ReadError { path, source }),
+            Err(source) => Err(PathsError::Read { path, source }),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(lint_bytes(sources))
@@ -112,8 +126,8 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
     linted
 }
 
-fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), ReadError> {
-    let error = |source| ReadError {
+fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), PathsError> {
+    let error = |source| PathsError::Read {
         path: path.to_path_buf(),
         source,
     };

@@ -84,8 +84,7 @@ impl StandIns {
 }
 
 async fn run_test(plan: Arc<Plan>, test: &TestPlan) -> Result<TestResult, TestError> {
-    let names = plan.secrets.iter().map(String::as_str);
-    let secrets = Secrets::placeholders(names);
+    let secrets = Secrets::placeholders(plan.secrets.all());
     let stand_ins = StandIns::start(&plan, test, &secrets).await?;
     let options = stand_ins.options();
     let engine = Engine::new(plan.clone(), secrets.clone(), options)?;
@@ -97,6 +96,7 @@ async fn run_test(plan: Arc<Plan>, test: &TestPlan) -> Result<TestResult, TestEr
         .expectations
         .iter()
         .filter_map(|expectation| check(&plan, expectation, &stand_ins, &runs, &secrets))
+        .chain(undeclared_failures(test, &runs))
         .map(|failure| engine.secrets().redact(&failure))
         .collect::<Vec<_>>();
     Ok(TestResult {
@@ -189,6 +189,32 @@ fn events(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> Result<Vec<Json>, 
             .collect(),
         None => vec![body],
     })
+}
+
+/// Every step that failed although the test does not declare that outcome with
+/// `expect step NAME OUTCOME`: a test whose run failed (a missing mock answered 404, a
+/// template missed a value) must not pass because its expectations happen to hold.
+fn undeclared_failures<'a>(
+    test: &'a TestPlan,
+    runs: &'a [RunReport],
+) -> impl Iterator<Item = String> + 'a {
+    let declared = |name: &str, outcome| {
+        test.expectations.iter().any(|e| {
+            matches!(e, ExpectationPlan::StepOutcome { step, outcome: o } if step == name && *o == outcome)
+        })
+    };
+    runs.iter()
+        .flat_map(|run| &run.steps)
+        .filter(move |step| step.failed() && !declared(&step.name, step.outcome))
+        .map(|step| {
+            format!(
+                "step `{name}` {outcome}: {error}; a test fails when a step fails, unless it \
+                 declares `expect step {name} {outcome}`",
+                name = step.name,
+                outcome = step.outcome.as_str(),
+                error = step.error.as_deref().unwrap_or("no detail"),
+            )
+        })
 }
 
 /// `None` when the expectation holds; else what was expected and what happened.

@@ -106,8 +106,64 @@ fn a_dry_run_prints_requests_and_needs_no_secrets() {
         "{out}"
     );
     assert!(out.contains("Idempotency-Key: note-9"), "{out}");
-    // The later step's body comes from the spec's mock of the first step's response.
+    // The later step's body comes from the spec's mock of the first step's response, and
+    // each made-up response says where it came from.
     assert!(out.contains(r#"{"email":"ada@example.com"}"#), "{out}");
+    assert!(
+        out.contains(
+            r#"← invented: 200 from the mock in test "a note is written for the contact""#
+        ),
+        "{out}"
+    );
+    assert!(out.contains("Content-Type: application/json"), "{out}");
+}
+
+#[test]
+fn a_dry_run_that_misses_a_value_exits_one() {
+    let dir = workdir("dry-run-missing");
+    std::fs::write(dir.join("notes.integ"), SPEC).unwrap();
+    let output = integ(&["run", "notes.integ", "--dry-run"], &dir, &[]);
+    let out = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("event.id"), "{out}");
+}
+
+#[test]
+fn a_test_whose_step_fails_fails_unless_it_declares_the_outcome() {
+    let dir = workdir("undeclared-failure");
+    // Without the mock of the note, its POST gets a 404 and the step dead-letters, though
+    // the request the test expects was sent.
+    let spec = SPEC
+        .replace("    mock api POST \"/notes\" 201 { id: 1 }\n", "")
+        .replace("    expect step note succeeded\n", "");
+    std::fs::write(dir.join("notes.integ"), &spec).unwrap();
+    let output = integ(&["test", "notes.integ"], &dir, &[]);
+    let out = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("step `note` dead_lettered: status 404"),
+        "{out}"
+    );
+    // Declared, the same outcome passes.
+    let declared = spec.replace("times 1\n", "times 1\n    expect step note dead_lettered\n");
+    std::fs::write(dir.join("notes.integ"), declared).unwrap();
+    let output = integ(&["test", "notes.integ"], &dir, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+}
+
+#[test]
+fn lint_and_test_of_a_folder_without_specs_exit_two() {
+    let dir = workdir("no-specs");
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    for command in ["lint", "test"] {
+        let output = integ(&[command, "empty"], &dir, &[]);
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert_eq!(
+            text(&output.stderr),
+            "error: no .integ files found in `empty`\n",
+            "{command}"
+        );
+    }
 }
 
 #[test]
@@ -153,7 +209,19 @@ async fn a_real_run_calls_the_api_and_reports_json() {
     .await
     .unwrap();
     let dir = workdir("real-run");
-    std::fs::write(dir.join("notes.integ"), SPEC).unwrap();
+    // A run reads neither the webhook's signing secret nor the test blocks' fixtures: it
+    // resolves only what it uses, so neither needs to be there.
+    let spec = SPEC
+        .replace(
+            "trigger manual",
+            r#"trigger webhook "/hooks/notes" { signature github secret("NOTES_HOOK_SECRET") }"#,
+        )
+        .replace(
+            r#"test "a note"#,
+            r#"test "from a fixture" { event file("fixtures/absent.json") }
+  test "a note"#,
+        );
+    std::fs::write(dir.join("notes.integ"), spec).unwrap();
     std::fs::write(dir.join("secrets.env"), "NOTES_TOKEN=tok-from-file\n").unwrap();
     let url = api.url();
     let output = tokio::task::spawn_blocking(move || {

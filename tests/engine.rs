@@ -5,7 +5,7 @@
 // Test helpers unwrap: a failure there is a test failure, reported with its panic.
 #![allow(clippy::unwrap_used)]
 
-use integ::engine::{Engine, Options, RunOutcome, RunReport};
+use integ::engine::{Engine, Invented, Options, RunOutcome, RunReport};
 use integ::mock::{MockResponse, MockServer, Recorded, Route};
 use integ::model::Outcome;
 use integ::secrets::Secrets;
@@ -588,11 +588,65 @@ async fn a_dry_run_sends_nothing_and_uses_mocks_for_later_steps() {
         "a dry run sent {:?}",
         api.requests()
     );
+    let contact = &step(&report, "contact").requests[0];
+    assert_eq!(
+        contact.invented,
+        Some(Invented {
+            status: 200,
+            mock_of_test: Some("t".into())
+        }),
+        "a response taken from a mock says so"
+    );
     let post = &step(&report, "post").requests[0];
-    assert_eq!(post.body, Some(json!({"email": "m@x.co"})));
+    assert_eq!(post.body.as_deref(), Some(r#"{"email":"m@x.co"}"#));
     assert_eq!(post.url, format!("{}/notes", api.url()));
+    assert_eq!(
+        post.invented,
+        Some(Invented {
+            status: 200,
+            mock_of_test: None
+        }),
+        "a response no mock gave is invented, and says so"
+    );
     let printed = serde_json::to_string(&report).unwrap();
     assert!(!printed.contains("CANARY"), "{printed}");
+}
+
+#[tokio::test]
+async fn a_dry_run_shows_bodies_as_sent_and_fails_when_a_value_is_missing() {
+    let api = MockServer::start(vec![]).await.unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" encoding form }
+  trigger manual
+  step charge = api POST "/charges" { idempotency_key "c" body { amount = 5 metadata.order = "a b" } }
+  step note = api POST "/notes/{{ event.missing }}" { idempotency_key "n" body { x = 1 } }
+  step after = api POST "/after" { idempotency_key "a" body { y = 2 } }
+}"#;
+    let options = Options {
+        dry_run: true,
+        ..Options::default()
+    };
+    let report = engine(spec, &[&api], &[], options).run(json!({})).await;
+    let charge = &step(&report, "charge").requests[0];
+    assert_eq!(
+        charge.body.as_deref(),
+        Some("amount=5&metadata%5Border%5D=a+b"),
+        "a form body is shown form-encoded"
+    );
+    let headers = charge.headers.as_ref().unwrap();
+    assert!(
+        headers.contains(&(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into()
+        )),
+        "{headers:?}"
+    );
+    // A template that misses a value fails the dry run, which still shows every step.
+    // (The default policy dead-letters, as a real run would.)
+    assert_eq!(step(&report, "note").outcome, Outcome::DeadLettered);
+    assert_eq!(step(&report, "after").outcome, Outcome::Succeeded);
+    assert_eq!(report.outcome, RunOutcome::DeadLettered);
+    assert!(api.requests().is_empty());
 }
 
 #[tokio::test]

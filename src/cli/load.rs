@@ -3,15 +3,20 @@
 use super::lint::render;
 use crate::diagnostic::Style;
 use crate::lint::lint_paths;
-use crate::plan::{self, Plan};
+use crate::plan::{self, Parts, Plan};
 use std::path::Path;
 
 /// Why a spec cannot be run; the diagnostics were already printed to stderr.
 #[derive(Debug)]
 pub struct NotRunnable;
 
-/// The plan of the spec at `path` for `environment`.
-pub fn plan(path: &Path, environment: Option<&str>, style: Style) -> Result<Plan, NotRunnable> {
+/// The plan of the spec at `path` for `environment`, of the `parts` asked for.
+pub fn plan(
+    path: &Path,
+    environment: Option<&str>,
+    style: Style,
+    parts: Parts,
+) -> Result<Plan, NotRunnable> {
     let mut files = lint_paths(&[path.to_path_buf()]).map_err(|error| {
         eprintln!("error: {error}");
         NotRunnable
@@ -33,8 +38,21 @@ pub fn plan(path: &Path, environment: Option<&str>, style: Style) -> Result<Plan
         return Err(NotRunnable);
     };
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    plan::compile(model, environment, base_dir).map_err(|error| {
+    let compile = |parts| plan::compile_parts(model, environment, base_dir, parts);
+    let fail = |error: plan::PlanError| {
         eprintln!("error: {error}");
         NotRunnable
-    })
+    };
+    match compile(parts) {
+        Ok(plan) => Ok(plan),
+        // The test blocks only lend their mocks: without them the plan is whole.
+        Err(error) if parts == Parts::All => {
+            let plan = compile(Parts::WithoutTests).map_err(fail)?;
+            eprintln!(
+                "warning: the test blocks cannot be used ({error}); responses are invented empty"
+            );
+            Ok(plan)
+        }
+        Err(error) => Err(fail(error)),
+    }
 }

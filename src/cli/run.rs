@@ -1,8 +1,9 @@
 //! `integ run`: one event through the engine, and a summary of what each step did.
 
 use super::{Color, EXIT_FAILURE, EXIT_USAGE, Format, lint::style, load, use_color, write_failed};
-use crate::engine::{Engine, Options, RunOutcome, RunReport, StepReport};
+use crate::engine::{Engine, Invented, Options, RunOutcome, RunReport, StepReport};
 use crate::model::Outcome;
+use crate::plan::Parts;
 use crate::secrets::Secrets;
 use crate::store::{DeadLetter, RunRecord, SqliteStore, Store, StoreError};
 use std::io::Write;
@@ -38,11 +39,21 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
-    let Ok(plan) = load::plan(&args.spec, args.environment.as_deref(), style(args.color)) else {
+    // A real run never reads the test blocks; a dry run borrows their mocks if it can.
+    let parts = if args.dry_run {
+        Parts::All
+    } else {
+        Parts::WithoutTests
+    };
+    let environment = args.environment.as_deref();
+    let Ok(plan) = load::plan(&args.spec, environment, style(args.color), parts) else {
         return ExitCode::from(EXIT_USAGE);
     };
-    let names = plan.secrets.iter().map(String::as_str);
-    let secrets = match Secrets::load(names, args.secrets.as_deref(), args.dry_run) {
+    let secrets = match Secrets::load(
+        plan.secrets.for_run(),
+        args.secrets.as_deref(),
+        args.dry_run,
+    ) {
         Ok(secrets) => secrets,
         Err(error) => return usage(&error),
     };
@@ -154,6 +165,14 @@ fn print_human(report: &RunReport, dry_run: bool, color: bool) -> std::io::Resul
                 if let Some(body) = &request.body {
                     writeln!(out, "  {:width$}    {body}", "")?;
                 }
+                if let Some(invented) = &request.invented {
+                    writeln!(
+                        out,
+                        "  {:width$}    {}",
+                        "",
+                        paint("2", &invented_line(invented))
+                    )?;
+                }
             }
         }
         if let Some(fallback) = &step.fallback {
@@ -175,6 +194,20 @@ fn print_human(report: &RunReport, dry_run: bool, color: bool) -> std::io::Resul
         report.integration,
         report.duration.as_millis()
     )
+}
+
+/// Where a dry run's made-up response came from, so that nobody takes it for an answer.
+fn invented_line(invented: &Invented) -> String {
+    match &invented.mock_of_test {
+        Some(test) => format!(
+            "← invented: {} from the mock in test \"{test}\"",
+            invented.status
+        ),
+        None => format!(
+            "← invented: {} with an empty body (no test mocks this request)",
+            invented.status
+        ),
+    }
 }
 
 fn mark(step: &StepReport) -> (&'static str, &'static str) {

@@ -170,14 +170,11 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             .filter(|e| model.environments.iter().any(|m| m.name == *e));
         let base_dir = file.path.parent().unwrap_or(Path::new("."));
         plans.push(
-            plan::compile(model, environment, base_dir)
+            plan::compile_parts(model, environment, base_dir, plan::Parts::WithoutTests)
                 .map_err(|e| format!("{}: {e}", file.path.display()))?,
         );
     }
-    let names: Vec<&str> = plans
-        .iter()
-        .flat_map(|p| p.secrets.iter().map(String::as_str))
-        .collect();
+    let names: Vec<&str> = plans.iter().flat_map(|p| p.secrets.for_serve()).collect();
     let secrets =
         Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
     let engines = plans

@@ -209,14 +209,18 @@ impl Connection {
             .client
             .request(method, request.url.clone())
             .timeout(request.timeout.unwrap_or(self.timeout));
+        let mut typed = false;
         for (name, value) in self.headers.iter().chain(&request.headers) {
+            typed |= name.eq_ignore_ascii_case("content-type");
             builder = builder.header(name.as_str(), value.as_str());
         }
-        builder = match (&request.body, request.encoding) {
-            (None, _) => builder,
-            (Some(body), Encoding::Json) => builder.json(body),
-            (Some(body), Encoding::Form) => builder.form(&form_pairs(body)),
-        };
+        if let Some(body) = &request.body {
+            let (content_type, text) = encode_body(request.encoding, body);
+            if !typed {
+                builder = builder.header(CONTENT_TYPE, content_type);
+            }
+            builder = builder.body(text);
+        }
         let (builder, generation) = self
             .auth
             .apply(builder, &self.client)
@@ -384,6 +388,19 @@ fn retry_after(headers: &HeaderMap, limited: bool) -> Option<Duration> {
                 value
             }))
         })
+}
+
+/// A body as it goes on the wire, with its `Content-Type`: the one encoding shared by
+/// requests and by what a dry run shows.
+pub fn encode_body(encoding: Encoding, body: &Json) -> (&'static str, String) {
+    match encoding {
+        Encoding::Json => ("application/json", body.to_string()),
+        Encoding::Form => {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.extend_pairs(form_pairs(body));
+            ("application/x-www-form-urlencoded", form.finish())
+        }
+    }
 }
 
 /// A JSON body as form fields, nested keys as `a[b]=` and list items as `a[0]=`.

@@ -13,7 +13,7 @@ pub mod url;
 
 pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
 pub use poll::Polled;
-pub use report::{RequestReport, RunOutcome, RunReport, StepReport};
+pub use report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
 
 use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value, as_text};
 use crate::secrets::Secrets;

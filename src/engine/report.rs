@@ -45,11 +45,38 @@ pub struct RequestReport {
     /// For a cached step: whether the response came from the cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_hit: Option<bool>,
-    /// Shown in dry runs: the headers and body that would be sent.
+    /// Shown in dry runs: the headers and body that would be sent, the body as the text
+    /// that would go on the wire (JSON or form-encoded, as its `Content-Type` says).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub headers: Option<Vec<(String, String)>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<serde_json::Value>,
+    pub body: Option<String>,
+    /// In a dry run, the response the engine made up, since it sent nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invented: Option<Invented>,
+}
+
+/// A response a dry run made up for a request it did not send, so that later steps have
+/// something to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Invented {
+    pub status: u16,
+    /// The test whose mock of this request gave the response; `None` when no mock
+    /// matched and the response is an empty `null` body.
+    pub mock_of_test: Option<String>,
+}
+
+impl StepReport {
+    /// Whether the step failed, whatever its policy made of the failure: a step that fell
+    /// back or was skipped after an error failed; one skipped because its `when` was false
+    /// did not (it carries no error).
+    pub fn failed(&self) -> bool {
+        match self.outcome {
+            Outcome::Succeeded => false,
+            Outcome::Skipped => self.error.is_some(),
+            Outcome::Failed | Outcome::DeadLettered | Outcome::FellBack => true,
+        }
+    }
 }
 
 fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -2,7 +2,7 @@
 //! `for_each`, pagination, GraphQL, and the error policy after the last attempt.
 
 use super::http::{Exchange, HttpError, Request, Response};
-use super::report::{RequestReport, RunOutcome, RunReport, StepReport};
+use super::report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
 use super::{Engine, url};
 use crate::ast::{Method, TargetSegment};
 use crate::model::{OnError, Outcome};
@@ -77,8 +77,13 @@ impl Engine {
             };
             reports.push(report);
             if let Some(stop) = stop {
-                outcome = stop;
-                break;
+                // A dry run goes on past a failure, to show every step's problem at once.
+                if outcome == RunOutcome::Succeeded {
+                    outcome = stop;
+                }
+                if !self.options.dry_run {
+                    break;
+                }
             }
         }
         RunReport {
@@ -106,15 +111,8 @@ impl Engine {
         // In a `for_each` step, `when` is read per element (it may read `$item`).
         let step_when = step.when.as_ref().filter(|_| step.for_each.is_none());
         match step_when.map(|when| when.test(&self.plan().templates, &scope)) {
-            Some(Ok(false)) => {
-                return report(
-                    Outcome::Skipped,
-                    Vec::new(),
-                    Some("`when` was false".into()),
-                    None,
-                );
-            }
-            Some(Err(error)) if !self.options.dry_run => {
+            Some(Ok(false)) => return report(Outcome::Skipped, Vec::new(), None, None),
+            Some(Err(error)) => {
                 return self
                     .after_failure(step, event, results, Vec::new(), error.into())
                     .await;
@@ -128,15 +126,6 @@ impl Engine {
                     results.insert(step.name.clone(), result);
                 }
                 report(Outcome::Succeeded, done.requests, None, None)
-            }
-            Err(error) if self.options.dry_run => {
-                // A dry run cannot know responses it did not get; say what was missing.
-                report(
-                    Outcome::Succeeded,
-                    done.requests,
-                    Some(format!("would need: {error}")),
-                    None,
-                )
             }
             Err(error) => {
                 self.after_failure(step, event, results, done.requests, error)
@@ -350,6 +339,7 @@ impl Engine {
             cache_hit: None,
             headers: None,
             body: None,
+            invented: None,
         };
         if self.options.dry_run {
             let headers = connection.headers.iter().chain(&request.headers);
@@ -359,9 +349,20 @@ impl Engine {
             if let Some(name) = connection.auth.header() {
                 shown.insert(0, (name.to_string(), crate::secrets::REDACTED.to_string()));
             }
+            let body = request.body.as_ref().map(|b| redact_json(b, &redact));
+            if let Some(body) = &body {
+                let (content_type, text) = super::http::encode_body(request.encoding, body);
+                if !shown
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    shown.push(("Content-Type".into(), content_type.into()));
+                }
+                report.body = Some(text);
+            }
             report.headers = Some(shown);
-            report.body = request.body.as_ref().map(|b| redact_json(b, &redact));
-            let response = self.dry_response(step, request);
+            let (response, invented) = self.dry_response(step, request);
+            report.invented = Some(invented);
             return (Ok(response), report);
         }
         let cache_key = step
@@ -395,29 +396,40 @@ impl Engine {
     }
 
     /// In a dry run, a step's response comes from the spec's mocks when one matches, so
-    /// that later steps see realistic data; else it is null.
-    fn dry_response(&self, step: &StepPlan, request: &Request) -> Response {
+    /// that later steps see realistic data; else it is null. Either way it is labelled.
+    fn dry_response(&self, step: &StepPlan, request: &Request) -> (Response, Invented) {
         let connection = &self.connections[step.connection];
         let path = request
             .url
             .path()
             .strip_prefix(connection.base.path().trim_end_matches('/'))
             .unwrap_or("");
-        let mock = self.plan().tests.iter().flat_map(|t| &t.mocks).find(|m| {
-            m.connection == step.connection
-                && m.method == request.method
-                && url::same_path(&m.path, path)
-        });
+        let mock = self
+            .plan()
+            .tests
+            .iter()
+            .flat_map(|t| t.mocks.iter().map(move |m| (t, m)))
+            .find(|(_, m)| {
+                m.connection == step.connection
+                    && m.method == request.method
+                    && url::same_path(&m.path, path)
+            });
+        let invented = Invented {
+            status: mock.map_or(200, |(_, m)| m.status),
+            mock_of_test: mock.map(|(t, _)| t.name.clone()),
+        };
+        let mock = mock.map(|(_, m)| m);
         let scope = Scope::fixed(self.secrets());
         let body = mock
             .and_then(|m| m.body.as_ref())
             .and_then(|b| b.eval(&self.plan().templates, &scope).ok().flatten())
             .unwrap_or_default();
-        Response {
-            status: mock.map_or(200, |m| m.status),
+        let response = Response {
+            status: invented.status,
             headers: Default::default(),
             body,
-        }
+        };
+        (response, invented)
     }
 
     /// A response as the step's result: GraphQL `data` (its `errors` fail the step), or

@@ -57,8 +57,49 @@ pub struct Plan {
     pub schedules: Vec<SchedulePlan>,
     /// The poll triggers.
     pub polls: Vec<PollPlan>,
-    /// Every secret the spec reads, so they can be loaded (and redacted) up front.
-    pub secrets: BTreeSet<String>,
+    /// Every secret the spec reads, by who reads it, so that each command loads (and
+    /// redacts) up front those it uses, and only those.
+    pub secrets: SecretNames,
+}
+
+/// The names of the secrets a spec reads, by the part that reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretNames {
+    /// Read by connections, steps and fallbacks: every run needs them.
+    pub runs: BTreeSet<String>,
+    /// Read only by triggers (a webhook's signing secret, a poll's or schedule's values):
+    /// `integ serve` needs them, `integ run` does not.
+    pub triggers: BTreeSet<String>,
+    /// Read only by test blocks.
+    pub tests: BTreeSet<String>,
+}
+
+impl SecretNames {
+    /// What `integ run` resolves.
+    pub fn for_run(&self) -> impl Iterator<Item = &str> {
+        self.runs.iter().map(String::as_str)
+    }
+
+    /// What `integ serve` resolves.
+    pub fn for_serve(&self) -> impl Iterator<Item = &str> {
+        self.runs.union(&self.triggers).map(String::as_str)
+    }
+
+    /// Every name: `integ test` gives each a placeholder.
+    pub fn all(&self) -> impl Iterator<Item = &str> {
+        let mut all: BTreeSet<&str> = self.for_serve().collect();
+        all.extend(self.tests.iter().map(String::as_str));
+        all.into_iter()
+    }
+}
+
+/// Which parts of a spec to compile. The test blocks read their fixtures (`file(...)`)
+/// when compiled: `integ run` and `integ serve` leave them out, so that a spec runs where
+/// its fixtures are not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parts {
+    All,
+    WithoutTests,
 }
 
 /// A poll trigger: the request made every interval, and how its answer becomes events.
@@ -310,10 +351,21 @@ const DEFAULT_CONCURRENCY: usize = 4;
 
 /// Compiles a checked model for `environment` (the spec's own connections when `None`).
 /// `base_dir` is where `file("...")` paths start: the spec's folder.
+/// The plan of every part of `integration`, its tests included.
 pub fn compile(
     integration: &model::Integration,
     environment: Option<&str>,
     base_dir: &FsPath,
+) -> Result<Plan, PlanError> {
+    compile_parts(integration, environment, base_dir, Parts::All)
+}
+
+/// The plan of `integration`, with or without its test blocks.
+pub fn compile_parts(
+    integration: &model::Integration,
+    environment: Option<&str>,
+    base_dir: &FsPath,
+    parts: Parts,
 ) -> Result<Plan, PlanError> {
     let connections = match environment {
         None => &integration.connections,
@@ -344,11 +396,16 @@ pub fn compile(
         .iter()
         .map(|s| compiler.step(s, index(&s.connection)?))
         .collect::<Result<_, _>>()?;
-    let tests = integration
-        .tests
-        .iter()
-        .map(|t| compiler.test(t, &index))
-        .collect::<Result<_, _>>()?;
+    let run_secrets = std::mem::take(&mut compiler.secrets);
+    let tests = match parts {
+        Parts::All => integration
+            .tests
+            .iter()
+            .map(|t| compiler.test(t, &index))
+            .collect::<Result<_, _>>()?,
+        Parts::WithoutTests => Vec::new(),
+    };
+    let test_secrets = std::mem::take(&mut compiler.secrets);
     let webhooks = integration
         .triggers
         .iter()
@@ -434,7 +491,15 @@ pub fn compile(
         webhooks,
         schedules,
         polls,
-        secrets: compiler.secrets,
+        secrets: SecretNames {
+            triggers: compiler.secrets.difference(&run_secrets).cloned().collect(),
+            tests: test_secrets
+                .difference(&run_secrets)
+                .filter(|name| !compiler.secrets.contains(*name))
+                .cloned()
+                .collect(),
+            runs: run_secrets,
+        },
     })
 }
 
