@@ -121,6 +121,14 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
         }
     }
     for file in &mut linted {
+        // Advice waits until the errors, which come first, are fixed.
+        if file
+            .diagnostics
+            .iter()
+            .any(|d| d.severity() == Severity::Error)
+        {
+            file.diagnostics.retain(|d| !d.kind.is_advice());
+        }
         file.diagnostics.sort_by_key(|d| (d.span.start, d.code()));
     }
     linted

@@ -5,22 +5,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const CLEAN: &str = r#"integration clean {
-  connection api { base_url "https://api.example.com" }
+  connection api { base_url "https://api.example.com" auth none }
   trigger manual
   step get = api GET "/things"
 }
 "#;
 
 const WARNS: &str = r#"integration warns {
-  connection api { base_url "https://api.example.com" }
-  connection idle { base_url "https://idle.example.com" }
+  connection api { base_url "https://api.example.com" auth none }
+  connection idle { base_url "https://idle.example.com" auth none }
   trigger manual
   step get = api GET "/things"
 }
 "#;
 
 const BROKEN: &str = r#"integration broken {
-  connection api { base_url "https://api.example.com" }
+  connection api { base_url "https://api.example.com" auth none }
   trigger manual
   step get = apii GET "/things"
 }

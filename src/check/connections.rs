@@ -39,6 +39,25 @@ impl Checker<'_> {
         }
     }
 
+    /// Connections that send no credentials without saying so (`auth none`): most APIs
+    /// need some, and a forgotten `auth` shows only as 401s at run time.
+    pub(super) fn connections_without_auth(&mut self) {
+        let spec = self.spec;
+        for connection in &spec.connections {
+            let has_auth = connection
+                .settings
+                .iter()
+                .any(|s| matches!(s.node, ConnectionSetting::Auth(_)));
+            if !has_auth {
+                let name = connection.name.node.clone();
+                self.report(
+                    DiagnosticKind::ConnectionWithoutAuth { name },
+                    connection.name.span,
+                );
+            }
+        }
+    }
+
     /// One connection setting, in a connection or an environment's override.
     pub(super) fn connection_setting(&mut self, setting: &ConnectionSetting, span: Span) {
         let scope = Scope::default();

@@ -91,6 +91,7 @@ impl<'a> Checker<'a> {
             self.test(test);
         }
         self.unused_connections();
+        self.connections_without_auth();
     }
 
     /// `description`, `owner`, `tags` and `concurrency` are written at most once, and a

@@ -84,4 +84,5 @@ codes! {
     NoTrigger = "W004",
     BackoffNeverUsed = "W005",
     UnusedFallback = "W006",
+    ConnectionWithoutAuth = "W007",
 }

@@ -210,6 +210,8 @@ pub enum DiagnosticKind {
     BackoffNeverUsed,
     #[error("fallback `{name}` is never used")]
     UnusedFallback { name: String },
+    #[error("connection `{name}` declares no `auth`")]
+    ConnectionWithoutAuth { name: String },
 }
 
 impl DiagnosticKind {
@@ -278,7 +280,14 @@ impl DiagnosticKind {
             Self::NoTrigger { .. } => Code::NoTrigger,
             Self::BackoffNeverUsed => Code::BackoffNeverUsed,
             Self::UnusedFallback { .. } => Code::UnusedFallback,
+            Self::ConnectionWithoutAuth { .. } => Code::ConnectionWithoutAuth,
         }
+    }
+
+    /// Advice rather than a warning of a likely mistake: held back while the spec has
+    /// errors, so that a broken spec's report shows what must be fixed first.
+    pub fn is_advice(&self) -> bool {
+        matches!(self, Self::ConnectionWithoutAuth { .. })
     }
 
     pub fn severity(&self) -> Severity {
@@ -391,6 +400,7 @@ impl DiagnosticKind {
             Self::NoTrigger { .. } => "add a trigger (`trigger webhook \"/path\"`, `trigger poll`, `trigger schedule`, `trigger manual`)".into(),
             Self::BackoffNeverUsed => "raise the attempts, such as `retry 5 ...`".into(),
             Self::UnusedFallback { .. } => "name it in a step's `on_error fallback NAME`, or remove it".into(),
+            Self::ConnectionWithoutAuth { .. } => "add its credentials (`auth bearer secret(\"TOKEN\")`, ...), or `auth none` if the API takes none".into(),
         })
     }
 

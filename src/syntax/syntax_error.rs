@@ -28,6 +28,9 @@ pub fn diagnose(text: &str) -> Diagnostic {
     };
     let span = token_at(text, offset);
     let token = text.get(span.start..span.end).unwrap_or("");
+    if let Some(diagnostic) = misplaced(text, span, &expected) {
+        return diagnostic;
+    }
     let kind = match unterminated_string(text, span) {
         Some(hint) => DiagnosticKind::Syntax {
             found: "end of line inside a string".into(),
@@ -45,6 +48,99 @@ pub fn diagnose(text: &str) -> Diagnostic {
         (true, Some(open)) => diagnostic.with_secondary(open, "this block is never closed"),
         _ => diagnostic,
     }
+}
+
+/// Mistakes the parser notices only later than where they are: labelled where they are.
+fn misplaced(text: &str, span: Span, expected: &[String]) -> Option<Diagnostic> {
+    if expected.iter().any(|e| e == "`(`") {
+        return bare_word(text, span.start);
+    }
+    let token = text.get(span.start..span.end).unwrap_or("");
+    let wants_close = expected.iter().any(|e| e == "`}`");
+    if wants_close && TOP_LEVEL.contains(&token) && !expected.contains(&format!("`{token}`")) {
+        let kind = DiagnosticKind::Syntax {
+            found: format!("`{token}`"),
+            expected: join_alternatives(expected.to_vec()),
+            hint: Some(format!(
+                "`{token}` starts a new block: the block before it needs its closing `}}`"
+            )),
+        };
+        let diagnostic = Diagnostic::new(kind, span);
+        return Some(match unclosed_brace(&text[..span.start]) {
+            Some(open) => diagnostic.with_secondary(open, "this block is never closed"),
+            None => diagnostic,
+        });
+    }
+    if token == "}" && expected.iter().any(|e| e == "the end of the file") {
+        let kind = DiagnosticKind::Syntax {
+            found: "`}`".into(),
+            expected: "the end of the file".into(),
+            hint: Some("this `}` closes no block: remove it".into()),
+        };
+        return Some(Diagnostic::new(kind, span));
+    }
+    if token == "[" && in_json_path(text, span.start) {
+        let kind = DiagnosticKind::Syntax {
+            found: "`[` without a selector and `]`".into(),
+            expected: "a selector and `]`".into(),
+            hint: Some(
+                "a JSONPath bracket holds an index, `*`, a quoted name or a filter: \
+                 `$.items[0]`, `$.items[*]`, `$['a b']`, `$.items[?@.open == true]`"
+                    .into(),
+            ),
+        };
+        return Some(Diagnostic::new(kind, span));
+    }
+    None
+}
+
+/// A bare word where a value belongs: the parser takes it for a function's name and wants
+/// its `(`, so it complains about whatever follows, maybe on the next line. The word itself
+/// is the mistake; the hint quotes it, or reads it as a secret when it looks like one.
+fn bare_word(text: &str, offset: usize) -> Option<Diagnostic> {
+    let before = text.get(..offset)?.trim_end();
+    let start = before
+        .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        .len();
+    let word = &before[start..];
+    if !word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return None;
+    }
+    let function = before[..start]
+        .trim_end()
+        .strip_suffix('(')
+        .map(|rest| {
+            let rest = rest.trim_end();
+            let name_start = rest
+                .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                .len();
+            &rest[name_start..]
+        })
+        .filter(|name| !name.is_empty());
+    let looks_like_a_secret = word
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    let hint = match function {
+        Some(function) => format!("the name is text, in quotes: `{function}(\"{word}\")`"),
+        None if looks_like_a_secret => format!(
+            "a bare word is not a value: read the secret with `secret(\"{word}\")`, or quote \
+             text as `\"{word}\"`"
+        ),
+        None => format!("a bare word is not a value: quote text as `\"{word}\"`"),
+    };
+    let kind = DiagnosticKind::Syntax {
+        found: format!("`{word}`"),
+        expected: "a value".into(),
+        hint: Some(hint),
+    };
+    Some(Diagnostic::new(kind, Span::new(start, before.len())))
+}
+
+/// Whether `offset` is inside a JSONPath: after a `$` with no space since.
+fn in_json_path(text: &str, offset: usize) -> bool {
+    let before = text.get(..offset).unwrap_or("");
+    let word = before.rsplit(char::is_whitespace).next().unwrap_or("");
+    word.contains('$')
 }
 
 fn is_call_limit(error: &pest::error::Error<Rule>) -> bool {
@@ -110,6 +206,18 @@ fn describe(rule: Rule) -> Option<String> {
     };
     Some(words.to_string())
 }
+
+/// The keywords that start a block of an integration.
+const TOP_LEVEL: &[&str] = &[
+    "connection",
+    "trigger",
+    "step",
+    "fallback",
+    "alert",
+    "environment",
+    "test",
+    "defaults",
+];
 
 /// Rules named after the keyword that starts them, listed as that keyword when expected.
 const KEYWORD_RULES: &[&str] = &[
@@ -236,7 +344,8 @@ fn hint(token: &str, expected: &[String]) -> Option<String> {
     let keywords = expected
         .iter()
         .filter_map(|e| e.strip_prefix('`')?.strip_suffix('`'));
-    let closest = crate::diagnostic::suggest::closest(token, keywords)?;
+    // A hint that repeats the token itself says nothing.
+    let closest = crate::diagnostic::suggest::closest(token, keywords).filter(|c| c != token)?;
     Some(format!("did you mean `{closest}`?"))
 }
 
