@@ -352,6 +352,14 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
         ),
         (Some(1), Some("note"), Some(422))
     );
+    let human = integ(&["dlq", "list", "--state", "state/integ.db"], &dir, &[]);
+    let lines: Vec<String> = text(&human.stdout).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 1, "one line per dead letter: {lines:?}");
+    assert!(lines[0].starts_with("#1  20"), "with its time: {lines:?}");
+    assert!(
+        lines[0].contains("  notes  step note  status 422  status 422: "),
+        "{lines:?}"
+    );
     assert_eq!(
         integ(&[&["dlq", "show", "1"][..], &state[..]].concat(), &dir, &[])
             .status

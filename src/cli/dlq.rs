@@ -20,7 +20,7 @@ pub struct DlqArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
-    /// One line per dead letter.
+    /// One line per dead letter (`show` has the whole of one).
     List,
     /// One dead letter, whole.
     Show { id: i64 },
@@ -103,8 +103,11 @@ fn list(letters: &[(i64, DeadLetter)], format: Format) -> std::io::Result<ExitCo
                     .map_or_else(|| "---".to_string(), |s| s.to_string());
                 writeln!(
                     out,
-                    "#{id}  {}  step {}  status {status}  {}",
-                    letter.integration, letter.step, letter.error
+                    "#{id}  {}  {}  step {}  status {status}  {}",
+                    super::time(letter.failed_at),
+                    letter.integration,
+                    letter.step,
+                    super::one_line(&letter.error, 100)
                 )?;
             }
         }

@@ -86,3 +86,38 @@ fn write_failed(error: &std::io::Error) -> ExitCode {
     }
     ExitCode::from(EXIT_USAGE)
 }
+
+/// A time of the state store (seconds since the Unix epoch) as people read it, in UTC.
+fn time(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0).map_or_else(
+        || seconds.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+    )
+}
+
+/// `text` on one line of at most `max` characters: its first line, cut with `…` (the
+/// rest is for a command that shows one record whole).
+fn one_line(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or("");
+    let more = first.len() < text.trim_end().len();
+    match first.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &first[..cut]),
+        None if more => format!("{first} …"),
+        None => first.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn one_line_keeps_the_first_line_and_cuts_long_ones() {
+        assert_eq!(one_line("short", 10), "short");
+        assert_eq!(one_line("first\n{% if x %}\nmore", 10), "first …");
+        assert_eq!(
+            one_line("é".repeat(12).as_str(), 10),
+            format!("{}…", "é".repeat(10))
+        );
+    }
+}
