@@ -10,7 +10,7 @@ use hmac::{KeyInit, Mac};
 use integ::engine::Engine;
 use integ::secrets::Secrets;
 use integ::serve::{Service, router, work};
-use integ::store::{SqliteStore, Store};
+use integ::store::{RunQuery, SqliteStore, Store};
 use integ::testing::StandIns;
 use std::error::Error;
 use std::path::Path;
@@ -84,12 +84,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("\nthe Slack message: {}", message.body["text"]);
     }
     // The run is recorded as it finishes, just after its last request.
-    until(|| store.runs(None, false).is_ok_and(|runs| !runs.is_empty())).await;
+    let all = RunQuery::default();
+    until(|| store.runs(&all).is_ok_and(|runs| !runs.is_empty())).await;
     println!(
         "\nrun history (integ runs --state {}):",
         state.join("state.db").display()
     );
-    for run in store.runs(None, false)? {
+    for (_, run) in store.runs(&all)? {
         println!(
             "  {} {} in {} ms, {} requests",
             run.integration, run.outcome, run.duration_ms, run.attempts

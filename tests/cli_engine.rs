@@ -401,6 +401,7 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
         (Some("notes"), Some("dead_lettered"))
     );
     assert_eq!(run["attempts"], 2, "one GET, one POST");
+    assert_eq!((run["id"].as_i64(), run["event"].as_i64()), (Some(1), None));
     assert!(
         run["error"]
             .as_str()
@@ -420,6 +421,28 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
         &[],
     );
     assert_eq!(text(&other.stdout), "");
+    let recent = [
+        "runs",
+        "--since",
+        "1h",
+        "--limit",
+        "1",
+        "--state",
+        "state/integ.db",
+    ];
+    let recent = text(&integ(&recent, &dir, &[]).stdout);
+    assert!(
+        recent.starts_with("#1  20") && recent.contains("  notes  dead_lettered"),
+        "{recent}"
+    );
+    let future = [
+        "runs",
+        "--since",
+        "2999-01-01T00:00:00Z",
+        "--state",
+        "state/integ.db",
+    ];
+    assert_eq!(text(&integ(&future, &dir, &[]).stdout), "");
     let store = integ::store::SqliteStore::open(&dir.join("state/integ.db")).unwrap();
     let back = integ::store::Store::claim(&store, 1, &["notes"])
         .unwrap()

@@ -9,7 +9,7 @@ use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer, Route};
 use integ::secrets::Secrets;
 use integ::serve::{Service, router, work};
-use integ::store::{SqliteStore, Store};
+use integ::store::{RunQuery, SqliteStore, Store};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,6 +149,10 @@ async fn a_signed_webhook_is_committed_then_delivered_once() {
     until(|| running.store.inbox_counts().unwrap() == [("done".to_string(), 1)]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(running.sink.requests().len(), 1);
+    // Its run names the inbox event it ran.
+    let runs = running.store.runs(&RunQuery::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].1.event, Some(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

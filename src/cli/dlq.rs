@@ -1,6 +1,6 @@
 //! `integ dlq`: the dead letters of a state store: list, show, replay, purge.
 
-use super::{EXIT_FAILURE, EXIT_USAGE, Format, write_failed};
+use super::{EXIT_FAILURE, EXIT_USAGE, Format, with_id, write_failed};
 use crate::store::{DeadLetter, SqliteStore, Store};
 use std::io::Write;
 use std::path::PathBuf;
@@ -84,19 +84,11 @@ pub fn run(args: &DlqArgs) -> ExitCode {
     }
 }
 
-fn record(id: i64, letter: &DeadLetter) -> serde_json::Value {
-    let mut value = serde_json::to_value(letter).unwrap_or_default();
-    if let Some(fields) = value.as_object_mut() {
-        fields.insert("id".into(), id.into());
-    }
-    value
-}
-
 fn list(letters: &[(i64, DeadLetter)], format: Format) -> std::io::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     for (id, letter) in letters {
         match format {
-            Format::Json => writeln!(out, "{}", record(*id, letter))?,
+            Format::Json => writeln!(out, "{}", with_id(*id, letter))?,
             Format::Human => {
                 let status = letter
                     .status
@@ -125,9 +117,9 @@ fn show(letters: &[(i64, DeadLetter)], id: i64, format: Format) -> std::io::Resu
     };
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => writeln!(out, "{}", record(id, letter))?,
+        Format::Json => writeln!(out, "{}", with_id(id, letter))?,
         Format::Human => {
-            let pretty = serde_json::to_string_pretty(&record(id, letter)).unwrap_or_default();
+            let pretty = serde_json::to_string_pretty(&with_id(id, letter)).unwrap_or_default();
             writeln!(out, "{pretty}")?;
         }
     }

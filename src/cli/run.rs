@@ -107,7 +107,7 @@ fn keep(
     secrets: &Secrets,
 ) -> Result<Option<i64>, StoreError> {
     let store = SqliteStore::open(path)?;
-    store.record_run(&RunRecord::from_run(report, secrets))?;
+    store.record_run(&RunRecord::from_run(report, secrets, None))?;
     let step = report
         .steps
         .iter()

@@ -1,7 +1,7 @@
 //! `integ runs`: the run history of a state store.
 
-use super::{EXIT_USAGE, Format, write_failed};
-use crate::store::{SqliteStore, Store};
+use super::{EXIT_USAGE, Format, one_line, time, with_id, write_failed};
+use crate::store::{RunQuery, RunRecord, SqliteStore, Store};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +14,13 @@ pub struct RunsArgs {
     /// Only the runs that failed or dead-lettered.
     #[arg(long)]
     failed: bool,
+    /// Only the runs started since then: a time ago (`2h`, `7d`) or an RFC 3339 time
+    /// (`2026-12-01T09:00:00Z`).
+    #[arg(long, value_parser = since)]
+    since: Option<i64>,
+    /// At most this many runs, the newest.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
     /// The state store (SQLite).
     #[arg(long, default_value = ".integ/state.db")]
     state: PathBuf,
@@ -22,14 +29,33 @@ pub struct RunsArgs {
     format: Format,
 }
 
+/// `--since` as seconds since the Unix epoch.
+fn since(text: &str) -> Result<i64, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.timestamp());
+    }
+    let ago = crate::syntax::parse_duration(text).ok_or_else(|| {
+        format!(
+            "`{text}` is neither a time ago such as `2h` nor a time such as `2026-12-01T09:00:00Z`"
+        )
+    })?;
+    let now = chrono::Utc::now().timestamp();
+    let ago = i64::try_from(ago.as_secs()).unwrap_or(i64::MAX);
+    Ok(now.saturating_sub(ago))
+}
+
 pub fn run(args: &RunsArgs) -> ExitCode {
     if !args.state.exists() {
         eprintln!("error: no state store at `{}`", args.state.display());
         return ExitCode::from(EXIT_USAGE);
     }
-    let runs = SqliteStore::open(&args.state)
-        .and_then(|store| store.runs(args.integration.as_deref(), args.failed));
-    let runs = match runs {
+    let query = RunQuery {
+        integration: args.integration.clone(),
+        failed_only: args.failed,
+        since: args.since,
+        limit: args.limit,
+    };
+    let runs = match SqliteStore::open(&args.state).and_then(|store| store.runs(&query)) {
         Ok(runs) => runs,
         Err(error) => {
             eprintln!("error: {error}");
@@ -37,25 +63,41 @@ pub fn run(args: &RunsArgs) -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
-    for run in &runs {
+    for (id, run) in &runs {
         let written = match args.format {
-            Format::Json => writeln!(out, "{}", serde_json::to_value(run).unwrap_or_default()),
-            Format::Human => writeln!(
-                out,
-                "{}  {:<14} {:>6} ms  {} request(s){}",
-                run.integration,
-                run.outcome,
-                run.duration_ms,
-                run.attempts,
-                run.error
-                    .as_deref()
-                    .map(|e| format!("  {e}"))
-                    .unwrap_or_default()
-            ),
+            Format::Json => writeln!(out, "{}", with_id(*id, run)),
+            Format::Human => writeln!(out, "{}", line(*id, run)),
         };
         if let Err(error) = written {
             return write_failed(&error);
         }
     }
+    if matches!(args.format, Format::Human) && runs.len() == args.limit {
+        eprintln!(
+            "the newest {} runs; --limit or --since for others",
+            args.limit
+        );
+    }
     ExitCode::SUCCESS
+}
+
+/// A run for people, on one line: which, when, what came of it, and of which event.
+fn line(id: i64, run: &RunRecord) -> String {
+    let event = run
+        .event
+        .map(|e| format!("  event #{e}"))
+        .unwrap_or_default();
+    let error = run
+        .error
+        .as_deref()
+        .map(|e| format!("  {}", one_line(e, 100)))
+        .unwrap_or_default();
+    format!(
+        "#{id}  {}  {}  {:<14} {:>6} ms  {} request(s){event}{error}",
+        time(run.started_at),
+        run.integration,
+        run.outcome,
+        run.duration_ms,
+        run.attempts,
+    )
 }

@@ -31,7 +31,7 @@ pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::st
     let finished = ending(&report, &item.event, engine.secrets());
     // Off the runtime's threads: the store may be busy (a prune, a burst of webhooks), and
     // those threads serve the webhooks.
-    let run = RunRecord::from_run(&report, engine.secrets());
+    let run = RunRecord::from_run(&report, engine.secrets(), Some(id));
     drop(_entered);
     let store = service.store.clone();
     let ended = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;

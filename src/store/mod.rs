@@ -87,12 +87,32 @@ pub trait Store: Send + Sync {
     fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
     /// Adds a run to the history.
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
-    /// The history, newest first: of one integration or all, of failed runs or all.
-    fn runs(
-        &self,
-        integration: Option<&str>,
-        failed_only: bool,
-    ) -> Result<Vec<RunRecord>, StoreError>;
+    /// The runs `query` asks for, newest first, each with its id.
+    fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError>;
+}
+
+/// Which runs of the history to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunQuery {
+    /// Only those of this integration.
+    pub integration: Option<String>,
+    /// Only those that failed or dead-lettered.
+    pub failed_only: bool,
+    /// Only those started at or after this time (seconds since the Unix epoch).
+    pub since: Option<i64>,
+    /// At most this many, the newest.
+    pub limit: usize,
+}
+
+impl Default for RunQuery {
+    fn default() -> Self {
+        Self {
+            integration: None,
+            failed_only: false,
+            since: None,
+            limit: 100,
+        }
+    }
 }
 
 /// What a `prune` forgot.

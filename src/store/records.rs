@@ -66,10 +66,13 @@ pub struct RunRecord {
     pub attempts: u32,
     /// The step that failed and why; secrets redacted.
     pub error: Option<String>,
+    /// The inbox event the run was of; `None` for `integ run`, which has no inbox.
+    pub event: Option<i64>,
 }
 
 impl RunRecord {
-    pub fn from_run(report: &RunReport, secrets: &Secrets) -> Self {
+    /// The record of `report`, a run of inbox event `event` if it came from the inbox.
+    pub fn from_run(report: &RunReport, secrets: &Secrets, event: Option<i64>) -> Self {
         let outcome = serde_json::to_value(report.outcome)
             .ok()
             .and_then(|v| v.as_str().map(String::from));
@@ -92,6 +95,7 @@ impl RunRecord {
             error: failed.map(|s| {
                 secrets.redact(&format!("{}: {}", s.name, s.error.as_deref().unwrap_or("")))
             }),
+            event,
         }
     }
 }

@@ -59,6 +59,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX inbox_claim ON inbox (status, integration, id);
     CREATE INDEX inbox_finished ON inbox (updated_at)
         WHERE status IN ('done', 'failed', 'dead_lettered')",
+    // Each run names the inbox event it ran, so that `integ runs` leads to it.
+    "ALTER TABLE runs ADD COLUMN event INTEGER",
 ];
 
 /// Runs the migrations this file has not run yet, in one transaction.

@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL, one connection behind a mutex, group commit.
 
 use super::schema::migrate;
-use super::{DeadLetter, Finished, InboxItem, Pruned, RunRecord, Store, StoreError, now};
+use super::{DeadLetter, Finished, InboxItem, Pruned, RunQuery, RunRecord, Store, StoreError, now};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -208,15 +208,16 @@ fn insert_dead_letter(connection: &Connection, letter: &DeadLetter) -> rusqlite:
 fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
     exec(
         connection,
-        "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error, event)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![
             run.integration,
             run.outcome,
             run.started_at,
             run.duration_ms,
             run.attempts,
-            run.error
+            run.error,
+            run.event
         ],
     )?;
     Ok(())
@@ -520,29 +521,31 @@ impl Store for SqliteStore {
         insert_run(&connection, run).map_err(|e| self.error(e))
     }
 
-    fn runs(
-        &self,
-        integration: Option<&str>,
-        failed_only: bool,
-    ) -> Result<Vec<RunRecord>, StoreError> {
+    fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let mut statement = connection
             .prepare(
-                "SELECT integration, outcome, started_at, duration_ms, attempts, error FROM runs
+                "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event
+                 FROM runs
                  WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR outcome != 'succeeded')
-                 ORDER BY id DESC",
+                   AND (?3 IS NULL OR started_at >= ?3)
+                 ORDER BY id DESC LIMIT ?4",
             )
             .map_err(|e| self.error(e))?;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let parameters = params![query.integration, query.failed_only, query.since, limit];
         let rows = statement
-            .query_map(params![integration, failed_only], |row| {
-                Ok(RunRecord {
-                    integration: row.get(0)?,
-                    outcome: row.get(1)?,
-                    started_at: row.get(2)?,
-                    duration_ms: row.get(3)?,
-                    attempts: row.get(4)?,
-                    error: row.get(5)?,
-                })
+            .query_map(parameters, |row| {
+                let record = RunRecord {
+                    integration: row.get(1)?,
+                    outcome: row.get(2)?,
+                    started_at: row.get(3)?,
+                    duration_ms: row.get(4)?,
+                    attempts: row.get(5)?,
+                    error: row.get(6)?,
+                    event: row.get(7)?,
+                };
+                Ok((row.get(0)?, record))
             })
             .map_err(|e| self.error(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -646,6 +649,7 @@ mod tests {
             duration_ms: 5,
             attempts: 1,
             error: None,
+            event: Some(claimed[0].id),
         };
         store.record_run(&run).unwrap();
         let hour = std::time::Duration::from_secs(3600);
