@@ -1105,3 +1105,165 @@ async fn retries_are_spaced_by_the_backoff_and_client_errors_are_not_retried() {
     assert_eq!(requests.iter().filter(|r| r.path == "/bad").count(), 1);
     assert_eq!(step(&report, "bad").requests[0].attempts, 1);
 }
+
+/// Issue 11: missing and null values are false in conditions and `or`, `default` replaces
+/// both, attribute access through them is allowed; only printing one fails.
+#[tokio::test]
+async fn missing_and_null_values_are_falsy_and_only_printing_them_fails() {
+    let api = MockServer::start(vec![route("POST", "/orders", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step post = api POST "/orders" {
+    body {
+      address2 = "{{ event.shipping.address2 or '' }}"
+      city = "{{ event.shipping.city | default('?') }}"
+      note = "{% if event.note %}Note: {{ event.note }}{% endif %}done"
+      author = "by {{ event.pr.author.login | default('ghost') }}"
+      deep = "{{ event.a.b.c | default('none') }}"
+      listed = "{% for tag in event.tags %}{{ tag }}{% endfor %}!"
+      guarded = "{% if event.pr.author.login %}{{ event.pr.author.login }}{% else %}nobody{% endif %}"
+    }
+  }
+  step through_null = api POST "/orders" { body { login = "by {{ event.pr.author.login }}" } on_error skip }
+  step prints_null = api POST "/orders" { body { city = "in {{ event.shipping.city }}" } on_error skip }
+  step in_a_path = api POST "/orders/{{ event.shipping.address2 }}" { on_error skip }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let event = json!({"shipping": {"city": null}, "pr": {"author": null}});
+    let report = engine.run(event).await;
+    assert_eq!(
+        step(&report, "post").outcome,
+        Outcome::Succeeded,
+        "{report:#?}"
+    );
+    for name in ["through_null", "prints_null", "in_a_path"] {
+        let failed = step(&report, name);
+        assert_eq!(failed.outcome, Outcome::Skipped, "{failed:?}");
+        assert!(failed.requests.is_empty(), "{failed:?}");
+        let error = failed.error.as_deref().unwrap_or_default();
+        assert!(error.contains("| default(...)"), "{error}");
+    }
+    let requests = api.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(
+        requests[0].body,
+        json!({"address2": "", "city": "?", "note": "done", "author": "by ghost",
+               "deep": "none", "listed": "!", "guarded": "nobody"})
+    );
+}
+
+/// Issue 11: a lone `{{ expression }}` that reads a missing value leaves its field out (a
+/// `null` would clear the field on a PATCH), whether the last key or a parent is missing; a
+/// present `null` is sent as `null`.
+#[tokio::test]
+async fn a_lone_expression_reading_a_missing_value_leaves_the_field_out() {
+    let api = MockServer::start(vec![route("PATCH", "/contacts/1", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step patch = api PATCH "/contacts/1" {
+    body {
+      last_key = "{{ event.nope }}"
+      parent = "{{ event.a.b }}"
+      through_null = "{{ event.n.x }}"
+      null_value = "{{ event.n }}"
+      kept = "{{ event.id }}"
+    }
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({"id": 1, "n": null})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let requests = api.requests();
+    assert_eq!(requests[0].body, json!({"null_value": null, "kept": 1}));
+}
+
+/// Issue 11: a missing value inside a list literal is left out, so a contact without an
+/// email sends `[]`, not `[null]`; a present null stays.
+#[tokio::test]
+async fn a_missing_value_in_a_list_literal_is_left_out() {
+    let api = MockServer::start(vec![route("POST", "/sequences", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step enroll = api POST "/sequences" {
+    body {
+      emails = [$.properties.email]
+      mixed = ["{{ event.nope }}", $.properties.phone, "{{ event.n }}", "x"]
+    }
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine
+        .run(json!({"properties": {"phone": "555"}, "n": null}))
+        .await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    assert_eq!(
+        api.requests()[0].body,
+        json!({"emails": [], "mixed": ["555", null, "x"]})
+    );
+}
+
+/// Issue 11: `| segments` inserts several path segments, each encoded; empty and dot
+/// segments fail the step before anything is sent. Without it, `/` stays encoded.
+#[tokio::test]
+async fn the_segments_filter_inserts_several_encoded_segments() {
+    let api = MockServer::start(vec![route(
+        "GET",
+        "/repos/Codertocat/Hello-World/releases",
+        vec![ok(json!([]))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step releases = api GET "/repos/{{ event.repository.full_name | segments }}/releases" { on_error skip }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine
+        .run(json!({"repository": {"full_name": "Codertocat/Hello-World"}}))
+        .await;
+    assert_eq!(
+        step(&report, "releases").outcome,
+        Outcome::Succeeded,
+        "{report:#?}"
+    );
+    for hostile in ["a/../b", "a/./b", "a//b", "/a", "a/", ".."] {
+        let report = engine
+            .run(json!({"repository": {"full_name": hostile}}))
+            .await;
+        let releases = step(&report, "releases");
+        assert_eq!(
+            releases.outcome,
+            Outcome::Skipped,
+            "{hostile}: {releases:?}"
+        );
+        assert!(
+            releases
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("segment")),
+            "{hostile}: {releases:?}"
+        );
+    }
+    let report = engine
+        .run(json!({"repository": {"full_name": "a b/c?d#e/%2e%2e"}}))
+        .await;
+    assert_eq!(step(&report, "releases").outcome, Outcome::Skipped);
+    let paths: Vec<String> = api.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/repos/Codertocat/Hello-World/releases",
+            "/repos/a%20b/c%3Fd%23e/%252e%252e/releases"
+        ]
+    );
+}

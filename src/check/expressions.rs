@@ -88,6 +88,9 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// The filters integ adds to minijinja's (`plan::jinja` registers them).
+pub const INTEG_FILTERS: &[&str] = &["segments"];
+
 /// Common minijinja filters and tests, to suggest from; whether a name exists is asked of
 /// minijinja itself (`exists`).
 const TEMPLATE_FILTERS: &[&str] = &[
@@ -119,6 +122,7 @@ const TEMPLATE_FILTERS: &[&str] = &[
     "rejectattr",
     "replace",
     "reverse",
+    "segments",
     "round",
     "safe",
     "select",
@@ -174,6 +178,9 @@ const TEMPLATE_TESTS: &[&str] = &[
 fn exists(kind: NameKind, name: &str) -> bool {
     static ASKED: LazyLock<Mutex<HashMap<(NameKind, String), bool>>> =
         LazyLock::new(Mutex::default);
+    if kind == NameKind::Filter && INTEG_FILTERS.contains(&name) {
+        return true;
+    }
     let key = (kind, name.to_string());
     if let Some(known) = ASKED.lock().ok().and_then(|asked| asked.get(&key).copied()) {
         return known;

@@ -18,6 +18,7 @@ mod tests;
 mod triggers;
 
 pub use across::AcrossSpecs;
+pub use expressions::INTEG_FILTERS;
 
 use crate::ast::{Integration, Spec};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};

@@ -1,17 +1,18 @@
 //! Model to plan: every JSONPath and template compiled once, environments applied, files
 //! read. Per-event work is evaluation only.
 
+mod jinja;
 mod path;
 mod value;
 
-pub use path::{encode_segment, path_formatter};
+pub use path::encode_segment;
 pub use value::{
     EvalError, Path, Root, Scope, Template, Value, as_text, is_singular, render, truthy,
 };
 
 use crate::ast::{self, Expr, ExprKind, Method, TargetSegment, Text};
 use crate::model::{self, Encoding, OnError, RetryPolicy};
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::Environment;
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
@@ -511,13 +512,8 @@ struct Compiler {
 
 impl Compiler {
     fn new(base_dir: &FsPath) -> Self {
-        let mut env = Environment::new();
-        // A missing value in a template is an error (or, in a single-expression template,
-        // a missing value): never an empty string in a URL.
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_formatter(path_formatter);
         Self {
-            env,
+            env: jinja::environment(),
             base_dir: base_dir.to_path_buf(),
             secrets: BTreeSet::new(),
         }

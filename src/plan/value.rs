@@ -9,8 +9,10 @@
 //!   text around its expressions renders a string, and reading something missing there is
 //!   an error, because a string with a hole in it (`/contacts/`) is never what was meant;
 //! - `a ?? b` is `b` when `a` is missing or null;
-//! - in a body mapping or an object, a missing value leaves its field out; in an array it
-//!   becomes null, so that positions hold.
+//! - in a body mapping or an object, a missing value leaves its field out; in a list it is
+//!   left out too (`[$contact.email]` is `[]` for a contact without email, never `[null]`);
+//! - in templates, missing and null are false, `default` replaces both, lookups through
+//!   them give missing; only printing one fails (`jinja.rs`).
 
 use super::PlanError;
 use crate::ast::BinaryOp;
@@ -113,7 +115,7 @@ pub enum EvalError {
     MissingSecret(String),
     #[error("environment variable `{0}` is not set and has no default")]
     MissingEnv(String),
-    #[error("template `{template}` reads a value that is missing: {detail}")]
+    #[error("template `{template}` {detail}")]
     MissingInTemplate { template: String, detail: String },
     #[error("template `{template}` failed: {detail}")]
     Template { template: String, detail: String },
@@ -149,7 +151,7 @@ pub fn compile_template(
         let inner = trimmed[2..trimmed.len() - 2]
             .trim_start_matches(controls)
             .trim_end_matches(controls);
-        format!("{{{{ ({inner}) | tojson }}}}")
+        format!("{{{{ ({inner}) | {} }}}}", super::jinja::TYPED)
     } else {
         source.to_string()
     };
@@ -197,12 +199,11 @@ impl Value {
                 },
             },
             Value::Array(items) => {
-                let values = items.iter().map(|item| item.eval(env, scope));
-                Some(Json::Array(
-                    values
-                        .map(|v| v.map(Option::unwrap_or_default))
-                        .collect::<Result<_, _>>()?,
-                ))
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    values.extend(item.eval(env, scope)?);
+                }
+                Some(Json::Array(values))
             }
             Value::Object(fields) => {
                 let mut object = Map::new();
@@ -267,9 +268,15 @@ impl Template {
             }
             (Err(e), true) if e.kind() == ErrorKind::UndefinedError => Ok(None),
             (Err(e), false) if e.kind() == ErrorKind::UndefinedError => {
+                let printed = e.range().and_then(|range| self.source.get(range));
+                let detail = e.detail().unwrap_or("prints a missing value");
+                let hint = "(where it may be missing, give it one with `| default(...)`)";
                 Err(EvalError::MissingInTemplate {
                     template: self.source.clone(),
-                    detail: e.detail().unwrap_or("undefined value").to_string(),
+                    detail: match printed {
+                        Some(expression) => format!("{detail}: `{expression}` {hint}"),
+                        None => format!("{detail} {hint}"),
+                    },
                 })
             }
             (Err(e), _) => Err(EvalError::Template {

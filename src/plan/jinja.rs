@@ -1,0 +1,68 @@
+//! The plan's template environment: how templates treat missing values (docs/language.md,
+//! "Mapping rules"), and the filters integ adds or changes.
+//!
+//! Templates follow what Jinja users expect of payloads where a field may be absent or
+//! `null` (GitHub's `pull_request.user`, Shopify's `address2`): both are false in `{% if %}`
+//! and `or`, `default` replaces both, and attribute access through them gives another
+//! missing value (`event.pr.author.login` with `author: null`). Only printing one fails
+//! (`path::path_formatter`). minijinja's `Chainable` undefined behaviour is the one that
+//! lets lookups chain; the formatter adds the refusal to print that `Strict` would give.
+
+use super::path::{path_formatter, segments};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
+
+/// The filter that gives a lone `{{ expression }}` its typed value (see
+/// `value::compile_template`); its name cannot be written in a spec (lint refuses unknown
+/// filters, E207).
+pub(super) const TYPED: &str = "integ_typed_value";
+
+pub(super) fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_formatter(path_formatter);
+    env.add_filter("default", default);
+    // Lint knows the filters integ adds by name: `check::INTEG_FILTERS`.
+    env.add_filter("segments", segments);
+    env.add_filter(TYPED, typed);
+    env
+}
+
+/// `value | default(other)`: `other` (or `""`) when `value` is missing or null; with a true
+/// second argument, also when `value` is false, `0`, `""` or empty. Jinja's own `default`
+/// replaces only undefined values, but in JSON payloads "no value" is as often `null` as
+/// absent, sometimes both for one field across API versions, and `??` treats them alike.
+fn default(value: &Value, other: Option<Value>, lax: Option<bool>) -> Value {
+    let replace =
+        value.is_undefined() || value.is_none() || (lax == Some(true) && !value.is_true());
+    if replace {
+        other.unwrap_or_else(|| Value::from(""))
+    } else {
+        value.clone()
+    }
+}
+
+/// The JSON of a lone expression's value; a missing value is an undefined error, which the
+/// caller turns into *missing* (the field is left out).
+fn typed(value: &Value) -> Result<String, Error> {
+    if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "the value is missing",
+        ));
+    }
+    serde_json::to_string(value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_filter_lint_knows_as_ours_is_registered() {
+        let env = environment();
+        for name in crate::check::INTEG_FILTERS {
+            let probe = format!("{{{{ 'a' | {name} }}}}");
+            assert!(env.render_str(&probe, ()).is_ok(), "filter {name}");
+        }
+    }
+}
