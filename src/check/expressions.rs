@@ -268,6 +268,7 @@ impl<'a> Checker<'a> {
                 return;
             }
         };
+        self.note_prints(text);
         for (kind, range) in template_names::names(&text.value) {
             let name = &text.value[range.clone()];
             if !exists(kind, name) {

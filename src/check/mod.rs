@@ -14,6 +14,7 @@ use crate::diagnostic::suggest;
 use suggest::closest;
 mod across;
 mod template_names;
+mod template_prints;
 mod tests;
 mod triggers;
 
@@ -43,6 +44,8 @@ pub(crate) struct Checker<'a> {
     diagnostics: Vec<Diagnostic>,
     /// Connection names, with whether anything uses them.
     connections: HashMap<&'a str, bool>,
+    /// What templates print and test, for W008 (`template_prints`).
+    prints: template_prints::Notes,
 }
 
 impl<'a> Checker<'a> {
@@ -56,6 +59,7 @@ impl<'a> Checker<'a> {
             spec,
             diagnostics: Vec::new(),
             connections,
+            prints: template_prints::Notes::default(),
         }
     }
 
@@ -93,6 +97,7 @@ impl<'a> Checker<'a> {
         }
         self.unused_connections();
         self.connections_without_auth();
+        self.optional_prints();
     }
 
     /// `description`, `owner`, `tags` and `concurrency` are written at most once, and a

@@ -66,6 +66,7 @@ impl<'a> Checker<'a> {
             ..outer
         };
         self.text_template(&step.call.path, &scope);
+        self.path_like_segments(&step.call.path);
         self.graphql(step);
         self.idempotency(step);
         let has_items = step

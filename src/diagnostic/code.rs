@@ -85,4 +85,6 @@ codes! {
     BackoffNeverUsed = "W005",
     UnusedFallback = "W006",
     ConnectionWithoutAuth = "W007",
+    PathLikeSegment = "W008",
+    OptionalPrinted = "W009",
 }

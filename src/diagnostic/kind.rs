@@ -212,6 +212,14 @@ pub enum DiagnosticKind {
     UnusedFallback { name: String },
     #[error("connection `{name}` declares no `auth`")]
     ConnectionWithoutAuth { name: String },
+    #[error(
+        "`{value}` looks like a path, but it goes into one path segment (its `/` is encoded as `%2F`)"
+    )]
+    PathLikeSegment { value: String },
+    #[error(
+        "`{value}` is printed without a default, but this spec treats `{tested}` as possibly missing"
+    )]
+    OptionalPrinted { value: String, tested: String },
 }
 
 impl DiagnosticKind {
@@ -281,6 +289,8 @@ impl DiagnosticKind {
             Self::BackoffNeverUsed => Code::BackoffNeverUsed,
             Self::UnusedFallback { .. } => Code::UnusedFallback,
             Self::ConnectionWithoutAuth { .. } => Code::ConnectionWithoutAuth,
+            Self::PathLikeSegment { .. } => Code::PathLikeSegment,
+            Self::OptionalPrinted { .. } => Code::OptionalPrinted,
         }
     }
 
@@ -401,6 +411,12 @@ impl DiagnosticKind {
             Self::BackoffNeverUsed => "raise the attempts, such as `retry 5 ...`".into(),
             Self::UnusedFallback { .. } => "name it in a step's `on_error fallback NAME`, or remove it".into(),
             Self::ConnectionWithoutAuth { .. } => "add its credentials (`auth bearer secret(\"TOKEN\")`, ...), or `auth none` if the API takes none".into(),
+            Self::PathLikeSegment { value } => format!(
+                "to insert its segments, write `{{{{ {value} | segments }}}}` (each encoded, no `.` or `..`); to keep it as one segment, `{{{{ {value} | string }}}}`"
+            ),
+            Self::OptionalPrinted { value, .. } => format!(
+                "printing a missing or null value fails the step: write `{{{{ {value} | default(\"...\") }}}}`, or print it inside `{{% if ... %}}`"
+            ),
         })
     }
 
