@@ -164,8 +164,12 @@ fn print(template: &str, inner: Range<usize>, guards: &[Vec<String>], scan: &mut
 /// The tag opening at `start`: the offset past it and its inside, without the delimiters
 /// and whitespace controls.
 fn tag(text: &str, start: usize, end: &str) -> (usize, Option<Range<usize>>) {
-    let close = skip_past(text, start + 2, end);
-    let mut inner = start + 2..close.saturating_sub(end.len()).max(start + 2);
+    // An unclosed tag (lint reports it as E202) has no inside to read.
+    let Some(length) = text[start + 2..].find(end) else {
+        return (text.len(), None);
+    };
+    let close = start + 2 + length;
+    let mut inner = start + 2..close;
     let controls = ['-', '+', '~'];
     if text[inner.clone()].starts_with(controls) {
         inner.start += 1;
@@ -173,7 +177,7 @@ fn tag(text: &str, start: usize, end: &str) -> (usize, Option<Range<usize>>) {
     if inner.end > inner.start && text[inner.clone()].ends_with(controls) {
         inner.end -= 1;
     }
-    (close, Some(trimmed(text, inner)))
+    (close + end.len(), Some(trimmed(text, inner)))
 }
 
 /// `range` without the whitespace around it.
@@ -398,6 +402,16 @@ mod tests {
                 .is_empty()
         );
         assert!(prints("{# {{ a }} #}{% raw %}{{ b }}{% endraw %}").is_empty());
+        // Unclosed tags, escapes and characters of several bytes do not trip the scan.
+        for text in [
+            "{{ é",
+            "{{ a }}{{ 'é\\é' | x }}{% if é",
+            "{{ a['\\é'] }}",
+            "{{-}}",
+            "{%%}",
+        ] {
+            scan(text);
+        }
     }
 
     #[test]
