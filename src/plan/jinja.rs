@@ -58,6 +58,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn default_replaces_missing_and_null_and_with_true_every_false_value() {
+        let env = environment();
+        let context = minijinja::context! { n => (), zero => 0, empty => "" };
+        let render = |template: &str| env.render_str(template, &context).unwrap();
+        assert_eq!(render("{{ nope | default('d') }}"), "d");
+        assert_eq!(render("{{ nope.a.b | default('d') }}"), "d");
+        assert_eq!(render("{{ n | default('d') }}"), "d");
+        assert_eq!(render("{{ n.a | default('d') }}"), "d");
+        assert_eq!(
+            render("{{ zero | default('d') }}{{ empty | default('d') }}"),
+            "0"
+        );
+        assert_eq!(
+            render("{{ zero | default('d', true) }}{{ empty | default('e', true) }}"),
+            "de"
+        );
+        assert_eq!(render("[{{ nope | default }}]"), "[]");
+    }
+
+    #[test]
     fn every_filter_lint_knows_as_ours_is_registered() {
         let env = environment();
         for name in crate::check::INTEG_FILTERS {
