@@ -47,13 +47,13 @@ pub(super) fn segments(state: &State, value: &Value) -> Result<Value, Error> {
     for segment in text.split('/') {
         if matches!(segment, "" | "." | "..") {
             let which = if segment.is_empty() {
-                "an empty"
+                "an empty".to_string()
             } else {
-                "a dot"
+                format!("a `{segment}`")
             };
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
-                format!("`segments` refuses a value with {which} segment (`{segment}`)"),
+                format!("`segments` refuses a value with {which} segment"),
             ));
         }
         encoded.push(encode_segment(segment));

@@ -279,9 +279,13 @@ impl Template {
                     },
                 })
             }
+            // The kind and detail, without minijinja's internal template name (`t3.path`).
             (Err(e), _) => Err(EvalError::Template {
                 template: self.source.clone(),
-                detail: e.to_string(),
+                detail: match e.detail() {
+                    Some(detail) => format!("{}: {detail}", e.kind()),
+                    None => e.kind().to_string(),
+                },
             }),
         }
     }
