@@ -1226,6 +1226,7 @@ async fn the_segments_filter_inserts_several_encoded_segments() {
   connection api { base_url "{api}" }
   trigger manual
   step releases = api GET "/repos/{{ event.repository.full_name | segments }}/releases" { on_error skip }
+  step marked_safe = api GET "/raw/{{ event.repository.full_name | safe }}" { on_error skip }
 }"#;
     let engine = engine(spec, &[&api], &[], Options::default());
     let report = engine
@@ -1259,11 +1260,20 @@ async fn the_segments_filter_inserts_several_encoded_segments() {
         .await;
     assert_eq!(step(&report, "releases").outcome, Outcome::Skipped);
     let paths: Vec<String> = api.requests().into_iter().map(|r| r.path).collect();
+    let under = |prefix: &str| -> Vec<&str> {
+        paths
+            .iter()
+            .map(String::as_str)
+            .filter(|p| p.starts_with(prefix))
+            .collect()
+    };
     assert_eq!(
-        paths,
+        under("/repos/"),
         [
             "/repos/Codertocat/Hello-World/releases",
             "/repos/a%20b/c%3Fd%23e/%252e%252e/releases"
         ]
     );
+    // Only `segments` inserts segments: `| safe` is no way around the encoding.
+    assert_eq!(under("/raw/")[0], "/raw/Codertocat%2FHello-World");
 }
