@@ -44,7 +44,7 @@ pub(crate) struct Checker<'a> {
     diagnostics: Vec<Diagnostic>,
     /// Connection names, with whether anything uses them.
     connections: HashMap<&'a str, bool>,
-    /// What templates print and test, for W008 (`template_prints`).
+    /// What templates print and test, for W009 (`template_prints`).
     prints: template_prints::Notes,
 }
 

@@ -1,9 +1,9 @@
 //! What a template prints and what it tests for presence, for two hints: a value the spec
-//! itself treats as possibly missing, printed without a default elsewhere (W008), and a
-//! value named like a path printed into one path segment (W007).
+//! itself treats as possibly missing, printed without a default elsewhere (W009), and a
+//! value named like a path printed into one path segment (W008).
 //!
 //! Lint cannot know which fields of a payload may be absent or `null` (that is the
-//! vendor's schema, not the spec), so W008 speaks only where the spec says so itself: a
+//! vendor's schema, not the spec), so W009 speaks only where the spec says so itself: a
 //! value tested in an `{% if %}`, given a `default` or an `or` somewhere is optional, and
 //! printing it (or a value read through it) bare, outside an `{% if %}` that tests it, is a
 //! step that fails on the first event without it.
@@ -314,7 +314,7 @@ fn is_path_like(name: &str) -> bool {
 }
 
 impl Checker<'_> {
-    /// Notes what a template prints and tests; W008 is decided once the spec is read.
+    /// Notes what a template prints and tests; W009 is decided once the spec is read.
     pub(super) fn note_prints(&mut self, text: &Text) {
         let scan = scan(&text.value);
         self.prints.tested.extend(scan.tested);
@@ -334,7 +334,7 @@ impl Checker<'_> {
         }
     }
 
-    /// W008: a bare print of a value that the spec tests for presence elsewhere.
+    /// W009: a bare print of a value that the spec tests for presence elsewhere.
     pub(super) fn optional_prints(&mut self) {
         let notes = std::mem::take(&mut self.prints);
         for (span, value) in notes.printed {
@@ -346,7 +346,7 @@ impl Checker<'_> {
         }
     }
 
-    /// W007: a request path that prints a path-like value into one segment without
+    /// W008: a request path that prints a path-like value into one segment without
     /// saying how it is meant: `| segments` for several, `| string` for one.
     pub(super) fn path_like_segments(&mut self, path: &Text) {
         if !path.is_template() {

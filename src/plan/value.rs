@@ -6,8 +6,8 @@
 //!   gives the list of what it selects, possibly empty;
 //! - a template that is a single `{{ expression }}` gives the expression's typed value
 //!   (numbers stay numbers), or missing when it reads something missing; a template with
-//!   text around its expressions renders a string, and reading something missing there is
-//!   an error, because a string with a hole in it (`/contacts/`) is never what was meant;
+//!   text around its expressions renders a string, and printing something missing or null
+//!   there is an error, because a string with a hole in it (`/contacts/`) is never meant;
 //! - `a ?? b` is `b` when `a` is missing or null;
 //! - in a body mapping or an object, a missing value leaves its field out; in a list it is
 //!   left out too (`[$contact.email]` is `[]` for a contact without email, never `[null]`);
