@@ -685,3 +685,64 @@ async fn events_of_an_integration_no_longer_served_wait_in_the_inbox() {
         [("done".to_string(), 1), ("pending".to_string(), 1)]
     );
 }
+
+/// Header values that overflow a timestamp once were a panic in the handler (the
+/// connection dropped, no answer); each is a 401 that says what is wrong.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_out_of_range_signed_timestamp_is_a_401_not_a_panic() {
+    let engines = [("stripe", "stripe"), ("hubspot", "hubspot_v3")]
+        .iter()
+        .map(|(name, preset)| {
+            let spec = format!(
+                "integration {name} {{\n  trigger webhook \"/hooks/{name}\" {{ signature {preset} secret(\"SIGNING_SECRET\") }}\n}}"
+            );
+            engine_of(plan(spec), Secrets::from_pairs([("SIGNING_SECRET", SECRET)]))
+        })
+        .collect();
+    let store = fresh_store("serve-overflow");
+    let service = Service::new(engines, store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, router(service.clone())).into_future());
+    let body = br#"{"id": 1}"#;
+    let cases: [(&str, Vec<(&str, String)>, &str); 3] = [
+        (
+            "stripe",
+            vec![("Stripe-Signature", "t=18446744073709551615,v1=00".into())],
+            "malformed `Stripe-Signature` header: `t=` is not a time",
+        ),
+        (
+            "hubspot",
+            vec![
+                ("X-HubSpot-Signature-v3", "AA==".into()),
+                ("X-HubSpot-Request-Timestamp", u64::MAX.to_string()),
+            ],
+            "outside the 300s tolerance",
+        ),
+        (
+            "hubspot",
+            vec![
+                ("X-HubSpot-Signature-v3", "AA==".into()),
+                ("X-HubSpot-Request-Timestamp", "-1".into()),
+            ],
+            "malformed `X-HubSpot-Request-Timestamp` header",
+        ),
+    ];
+    for (name, headers, expected) in cases {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://{address}/hooks/{name}"))
+            .body(body.to_vec());
+        for (header, value) in &headers {
+            request = request.header(*header, value);
+        }
+        let response = request
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        assert_eq!(response.status().as_u16(), 401, "{name} {headers:?}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        let reason = answer["error"].as_str().unwrap();
+        assert!(reason.contains(expected), "{reason}");
+    }
+    assert!(store.inbox_counts().unwrap().is_empty());
+}

@@ -26,8 +26,11 @@ pub struct Incoming<'a> {
 pub enum SignatureError {
     #[error("missing `{0}` header")]
     Missing(String),
-    #[error("malformed `{0}` header")]
-    Malformed(String),
+    #[error("malformed `{header}` header: {reason}")]
+    Malformed {
+        header: String,
+        reason: &'static str,
+    },
     #[error("signature does not match")]
     Mismatch,
     #[error("signed timestamp is outside the {0:?} tolerance")]
@@ -48,38 +51,31 @@ pub fn verify(
             encoding,
             prefix,
         } => {
-            let malformed = || SignatureError::Malformed(header.clone());
             let value = header_value(incoming, header)?;
             let value = match prefix {
-                Some(prefix) => value.strip_prefix(prefix.as_str()).ok_or_else(malformed)?,
+                Some(prefix) => value
+                    .strip_prefix(prefix.as_str())
+                    .ok_or_else(|| malformed(header, "the declared prefix is missing"))?,
                 None => value,
             };
             let given = match encoding {
-                SignatureEncoding::Hex => hex::decode(value.trim()),
-                SignatureEncoding::Base64 => base64::engine::general_purpose::STANDARD
-                    .decode(value.trim())
-                    .map_err(|_| hex::FromHexError::InvalidStringLength),
-            }
-            .map_err(|_| malformed())?;
+                SignatureEncoding::Hex => hex_mac(header, value)?,
+                SignatureEncoding::Base64 => base64_mac(header, value)?,
+            };
             matches(&mac(secret, &[incoming.body]), &given)
         }
         SignaturePreset::Github => {
             const NAME: &str = "X-Hub-Signature-256";
             let value = header_value(incoming, NAME)?;
-            let hex_mac = value
+            let value = value
                 .strip_prefix("sha256=")
-                .ok_or(SignatureError::Malformed(NAME.into()))?;
-            let given =
-                hex::decode(hex_mac.trim()).map_err(|_| SignatureError::Malformed(NAME.into()))?;
-            matches(&mac(secret, &[incoming.body]), &given)
+                .ok_or_else(|| malformed(NAME, "it does not start with `sha256=`"))?;
+            matches(&mac(secret, &[incoming.body]), &hex_mac(NAME, value)?)
         }
         SignaturePreset::Shopify => {
             const NAME: &str = "X-Shopify-Hmac-Sha256";
             let value = header_value(incoming, NAME)?;
-            let given = base64::engine::general_purpose::STANDARD
-                .decode(value.trim())
-                .map_err(|_| SignatureError::Malformed(NAME.into()))?;
-            matches(&mac(secret, &[incoming.body]), &given)
+            matches(&mac(secret, &[incoming.body]), &base64_mac(NAME, value)?)
         }
         SignaturePreset::Stripe => stripe(secret, tolerance, incoming),
         SignaturePreset::HubspotV3 => hubspot_v3(secret, tolerance, incoming),
@@ -103,15 +99,10 @@ fn stripe(
             _ => {}
         }
     }
-    let timestamp = timestamp.ok_or(SignatureError::Malformed(NAME.into()))?;
-    let seconds: u64 = timestamp
-        .parse()
-        .map_err(|_| SignatureError::Malformed(NAME.into()))?;
-    fresh(
-        UNIX_EPOCH + Duration::from_secs(seconds),
-        tolerance,
-        incoming.now,
-    )?;
+    let timestamp = timestamp.ok_or_else(|| malformed(NAME, "no `t=` timestamp"))?;
+    let signed_at = signed_time(timestamp, Duration::from_secs)
+        .ok_or_else(|| malformed(NAME, "`t=` is not a time in seconds since 1970"))?;
+    fresh(signed_at, tolerance, incoming.now)?;
     let expected = mac(secret, &[timestamp.as_bytes(), b".", incoming.body]);
     let any = signatures.iter().any(|signature| {
         hex::decode(signature).is_ok_and(|given| matches(&expected, &given).is_ok())
@@ -134,18 +125,10 @@ fn hubspot_v3(
     const TIMESTAMP: &str = "X-HubSpot-Request-Timestamp";
     let signature = header_value(incoming, SIGNATURE)?;
     let timestamp = header_value(incoming, TIMESTAMP)?;
-    let millis: u64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| SignatureError::Malformed(TIMESTAMP.into()))?;
-    fresh(
-        UNIX_EPOCH + Duration::from_millis(millis),
-        tolerance,
-        incoming.now,
-    )?;
-    let given = base64::engine::general_purpose::STANDARD
-        .decode(signature.trim())
-        .map_err(|_| SignatureError::Malformed(SIGNATURE.into()))?;
+    let signed_at = signed_time(timestamp.trim(), Duration::from_millis)
+        .ok_or_else(|| malformed(TIMESTAMP, "not a time in milliseconds since 1970"))?;
+    fresh(signed_at, tolerance, incoming.now)?;
+    let given = base64_mac(SIGNATURE, signature)?;
     let signed = [
         incoming.method.as_bytes(),
         incoming.url.as_bytes(),
@@ -153,6 +136,15 @@ fn hubspot_v3(
         timestamp.as_bytes(),
     ];
     matches(&mac(secret, &signed), &given)
+}
+
+/// A signed time written as decimal digits counting `unit`s since 1970; `None` when it is
+/// not such a number or lies past what the clock can hold (checked, never a panic).
+fn signed_time(text: &str, unit: fn(u64) -> Duration) -> Option<SystemTime> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    UNIX_EPOCH.checked_add(unit(text.parse().ok()?))
 }
 
 fn fresh(
@@ -190,6 +182,23 @@ fn matches(expected: &[u8], given: &[u8]) -> Result<(), SignatureError> {
     }
 }
 
+fn malformed(header: &str, reason: &'static str) -> SignatureError {
+    SignatureError::Malformed {
+        header: header.to_string(),
+        reason,
+    }
+}
+
+fn hex_mac(header: &str, value: &str) -> Result<Vec<u8>, SignatureError> {
+    hex::decode(value.trim()).map_err(|_| malformed(header, "the signature is not hex"))
+}
+
+fn base64_mac(header: &str, value: &str) -> Result<Vec<u8>, SignatureError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| malformed(header, "the signature is not base64"))
+}
+
 fn header_value<'a>(incoming: &Incoming<'a>, header: &str) -> Result<&'a str, SignatureError> {
     let value = incoming
         .headers
@@ -197,7 +206,7 @@ fn header_value<'a>(incoming: &Incoming<'a>, header: &str) -> Result<&'a str, Si
         .ok_or_else(|| SignatureError::Missing(header.to_string()))?;
     value
         .to_str()
-        .map_err(|_| SignatureError::Malformed(header.to_string()))
+        .map_err(|_| malformed(header, "it is not visible ASCII"))
 }
 
 #[cfg(test)]
