@@ -128,7 +128,7 @@ async fn integ_run(shape: Shape) -> (Vec<Duration>, f64) {
     let _ = std::fs::remove_dir_all(&dir);
     let store = Arc::new(SqliteStore::open(&dir.join("state.db")).expect("store"));
     let service = Service::new(vec![engine], store);
-    let url = serve(router(service.clone())).await;
+    let url = serve(router(service.clone(), &Default::default())).await;
     tokio::spawn(work(service.clone(), 8));
     let started = Instant::now();
     let latencies = post_all(&url).await;

@@ -45,7 +45,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         listener.local_addr()?,
         plan.webhooks.first().ok_or("the spec has no webhook")?.path
     );
-    tokio::spawn(axum::serve(listener, router(service.clone())).into_future());
+    tokio::spawn(axum::serve(listener, router(service.clone(), &Default::default())).into_future());
     tokio::spawn(work(service.clone(), 2));
     println!(
         "integ serve: {SPEC} at {hook}, state in {}\n",

@@ -1,7 +1,8 @@
 //! `integ serve` as a real process. Nothing is lost: it is killed with SIGKILL at
 //! pseudo-random moments while 1 000 signed webhooks arrive, and restarted each time; every
 //! event must reach the sink (at least once, under its idempotency key), and raw duplicates
-//! are reported. Also: idle CPU, the state-file lock, the start-up warnings.
+//! are reported. Also: idle CPU, the state-file lock, the start-up warnings, and clients
+//! that are slow or many on purpose.
 
 #![allow(clippy::unwrap_used)]
 
@@ -33,6 +34,11 @@ fn free_port() -> u16 {
 }
 
 fn spawn(dir: &Path, port: u16) -> Child {
+    spawn_with(dir, port, &[])
+}
+
+/// `integ serve` on the relay in `dir`, with `extra` arguments.
+fn spawn_with(dir: &Path, port: u16, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_integ"))
         .args([
             "serve",
@@ -43,6 +49,7 @@ fn spawn(dir: &Path, port: u16) -> Child {
             "secrets.env",
         ])
         .args(["--state", "state.db", "--workers", "4"])
+        .args(extra)
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -326,4 +333,233 @@ async fn declared_alerts_are_said_not_to_be_sent() {
         logs.contains("integration=\"relay\"") || logs.contains("integration=relay"),
         "{logs}"
     );
+}
+
+/// A client that sends `opening`, then one more byte every `every`, reading whatever comes
+/// back, until the server closes the connection. Returns how long it stayed connected (or
+/// `None` if it still was after `limit`) and what the server answered.
+async fn trickle(
+    port: u16,
+    opening: &[u8],
+    every: Duration,
+    limit: Duration,
+) -> (Option<Duration>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    if !opening.is_empty() && stream.write_all(opening).await.is_err() {
+        return (Some(started.elapsed()), String::new());
+    }
+    let mut buffer = [0u8; 1024];
+    while started.elapsed() < limit {
+        tokio::select! {
+            read = stream.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => {
+                    return (Some(started.elapsed()), String::from_utf8_lossy(&answer).into_owned());
+                }
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            },
+            () = tokio::time::sleep(every) => {
+                if stream.write_all(b"x").await.is_err() {
+                    return (Some(started.elapsed()), String::from_utf8_lossy(&answer).into_owned());
+                }
+            }
+        }
+    }
+    (None, String::from_utf8_lossy(&answer).into_owned())
+}
+
+const HEADERS_BEGUN: &[u8] = b"POST /hooks/relay HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_slow_to_send_its_headers_or_silent_is_cut_off() {
+    let dir = relay_dir("slow-headers", "http://127.0.0.1:9");
+    let port = free_port();
+    let mut server = spawn_with(&dir, port, &["--read-timeout", "2s"]);
+    integ::engine::install_crypto_provider();
+    healthy(&reqwest::Client::new(), port).await;
+    let limit = Duration::from_secs(30);
+    let second = Duration::from_secs(1);
+    let (slow, silent) = tokio::join!(
+        trickle(port, HEADERS_BEGUN, second, limit),
+        trickle(port, b"", limit, limit),
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    for (client, (connected, _)) in [("byte by byte", slow), ("silent", silent)] {
+        let connected =
+            connected.unwrap_or_else(|| panic!("{client}: still connected after {limit:?}"));
+        // Cut at the read timeout, not before; the upper bound only says "not never".
+        assert!(
+            connected >= Duration::from_millis(1900),
+            "{client}: cut after {connected:?}"
+        );
+        assert!(
+            connected < Duration::from_secs(20),
+            "{client}: cut after {connected:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_trickles_in_is_cut_off_with_a_408() {
+    let dir = relay_dir("slow-body", "http://127.0.0.1:9");
+    let port = free_port();
+    let mut server = spawn_with(&dir, port, &["--read-timeout", "2s"]);
+    integ::engine::install_crypto_provider();
+    healthy(&reqwest::Client::new(), port).await;
+    let opening = b"POST /hooks/relay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{";
+    let limit = Duration::from_secs(30);
+    let (connected, answer) = trickle(port, opening, Duration::from_millis(500), limit).await;
+    let _ = server.kill();
+    let _ = server.wait();
+    let connected = connected.unwrap_or_else(|| panic!("still connected after {limit:?}"));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("the body took longer than 2s"), "{answer}");
+    assert!(
+        connected >= Duration::from_millis(1900),
+        "cut after {connected:?}"
+    );
+    assert!(
+        connected < Duration::from_secs(20),
+        "cut after {connected:?}"
+    );
+}
+
+/// Open descriptors of a process (sockets included), from `/proc`.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_beyond_the_cap_wait_and_cost_the_process_nothing() {
+    let dir = relay_dir("capped", "http://127.0.0.1:9");
+    let port = free_port();
+    let mut server = spawn_with(
+        &dir,
+        port,
+        &["--max-connections", "4", "--read-timeout", "3s"],
+    );
+    integ::engine::install_crypto_provider();
+    healthy(&reqwest::Client::new(), port).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = open_files(server.id());
+    // 100 half-open connections (within the kernel's listen backlog, which may be as
+    // small as 128): the process holds 4 of them, the rest wait in the backlog.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = open_files(server.id());
+    drop(held);
+    assert!(
+        during <= before + 4,
+        "{before} open files before, {during} with 100 clients"
+    );
+
+    // Four silent clients take every slot: the next request is served only once the read
+    // timeout frees one.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await;
+    let waited = started.elapsed();
+    let _ = server.kill();
+    let _ = server.wait();
+    println!("cap: {before} files before, {during} during, served after {waited:?}");
+    assert_eq!(answer.unwrap().status().as_u16(), 200);
+    assert!(
+        waited >= Duration::from_secs(2),
+        "served after {waited:?}, beside 4 held connections"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_a_slow_client_connected_drains_and_exits() {
+    // The sink answers after 3 s, so an event is in flight when the signal comes.
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/sink".into(),
+        responses: vec![MockResponse::json(201, json!({"ok": true})).after(Duration::from_secs(3))],
+    }])
+    .await
+    .unwrap();
+    let dir = relay_dir("drain", &sink.url());
+    let port = free_port();
+    let mut server = spawn(&dir, port);
+    integ::engine::install_crypto_provider();
+    let client = reqwest::Client::new();
+    healthy(&client, port).await;
+    let body = json!({ "id": 1 }).to_string();
+    let posted = client
+        .post(format!("http://127.0.0.1:{port}/hooks/relay"))
+        .header("X-Signature", sign(body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status().as_u16(), 202);
+    let started = Instant::now();
+    while sink.requests().is_empty() && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sink.requests().len(), 1, "the event is in flight");
+    let slow = tokio::spawn(trickle(
+        port,
+        HEADERS_BEGUN,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    while status.is_none() && signalled.elapsed() < Duration::from_secs(60) {
+        status = server.try_wait().unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stopped = signalled.elapsed();
+    // Reaps it; kills it first if it is still running.
+    let _ = server.kill();
+    let _ = server.wait();
+    slow.abort();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "not stopped cleanly after {stopped:?}: {status:?}"
+    );
+    // The README promises a 30 s drain; a generous bound says it is kept.
+    assert!(
+        stopped < Duration::from_secs(40),
+        "stopped after {stopped:?}"
+    );
+    // The drain was not cut short: the event in flight finished before the exit.
+    let store = integ::store::SqliteStore::open(&dir.join("state.db")).unwrap();
+    use integ::store::Store as _;
+    assert_eq!(store.inbox_counts().unwrap(), [("done".to_string(), 1)]);
 }

@@ -79,7 +79,7 @@ async fn start(name: &str) -> Running {
     let service = Service::new(vec![engine], store.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, router(service.clone())).into_future());
+    tokio::spawn(axum::serve(listener, router(service.clone(), &Default::default())).into_future());
     tokio::spawn(work(service.clone(), 2));
     Running {
         url,
@@ -612,7 +612,7 @@ async fn every_signature_preset_over_http_valid_tampered_stale_and_missing() {
     let service = Service::new(engines, store.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, router(service.clone())).into_future());
+    tokio::spawn(axum::serve(listener, router(service.clone(), &Default::default())).into_future());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -703,9 +703,11 @@ async fn an_out_of_range_signed_timestamp_is_a_401_not_a_panic() {
     let service = Service::new(engines, store.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, router(service.clone())).into_future());
+    tokio::spawn(axum::serve(listener, router(service.clone(), &Default::default())).into_future());
     let body = br#"{"id": 1}"#;
-    let cases: [(&str, Vec<(&str, String)>, &str); 3] = [
+    // Route, headers, and what the refusal must say.
+    type Case = (&'static str, Vec<(&'static str, String)>, &'static str);
+    let cases: [Case; 3] = [
         (
             "stripe",
             vec![("Stripe-Signature", "t=18446744073709551615,v1=00".into())],
@@ -745,4 +747,44 @@ async fn an_out_of_range_signed_timestamp_is_a_401_not_a_panic() {
         assert!(reason.contains(expected), "{reason}");
     }
     assert!(store.inbox_counts().unwrap().is_empty());
+}
+
+/// The inbox cannot take the event (another process holds SQLite's write lock): the
+/// sender hears 503 within the request timeout, not after SQLite's own 5 s wait.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_not_handled_within_the_request_timeout_is_a_503() {
+    let spec = r#"integration locked {
+  trigger webhook "/hooks/locked" { signature github secret("SIGNING_SECRET") }
+}"#;
+    let engine = engine_of(
+        plan(spec.into()),
+        Secrets::from_pairs([("SIGNING_SECRET", SECRET)]),
+    );
+    let store = fresh_store("serve-request-timeout");
+    let service = Service::new(vec![engine], store.clone());
+    let options = integ::serve::HttpOptions {
+        request_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, router(service.clone(), &options)).into_future());
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("serve-request-timeout")
+        .join("state.db");
+    let other = rusqlite::Connection::open(path).unwrap();
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let body = br#"{"id": 1}"#;
+    let started = std::time::Instant::now();
+    let (status, answer) = post(
+        &format!("http://{address}/hooks/locked"),
+        body,
+        Some(sign(body)),
+    )
+    .await;
+    let waited = started.elapsed();
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"], "the request was not handled within 300ms");
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
 }

@@ -5,7 +5,7 @@ use crate::engine::{Engine, Options};
 use crate::lint::lint_paths;
 use crate::plan;
 use crate::secrets::Secrets;
-use crate::serve::{Service, poll, prune, router, schedule, work};
+use crate::serve::{HttpOptions, Service, listen, poll, prune, router, schedule, work};
 use crate::store::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +37,13 @@ pub struct ServeArgs {
     /// specs (`30d`, `12h`). Pending events and dead letters are kept until handled.
     #[arg(long, default_value = "30d", value_parser = retention)]
     retention: Duration,
+    /// How long a client may take to send a request's headers, and again its body; a
+    /// slower one is cut off. Written as in specs (`10s`).
+    #[arg(long, default_value = "10s", value_parser = read_timeout)]
+    read_timeout: Duration,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, default_value_t = crate::serve::MAX_CONNECTIONS, value_parser = clap::value_parser!(u16).range(1..))]
+    max_connections: u16,
     /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
@@ -54,6 +61,20 @@ fn retention(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration such as `30d` or `12h`"))?;
     if duration < Duration::from_secs(3600) {
         return Err("keep state at least `1h`, or redelivered webhooks run twice".into());
+    }
+    Ok(duration)
+}
+
+/// A timeout from one second to the drain: shorter cuts off real senders, longer than the
+/// drain would hold a shutdown past its bound.
+fn read_timeout(text: &str) -> Result<Duration, String> {
+    let duration = crate::syntax::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as `10s`"))?;
+    if duration < Duration::from_secs(1) || duration > DRAIN {
+        return Err(format!(
+            "a read timeout is from `1s` to `{}s`",
+            DRAIN.as_secs()
+        ));
     }
     Ok(duration)
 }
@@ -81,8 +102,8 @@ fn init_logs(format: LogFormat, color: bool) {
     };
 }
 
-/// How long in-flight events may take to finish after a shutdown signal; the rest stays in
-/// the inbox for the next start.
+/// How long a shutdown may take from the signal: in-flight events and requests finish
+/// within it; events still running then go back to the inbox at the next start.
 const DRAIN: Duration = Duration::from_secs(30);
 
 pub fn run(args: &ServeArgs) -> ExitCode {
@@ -189,7 +210,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -202,20 +223,39 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let schedules = tokio::spawn(schedule(service.clone()));
         let polls = tokio::spawn(poll(service.clone()));
         let pruning = tokio::spawn(prune(service.clone(), args.retention));
-        let stopping = service.clone();
-        let server =
-            axum::serve(listener, router(service.clone())).with_graceful_shutdown(async move {
-                signal().await;
-                tracing::info!("stopping: in-flight events finish, the rest stay in the inbox");
-                stopping.shut_down();
-            });
-        server.await.map_err(|e| e.to_string())?;
-        let _ = tokio::time::timeout(DRAIN, workers).await;
+        let http = HttpOptions {
+            read_timeout: args.read_timeout,
+            max_connections: usize::from(args.max_connections),
+            ..HttpOptions::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = router(service.clone(), &http);
+        let server = tokio::spawn(async move {
+            listen(listener, app, &http, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        signal().await;
+        tracing::info!("stopping: in-flight events finish, the rest stay in the inbox");
+        service.shut_down();
+        let _ = stop.send(());
+        let drained = tokio::time::timeout(DRAIN, async {
+            let _ = tokio::join!(server, workers);
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("stopped after {DRAIN:?} with work in flight; unfinished events run again at the next start");
+        }
         schedules.abort();
         polls.abort();
         pruning.abort();
         Ok::<(), String>(())
-    })?;
+    });
+    // Tasks still running past the drain (a stuck connection or run) are dropped, not
+    // waited for.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served?;
     Ok(())
 }
 

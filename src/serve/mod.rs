@@ -6,6 +6,7 @@
 //! that an event left running by a stopped process resumes at its first unfinished step.
 
 mod dispatch;
+mod http;
 mod poll;
 mod prune;
 mod run;
@@ -13,6 +14,7 @@ mod schedule;
 mod webhook;
 
 pub use dispatch::work;
+pub use http::{HttpOptions, MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_TIMEOUT, listen};
 pub use poll::poll;
 pub use prune::{RETENTION, prune};
 pub use schedule::schedule;

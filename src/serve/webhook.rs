@@ -1,12 +1,12 @@
 //! The HTTP side of `integ serve`: each webhook is checked, then committed to the inbox
 //! before it is answered `202`.
 
-use super::Service;
+use super::{HttpOptions, Service};
 use crate::engine::Engine;
 use crate::plan::WebhookPlan;
 use crate::webhook::signature::{self, Incoming};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
@@ -16,18 +16,28 @@ use std::time::SystemTime;
 /// Webhook bodies above this size are refused with a 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+struct Front {
+    service: Arc<Service>,
+    options: Arc<HttpOptions>,
+}
+
 /// The HTTP side: every webhook of every integration, `/healthz` and `/readyz`.
-pub fn router(service: Arc<Service>) -> axum::Router {
+pub fn router(service: Arc<Service>, options: &HttpOptions) -> axum::Router {
     axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(ready))
         .fallback(webhook)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(service)
+        .with_state(Front {
+            service,
+            options: Arc::new(options.clone()),
+        })
 }
 
-async fn ready(State(service): State<Arc<Service>>) -> Response {
-    if service.stopping() {
+async fn ready(State(front): State<Front>) -> Response {
+    if front.service.stopping() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
     } else {
         "ready".into_response()
@@ -38,8 +48,44 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": reason.into() }))).into_response()
 }
 
-async fn webhook(
-    State(service): State<Arc<Service>>,
+/// Reads the body within the read timeout (a body that trickles in is cut off with a 408),
+/// then checks and commits it within the request timeout.
+async fn webhook(State(front): State<Front>, request: Request) -> Response {
+    let (read, check) = (front.options.read_timeout, front.options.request_timeout);
+    let (method, uri, headers) = (
+        request.method().clone(),
+        request.uri().clone(),
+        request.headers().clone(),
+    );
+    let body = match tokio::time::timeout(read, Bytes::from_request(request, &())).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(rejection)) => return rejection.into_response(),
+        Err(_) => {
+            tracing::info!(
+                path = uri.path(),
+                "webhook refused: its body took longer than {read:?}"
+            );
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body took longer than {read:?} to arrive"),
+            );
+        }
+    };
+    let handled = handle(&front.service, method, uri, headers, body);
+    match tokio::time::timeout(check, handled).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("webhook not answered within {check:?}; the sender may retry");
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the request was not handled within {check:?}"),
+            )
+        }
+    }
+}
+
+async fn handle(
+    service: &Arc<Service>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
