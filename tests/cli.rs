@@ -155,6 +155,38 @@ fn unreadable_paths_and_bad_flags_exit_two() {
     assert!(stderr(&not_a_duration).contains("is not a duration such as `30d`"));
     let no_workers = integ(&["serve", "--workers", "0"], &dir);
     assert_eq!(no_workers.status.code(), Some(2));
+    for (flags, says) in [
+        (
+            &["--public-url", "ftp://hooks.example.com"][..],
+            "must be an http or https URL",
+        ),
+        (
+            &["--public-url", "https://hooks.example.com/?a=1"],
+            "nothing else",
+        ),
+        (&["--public-url", "hooks.example.com"], "is not a URL"),
+        (
+            &[
+                "--public-url",
+                "https://hooks.example.com",
+                "--trust-forwarded-headers",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &["--read-timeout", "0s"],
+            "a read timeout is from `1s` to `30s`",
+        ),
+        (&["--max-connections", "0"], "--max-connections"),
+    ] {
+        let refused = integ(&[&["serve"][..], flags].concat(), &dir);
+        assert_eq!(refused.status.code(), Some(2), "{flags:?}");
+        assert!(
+            stderr(&refused).contains(says),
+            "{flags:?}: {}",
+            stderr(&refused)
+        );
+    }
 }
 
 #[test]

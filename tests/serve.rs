@@ -618,11 +618,10 @@ async fn every_signature_preset_over_http_valid_tampered_stale_and_missing() {
         .unwrap()
         .as_secs();
     for preset in PRESETS {
+        // Providers sign the URL they call: here, the listener's own.
         let url = format!("http://{address}/hooks/{}", preset.name);
-        // Providers sign the public URL; behind a TLS proxy it is https on the same host.
-        let public = format!("https://{address}/hooks/{}", preset.name);
         let body = br#"{"id": 1}"#;
-        let signed = (preset.sign)(body, now, &public);
+        let signed = (preset.sign)(body, now, &url);
         let name = preset.name;
         assert_eq!(post_signed(&url, body, &signed).await, 202, "{name} valid");
         assert_eq!(
@@ -632,7 +631,7 @@ async fn every_signature_preset_over_http_valid_tampered_stale_and_missing() {
         );
         assert_eq!(post_signed(&url, body, &[]).await, 401, "{name} missing");
         if preset.signs_time {
-            let stale = (preset.sign)(body, now - 3600, &public);
+            let stale = (preset.sign)(body, now - 3600, &url);
             assert_eq!(post_signed(&url, body, &stale).await, 401, "{name} stale");
         }
     }
@@ -787,4 +786,105 @@ async fn a_request_not_handled_within_the_request_timeout_is_a_503() {
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["error"], "the request was not handled within 300ms");
     assert!(waited >= Duration::from_millis(300), "{waited:?}");
+}
+
+/// A HubSpot v3 webhook served with `public_url`; its address.
+async fn hubspot_served(name: &str, public_url: integ::serve::PublicUrl) -> std::net::SocketAddr {
+    let spec = r#"integration hubspot {
+  trigger webhook "/hooks/hubspot" { signature hubspot_v3 secret("SIGNING_SECRET") }
+}"#;
+    let engine = engine_of(
+        plan(spec.into()),
+        Secrets::from_pairs([("SIGNING_SECRET", SECRET)]),
+    );
+    let service = Service::new(vec![engine], fresh_store(name));
+    let options = integ::serve::HttpOptions {
+        public_url,
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, router(service, &options)).into_future());
+    address
+}
+
+/// Posts to `url` a body HubSpot signed for `signed_for`, with `extra` headers.
+async fn hubspot_post(url: &str, signed_for: &str, extra: &[(&str, String)]) -> u16 {
+    let hubspot = PRESETS.iter().find(|p| p.name == "hubspot").unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = br#"[{"eventId": 1}]"#;
+    let mut headers = (hubspot.sign)(body, now, signed_for);
+    headers.extend(extra.iter().cloned());
+    post_signed(url, body, &headers).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hubspot_v3_checks_the_url_the_sender_called() {
+    use integ::serve::PublicUrl;
+    // Without flags: the listener's own URL, plain http; forwarding headers are ignored.
+    let address = hubspot_served("serve-url-listener", PublicUrl::Listener).await;
+    let local = format!("http://{address}/hooks/hubspot");
+    assert_eq!(
+        hubspot_post(&local, &local, &[]).await,
+        202,
+        "signed for http"
+    );
+    let https = format!("https://{address}/hooks/hubspot");
+    assert_eq!(
+        hubspot_post(&local, &https, &[]).await,
+        401,
+        "signed for https"
+    );
+    let forged = [("X-Forwarded-Proto", "https".to_string())];
+    assert_eq!(
+        hubspot_post(&local, &https, &forged).await,
+        401,
+        "a forged X-Forwarded-Proto"
+    );
+    // HubSpot decodes `%40` and its kin before signing; other escapes stay as sent.
+    let query = format!("{local}?email=a%40b.com&name=a%20b");
+    let decoded = format!("{local}?email=a@b.com&name=a%20b");
+    assert_eq!(
+        hubspot_post(&query, &decoded, &[]).await,
+        202,
+        "decoded as HubSpot does"
+    );
+
+    // --public-url: the fixed base and its path prefix, whatever the request says.
+    let fixed = PublicUrl::fixed("https://hooks.example.com/integ/").unwrap();
+    let address = hubspot_served("serve-url-fixed", fixed).await;
+    let local = format!("http://{address}/hooks/hubspot");
+    let public = "https://hooks.example.com/integ/hooks/hubspot";
+    assert_eq!(
+        hubspot_post(&local, public, &[]).await,
+        202,
+        "signed for the public URL"
+    );
+    assert_eq!(
+        hubspot_post(&local, &local, &[]).await,
+        401,
+        "signed for the local URL"
+    );
+
+    // --trust-forwarded-headers: the proxy's scheme and host.
+    let address = hubspot_served("serve-url-forwarded", PublicUrl::Forwarded).await;
+    let local = format!("http://{address}/hooks/hubspot");
+    let proxy = [
+        ("X-Forwarded-Proto", "https".to_string()),
+        ("X-Forwarded-Host", "hooks.example.com".to_string()),
+    ];
+    let public = "https://hooks.example.com/hooks/hubspot";
+    assert_eq!(
+        hubspot_post(&local, public, &proxy).await,
+        202,
+        "forwarded, trusted"
+    );
+    assert_eq!(
+        hubspot_post(&local, &local, &[]).await,
+        202,
+        "no proxy headers: the listener's"
+    );
 }

@@ -5,7 +5,7 @@ use crate::engine::{Engine, Options};
 use crate::lint::lint_paths;
 use crate::plan;
 use crate::secrets::Secrets;
-use crate::serve::{HttpOptions, Service, listen, poll, prune, router, schedule, work};
+use crate::serve::{HttpOptions, PublicUrl, Service, listen, poll, prune, router, schedule, work};
 use crate::store::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +44,14 @@ pub struct ServeArgs {
     /// Connections served at once; more wait until one closes.
     #[arg(long, default_value_t = crate::serve::MAX_CONNECTIONS, value_parser = clap::value_parser!(u16).range(1..))]
     max_connections: u16,
+    /// The base URL senders sign against (scheme, host, and the path prefix a proxy
+    /// strips), when it is not this listener's own `http://` URL. HubSpot v3 signs it.
+    #[arg(long, value_parser = PublicUrl::fixed)]
+    public_url: Option<PublicUrl>,
+    /// Take the signed URL's scheme and host from `X-Forwarded-Proto` and
+    /// `X-Forwarded-Host`: only when nothing but your proxy can reach the listener.
+    #[arg(long, conflicts_with = "public_url")]
+    trust_forwarded_headers: bool,
     /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
@@ -226,6 +234,11 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let http = HttpOptions {
             read_timeout: args.read_timeout,
             max_connections: usize::from(args.max_connections),
+            public_url: match (&args.public_url, args.trust_forwarded_headers) {
+                (Some(fixed), _) => fixed.clone(),
+                (None, true) => PublicUrl::Forwarded,
+                (None, false) => PublicUrl::Listener,
+            },
             ..HttpOptions::default()
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -10,6 +10,7 @@
 //! so further clients wait in the kernel's listen backlog (bounded) instead of costing
 //! memory here, and are served as soon as a slot frees.
 
+use super::PublicUrl;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -30,6 +31,8 @@ pub struct HttpOptions {
     pub request_timeout: Duration,
     /// Connections served at once; more wait to be accepted.
     pub max_connections: usize,
+    /// The URL senders sign against.
+    pub public_url: PublicUrl,
 }
 
 /// Providers give up on a webhook after 5 to 30 s; a read slower than this is not one.
@@ -47,6 +50,7 @@ impl Default for HttpOptions {
             read_timeout: READ_TIMEOUT,
             request_timeout: REQUEST_TIMEOUT,
             max_connections: usize::from(MAX_CONNECTIONS),
+            public_url: PublicUrl::Listener,
         }
     }
 }

@@ -9,6 +9,7 @@ mod dispatch;
 mod http;
 mod poll;
 mod prune;
+mod public_url;
 mod run;
 mod schedule;
 mod webhook;
@@ -17,6 +18,7 @@ pub use dispatch::work;
 pub use http::{HttpOptions, MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_TIMEOUT, listen};
 pub use poll::poll;
 pub use prune::{RETENTION, prune};
+pub use public_url::PublicUrl;
 pub use schedule::schedule;
 pub use webhook::{MAX_BODY_BYTES, router};
 

@@ -71,7 +71,7 @@ async fn webhook(State(front): State<Front>, request: Request) -> Response {
             );
         }
     };
-    let handled = handle(&front.service, method, uri, headers, body);
+    let handled = handle(&front, method, uri, headers, body);
     match tokio::time::timeout(check, handled).await {
         Ok(response) => response,
         Err(_) => {
@@ -85,12 +85,13 @@ async fn webhook(State(front): State<Front>, request: Request) -> Response {
 }
 
 async fn handle(
-    service: &Arc<Service>,
+    front: &Front,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let service = &front.service;
     if service.stopping() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
@@ -117,7 +118,8 @@ async fn handle(
             )
         };
     };
-    if let Err(error) = check_signature(engine, hook, &method, &uri, &headers, &body) {
+    let url = front.options.public_url.of(&uri, &headers);
+    if let Err(error) = check_signature(engine, hook, &method, &url, &headers, &body) {
         tracing::warn!(integration = %engine.plan().name, path = uri.path(), %error, "webhook refused: 401");
         return refuse(StatusCode::UNAUTHORIZED, error);
     }
@@ -156,7 +158,7 @@ fn check_signature(
     engine: &Engine,
     hook: &WebhookPlan,
     method: &Method,
-    uri: &Uri,
+    url: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(), String> {
@@ -170,20 +172,9 @@ fn check_signature(
         .flatten()
         .map(|s| crate::plan::as_text(Some(&s)))
         .ok_or("the signing secret is not available")?;
-    // Providers sign the public URL; behind a proxy its scheme comes in X-Forwarded-Proto.
-    let proto = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("https");
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
-    let url = format!("{proto}://{host}{path}");
     let incoming = Incoming {
         method: method.as_str(),
-        url: &url,
+        url,
         headers,
         body,
         now: SystemTime::now(),

@@ -129,13 +129,55 @@ fn hubspot_v3(
         .ok_or_else(|| malformed(TIMESTAMP, "not a time in milliseconds since 1970"))?;
     fresh(signed_at, tolerance, incoming.now)?;
     let given = base64_mac(SIGNATURE, signature)?;
+    let url = hubspot_uri(incoming.url);
     let signed = [
         incoming.method.as_bytes(),
-        incoming.url.as_bytes(),
+        url.as_bytes(),
         incoming.body,
         timestamp.as_bytes(),
     ];
     matches(&mac(secret, &signed), &given)
+}
+
+/// The characters HubSpot decodes in the URL before signing it; its instructions for v3
+/// say to decode these (and only these) the same way before checking.
+const HUBSPOT_DECODED: [(&str, char); 12] = [
+    ("3A", ':'),
+    ("2F", '/'),
+    ("3F", '?'),
+    ("40", '@'),
+    ("21", '!'),
+    ("24", '$'),
+    ("27", '\''),
+    ("28", '('),
+    ("29", ')'),
+    ("2A", '*'),
+    ("2C", ','),
+    ("3B", ';'),
+];
+
+fn hubspot_uri(url: &str) -> String {
+    let mut decoded = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(at) = rest.find('%') {
+        decoded.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 3).unwrap_or("");
+        match HUBSPOT_DECODED
+            .iter()
+            .find(|(hex, _)| hex.eq_ignore_ascii_case(code))
+        {
+            Some((_, character)) => {
+                decoded.push(*character);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                decoded.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    decoded.push_str(rest);
+    decoded
 }
 
 /// A signed time written as decimal digits counting `unit`s since 1970; `None` when it is
@@ -337,6 +379,16 @@ mod tests {
             check(&SignaturePreset::Stripe, &HeaderMap::new(), BODY),
             Err(SignatureError::Missing(_))
         ));
+    }
+
+    #[test]
+    fn hubspot_v3_decodes_the_characters_hubspot_decodes_and_no_others() {
+        assert_eq!(
+            hubspot_uri("http://h/p%3a%2F%3F%40%21%24%27%28%29%2A%2C%3B?q=a%40b%20c%25%2"),
+            "http://h/p:/?@!$'()*,;?q=a@b%20c%25%2"
+        );
+        assert_eq!(hubspot_uri("%"), "%");
+        assert_eq!(hubspot_uri("%é3A"), "%é3A");
     }
 
     #[test]
