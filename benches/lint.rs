@@ -37,7 +37,7 @@ fn step(n: usize) -> String {
 
 fn generated_spec(min_lines: usize) -> String {
     let mut text = String::from(
-        "integration bench {\n  description \"generated\"\n  connection api {\n    base_url \"https://api.example.com\"\n    auth bearer secret(\"TOKEN\")\n    rate_limit 100 per 10s\n  }\n  trigger webhook \"/hooks/bench\" { dedupe $.id }\n",
+        "integration bench {\n  description \"generated\"\n  connection api {\n    base_url \"https://api.example.com\"\n    auth bearer secret(\"TOKEN\")\n    rate_limit 100 per 10s\n  }\n  trigger webhook \"/hooks/bench\" { signature none dedupe $.id }\n",
     );
     let mut n = 0;
     while text.lines().count() < min_lines {

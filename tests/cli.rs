@@ -96,6 +96,27 @@ fn warnings_pass_unless_denied() {
 }
 
 #[test]
+fn an_unsigned_webhook_warns_unless_unsigned_on_purpose() {
+    let dir = workdir("unsigned");
+    let spec = |settings: &str| {
+        format!(
+            "integration inbound {{\n  connection api {{ base_url \"https://api.example.com\" auth none }}\n  trigger webhook \"/hooks/in\" {{ {settings} }}\n  step get = api GET \"/things\"\n}}\n"
+        )
+    };
+    write(&dir, "unsigned.integ", &spec("dedupe $.id"));
+    let unsigned = integ(&["lint", "--deny-warnings", "unsigned.integ"], &dir);
+    assert_eq!(unsigned.status.code(), Some(1));
+    assert!(stdout(&unsigned).contains("W010"), "{}", stdout(&unsigned));
+    write(
+        &dir,
+        "on_purpose.integ",
+        &spec("signature none\n    dedupe $.id"),
+    );
+    let on_purpose = integ(&["lint", "--deny-warnings", "on_purpose.integ"], &dir);
+    assert_eq!(on_purpose.status.code(), Some(0), "{}", stdout(&on_purpose));
+}
+
+#[test]
 fn json_format_prints_one_record_per_diagnostic() {
     let dir = workdir("json");
     write(&dir, "broken.integ", BROKEN);

@@ -29,6 +29,8 @@ pub struct Webhook {
 pub enum WebhookSetting {
     Method(Method),
     Signature(Signature),
+    /// `signature none`: unsigned on purpose.
+    Unsigned,
     Tolerance(Duration),
     /// A JSONPath splitting one request into several events.
     Each(Expr),
@@ -40,7 +42,7 @@ impl Setting for WebhookSetting {
     fn keyword(&self) -> &'static str {
         match self {
             Self::Method(_) => "method",
-            Self::Signature(_) => "signature",
+            Self::Signature(_) | Self::Unsigned => "signature",
             Self::Tolerance(_) => "tolerance",
             Self::Each(_) => "each",
             Self::When(_) => "when",

@@ -24,14 +24,14 @@ const TRIGGER_SCOPE: Scope<'static> = Scope {
 impl Checker<'_> {
     pub(super) fn trigger(&mut self, trigger: &Trigger) {
         match &trigger.kind {
-            TriggerKind::Webhook(webhook) => self.webhook(webhook),
+            TriggerKind::Webhook(webhook) => self.webhook(webhook, trigger.span),
             TriggerKind::Poll(poll) => self.poll(poll, trigger.span),
             TriggerKind::Schedule(schedule) => self.schedule(schedule),
             TriggerKind::Manual => {}
         }
     }
 
-    fn webhook(&mut self, webhook: &Webhook) {
+    fn webhook(&mut self, webhook: &Webhook, span: crate::span::Span) {
         if !webhook.path.value.starts_with('/') {
             let path = webhook.path.value.clone();
             self.report(
@@ -47,8 +47,21 @@ impl Checker<'_> {
                 WebhookSetting::When(expr) | WebhookSetting::Dedupe(expr) => {
                     self.expr(expr, &TRIGGER_SCOPE);
                 }
-                WebhookSetting::Method(_) | WebhookSetting::Tolerance(_) => {}
+                WebhookSetting::Method(_)
+                | WebhookSetting::Tolerance(_)
+                | WebhookSetting::Unsigned => {}
             }
+        }
+        let says_signature = webhook.settings.iter().any(|s| {
+            matches!(
+                s.node,
+                WebhookSetting::Signature(_) | WebhookSetting::Unsigned
+            )
+        });
+        if !says_signature {
+            // The header line, `trigger webhook "PATH"`, not the whole block.
+            let span = crate::span::Span::new(span.start, webhook.path.span.end);
+            self.report(DiagnosticKind::WebhookWithoutSignature, span);
         }
     }
 

@@ -87,4 +87,5 @@ codes! {
     ConnectionWithoutAuth = "W007",
     PathLikeSegment = "W008",
     OptionalPrinted = "W009",
+    WebhookWithoutSignature = "W010",
 }

@@ -220,6 +220,8 @@ pub enum DiagnosticKind {
         "`{value}` is printed without a default, but this spec treats `{tested}` as possibly missing"
     )]
     OptionalPrinted { value: String, tested: String },
+    #[error("webhook trigger does not check a `signature`")]
+    WebhookWithoutSignature,
 }
 
 impl DiagnosticKind {
@@ -291,6 +293,7 @@ impl DiagnosticKind {
             Self::ConnectionWithoutAuth { .. } => Code::ConnectionWithoutAuth,
             Self::PathLikeSegment { .. } => Code::PathLikeSegment,
             Self::OptionalPrinted { .. } => Code::OptionalPrinted,
+            Self::WebhookWithoutSignature => Code::WebhookWithoutSignature,
         }
     }
 
@@ -417,6 +420,7 @@ impl DiagnosticKind {
             Self::OptionalPrinted { value, .. } => format!(
                 "printing a missing or null value fails the step: write `{{{{ {value} | default(\"...\") }}}}`, or print it inside `{{% if ... %}}`"
             ),
+            Self::WebhookWithoutSignature => "anyone who finds the URL can start runs: add the provider's `signature PRESET secret(\"...\")`, or `signature none` if it is unsigned on purpose".into(),
         })
     }
 

@@ -446,6 +446,7 @@ impl Builder {
                     options,
                 })
             }
+            Rule::unsigned => WebhookSetting::Unsigned,
             Rule::tolerance => WebhookSetting::Tolerance(self.duration(children.next()?)),
             Rule::each => WebhookSetting::Each(self.expr(children.next()?)?),
             Rule::when => WebhookSetting::When(self.expr(children.next()?)?),
