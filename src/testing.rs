@@ -208,8 +208,8 @@ fn undeclared_failures<'a>(
         .filter(move |step| step.failed() && !declared(&step.name, step.outcome))
         .map(|step| {
             format!(
-                "step `{name}` {outcome}: {error}; a test fails when a step fails, unless it \
-                 declares `expect step {name} {outcome}`",
+                "step `{name}` {outcome}: {error}; mock what it calls, or, if this outcome is \
+                 what the test is about, declare `expect step {name} {outcome}`",
                 name = step.name,
                 outcome = step.outcome.as_str(),
                 error = step.error.as_deref().unwrap_or("no detail"),

@@ -51,17 +51,48 @@ fn module(name: &str) -> Vec<(PathBuf, String)> {
     }
 }
 
-/// The top-level modules named in `crate::NAME` paths of `text`.
+/// The top-level modules named in `crate::NAME` and `crate::{NAME, ...}` paths of `text`.
 fn uses(text: &str) -> Vec<&str> {
-    text.match_indices("crate::")
-        .map(|(at, prefix)| {
-            let rest = &text[at + prefix.len()..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            &rest[..end]
-        })
-        .collect()
+    let name = |rest: &str| -> usize {
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len())
+    };
+    let mut used = Vec::new();
+    for (at, prefix) in text.match_indices("crate::") {
+        let rest = &text[at + prefix.len()..];
+        match rest.strip_prefix('{') {
+            // Only the names at the top of the braces are modules.
+            Some(list) => {
+                let mut depth = 0;
+                let mut start = 0;
+                for (i, c) in list.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => start = i + 1,
+                        _ => {}
+                    }
+                    if i == start && depth == 0 {
+                        let item = list[i..].trim_start();
+                        used.push(&item[..name(item)]);
+                    }
+                }
+            }
+            None => used.push(&rest[..name(rest)]),
+        }
+    }
+    used.retain(|m| !m.is_empty());
+    used
+}
+
+#[test]
+fn uses_reads_paths_and_brace_lists() {
+    assert_eq!(uses("use crate::plan::Plan;"), ["plan"]);
+    assert_eq!(
+        uses("use crate::{engine::Engine, plan::{self, Plan}, store};"),
+        ["engine", "plan", "store"]
+    );
 }
 
 #[test]

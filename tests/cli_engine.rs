@@ -435,14 +435,12 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
         recent.starts_with("#1  20") && recent.contains("  notes  dead_lettered"),
         "{recent}"
     );
-    let future = [
-        "runs",
-        "--since",
-        "2999-01-01T00:00:00Z",
-        "--state",
-        "state/integ.db",
-    ];
+    let future = ["runs", "--since", "2999-01-01", "--state", "state/integ.db"];
     assert_eq!(text(&integ(&future, &dir, &[]).stdout), "");
+    for bad in [["--since", ""], ["--limit", "0"]] {
+        let args = [&["runs"][..], &bad[..], &["--state", "state/integ.db"][..]].concat();
+        assert_eq!(integ(&args, &dir, &[]).status.code(), Some(2), "{bad:?}");
+    }
     let store = integ::store::SqliteStore::open(&dir.join("state/integ.db")).unwrap();
     let back = integ::store::Store::claim(&store, 1, &["notes"])
         .unwrap()

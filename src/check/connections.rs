@@ -4,6 +4,7 @@ use super::expressions::Scope;
 use super::{Checker, suggest};
 use crate::ast::{
     Auth, BreakerSetting, Connection, ConnectionSetting, Entry, Expr, ExprKind, Field,
+    OverrideSetting,
 };
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::span::Span;
@@ -40,15 +41,33 @@ impl Checker<'_> {
     }
 
     /// Connections that send no credentials without saying so (`auth none`): most APIs
-    /// need some, and a forgotten `auth` shows only as 401s at run time.
+    /// need some, and a forgotten `auth` shows only as 401s at run time. Credentials in a
+    /// header or in the base URL (an incoming webhook's URL is its secret), or an `auth`
+    /// an environment sets, count.
     pub(super) fn connections_without_auth(&mut self) {
         let spec = self.spec;
         for connection in &spec.connections {
-            let has_auth = connection
-                .settings
+            let name = connection.name.node.as_str();
+            let credentials = connection.settings.iter().any(|s| match &s.node {
+                ConnectionSetting::Auth(_) => true,
+                ConnectionSetting::BaseUrl(url) => reads_secret(url),
+                ConnectionSetting::Headers(entries) => entries.iter().any(|e| {
+                    crate::secrets::is_credential_name(&e.key.node) || reads_secret(&e.value)
+                }),
+                _ => false,
+            });
+            let overridden = spec
+                .environments
                 .iter()
-                .any(|s| matches!(s.node, ConnectionSetting::Auth(_)));
-            if !has_auth {
+                .flat_map(|e| &e.overrides)
+                .any(|o| {
+                    o.connection.node == name
+                        && matches!(
+                            o.setting.node,
+                            OverrideSetting::Known(ConnectionSetting::Auth(_))
+                        )
+                });
+            if !credentials && !overridden {
                 let name = connection.name.node.clone();
                 self.report(
                     DiagnosticKind::ConnectionWithoutAuth { name },
@@ -251,5 +270,19 @@ impl Checker<'_> {
                 value.span,
             );
         }
+    }
+}
+
+/// Whether a value reads a secret, anywhere inside it.
+fn reads_secret(expr: &Expr) -> bool {
+    match &expr.kind {
+        ExprKind::Call { function, args } => {
+            function.node == "secret" || args.iter().any(reads_secret)
+        }
+        ExprKind::Array(items) => items.iter().any(reads_secret),
+        ExprKind::Object(fields) => fields.iter().any(|(_, value)| reads_secret(value)),
+        ExprKind::Not(inner) => reads_secret(inner),
+        ExprKind::Binary { lhs, rhs, .. } => reads_secret(lhs) || reads_secret(rhs),
+        _ => false,
     }
 }

@@ -104,15 +104,13 @@ fn time(seconds: i64) -> String {
     )
 }
 
-/// `text` on one line of at most `max` characters: its first line, cut with `…` (the
-/// rest is for a command that shows one record whole).
+/// `text` on one line of at most `max` characters: its lines joined, runs of spaces made
+/// one, cut with `…` (a command that shows one record has the whole of it).
 fn one_line(text: &str, max: usize) -> String {
-    let first = text.lines().next().unwrap_or("");
-    let more = first.len() < text.trim_end().len();
-    match first.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &first[..cut]),
-        None if more => format!("{first} …"),
-        None => first.to_string(),
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
     }
 }
 
@@ -123,7 +121,11 @@ mod tests {
     #[test]
     fn one_line_keeps_the_first_line_and_cuts_long_ones() {
         assert_eq!(one_line("short", 10), "short");
-        assert_eq!(one_line("first\n{% if x %}\nmore", 10), "first …");
+        assert_eq!(
+            one_line("first\n  {% if x %}\nmore", 30),
+            "first {% if x %} more"
+        );
+        assert_eq!(one_line("first\n  {% if x %}\nmore", 10), "first {% i…");
         assert_eq!(
             one_line("é".repeat(12).as_str(), 10),
             format!("{}…", "é".repeat(10))

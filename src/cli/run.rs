@@ -178,8 +178,12 @@ fn print_human(report: &RunReport, dry_run: bool, color: bool) -> std::io::Resul
         if let Some(fallback) = &step.fallback {
             writeln!(out, "  {:width$}  fell back to `{fallback}`", "")?;
         }
-        if let Some(error) = &step.error {
-            writeln!(out, "  {:width$}  {}", "", paint("2", error))?;
+        for text in step.error.iter().chain(&step.note) {
+            writeln!(out, "  {:width$}  {}", "", paint("2", text))?;
+        }
+        if report.real_run_stops_at.as_ref() == Some(&step.name) {
+            let stop = "a real run stops here; the dry run goes on to show the rest";
+            writeln!(out, "  {:width$}  {}", "", paint("33", stop))?;
         }
     }
     let outcome = match report.outcome {

@@ -3,6 +3,7 @@
 use super::{EXIT_USAGE, Format, one_line, time, with_id, write_failed};
 use crate::store::{RunQuery, RunRecord, SqliteStore, Store};
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,8 +20,8 @@ pub struct RunsArgs {
     #[arg(long, value_parser = since)]
     since: Option<i64>,
     /// At most this many runs, the newest.
-    #[arg(long, default_value_t = 50)]
-    limit: usize,
+    #[arg(long, default_value = "50")]
+    limit: NonZeroUsize,
     /// The state store (SQLite).
     #[arg(long, default_value = ".integ/state.db")]
     state: PathBuf,
@@ -29,16 +30,26 @@ pub struct RunsArgs {
     format: Format,
 }
 
-/// `--since` as seconds since the Unix epoch.
+/// `--since` as seconds since the Unix epoch: a time ago, an RFC 3339 time, or a date or a
+/// time without a zone, taken as UTC.
 fn since(text: &str) -> Result<i64, String> {
     if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(at.timestamp());
     }
-    let ago = crate::syntax::parse_duration(text).ok_or_else(|| {
-        format!(
-            "`{text}` is neither a time ago such as `2h` nor a time such as `2026-12-01T09:00:00Z`"
-        )
-    })?;
+    let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").or_else(|_| {
+        chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map(|d| d.and_time(Default::default()))
+    });
+    if let Ok(at) = naive {
+        return Ok(at.and_utc().timestamp());
+    }
+    let ago = crate::syntax::parse_duration(text)
+        .filter(|ago| !ago.is_zero())
+        .ok_or_else(|| {
+            format!(
+                "`{text}` is neither a time ago such as `2h` nor a time such as `2026-12-01` \
+                 or `2026-12-01T09:00:00Z`"
+            )
+        })?;
     let now = chrono::Utc::now().timestamp();
     let ago = i64::try_from(ago.as_secs()).unwrap_or(i64::MAX);
     Ok(now.saturating_sub(ago))
@@ -53,15 +64,18 @@ pub fn run(args: &RunsArgs) -> ExitCode {
         integration: args.integration.clone(),
         failed_only: args.failed,
         since: args.since,
-        limit: args.limit,
+        // One more than shown tells whether there are others.
+        limit: args.limit.checked_add(1),
     };
-    let runs = match SqliteStore::open(&args.state).and_then(|store| store.runs(&query)) {
+    let mut runs = match SqliteStore::open(&args.state).and_then(|store| store.runs(&query)) {
         Ok(runs) => runs,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let more = runs.len() > args.limit.get();
+    runs.truncate(args.limit.get());
     let mut out = std::io::stdout().lock();
     for (id, run) in &runs {
         let written = match args.format {
@@ -72,7 +86,7 @@ pub fn run(args: &RunsArgs) -> ExitCode {
             return write_failed(&error);
         }
     }
-    if matches!(args.format, Format::Human) && runs.len() == args.limit {
+    if matches!(args.format, Format::Human) && more {
         eprintln!(
             "the newest {} runs; --limit or --since for others",
             args.limit
@@ -85,7 +99,7 @@ pub fn run(args: &RunsArgs) -> ExitCode {
 fn line(id: i64, run: &RunRecord) -> String {
     let event = run
         .event
-        .map(|e| format!("  event #{e}"))
+        .map(|e| format!("  inbox event {e}"))
         .unwrap_or_default();
     let error = run
         .error

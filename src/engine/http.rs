@@ -199,6 +199,26 @@ impl Connection {
         self.read(response).await
     }
 
+    /// The headers a request goes with, as sent (credentials aside, which `auth` adds):
+    /// the connection's, the request's, and the body's `Content-Type` unless they set one.
+    /// A dry run shows these.
+    pub fn wire_headers(&self, request: &Request) -> Vec<(String, String)> {
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .chain(&request.headers)
+            .cloned()
+            .collect();
+        let typed = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case(CONTENT_TYPE.as_str()));
+        if request.body.is_some() && !typed {
+            let content_type = content_type(request.encoding);
+            headers.push(("Content-Type".into(), content_type.into()));
+        }
+        headers
+    }
+
     async fn send_once(
         &self,
         request: &Request,
@@ -209,17 +229,11 @@ impl Connection {
             .client
             .request(method, request.url.clone())
             .timeout(request.timeout.unwrap_or(self.timeout));
-        let mut typed = false;
-        for (name, value) in self.headers.iter().chain(&request.headers) {
-            typed |= name.eq_ignore_ascii_case("content-type");
-            builder = builder.header(name.as_str(), value.as_str());
+        for (name, value) in self.wire_headers(request) {
+            builder = builder.header(name, value);
         }
         if let Some(body) = &request.body {
-            let (content_type, text) = encode_body(request.encoding, body);
-            if !typed {
-                builder = builder.header(CONTENT_TYPE, content_type);
-            }
-            builder = builder.body(text);
+            builder = builder.body(encode_body(request.encoding, body));
         }
         let (builder, generation) = self
             .auth
@@ -390,15 +404,23 @@ fn retry_after(headers: &HeaderMap, limited: bool) -> Option<Duration> {
         })
 }
 
-/// A body as it goes on the wire, with its `Content-Type`: the one encoding shared by
-/// requests and by what a dry run shows.
-pub fn encode_body(encoding: Encoding, body: &Json) -> (&'static str, String) {
+/// The `Content-Type` of a body in `encoding`.
+fn content_type(encoding: Encoding) -> &'static str {
     match encoding {
-        Encoding::Json => ("application/json", body.to_string()),
+        Encoding::Json => "application/json",
+        Encoding::Form => "application/x-www-form-urlencoded",
+    }
+}
+
+/// A body as it goes on the wire: the one encoding shared by requests and by what a dry
+/// run shows.
+pub fn encode_body(encoding: Encoding, body: &Json) -> String {
+    match encoding {
+        Encoding::Json => body.to_string(),
         Encoding::Form => {
             let mut form = form_urlencoded::Serializer::new(String::new());
             form.extend_pairs(form_pairs(body));
-            ("application/x-www-form-urlencoded", form.finish())
+            form.finish()
         }
     }
 }

@@ -11,6 +11,10 @@ pub struct RunReport {
     pub steps: Vec<StepReport>,
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
+    /// In a dry run, the step where a real run would have stopped: a dry run goes on, to
+    /// show every step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_run_stops_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,8 +31,12 @@ pub struct StepReport {
     #[serde(serialize_with = "outcome_name")]
     pub outcome: Outcome,
     pub requests: Vec<RequestReport>,
-    /// Why the step failed, or why it was skipped; secrets redacted.
+    /// Why the step failed (a step skipped by `on_error skip` failed too); secrets redacted.
     pub error: Option<String>,
+    /// Why a step that did not fail was skipped or left undone: its `when` was false, or a
+    /// dry run lacked the response it would read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// The fallback that stood in for this step.
     pub fallback: Option<String>,
 }

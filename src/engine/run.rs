@@ -55,6 +55,7 @@ impl Engine {
         let mut results = Map::new();
         let mut reports = Vec::new();
         let mut outcome = RunOutcome::Succeeded;
+        let mut real_run_stops_at = None;
         let steps = &self.plan().steps;
         for (index, step) in steps.iter().enumerate() {
             if let Some(result) = done.get(&step.name) {
@@ -63,7 +64,8 @@ impl Engine {
                 }
                 continue;
             }
-            let report = self.run_step(step, &event, &mut results).await;
+            let guessed = guessed_responses(&reports);
+            let report = self.run_step(step, &event, &mut results, &guessed).await;
             let stop = match report.outcome {
                 Outcome::Failed => Some(RunOutcome::Failed),
                 Outcome::DeadLettered => Some(RunOutcome::DeadLettered),
@@ -77,12 +79,15 @@ impl Engine {
             };
             reports.push(report);
             if let Some(stop) = stop {
-                // A dry run goes on past a failure, to show every step's problem at once.
+                if !self.options.dry_run {
+                    outcome = stop;
+                    break;
+                }
+                // A dry run goes on past a failure, to show every step's problem at once,
+                // and says where a real run would have stopped.
                 if outcome == RunOutcome::Succeeded {
                     outcome = stop;
-                }
-                if !self.options.dry_run {
-                    break;
+                    real_run_stops_at = Some(step.name.clone());
                 }
             }
         }
@@ -91,30 +96,59 @@ impl Engine {
             outcome,
             steps: reports,
             duration: started.elapsed(),
+            real_run_stops_at,
         }
     }
 
+    /// Runs one step. `guessed` names the earlier steps whose responses a dry run made up
+    /// empty: a value missing because it would come from them is not the spec's fault.
     async fn run_step(
         &self,
         step: &StepPlan,
         event: &Json,
         results: &mut Map<String, Json>,
+        guessed: &[&str],
     ) -> StepReport {
         let report = |outcome, requests, error: Option<String>, fallback| StepReport {
             name: step.name.clone(),
             outcome,
             requests,
             error: error.map(|e| self.secrets().redact(&e)),
+            note: None,
             fallback,
+        };
+        let needs_answers = |requests, error: &StepError| StepReport {
+            note: Some(self.secrets().redact(&format!(
+                "a real response of {} would be needed (no test mocks it): {error}",
+                guessed.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            ))),
+            ..report(Outcome::Skipped, requests, None, None)
+        };
+        let guessing = |error: &StepError| match error {
+            StepError::Eval(
+                EvalError::MissingInTemplate { template, .. }
+                | EvalError::Template { template, .. },
+            ) => reads_any(template, guessed),
+            StepError::NotAList(_) => !guessed.is_empty(),
+            _ => false,
         };
         let scope = Scope::of_step(event, results, self.secrets());
         // In a `for_each` step, `when` is read per element (it may read `$item`).
         let step_when = step.when.as_ref().filter(|_| step.for_each.is_none());
         match step_when.map(|when| when.test(&self.plan().templates, &scope)) {
-            Some(Ok(false)) => return report(Outcome::Skipped, Vec::new(), None, None),
+            Some(Ok(false)) => {
+                return StepReport {
+                    note: Some("`when` was false".into()),
+                    ..report(Outcome::Skipped, Vec::new(), None, None)
+                };
+            }
             Some(Err(error)) => {
+                let error = StepError::from(error);
+                if self.options.dry_run && guessing(&error) {
+                    return needs_answers(Vec::new(), &error);
+                }
                 return self
-                    .after_failure(step, event, results, Vec::new(), error.into())
+                    .after_failure(step, event, results, Vec::new(), error)
                     .await;
             }
             _ => {}
@@ -126,6 +160,9 @@ impl Engine {
                     results.insert(step.name.clone(), result);
                 }
                 report(Outcome::Succeeded, done.requests, None, None)
+            }
+            Err(error) if self.options.dry_run && guessing(&error) => {
+                needs_answers(done.requests, &error)
             }
             Err(error) => {
                 self.after_failure(step, event, results, done.requests, error)
@@ -149,6 +186,7 @@ impl Engine {
             outcome: Outcome::Failed,
             requests,
             error: redact(&error),
+            note: None,
             fallback: None,
         };
         match &step.on_error {
@@ -342,25 +380,21 @@ impl Engine {
             invented: None,
         };
         if self.options.dry_run {
-            let headers = connection.headers.iter().chain(&request.headers);
-            let mut shown: Vec<(String, String)> = headers
-                .map(|(k, v)| (k.clone(), redact_header(k, &redact(v))))
+            let mut shown: Vec<(String, String)> = connection
+                .wire_headers(request)
+                .into_iter()
+                .map(|(k, v)| {
+                    let value = redact_header(&k, &redact(&v));
+                    (k, value)
+                })
                 .collect();
             if let Some(name) = connection.auth.header() {
                 shown.insert(0, (name.to_string(), crate::secrets::REDACTED.to_string()));
             }
-            let body = request.body.as_ref().map(|b| redact_json(b, &redact));
-            if let Some(body) = &body {
-                let (content_type, text) = super::http::encode_body(request.encoding, body);
-                if !shown
-                    .iter()
-                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-                {
-                    shown.push(("Content-Type".into(), content_type.into()));
-                }
-                report.body = Some(text);
-            }
             report.headers = Some(shown);
+            report.body = request.body.as_ref().map(|body| {
+                super::http::encode_body(request.encoding, &redact_json(body, &redact))
+            });
             let (response, invented) = self.dry_response(step, request);
             report.invented = Some(invented);
             return (Ok(response), report);
@@ -409,11 +443,13 @@ impl Engine {
             .tests
             .iter()
             .flat_map(|t| t.mocks.iter().map(move |m| (t, m)))
-            .find(|(_, m)| {
+            .filter(|(_, m)| {
                 m.connection == step.connection
                     && m.method == request.method
                     && url::same_path(&m.path, path)
-            });
+            })
+            // A test may mock a failure; a dry run shows the way things go when they work.
+            .min_by_key(|(_, m)| !(200..300).contains(&m.status));
         let invented = Invented {
             status: mock.map_or(200, |(_, m)| m.status),
             mock_of_test: mock.map(|(t, _)| t.name.clone()),
@@ -758,6 +794,38 @@ fn place(into: &mut Json, target: &[TargetSegment], value: Json) {
     place(slot, rest, value);
 }
 
+/// The steps whose responses a dry run made up empty, as no test mocked them.
+fn guessed_responses(reports: &[StepReport]) -> Vec<&str> {
+    reports
+        .iter()
+        .filter(|step| {
+            step.requests.iter().any(|r| {
+                r.invented
+                    .as_ref()
+                    .is_some_and(|i| i.mock_of_test.is_none())
+            })
+        })
+        .map(|step| step.name.as_str())
+        .collect()
+}
+
+/// Whether a template's source reads any of `names` as a root (`contact.id`, not
+/// `event.contact`).
+fn reads_any(template: &str, names: &[&str]) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut rest = template;
+    while let Some(start) = rest.find(is_ident) {
+        let after_dot = rest[..start].trim_end().ends_with('.');
+        let tail = &rest[start..];
+        let end = tail.find(|c: char| !is_ident(c)).unwrap_or(tail.len());
+        if !after_dot && names.contains(&&tail[..end]) {
+            return true;
+        }
+        rest = &tail[end..];
+    }
+    false
+}
+
 /// A cached response answers the same method, URL and request headers.
 fn cache_key(request: &Request) -> String {
     let mut headers = request.headers.clone();
@@ -838,6 +906,14 @@ fn json_kind(value: &Json) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_reads_a_step_only_as_a_root() {
+        assert!(reads_any("/notes/{{ contact.id }}", &["contact"]));
+        assert!(!reads_any("/notes/{{ event.contact }}", &["contact"]));
+        assert!(!reads_any("/notes/{{ contacts.id }}", &["contact"]));
+        assert!(reads_any("{{ a | default(contact . id) }}", &["contact"]));
+    }
     use serde_json::json;
 
     #[test]

@@ -91,8 +91,8 @@ pub trait Store: Send + Sync {
     fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError>;
 }
 
-/// Which runs of the history to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which runs of the history to read (the default: all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunQuery {
     /// Only those of this integration.
     pub integration: Option<String>,
@@ -100,19 +100,8 @@ pub struct RunQuery {
     pub failed_only: bool,
     /// Only those started at or after this time (seconds since the Unix epoch).
     pub since: Option<i64>,
-    /// At most this many, the newest.
-    pub limit: usize,
-}
-
-impl Default for RunQuery {
-    fn default() -> Self {
-        Self {
-            integration: None,
-            failed_only: false,
-            since: None,
-            limit: 100,
-        }
-    }
+    /// At most this many, the newest; all when `None`.
+    pub limit: Option<std::num::NonZeroUsize>,
 }
 
 /// What a `prune` forgot.

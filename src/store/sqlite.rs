@@ -532,7 +532,9 @@ impl Store for SqliteStore {
                  ORDER BY id DESC LIMIT ?4",
             )
             .map_err(|e| self.error(e))?;
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let limit = query
+            .limit
+            .map_or(i64::MAX, |n| i64::try_from(n.get()).unwrap_or(i64::MAX));
         let parameters = params![query.integration, query.failed_only, query.since, limit];
         let rows = statement
             .query_map(parameters, |row| {

@@ -81,8 +81,8 @@ fn misplaced(text: &str, span: Span, expected: &[String]) -> Option<Diagnostic> 
     }
     if token == "[" && in_json_path(text, span.start) {
         let kind = DiagnosticKind::Syntax {
-            found: "`[` without a selector and `]`".into(),
-            expected: "a selector and `]`".into(),
+            found: "`[`".into(),
+            expected: "its selector and a closing `]`".into(),
             hint: Some(
                 "a JSONPath bracket holds an index, `*`, a quoted name or a filter: \
                  `$.items[0]`, `$.items[*]`, `$['a b']`, `$.items[?@.open == true]`"
@@ -119,14 +119,20 @@ fn bare_word(text: &str, offset: usize) -> Option<Diagnostic> {
         .filter(|name| !name.is_empty());
     let looks_like_a_secret = word
         .chars()
-        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    let hint = match function {
-        Some(function) => format!("the name is text, in quotes: `{function}(\"{word}\")`"),
-        None if looks_like_a_secret => format!(
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        || CREDENTIAL_KEYWORDS.contains(&previous_word(&before[..start]));
+    let argument = text.get(offset..).and_then(string_literal);
+    let hint = match (function, argument) {
+        // `secret "NAME"`: a function without its parentheses.
+        (None, Some(argument)) if FUNCTIONS.contains(&word) => {
+            format!("a function takes its arguments in parentheses: `{word}({argument})`")
+        }
+        (Some(function), _) => format!("the name is text, in quotes: `{function}(\"{word}\")`"),
+        (None, _) if looks_like_a_secret => format!(
             "a bare word is not a value: read the secret with `secret(\"{word}\")`, or quote \
              text as `\"{word}\"`"
         ),
-        None => format!("a bare word is not a value: quote text as `\"{word}\"`"),
+        (None, _) => format!("a bare word is not a value: quote text as `\"{word}\"`"),
     };
     let kind = DiagnosticKind::Syntax {
         found: format!("`{word}`"),
@@ -134,6 +140,29 @@ fn bare_word(text: &str, offset: usize) -> Option<Diagnostic> {
         hint: Some(hint),
     };
     Some(Diagnostic::new(kind, Span::new(start, before.len())))
+}
+
+/// The functions of the language, named in hints.
+const FUNCTIONS: &[&str] = &["secret", "env", "file"];
+
+/// The words after which a value is a credential.
+const CREDENTIAL_KEYWORDS: &[&str] = &["bearer", "basic"];
+
+/// The last word of `text`.
+fn previous_word(text: &str) -> &str {
+    let text = text.trim_end();
+    let start = text
+        .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        .len();
+    &text[start..]
+}
+
+/// The string literal at the start of `text` (after spaces), quotes included, if on one line.
+fn string_literal(text: &str) -> Option<&str> {
+    let text = text.trim_start();
+    let body = text.strip_prefix('"')?;
+    let end = body.find(['"', '\n'])?;
+    body[end..].starts_with('"').then(|| &text[..end + 2])
 }
 
 /// Whether `offset` is inside a JSONPath: after a `$` with no space since.
