@@ -65,11 +65,7 @@ pub struct Engine {
 impl Engine {
     /// Sets up every connection: base URL, credentials and headers evaluated once (they
     /// cannot read events), one HTTP client each.
-    pub fn new(
-        plan: Arc<Plan>,
-        mut secrets: Secrets,
-        options: Options,
-    ) -> Result<Self, EngineError> {
+    pub fn new(plan: Arc<Plan>, secrets: Secrets, options: Options) -> Result<Self, EngineError> {
         install_crypto_provider();
         let connections: Vec<http::Connection> = plan
             .connections

@@ -393,7 +393,7 @@ impl Engine {
             }
             report.headers = Some(shown);
             report.body = request.body.as_ref().map(|body| {
-                super::http::encode_body(request.encoding, &redact_json(body, &redact))
+                super::http::encode_body(request.encoding, &self.secrets().redact_json(body))
             });
             let (response, invented) = self.dry_response(step, request);
             report.invented = Some(invented);
@@ -875,20 +875,6 @@ fn redact_header(name: &str, value: &str) -> String {
         crate::secrets::REDACTED.to_string()
     } else {
         value.to_string()
-    }
-}
-
-fn redact_json(value: &Json, redact: &dyn Fn(&str) -> String) -> Json {
-    match value {
-        Json::String(text) => Json::String(redact(text)),
-        Json::Array(items) => Json::Array(items.iter().map(|i| redact_json(i, redact)).collect()),
-        Json::Object(fields) => Json::Object(
-            fields
-                .iter()
-                .map(|(k, v)| (k.clone(), redact_json(v, redact)))
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }
 

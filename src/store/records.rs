@@ -32,7 +32,7 @@ impl DeadLetter {
         event: &serde_json::Value,
         secrets: &Secrets,
     ) -> Self {
-        let event = serde_json::from_str(&secrets.redact(&event.to_string())).unwrap_or_default();
+        let event = secrets.redact_json(event);
         let last = step.requests.last();
         Self {
             integration: report.integration.clone(),

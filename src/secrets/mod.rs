@@ -1,18 +1,20 @@
 //! Secrets: read from a secrets file (.env format) or the environment, never from the
 //! spec; and scrubbed from anything integ prints.
 
+mod file;
+mod redaction;
+
+pub use file::FileError;
+pub use redaction::{REDACTED, Redaction};
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Secret values by name.
+/// Secret values by name, and the redaction set every clone shares.
 #[derive(Default, Clone)]
 pub struct Secrets {
     values: BTreeMap<String, String>,
-    /// Credentials that did not come from `secret()` (an `env()` read, a basic-auth header)
-    /// but are redacted all the same.
-    also: Vec<String>,
-    /// Every form of every value to redact, longest first; derived once, not per call.
-    forms: Vec<String>,
+    redaction: Redaction,
 }
 
 /// Never prints the values.
@@ -24,12 +26,8 @@ impl std::fmt::Debug for Secrets {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsError {
-    #[error("cannot read the secrets file `{path}`: {source}")]
-    File {
-        path: String,
-        #[source]
-        source: dotenvy::Error,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{} not set: give {} in the environment or a --secrets file", list(.0), if .0.len() == 1 { "it" } else { "them" })]
     Missing(Vec<String>),
 }
@@ -42,9 +40,6 @@ fn list(names: &[String]) -> String {
     }
 }
 
-/// Text put in place of a secret value wherever it would be shown.
-pub const REDACTED: &str = "[redacted]";
-
 impl Secrets {
     /// The secrets named, each from `file` when it has it, else from the environment.
     /// With `allow_missing` (a dry run), a missing secret reads as a placeholder.
@@ -54,7 +49,7 @@ impl Secrets {
         allow_missing: bool,
     ) -> Result<Self, SecretsError> {
         let from_file = match file {
-            Some(path) => read_file(path)?,
+            Some(path) => file::read(path)?,
             None => BTreeMap::new(),
         };
         let mut values = BTreeMap::new();
@@ -75,7 +70,7 @@ impl Secrets {
             }
         }
         if missing.is_empty() {
-            Ok(Self::build(values, Vec::new()))
+            Ok(Self::build(values))
         } else {
             Err(SecretsError::Missing(missing))
         }
@@ -87,7 +82,7 @@ impl Secrets {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Self::build(values, Vec::new())
+        Self::build(values)
     }
 
     /// A placeholder for each name, never a real value: `integ test` must not send real
@@ -97,60 +92,41 @@ impl Secrets {
             .into_iter()
             .map(|n| (n.to_string(), format!("<secret {n}>")))
             .collect();
-        Self::build(values, Vec::new())
+        Self::build(values)
     }
 
     /// Redacts `value` too from now on (a credential read with `env()`, say).
-    pub fn also_redact(&mut self, value: &str) {
-        if !value.is_empty() && !self.also.iter().any(|v| v == value) {
-            self.also.push(value.to_string());
-            self.forms = forms(&self.values, &self.also);
-        }
+    pub fn also_redact(&self, value: &str) {
+        self.redaction.add(value);
     }
 
-    fn build(values: BTreeMap<String, String>, also: Vec<String>) -> Self {
-        let forms = forms(&values, &also);
-        Self {
-            values,
-            also,
-            forms,
+    fn build(values: BTreeMap<String, String>) -> Self {
+        let redaction = Redaction::default();
+        for value in values.values() {
+            redaction.add(value);
         }
+        Self { values, redaction }
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 
-    /// `text` with every secret value, in each of its `forms`, replaced by `[redacted]`.
-    pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for form in &self.forms {
-            if out.contains(form.as_str()) {
-                out = out.replace(form.as_str(), REDACTED);
-            }
-        }
-        out
+    /// The redaction set, shared: what is added to it (a token obtained at run time) is
+    /// redacted by every holder of these secrets from then on.
+    pub fn redaction(&self) -> &Redaction {
+        &self.redaction
     }
-}
 
-/// Each value as written and as it appears in a URL or a form body (percent-encoded),
-/// longest first, so that a secret containing another is redacted whole. Values shorter
-/// than 4 characters are left out: they would redact ordinary words and reveal little.
-fn forms(values: &BTreeMap<String, String>, also: &[String]) -> Vec<String> {
-    let mut forms: Vec<String> = values
-        .values()
-        .chain(also)
-        .filter(|v| v.len() >= 4)
-        .flat_map(|v| {
-            let component =
-                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
-            let form: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
-            [v.clone(), component.to_string(), form]
-        })
-        .collect();
-    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
-    forms.dedup();
-    forms
+    /// `text` with every secret value, in each of its forms, replaced by `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        self.redaction.redact(text)
+    }
+
+    /// `value` with every secret redacted, walking the JSON tree (see `Redaction`).
+    pub fn redact_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        self.redaction.redact_json(value)
+    }
 }
 
 /// Whether a header or query parameter of this name carries a credential: lint refuses a
@@ -173,19 +149,6 @@ pub fn is_credential_name(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
-fn read_file(path: &Path) -> Result<BTreeMap<String, String>, SecretsError> {
-    let error = |source| SecretsError::File {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut values = BTreeMap::new();
-    for item in dotenvy::from_path_iter(path).map_err(error)? {
-        let (name, value) = item.map_err(error)?;
-        values.insert(name, value);
-    }
-    Ok(values)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +166,7 @@ mod tests {
 
     #[test]
     fn encoded_and_nested_secrets_are_redacted_whole() {
-        let mut secrets = Secrets::from_pairs([
+        let secrets = Secrets::from_pairs([
             ("KEY", "ab+c/d=ef gh"),
             ("SHORT", "tok-1"),
             ("LONG", "tok-1-extended"),

@@ -1,0 +1,225 @@
+//! The redaction set: every value integ must never show, in every form it may take, shared
+//! by every clone so that a credential obtained at run time is redacted everywhere from the
+//! moment it is added.
+
+use base64::Engine as _;
+use serde_json::Value as Json;
+use std::collections::VecDeque;
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// Text put in place of a secret value wherever it would be shown.
+pub const REDACTED: &str = "[redacted]";
+
+/// Credentials obtained at run time kept for redaction, newest last: a long-running service
+/// refreshes tokens for ever, and each one costs every later `redact`. A token is dropped
+/// from the set only after this many newer ones were obtained, long after it was last sent.
+const OBTAINED_KEPT: usize = 256;
+
+/// The shared set. Readers take a snapshot (an `Arc` clone under a read lock, released at
+/// once); writers build the next snapshot under the write lock. No lock is held while text
+/// is redacted, nor across an await.
+#[derive(Clone, Default)]
+pub struct Redaction(Arc<RwLock<Arc<Set>>>);
+
+#[derive(Default)]
+struct Set {
+    /// Values known from the start: secrets and what is derived from them.
+    fixed: Vec<String>,
+    /// Credentials obtained at run time (OAuth2 tokens), oldest first.
+    obtained: VecDeque<String>,
+    /// Every form of every value, longest first; derived once per change, not per call.
+    forms: Vec<String>,
+}
+
+/// Never prints the values.
+impl std::fmt::Debug for Redaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Redaction({} forms)", self.snapshot().forms.len())
+    }
+}
+
+impl Redaction {
+    fn snapshot(&self) -> Arc<Set> {
+        // A writer cannot panic while it holds the lock (it only swaps a built set), so a
+        // poisoned lock still holds a whole set.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn change(&self, change: impl FnOnce(&mut Vec<String>, &mut VecDeque<String>) -> bool) {
+        let mut slot = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let (mut fixed, mut obtained) = (slot.fixed.clone(), slot.obtained.clone());
+        if change(&mut fixed, &mut obtained) {
+            let forms = forms(fixed.iter().chain(&obtained));
+            *slot = Arc::new(Set {
+                fixed,
+                obtained,
+                forms,
+            });
+        }
+    }
+
+    /// Redacts `value` from now on, for as long as the process runs.
+    pub fn add(&self, value: &str) {
+        self.change(|fixed, _| {
+            let new = !value.is_empty() && !fixed.iter().any(|v| v == value);
+            if new {
+                fixed.push(value.to_string());
+            }
+            new
+        });
+    }
+
+    /// Redacts a credential obtained at run time (an access or refresh token) from now on;
+    /// the oldest such credential leaves the set once `OBTAINED_KEPT` newer ones are in it.
+    pub fn add_obtained(&self, value: &str) {
+        self.change(|fixed, obtained| {
+            let new = !value.is_empty() && !fixed.iter().chain(obtained.iter()).any(|v| v == value);
+            if new {
+                obtained.push_back(value.to_string());
+                if obtained.len() > OBTAINED_KEPT {
+                    obtained.pop_front();
+                }
+            }
+            new
+        });
+    }
+
+    /// `text` with every value, in each of its forms, replaced by `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        let set = self.snapshot();
+        let mut out = text.to_string();
+        for form in &set.forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// `value` with every string redacted, object keys included. A number or boolean whose
+    /// text holds a secret becomes the redacted text, a string: a secret `12345` turns
+    /// `{"pin": 12345}` into `{"pin": "[redacted]"}`, never into invalid JSON.
+    pub fn redact_json(&self, value: &Json) -> Json {
+        match value {
+            Json::Null => Json::Null,
+            Json::String(text) => Json::String(self.redact(text)),
+            Json::Number(_) | Json::Bool(_) => {
+                let text = value.to_string();
+                let redacted = self.redact(&text);
+                if redacted == text {
+                    value.clone()
+                } else {
+                    Json::String(redacted)
+                }
+            }
+            Json::Array(items) => Json::Array(items.iter().map(|i| self.redact_json(i)).collect()),
+            Json::Object(fields) => Json::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (self.redact(k), self.redact_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Each value as written, percent-encoded (in a URL or a form body), base64-encoded, and
+/// escaped as in JSON text; longest first, so that a secret containing another is redacted
+/// whole. Values shorter than 4 characters are left out: they would redact ordinary words
+/// and reveal little.
+fn forms<'a>(values: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut forms: Vec<String> = values
+        .filter(|v| v.len() >= 4)
+        .flat_map(|v| {
+            let component =
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
+            let form: String = form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            // Without padding: the padded text contains it, and so is redacted too.
+            let standard = base64::engine::general_purpose::STANDARD_NO_PAD.encode(v);
+            let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+            let json = serde_json::to_string(v).unwrap_or_default();
+            let json = json
+                .get(1..json.len().saturating_sub(1))
+                .unwrap_or_default();
+            [
+                v.clone(),
+                component.to_string(),
+                form,
+                standard,
+                url_safe,
+                json.to_string(),
+            ]
+        })
+        .filter(|form| !form.is_empty())
+        .collect();
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    forms
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_value_added_to_one_clone_is_redacted_by_every_clone() {
+        let redaction = Redaction::default();
+        let other = redaction.clone();
+        other.add_obtained("access-token-1");
+        let base64 = base64::engine::general_purpose::STANDARD.encode("access-token-1");
+        assert_eq!(
+            redaction.redact(&format!("Bearer access-token-1 or {base64}")),
+            "Bearer [redacted] or [redacted]="
+        );
+    }
+
+    #[test]
+    fn only_the_newest_obtained_credentials_are_kept() {
+        let redaction = Redaction::default();
+        redaction.add("fixed-secret");
+        for n in 0..=OBTAINED_KEPT {
+            redaction.add_obtained(&format!("token-{n:04}"));
+        }
+        assert_eq!(redaction.redact("token-0000"), "token-0000");
+        assert_eq!(
+            redaction.redact("token-0001 fixed-secret"),
+            "[redacted] [redacted]"
+        );
+    }
+
+    #[test]
+    fn json_is_redacted_as_a_tree_numbers_and_quotes_included() {
+        let redaction = Redaction::default();
+        redaction.add("12345");
+        redaction.add(r#"pa"ss\word"#);
+        let event = json!({
+            "pin": 12345,
+            "other": 7,
+            "long": 9123459,
+            "note": r#"pa"ss\word"#,
+            r#"key pa"ss\word"#: true,
+            "list": [12345, "x"],
+        });
+        let redacted = redaction.redact_json(&event);
+        assert_eq!(
+            redacted,
+            json!({
+                "pin": "[redacted]",
+                "other": 7,
+                "long": "9[redacted]9",
+                "note": "[redacted]",
+                "key [redacted]": true,
+                "list": ["[redacted]", "x"],
+            })
+        );
+        // And the JSON-escaped form, as an echoed body shows it in an error excerpt.
+        assert_eq!(
+            redaction.redact(r#"{"echo":"pa\"ss\\word"}"#),
+            r#"{"echo":"[redacted]"}"#
+        );
+    }
+}
