@@ -150,13 +150,9 @@ fn lock_state(state: &Path) -> Result<std::fs::File, Failure> {
     path.push(".serve-lock");
     let path = PathBuf::from(path);
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(folder).map_err(|e| e.to_string())?;
+        crate::store::private::create_folder(folder).map_err(|e| e.to_string())?;
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
+    let file = crate::store::private::open_file(&path)
         .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(file),

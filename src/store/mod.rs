@@ -3,6 +3,7 @@
 //! to install, readable with `sqlite3`); the store is a trait so that a Redis store can
 //! serve a fleet of workers later.
 
+pub mod private;
 mod records;
 mod schema;
 mod sqlite;
@@ -21,7 +22,7 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("cannot create the folder of `{path}`: {source}")]
+    #[error("cannot create the folder of `{path}` or make it private: {source}")]
     Folder {
         path: String,
         #[source]
@@ -70,7 +71,8 @@ pub trait Store: Send + Sync {
         step: &str,
         result: Option<&serde_json::Value>,
     ) -> Result<(), StoreError>;
-    /// Ends inbox event `id`, with its run added to the history in the same transaction.
+    /// Ends inbox event `id`, with its run added to the history and its checkpoints (raw
+    /// step results, which may hold what an API echoed) deleted in the same transaction.
     fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError>;
     /// Puts back the events a stopped process left running; returns how many.
     fn recover(&self) -> Result<usize, StoreError>;
@@ -82,7 +84,7 @@ pub trait Store: Send + Sync {
     /// Deletes every dead letter; returns how many there were.
     fn purge(&self) -> Result<usize, StoreError>;
     /// Forgets what is older than `retention`: dedupe keys first seen before, finished
-    /// events (with their checkpoints) and runs. Pending and running events, and dead
+    /// events (and checkpoints an older version left them) and runs. Pending and running events, and dead
     /// letters, are kept whatever their age.
     fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
     /// Adds a run to the history.

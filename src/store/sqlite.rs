@@ -1,5 +1,6 @@
 //! The SQLite store: one file, WAL, one connection behind a mutex, group commit.
 
+use super::private;
 use super::schema::migrate;
 use super::{DeadLetter, Finished, InboxItem, Pruned, RunQuery, RunRecord, Store, StoreError, now};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -52,17 +53,31 @@ impl SqliteStore {
     /// Opens (creating it and its folder if needed) and migrates the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let display = path.display().to_string();
+        let folder_error = |source| StoreError::Folder {
+            path: display.clone(),
+            source,
+        };
         if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
-                path: display.clone(),
-                source,
-            })?;
+            private::create_folder(folder).map_err(folder_error)?;
+        }
+        // Created 0600 before SQLite opens it; SQLite gives the -wal and -shm it creates
+        // the database's permissions, and ones an older version left are tightened.
+        private::open_file(path).map_err(folder_error)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            private::tighten(Path::new(&side)).map_err(folder_error)?;
         }
         let sqlite = |source| StoreError::Sqlite {
             path: display.clone(),
             source,
         };
         let mut connection = Connection::open(path).map_err(sqlite)?;
+        // Deleted rows (finished events' checkpoints, purged dead letters) are overwritten
+        // with zeros, not left readable in free pages of the file.
+        connection
+            .pragma_update(None, "secure_delete", "ON")
+            .map_err(sqlite)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
@@ -273,6 +288,11 @@ fn apply(transaction: &Connection, change: &Change, now: i64) -> rusqlite::Resul
                 transaction,
                 "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
                 params![id, status.as_str(), now],
+            )?;
+            exec(
+                transaction,
+                "DELETE FROM checkpoints WHERE inbox_id = ?1",
+                params![id],
             )?;
             if let Finished::DeadLettered(letter) = status {
                 insert_dead_letter(transaction, letter)?;
@@ -734,6 +754,58 @@ mod tests {
             store.inbox_counts().unwrap(),
             [("dead_lettered".to_string(), 1)]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn finishing_an_event_deletes_its_checkpoints_in_the_same_write() {
+        let (dir, store) = fresh("forget");
+        store
+            .enqueue("demo", &[(serde_json::json!({"id": 1}), None)])
+            .unwrap();
+        let item = store.claim(1, &["demo"]).unwrap().remove(0);
+        let echoed = serde_json::json!({"echo": "Bearer canary-access-token"});
+        store.checkpoint(item.id, "lookup", Some(&echoed)).unwrap();
+        let raw = Connection::open(dir.join("state.db")).unwrap();
+        let count = |raw: &Connection| -> i64 {
+            raw.query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&raw), 1, "kept while the event is in flight");
+        store.finish(item.id, Finished::Done, None).unwrap();
+        assert_eq!(count(&raw), 0, "gone with the event's end");
+        drop((raw, store));
+        let bytes = std::fs::read(dir.join("state.db")).unwrap();
+        assert!(
+            !bytes.windows(12).any(|w| w == b"canary-acces"),
+            "and not left in a free page of the file"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_state_folder_and_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("integ-private-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("nested/state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store
+            .enqueue("demo", &[(serde_json::json!({"id": 1}), None)])
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.join("nested")), 0o700);
+        for file in ["state.db", "state.db-wal", "state.db-shm"] {
+            assert_eq!(mode(&dir.join("nested").join(file)), 0o600, "{file}");
+        }
+        drop(store);
+        // A file an older version left readable is tightened at the next open.
+        let old = dir.join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        SqliteStore::open(&old).unwrap();
+        assert_eq!(mode(&old), 0o600);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
