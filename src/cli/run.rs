@@ -61,8 +61,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Ok(event) => event,
         Err(message) => return usage(&message),
     };
+    // A dry run sends nothing and keeps nothing. A store that cannot be opened is said
+    // after the run, as before; the run goes on without it.
+    let store = (!args.dry_run).then(|| SqliteStore::open(&args.state).map(Arc::new));
     let options = Options {
         dry_run: args.dry_run,
+        refresh_tokens: match &store {
+            Some(Ok(store)) => Some(store.clone()),
+            _ => None,
+        },
         ..Options::default()
     };
     let engine = match Engine::new(Arc::new(plan), secrets, options) {
@@ -77,8 +84,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Err(error) => return usage(&error),
     };
     let report = runtime.block_on(engine.run(event.clone()));
-    if !args.dry_run {
-        match keep(&args.state, &report, &event, engine.secrets()) {
+    if let Some(store) = store {
+        match store.and_then(|store| keep(&store, &report, &event, engine.secrets())) {
             Ok(Some(id)) => eprintln!("dead letter #{id} kept in {}", args.state.display()),
             Ok(None) => {}
             Err(error) => eprintln!("error: the state store {}: {error}", args.state.display()),
@@ -101,12 +108,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
 /// Records the run in the history and, when it dead-lettered, keeps the event.
 fn keep(
-    path: &std::path::Path,
+    store: &SqliteStore,
     report: &RunReport,
     event: &serde_json::Value,
     secrets: &Secrets,
 ) -> Result<Option<i64>, StoreError> {
-    let store = SqliteStore::open(path)?;
     store.record_run(&RunRecord::from_run(report, secrets, None))?;
     let step = report
         .steps

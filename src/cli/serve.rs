@@ -202,14 +202,19 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
     let names: Vec<&str> = plans.iter().flat_map(|p| p.secrets.for_serve()).collect();
     let secrets =
         Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
+    let _lock = lock_state(&args.state)?;
+    let store = Arc::new(SqliteStore::open(&args.state).map_err(|e| e.to_string())?);
+    // The engines keep rotated OAuth2 refresh tokens in the store, sealed.
+    let options = Options {
+        refresh_tokens: Some(store.clone()),
+        ..Options::default()
+    };
     let engines = plans
         .into_iter()
-        .map(|plan| Engine::new(Arc::new(plan), secrets.clone(), Options::default()).map(Arc::new))
+        .map(|plan| Engine::new(Arc::new(plan), secrets.clone(), options.clone()).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| secrets.redact(&e.to_string()))?;
-    let _lock = lock_state(&args.state)?;
-    let store = SqliteStore::open(&args.state).map_err(|e| e.to_string())?;
-    let service = Service::new(engines, Arc::new(store));
+    let service = Service::new(engines, store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,9 +1,14 @@
-//! Credentials on requests. OAuth2 tokens are cached until shortly before they expire;
-//! one caller refreshes while the others wait on the same lock, and a 401 forces one
-//! refresh.
+//! Credentials on requests. OAuth2 tokens are cached until shortly before they expire; one
+//! caller fetches while the others wait on the same (async) lock, and a 401 forces one
+//! refresh. Every token obtained joins the redaction set before it is used, and a rotated
+//! refresh token is saved, sealed, before it is ever sent.
 
+use super::http::{HttpError, read_capped};
+use super::seal::{RefreshTokens, Sealer};
+use crate::secrets::Redaction;
 use reqwest::{RequestBuilder, Url};
-use serde::Deserialize;
+use serde_json::Value as Json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -23,43 +28,92 @@ pub enum Auth {
     OAuth2(Box<OAuth2>),
 }
 
-pub struct OAuth2 {
+/// What a connection's `auth oauth2` says, evaluated.
+pub struct OAuth2Settings {
     pub token_url: Url,
     pub client_id: String,
     pub client_secret: String,
+    /// The refresh token configured in the secrets; without one, the client credentials
+    /// grant is used.
     pub refresh_token: Option<String>,
     pub scopes: Option<String>,
     pub audience: Option<String>,
-    /// The current token; the lock is held while a token is fetched, so concurrent callers
-    /// wait for that one fetch instead of starting their own.
-    token: Mutex<Option<Token>>,
 }
 
-#[derive(Debug, Clone)]
-struct Token {
-    access_token: String,
-    /// When to stop using it: the server's expiry minus a margin.
-    good_until: Option<Instant>,
+/// Where the engine keeps what it learns at run time: the shared redaction set, the keeper
+/// of rotated refresh tokens and the connection's names for it, the response size cap.
+pub struct OAuth2Context {
+    pub redaction: Redaction,
+    pub keeper: Option<Arc<dyn RefreshTokens>>,
+    pub integration: String,
+    pub connection: String,
+    pub max_response_bytes: usize,
+}
+
+pub struct OAuth2 {
+    settings: OAuth2Settings,
+    redaction: Redaction,
+    /// The keeper and the sealer of this connection, when a refresh token is configured and
+    /// there is a store to keep the rotated one.
+    keeping: Option<(Arc<dyn RefreshTokens>, Sealer, String, String)>,
+    max_response_bytes: usize,
+    /// The current tokens. A tokio lock held across the token fetch: concurrent callers
+    /// wait for that one fetch (a single flight) instead of starting their own, and a
+    /// rotated refresh token is replaced by one fetch at a time.
+    state: Mutex<State>,
+}
+
+struct State {
+    access: Option<Token>,
+    /// The refresh token to send next: the configured one, or the last one the endpoint
+    /// rotated to.
+    refresh_token: Option<String>,
     /// Bumped on each fetch, so a caller that saw a 401 with token N refreshes only if
     /// nobody has replaced N meanwhile.
     generation: u64,
 }
 
-#[derive(Deserialize)]
-struct TokenResponse {
+#[derive(Clone)]
+struct Token {
     access_token: String,
-    /// Seconds; some providers send it as a string.
-    expires_in: Option<serde_json::Value>,
+    /// When to stop using it: the server's expiry minus a margin.
+    good_until: Option<Instant>,
+    generation: u64,
 }
 
-/// A token request gives up after this long, so a silent token endpoint cannot hold every
-/// caller of the connection.
+/// One token request gives up after this long, so a silent token endpoint cannot hold
+/// every caller of the connection.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// A token request is tried this many times in all when it times out, cannot connect or
+/// gets a 429 or 5xx, with exponential backoff from `TOKEN_BACKOFF`.
+const TOKEN_ATTEMPTS: u32 = 3;
+const TOKEN_BACKOFF: Duration = Duration::from_millis(500);
+/// Tokens are renewed this long before the server says they expire, or a fifth of their
+/// lifetime when that is shorter: a token good for 30 s is used for 24 s, not never.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("token request to {url} failed: {detail}")]
     Token { url: String, detail: String },
+    /// The endpoint answered with an error, with its RFC 6749 §5.2 code and description
+    /// when it gave them (`invalid_grant`: the refresh token was revoked or already used).
+    #[error("token request to {url} refused: status {status}{}", oauth_error(.code, .description))]
+    Refused {
+        url: String,
+        status: u16,
+        code: Option<String>,
+        description: Option<String>,
+    },
+}
+
+fn oauth_error(code: &Option<String>, description: &Option<String>) -> String {
+    match (code, description) {
+        (Some(code), Some(description)) => format!(": {code}: {description}"),
+        (Some(code), None) => format!(": {code}"),
+        (None, Some(description)) => format!(": {description}"),
+        (None, None) => String::new(),
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -77,110 +131,274 @@ impl std::fmt::Debug for Auth {
 impl std::fmt::Debug for OAuth2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OAuth2")
-            .field("token_url", &self.token_url.as_str())
+            .field("token_url", &self.settings.token_url.as_str())
             .finish_non_exhaustive()
     }
 }
 
-/// Tokens are renewed this long before the server says they expire.
-const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// A failed token request, and whether trying again may help.
+struct Failure {
+    error: AuthError,
+    transient: bool,
+}
+
+/// What a token endpoint answered, read.
+struct Answer {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<u64>,
+}
 
 impl OAuth2 {
-    pub fn new(
-        token_url: Url,
-        client_id: String,
-        client_secret: String,
-        refresh_token: Option<String>,
-        scopes: Option<String>,
-        audience: Option<String>,
-    ) -> Self {
+    /// The connection's OAuth2 client. With a keeper, a refresh token saved by an earlier
+    /// run (rotated from the configured one) is used instead of the configured one.
+    pub fn new(settings: OAuth2Settings, context: OAuth2Context) -> Self {
+        let keeping = match (&context.keeper, &settings.refresh_token) {
+            (Some(keeper), Some(configured)) => Sealer::new(
+                &settings.client_secret,
+                &context.integration,
+                &context.connection,
+                configured,
+            )
+            .map(|sealer| {
+                (
+                    keeper.clone(),
+                    sealer,
+                    context.integration.clone(),
+                    context.connection.clone(),
+                )
+            }),
+            _ => None,
+        };
+        let restored = keeping.as_ref().and_then(|(keeper, sealer, integration, connection)| {
+            match keeper.load(integration, connection) {
+                Ok(sealed) => sealed.and_then(|sealed| sealer.open(&sealed)),
+                Err(error) => {
+                    tracing::warn!(%integration, %connection, %error, "cannot read the saved refresh token; using the configured one");
+                    None
+                }
+            }
+        });
+        if let Some(restored) = &restored {
+            context.redaction.add(restored);
+        }
+        let refresh_token = restored.or_else(|| settings.refresh_token.clone());
         Self {
-            token_url,
-            client_id,
-            client_secret,
-            refresh_token,
-            scopes,
-            audience,
-            token: Mutex::new(None),
+            settings,
+            redaction: context.redaction,
+            keeping,
+            max_response_bytes: context.max_response_bytes,
+            state: Mutex::new(State {
+                access: None,
+                refresh_token,
+                generation: 0,
+            }),
         }
     }
 
     /// A valid token and its generation, fetching one if there is none or it expired.
     pub async fn token(&self, client: &reqwest::Client) -> Result<(String, u64), AuthError> {
-        let mut slot = self.token.lock().await;
-        if let Some(token) = slot
+        let mut state = self.state.lock().await;
+        if let Some(token) = state
+            .access
             .as_ref()
             .filter(|t| t.good_until.is_none_or(|until| Instant::now() < until))
         {
             return Ok((token.access_token.clone(), token.generation));
         }
-        let generation = slot.as_ref().map_or(1, |t| t.generation + 1);
-        let token = self.fetch(client, generation).await?;
-        let result = (token.access_token.clone(), generation);
-        *slot = Some(token);
+        let answer = self.request(client, state.refresh_token.as_deref()).await?;
+        // Redacted from the moment they exist, before anything can echo them.
+        self.redaction.add_obtained(&answer.access_token);
+        if let Some(rotated) = &answer.refresh_token {
+            self.redaction.add_obtained(rotated);
+        }
+        // RFC 6749 §6: a new refresh token replaces the old, which may be spent already;
+        // without one, the old stays. Saved before it is ever sent.
+        if let (Some(_), Some(rotated)) = (&state.refresh_token, answer.refresh_token)
+            && state.refresh_token.as_ref() != Some(&rotated)
+        {
+            self.keep(&rotated).await;
+            state.refresh_token = Some(rotated);
+        }
+        state.generation += 1;
+        let token = Token {
+            access_token: answer.access_token,
+            good_until: answer.expires_in.and_then(good_until),
+            generation: state.generation,
+        };
+        let result = (token.access_token.clone(), token.generation);
+        state.access = Some(token);
         Ok(result)
     }
 
     /// After a 401 with the token of `generation`: drop it unless another caller already
     /// replaced it, so that many 401s cause one refresh.
     pub async fn invalidate(&self, generation: u64) {
-        let mut slot = self.token.lock().await;
-        if let Some(token) = slot.as_mut().filter(|t| t.generation == generation) {
+        let mut state = self.state.lock().await;
+        if let Some(token) = state.access.as_mut().filter(|t| t.generation == generation) {
             token.good_until = Some(Instant::now());
         }
     }
 
-    async fn fetch(&self, client: &reqwest::Client, generation: u64) -> Result<Token, AuthError> {
+    /// Saves a rotated refresh token, sealed. A failure is logged and the token is used
+    /// all the same: the one before it may be spent, so it is the only one that works.
+    async fn keep(&self, rotated: &str) {
+        let Some((keeper, sealer, integration, connection)) = &self.keeping else {
+            return;
+        };
+        let Some(sealed) = sealer.seal(rotated) else {
+            tracing::error!(%integration, %connection, "cannot seal the rotated refresh token; a restart will send the spent one");
+            return;
+        };
+        let (keeper, names) = (keeper.clone(), (integration.clone(), connection.clone()));
+        let saved =
+            tokio::task::spawn_blocking(move || keeper.save(&names.0, &names.1, &sealed)).await;
+        let error = match saved {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => error.to_string(),
+        };
+        tracing::error!(%integration, %connection, error = %self.redaction.redact(&error), "cannot save the rotated refresh token; a restart will send the spent one");
+    }
+
+    /// Asks the token endpoint, again after a timeout, a failed connection, a 429 or a 5xx,
+    /// at most `TOKEN_ATTEMPTS` times with exponential backoff and full jitter.
+    async fn request(
+        &self,
+        client: &reqwest::Client,
+        refresh_token: Option<&str>,
+    ) -> Result<Answer, AuthError> {
+        let mut attempt = 1;
+        loop {
+            match self.request_once(client, refresh_token).await {
+                Ok(answer) => return Ok(answer),
+                Err(failure) if failure.transient && attempt < TOKEN_ATTEMPTS => {
+                    let backoff = TOKEN_BACKOFF.saturating_mul(2u32.saturating_pow(attempt - 1));
+                    tokio::time::sleep(backoff.mul_f64(fastrand::f64())).await;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(failure.error),
+            }
+        }
+    }
+
+    async fn request_once(
+        &self,
+        client: &reqwest::Client,
+        refresh_token: Option<&str>,
+    ) -> Result<Answer, Failure> {
+        let settings = &self.settings;
         let mut form: Vec<(&str, &str)> = vec![
-            ("client_id", &self.client_id),
-            ("client_secret", &self.client_secret),
+            ("client_id", &settings.client_id),
+            ("client_secret", &settings.client_secret),
         ];
-        match &self.refresh_token {
-            Some(refresh) => form.extend([
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh.as_str()),
-            ]),
+        match refresh_token {
+            Some(refresh) => {
+                form.extend([("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            }
             None => form.push(("grant_type", "client_credentials")),
         }
-        if let Some(scopes) = &self.scopes {
+        if let Some(scopes) = &settings.scopes {
             form.push(("scope", scopes));
         }
-        if let Some(audience) = &self.audience {
+        if let Some(audience) = &settings.audience {
             form.push(("audience", audience));
         }
-        let error = |detail: String| AuthError::Token {
-            url: self.token_url.to_string(),
-            detail,
+        let url = settings.token_url.to_string();
+        let failed = |detail: String, transient| Failure {
+            error: AuthError::Token {
+                url: url.clone(),
+                detail,
+            },
+            transient,
         };
-        let response = client
-            .post(self.token_url.clone())
+        let mut response = client
+            .post(settings.token_url.clone())
             .timeout(TOKEN_TIMEOUT)
             .form(&form)
             .send()
             .await
-            .map_err(|e| error(e.without_url().to_string()))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(error(format!("status {status}")));
-        }
-        let body: TokenResponse = response
-            .json()
+            .map_err(|e| {
+                // A timeout, a connection never made or broken: the endpoint may answer
+                // the next time. A request that cannot be built will not.
+                let transient = e.is_timeout() || e.is_connect() || e.is_request();
+                failed(e.without_url().to_string(), transient)
+            })?;
+        let status = response.status().as_u16();
+        let body = read_capped(&mut response, self.max_response_bytes)
             .await
-            .map_err(|e| error(format!("unreadable response: {e}")))?;
-        let seconds = match &body.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            Some(serde_json::Value::String(text)) => text.trim().parse().ok(),
+            .map_err(|e| {
+                failed(
+                    e.to_string(),
+                    matches!(e, HttpError::Timeout | HttpError::Transport(_)),
+                )
+            })?;
+        let body: Option<Json> = serde_json::from_slice(&body).ok();
+        if !(200..300).contains(&status) {
+            let field = |name: &str| {
+                body.as_ref()
+                    .and_then(|b| b.get(name))
+                    .and_then(Json::as_str)
+                    .map(|text| super::http::excerpt(text.as_bytes()))
+            };
+            return Err(Failure {
+                error: AuthError::Refused {
+                    url: url.clone(),
+                    status,
+                    code: field("error"),
+                    description: field("error_description"),
+                },
+                transient: status == 429 || status >= 500,
+            });
+        }
+        // Only the field names, never serde's message: it quotes the values it read.
+        let text = |name: &str| {
+            body.as_ref()
+                .and_then(|b| b.get(name))
+                .and_then(Json::as_str)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+        };
+        let access_token = text("access_token")
+            .ok_or_else(|| failed("the answer has no `access_token` string".into(), false))?;
+        // Seconds; some providers send it as a string.
+        let expires_in = match body.as_ref().and_then(|b| b.get("expires_in")) {
+            Some(Json::Number(n)) => n.as_u64(),
+            Some(Json::String(text)) => text.trim().parse().ok(),
             _ => None,
         };
-        let good_until = seconds.and_then(|seconds| {
-            Instant::now().checked_add(Duration::from_secs(seconds).saturating_sub(EXPIRY_MARGIN))
-        });
-        Ok(Token {
-            access_token: body.access_token,
-            good_until,
-            generation,
+        Ok(Answer {
+            access_token,
+            refresh_token: text("refresh_token"),
+            expires_in,
         })
     }
+
+    /// Every credential this client holds, for redaction: its secret (also as the Basic
+    /// header a token endpoint may be sent) and the refresh token configured.
+    fn credentials(&self) -> Vec<String> {
+        use base64::Engine as _;
+        let settings = &self.settings;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", settings.client_id, settings.client_secret));
+        [
+            Some(settings.client_secret.clone()),
+            settings.refresh_token.clone(),
+            Some(basic),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// When a token answered with `expires_in` seconds stops being used: shortly before it
+/// expires, by `EXPIRY_MARGIN` or a fifth of its lifetime. `None` (no expiry) only when
+/// the lifetime is past what the clock can represent.
+fn good_until(seconds: u64) -> Option<Instant> {
+    let lifetime = Duration::from_secs(seconds);
+    let margin = EXPIRY_MARGIN.min(lifetime / 5);
+    Instant::now().checked_add(lifetime.saturating_sub(margin))
 }
 
 impl Auth {
@@ -196,11 +414,7 @@ impl Auth {
                 vec![password.clone(), header]
             }
             Auth::ApiKey { value, .. } => vec![value.clone()],
-            Auth::OAuth2(oauth) => [Some(&oauth.client_secret), oauth.refresh_token.as_ref()]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect(),
+            Auth::OAuth2(oauth) => oauth.credentials(),
         }
     }
 

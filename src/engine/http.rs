@@ -249,13 +249,7 @@ impl Connection {
     async fn read(&self, mut response: reqwest::Response) -> Result<Response, HttpError> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            if bytes.len() + chunk.len() > self.max_response_bytes {
-                return Err(HttpError::TooLarge(self.max_response_bytes));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_capped(&mut response, self.max_response_bytes).await?;
         let body = decode(&headers, &bytes);
         if (200..300).contains(&status) {
             Ok(Response {
@@ -271,6 +265,21 @@ impl Connection {
             })
         }
     }
+}
+
+/// A response's body, refused past `cap` bytes without reading the rest.
+pub(super) async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, HttpError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        if bytes.len().saturating_add(chunk.len()) > cap {
+            return Err(HttpError::TooLarge(cap));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 fn classify(error: reqwest::Error) -> HttpError {

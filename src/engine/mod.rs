@@ -9,11 +9,13 @@ mod limits;
 mod poll;
 mod report;
 mod run;
+mod seal;
 pub mod url;
 
 pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
 pub use poll::Polled;
 pub use report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
+pub use seal::{KeeperError, RefreshTokens};
 
 use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value, as_text};
 use crate::secrets::Secrets;
@@ -33,6 +35,9 @@ pub struct Options {
     /// Send this bearer token instead of fetching OAuth2 tokens: `integ test` runs against
     /// mock servers, and a token endpoint is another host.
     pub oauth2_token: Option<String>,
+    /// Where OAuth2 refresh tokens rotated by a token endpoint are kept (sealed), so that
+    /// the next process sends the current one, not a spent one.
+    pub refresh_tokens: Option<Arc<dyn RefreshTokens>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +138,12 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+fn max_response_bytes(options: &Options) -> usize {
+    options
+        .max_response_bytes
+        .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES)
+}
+
 fn connect(
     plan: &Plan,
     connection: &ConnectionPlan,
@@ -185,19 +196,27 @@ fn connect(
                 source: url::UrlError::Invalid(token_url.clone()),
             })?;
             let optional = |value: &Option<Value>| value.as_ref().map(&text).transpose();
-            auth::Auth::OAuth2(Box::new(auth::OAuth2::new(
+            let settings = auth::OAuth2Settings {
                 token_url,
-                text(&oauth.client_id)?,
-                text(&oauth.client_secret)?,
-                optional(&oauth.refresh_token)?,
-                scopes(plan, oauth.scopes.as_ref(), &scope).map_err(|source| {
+                client_id: text(&oauth.client_id)?,
+                client_secret: text(&oauth.client_secret)?,
+                refresh_token: optional(&oauth.refresh_token)?,
+                scopes: scopes(plan, oauth.scopes.as_ref(), &scope).map_err(|source| {
                     EngineError::Value {
                         connection: name.clone(),
                         source,
                     }
                 })?,
-                optional(&oauth.audience)?,
-            )))
+                audience: optional(&oauth.audience)?,
+            };
+            let context = auth::OAuth2Context {
+                redaction: secrets.redaction().clone(),
+                keeper: options.refresh_tokens.clone(),
+                integration: plan.name.clone(),
+                connection: name.clone(),
+                max_response_bytes: max_response_bytes(options),
+            };
+            auth::Auth::OAuth2(Box::new(auth::OAuth2::new(settings, context)))
         }
     };
     let headers = connection
@@ -217,9 +236,7 @@ fn connect(
         headers,
         encoding: connection.encoding,
         timeout: connection.timeout.unwrap_or(http::DEFAULT_TIMEOUT),
-        max_response_bytes: options
-            .max_response_bytes
-            .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+        max_response_bytes: max_response_bytes(options),
         cache: cache::Cache::default(),
         limits: limits::Limits::new(
             connection.rate_limit,

@@ -61,6 +61,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         WHERE status IN ('done', 'failed', 'dead_lettered')",
     // Each run names the inbox event it ran, so that `integ runs` leads to it.
     "ALTER TABLE runs ADD COLUMN event INTEGER",
+    // The refresh token a token endpoint rotated to, sealed by the engine (see
+    // `engine::seal`): never in clear in this file.
+    "CREATE TABLE refresh_tokens (
+        integration TEXT NOT NULL,
+        connection  TEXT NOT NULL,
+        sealed      BLOB NOT NULL,
+        PRIMARY KEY (integration, connection)
+    )",
 ];
 
 /// Runs the migrations this file has not run yet, in one transaction.

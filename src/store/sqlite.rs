@@ -580,6 +580,41 @@ impl Store for SqliteStore {
     }
 }
 
+/// The engine's rotated refresh tokens, sealed by it, kept here: written before the engine
+/// sends one, so a restart sends the current one.
+impl crate::engine::RefreshTokens for SqliteStore {
+    fn load(
+        &self,
+        integration: &str,
+        connection: &str,
+    ) -> Result<Option<Vec<u8>>, crate::engine::KeeperError> {
+        let lock = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        lock.query_row(
+            "SELECT sealed FROM refresh_tokens WHERE integration = ?1 AND connection = ?2",
+            params![integration, connection],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|e| self.error(e).into())
+    }
+
+    fn save(
+        &self,
+        integration: &str,
+        connection: &str,
+        sealed: &[u8],
+    ) -> Result<(), crate::engine::KeeperError> {
+        let lock = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        exec(
+            &lock,
+            "INSERT OR REPLACE INTO refresh_tokens (integration, connection, sealed) VALUES (?1, ?2, ?3)",
+            params![integration, connection, sealed],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(e).into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
