@@ -99,3 +99,38 @@ impl RunRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{RunOutcome, StepReport};
+    use serde_json::json;
+
+    #[test]
+    fn a_dead_letter_redacts_the_event_as_json_numbers_and_quotes_included() {
+        // Both broke text redaction: the number's redaction made invalid JSON (stored as
+        // null), and the quote is escaped in JSON text, so the secret was not found.
+        let secrets = Secrets::from_pairs([("PIN", "12345"), ("PASSWORD", r#"pa"ss"#)]);
+        let step = StepReport {
+            name: "post".into(),
+            outcome: crate::model::Outcome::DeadLettered,
+            requests: Vec::new(),
+            error: Some("status 422".into()),
+            note: None,
+            fallback: None,
+        };
+        let report = RunReport {
+            integration: "demo".into(),
+            outcome: RunOutcome::DeadLettered,
+            steps: vec![step.clone()],
+            duration: std::time::Duration::ZERO,
+            real_run_stops_at: None,
+        };
+        let event = json!({"id": 7, "pin": 12345, "password": r#"pa"ss"#});
+        let letter = DeadLetter::from_run(&report, &step, &event, &secrets);
+        assert_eq!(
+            letter.event,
+            json!({"id": 7, "pin": "[redacted]", "password": "[redacted]"})
+        );
+    }
+}
