@@ -53,14 +53,22 @@ pub struct OAuth2Context {
 pub struct OAuth2 {
     settings: OAuth2Settings,
     redaction: Redaction,
-    /// The keeper and the sealer of this connection, when a refresh token is configured and
-    /// there is a store to keep the rotated one.
-    keeping: Option<(Arc<dyn RefreshTokens>, Sealer, String, String)>,
+    /// Where a rotated refresh token goes, when a refresh token is configured and there is
+    /// a store to keep the rotated one.
+    keeping: Option<Keeping>,
     max_response_bytes: usize,
     /// The current tokens. A tokio lock held across the token fetch: concurrent callers
     /// wait for that one fetch (a single flight) instead of starting their own, and a
     /// rotated refresh token is replaced by one fetch at a time.
     state: Mutex<State>,
+}
+
+/// A connection's keeper of rotated refresh tokens, its sealer, and its names there.
+struct Keeping {
+    keeper: Arc<dyn RefreshTokens>,
+    sealer: Sealer,
+    integration: String,
+    connection: String,
 }
 
 struct State {
@@ -160,21 +168,20 @@ impl OAuth2 {
                 &context.connection,
                 configured,
             )
-            .map(|sealer| {
-                (
-                    keeper.clone(),
-                    sealer,
-                    context.integration.clone(),
-                    context.connection.clone(),
-                )
+            .map(|sealer| Keeping {
+                keeper: keeper.clone(),
+                sealer,
+                integration: context.integration.clone(),
+                connection: context.connection.clone(),
             }),
             _ => None,
         };
-        let restored = keeping.as_ref().and_then(|(keeper, sealer, integration, connection)| {
-            match keeper.load(integration, connection) {
-                Ok(sealed) => sealed.and_then(|sealed| sealer.open(&sealed)),
+        let restored = keeping.as_ref().and_then(|k| {
+            match k.keeper.load(&k.integration, &k.connection) {
+                Ok(sealed) => sealed.and_then(|sealed| k.sealer.open(&sealed)),
                 Err(error) => {
-                    tracing::warn!(%integration, %connection, %error, "cannot read the saved refresh token; using the configured one");
+                    let error = context.redaction.redact(&error.to_string());
+                    tracing::warn!(integration = %k.integration, connection = %k.connection, %error, "cannot read the saved refresh token; using the configured one");
                     None
                 }
             }
@@ -243,14 +250,16 @@ impl OAuth2 {
     /// Saves a rotated refresh token, sealed. A failure is logged and the token is used
     /// all the same: the one before it may be spent, so it is the only one that works.
     async fn keep(&self, rotated: &str) {
-        let Some((keeper, sealer, integration, connection)) = &self.keeping else {
+        let Some(keeping) = &self.keeping else {
             return;
         };
-        let Some(sealed) = sealer.seal(rotated) else {
+        let (integration, connection) = (&keeping.integration, &keeping.connection);
+        let Some(sealed) = keeping.sealer.seal(rotated) else {
             tracing::error!(%integration, %connection, "cannot seal the rotated refresh token; a restart will send the spent one");
             return;
         };
-        let (keeper, names) = (keeper.clone(), (integration.clone(), connection.clone()));
+        let keeper = keeping.keeper.clone();
+        let names = (integration.clone(), connection.clone());
         let saved =
             tokio::task::spawn_blocking(move || keeper.save(&names.0, &names.1, &sealed)).await;
         let error = match saved {
