@@ -29,13 +29,21 @@ fn refresh_token(n: usize) -> String {
     format!("canary-refresh/{n}+tok=")
 }
 
+/// How many token requests came, and the refresh token each sent.
+type Issued = Arc<(AtomicUsize, std::sync::Mutex<Vec<String>>)>;
+
 /// The token endpoint: every answer rotates the refresh token; the third request is
 /// refused with the request (client secret and refresh token) echoed in its description.
 async fn token(
-    State(issued): State<Arc<AtomicUsize>>,
+    State(issued): State<Issued>,
     form: String,
 ) -> (StatusCode, axum::Json<serde_json::Value>) {
-    let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+    let sent = form_urlencoded::parse(form.as_bytes())
+        .find(|(k, _)| k == "refresh_token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    issued.1.lock().unwrap().push(sent);
+    let n = issued.0.fetch_add(1, Ordering::SeqCst) + 1;
     if n == 3 {
         let refused = serde_json::json!({"error": "invalid_grant", "error_description": form});
         return (StatusCode::BAD_REQUEST, axum::Json(refused));
@@ -180,7 +188,7 @@ fn dead_letters(state: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_form_of_any_canary_is_kept_printed_or_logged() {
     integ::engine::install_crypto_provider();
-    let issued = Arc::new(AtomicUsize::new(0));
+    let issued: Issued = Arc::default();
     let app = axum::Router::new()
         .route("/token", axum::routing::post(token))
         .with_state(issued.clone())
@@ -262,7 +270,11 @@ async fn no_form_of_any_canary_is_kept_printed_or_logged() {
     }
     // The runs went as planned: a token, a 401, a refresh with the rotated token; then a
     // 401 and a refused refresh with the next rotated one.
-    assert_eq!(issued.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        *issued.1.lock().unwrap(),
+        [refresh_token(1), refresh_token(2), refresh_token(3)],
+        "each refresh sends the token the one before rotated to"
+    );
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status()

@@ -269,3 +269,59 @@ async fn tokens_are_redacted_from_the_moment_they_are_obtained() {
         assert!(!shown.contains(canary), "{canary} in {shown}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integ_run_keeps_the_rotated_refresh_token_in_its_state_file() {
+    let api = MockServer::start(vec![
+        route(
+            "POST",
+            "/token",
+            vec![
+                ok(json!({"access_token": "at-1", "refresh_token": "rt-2", "expires_in": 3600})),
+                ok(json!({"access_token": "at-2", "refresh_token": "rt-3", "expires_in": 3600})),
+            ],
+        ),
+        route("GET", "/a", vec![ok(json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let dir = state_dir("cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = format!(
+        r#"integration demo {{
+  connection crm {{
+    base_url "{url}"
+    auth oauth2 {{
+      token_url "{url}/token"
+      client_id secret("ID")
+      client_secret secret("SECRET")
+      refresh_token secret("REFRESH")
+    }}
+  }}
+  trigger manual
+  step a = crm GET "/a"
+}}"#,
+        url = api.url()
+    );
+    std::fs::write(dir.join("spec.integ"), spec).unwrap();
+    std::fs::write(
+        dir.join("secrets.env"),
+        "ID=client-id\nSECRET=client-secret-1\nREFRESH=rt-1\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_integ"))
+            .args(["run", "spec.integ", "--secrets", "secrets.env"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // The second process sent what the first one was given, from .integ/state.db.
+    assert_eq!(sent_refresh_tokens(&api), ["rt-1", "rt-2"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
