@@ -5,7 +5,7 @@
 
 use super::http::{HttpError, read_capped};
 use super::seal::{RefreshTokens, Sealer};
-use crate::secrets::Redaction;
+use crate::secrets::{Redaction, Source};
 use reqwest::{RequestBuilder, Url};
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -53,6 +53,8 @@ pub struct OAuth2Context {
 pub struct OAuth2 {
     settings: OAuth2Settings,
     redaction: Redaction,
+    /// Where the tokens this client obtains join the redaction set.
+    obtained: Source,
     /// Where a rotated refresh token goes, when a refresh token is configured and there is
     /// a store to keep the rotated one.
     keeping: Option<Keeping>,
@@ -192,6 +194,7 @@ impl OAuth2 {
         let refresh_token = restored.or_else(|| settings.refresh_token.clone());
         Self {
             settings,
+            obtained: context.redaction.source(),
             redaction: context.redaction,
             keeping,
             max_response_bytes: context.max_response_bytes,
@@ -215,9 +218,9 @@ impl OAuth2 {
         }
         let answer = self.request(client, state.refresh_token.as_deref()).await?;
         // Redacted from the moment they exist, before anything can echo them.
-        self.redaction.add_obtained(&answer.access_token);
+        self.obtained.add(&answer.access_token);
         if let Some(rotated) = &answer.refresh_token {
-            self.redaction.add_obtained(rotated);
+            self.obtained.add(rotated);
         }
         // RFC 6749 §6: a new refresh token replaces the old, which may be spent already;
         // without one, the old stays. Saved before it is ever sent.

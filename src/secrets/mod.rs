@@ -5,7 +5,7 @@ mod file;
 mod redaction;
 
 pub use file::FileError;
-pub use redaction::{REDACTED, Redaction};
+pub use redaction::{REDACTED, Redaction, Source};
 
 use std::collections::BTreeMap;
 use std::path::Path;

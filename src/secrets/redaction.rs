@@ -4,31 +4,48 @@
 
 use base64::Engine as _;
 use serde_json::Value as Json;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// Text put in place of a secret value wherever it would be shown.
 pub const REDACTED: &str = "[redacted]";
 
-/// Credentials obtained at run time kept for redaction, newest last: a long-running service
-/// refreshes tokens for ever, and each one costs every later `redact`. A token is dropped
-/// from the set only after this many newer ones were obtained, long after it was last sent.
-const OBTAINED_KEPT: usize = 256;
+/// Credentials each source (an OAuth2 client) obtained at run time kept for redaction,
+/// newest last: a long-running service refreshes tokens for ever, and each one costs every
+/// later `redact`. A source's current access and refresh tokens and those of its three
+/// fetches before are kept, so a token is dropped only long after it was last sent.
+const KEPT_PER_SOURCE: usize = 8;
 
 /// The shared set. Readers take a snapshot (an `Arc` clone under a read lock, released at
 /// once); writers build the next snapshot under the write lock. No lock is held while text
 /// is redacted, nor across an await.
 #[derive(Clone, Default)]
-pub struct Redaction(Arc<RwLock<Arc<Set>>>);
+pub struct Redaction(Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    set: RwLock<Arc<Set>>,
+    /// Numbers the sources of run-time credentials.
+    sources: AtomicU64,
+}
 
 #[derive(Default)]
 struct Set {
     /// Values known from the start: secrets and what is derived from them.
     fixed: Vec<String>,
-    /// Credentials obtained at run time (OAuth2 tokens), oldest first.
-    obtained: VecDeque<String>,
+    /// Credentials obtained at run time (OAuth2 tokens), by source, oldest first.
+    obtained: BTreeMap<u64, VecDeque<String>>,
     /// Every form of every value, longest first; derived once per change, not per call.
     forms: Vec<String>,
+}
+
+/// Where credentials obtained at run time come from (one OAuth2 client): each keeps its
+/// newest `KEPT_PER_SOURCE` in the set.
+#[derive(Debug, Clone)]
+pub struct Source {
+    redaction: Redaction,
+    id: u64,
 }
 
 /// Never prints the values.
@@ -43,16 +60,20 @@ impl Redaction {
         // A writer cannot panic while it holds the lock (it only swaps a built set), so a
         // poisoned lock still holds a whole set.
         self.0
+            .set
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn change(&self, change: impl FnOnce(&mut Vec<String>, &mut VecDeque<String>) -> bool) {
-        let mut slot = self.0.write().unwrap_or_else(PoisonError::into_inner);
+    fn change(
+        &self,
+        change: impl FnOnce(&mut Vec<String>, &mut BTreeMap<u64, VecDeque<String>>) -> bool,
+    ) {
+        let mut slot = self.0.set.write().unwrap_or_else(PoisonError::into_inner);
         let (mut fixed, mut obtained) = (slot.fixed.clone(), slot.obtained.clone());
         if change(&mut fixed, &mut obtained) {
-            let forms = forms(fixed.iter().chain(&obtained));
+            let forms = forms(fixed.iter().chain(obtained.values().flatten()));
             *slot = Arc::new(Set {
                 fixed,
                 obtained,
@@ -72,19 +93,12 @@ impl Redaction {
         });
     }
 
-    /// Redacts a credential obtained at run time (an access or refresh token) from now on;
-    /// the oldest such credential leaves the set once `OBTAINED_KEPT` newer ones are in it.
-    pub fn add_obtained(&self, value: &str) {
-        self.change(|fixed, obtained| {
-            let new = !value.is_empty() && !fixed.iter().chain(obtained.iter()).any(|v| v == value);
-            if new {
-                obtained.push_back(value.to_string());
-                if obtained.len() > OBTAINED_KEPT {
-                    obtained.pop_front();
-                }
-            }
-            new
-        });
+    /// A new source of credentials obtained at run time.
+    pub fn source(&self) -> Source {
+        Source {
+            redaction: self.clone(),
+            id: self.0.sources.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// `text` with every value, in each of its forms, replaced by `[redacted]`.
@@ -123,6 +137,24 @@ impl Redaction {
                     .collect(),
             ),
         }
+    }
+}
+
+impl Source {
+    /// Redacts a credential this source obtained (an access or refresh token) from now on;
+    /// the source's oldest leaves the set once it has `KEPT_PER_SOURCE` newer ones.
+    pub fn add(&self, value: &str) {
+        self.redaction.change(|_, obtained| {
+            let kept = obtained.entry(self.id).or_default();
+            let new = !value.is_empty() && !kept.iter().any(|v| v == value);
+            if new {
+                kept.push_back(value.to_string());
+                if kept.len() > KEPT_PER_SOURCE {
+                    kept.pop_front();
+                }
+            }
+            new
+        });
     }
 }
 
@@ -169,7 +201,7 @@ mod tests {
     fn a_value_added_to_one_clone_is_redacted_by_every_clone() {
         let redaction = Redaction::default();
         let other = redaction.clone();
-        other.add_obtained("access-token-1");
+        other.source().add("access-token-1");
         let base64 = base64::engine::general_purpose::STANDARD.encode("access-token-1");
         assert_eq!(
             redaction.redact(&format!("Bearer access-token-1 or {base64}")),
@@ -178,16 +210,19 @@ mod tests {
     }
 
     #[test]
-    fn only_the_newest_obtained_credentials_are_kept() {
+    fn each_source_keeps_its_newest_credentials() {
         let redaction = Redaction::default();
         redaction.add("fixed-secret");
-        for n in 0..=OBTAINED_KEPT {
-            redaction.add_obtained(&format!("token-{n:04}"));
+        let (busy, quiet) = (redaction.source(), redaction.source());
+        quiet.add("quiet-token");
+        for n in 0..=KEPT_PER_SOURCE {
+            busy.add(&format!("token-{n:04}"));
         }
         assert_eq!(redaction.redact("token-0000"), "token-0000");
         assert_eq!(
-            redaction.redact("token-0001 fixed-secret"),
-            "[redacted] [redacted]"
+            redaction.redact("token-0001 fixed-secret quiet-token"),
+            "[redacted] [redacted] [redacted]",
+            "another source's busy refreshing never drops a quiet one's token"
         );
     }
 
