@@ -28,6 +28,17 @@ fn ok(body: Json) -> MockResponse {
 /// A connection `crm` to `api` with OAuth2 (the refresh token grant when `refresh` is
 /// set), and one step per path in `paths`.
 fn engine(api: &MockServer, refresh: Option<&str>, paths: &[&str], options: Options) -> Engine {
+    engine_with(api, refresh, paths, options, "")
+}
+
+/// `engine`, with `setting` added to the connection.
+fn engine_with(
+    api: &MockServer,
+    refresh: Option<&str>,
+    paths: &[&str],
+    options: Options,
+    setting: &str,
+) -> Engine {
     let refresh_line = if refresh.is_some() {
         r#"refresh_token secret("REFRESH")"#
     } else {
@@ -42,6 +53,7 @@ fn engine(api: &MockServer, refresh: Option<&str>, paths: &[&str], options: Opti
         r#"integration demo {{
   connection crm {{
     base_url "{url}"
+    {setting}
     auth oauth2 {{
       token_url "{url}/token"
       client_id secret("ID")
@@ -184,6 +196,39 @@ async fn a_token_endpoint_5xx_is_retried_and_a_400_keeps_the_oauth_error() {
         1,
         "a 400 is not tried again"
     );
+}
+
+#[tokio::test]
+async fn a_token_request_that_times_out_is_tried_again() {
+    let api = MockServer::start(vec![
+        route(
+            "POST",
+            "/token",
+            vec![
+                ok(json!({"access_token": "at-late"})).after(std::time::Duration::from_secs(3)),
+                ok(json!({"access_token": "at-1", "expires_in": 3600})),
+            ],
+        ),
+        route("GET", "/a", vec![ok(json!({}))]),
+    ])
+    .await
+    .unwrap();
+    let report = engine_with(&api, None, &["/a"], Options::default(), "timeout 500ms")
+        .run(json!({}))
+        .await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    assert_eq!(
+        token_requests(&api).len(),
+        2,
+        "the silent one was tried again"
+    );
+    let calls: Vec<Option<String>> = api
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/a")
+        .map(|r| r.header("authorization").map(String::from))
+        .collect();
+    assert_eq!(calls, [Some("Bearer at-1".to_string())]);
 }
 
 #[tokio::test]

@@ -48,6 +48,8 @@ pub struct OAuth2Context {
     pub integration: String,
     pub connection: String,
     pub max_response_bytes: usize,
+    /// The connection's `timeout`, which bounds each token request too.
+    pub timeout: Option<Duration>,
 }
 
 pub struct OAuth2 {
@@ -59,6 +61,7 @@ pub struct OAuth2 {
     /// a store to keep the rotated one.
     keeping: Option<Keeping>,
     max_response_bytes: usize,
+    timeout: Duration,
     /// The current tokens. A tokio lock held across the token fetch: concurrent callers
     /// wait for that one fetch (a single flight) instead of starting their own, and a
     /// rotated refresh token is replaced by one fetch at a time.
@@ -91,8 +94,8 @@ struct Token {
     generation: u64,
 }
 
-/// One token request gives up after this long, so a silent token endpoint cannot hold
-/// every caller of the connection.
+/// One token request gives up after this long (unless the connection sets its `timeout`),
+/// so a silent token endpoint cannot hold every caller of the connection.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// A token request is tried this many times in all when it times out, cannot connect or
 /// gets a 429 or 5xx, with exponential backoff from `TOKEN_BACKOFF`.
@@ -198,6 +201,7 @@ impl OAuth2 {
             redaction: context.redaction,
             keeping,
             max_response_bytes: context.max_response_bytes,
+            timeout: context.timeout.unwrap_or(TOKEN_TIMEOUT),
             state: Mutex::new(State {
                 access: None,
                 refresh_token,
@@ -326,7 +330,7 @@ impl OAuth2 {
         };
         let mut response = client
             .post(settings.token_url.clone())
-            .timeout(TOKEN_TIMEOUT)
+            .timeout(self.timeout)
             .form(&form)
             .send()
             .await

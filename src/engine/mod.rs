@@ -215,6 +215,7 @@ fn connect(
                 integration: plan.name.clone(),
                 connection: name.clone(),
                 max_response_bytes: max_response_bytes(options),
+                timeout: connection.timeout,
             };
             auth::Auth::OAuth2(Box::new(auth::OAuth2::new(settings, context)))
         }
