@@ -42,7 +42,7 @@ pub fn tighten(path: &Path) -> io::Result<()> {
         let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
-            tracing::warn!(path = %path.display(), "the state file was readable by others; now 0600");
+            tracing::warn!(path = %path.display(), "a state file was open to others; now to its owner only");
         }
     }
     #[cfg(not(unix))]
