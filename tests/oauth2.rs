@@ -118,17 +118,18 @@ async fn a_rotated_refresh_token_is_kept_sealed_and_sent_after_a_restart() {
     .unwrap();
     let dir = state_dir("rotate");
     let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
-    let options = Options {
+    // Fresh options for each engine: a new process shares nothing in memory.
+    let options = || Options {
         refresh_tokens: Some(store.clone()),
         ..Options::default()
     };
-    let first = engine(&api, Some("rt-1"), &["/a", "/a"], options.clone());
+    let first = engine(&api, Some("rt-1"), &["/a", "/a"], options());
     let report = first.run(json!({})).await;
     assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
     assert_eq!(sent_refresh_tokens(&api), ["rt-1", "rt-2"]);
     drop(first);
     // A new process on the same state file sends the rotated token, not the spent one.
-    let restarted = engine(&api, Some("rt-1"), &["/a"], options.clone());
+    let restarted = engine(&api, Some("rt-1"), &["/a"], options());
     restarted.run(json!({})).await;
     assert_eq!(sent_refresh_tokens(&api), ["rt-1", "rt-2", "rt-2"]);
     // Kept sealed: the state file holds no form of it.
@@ -143,7 +144,7 @@ async fn a_rotated_refresh_token_is_kept_sealed_and_sent_after_a_restart() {
     );
     // An operator who authorises again puts a new refresh token in the secrets: it wins
     // over the stored one, which it cannot open.
-    let reauthorised = engine(&api, Some("rt-new"), &["/a"], options);
+    let reauthorised = engine(&api, Some("rt-new"), &["/a"], options());
     reauthorised.run(json!({})).await;
     assert_eq!(
         sent_refresh_tokens(&api).last().map(String::as_str),
@@ -369,4 +370,89 @@ async fn integ_run_keeps_the_rotated_refresh_token_in_its_state_file() {
     // The second process sent what the first one was given, from .integ/state.db.
     assert_eq!(sent_refresh_tokens(&api), ["rt-1", "rt-2"]);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A strict token endpoint: it accepts only the current refresh token, rotates it on each
+/// use, and refuses a spent one with `invalid_grant`.
+async fn strict_token(
+    axum::extract::State(current): axum::extract::State<Arc<std::sync::Mutex<u32>>>,
+    form: String,
+) -> (axum::http::StatusCode, axum::Json<Json>) {
+    let sent = form_urlencoded::parse(form.as_bytes())
+        .find(|(k, _)| k == "refresh_token")
+        .map(|(_, v)| v.into_owned());
+    let mut current = current.lock().unwrap();
+    if sent != Some(format!("rt-{current}")) {
+        let refused = json!({"error": "invalid_grant", "error_description": "spent"});
+        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(refused));
+    }
+    *current += 1;
+    let answer = json!({"access_token": format!("at-{current}"), "refresh_token": format!("rt-{current}"), "expires_in": 0});
+    (axum::http::StatusCode::OK, axum::Json(answer))
+}
+
+#[tokio::test]
+async fn connections_with_one_refresh_token_share_one_client_and_never_spend_it_twice() {
+    let current = Arc::new(std::sync::Mutex::new(1));
+    let token = axum::Router::new()
+        .route("/token", axum::routing::post(strict_token))
+        .with_state(current.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token_url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, token).await });
+    let api = MockServer::start(vec![route("GET", "/a", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    // Two integrations served together, each with a connection holding the same refresh
+    // token, and engines made with the same options (as integ serve makes them).
+    let options = Options::default();
+    let spec = |name: &str| {
+        format!(
+            r#"integration {name} {{
+  connection crm {{
+    base_url "{url}"
+    auth oauth2 {{
+      token_url "{token_url}"
+      client_id secret("ID")
+      client_secret secret("SECRET")
+      refresh_token secret("REFRESH")
+    }}
+  }}
+  trigger manual
+  step a = crm GET "/a"
+}}"#,
+            url = api.url()
+        )
+    };
+    let engines: Vec<Engine> = ["first", "second"]
+        .iter()
+        .map(|name| {
+            let mut files =
+                integ::lint::lint_sources(vec![(PathBuf::from("spec.integ"), spec(name))]);
+            let file = files.pop().unwrap();
+            let model = file.model.as_ref().unwrap();
+            let plan = integ::plan::compile(model, None, std::path::Path::new(".")).unwrap();
+            let secrets = Secrets::from_pairs([
+                ("ID", "client-id"),
+                ("SECRET", "client-secret-1"),
+                ("REFRESH", "rt-1"),
+            ]);
+            Engine::new(Arc::new(plan), secrets, options.clone()).unwrap()
+        })
+        .collect();
+    for round in 0..2 {
+        for engine in &engines {
+            let report = engine.run(json!({})).await;
+            assert_eq!(
+                report.outcome,
+                RunOutcome::Succeeded,
+                "round {round}: {report:#?}"
+            );
+        }
+    }
+    assert_eq!(
+        *current.lock().unwrap(),
+        5,
+        "four refreshes, each with the current token"
+    );
 }

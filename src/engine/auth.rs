@@ -8,7 +8,8 @@ use super::seal::{RefreshTokens, Sealer};
 use crate::secrets::{Redaction, Source};
 use reqwest::{RequestBuilder, Url};
 use serde_json::Value as Json;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -25,7 +26,7 @@ pub enum Auth {
         name: String,
         value: String,
     },
-    OAuth2(Box<OAuth2>),
+    OAuth2(Arc<OAuth2>),
 }
 
 /// What a connection's `auth oauth2` says, evaluated.
@@ -57,9 +58,11 @@ pub struct OAuth2 {
     redaction: Redaction,
     /// Where the tokens this client obtains join the redaction set.
     obtained: Source,
-    /// Where a rotated refresh token goes, when a refresh token is configured and there is
-    /// a store to keep the rotated one.
-    keeping: Option<Keeping>,
+    /// The store that keeps a rotated refresh token, when a refresh token is configured.
+    keeper: Option<Arc<dyn RefreshTokens>>,
+    /// The names the rotated refresh token is kept under: one per connection sharing this
+    /// client (see `OAuth2Clients`). A synchronous lock, never held across an await.
+    kept_as: std::sync::Mutex<Vec<KeptAs>>,
     max_response_bytes: usize,
     timeout: Duration,
     /// The current tokens. A tokio lock held across the token fetch: concurrent callers
@@ -68,12 +71,70 @@ pub struct OAuth2 {
     state: Mutex<State>,
 }
 
-/// A connection's keeper of rotated refresh tokens, its sealer, and its names there.
-struct Keeping {
-    keeper: Arc<dyn RefreshTokens>,
+/// A name (integration, connection) a rotated refresh token is kept under, with its sealer.
+struct KeptAs {
     sealer: Sealer,
     integration: String,
     connection: String,
+}
+
+/// OAuth2 clients shared by the connections that send the same credentials to the same
+/// token endpoint: every connection of one engine, and of every engine given the same
+/// `Options`. Two clients holding one refresh token would each spend it: when the endpoint
+/// rotates it, the other's next refresh is refused (`invalid_grant`), and an endpoint with
+/// reuse detection revokes both. Clients of the client credentials grant hold nothing to
+/// spend and are not shared.
+#[derive(Default)]
+pub struct OAuth2Clients(std::sync::Mutex<HashMap<[u8; 32], Arc<OAuth2>>>);
+
+impl std::fmt::Debug for OAuth2Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuth2Clients(..)")
+    }
+}
+
+impl OAuth2Clients {
+    /// The client for these settings: the one already made for the same credentials, which
+    /// then also keeps its rotated refresh token under this connection's name, or a new one.
+    pub(super) fn client(&self, settings: OAuth2Settings, context: OAuth2Context) -> Arc<OAuth2> {
+        if settings.refresh_token.is_none() {
+            return Arc::new(OAuth2::new(settings, context));
+        }
+        let key = settings.identity();
+        // Held only while a client is made (a read of the store), never across an await.
+        let mut clients = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(shared) = clients.get(&key) {
+            shared.join(&context);
+            return shared.clone();
+        }
+        let client = Arc::new(OAuth2::new(settings, context));
+        clients.insert(key, client.clone());
+        client
+    }
+}
+
+impl OAuth2Settings {
+    /// A digest of everything the token request sends, to find connections that send the
+    /// same; it stays in memory.
+    fn identity(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut digest = sha2::Sha256::new();
+        let fields = [
+            Some(self.token_url.as_str()),
+            Some(self.client_id.as_str()),
+            Some(self.client_secret.as_str()),
+            self.refresh_token.as_deref(),
+            self.scopes.as_deref(),
+            self.audience.as_deref(),
+        ];
+        for field in fields {
+            // Length-prefixed, so that no two lists of fields read the same.
+            let field = field.unwrap_or("\u{0}none");
+            digest.update((field.len() as u64).to_le_bytes());
+            digest.update(field.as_bytes());
+        }
+        digest.finalize().into()
+    }
 }
 
 struct State {
@@ -166,48 +227,68 @@ impl OAuth2 {
     /// The connection's OAuth2 client. With a keeper, a refresh token saved by an earlier
     /// run (rotated from the configured one) is used instead of the configured one.
     pub fn new(settings: OAuth2Settings, context: OAuth2Context) -> Self {
-        let keeping = match (&context.keeper, &settings.refresh_token) {
-            (Some(keeper), Some(configured)) => Sealer::new(
-                &settings.client_secret,
-                &context.integration,
-                &context.connection,
-                configured,
-            )
-            .map(|sealer| Keeping {
-                keeper: keeper.clone(),
-                sealer,
-                integration: context.integration.clone(),
-                connection: context.connection.clone(),
-            }),
-            _ => None,
-        };
-        let restored = keeping.as_ref().and_then(|k| {
-            match k.keeper.load(&k.integration, &k.connection) {
-                Ok(sealed) => sealed.and_then(|sealed| k.sealer.open(&sealed)),
-                Err(error) => {
-                    let error = context.redaction.redact(&error.to_string());
-                    tracing::warn!(integration = %k.integration, connection = %k.connection, %error, "cannot read the saved refresh token; using the configured one");
-                    None
-                }
-            }
-        });
-        if let Some(restored) = &restored {
-            context.redaction.add(restored);
-        }
-        let refresh_token = restored.or_else(|| settings.refresh_token.clone());
-        Self {
-            settings,
+        let keeper = context
+            .keeper
+            .clone()
+            .filter(|_| settings.refresh_token.is_some());
+        let client = Self {
             obtained: context.redaction.source(),
-            redaction: context.redaction,
-            keeping,
+            redaction: context.redaction.clone(),
+            keeper,
+            kept_as: std::sync::Mutex::new(Vec::new()),
             max_response_bytes: context.max_response_bytes,
             timeout: context.timeout.unwrap_or(TOKEN_TIMEOUT),
             state: Mutex::new(State {
                 access: None,
-                refresh_token,
+                refresh_token: settings.refresh_token.clone(),
                 generation: 0,
             }),
+            settings,
+        };
+        client.join(&context);
+        client
+    }
+
+    /// Keeps the rotated refresh token under this connection's name too. If none was
+    /// restored yet and one was saved under this name, it is the one to send.
+    fn join(&self, context: &OAuth2Context) {
+        let (Some(keeper), Some(configured)) = (&self.keeper, &self.settings.refresh_token) else {
+            return;
+        };
+        let Some(sealer) = Sealer::new(
+            &self.settings.client_secret,
+            &context.integration,
+            &context.connection,
+            configured,
+        ) else {
+            return;
+        };
+        let (integration, connection) = (&context.integration, &context.connection);
+        let restored = match keeper.load(integration, connection) {
+            Ok(sealed) => sealed.and_then(|sealed| sealer.open(&sealed)),
+            Err(error) => {
+                let error = self.redaction.redact(&error.to_string());
+                tracing::warn!(%integration, %connection, %error, "cannot read the saved refresh token; using the configured one");
+                None
+            }
+        };
+        if let Some(restored) = restored {
+            self.redaction.add(&restored);
+            // Clients are made before any request, so nobody holds the state yet.
+            if let Ok(mut state) = self.state.try_lock()
+                && state.refresh_token.as_ref() == Some(configured)
+            {
+                state.refresh_token = Some(restored);
+            }
         }
+        self.kept_as
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(KeptAs {
+                sealer,
+                integration: integration.clone(),
+                connection: connection.clone(),
+            });
     }
 
     /// A valid token and its generation, fetching one if there is none or it expired.
@@ -254,27 +335,48 @@ impl OAuth2 {
         }
     }
 
-    /// Saves a rotated refresh token, sealed. A failure is logged and the token is used
-    /// all the same: the one before it may be spent, so it is the only one that works.
+    /// Saves a rotated refresh token, sealed, under every name it is kept under. A failure
+    /// is logged and the token is used all the same: the one before it may be spent, so it
+    /// is the only one that works.
     async fn keep(&self, rotated: &str) {
-        let Some(keeping) = &self.keeping else {
+        let Some(keeper) = self.keeper.clone() else {
             return;
         };
-        let (integration, connection) = (&keeping.integration, &keeping.connection);
-        let Some(sealed) = keeping.sealer.seal(rotated) else {
-            tracing::error!(%integration, %connection, "cannot seal the rotated refresh token; a restart will send the spent one");
-            return;
+        let sealed: Vec<(String, String, Option<Vec<u8>>)> = self
+            .kept_as
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|k| {
+                let sealed = k.sealer.seal(rotated);
+                (k.integration.clone(), k.connection.clone(), sealed)
+            })
+            .collect();
+        let saved = tokio::task::spawn_blocking(move || {
+            sealed
+                .into_iter()
+                .map(|(integration, connection, sealed)| {
+                    let saved = match sealed {
+                        Some(sealed) => keeper
+                            .save(&integration, &connection, &sealed)
+                            .map_err(|e| e.to_string()),
+                        None => Err("cannot seal it".to_string()),
+                    };
+                    (integration, connection, saved)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let failures = match saved {
+            Ok(saved) => saved
+                .into_iter()
+                .filter_map(|(i, c, saved)| saved.err().map(|e| (i, c, e)))
+                .collect(),
+            Err(error) => vec![(String::new(), String::new(), error.to_string())],
         };
-        let keeper = keeping.keeper.clone();
-        let names = (integration.clone(), connection.clone());
-        let saved =
-            tokio::task::spawn_blocking(move || keeper.save(&names.0, &names.1, &sealed)).await;
-        let error = match saved {
-            Ok(Ok(())) => return,
-            Ok(Err(error)) => error.to_string(),
-            Err(error) => error.to_string(),
-        };
-        tracing::error!(%integration, %connection, error = %self.redaction.redact(&error), "cannot save the rotated refresh token; a restart will send the spent one");
+        for (integration, connection, error) in failures {
+            tracing::error!(%integration, %connection, error = %self.redaction.redact(&error), "cannot save the rotated refresh token; a restart will send the spent one");
+        }
     }
 
     /// Asks the token endpoint, again after a timeout, a failed connection, a 429 or a 5xx,

@@ -12,6 +12,7 @@ mod run;
 mod seal;
 pub mod url;
 
+pub use auth::OAuth2Clients;
 pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
 pub use poll::Polled;
 pub use report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
@@ -38,6 +39,9 @@ pub struct Options {
     /// Where OAuth2 refresh tokens rotated by a token endpoint are kept (sealed), so that
     /// the next process sends the current one, not a spent one.
     pub refresh_tokens: Option<Arc<dyn RefreshTokens>>,
+    /// OAuth2 clients shared by connections with the same credentials: give engines the
+    /// same `Options` (clones share it) and they share one client per refresh token.
+    pub oauth2_clients: Arc<OAuth2Clients>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -217,7 +221,7 @@ fn connect(
                 max_response_bytes: max_response_bytes(options),
                 timeout: connection.timeout,
             };
-            auth::Auth::OAuth2(Box::new(auth::OAuth2::new(settings, context)))
+            auth::Auth::OAuth2(options.oauth2_clients.client(settings, context))
         }
     };
     let headers = connection
