@@ -209,12 +209,15 @@ async fn a_real_run_calls_the_api_and_reports_json() {
     .await
     .unwrap();
     let dir = workdir("real-run");
-    // A run reads neither the webhook's signing secret nor the test blocks' fixtures: it
-    // resolves only what it uses, so neither needs to be there.
+    // A run reads neither the webhook's signing secret, nor the credentials of a connection
+    // only a poll uses, nor the test blocks' fixtures: it resolves only what it uses, so
+    // none of them needs to be there.
     let spec = SPEC
         .replace(
             "trigger manual",
-            r#"trigger webhook "/hooks/notes" { signature github secret("NOTES_HOOK_SECRET") }"#,
+            r#"trigger webhook "/hooks/notes" { signature github secret("NOTES_HOOK_SECRET") }
+  connection source { base_url "https://source.example.com" auth bearer secret("SOURCE_TOKEN") }
+  trigger poll source GET "/notes" { every 1m items $.notes[*] dedupe $.id }"#,
         )
         .replace(
             r#"test "a note"#,

@@ -49,11 +49,13 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let Ok(plan) = load::plan(&args.spec, environment, style(args.color), parts) else {
         return ExitCode::from(EXIT_USAGE);
     };
-    let secrets = match Secrets::load(
-        plan.secrets.for_run(),
-        args.secrets.as_deref(),
-        args.dry_run,
-    ) {
+    // The secrets a run reads must be given (but for a dry run). The others (a trigger's,
+    // a poll-only connection's, a test mock's) get placeholders: their connections are set
+    // up but a run never calls them, and a dry run's borrowed mocks can be evaluated.
+    let file = args.secrets.as_deref();
+    let loaded = Secrets::load(plan.secrets.for_run(), file, args.dry_run)
+        .and_then(|_| Secrets::load(plan.secrets.all(), file, true));
+    let secrets = match loaded {
         Ok(secrets) => secrets,
         Err(error) => return usage(&error),
     };

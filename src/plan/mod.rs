@@ -376,9 +376,15 @@ pub fn compile_parts(
         },
     };
     let mut compiler = Compiler::new(base_dir);
+    // Each connection's secrets, apart: a connection only a poll uses is not a run's.
+    let mut connection_secrets = Vec::new();
     let connection_plans = connections
         .iter()
-        .map(|c| compiler.connection(c))
+        .map(|c| {
+            let plan = compiler.connection(c);
+            connection_secrets.push(std::mem::take(&mut compiler.secrets));
+            plan
+        })
         .collect::<Result<Vec<_>, _>>()?;
     // The checker made sure every name is a connection; a miss is a bug, not a panic.
     let index = |name: &str| {
@@ -387,17 +393,29 @@ pub fn compile_parts(
             .position(|c| c.name == name)
             .ok_or_else(|| PlanError::UnknownConnection(name.to_string()))
     };
-    let steps = integration
+    let steps: Vec<StepPlan> = integration
         .steps
         .iter()
         .map(|s| compiler.step(s, index(&s.connection)?))
         .collect::<Result<_, _>>()?;
-    let fallbacks = integration
+    let fallbacks: Vec<StepPlan> = integration
         .fallbacks
         .iter()
         .map(|s| compiler.step(s, index(&s.connection)?))
         .collect::<Result<_, _>>()?;
-    let run_secrets = std::mem::take(&mut compiler.secrets);
+    let mut run_secrets = std::mem::take(&mut compiler.secrets);
+    for (index, secrets) in connection_secrets.into_iter().enumerate() {
+        if steps
+            .iter()
+            .chain(&fallbacks)
+            .any(|s| s.connection == index)
+        {
+            run_secrets.extend(secrets);
+        } else {
+            compiler.secrets.extend(secrets);
+        }
+    }
+    let unused_connections = std::mem::take(&mut compiler.secrets);
     let tests = match parts {
         Parts::All => integration
             .tests
@@ -493,7 +511,12 @@ pub fn compile_parts(
         schedules,
         polls,
         secrets: SecretNames {
-            triggers: compiler.secrets.difference(&run_secrets).cloned().collect(),
+            triggers: compiler
+                .secrets
+                .union(&unused_connections)
+                .filter(|name| !run_secrets.contains(*name))
+                .cloned()
+                .collect(),
             tests: test_secrets
                 .difference(&run_secrets)
                 .filter(|name| !compiler.secrets.contains(*name))
