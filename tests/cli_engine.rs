@@ -192,6 +192,22 @@ fn a_spec_with_errors_does_not_run() {
     assert!(text(&output.stderr).contains("unknown connection `nowhere`"));
 }
 
+/// `a[4000000000] = 1` once linted clean and aborted even a dry run on a 128 GB allocation.
+#[test]
+fn a_huge_body_list_index_is_refused_by_lint_and_never_allocated() {
+    let dir = workdir("huge-index");
+    std::fs::write(
+        dir.join("huge.integ"),
+        "integration huge {\n  connection api { base_url \"https://api.example.com\" }\n  trigger manual\n  step s = api POST \"/x\" { body { a[4000000000] = 1 } }\n}\n",
+    )
+    .unwrap();
+    let lint = integ(&["lint", "huge.integ"], &dir, &[]);
+    assert_eq!(lint.status.code(), Some(1), "{}", text(&lint.stdout));
+    assert!(text(&lint.stdout).contains("E208"), "{}", text(&lint.stdout));
+    let run = integ(&["run", "huge.integ", "--dry-run"], &dir, &[]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_run_calls_the_api_and_reports_json() {
     let api = MockServer::start(vec![

@@ -104,6 +104,13 @@ pub enum TargetSegment {
     Index(usize),
 }
 
+impl TargetSegment {
+    /// The largest list index a target may write: `[n]` fills the list with nulls up to
+    /// `n`, so a large index is a large allocation (`a[4000000000]` asked for 128 GB).
+    /// Lint refuses more (E208) and the engine refuses it again rather than allocate.
+    pub const MAX_INDEX: usize = 1000;
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Pagination {
     Cursor(CursorParam),

@@ -213,6 +213,7 @@ impl<'a> Checker<'a> {
         for assignment in assignments {
             let target = assignment.target.node.as_slice();
             let span = assignment.target.span;
+            self.list_indexes(target, span);
             if let Some(first) = seen.get(target) {
                 let kind = DiagnosticKind::DuplicateTarget {
                     target: render_target(target),
@@ -232,6 +233,22 @@ impl<'a> Checker<'a> {
                 seen.insert(target, span);
             }
             self.expr(&assignment.value, scope);
+        }
+    }
+
+    /// A target's list indexes stay small: each `[n]` allocates `n` slots.
+    fn list_indexes(&mut self, target: &[TargetSegment], span: Span) {
+        for segment in target {
+            if let TargetSegment::Index(index) = segment
+                && *index > TargetSegment::MAX_INDEX
+            {
+                let kind = DiagnosticKind::ListIndexTooLarge {
+                    target: render_target(target),
+                    index: *index,
+                    max: TargetSegment::MAX_INDEX,
+                };
+                self.report(kind, span);
+            }
         }
     }
 

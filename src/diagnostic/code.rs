@@ -46,6 +46,7 @@ codes! {
     NotAPath = "E205",
     ChainedComparison = "E206",
     UnknownTemplateName = "E207",
+    ListIndexTooLarge = "E208",
     InvalidCron = "E301",
     UnknownTimezone = "E302",
     UnknownSignaturePreset = "E303",

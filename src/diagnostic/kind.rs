@@ -77,6 +77,12 @@ pub enum DiagnosticKind {
     DuplicateTarget { target: String },
     #[error("`{target}` is assigned a value and also used as a container")]
     TargetConflict { target: String },
+    #[error("list index `{index}` in `{target}` is above {max}")]
+    ListIndexTooLarge {
+        target: String,
+        index: usize,
+        max: usize,
+    },
     #[error("{what} must be a JSONPath")]
     NotAPath { what: &'static str },
 
@@ -248,6 +254,7 @@ impl DiagnosticKind {
             Self::InvalidTemplate { .. } => Code::InvalidTemplate,
             Self::DuplicateTarget { .. } => Code::DuplicateTarget,
             Self::TargetConflict { .. } => Code::TargetConflict,
+            Self::ListIndexTooLarge { .. } => Code::ListIndexTooLarge,
             Self::NotAPath { .. } => Code::NotAPath,
             Self::InvalidCron { .. } => Code::InvalidCron,
             Self::ChainedComparison => Code::ChainedComparison,
@@ -369,6 +376,7 @@ impl DiagnosticKind {
             Self::InvalidTemplate { .. } => "templates use minijinja syntax: `{{ event.id }}`, `{{ contact.name | upper }}`".into(),
             Self::DuplicateTarget { .. } => "each body field is assigned once".into(),
             Self::TargetConflict { .. } => "a field is either a value or an object or list of further fields".into(),
+            Self::ListIndexTooLarge { .. } => "`[n]` fills the list with nulls up to `n`; to send a list, assign it whole: `items = $.items`".into(),
             Self::NotAPath { .. } => "write a JSONPath such as `$.items[*]`".into(),
             Self::ChainedComparison => "`a < b < c` compares `a < b` (true or false) with `c`; write `a < b and b < c`".into(),
             Self::UnknownTemplateName { what, .. } => format!("minijinja's {what}s are listed at https://docs.rs/minijinja/latest/minijinja/{what}s/"),
