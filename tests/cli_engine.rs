@@ -203,7 +203,11 @@ fn a_huge_body_list_index_is_refused_by_lint_and_never_allocated() {
     .unwrap();
     let lint = integ(&["lint", "huge.integ"], &dir, &[]);
     assert_eq!(lint.status.code(), Some(1), "{}", text(&lint.stdout));
-    assert!(text(&lint.stdout).contains("E208"), "{}", text(&lint.stdout));
+    assert!(
+        text(&lint.stdout).contains("E208"),
+        "{}",
+        text(&lint.stdout)
+    );
     let run = integ(&["run", "huge.integ", "--dry-run"], &dir, &[]);
     assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
 }

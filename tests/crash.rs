@@ -563,3 +563,70 @@ async fn sigterm_with_a_slow_client_connected_drains_and_exits() {
     use integ::store::Store as _;
     assert_eq!(store.inbox_counts().unwrap(), [("done".to_string(), 1)]);
 }
+
+/// An event whose run never ends (here: a sink that never answers) stands for one whose run
+/// kills the process. It used to be put back at every start and run again, forever; after
+/// five runs the process stopped during, the next start dead-letters it, unrun.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_the_process_keeps_stopping_during_is_dead_lettered_after_five_runs() {
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/sink".into(),
+        responses: vec![MockResponse::json(201, json!({})).after(Duration::from_secs(3600))],
+    }])
+    .await
+    .unwrap();
+    let dir = relay_dir("interrupted", &sink.url());
+    integ::engine::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let body = json!({ "id": 1 }).to_string();
+    for run in 1..=5 {
+        let port = free_port();
+        let mut server = spawn(&dir, port);
+        healthy(&client, port).await;
+        if run == 1 {
+            let answer = client
+                .post(format!("http://127.0.0.1:{port}/hooks/relay"))
+                .header("X-Signature", sign(body.as_bytes()))
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 202);
+        }
+        // The run has reached the sink: it is in flight when the process dies.
+        for _ in 0..400 {
+            if sink.requests().len() >= run {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(sink.requests().len(), run, "run {run} did not start");
+        server.kill().unwrap();
+        server.wait().unwrap();
+    }
+    let port = free_port();
+    let mut server = spawn(&dir, port);
+    healthy(&client, port).await;
+    let mut letters = String::new();
+    for _ in 0..400 {
+        let listed = Command::new(env!("CARGO_BIN_EXE_integ"))
+            .args(["dlq", "list", "--state", "state.db", "--format", "json"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        letters = String::from_utf8_lossy(&listed.stdout).into_owned();
+        if !letters.trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        letters.contains("the process stopped during 5 runs of this event"),
+        "{letters}"
+    );
+    // Dead-lettered, not run a sixth time.
+    assert_eq!(sink.requests().len(), 5);
+}

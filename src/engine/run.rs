@@ -934,7 +934,10 @@ mod tests {
     #[test]
     fn a_target_index_past_the_bound_is_refused_not_allocated() {
         let mut body = Json::Object(Map::new());
-        let target = [TargetSegment::Key("a".into()), TargetSegment::Index(4_000_000_000)];
+        let target = [
+            TargetSegment::Key("a".into()),
+            TargetSegment::Index(4_000_000_000),
+        ];
         let refused = place(&mut body, &target, json!(1));
         assert!(matches!(refused, Err(StepError::ListIndex(4_000_000_000))));
         assert_eq!(body, json!({"a": null}));

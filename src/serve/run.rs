@@ -10,11 +10,34 @@ use std::sync::atomic::Ordering;
 /// Numbers the runs of this process, for the logs.
 static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
+/// How many runs of one event the process may stop during (a crash, a kill, a power cut)
+/// before the event is dead-lettered instead of run again: an event whose run kills the
+/// process would otherwise kill it at every start, forever.
+const MAX_INTERRUPTED_RUNS: u32 = 5;
+
 pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::store::InboxItem) {
     let store = service.store.clone();
     let id = item.id;
     let span = tracing::info_span!("run", integration = %item.integration, event = id, run = RUNS.fetch_add(1, Ordering::Relaxed));
     let _entered = span.clone().entered();
+    // Every claim but this one ended without the event finishing.
+    let interrupted = item.attempts.saturating_sub(1);
+    if interrupted >= MAX_INTERRUPTED_RUNS {
+        tracing::error!(
+            interrupted_runs = interrupted,
+            "the process stopped during every earlier run of this event; dead-lettered, not run"
+        );
+        drop(_entered);
+        let letter = DeadLetter::interrupted(
+            &item.integration,
+            &item.event,
+            interrupted,
+            engine.secrets(),
+        );
+        let run = RunRecord::interrupted(&item.integration, id, interrupted);
+        end(service, id, Finished::DeadLettered(Box::new(letter)), run).await;
+        return;
+    }
     let resumed = item.done.len();
     tracing::info!(resumed_steps = resumed, "run started");
     drop(_entered);
@@ -29,10 +52,14 @@ pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::st
     let _entered = span.entered();
     log_run(&report);
     let finished = ending(&report, &item.event, engine.secrets());
-    // Off the runtime's threads: the store may be busy (a prune, a burst of webhooks), and
-    // those threads serve the webhooks.
     let run = RunRecord::from_run(&report, engine.secrets(), Some(id));
     drop(_entered);
+    end(service, id, finished, run).await;
+}
+
+/// Ends inbox event `id` with its history record, off the runtime's threads: the store may
+/// be busy (a prune, a burst of webhooks), and those threads serve the webhooks.
+async fn end(service: &Service, id: i64, finished: Finished, run: RunRecord) {
     let store = service.store.clone();
     let ended = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
     if let Ok(Err(error)) = ended {

@@ -123,6 +123,9 @@ pub struct InboxItem {
     /// The results of the steps already completed, by step name (`null` for a step that
     /// completed without a result, such as a skipped one).
     pub done: serde_json::Map<String, serde_json::Value>,
+    /// How many times the event was claimed, this time included: more than one means a
+    /// process stopped while it was claimed (or running) before.
+    pub attempts: u32,
 }
 
 /// How an inbox event ended.

@@ -53,6 +53,35 @@ impl DeadLetter {
     }
 }
 
+impl DeadLetter {
+    /// The dead letter of an event that was never finished because the process stopped
+    /// during each of its last `runs` runs: it is not run again, in case it is the cause.
+    pub fn interrupted(
+        integration: &str,
+        event: &serde_json::Value,
+        runs: u32,
+        secrets: &Secrets,
+    ) -> Self {
+        Self {
+            integration: integration.to_string(),
+            step: String::new(),
+            event: secrets.redact_json(event),
+            requests: Vec::new(),
+            status: None,
+            error: interrupted_reason(runs),
+            attempts: 0,
+            failed_at: now(),
+        }
+    }
+}
+
+/// Why an event stopped by the process too often is not run again.
+pub fn interrupted_reason(runs: u32) -> String {
+    format!(
+        "the process stopped during {runs} runs of this event; it is not run again (`integ dlq replay` runs it once more)"
+    )
+}
+
 /// One run in the history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRecord {
@@ -71,6 +100,20 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The history record of inbox event `event`, dead-lettered unrun (see
+    /// `DeadLetter::interrupted`).
+    pub fn interrupted(integration: &str, event: i64, runs: u32) -> Self {
+        Self {
+            integration: integration.to_string(),
+            outcome: "dead_lettered".into(),
+            started_at: now(),
+            duration_ms: 0,
+            attempts: 0,
+            error: Some(interrupted_reason(runs)),
+            event: Some(event),
+        }
+    }
+
     /// The record of `report`, a run of inbox event `event` if it came from the inbox.
     pub fn from_run(report: &RunReport, secrets: &Secrets, event: Option<i64>) -> Self {
         let outcome = serde_json::to_value(report.outcome)

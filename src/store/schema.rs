@@ -69,6 +69,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
         sealed      BLOB NOT NULL,
         PRIMARY KEY (integration, connection)
     )",
+    // How many times each event was claimed: an event whose run kills the process is put
+    // back at every start, and would kill it again forever without a count.
+    "ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
 ];
 
 /// Runs the migrations this file has not run yet, in one transaction.

@@ -380,7 +380,7 @@ impl Store for SqliteStore {
         // One statement, so one implicit transaction: the oldest pending events turn running.
         let mut claimed = connection
             .prepare_cached(
-                "UPDATE inbox SET status = 'running', updated_at = ?1
+                "UPDATE inbox SET status = 'running', updated_at = ?1, attempts = attempts + 1
                  WHERE id IN (
                      SELECT candidate.id FROM json_each(?3) AS names, inbox AS candidate
                      WHERE candidate.id IN (
@@ -388,7 +388,7 @@ impl Store for SqliteStore {
                          WHERE status = 'pending' AND integration = names.value
                          ORDER BY id LIMIT ?2)
                      ORDER BY candidate.id LIMIT ?2)
-                 RETURNING id, integration, event",
+                 RETURNING id, integration, event, attempts",
             )
             .and_then(|mut statement| {
                 let rows = statement.query_map(params![now(), limit as i64, from], |row| {
@@ -396,17 +396,18 @@ impl Store for SqliteStore {
                         row.get::<_, i64>(0)?,
                         row.get::<_, String>(1)?,
                         row.get::<_, String>(2)?,
+                        row.get::<_, u32>(3)?,
                     ))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .map_err(|e| self.error(e))?;
-        claimed.sort_by_key(|(id, _, _)| *id);
+        claimed.sort_by_key(|(id, ..)| *id);
         let mut statement = connection
             .prepare_cached("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
             .map_err(|e| self.error(e))?;
         let mut items = Vec::with_capacity(claimed.len());
-        for (id, integration, event) in claimed {
+        for (id, integration, event, attempts) in claimed {
             let rows = statement
                 .query_map(params![id], |row| {
                     Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
@@ -428,6 +429,7 @@ impl Store for SqliteStore {
                 integration,
                 event,
                 done,
+                attempts,
             });
         }
         Ok(items)
