@@ -184,6 +184,8 @@ fn events(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> Result<Vec<Json>, 
     Ok(match plan.webhooks.first() {
         Some(webhook) => webhook
             .events(&plan.templates, body, secrets)
+            .map_err(|e| TestError::Event(e.to_string()))?
+            .events
             .into_iter()
             .map(|(event, _)| event)
             .collect(),

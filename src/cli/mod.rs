@@ -7,6 +7,7 @@ mod run;
 mod runs;
 mod serve;
 mod test;
+mod triggers;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -34,6 +35,8 @@ enum Command {
     Dlq(dlq::DlqArgs),
     /// The run history of a state store.
     Runs(runs::RunsArgs),
+    /// Each trigger's health: last success, last error, failures in a row, counts.
+    Triggers(triggers::TriggersArgs),
 }
 
 /// Output for people or for programs.
@@ -64,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Dlq(args) => dlq::run(&args),
         Command::Runs(args) => runs::run(&args),
+        Command::Triggers(args) => triggers::run(&args),
     }
 }
 

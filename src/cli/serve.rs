@@ -5,7 +5,9 @@ use crate::engine::{Engine, Options};
 use crate::lint::lint_paths;
 use crate::plan;
 use crate::secrets::Secrets;
-use crate::serve::{HttpOptions, PublicUrl, Service, listen, poll, prune, router, schedule, work};
+use crate::serve::{
+    HttpOptions, PublicUrl, Service, keep_health, listen, poll, prune, router, schedule, work,
+};
 use crate::store::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -242,6 +244,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             },
             ..HttpOptions::default()
         };
+        let health = tokio::spawn(keep_health(service.clone()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = router(service.clone(), &http);
         let server = tokio::spawn(async move {
@@ -261,6 +264,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         if drained.is_err() {
             tracing::warn!("stopped after {DRAIN:?} with work in flight; unfinished events run again at the next start");
         }
+        let _ = tokio::time::timeout(Duration::from_secs(5), health).await;
         schedules.abort();
         polls.abort();
         pruning.abort();

@@ -1,10 +1,12 @@
 //! Model to plan: every JSONPath and template compiled once, environments applied, files
 //! read. Per-event work is evaluation only.
 
+mod events;
 mod jinja;
 mod path;
 mod value;
 
+pub use events::{Keyed, TriggerError, keyed_events};
 pub use path::encode_segment;
 pub use value::{
     EvalError, Path, Root, Scope, Template, Value, as_text, is_singular, render, truthy,
@@ -13,7 +15,6 @@ pub use value::{
 use crate::ast::{self, Expr, ExprKind, Method, TargetSegment, Text};
 use crate::model::{self, Encoding, OnError, RetryPolicy};
 use minijinja::Environment;
-use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::path::{Path as FsPath, PathBuf};
@@ -144,60 +145,6 @@ pub struct WebhookPlan {
     pub when: Option<Value>,
     /// The key under which an event runs once.
     pub dedupe: Option<Value>,
-}
-
-impl WebhookPlan {
-    /// The events of a request body: split by `each`, filtered by `when`, each with its
-    /// dedupe key.
-    pub fn events(
-        &self,
-        env: &Arc<Environment<'static>>,
-        body: Json,
-        secrets: &crate::secrets::Secrets,
-    ) -> Vec<(Json, Option<String>)> {
-        let eval = |value: &Value, document: &Json| {
-            let scope = Scope::of(document, secrets);
-            value.eval(env, &scope).ok().flatten()
-        };
-        let split = match &self.each {
-            Some(each) => match eval(each, &body) {
-                Some(Json::Array(events)) => events,
-                Some(Json::Null) | None => Vec::new(),
-                Some(one) => vec![one],
-            },
-            None => vec![body],
-        };
-        keyed_events(
-            env,
-            split,
-            self.when.as_ref(),
-            self.dedupe.as_ref(),
-            secrets,
-        )
-    }
-}
-
-/// Events that pass `when`, each with its `dedupe` key: what webhooks and polls enqueue.
-pub fn keyed_events(
-    env: &Arc<Environment<'static>>,
-    events: Vec<Json>,
-    when: Option<&Value>,
-    dedupe: Option<&Value>,
-    secrets: &crate::secrets::Secrets,
-) -> Vec<(Json, Option<String>)> {
-    let eval = |value: &Value, document: &Json| {
-        let scope = Scope::of(document, secrets);
-        value.eval(env, &scope).ok().flatten()
-    };
-    events
-        .into_iter()
-        .filter(|event| when.is_none_or(|when| truthy(eval(when, event).as_ref())))
-        .map(|event| {
-            let key = dedupe.and_then(|dedupe| eval(dedupe, &event));
-            let key = key.filter(|k| !k.is_null()).map(|k| as_text(Some(&k)));
-            (event, key)
-        })
-        .collect()
 }
 
 #[derive(Debug, Clone)]

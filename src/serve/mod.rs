@@ -6,6 +6,7 @@
 //! that an event left running by a stopped process resumes at its first unfinished step.
 
 mod dispatch;
+mod health;
 mod http;
 mod poll;
 mod prune;
@@ -15,6 +16,7 @@ mod schedule;
 mod webhook;
 
 pub use dispatch::work;
+pub use health::keep_health;
 pub use http::{HttpOptions, MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_TIMEOUT, listen};
 pub use poll::poll;
 pub use prune::{RETENTION, prune};
@@ -32,6 +34,7 @@ use tokio::sync::Notify;
 pub struct Service {
     pub engines: Vec<Arc<Engine>>,
     pub store: Arc<dyn Store>,
+    health: health::Health,
     shutting_down: AtomicBool,
     work: Notify,
 }
@@ -46,9 +49,11 @@ impl std::fmt::Debug for Service {
 
 impl Service {
     pub fn new(engines: Vec<Arc<Engine>>, store: Arc<dyn Store>) -> Arc<Self> {
+        let health = health::Health::load(&engines, store.as_ref());
         Arc::new(Self {
             engines,
             store,
+            health,
             shutting_down: AtomicBool::new(false),
             work: Notify::new(),
         })

@@ -1,6 +1,7 @@
 //! Polls: pages of an API's answers into the inbox, each with the position after it.
 
 use super::Service;
+use super::health::poll_name;
 use crate::engine::Engine;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,46 +34,12 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
     let Some(every) = engine.plan().polls.get(index).map(|p| p.every) else {
         return;
     };
-    let trigger = format!("poll {index}");
-    let integration = engine.plan().name.clone();
+    let trigger = poll_name(index);
     while !service.stopping() {
-        let store = service.store.clone();
-        let (name, key) = (integration.clone(), trigger.clone());
-        let mut position = tokio::task::spawn_blocking(move || store.position(&name, &key))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten();
-        for _ in 0..POLL_PAGES_PER_ROUND {
-            // A failed poll is tried again next round, from the same position.
-            let Ok(polled) = engine.poll(index, position.as_deref()).await else {
-                break;
-            };
-            let Some(poll) = engine.plan().polls.get(index) else {
-                return;
-            };
-            let events = crate::plan::keyed_events(
-                &engine.plan().templates,
-                polled.items,
-                poll.when.as_ref(),
-                poll.dedupe.as_ref(),
-                engine.secrets(),
-            );
-            let next = polled.next.clone().or(position.clone());
-            let (store, name, key) = (service.store.clone(), integration.clone(), trigger.clone());
-            let stored = next.clone();
-            let committed = tokio::task::spawn_blocking(move || {
-                store.enqueue_page(&name, stored.as_deref().map(|p| (key.as_str(), p)), &events)
-            })
-            .await;
-            if !matches!(committed, Ok(Ok(_))) {
-                break;
-            }
-            service.wake();
-            if polled.next.is_none() || polled.next == position {
-                break;
-            }
-            position = next;
+        // A failed round is tried again next round, from the position it left.
+        match round(&service, &engine, index, &trigger).await {
+            Ok(None) => service.trigger_succeeded(&engine, &trigger),
+            Ok(Some(error)) | Err(error) => service.trigger_failed(&engine, &trigger, &error),
         }
         let until = tokio::time::Instant::now() + every;
         while !service.stopping() && tokio::time::Instant::now() < until {
@@ -80,4 +47,60 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
                 .await;
         }
     }
+}
+
+/// One round of a poll: pages from the stored position until the last, each committed with
+/// the position after it. `Ok(Some(error))` when every page was committed but some events
+/// without their dedupe key.
+async fn round(
+    service: &Service,
+    engine: &Engine,
+    index: usize,
+    trigger: &str,
+) -> Result<Option<String>, String> {
+    let integration = engine.plan().name.clone();
+    let poll = engine
+        .plan()
+        .polls
+        .get(index)
+        .ok_or("no such poll trigger")?;
+    let store = service.store.clone();
+    let (name, key) = (integration.clone(), trigger.to_string());
+    let mut position = tokio::task::spawn_blocking(move || store.position(&name, &key))
+        .await
+        .map_err(|e| format!("cannot read the poll's position: {e}"))?
+        .map_err(|e| format!("cannot read the poll's position: {e}"))?;
+    let mut unkeyed = None;
+    for _ in 0..POLL_PAGES_PER_ROUND {
+        let polled = engine.poll(index, position.as_deref()).await?;
+        let keyed = crate::plan::keyed_events(
+            &engine.plan().templates,
+            polled.items,
+            poll.when.as_ref(),
+            poll.dedupe.as_ref(),
+            engine.secrets(),
+        )
+        .map_err(|e| e.to_string())?;
+        unkeyed = unkeyed.or(keyed.unkeyed);
+        let next = polled.next.clone().or(position.clone());
+        let (store, name, key) = (
+            service.store.clone(),
+            integration.clone(),
+            trigger.to_string(),
+        );
+        let stored = next.clone();
+        let events = keyed.events;
+        tokio::task::spawn_blocking(move || {
+            store.enqueue_page(&name, stored.as_deref().map(|p| (key.as_str(), p)), &events)
+        })
+        .await
+        .map_err(|e| format!("cannot commit the page: {e}"))?
+        .map_err(|e| format!("cannot commit the page: {e}"))?;
+        service.wake();
+        if polled.next.is_none() || polled.next == position {
+            break;
+        }
+        position = next;
+    }
+    Ok(unkeyed.map(super::webhook::unkeyed_error))
 }

@@ -1,7 +1,9 @@
 //! Schedules: one inbox event per cron occurrence.
 
 use super::Service;
+use super::health::schedule_name;
 use crate::engine::Engine;
+use crate::plan::SchedulePlan;
 use serde_json::Value as Json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,10 +29,16 @@ async fn fire(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
     let Some(plan) = engine.plan().schedules.get(index) else {
         return;
     };
+    let trigger = schedule_name(index);
     while !service.stopping() {
         let now = chrono::Utc::now().with_timezone(&plan.timezone);
-        let Ok(next) = plan.cron.find_next_occurrence(&now, false) else {
-            return;
+        let next = match plan.cron.find_next_occurrence(&now, false) {
+            Ok(next) => next,
+            Err(error) => {
+                let error = format!("no next occurrence of `{}`: {error}", plan.text);
+                service.trigger_failed(&engine, &trigger, &error);
+                return;
+            }
         };
         // Sleep in short stretches, so that a shutdown is noticed.
         loop {
@@ -45,20 +53,41 @@ async fn fire(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
         if service.stopping() {
             return;
         }
-        let scope = crate::plan::Scope::fixed(engine.secrets());
-        let declared = plan
-            .event
-            .as_ref()
-            .and_then(|e| e.eval(&engine.plan().templates, &scope).ok().flatten());
-        let mut event = match declared {
-            Some(Json::Object(fields)) => fields,
-            _ => serde_json::Map::new(),
-        };
-        event.insert("scheduled_at".into(), Json::String(next.to_rfc3339()));
-        let key = format!("schedule {} {}", plan.text, next.timestamp());
-        let (store, integration) = (service.store.clone(), engine.plan().name.clone());
-        let events = vec![(Json::Object(event), Some(key))];
-        let _ = tokio::task::spawn_blocking(move || store.enqueue(&integration, &events)).await;
-        service.wake();
+        match occurrence(&service, &engine, plan, next).await {
+            Ok(()) => service.trigger_succeeded(&engine, &trigger),
+            Err(error) => service.trigger_failed(&engine, &trigger, &error),
+        }
     }
+}
+
+/// Enqueues the event of the occurrence at `at`. An `event` that cannot be computed (a
+/// secret or environment variable not set) enqueues nothing: an event without its declared
+/// fields would run steps on data the spec did not mean.
+async fn occurrence(
+    service: &Service,
+    engine: &Engine,
+    plan: &SchedulePlan,
+    at: chrono::DateTime<chrono_tz::Tz>,
+) -> Result<(), String> {
+    let scope = crate::plan::Scope::fixed(engine.secrets());
+    let declared = match &plan.event {
+        Some(event) => event
+            .eval(&engine.plan().templates, &scope)
+            .map_err(|e| format!("the occurrence's `event` failed: {e}"))?,
+        None => None,
+    };
+    let mut event = match declared {
+        Some(Json::Object(fields)) => fields,
+        _ => serde_json::Map::new(),
+    };
+    event.insert("scheduled_at".into(), Json::String(at.to_rfc3339()));
+    let key = format!("schedule {} {}", plan.text, at.timestamp());
+    let (store, integration) = (service.store.clone(), engine.plan().name.clone());
+    let events = vec![(Json::Object(event), Some(key))];
+    tokio::task::spawn_blocking(move || store.enqueue(&integration, &events))
+        .await
+        .map_err(|e| format!("cannot enqueue the occurrence: {e}"))?
+        .map_err(|e| format!("cannot enqueue the occurrence: {e}"))?;
+    service.wake();
+    Ok(())
 }

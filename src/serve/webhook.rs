@@ -1,6 +1,7 @@
 //! The HTTP side of `integ serve`: each webhook is checked, then committed to the inbox
 //! before it is answered `202`.
 
+use super::health::webhook_name;
 use super::{HttpOptions, Service};
 use crate::engine::Engine;
 use crate::plan::WebhookPlan;
@@ -132,26 +133,54 @@ async fn handle(
             );
         }
     };
-    let events = hook.events(&engine.plan().templates, payload, engine.secrets());
+    let trigger = webhook_name(hook.method, &hook.path);
+    // A `when` or `each` that fails enqueues nothing and answers 500, so that the sender
+    // delivers again (see `TriggerError`); the failure is logged and counted.
+    let keyed = match hook.events(&engine.plan().templates, payload, engine.secrets()) {
+        Ok(keyed) => keyed,
+        Err(error) => {
+            service.trigger_failed(engine, &trigger, &error.to_string());
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the webhook's trigger failed on this body; see the server's log",
+            );
+        }
+    };
     let store = service.store.clone();
     let integration = engine.plan().name.clone();
+    let events = keyed.events;
     let committed = tokio::task::spawn_blocking(move || store.enqueue(&integration, &events)).await;
     match committed {
         Ok(Ok((accepted, duplicates))) => {
             tracing::info!(integration = %engine.plan().name, path = uri.path(), accepted, duplicates, "webhook committed");
             service.wake();
+            match keyed.unkeyed {
+                Some(unkeyed) => service.trigger_failed(engine, &trigger, &unkeyed_error(unkeyed)),
+                None => service.trigger_succeeded(engine, &trigger),
+            }
             (
                 StatusCode::ACCEPTED,
                 axum::Json(json!({ "accepted": accepted, "duplicates": duplicates })),
             )
                 .into_response()
         }
-        Ok(Err(error)) => refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the inbox is unavailable: {error}"),
-        ),
-        Err(_) => refuse(StatusCode::SERVICE_UNAVAILABLE, "the inbox is unavailable"),
+        Ok(Err(error)) => {
+            let error = format!("the inbox is unavailable: {error}");
+            service.trigger_failed(engine, &trigger, &error);
+            refuse(StatusCode::SERVICE_UNAVAILABLE, error)
+        }
+        Err(_) => {
+            service.trigger_failed(engine, &trigger, "the inbox is unavailable");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "the inbox is unavailable")
+        }
     }
+}
+
+/// The error of events enqueued without their dedupe key (see `Keyed::unkeyed`).
+pub(super) fn unkeyed_error((count, reason): (usize, String)) -> String {
+    format!(
+        "{count} event(s) enqueued without a dedupe key, so a duplicate may run twice: {reason}"
+    )
 }
 
 fn check_signature(

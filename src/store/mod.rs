@@ -7,9 +7,11 @@ pub mod private;
 mod records;
 mod schema;
 mod sqlite;
+mod triggers;
 
 pub use records::{DeadLetter, RunRecord};
 pub use sqlite::SqliteStore;
+pub use triggers::TriggerHealth;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,7 +37,8 @@ pub enum StoreError {
     Shared(Arc<StoreError>),
 }
 
-/// The durable state of `integ serve`, `integ run` and the `dlq` and `runs` commands.
+/// The durable state of `integ serve`, `integ run` and the `dlq`, `runs` and `triggers`
+/// commands.
 pub trait Store: Send + Sync {
     /// Stores a dead letter and returns its id.
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
@@ -87,6 +90,10 @@ pub trait Store: Send + Sync {
     /// events (and checkpoints an older version left them) and runs. Pending and running events, and dead
     /// letters, are kept whatever their age.
     fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
+    /// Writes the health of these triggers, replacing what was kept of each.
+    fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError>;
+    /// The health of every trigger, by integration and trigger.
+    fn triggers(&self) -> Result<Vec<TriggerHealth>, StoreError>;
     /// Adds a run to the history.
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// The runs `query` asks for, newest first, each with its id.

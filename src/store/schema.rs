@@ -72,6 +72,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // How many times each event was claimed: an event whose run kills the process is put
     // back at every start, and would kill it again forever without a count.
     "ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+    // Each trigger's health, for `integ triggers`: written every second or so from memory,
+    // never on the path of a webhook.
+    "CREATE TABLE triggers (
+        integration          TEXT NOT NULL,
+        trigger              TEXT NOT NULL,
+        last_success_at      INTEGER,
+        last_error_at        INTEGER,
+        last_error           TEXT,
+        consecutive_failures INTEGER NOT NULL,
+        successes            INTEGER NOT NULL,
+        failures             INTEGER NOT NULL,
+        PRIMARY KEY (integration, trigger)
+    )",
 ];
 
 /// Runs the migrations this file has not run yet, in one transaction.

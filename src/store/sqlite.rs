@@ -2,7 +2,10 @@
 
 use super::private;
 use super::schema::migrate;
-use super::{DeadLetter, Finished, InboxItem, Pruned, RunQuery, RunRecord, Store, StoreError, now};
+use super::{
+    DeadLetter, Finished, InboxItem, Pruned, RunQuery, RunRecord, Store, StoreError, TriggerHealth,
+    now,
+};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -236,6 +239,11 @@ fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> 
         ],
     )?;
     Ok(())
+}
+
+/// A count as SQLite stores it: a signed 64-bit integer.
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// One change of a group commit, inside its transaction.
@@ -570,6 +578,58 @@ impl Store for SqliteStore {
                     event: row.get(7)?,
                 };
                 Ok((row.get(0)?, record))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
+    }
+
+    fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError> {
+        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let transaction = connection.transaction().map_err(|e| self.error(e))?;
+        for t in triggers {
+            exec(
+                &transaction,
+                "INSERT OR REPLACE INTO triggers (integration, trigger, last_success_at,
+                     last_error_at, last_error, consecutive_failures, successes, failures)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    t.integration,
+                    t.trigger,
+                    t.last_success_at,
+                    t.last_error_at,
+                    t.last_error,
+                    count(t.consecutive_failures),
+                    count(t.successes),
+                    count(t.failures)
+                ],
+            )
+            .map_err(|e| self.error(e))?;
+        }
+        transaction.commit().map_err(|e| self.error(e))
+    }
+
+    fn triggers(&self) -> Result<Vec<TriggerHealth>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut statement = connection
+            .prepare(
+                "SELECT integration, trigger, last_success_at, last_error_at, last_error,
+                     consecutive_failures, successes, failures
+                 FROM triggers ORDER BY integration, trigger",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(TriggerHealth {
+                    integration: row.get(0)?,
+                    trigger: row.get(1)?,
+                    last_success_at: row.get(2)?,
+                    last_error_at: row.get(3)?,
+                    last_error: row.get(4)?,
+                    consecutive_failures: u64::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
+                    successes: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
+                    failures: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
+                })
             })
             .map_err(|e| self.error(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()

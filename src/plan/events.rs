@@ -1,0 +1,164 @@
+//! How a trigger's documents become inbox events: split by `each`, filtered by `when`,
+//! each with its `dedupe` key. Nothing here drops an event without saying so.
+
+use super::{Scope, Value, WebhookPlan};
+use crate::plan::EvalError;
+use minijinja::Environment;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// The events to enqueue, and what went wrong with their dedupe keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyed {
+    /// Each event with its dedupe key.
+    pub events: Vec<(Json, Option<String>)>,
+    /// Events that have a `dedupe` setting but got no key (it found nothing, or failed),
+    /// and the first reason. They are enqueued without a key: a duplicate may then run
+    /// twice, which is better than an event never running; the trigger reports it.
+    pub unkeyed: Option<(usize, String)>,
+}
+
+/// Why a trigger could not tell which events to enqueue. Nothing is enqueued then: a
+/// webhook is answered `500`, so its sender delivers it again, and a poll keeps its
+/// position and asks again next round. Enqueueing an event whose `when` failed would run
+/// steps for an event the spec may have meant to skip; dropping it would lose it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TriggerError {
+    #[error("`each` failed: {0}")]
+    Each(EvalError),
+    #[error("`when` failed: {0}")]
+    When(EvalError),
+}
+
+impl WebhookPlan {
+    /// The events of a request body: split by `each`, filtered by `when`, each with its
+    /// dedupe key.
+    pub fn events(
+        &self,
+        env: &Arc<Environment<'static>>,
+        body: Json,
+        secrets: &crate::secrets::Secrets,
+    ) -> Result<Keyed, TriggerError> {
+        let split = match &self.each {
+            Some(each) => match each.eval(env, &Scope::of(&body, secrets)) {
+                Ok(Some(Json::Array(events))) => events,
+                Ok(Some(Json::Null) | None) => Vec::new(),
+                Ok(Some(one)) => vec![one],
+                Err(error) => return Err(TriggerError::Each(error)),
+            },
+            None => vec![body],
+        };
+        keyed_events(
+            env,
+            split,
+            self.when.as_ref(),
+            self.dedupe.as_ref(),
+            secrets,
+        )
+    }
+}
+
+/// Events that pass `when`, each with its `dedupe` key: what webhooks and polls enqueue.
+pub fn keyed_events(
+    env: &Arc<Environment<'static>>,
+    events: Vec<Json>,
+    when: Option<&Value>,
+    dedupe: Option<&Value>,
+    secrets: &crate::secrets::Secrets,
+) -> Result<Keyed, TriggerError> {
+    let mut keyed = Keyed {
+        events: Vec::with_capacity(events.len()),
+        unkeyed: None,
+    };
+    for event in events {
+        let scope = Scope::of(&event, secrets);
+        if let Some(when) = when {
+            let passes = when.test(env, &scope).map_err(TriggerError::When)?;
+            if !passes {
+                continue;
+            }
+        }
+        let key = match dedupe.map(|dedupe| dedupe.eval(env, &scope)) {
+            None => None,
+            Some(Ok(Some(key))) if !key.is_null() => Some(super::as_text(Some(&key))),
+            Some(Ok(_)) => {
+                keyed.unkeyed_one("`dedupe` found no key in the event".into());
+                None
+            }
+            Some(Err(error)) => {
+                keyed.unkeyed_one(format!("`dedupe` failed: {error}"));
+                None
+            }
+        };
+        keyed.events.push((event, key));
+    }
+    Ok(keyed)
+}
+
+impl Keyed {
+    fn unkeyed_one(&mut self, reason: String) {
+        match &mut self.unkeyed {
+            Some((count, _)) => *count += 1,
+            None => self.unkeyed = Some((1, reason)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ast::{BinaryOp, Method};
+    use crate::secrets::Secrets;
+    use serde_json::json;
+
+    fn path(query: &str) -> Value {
+        let query = jsonpath_rust::parser::parse_json_path(query).unwrap();
+        Value::Path(super::super::Path {
+            root: super::super::Root::Document,
+            singular: super::super::is_singular(&query),
+            query,
+        })
+    }
+
+    fn hook(when: Option<Value>, dedupe: Option<Value>) -> WebhookPlan {
+        WebhookPlan {
+            path: "/hooks".into(),
+            method: Method::Post,
+            signature: None,
+            tolerance: None,
+            each: None,
+            when,
+            dedupe,
+        }
+    }
+
+    #[test]
+    fn a_dedupe_that_finds_nothing_keeps_the_event_and_says_so() {
+        let env = Arc::new(Environment::new());
+        let secrets = Secrets::default();
+        // The typo of the issue: `$.isue.id` for `$.issue.id`.
+        let keyed = hook(None, Some(path("$.isue.id")))
+            .events(&env, json!({"issue": {"id": 7}}), &secrets)
+            .unwrap();
+        assert_eq!(keyed.events, vec![(json!({"issue": {"id": 7}}), None)]);
+        let (count, reason) = keyed.unkeyed.unwrap();
+        assert_eq!(count, 1);
+        assert!(reason.contains("`dedupe` found no key"), "{reason}");
+    }
+
+    #[test]
+    fn a_when_that_fails_is_an_error_not_a_dropped_event() {
+        let env = Arc::new(Environment::new());
+        let secrets = Secrets::default();
+        let when = Value::Binary(
+            BinaryOp::Eq,
+            Box::new(Value::Secret("MISSING".into())),
+            Box::new(Value::Literal(json!("x"))),
+        );
+        let failed = hook(Some(when), None).events(&env, json!({}), &secrets);
+        assert!(matches!(
+            failed,
+            Err(TriggerError::When(EvalError::MissingSecret(_)))
+        ));
+    }
+}
