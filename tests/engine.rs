@@ -1308,3 +1308,45 @@ async fn the_segments_filter_inserts_several_encoded_segments() {
     // Only `segments` inserts segments: `| safe` is no way around the encoding.
     assert_eq!(under("/raw/")[0], "/raw/Codertocat%2FHello-World");
 }
+
+/// A header value only known at run time (here from the event) that HTTP cannot carry used
+/// to fail as reqwest's bare "builder error"; the error now names the header, not the value.
+#[tokio::test]
+async fn an_invalid_header_value_at_run_time_names_the_header() {
+    let api = MockServer::start(vec![route("GET", "/contacts", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step contacts = api GET "/contacts" { headers { "X-Contact-Name" = "{{ event.name }}" } }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({"name": "Ada\r\nX-Injected: 1"})).await;
+    let error = step(&report, "contacts").error.clone().unwrap();
+    assert!(error.contains("header `X-Contact-Name`"), "{error}");
+    assert!(
+        !error.contains("builder error") && !error.contains("Ada"),
+        "{error}"
+    );
+    assert!(api.requests().is_empty());
+}
+
+/// A connection header from a secret that HTTP cannot carry is refused at start, named.
+#[test]
+fn an_invalid_connection_header_from_a_secret_is_refused_at_start_by_name() {
+    let spec = r#"integration demo {
+  connection api { base_url "https://api.example.com" headers { "X-Api-Key" = secret("KEY") } }
+  trigger manual
+  step contacts = api GET "/contacts"
+}"#;
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("spec.integ"), spec.into())]);
+    let model = files.pop().unwrap().model.unwrap();
+    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
+    let secrets = Secrets::from_pairs([("KEY", "line1\nline2")]);
+    let error = Engine::new(Arc::new(plan), secrets, Options::default())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("header `X-Api-Key`"), "{error}");
+    assert!(!error.contains("line1"), "{error}");
+}

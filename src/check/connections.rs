@@ -86,7 +86,7 @@ impl Checker<'_> {
                 self.expr(url, &scope);
             }
             ConnectionSetting::Auth(auth) => self.auth(auth, span),
-            ConnectionSetting::Headers(entries) => self.entries(entries, "header", &scope),
+            ConnectionSetting::Headers(entries) => self.headers(entries, &scope),
             ConnectionSetting::RateLimit(limit) => {
                 self.at_least_one("the rate limit's count", limit.count.node, limit.count.span);
                 let per = u32::from(!limit.per.node.is_zero());
@@ -151,35 +151,20 @@ impl Checker<'_> {
         }
     }
 
+    /// A base URL written out (a string, or an `env()` default) is one the engine accepts.
     fn base_url(&mut self, url: &Expr) {
-        let ExprKind::String(text) = &url.kind else {
-            return;
-        };
-        let Some(rest) = text
-            .value
-            .strip_prefix("https://")
-            .or_else(|| text.value.strip_prefix("http://"))
-        else {
-            self.report(
-                DiagnosticKind::InvalidBaseUrl {
-                    url: text.value.clone(),
-                },
-                url.span,
-            );
-            return;
-        };
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        // A query or fragment in the base would swallow every step's path.
-        if authority.is_empty() || rest.contains(['?', '#']) {
-            self.report(
-                DiagnosticKind::InvalidBaseUrl {
-                    url: text.value.clone(),
-                },
-                url.span,
-            );
-        } else if authority.contains('@') {
-            let what = "a password in the base URL".to_string();
-            self.report(DiagnosticKind::LiteralSecret { what }, url.span);
+        for (text, span) in super::http_values::written(url) {
+            match crate::model::http::base_url(text) {
+                None => {
+                    let url = text.to_string();
+                    self.report(DiagnosticKind::InvalidBaseUrl { url }, span);
+                }
+                Some(parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+                    let what = "a password in the base URL".to_string();
+                    self.report(DiagnosticKind::LiteralSecret { what }, span);
+                }
+                Some(_) => {}
+            }
         }
     }
 
@@ -196,7 +181,14 @@ impl Checker<'_> {
                 self.expr(username, &scope);
                 self.expr(password, &scope);
             }
-            Auth::ApiKey { value, .. } => {
+            Auth::ApiKey {
+                in_query,
+                name,
+                value,
+            } => {
+                if !in_query {
+                    self.header_name(&name.value, name.span);
+                }
                 self.credential(value, "the API key");
                 self.expr(value, &scope);
             }
@@ -227,6 +219,9 @@ impl Checker<'_> {
                     },
                     field.name.span,
                 );
+            }
+            if name == "token_url" {
+                self.token_url(&field.value);
             }
             if OAUTH2_SECRETS.contains(&name) {
                 self.credential(&field.value, &format!("the oauth2 `{name}`"));

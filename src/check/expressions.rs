@@ -373,6 +373,10 @@ impl<'a> Checker<'a> {
                 },
                 span,
             );
+        } else if let (Some(first), "secret" | "env") = (args.first(), name)
+            && let ExprKind::String(text) = &first.kind
+        {
+            self.variable_name(name, &text.value, first.span);
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod connections;
 mod expressions;
+mod http_values;
 mod lower;
 mod policy;
 mod settings;

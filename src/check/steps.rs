@@ -75,14 +75,18 @@ impl<'a> Checker<'a> {
         for setting in &step.settings {
             match &setting.node {
                 StepSetting::Query(entries) => self.entries(entries, "query parameter", &scope),
-                StepSetting::Headers(entries) => self.entries(entries, "header", &scope),
+                StepSetting::Headers(entries) => self.headers(entries, &scope),
                 StepSetting::Body(Body::Mapping(assignments))
                 | StepSetting::Variables(assignments) => {
                     self.mapping(assignments, &scope);
                 }
-                StepSetting::Body(Body::Raw(expr))
-                | StepSetting::When(expr)
-                | StepSetting::IdempotencyKey(expr) => self.expr(expr, &scope),
+                StepSetting::Body(Body::Raw(expr)) | StepSetting::When(expr) => {
+                    self.expr(expr, &scope)
+                }
+                StepSetting::IdempotencyKey(expr) => {
+                    self.header_value("Idempotency-Key", expr);
+                    self.expr(expr, &scope);
+                }
                 StepSetting::ForEach { items, concurrency } => {
                     self.expr(items, &outer);
                     if let Some(n) = concurrency {

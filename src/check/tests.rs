@@ -139,6 +139,19 @@ impl Checker<'_> {
                     if let Some(body) = &mock.body {
                         self.expr(body, &Scope::default());
                     }
+                    // Response headers: a credential written there is test data.
+                    self.http_headers(&mock.headers);
+                    for header in &mock.headers {
+                        self.expr(&header.value, &Scope::default());
+                    }
+                    // The grammar bounds the status above; HTTP has none below 100.
+                    if mock.status.node < 100 {
+                        let kind = DiagnosticKind::NumberOutOfRange {
+                            text: mock.status.node.to_string(),
+                            range: "100 to 599",
+                        };
+                        self.report(kind, mock.status.span);
+                    }
                 }
                 TestItem::ExpectRequest(expect) => {
                     self.known_connection(&expect.connection);

@@ -87,6 +87,8 @@ impl Checker<'_> {
                     preset: preset.to_string(),
                 };
                 self.report(kind, option.span);
+            } else if let SignatureOption::Header(name) = &option.node {
+                self.header_name(&name.value, name.span);
             } else if let SignatureOption::Encoding(name) = &option.node
                 && !SIGNATURE_ENCODINGS.contains(&name.node.as_str())
             {
@@ -134,7 +136,7 @@ impl Checker<'_> {
                 PollSetting::Query(entries) => {
                     self.entries(entries, "query parameter", &TRIGGER_SCOPE)
                 }
-                PollSetting::Headers(entries) => self.entries(entries, "header", &TRIGGER_SCOPE),
+                PollSetting::Headers(entries) => self.headers(entries, &TRIGGER_SCOPE),
                 PollSetting::Every(_) | PollSetting::Cursor(Cursor::NextLink(NextLink::Header)) => {
                 }
             }

@@ -68,6 +68,11 @@ pub enum DiagnosticKind {
     },
     #[error("`{name}` is given twice")]
     DuplicateField { name: String },
+    #[error("`{function}(\"{name}\")` names a variable that can never be set")]
+    InvalidVariableName {
+        function: &'static str,
+        name: String,
+    },
 
     #[error("invalid JSONPath: {reason}")]
     InvalidJsonPath { reason: String },
@@ -155,6 +160,12 @@ pub enum DiagnosticKind {
     InvalidOverrideValue { field: String },
     #[error("base URL `{url}` is not an absolute http(s) URL without a query")]
     InvalidBaseUrl { url: String },
+    #[error("`{name}` is not a valid HTTP header name")]
+    InvalidHeaderName { name: String },
+    #[error("the value of header `{header}` cannot be sent over HTTP")]
+    InvalidHeaderValue { header: String },
+    #[error("oauth2 `token_url` `{url}` is not an absolute http(s) URL")]
+    InvalidTokenUrl { url: String },
 
     #[error("retry delay range ends before it starts (`{initial}..{max}`)")]
     InvertedDelays { initial: String, max: String },
@@ -250,6 +261,7 @@ impl DiagnosticKind {
             Self::BadArguments { .. } => Code::BadArguments,
             Self::UnknownStep { .. } => Code::UnknownStep,
             Self::DuplicateField { .. } => Code::DuplicateField,
+            Self::InvalidVariableName { .. } => Code::InvalidVariableName,
             Self::InvalidJsonPath { .. } => Code::InvalidJsonPath,
             Self::InvalidTemplate { .. } => Code::InvalidTemplate,
             Self::DuplicateTarget { .. } => Code::DuplicateTarget,
@@ -276,6 +288,9 @@ impl DiagnosticKind {
             Self::UnknownOverrideField { .. } => Code::UnknownOverrideField,
             Self::ZeroLimit { .. } => Code::ZeroLimit,
             Self::InvalidBaseUrl { .. } => Code::InvalidBaseUrl,
+            Self::InvalidHeaderName { .. } => Code::InvalidHeaderName,
+            Self::InvalidHeaderValue { .. } => Code::InvalidHeaderValue,
+            Self::InvalidTokenUrl { .. } => Code::InvalidTokenUrl,
             Self::InvalidOverrideValue { .. } => Code::InvalidOverrideValue,
             Self::InvertedDelays { .. } => Code::InvertedDelays,
             Self::ZeroAttempts => Code::ZeroAttempts,
@@ -371,6 +386,7 @@ impl DiagnosticKind {
             Self::DuplicateSetting { .. } | Self::DuplicateField { .. } => "remove one of them".into(),
             Self::UnknownFunction { .. } => "the functions are `secret`, `env` and `file`".into(),
             Self::BadArguments { example, .. } => format!("for example `{example}`"),
+            Self::InvalidVariableName { .. } => "name it as environment variables are named: letters, digits and `_`, such as `HUBSPOT_TOKEN`".into(),
             Self::UnknownStep { .. } => "name a step declared with `step NAME = ...`".into(),
             Self::InvalidJsonPath { .. } => "JSONPath follows RFC 9535, for example `$.items[0].id` or `$.items[?@.price > 10]`".into(),
             Self::InvalidTemplate { .. } => "templates use minijinja syntax: `{{ event.id }}`, `{{ contact.name | upper }}`".into(),
@@ -399,6 +415,9 @@ impl DiagnosticKind {
             Self::ZeroLimit { what } if what.contains("window") => "use a duration of at least `1ms`".into(),
             Self::ZeroLimit { .. } => "use a positive whole number".into(),
             Self::InvalidOverrideValue { field } => format!("write it as in a connection, for example `{}`", override_example(field)),
+            Self::InvalidHeaderName { .. } => "header names are letters, digits and `-` (no space, colon or quote), such as `X-Request-Id`".into(),
+            Self::InvalidHeaderValue { .. } => "a header value is one line: no line break or other control character".into(),
+            Self::InvalidTokenUrl { .. } => "write the token endpoint with its scheme: `https://auth.example.com/oauth/token`".into(),
             Self::InvalidBaseUrl { .. } => "write it with its scheme and without `?...`: `https://api.example.com/v1`; put query parameters in the steps' `query { }`".into(),
             Self::InvertedDelays { .. } => "write the range as `initial..max`, the smaller first".into(),
             Self::ZeroAttempts => "`retry 1` makes one attempt and never retries".into(),

@@ -7,7 +7,7 @@ use super::url::{UrlError, same_origin};
 use crate::ast::Method;
 use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
 use reqwest::Url;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::Value as Json;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -93,6 +93,17 @@ pub struct Exchange {
     pub result: Result<Response, HttpError>,
     pub attempts: u32,
     pub duration: Duration,
+}
+
+/// A header as the client sends it. The error names the header, never its value (which
+/// may be a secret): reqwest would only say "builder error".
+pub fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let parsed = crate::model::http::header_name(name)
+        .ok_or_else(|| format!("`{name}` is not a valid HTTP header name"))?;
+    let value = crate::model::http::header_value(value).ok_or_else(|| {
+        format!("the value of header `{name}` is not a valid HTTP header value (a line break or another control character)")
+    })?;
+    Ok((parsed, value))
 }
 
 /// Builds the client of a connection: rustls, pooled, with the connect timeout, a
@@ -230,6 +241,7 @@ impl Connection {
             .request(method, request.url.clone())
             .timeout(request.timeout.unwrap_or(self.timeout));
         for (name, value) in self.wire_headers(request) {
+            let (name, value) = header(&name, &value).map_err(HttpError::Other)?;
             builder = builder.header(name, value);
         }
         if let Some(body) = &request.body {

@@ -195,10 +195,11 @@ fn connect(
         }
         AuthPlan::OAuth2(oauth) => {
             let token_url = text(&oauth.token_url)?;
-            let token_url = reqwest::Url::parse(&token_url).map_err(|_| EngineError::Url {
-                connection: name.clone(),
-                source: url::UrlError::Invalid(token_url.clone()),
-            })?;
+            let token_url =
+                crate::model::http::http_url(&token_url).ok_or_else(|| EngineError::Url {
+                    connection: name.clone(),
+                    source: url::UrlError::TokenUrl(token_url.clone()),
+                })?;
             let optional = |value: &Option<Value>| value.as_ref().map(&text).transpose();
             let settings = auth::OAuth2Settings {
                 token_url,
@@ -224,11 +225,27 @@ fn connect(
             auth::Auth::OAuth2(options.oauth2_clients.client(settings, context))
         }
     };
-    let headers = connection
+    let headers: Vec<(String, String)> = connection
         .headers
         .iter()
         .map(|(key, value)| Ok((key.clone(), text(value)?)))
         .collect::<Result<_, EngineError>>()?;
+    // Headers known at start (secrets, `env()`) are checked at start, not at every request.
+    let credential = match &auth {
+        auth::Auth::Bearer(token) => Some(("Authorization".to_string(), format!("Bearer {token}"))),
+        auth::Auth::ApiKey {
+            in_query: false,
+            name,
+            value,
+        } => Some((name.clone(), value.clone())),
+        _ => None,
+    };
+    for (key, value) in headers.iter().chain(&credential) {
+        http::header(key, value).map_err(|detail| EngineError::Client {
+            connection: name.clone(),
+            detail,
+        })?;
+    }
     let client =
         http::client(&base, connection.connect_timeout).map_err(|e| EngineError::Client {
             connection: name.clone(),

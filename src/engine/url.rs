@@ -15,18 +15,15 @@ pub enum UrlError {
     OffHost { url: String, host: String },
     #[error("`{0}` is not a valid URL")]
     Invalid(String),
+    #[error("oauth2 `token_url` `{0}` is not an absolute http(s) URL")]
+    TokenUrl(String),
     #[error("path `{0}` has a `.` or `..` segment, which would leave the base URL's path: refused")]
     DotSegment(String),
 }
 
 /// The connection's base URL, parsed and checked.
 pub fn base(text: &str) -> Result<Url, UrlError> {
-    let url = Url::parse(text).map_err(|_| UrlError::BadBase(text.to_string()))?;
-    let plain = url.query().is_none() && url.fragment().is_none();
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || !plain {
-        return Err(UrlError::BadBase(text.to_string()));
-    }
-    Ok(url)
+    crate::model::http::base_url(text).ok_or_else(|| UrlError::BadBase(text.to_string()))
 }
 
 /// `base` followed by `path` (already encoded where it came from values). A `.` or `..`

@@ -1,0 +1,53 @@
+//! What HTTP accepts of a spec's values. Lint checks the values written in a spec with these
+//! rules, and the engine applies the same ones to values known only at run time (secrets,
+//! environment variables, templates), so that lint passes nothing run would refuse.
+
+use reqwest::Url;
+use reqwest::header::{HeaderName, HeaderValue};
+
+/// A connection's base URL: absolute `http` or `https` with a host, and no query or
+/// fragment (they would swallow every step's path).
+pub fn base_url(text: &str) -> Option<Url> {
+    let url = http_url(text)?;
+    (url.query().is_none() && url.fragment().is_none()).then_some(url)
+}
+
+/// An absolute `http` or `https` URL with a host, such as an OAuth2 `token_url`.
+pub fn http_url(text: &str) -> Option<Url> {
+    let url = Url::parse(text).ok()?;
+    let web = matches!(url.scheme(), "http" | "https") && url.host_str().is_some();
+    web.then_some(url)
+}
+
+/// An HTTP header name: a token of RFC 9110 (letters, digits and ``!#$%&'*+-.^_`|~``).
+pub fn header_name(text: &str) -> Option<HeaderName> {
+    HeaderName::from_bytes(text.as_bytes()).ok()
+}
+
+/// An HTTP header value as the client sends it: no line break or other control character
+/// but the tab.
+pub fn header_value(text: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(text).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_headers_follow_what_the_client_accepts() {
+        assert!(base_url("https://api.example.com/v2").is_some());
+        assert!(base_url("https://api.example.com:99999").is_none());
+        assert!(base_url("https://api.example.com/?x=1").is_none());
+        assert!(base_url("api.example.com").is_none());
+        assert!(http_url("https://auth.example.com/token?x=1").is_some());
+        assert!(http_url("not a url").is_none());
+        assert!(http_url("ftp://example.com/token").is_none());
+        assert!(header_name("X-Request-Id").is_some());
+        assert!(header_name("X Request Id").is_none());
+        assert!(header_name("").is_none());
+        assert!(header_value("Bearer abc").is_some());
+        assert!(header_value("a\nb").is_none());
+        assert!(header_value("a\0b").is_none());
+    }
+}
