@@ -118,7 +118,9 @@ impl Checker<'_> {
                     }
                 }
             }
-            ConnectionSetting::ConnectTimeout(_) | ConnectionSetting::Timeout(_) => {}
+            ConnectionSetting::ConnectTimeout(timeout) | ConnectionSetting::Timeout(timeout) => {
+                self.timeout(*timeout, span);
+            }
         }
     }
 
@@ -131,6 +133,11 @@ impl Checker<'_> {
             };
             self.report(kind, name.span);
         }
+    }
+
+    /// A zero timeout fails every request before it is sent.
+    pub(super) fn timeout(&mut self, timeout: std::time::Duration, span: Span) {
+        self.at_least_one("the timeout", u32::from(!timeout.is_zero()), span);
     }
 
     pub(super) fn at_least_one(&mut self, what: &'static str, value: u32, span: Span) {

@@ -6,7 +6,7 @@
 
 use super::Checker;
 use super::expressions::Scope;
-use crate::ast::{Entry, Expr, ExprKind};
+use crate::ast::{Entry, Expr, ExprKind, Text};
 use crate::diagnostic::DiagnosticKind;
 use crate::model::http;
 use crate::span::Span;
@@ -60,6 +60,34 @@ impl Checker<'_> {
         }
     }
 
+    /// A request path (a step's, a poll's): a template as such, and no `.` or `..` segment
+    /// written outside its tags, which the engine would refuse on every request.
+    pub(super) fn request_path(&mut self, path: &Text, scope: &Scope<'_>) {
+        self.text_template(path, scope);
+        if http::has_dot_segment(&outside_tags(&path.value)) {
+            let kind = DiagnosticKind::DotSegmentPath {
+                path: path.value.clone(),
+            };
+            self.report(kind, path.span);
+        }
+    }
+
+    /// A webhook path is a URL path as requests carry it, or no request could match it.
+    pub(super) fn webhook_path(&mut self, path: &Text) {
+        let problem = if !path.value.starts_with('/') {
+            "must start with `/`"
+        } else if !http::route_path(&path.value) {
+            "is not a URL path as requests carry it (a space, a non-ASCII letter, `?` or `#`)"
+        } else {
+            return;
+        };
+        let kind = DiagnosticKind::InvalidWebhookPath {
+            path: path.value.clone(),
+            problem,
+        };
+        self.report(kind, path.span);
+    }
+
     /// The name given to `secret()` or `env()` must be one an environment variable or a
     /// secrets-file line can have: not empty, no `=`, no space or control character.
     pub(super) fn variable_name(&mut self, function: &'static str, name: &str, span: Span) {
@@ -75,6 +103,33 @@ impl Checker<'_> {
             self.report(kind, span);
         }
     }
+}
+
+/// A template's text with each tag (`{{ }}`, `{% %}`, `{# #}`) replaced by `_`: what the
+/// template writes whatever its values. Path values are percent-encoded, so a tag can never
+/// add a segment.
+fn outside_tags(template: &str) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = ["{{", "{%", "{#"]
+        .iter()
+        .filter_map(|open| rest.find(open))
+        .min()
+    {
+        out.push_str(&rest[..start]);
+        out.push('_');
+        let close = match &rest[start..start + 2] {
+            "{{" => "}}",
+            "{%" => "%}",
+            _ => "#}",
+        };
+        rest = match rest[start + 2..].find(close) {
+            Some(end) => &rest[start + 2 + end + 2..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The texts a value is whenever it is written out: a string, or the default of an `env()`

@@ -88,7 +88,7 @@ impl<'a> Checker<'a> {
         }
         self.once_each(&spec.defaults);
         for default in &spec.defaults {
-            self.policy_setting(&default.node);
+            self.policy_setting(&default.node, default.span);
         }
         self.steps();
         self.alerts();

@@ -65,7 +65,7 @@ impl<'a> Checker<'a> {
             item: for_each.is_some(),
             ..outer
         };
-        self.text_template(&step.call.path, &scope);
+        self.request_path(&step.call.path, &scope);
         self.path_like_segments(&step.call.path);
         self.graphql(step);
         self.idempotency(step);
@@ -111,7 +111,8 @@ impl<'a> Checker<'a> {
                 StepSetting::Retry(retry) => self.retry(retry),
                 StepSetting::OnError(on_error) => self.on_error(on_error),
                 StepSetting::Encoding(name) => self.encoding(name),
-                StepSetting::Document(_) | StepSetting::Cache(_) | StepSetting::Timeout(_) => {}
+                StepSetting::Timeout(timeout) => self.timeout(*timeout, setting.span),
+                StepSetting::Document(_) | StepSetting::Cache(_) => {}
             }
         }
     }
@@ -288,11 +289,11 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub(super) fn policy_setting(&mut self, setting: &PolicySetting) {
+    pub(super) fn policy_setting(&mut self, setting: &PolicySetting, span: Span) {
         match setting {
             PolicySetting::Retry(retry) => self.retry(retry),
             PolicySetting::OnError(on_error) => self.on_error(on_error),
-            PolicySetting::Timeout(_) => {}
+            PolicySetting::Timeout(timeout) => self.timeout(*timeout, span),
         }
     }
 }

@@ -32,13 +32,7 @@ impl Checker<'_> {
     }
 
     fn webhook(&mut self, webhook: &Webhook, span: crate::span::Span) {
-        if !webhook.path.value.starts_with('/') {
-            let path = webhook.path.value.clone();
-            self.report(
-                DiagnosticKind::InvalidWebhookPath { path },
-                webhook.path.span,
-            );
-        }
+        self.webhook_path(&webhook.path);
         self.once_each(&webhook.settings);
         for setting in &webhook.settings {
             match &setting.node {
@@ -47,9 +41,11 @@ impl Checker<'_> {
                 WebhookSetting::When(expr) | WebhookSetting::Dedupe(expr) => {
                     self.expr(expr, &TRIGGER_SCOPE);
                 }
-                WebhookSetting::Method(_)
-                | WebhookSetting::Tolerance(_)
-                | WebhookSetting::Unsigned => {}
+                WebhookSetting::Tolerance(tolerance) => {
+                    let positive = u32::from(!tolerance.is_zero());
+                    self.at_least_one("the tolerance", positive, setting.span);
+                }
+                WebhookSetting::Method(_) | WebhookSetting::Unsigned => {}
             }
         }
         let says_signature = webhook.settings.iter().any(|s| {
@@ -113,7 +109,7 @@ impl Checker<'_> {
     fn poll(&mut self, poll: &Poll, span: crate::span::Span) {
         self.use_connection(&poll.connection);
         self.once_each(&poll.settings);
-        self.text_template(&poll.path, &TRIGGER_SCOPE);
+        self.request_path(&poll.path, &TRIGGER_SCOPE);
         let has = |pick: fn(&PollSetting) -> bool| poll.settings.iter().any(|s| pick(&s.node));
         // The header line, `trigger poll CONNECTION METHOD "path"`, not the whole block.
         let span = crate::span::Span::new(span.start, poll.path.span.end);
@@ -137,8 +133,11 @@ impl Checker<'_> {
                     self.entries(entries, "query parameter", &TRIGGER_SCOPE)
                 }
                 PollSetting::Headers(entries) => self.headers(entries, &TRIGGER_SCOPE),
-                PollSetting::Every(_) | PollSetting::Cursor(Cursor::NextLink(NextLink::Header)) => {
+                PollSetting::Every(every) => {
+                    let positive = u32::from(!every.is_zero());
+                    self.at_least_one("the poll interval", positive, setting.span);
                 }
+                PollSetting::Cursor(Cursor::NextLink(NextLink::Header)) => {}
             }
         }
     }
@@ -147,10 +146,17 @@ impl Checker<'_> {
         let parser = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build();
-        if let Err(error) = parser.parse(&schedule.cron.value) {
-            let kind = DiagnosticKind::InvalidCron {
-                reason: error.to_string(),
-            };
+        // Parsed as the plan parses it; one that never fires (`0 0 30 2 *`) stops its
+        // schedule at start.
+        let reason = match parser.parse(&schedule.cron.value) {
+            Err(error) => Some(error.to_string()),
+            Ok(cron) => cron
+                .find_next_occurrence(&chrono::Utc::now(), false)
+                .err()
+                .map(|_| "it never fires".to_string()),
+        };
+        if let Some(reason) = reason {
+            let kind = DiagnosticKind::InvalidCron { reason };
             self.report(kind, schedule.cron.span);
         }
         self.once_each(&schedule.settings);

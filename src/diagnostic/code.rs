@@ -83,6 +83,7 @@ codes! {
     TestWithoutEvent = "E607",
     UnknownEnvironmentConnection = "E608",
     NeedsPaginate = "E609",
+    DotSegmentPath = "E610",
     RetriedWithoutIdempotencyKey = "W001",
     PollWithoutDedupe = "W002",
     UnusedConnection = "W003",

@@ -119,8 +119,8 @@ pub enum DiagnosticKind {
         path: String,
         other: String,
     },
-    #[error("webhook path `{path}` must start with `/`")]
-    InvalidWebhookPath { path: String },
+    #[error("webhook path `{path}` {problem}")]
+    InvalidWebhookPath { path: String, problem: &'static str },
     #[error("`{option}` has no effect with the `{preset}` preset")]
     SignatureOptionUnused {
         option: &'static str,
@@ -205,6 +205,8 @@ pub enum DiagnosticKind {
         name: String,
         suggestion: Option<String>,
     },
+    #[error("path `{path}` has a `.` or `..` segment")]
+    DotSegmentPath { path: String },
     #[error("`{keyword}` applies only to a step with `paginate`")]
     NeedsPaginate { keyword: &'static str },
     #[error("test has no `event`")]
@@ -305,6 +307,7 @@ impl DiagnosticKind {
             Self::UnknownStepOutcome { .. } => Code::UnknownStepOutcome,
             Self::TestWithoutEvent => Code::TestWithoutEvent,
             Self::NeedsPaginate { .. } => Code::NeedsPaginate,
+            Self::DotSegmentPath { .. } => Code::DotSegmentPath,
             Self::UnknownEnvironmentConnection { .. } => Code::UnknownEnvironmentConnection,
             Self::RetriedWithoutIdempotencyKey { .. } => Code::RetriedWithoutIdempotencyKey,
             Self::PollWithoutDedupe => Code::PollWithoutDedupe,
@@ -412,7 +415,7 @@ impl DiagnosticKind {
             Self::UnknownEncoding { .. } => "the encodings are `json` and `form`".into(),
             Self::OAuth2Field { .. } => "oauth2 takes `token_url`, `client_id`, `client_secret`, and optionally `refresh_token`, `scopes`, `audience`".into(),
             Self::UnknownOverrideField { .. } => "an environment overrides connection fields such as `base_url`, `auth`, `rate_limit`, `timeout`".into(),
-            Self::ZeroLimit { what } if what.contains("window") => "use a duration of at least `1ms`".into(),
+            Self::ZeroLimit { what } if ["window", "timeout", "interval", "tolerance"].iter().any(|w| what.contains(w)) => "use a duration of at least `1ms`".into(),
             Self::ZeroLimit { .. } => "use a positive whole number".into(),
             Self::InvalidOverrideValue { field } => format!("write it as in a connection, for example `{}`", override_example(field)),
             Self::InvalidHeaderName { .. } => "header names are letters, digits and `-` (no space, colon or quote), such as `X-Request-Id`".into(),
@@ -431,6 +434,7 @@ impl DiagnosticKind {
             Self::UnknownAlertMetric { .. } => format!("the metrics are {}", join_ticked(ALERT_METRICS)),
             Self::UnknownAlertChannel { .. } => format!("the channels are {}", join_ticked(ALERT_CHANNELS)),
             Self::UnknownStepOutcome { .. } => format!("the outcomes are {}", join_ticked(STEP_OUTCOMES)),
+            Self::DotSegmentPath { .. } => "the engine refuses a path that would leave the base URL's path; write the path it means: `/admin`, not `/contacts/../admin`".into(),
             Self::NeedsPaginate { .. } => "add `paginate ...` to the step, or remove this setting".into(),
             Self::TestWithoutEvent => "add `event { ... }` or `event file(\"fixtures/event.json\")`".into(),
             Self::UnknownEnvironmentConnection { .. } => "an environment overrides fields of connections declared in this spec".into(),

@@ -36,12 +36,7 @@ pub fn join(base: &Url, path: &str) -> Result<Url, UrlError> {
     } else {
         format!("/{path}")
     };
-    let before_query = path.split(['?', '#']).next().unwrap_or_default();
-    let dot = before_query.split('/').any(|segment| {
-        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
-        decoded == "." || decoded == ".."
-    });
-    if dot {
+    if crate::model::http::has_dot_segment(&path) {
         return Err(UrlError::DotSegment(path));
     }
     let url = Url::parse(&format!("{prefix}{path}"))

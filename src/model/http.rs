@@ -30,6 +30,26 @@ pub fn header_value(text: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(text).ok()
 }
 
+/// Whether a request path has a `.` or `..` segment before its query, written or
+/// percent-encoded: URL parsers resolve them, which would move the request out of the base
+/// URL's path, so the engine refuses such a path.
+pub fn has_dot_segment(path: &str) -> bool {
+    let before_query = path.split(['?', '#']).next().unwrap_or_default();
+    before_query.split('/').any(|segment| {
+        let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+        decoded == "." || decoded == ".."
+    })
+}
+
+/// Whether a webhook path is a URL path as a request carries it (ASCII, without a space,
+/// query or fragment), so that a request can match it.
+pub fn route_path(path: &str) -> bool {
+    path.is_ascii()
+        && path
+            .parse::<axum::http::uri::PathAndQuery>()
+            .is_ok_and(|p| p.query().is_none() && p.as_str() == path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,5 +69,10 @@ mod tests {
         assert!(header_value("Bearer abc").is_some());
         assert!(header_value("a\nb").is_none());
         assert!(header_value("a\0b").is_none());
+        assert!(has_dot_segment("/contacts/../admin") && has_dot_segment("/a/%2e%2E/b"));
+        assert!(!has_dot_segment("/contacts/1?next=../x"));
+        assert!(route_path("/hooks/stripe") && route_path("/hooks/a%20b"));
+        assert!(!route_path("/hooks/my hook") && !route_path("/hooks?x=1"));
+        assert!(!route_path("/hooks/é") && !route_path("/hooks#x"));
     }
 }
