@@ -212,6 +212,32 @@ fn a_huge_body_list_index_is_refused_by_lint_and_never_allocated() {
     assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
 }
 
+/// `"{{ event.id }}}}"` is `{{ event.id }}` then the text `}}`: lint read it so, but the plan
+/// compiled it as one typed expression and `integ run` refused a spec lint had passed.
+#[test]
+fn a_template_lint_passes_compiles_for_run() {
+    let dir = workdir("braces");
+    std::fs::write(
+        dir.join("braces.integ"),
+        "integration braces {\n  connection api { base_url \"https://api.example.com\" }\n  trigger manual\n  step s = api POST \"/x\" { idempotency_key \"k\" body { a = \"{{ event.id }}}}\" } }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("event.json"), r#"{"id": 3}"#).unwrap();
+    let lint = integ(&["lint", "braces.integ"], &dir, &[]);
+    assert_eq!(lint.status.code(), Some(0), "{}", text(&lint.stdout));
+    let run = integ(
+        &["run", "braces.integ", "--input", "event.json", "--dry-run"],
+        &dir,
+        &[],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stdout).contains(r#"{"a":"3}}"}"#),
+        "{}",
+        text(&run.stdout)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_run_calls_the_api_and_reports_json() {
     let api = MockServer::start(vec![

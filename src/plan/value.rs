@@ -138,33 +138,42 @@ pub fn compile_template(
     source: &str,
     path: bool,
 ) -> Result<Template, PlanError> {
-    let trimmed = source.trim();
-    let typed = !path && is_single_expression(trimmed);
     let name = format!(
         "t{}{}",
         env.templates().count(),
         if path { ".path" } else { "" }
     );
-    let body = if typed {
-        // `{{- x -}}`: the whitespace controls belong to the delimiters, not the expression.
-        let controls: &[char] = &['-', '+', '~'];
-        let inner = trimmed[2..trimmed.len() - 2]
-            .trim_start_matches(controls)
-            .trim_end_matches(controls);
-        format!("{{{{ ({inner}) | {} }}}}", super::jinja::TYPED)
-    } else {
-        source.to_string()
-    };
-    env.add_template_owned(name.clone(), body)
-        .map_err(|e| PlanError::Template {
-            template: source.to_string(),
-            detail: e.to_string(),
-        })?;
+    // `{{ x }}}}` looks like one expression but is `{{ x }}` then text: its typed form does
+    // not compile, and the template is text, as lint read it.
+    let typed = (!path)
+        .then(|| typed_body(source.trim()))
+        .flatten()
+        .filter(|body| env.add_template_owned(name.clone(), body.clone()).is_ok());
+    if typed.is_none() {
+        env.add_template_owned(name.clone(), source.to_string())
+            .map_err(|e| PlanError::Template {
+                template: source.to_string(),
+                detail: e.to_string(),
+            })?;
+    }
     Ok(Template {
         name,
         source: source.to_string(),
-        typed,
+        typed: typed.is_some(),
     })
+}
+
+/// The template that gives the typed value of a single `{{ expression }}`.
+fn typed_body(trimmed: &str) -> Option<String> {
+    if !is_single_expression(trimmed) {
+        return None;
+    }
+    // `{{- x -}}`: the whitespace controls belong to the delimiters, not the expression.
+    let controls: &[char] = &['-', '+', '~'];
+    let inner = trimmed[2..trimmed.len() - 2]
+        .trim_start_matches(controls)
+        .trim_end_matches(controls);
+    Some(format!("{{{{ ({inner}) | {} }}}}", super::jinja::TYPED))
 }
 
 /// `{{ expr }}` and nothing else: no second expression, statement or comment.
