@@ -888,3 +888,40 @@ async fn hubspot_v3_checks_the_url_the_sender_called() {
         "no proxy headers: the listener's"
     );
 }
+
+/// A graceful stop gives back the events claimed ahead but never started, without counting
+/// that claim: only runs the process stopped during count toward dead-lettering an event.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_stop_gives_back_unstarted_claims_uncounted() {
+    let sink = slow_sink().await;
+    let store = fresh_store("serve-unclaim");
+    for id in 1..=3 {
+        store
+            .enqueue("slow", &[(json!({ "id": id }), None)])
+            .unwrap();
+    }
+    let service = Service::new(vec![poster("slow", "", &sink, "/slow")], store.clone());
+    let working = tokio::spawn(work(service.clone(), 1));
+    // One runs; the dispatcher claims the next ahead.
+    until(|| sink.requests().len() == 1).await;
+    until(|| {
+        store
+            .inbox_counts()
+            .unwrap()
+            .iter()
+            .any(|(status, n)| status == "running" && *n == 2)
+    })
+    .await;
+    service.shut_down();
+    tokio::time::timeout(Duration::from_secs(20), working)
+        .await
+        .unwrap()
+        .unwrap();
+    let next = store.claim(3, &["slow"]).unwrap();
+    let ids: Vec<(serde_json::Value, u32)> = next
+        .iter()
+        .map(|i| (i.event["id"].clone(), i.attempts))
+        .collect();
+    // Event 2 was claimed before the stop, but never started: its claim is not counted.
+    assert_eq!(ids, [(json!(2), 1), (json!(3), 1)]);
+}

@@ -42,8 +42,18 @@ pub async fn work(service: Arc<Service>, workers: usize) {
             dispatcher.queue.extend(claimed);
         }
     }
-    // Events claimed but not started stay `running`; the next start puts them back, as
-    // after a crash. Those started finish (the caller bounds how long that may take).
+    // Events claimed but not started go back, their claim not counted (after a crash they
+    // stay `running`, and the next start puts them back, counted). Those started finish
+    // (the caller bounds how long that may take).
+    let queued: Vec<i64> = dispatcher.queue.iter().map(|item| item.id).collect();
+    if !queued.is_empty() {
+        let store = service.store.clone();
+        match tokio::task::spawn_blocking(move || store.unclaim(&queued)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot put back the events not started"),
+            Err(error) => tracing::warn!(%error, "cannot put back the events not started"),
+        }
+    }
     while let Some(joined) = dispatcher.running.join_next_with_id().await {
         dispatcher.release(joined, &service);
     }

@@ -79,6 +79,9 @@ pub trait Store: Send + Sync {
     fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError>;
     /// Puts back the events a stopped process left running; returns how many.
     fn recover(&self) -> Result<usize, StoreError>;
+    /// Puts back claimed events that never started, their claim not counted: only a claim
+    /// during which the process stopped counts toward dead-lettering an event.
+    fn unclaim(&self, ids: &[i64]) -> Result<(), StoreError>;
     /// Inbox events by status, for tests and operations.
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
     /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run

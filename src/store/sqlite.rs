@@ -476,6 +476,19 @@ impl Store for SqliteStore {
         .map_err(|e| self.error(e))
     }
 
+    fn unclaim(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        exec(
+            &connection,
+            "UPDATE inbox SET status = 'pending', attempts = max(attempts - 1, 0)
+             WHERE status = 'running' AND id IN (SELECT value FROM json_each(?1))",
+            params![ids],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(e))
+    }
+
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let mut statement = connection
@@ -931,6 +944,27 @@ mod tests {
             [1, 3],
             "the oldest of both, up to the limit"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn claims_are_counted_and_an_unstarted_claim_is_given_back() {
+        let (dir, store) = fresh("attempts");
+        let events = [
+            (serde_json::json!({ "n": 1 }), None),
+            (serde_json::json!({ "n": 2 }), None),
+        ];
+        store.enqueue("demo", &events).unwrap();
+        let claimed = store.claim(2, &["demo"]).unwrap();
+        assert_eq!(
+            claimed.iter().map(|i| i.attempts).collect::<Vec<_>>(),
+            [1, 1]
+        );
+        // A stop: the first was running (counted), the second only queued (given back).
+        store.unclaim(&[claimed[1].id]).unwrap();
+        store.recover().unwrap();
+        let again = store.claim(2, &["demo"]).unwrap();
+        assert_eq!(again.iter().map(|i| i.attempts).collect::<Vec<_>>(), [2, 1]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
