@@ -251,10 +251,19 @@ impl<'a> Checker<'a> {
                 self.unknown_name(&format!("${name}"), name, root.span, scope);
             }
         }
-        if let Err(error) = jsonpath_rust::parser::parse_json_path(&path.query) {
-            let (reason, at) = jsonpath_error(&error, &path.query);
-            let at = at.map_or(span, |range| path.span_of(range));
-            self.report(DiagnosticKind::InvalidJsonPath { reason }, at);
+        match jsonpath_rust::parser::parse_json_path(&path.query) {
+            Err(error) => {
+                let (reason, at) = jsonpath_error(&error, &path.query);
+                let at = at.map_or(span, |range| path.span_of(range));
+                self.report(DiagnosticKind::InvalidJsonPath { reason }, at);
+            }
+            Ok(query) => {
+                if let Some((pattern, error)) = super::jsonpath_regex::invalid_regex(&query) {
+                    let reason =
+                        format!("the regular expression `{pattern}` does not compile: {error}");
+                    self.report(DiagnosticKind::InvalidJsonPath { reason }, span);
+                }
+            }
         }
     }
 

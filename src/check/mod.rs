@@ -7,6 +7,7 @@
 mod connections;
 mod expressions;
 mod http_values;
+mod jsonpath_regex;
 mod lower;
 mod policy;
 mod settings;
