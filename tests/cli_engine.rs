@@ -500,3 +500,81 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
         "replayed into the inbox"
     );
 }
+
+/// Runs `integ` with `args` in `dir`; kills it after `limit` (then the code is `None`).
+fn integ_within(
+    args: &[&str],
+    dir: &Path,
+    env: &[(&str, &str)],
+    limit: std::time::Duration,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_integ"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() && started.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_told_to_wait_longer_than_its_largest_delay_fails_at_once_saying_so() {
+    for (name, asked) in [
+        ("Retry-After", "100000"),
+        ("Retry-After", "18446744073709551615"),
+        ("X-RateLimit-Reset", "99999999999"),
+    ] {
+        let api = MockServer::start(vec![Route {
+            method: "GET".into(),
+            path: "/things".into(),
+            responses: vec![MockResponse::json(429, json!({})).with_header(name, asked)],
+        }])
+        .await
+        .unwrap();
+        let dir = workdir("run-retry-after");
+        let spec = r#"integration limited {
+  connection api { base_url env("API_URL") }
+  trigger manual
+  step things = api GET "/things" { retry 3 constant 1s }
+}
+"#;
+        std::fs::write(dir.join("limited.integ"), spec).unwrap();
+        let url = api.url();
+        let output = tokio::task::spawn_blocking(move || {
+            let args = ["run", "limited.integ", "--format", "json"];
+            integ_within(
+                &args,
+                &dir,
+                &[("API_URL", &url)],
+                std::time::Duration::from_secs(20),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{name}: {asked}: {}",
+            text(&output.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_str(text(&output.stdout).trim()).unwrap();
+        let error = report["steps"][0]["error"].as_str().unwrap();
+        assert!(
+            error.contains("the API asked to wait") && error.contains("largest retry delay (1s)"),
+            "{error}"
+        );
+        if name == "Retry-After" {
+            assert!(error.contains(&format!("{asked}s")), "{error}");
+        }
+        assert_eq!(api.requests().len(), 1, "{name}: {asked}");
+    }
+}

@@ -901,7 +901,7 @@ async fn a_429_pauses_the_whole_connection_until_its_reset() {
     let spec = r#"integration demo {
   connection api { base_url "{api}" }
   trigger manual
-  step first = api GET "/first" { retry 3 constant 10ms on 429 }
+  step first = api GET "/first" { retry 3 constant 10ms..2s on 429 }
   step second = api GET "/second"
 }"#;
     let engine = engine(spec, &[&api], &[], Options::default());

@@ -925,3 +925,135 @@ async fn a_graceful_stop_gives_back_unstarted_claims_uncounted() {
     // Event 2 was claimed before the stop, but never started: its claim is not counted.
     assert_eq!(ids, [(json!(2), 1), (json!(3), 1)]);
 }
+
+/// Rows of `sql` (one integer column, or NULL) in the state file of test `store`.
+fn column(store: &str, sql: &str) -> Vec<Option<i64>> {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(store)
+        .join("state.db");
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let mut statement = connection.prepare(sql).unwrap();
+    let rows = statement.query_map([], |row| row.get(0)).unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn deferring(plan: Arc<integ::plan::Plan>) -> Arc<Engine> {
+    let options = Options {
+        defer_long_waits: true,
+        ..Options::default()
+    };
+    Arc::new(Engine::new(plan, Secrets::default(), options).unwrap())
+}
+
+/// An API whose `/first` answers 200 and whose `/limited` answers `limited` in turn.
+async fn limited_api(limited: Vec<MockResponse>) -> MockServer {
+    MockServer::start(vec![
+        Route {
+            method: "POST".into(),
+            path: "/first".into(),
+            responses: vec![MockResponse::json(200, json!({"ok": 1}))],
+        },
+        Route {
+            method: "POST".into(),
+            path: "/limited".into(),
+            responses: limited,
+        },
+    ])
+    .await
+    .unwrap()
+}
+
+/// Integration `name` calling `/first`, then `/limited` with `retry`.
+fn two_steps(name: &str, api: &MockServer, retry: &str) -> Arc<Engine> {
+    deferring(plan(format!(
+        r#"integration {name} {{
+  connection api {{ base_url "{}" }}
+  trigger manual
+  step first = api POST "/first" {{ idempotency_key "f-{{{{ event.id }}}}" }}
+  step limited = api POST "/limited" {{ idempotency_key "l-{{{{ event.id }}}}" {retry} }}
+}}"#,
+        api.url()
+    )))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_retry_after_puts_the_event_back_and_frees_the_worker() {
+    let hostile = limited_api(vec![
+        MockResponse::json(429, json!({})).with_header("Retry-After", "100000"),
+    ])
+    .await;
+    let sink = slow_sink().await;
+    let store = fresh_store("serve-retry-after");
+    // Two hostile events first, for both workers, then another integration's.
+    for (integration, id) in [("hostile", 1), ("hostile", 2), ("other", 9)] {
+        store
+            .enqueue(integration, &[(json!({ "id": id }), None)])
+            .unwrap();
+    }
+    let engines = vec![
+        two_steps("hostile", &hostile, "retry 3 constant 1s"),
+        poster("other", "", &sink, "/fast"),
+    ];
+    let service = Service::new(engines, store.clone());
+    tokio::spawn(work(service.clone(), 2));
+    until(|| sink.requests().len() == 1).await;
+    let pending =
+        "SELECT not_before FROM inbox WHERE integration = 'hostile' AND status = 'pending'";
+    until(|| {
+        column("serve-retry-after", pending)
+            .iter()
+            .flatten()
+            .count()
+            == 2
+    })
+    .await;
+    // Back in the inbox until the API's wait, cut to the hour, is over.
+    for not_before in column("serve-retry-after", pending).into_iter().flatten() {
+        assert!(not_before >= unix_now() + 3_000, "{not_before}");
+    }
+    // Each completed step is kept, and no worker slept on the wait: one call asked for it,
+    // and the other event saw the connection paused without asking again.
+    let checkpoints = "SELECT inbox_id FROM checkpoints WHERE step = 'first'";
+    assert_eq!(column("serve-retry-after", checkpoints).len(), 2);
+    let asked = hostile
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/limited")
+        .count();
+    assert!((1..=2).contains(&asked), "{asked}");
+    assert!(store.claim(10, &["hostile"]).unwrap().is_empty());
+    service.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deferred_event_resumes_at_its_step_once_the_wait_is_over() {
+    let api = limited_api(vec![
+        MockResponse::json(429, json!({})).with_header("Retry-After", "2"),
+        MockResponse::json(200, json!({})),
+    ])
+    .await;
+    let store = fresh_store("serve-deferred-resume");
+    store
+        .enqueue("resumes", &[(json!({"id": 1}), None)])
+        .unwrap();
+    let engine = two_steps("resumes", &api, "retry 3 constant 10ms");
+    let service = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(service.clone(), 1));
+    let done = ("done".to_string(), 1);
+    until(|| store.inbox_counts().unwrap().contains(&done)).await;
+    let requests = api.requests();
+    let limited: Vec<_> = requests.iter().filter(|r| r.path == "/limited").collect();
+    assert_eq!(limited.len(), 2);
+    let gap = limited[1].at.duration_since(limited[0].at);
+    assert!(gap >= Duration::from_secs(1), "asked again after {gap:?}");
+    // The step completed before the wait was not repeated.
+    assert_eq!(requests.iter().filter(|r| r.path == "/first").count(), 1);
+    service.shut_down();
+}

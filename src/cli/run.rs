@@ -104,7 +104,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     match report.outcome {
         RunOutcome::Succeeded => ExitCode::SUCCESS,
-        RunOutcome::Failed | RunOutcome::DeadLettered => ExitCode::from(EXIT_FAILURE),
+        RunOutcome::Failed | RunOutcome::DeadLettered | RunOutcome::Deferred { .. } => {
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 
@@ -198,6 +200,7 @@ fn print_human(report: &RunReport, dry_run: bool, color: bool) -> std::io::Resul
         RunOutcome::Succeeded => paint("32", "succeeded"),
         RunOutcome::Failed => paint("31", "failed"),
         RunOutcome::DeadLettered => paint("33", "dead-lettered"),
+        RunOutcome::Deferred { .. } => paint("33", "deferred"),
     };
     let what = if dry_run { "dry run of" } else { "run of" };
     writeln!(

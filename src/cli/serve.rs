@@ -206,9 +206,11 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
     let _lock = lock_state(&args.state)?;
     let store = Arc::new(SqliteStore::open(&args.state).map_err(|e| e.to_string())?);
-    // The engines keep rotated OAuth2 refresh tokens in the store, sealed.
+    // The engines keep rotated OAuth2 refresh tokens in the store, sealed. A long wait an
+    // API asks for puts the event back in the inbox rather than hold a worker.
     let options = Options {
         refresh_tokens: Some(store.clone()),
+        defer_long_waits: true,
         ..Options::default()
     };
     let engines = plans

@@ -74,6 +74,15 @@ pub enum HttpError {
     Url(#[from] UrlError),
     #[error("circuit open: calls fail fast for {0:?}")]
     CircuitOpen(Duration),
+    /// The API asked for a longer wait than the step may hold its worker for (its largest
+    /// retry delay): not waited for here. `integ serve` puts the event back until then.
+    #[error("{}the API asked to wait {asked:?} before the next call, more than this step's largest retry delay ({largest:?}): not waiting", status.map(|s| format!("status {s}: ")).unwrap_or_default())]
+    WaitTooLong {
+        /// The status that asked, when a response did (else a pause of the connection).
+        status: Option<u16>,
+        asked: Duration,
+        largest: Duration,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -82,6 +91,7 @@ impl HttpError {
     pub fn status(&self) -> Option<u16> {
         match self {
             HttpError::Status { status, .. } => Some(*status),
+            HttpError::WaitTooLong { status, .. } => *status,
             _ => None,
         }
     }
@@ -141,37 +151,49 @@ impl Connection {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = self.guarded(request).await;
+            let result = self.guarded(request, policy.max_delay).await;
+            let done = |result| Exchange {
+                result,
+                attempts,
+                duration: started.elapsed(),
+            };
             let Err(error) = &result else {
-                return Exchange {
-                    result,
-                    attempts,
-                    duration: started.elapsed(),
-                };
+                return done(result);
             };
             let retryable = retries(policy, error) && (idempotent || never_processed(error));
-            let delay = retry_delay(policy, attempts, error);
+            if !retryable || attempts >= policy.attempts.get() {
+                return done(result);
+            }
+            let delay = match retry_delay(policy, attempts, error) {
+                Ok(delay) => delay,
+                Err(too_long) => return done(Err(too_long)),
+            };
             let over_time = policy
                 .max_elapsed
-                .is_some_and(|max| started.elapsed() + delay > max);
-            if !retryable || attempts >= policy.attempts.get() || over_time {
-                return Exchange {
-                    result,
-                    attempts,
-                    duration: started.elapsed(),
-                };
+                .is_some_and(|max| started.elapsed().saturating_add(delay) > max);
+            if over_time {
+                return done(result);
             }
             tokio::time::sleep(delay).await;
         }
     }
 
     /// One attempt within the connection's limits: the breaker admits it, a slot and a rate
-    /// token are taken, and the outcome teaches the limits.
-    async fn guarded(&self, request: &Request) -> Result<Response, HttpError> {
+    /// token are taken (waiting for a pause of the connection at most `patience`), and the
+    /// outcome teaches the limits.
+    async fn guarded(&self, request: &Request, patience: Duration) -> Result<Response, HttpError> {
         if let Some(Err(wait)) = self.limits.breaker().map(|b| b.admit()) {
             return Err(HttpError::CircuitOpen(wait));
         }
-        let slot = self.limits.acquire().await;
+        let slot = self
+            .limits
+            .acquire(patience)
+            .await
+            .map_err(|asked| HttpError::WaitTooLong {
+                status: None,
+                asked,
+                largest: patience,
+            })?;
         let result = self.attempt(request).await;
         drop(slot);
         let (status, headers) = match &result {
@@ -364,18 +386,31 @@ fn never_processed(error: &HttpError) -> bool {
 }
 
 /// The wait before attempt `attempts + 1`: the backoff (with full jitter when asked), or
-/// the server's `Retry-After` when it names one, capped by the maximum delay.
-fn retry_delay(policy: &RetryPolicy, attempts: u32, error: &HttpError) -> Duration {
+/// the server's `Retry-After` when it names one. A server's wait longer than the maximum
+/// delay is an error: the step does not hold its worker that long.
+fn retry_delay(
+    policy: &RetryPolicy,
+    attempts: u32,
+    error: &HttpError,
+) -> Result<Duration, HttpError> {
     if let HttpError::CircuitOpen(wait) = error {
-        return (*wait).min(policy.max_delay);
+        return Ok((*wait).min(policy.max_delay));
     }
     if policy.honor_retry_after
         && let HttpError::Status {
             status, headers, ..
         } = error
-        && let Some(after) = retry_after(headers.as_ref(), *status == 429)
+        && let Some(asked) = retry_after(headers.as_ref(), *status == 429)
     {
-        return after.min(policy.max_delay);
+        return if asked <= policy.max_delay {
+            Ok(asked)
+        } else {
+            Err(HttpError::WaitTooLong {
+                status: Some(*status),
+                asked,
+                largest: policy.max_delay,
+            })
+        };
     }
     let step = attempts.saturating_sub(1);
     let backoff = match policy.backoff {
@@ -386,11 +421,11 @@ fn retry_delay(policy: &RetryPolicy, attempts: u32, error: &HttpError) -> Durati
             .saturating_mul(2u32.saturating_pow(step)),
     };
     let capped = backoff.min(policy.max_delay);
-    if policy.jitter {
+    Ok(if policy.jitter {
         capped.mul_f64(fastrand::f64())
     } else {
         capped
-    }
+    })
 }
 
 /// `Retry-After` in seconds or as an HTTP date; else, for a 429 (`limited`), the rate-limit
@@ -398,8 +433,8 @@ fn retry_delay(policy: &RetryPolicy, attempts: u32, error: &HttpError) -> Durati
 fn retry_after(headers: &HeaderMap, limited: bool) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if let Some(value) = text(RETRY_AFTER.as_str()) {
-        if let Ok(seconds) = value.trim().parse::<u64>() {
-            return Some(Duration::from_secs(seconds));
+        if let Some(seconds) = whole_seconds(value) {
+            return Some(seconds);
         }
         if let Ok(date) = httpdate::parse_http_date(value) {
             return Some(date.duration_since(SystemTime::now()).unwrap_or_default());
@@ -411,18 +446,27 @@ fn retry_after(headers: &HeaderMap, limited: bool) -> Option<Duration> {
     ["ratelimit-reset", "x-ratelimit-reset"]
         .into_iter()
         .find_map(|name| {
-            let value: u64 = text(name)?.trim().parse().ok()?;
+            let value = whole_seconds(text(name)?)?;
             // A reset is either seconds from now or a Unix time; a value past 2001 is a time.
             let now = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
-                .ok()?
-                .as_secs();
-            Some(Duration::from_secs(if value > 1_000_000_000 {
+                .ok()?;
+            Some(if value.as_secs() > 1_000_000_000 {
                 value.saturating_sub(now)
             } else {
                 value
-            }))
+            })
         })
+}
+
+/// A number of seconds as headers write it (digits only); one too large for a `u64` is the
+/// longest wait there is rather than none.
+fn whole_seconds(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.parse().map_or(Duration::MAX, Duration::from_secs))
 }
 
 /// The `Content-Type` of a body in `encoding`.
@@ -514,13 +558,79 @@ mod tests {
     }
 
     #[test]
+    fn huge_and_odd_waits_parse_without_overflow() {
+        let header = |name: &str, value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+            headers
+        };
+        let max = u64::MAX.to_string();
+        let asked = |name, value| retry_after(&header(name, value), true);
+        assert_eq!(
+            asked("retry-after", &max),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        assert_eq!(
+            asked("retry-after", "99999999999999999999999"),
+            Some(Duration::MAX)
+        );
+        assert_eq!(asked("retry-after", "-1"), None);
+        assert_eq!(asked("retry-after", "1.5"), None);
+        let far = asked("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT").unwrap();
+        assert!(far > Duration::from_secs(200 * 365 * 86_400), "{far:?}");
+        let past = asked("retry-after", "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(past, Some(Duration::ZERO));
+        let huge = |value| {
+            asked("x-ratelimit-reset", value).is_some_and(|d| d > Duration::from_secs(1 << 60))
+        };
+        assert!(huge(&max) && huge("99999999999999999999999"));
+        assert_eq!(
+            asked("x-ratelimit-reset", "1000000001"),
+            Some(Duration::ZERO),
+            "a reset in the past"
+        );
+        assert_eq!(
+            asked("ratelimit-reset", "30"),
+            Some(Duration::from_secs(30))
+        );
+    }
+
+    #[test]
+    fn a_wait_longer_than_the_largest_delay_is_refused_not_cut() {
+        let policy = RetryPolicy::default();
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, u64::MAX.to_string().parse().unwrap());
+        let error = HttpError::Status {
+            status: 429,
+            excerpt: String::new(),
+            headers: Box::new(headers),
+        };
+        let refused = retry_delay(&policy, 1, &error).unwrap_err();
+        assert!(matches!(
+            refused,
+            HttpError::WaitTooLong {
+                status: Some(429),
+                ..
+            }
+        ));
+        let message = refused.to_string();
+        assert!(message.contains("18446744073709551615s"), "{message}");
+        assert!(message.contains("30s"), "{message}");
+    }
+
+    #[test]
     fn backoff_grows_and_is_capped() {
         let policy = RetryPolicy {
             jitter: false,
             ..RetryPolicy::default()
         };
         let error = HttpError::Timeout;
-        let delays: Vec<Duration> = (1..=8).map(|n| retry_delay(&policy, n, &error)).collect();
+        let delays: Vec<Duration> = (1..=8)
+            .map(|n| retry_delay(&policy, n, &error).unwrap())
+            .collect();
         assert_eq!(delays[0], Duration::from_millis(500));
         assert_eq!(delays[1], Duration::from_secs(1));
         assert_eq!(delays[2], Duration::from_secs(2));

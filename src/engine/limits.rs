@@ -13,6 +13,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// When a 429 names no wait, the connection pauses this long.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
+/// The longest an API may pause a connection. A longer wait (a daily quota's reset, or a
+/// nonsense `Retry-After: 18446744073709551615`) is cut to this: the call after it asks
+/// the API again, and learns the rest of the wait then.
+pub const MAX_PAUSE: Duration = Duration::from_secs(60 * 60);
 /// A breaker declared without a count opens after this many failures in a row.
 const DEFAULT_FAILURES: u32 = 5;
 /// A breaker declared without a cool-down stays open this long.
@@ -81,14 +85,20 @@ impl Limits {
     }
 
     /// Waits until a request may go: the pause over, a concurrency slot free, a rate token
-    /// taken (in that order, so a paused connection does not burn its tokens).
-    pub async fn acquire(&self) -> Slot {
+    /// taken (in that order, so a paused connection does not burn its tokens). A pause the
+    /// API set is waited for at most `patience` in all: `Err` names the rest of it, and the
+    /// caller does not hold its worker that long.
+    pub async fn acquire(&self, patience: Duration) -> Result<Slot, Duration> {
+        let deadline = Instant::now().checked_add(patience);
         loop {
             let pause = self.paused_until.lock().ok().and_then(|until| *until);
-            match pause.map(|until| until.saturating_duration_since(Instant::now())) {
-                Some(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
-                _ => break,
+            let Some(until) = pause.filter(|until| *until > Instant::now()) else {
+                break;
+            };
+            if deadline.is_some_and(|deadline| until > deadline) {
+                return Err(until.saturating_duration_since(Instant::now()));
             }
+            tokio::time::sleep_until(until.into()).await;
         }
         let permit = match &self.concurrency {
             Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
@@ -102,13 +112,13 @@ impl Limits {
         if let Some(limiter) = limiter {
             limiter.until_ready().await;
         }
-        Slot { _permit: permit }
+        Ok(Slot { _permit: permit })
     }
 
     /// Learns from a response: a 429, or no requests left in the API's window, pauses the
     /// whole connection until the reset the response names; a limit the API announces
     /// (`X-RateLimit-Limit`, `RateLimit-Limit`) below the declared count tightens the rate
-    /// for the declared window.
+    /// for the declared window. The pause lasts at most `MAX_PAUSE`.
     pub fn observe(&self, status: u16, headers: &HeaderMap, reset: Option<Duration>) {
         let number = |names: [&str; 2]| {
             names
@@ -125,7 +135,10 @@ impl Limits {
         if !exhausted {
             return;
         }
-        let until = Instant::now() + reset.unwrap_or(DEFAULT_PAUSE);
+        let wait = reset.unwrap_or(DEFAULT_PAUSE).min(MAX_PAUSE);
+        let Some(until) = Instant::now().checked_add(wait) else {
+            return;
+        };
         if let Ok(mut paused) = self.paused_until.lock() {
             *paused = Some(paused.map_or(until, |current| current.max(until)));
         }
@@ -301,6 +314,33 @@ mod tests {
         headers.insert("x-ratelimit-limit", "500".parse().unwrap());
         limits.observe(200, &headers, None);
         assert_eq!(count(), Some(50));
+    }
+
+    #[tokio::test]
+    async fn a_pause_the_api_asks_for_is_capped_and_waited_for_only_as_long_as_the_caller_may() {
+        let limits = Limits::new(None, None, None);
+        // The largest `Retry-After` there is: no overflow, and the pause is cut to the cap.
+        limits.observe(429, &HeaderMap::new(), Some(Duration::from_secs(u64::MAX)));
+        let started = Instant::now();
+        let refused = limits.acquire(Duration::from_secs(1)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "it did not wait"
+        );
+        let rest = refused.err().unwrap();
+        assert!(
+            rest > MAX_PAUSE - Duration::from_secs(5) && rest <= MAX_PAUSE,
+            "{rest:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_short_pause_is_waited_for() {
+        let limits = Limits::new(None, None, None);
+        limits.observe(429, &HeaderMap::new(), Some(Duration::from_millis(200)));
+        let started = Instant::now();
+        assert!(limits.acquire(Duration::from_secs(1)).await.is_ok());
+        assert!(started.elapsed() >= Duration::from_millis(190));
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Options {
     /// OAuth2 clients shared by connections with the same credentials: give engines the
     /// same `Options` (clones share it) and they share one client per refresh token.
     pub oauth2_clients: Arc<OAuth2Clients>,
+    /// A wait the API asks for that is longer than a step's largest retry delay ends the
+    /// run as `RunOutcome::Deferred` instead of failing the step: `integ serve` puts the
+    /// event back in its inbox until then, and its worker moves on.
+    pub defer_long_waits: bool,
 }
 
 #[derive(Debug, thiserror::Error)]

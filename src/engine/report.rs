@@ -17,12 +17,34 @@ pub struct RunReport {
     pub real_run_stops_at: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunOutcome {
     Succeeded,
     Failed,
     DeadLettered,
+    /// Stopped before a step because the API asked for a wait longer than the step may hold
+    /// a worker (with `Options::defer_long_waits`): run the event again after `wait`, from
+    /// that step.
+    Deferred {
+        wait: Duration,
+    },
+}
+
+impl RunOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::DeadLettered => "dead_lettered",
+            Self::Deferred { .. } => "deferred",
+        }
+    }
+}
+
+impl Serialize for RunOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

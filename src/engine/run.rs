@@ -32,6 +32,13 @@ enum StepError {
     ListIndex(usize),
 }
 
+/// How a step ended: with its report, or deferred (the API asked for a longer wait than the
+/// step may hold a worker) with the report of its attempt and the wait.
+enum StepEnd {
+    Ran(StepReport),
+    Deferred(StepReport, Duration),
+}
+
 /// A step's work: its result and the requests it made.
 struct Done {
     result: Result<Option<Json>, StepError>,
@@ -67,16 +74,22 @@ impl Engine {
                 continue;
             }
             let guessed = guessed_responses(&reports);
-            let report = self.run_step(step, &event, &mut results, &guessed).await;
-            let stop = match report.outcome {
-                Outcome::Failed => Some(RunOutcome::Failed),
-                Outcome::DeadLettered => Some(RunOutcome::DeadLettered),
-                Outcome::Succeeded | Outcome::Skipped | Outcome::FellBack => {
-                    // After the last step the run's end is recorded instead.
-                    if index + 1 < steps.len() {
-                        checkpoint(&step.name, results.get(&step.name));
-                    }
-                    None
+            let ended = self.run_step(step, &event, &mut results, &guessed).await;
+            let (report, stop) = match ended {
+                StepEnd::Deferred(report, wait) => (report, Some(RunOutcome::Deferred { wait })),
+                StepEnd::Ran(report) => {
+                    let stop = match report.outcome {
+                        Outcome::Failed => Some(RunOutcome::Failed),
+                        Outcome::DeadLettered => Some(RunOutcome::DeadLettered),
+                        Outcome::Succeeded | Outcome::Skipped | Outcome::FellBack => {
+                            // After the last step the run's end is recorded instead.
+                            if index + 1 < steps.len() {
+                                checkpoint(&step.name, results.get(&step.name));
+                            }
+                            None
+                        }
+                    };
+                    (report, stop)
                 }
             };
             reports.push(report);
@@ -110,7 +123,7 @@ impl Engine {
         event: &Json,
         results: &mut Map<String, Json>,
         guessed: &[&str],
-    ) -> StepReport {
+    ) -> StepEnd {
         let report = |outcome, requests, error: Option<String>, fallback| StepReport {
             name: step.name.clone(),
             outcome,
@@ -139,24 +152,32 @@ impl Engine {
         let step_when = step.when.as_ref().filter(|_| step.for_each.is_none());
         match step_when.map(|when| when.test(&self.plan().templates, &scope)) {
             Some(Ok(false)) => {
-                return StepReport {
+                return StepEnd::Ran(StepReport {
                     note: Some("`when` was false".into()),
                     ..report(Outcome::Skipped, Vec::new(), None, None)
-                };
+                });
             }
             Some(Err(error)) => {
                 let error = StepError::from(error);
                 if self.options.dry_run && guessing(&error) {
-                    return needs_answers(Vec::new(), &error);
+                    return StepEnd::Ran(needs_answers(Vec::new(), &error));
                 }
-                return self
-                    .after_failure(step, event, results, Vec::new(), error)
-                    .await;
+                return StepEnd::Ran(
+                    self.after_failure(step, event, results, Vec::new(), error)
+                        .await,
+                );
             }
             _ => {}
         }
         let done = self.perform(step, &scope).await;
-        match done.result {
+        if let Err(StepError::Http(HttpError::WaitTooLong { asked, .. })) = &done.result
+            && self.options.defer_long_waits
+        {
+            let wait = (*asked).min(super::limits::MAX_PAUSE);
+            let error = done.result.as_ref().err().map(|e| format!("deferred: {e}"));
+            return StepEnd::Deferred(report(Outcome::Failed, done.requests, error, None), wait);
+        }
+        StepEnd::Ran(match done.result {
             Ok(result) => {
                 if let Some(result) = result {
                     results.insert(step.name.clone(), result);
@@ -170,7 +191,7 @@ impl Engine {
                 self.after_failure(step, event, results, done.requests, error)
                     .await
             }
-        }
+        })
     }
 
     /// The step's `on_error` policy, after its last attempt failed.

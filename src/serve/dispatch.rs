@@ -60,7 +60,8 @@ pub async fn work(service: Arc<Service>, workers: usize) {
 }
 
 /// How often an idle dispatcher looks at the inbox without being woken: polls, schedules
-/// and replays by another process enqueue without waking it.
+/// and replays by another process enqueue without waking it, and a deferred event comes due
+/// without waking it (so it is claimed at most this late).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Hands inbox events to tasks. Claiming ahead (up to `workers` events beyond those

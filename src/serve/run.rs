@@ -91,6 +91,7 @@ fn ending(
 ) -> Finished {
     match report.outcome {
         RunOutcome::Succeeded => Finished::Done,
+        RunOutcome::Deferred { wait } => Finished::deferred(wait),
         RunOutcome::Failed => Finished::Failed,
         RunOutcome::DeadLettered => report
             .steps

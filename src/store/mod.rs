@@ -64,7 +64,7 @@ pub trait Store: Send + Sync {
     /// The stored position of poll trigger `trigger`.
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
     /// Takes up to `limit` of the oldest pending events of the integrations named in `from`
-    /// (marking them running), oldest first, each with the results of the steps it already
+    /// that are not deferred past now (marking them running), oldest first, each with the results of the steps it already
     /// completed. Events of other integrations stay pending, however old.
     fn claim(&self, limit: usize, from: &[&str]) -> Result<Vec<InboxItem>, StoreError>;
     /// Records that `step` of inbox event `id` completed, with its result.
@@ -75,7 +75,8 @@ pub trait Store: Send + Sync {
         result: Option<&serde_json::Value>,
     ) -> Result<(), StoreError>;
     /// Ends inbox event `id`, with its run added to the history and its checkpoints (raw
-    /// step results, which may hold what an API echoed) deleted in the same transaction.
+    /// step results, which may hold what an API echoed) deleted in the same transaction. A
+    /// deferred event is not ended: it goes back to pending and keeps its checkpoints.
     fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError>;
     /// Puts back the events a stopped process left running; returns how many.
     fn recover(&self) -> Result<usize, StoreError>;
@@ -146,6 +147,11 @@ pub enum Finished {
     /// Kept in the dead letters, in the transaction that ends the event: a crash cannot
     /// leave a dead letter for an event that will run again.
     DeadLettered(Box<DeadLetter>),
+    /// Not finished: back to pending, claimed again from `not_before` (Unix seconds) on,
+    /// at the first step it has not completed.
+    Deferred {
+        not_before: i64,
+    },
 }
 
 impl Finished {
@@ -154,6 +160,25 @@ impl Finished {
             Finished::Done => "done",
             Finished::Failed => "failed",
             Finished::DeadLettered(_) => "dead_lettered",
+            Finished::Deferred { .. } => "pending",
+        }
+    }
+
+    /// Deferred for `wait` from now, rounded up to the second.
+    pub fn deferred(wait: std::time::Duration) -> Self {
+        let seconds = wait
+            .as_secs()
+            .saturating_add(u64::from(wait.subsec_nanos() > 0));
+        let wait = i64::try_from(seconds).unwrap_or(i64::MAX);
+        Finished::Deferred {
+            not_before: now().saturating_add(wait),
+        }
+    }
+
+    fn not_before(&self) -> Option<i64> {
+        match self {
+            Finished::Deferred { not_before } => Some(*not_before),
+            _ => None,
         }
     }
 }

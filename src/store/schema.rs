@@ -85,6 +85,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
         failures             INTEGER NOT NULL,
         PRIMARY KEY (integration, trigger)
     )",
+    // A pending event may wait for a time (an API asked for a long wait): claims take it
+    // from then on. `not_before` sits before `id` in the claim index, so that events due now
+    // (NULL) are still one seek in id order, and deferred ones a range seek of their own.
+    "ALTER TABLE inbox ADD COLUMN not_before INTEGER;
+    DROP INDEX inbox_claim;
+    CREATE INDEX inbox_claim ON inbox (status, integration, not_before, id)",
 ];
 
 /// Runs the migrations this file has not run yet, in one transaction.

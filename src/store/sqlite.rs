@@ -294,14 +294,20 @@ fn apply(transaction: &Connection, change: &Change, now: i64) -> rusqlite::Resul
         Change::Finish { id, status, run } => {
             exec(
                 transaction,
-                "UPDATE inbox SET status = ?2, updated_at = ?3 WHERE id = ?1",
-                params![id, status.as_str(), now],
+                // A deferred run ended cleanly: its claim was no crash, so it is not counted.
+                "UPDATE inbox SET status = ?2, updated_at = ?3, not_before = ?4,
+                     attempts = CASE WHEN ?4 IS NULL THEN attempts ELSE attempts - 1 END
+                 WHERE id = ?1",
+                params![id, status.as_str(), now, status.not_before()],
             )?;
-            exec(
-                transaction,
-                "DELETE FROM checkpoints WHERE inbox_id = ?1",
-                params![id],
-            )?;
+            // A deferred event resumes at its first unfinished step: its checkpoints stay.
+            if !matches!(status, Finished::Deferred { .. }) {
+                exec(
+                    transaction,
+                    "DELETE FROM checkpoints WHERE inbox_id = ?1",
+                    params![id],
+                )?;
+            }
             if let Finished::DeadLettered(letter) = status {
                 insert_dead_letter(transaction, letter)?;
             }
@@ -386,14 +392,22 @@ impl Store for SqliteStore {
         // `inbox_claim`, so a long backlog of an integration left out costs nothing.
         let from = serde_json::to_string(from).unwrap_or_else(|_| "[]".into());
         // One statement, so one implicit transaction: the oldest pending events turn running.
+        // Events due now and deferred events whose time came are two seeks in `inbox_claim`.
         let mut claimed = connection
             .prepare_cached(
-                "UPDATE inbox SET status = 'running', updated_at = ?1, attempts = attempts + 1
+                "UPDATE inbox SET status = 'running', updated_at = ?1, attempts = attempts + 1,
+                     not_before = NULL
                  WHERE id IN (
                      SELECT candidate.id FROM json_each(?3) AS names, inbox AS candidate
                      WHERE candidate.id IN (
                          SELECT id FROM inbox
                          WHERE status = 'pending' AND integration = names.value
+                             AND not_before IS NULL
+                         ORDER BY id LIMIT ?2)
+                     OR candidate.id IN (
+                         SELECT id FROM inbox
+                         WHERE status = 'pending' AND integration = names.value
+                             AND not_before <= ?1
                          ORDER BY id LIMIT ?2)
                      ORDER BY candidate.id LIMIT ?2)
                  RETURNING id, integration, event, attempts",
@@ -965,6 +979,70 @@ mod tests {
         store.recover().unwrap();
         let again = store.claim(2, &["demo"]).unwrap();
         assert_eq!(again.iter().map(|i| i.attempts).collect::<Vec<_>>(), [2, 1]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_deferred_event_is_claimed_only_from_its_time_on_with_its_checkpoints() {
+        let (dir, store) = fresh("deferred");
+        for n in [1, 2] {
+            store
+                .enqueue("demo", &[(serde_json::json!({ "n": n }), None)])
+                .unwrap();
+        }
+        let first = store.claim(1, &["demo"]).unwrap().remove(0);
+        store
+            .checkpoint(first.id, "lookup", Some(&serde_json::json!({"x": 1})))
+            .unwrap();
+        let later = Finished::deferred(std::time::Duration::from_secs(100));
+        store.finish(first.id, later, None).unwrap();
+        assert_eq!(store.inbox_counts().unwrap(), [("pending".to_string(), 2)]);
+        let claimed = store.claim(10, &["demo"]).unwrap();
+        assert_eq!(claimed.len(), 1, "the deferred event waits");
+        assert_eq!(claimed[0].event["n"], 2);
+        // Its time comes: it is claimed again, at the step it had not completed.
+        let connection = store.connection.lock().unwrap();
+        connection
+            .execute("UPDATE inbox SET not_before = not_before - 101", [])
+            .unwrap();
+        drop(connection);
+        let again = store.claim(10, &["demo"]).unwrap().remove(0);
+        assert_eq!(
+            (again.id, again.done["lookup"].clone()),
+            (first.id, serde_json::json!({"x": 1}))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn claims_are_index_seeks_for_due_and_deferred_events() {
+        let (dir, store) = fresh("claim-plan");
+        let plan = |condition: &str| -> Vec<String> {
+            let connection = store.connection.lock().unwrap();
+            let mut statement = connection
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT id FROM inbox
+                     WHERE status = 'pending' AND integration = 'a' AND {condition}
+                     ORDER BY id LIMIT 5"
+                ))
+                .unwrap();
+            let details = statement.query_map([], |row| row.get(3)).unwrap();
+            details.map(Result::unwrap).collect()
+        };
+        assert_eq!(
+            plan("not_before IS NULL"),
+            [
+                "SEARCH inbox USING COVERING INDEX inbox_claim (status=? AND integration=? AND not_before=?)"
+            ],
+            "events due now: one seek, in id order, no sort"
+        );
+        let deferred = plan("not_before <= 5");
+        assert!(
+            deferred[0].starts_with(
+                "SEARCH inbox USING COVERING INDEX inbox_claim (status=? AND integration=? AND not_before"
+            ),
+            "{deferred:?}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
