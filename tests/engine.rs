@@ -1350,3 +1350,90 @@ fn an_invalid_connection_header_from_a_secret_is_refused_at_start_by_name() {
     assert!(error.contains("header `X-Api-Key`"), "{error}");
     assert!(!error.contains("line1"), "{error}");
 }
+
+#[tokio::test]
+async fn next_links_and_poll_positions_cannot_leave_the_base_path() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/tenants/42/body",
+            vec![ok(json!({"rows": [1], "next": "../../43/private"}))],
+        ),
+        route(
+            "GET",
+            "/tenants/42/header",
+            vec![
+                MockResponse::json(200, json!([1]))
+                    .with_header("Link", r#"</tenants/42/%2e%2e/43/private>; rel="next""#),
+            ],
+        ),
+        route("GET", "/43/private", vec![ok(json!({"rows": ["secret"]}))]),
+        route(
+            "GET",
+            "/tenants/43/private",
+            vec![ok(json!({"rows": ["secret"]}))],
+        ),
+        route("GET", "/tenants/42/items", vec![ok(json!([1]))]),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}/tenants/42" }
+  trigger poll api "/items" { every 1m cursor next_link header }
+  step body = api GET "/body" { paginate next_link $.next items $.rows[*] max_pages 5 on_error skip }
+  step header = api GET "/header" { paginate next_link header items $[*] max_pages 5 on_error skip }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    for name in ["body", "header"] {
+        let error = step(&report, name).error.clone().unwrap_or_default();
+        assert!(error.contains("`.` or `..` segment"), "{name}: {error}");
+    }
+    // A stored position is held to the same rule.
+    for position in [
+        "../../43/private",
+        "/tenants/43/private",
+        "/tenants/42/%2E%2E/43/private",
+    ] {
+        assert!(engine.poll(0, Some(position)).await.is_err(), "{position}");
+    }
+    assert!(
+        engine
+            .poll(0, Some("/tenants/42/items?page=2"))
+            .await
+            .is_ok()
+    );
+    let paths: Vec<String> = api.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        paths.iter().all(|p| p.starts_with("/tenants/42/")),
+        "{paths:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_link_header_target_with_a_comma_is_followed_whole() {
+    let api = MockServer::start(vec![route(
+        "GET",
+        "/items",
+        vec![
+            MockResponse::json(200, json!([1])).with_header(
+                "Link",
+                r#"</items?ids=1,2&page=2>; rel="next"; title="a, b", </items?page=9>; rel="last""#,
+            ),
+            ok(json!([2])),
+        ],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step all = api GET "/items" { paginate next_link header items $[*] max_pages 5 }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let second = &api.requests()[1];
+    assert_eq!(second.query_param("ids"), Some("1,2"));
+    assert_eq!(second.query_param("page"), Some("2"));
+}

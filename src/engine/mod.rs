@@ -6,6 +6,7 @@ mod auth;
 mod cache;
 mod http;
 mod limits;
+mod link;
 mod poll;
 mod report;
 mod run;

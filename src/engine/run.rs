@@ -731,27 +731,10 @@ pub(super) fn set_param(url: &mut reqwest::Url, name: &str, value: &str) {
     pairs.append_pair(name, value);
 }
 
-/// The `rel="next"` target of an RFC 8288 `Link` header.
+/// The `rel="next"` target of the response's `Link` header fields (RFC 8288).
 pub(super) fn link_next(response: &Response) -> Option<String> {
-    let header = response.headers.get_all(reqwest::header::LINK);
-    header
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .find_map(|link| {
-            let (target, params) = link.split_once(';')?;
-            let is_next = params.split(';').any(|p| {
-                let p = p.trim().to_ascii_lowercase();
-                p == "rel=\"next\"" || p == "rel=next"
-            });
-            is_next.then(|| {
-                target
-                    .trim()
-                    .trim_start_matches('<')
-                    .trim_end_matches('>')
-                    .to_string()
-            })
-        })
+    let fields = response.headers.get_all(reqwest::header::LINK);
+    super::link::find(fields.iter().filter_map(|v| v.to_str().ok()), "next")
 }
 
 /// A GraphQL response's `data`; an `errors` list fails the step with the messages.

@@ -19,6 +19,8 @@ pub enum UrlError {
     TokenUrl(String),
     #[error("path `{0}` has a `.` or `..` segment, which would leave the base URL's path: refused")]
     DotSegment(String),
+    #[error("`{url}` is outside the base URL's path `{base}`: refused")]
+    OutsideBase { url: String, base: String },
 }
 
 /// The connection's base URL, parsed and checked.
@@ -62,13 +64,26 @@ pub fn same_origin(base: &Url, url: &Url) -> Result<(), UrlError> {
     }
 }
 
-/// Resolves a next-page link (absolute or relative) against the current URL, on the base's
-/// host only.
+/// Resolves a next-page link (absolute or relative, from a response or a stored poll
+/// position) against the current URL. It is held to the rule of templated paths: no `.` or
+/// `..` segment as written, and once resolved, the base's origin and under its path.
 pub fn next_link(base: &Url, current: &Url, link: &str) -> Result<Url, UrlError> {
+    if crate::model::http::has_dot_segment(link) {
+        return Err(UrlError::DotSegment(link.to_string()));
+    }
     let url = current
         .join(link)
         .map_err(|_| UrlError::Invalid(link.to_string()))?;
     same_origin(base, &url)?;
+    let root = base.path().trim_end_matches('/');
+    let path = url.path();
+    let under = path == root || path.strip_prefix(root).is_some_and(|p| p.starts_with('/'));
+    if !under {
+        return Err(UrlError::OutsideBase {
+            url: url.to_string(),
+            base: base.path().to_string(),
+        });
+    }
     Ok(url)
 }
 
@@ -164,5 +179,36 @@ mod tests {
         assert!(next_link(&api(), &current, "https://api.example.com/v2/items?page=3").is_ok());
         assert!(next_link(&api(), &current, "https://evil.example/items").is_err());
         assert!(next_link(&api(), &current, "http://api.example.com/v2/items").is_err());
+    }
+
+    #[test]
+    fn next_links_stay_under_the_base_path_without_dot_segments() {
+        let tenant = base("https://api.example.com/tenants/42").unwrap();
+        let current = join(&tenant, "/items").unwrap();
+        for (link, ok) in [
+            ("/tenants/42/items?page=2", true),
+            ("items?page=2", true),
+            ("https://api.example.com/tenants/42?page=2", true),
+            ("?page=2", true),
+            ("../../43/private", false),
+            ("/tenants/43/items", false),
+            ("/tenants/420/items", false),
+            ("/tenants/42/items/../../43", false),
+            ("/tenants/42/%2e%2e/43", false),
+            ("/tenants/42/%2E./43", false),
+            ("./items?page=2", false),
+            ("..\\..\\43", false),
+            ("https://api.example.com/tenants/42/x/..%2F..", true),
+            ("//api.example.com/admin", false),
+        ] {
+            let url = next_link(&tenant, &current, link);
+            assert_eq!(url.is_ok(), ok, "{link}: {url:?}");
+            if let Ok(url) = url {
+                assert!(url.path().starts_with("/tenants/42"), "{link}: {url}");
+            }
+        }
+        let root = base("https://api.example.com").unwrap();
+        let current = join(&root, "/items").unwrap();
+        assert!(next_link(&root, &current, "/anything?page=2").is_ok());
     }
 }

@@ -32,10 +32,11 @@ pub fn header_value(text: &str) -> Option<HeaderValue> {
 
 /// Whether a request path has a `.` or `..` segment before its query, written or
 /// percent-encoded: URL parsers resolve them, which would move the request out of the base
-/// URL's path, so the engine refuses such a path.
+/// URL's path, so the engine refuses such a path. A `\` separates segments too: URL parsers
+/// read it as `/` in http(s).
 pub fn has_dot_segment(path: &str) -> bool {
     let before_query = path.split(['?', '#']).next().unwrap_or_default();
-    before_query.split('/').any(|segment| {
+    before_query.split(['/', '\\']).any(|segment| {
         let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
         decoded == "." || decoded == ".."
     })
