@@ -424,13 +424,10 @@ async fn every_pagination_style_collects_every_page() {
 
 #[tokio::test]
 async fn max_pages_stops_an_endless_api() {
-    let api = MockServer::start(vec![route(
-        "GET",
-        "/endless",
-        vec![ok(json!({"items": [1], "next": "again"}))],
-    )])
-    .await
-    .unwrap();
+    let pages = (1..=10).map(|n| ok(json!({"items": [n], "next": format!("c{n}")})));
+    let api = MockServer::start(vec![route("GET", "/endless", pages.collect())])
+        .await
+        .unwrap();
     let spec = r#"integration demo {
   connection api { base_url "{api}" }
   trigger manual
@@ -1436,4 +1433,116 @@ async fn a_link_header_target_with_a_comma_is_followed_whole() {
     let second = &api.requests()[1];
     assert_eq!(second.query_param("ids"), Some("1,2"));
     assert_eq!(second.query_param("page"), Some("2"));
+}
+
+#[tokio::test]
+async fn a_cursor_or_link_handed_out_again_ends_the_pagination_with_an_error() {
+    let api = MockServer::start(vec![
+        // A cursor that never changes.
+        route(
+            "GET",
+            "/stuck",
+            vec![ok(json!({"items": [1], "next": "same"}))],
+        ),
+        // A cycle: c1, c2, then c1 again.
+        route(
+            "GET",
+            "/cycle",
+            vec![
+                ok(json!({"items": [1], "next": "c1"})),
+                ok(json!({"items": [2], "next": "c2"})),
+                ok(json!({"items": [3], "next": "c1"})),
+            ],
+        ),
+        // A next link back to the first page.
+        route(
+            "GET",
+            "/links",
+            vec![
+                ok(json!({"items": [1], "next": "/links?p=2"})),
+                ok(json!({"items": [2], "next": "/links"})),
+            ],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step stuck = api GET "/stuck" { paginate cursor $.next into "after" items $.items[*] on_error skip }
+  step cycle = api GET "/cycle" { paginate cursor $.next into "after" items $.items[*] on_error skip }
+  step links = api GET "/links" { paginate next_link $.next items $.items[*] on_error skip }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    let count = |path: &str| api.requests().iter().filter(|r| r.path == path).count();
+    for (name, requests, again, earlier) in
+        [("stuck", 2, 3, 2), ("cycle", 3, 4, 2), ("links", 2, 3, 1)]
+    {
+        let step = step(&report, name);
+        assert_eq!(step.outcome, Outcome::Skipped, "{name}");
+        let error = step.error.clone().unwrap_or_default();
+        let expected =
+            format!("pagination loops: page {again} would ask for the same page as page {earlier}");
+        assert!(error.starts_with(&expected), "{name}: {error}");
+        assert_eq!(count(&format!("/{name}")), requests, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn the_page_limit_without_max_pages_is_reported_not_silent() {
+    let api = MockServer::start(vec![route("GET", "/full", vec![ok(json!({"rows": [1]}))])])
+        .await
+        .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step all = api GET "/full" { paginate offset "offset" limit "limit" 1 items $.rows[*] }
+  step capped = api GET "/full" { paginate offset "offset" limit "limit" 1 items $.rows[*] max_pages 3 }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    assert_eq!(api.request_count(), 1003);
+    assert_eq!(
+        step(&report, "all").warnings,
+        ["stopped after 1000 pages, the limit without `max_pages`, although the API had more"]
+    );
+    assert!(
+        step(&report, "capped").warnings.is_empty(),
+        "a declared limit is not news"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(
+        json["steps"][0]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("1000 pages")
+    );
+}
+
+#[tokio::test]
+async fn a_step_collects_at_most_its_byte_limit_of_items() {
+    let row = "x".repeat(1000);
+    let api = MockServer::start(vec![route("GET", "/big", vec![ok(json!({"rows": [row]}))])])
+        .await
+        .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step all = api GET "/big" { paginate offset "offset" limit "limit" 1 items $.rows[*] max_pages 100 on_error fail }
+}"#;
+    let options = Options {
+        max_collected_bytes: Some(10_000),
+        ..Options::default()
+    };
+    let engine = engine(spec, &[&api], &[], options);
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Failed);
+    let error = step(&report, "all").error.clone().unwrap();
+    assert_eq!(
+        error,
+        "pagination collected more than 10000 bytes of items by page 10; stopped (narrow the query, or lower `max_pages`)"
+    );
+    assert_eq!(api.request_count(), 10);
 }

@@ -188,6 +188,10 @@ fn print_human(report: &RunReport, dry_run: bool, color: bool) -> std::io::Resul
         if let Some(fallback) = &step.fallback {
             writeln!(out, "  {:width$}  fell back to `{fallback}`", "")?;
         }
+        for warning in &step.warnings {
+            let warning = format!("warning: {warning}");
+            writeln!(out, "  {:width$}  {}", "", paint("33", &warning))?;
+        }
         for text in step.error.iter().chain(&step.note) {
             writeln!(out, "  {:width$}  {}", "", paint("2", text))?;
         }

@@ -17,6 +17,7 @@ pub use auth::OAuth2Clients;
 pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
 pub use poll::Polled;
 pub use report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
+pub use run::DEFAULT_MAX_COLLECTED_BYTES;
 pub use seal::{KeeperError, RefreshTokens};
 
 use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value, as_text};
@@ -31,6 +32,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Responses above this size fail the request (default `DEFAULT_MAX_RESPONSE_BYTES`).
     pub max_response_bytes: Option<usize>,
+    /// A paginated step whose items pass this size (as JSON) fails (default
+    /// `DEFAULT_MAX_COLLECTED_BYTES`).
+    pub max_collected_bytes: Option<usize>,
     /// Base URLs that replace the connections' own, by connection index (`integ test`
     /// points connections at its mock servers this way).
     pub base_urls: Vec<Option<String>>,

@@ -61,6 +61,10 @@ pub struct StepReport {
     pub note: Option<String>,
     /// The fallback that stood in for this step.
     pub fallback: Option<String>,
+    /// What a step that succeeded should still say (a pagination cut at the page limit);
+    /// secrets redacted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One request as sent (or, in a dry run, as it would be sent); secrets redacted.

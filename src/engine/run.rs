@@ -9,11 +9,16 @@ use crate::model::{OnError, Outcome};
 use crate::plan::{BodyPlan, CallPlan, EvalError, PageStyle, Scope, StepPlan, Value, as_text};
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Without `max_pages`, a paginated step stops after this many pages: a safety net against
 /// an API that always answers with a next page.
 const PAGE_LIMIT: u32 = 1000;
+
+/// The most a paginated step collects unless the engine is told otherwise, in bytes of its
+/// items as JSON: they are kept in memory and checkpointed as one row.
+pub const DEFAULT_MAX_COLLECTED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a step failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -30,6 +35,18 @@ enum StepError {
     NotAList(&'static str),
     #[error("list index {0} in a body target is above {max}", max = TargetSegment::MAX_INDEX)]
     ListIndex(usize),
+    #[error(
+        "pagination loops: page {page} would ask for the same page as page {earlier} ({url}); stopped"
+    )]
+    PageLoop {
+        page: u32,
+        earlier: u32,
+        url: String,
+    },
+    #[error(
+        "pagination collected more than {limit} bytes of items by page {page}; stopped (narrow the query, or lower `max_pages`)"
+    )]
+    TooMuch { page: u32, limit: usize },
 }
 
 /// How a step ended: with its report, or deferred (the API asked for a longer wait than the
@@ -43,6 +60,8 @@ enum StepEnd {
 struct Done {
     result: Result<Option<Json>, StepError>,
     requests: Vec<RequestReport>,
+    /// What the step's report should say although it did not fail.
+    warnings: Vec<String>,
 }
 
 impl Engine {
@@ -131,6 +150,7 @@ impl Engine {
             error: error.map(|e| self.secrets().redact(&e)),
             note: None,
             fallback,
+            warnings: Vec::new(),
         };
         let needs_answers = |requests, error: &StepError| StepReport {
             note: Some(self.secrets().redact(&format!(
@@ -182,7 +202,14 @@ impl Engine {
                 if let Some(result) = result {
                     results.insert(step.name.clone(), result);
                 }
-                report(Outcome::Succeeded, done.requests, None, None)
+                StepReport {
+                    warnings: done
+                        .warnings
+                        .iter()
+                        .map(|w| self.secrets().redact(w))
+                        .collect(),
+                    ..report(Outcome::Succeeded, done.requests, None, None)
+                }
             }
             Err(error) if self.options.dry_run && guessing(&error) => {
                 needs_answers(done.requests, &error)
@@ -211,6 +238,7 @@ impl Engine {
             error: redact(&error),
             note: None,
             fallback: None,
+            warnings: Vec::new(),
         };
         match &step.on_error {
             OnError::Fail => {}
@@ -278,6 +306,7 @@ impl Engine {
                     Some(Ok(false)) => Done {
                         result: Ok(None),
                         requests: Vec::new(),
+                        warnings: Vec::new(),
                     },
                     Some(Err(error)) => failed(error.into()),
                     _ => self.call(step, &scope).await,
@@ -286,10 +315,12 @@ impl Engine {
             .buffered(for_each.concurrency);
         let done: Vec<Done> = calls.collect().await;
         let mut requests = Vec::new();
+        let mut warnings = Vec::new();
         let mut results = Vec::new();
         let mut first_error = None;
         for one in done {
             requests.extend(one.requests);
+            warnings.extend(one.warnings);
             match one.result {
                 Ok(result) => results.push(result.unwrap_or_default()),
                 Err(error) => {
@@ -301,7 +332,11 @@ impl Engine {
             Some(error) => Err(error),
             None => Ok(Some(Json::Array(results))),
         };
-        Done { result, requests }
+        Done {
+            result,
+            requests,
+            warnings,
+        }
     }
 
     /// One request (or one per page) for the scope.
@@ -317,6 +352,7 @@ impl Engine {
                 Done {
                     result,
                     requests: vec![report],
+                    warnings: Vec::new(),
                 }
             }
             Some(_) => self.paginate(step, request, scope).await,
@@ -517,69 +553,69 @@ impl Engine {
 
     /// Follows pages until the style says there is no next one, collecting the items.
     async fn paginate(&self, step: &StepPlan, first: Request, scope: &Scope<'_>) -> Done {
+        let mut requests = Vec::new();
+        let mut warnings = Vec::new();
+        let result = self
+            .pages(step, first, scope, &mut requests, &mut warnings)
+            .await;
+        Done {
+            result: result.map(Some),
+            requests,
+            warnings,
+        }
+    }
+
+    /// The pages of `paginate`, each request reported in `requests`: their items, or why the
+    /// pagination stopped short (an error, a next position asked for before, or more items
+    /// than the engine's `max_collected_bytes`).
+    async fn pages(
+        &self,
+        step: &StepPlan,
+        first: Request,
+        scope: &Scope<'_>,
+        requests: &mut Vec<RequestReport>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Json, StepError> {
         let Some(pagination) = &step.pagination else {
-            return failed(StepError::NotAList("nothing"));
+            return Err(StepError::NotAList("nothing"));
         };
         let env = &self.plan().templates;
         let limit = pagination.max_pages.map_or(PAGE_LIMIT, |n| n.get());
         let mut request = first;
         start_page(&pagination.style, &mut request);
         let mut items = Vec::new();
-        let mut requests = Vec::new();
+        let mut collected = 0usize;
+        let most = (self.options.max_collected_bytes).unwrap_or(DEFAULT_MAX_COLLECTED_BYTES);
+        // Every position asked for, with its page: one handed out again means a loop.
+        let mut asked = HashMap::from([(position(&request), 1)]);
         for page in 1..=limit {
             let (result, report) = self.exchange(step, &request).await;
             requests.push(report);
-            let response = match result {
-                Ok(response) => response,
-                Err(error) => {
-                    return Done {
-                        result: Err(error),
-                        requests,
-                    };
-                }
-            };
+            let response = result?;
             let body = match &step.call {
-                CallPlan::GraphQl { .. } => match graphql_data(response.body.clone()) {
-                    Ok(data) => data,
-                    Err(error) => {
-                        return Done {
-                            result: Err(error),
-                            requests,
-                        };
-                    }
-                },
+                CallPlan::GraphQl { .. } => graphql_data(response.body.clone())?,
                 CallPlan::Http(_) => response.body.clone(),
             };
             let page_scope = Scope {
                 document: &body,
                 ..*scope
             };
-            let found = match pagination.items.eval(env, &page_scope) {
-                Ok(Some(Json::Array(found))) => found,
-                Ok(Some(Json::Null) | None) => Vec::new(),
-                Ok(Some(one)) => vec![one],
-                Err(error) => {
-                    return Done {
-                        result: Err(error.into()),
-                        requests,
-                    };
-                }
+            let found = match pagination.items.eval(env, &page_scope)? {
+                Some(Json::Array(found)) => found,
+                Some(Json::Null) | None => Vec::new(),
+                Some(one) => vec![one],
             };
+            collected = collected.saturating_add(json_size(&found));
+            if collected > most {
+                return Err(StepError::TooMuch { page, limit: most });
+            }
             let count = found.len() as u64;
             items.extend(found);
             let more = match &pagination.has_more {
-                Some(more) => match more.test(env, &page_scope) {
-                    Ok(more) => more,
-                    Err(error) => {
-                        return Done {
-                            result: Err(error.into()),
-                            requests,
-                        };
-                    }
-                },
+                Some(more) => more.test(env, &page_scope)?,
                 None => true,
             };
-            if page == limit || self.options.dry_run || !more {
+            if self.options.dry_run || !more {
                 break;
             }
             let seen = Page {
@@ -589,21 +625,29 @@ impl Engine {
                 items: count,
                 has_more: pagination.has_more.is_some(),
             };
-            match self.advance(step, &pagination.style, &mut request, &seen) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(error) => {
-                    return Done {
-                        result: Err(error),
-                        requests,
-                    };
+            if page == limit {
+                let mut next = request.clone();
+                let beyond = self.advance(step, &pagination.style, &mut next, &seen);
+                if pagination.max_pages.is_none() && matches!(beyond, Ok(true)) {
+                    warnings.push(format!(
+                        "stopped after {PAGE_LIMIT} pages, the limit without `max_pages`, \
+                         although the API had more"
+                    ));
                 }
+                break;
+            }
+            if !self.advance(step, &pagination.style, &mut request, &seen)? {
+                break;
+            }
+            if let Some(earlier) = asked.insert(position(&request), page + 1) {
+                return Err(StepError::PageLoop {
+                    page: page + 1,
+                    earlier,
+                    url: shown_url(&request.url),
+                });
             }
         }
-        Done {
-            result: Ok(Some(Json::Array(items))),
-            requests,
-        }
+        Ok(Json::Array(items))
     }
 }
 
@@ -678,7 +722,36 @@ fn failed(error: StepError) -> Done {
     Done {
         result: Err(error),
         requests: Vec::new(),
+        warnings: Vec::new(),
     }
+}
+
+/// What identifies the page a request asks for: its URL, and for GraphQL its variables.
+fn position(request: &Request) -> String {
+    let variables = request.body.as_ref().and_then(|b| b.get("variables"));
+    match variables.filter(|_| request.graphql) {
+        Some(variables) => format!("{} {variables}", request.url),
+        None => request.url.to_string(),
+    }
+}
+
+/// The size of `items` as JSON text, without writing it anywhere.
+fn json_size(items: &[Json]) -> usize {
+    #[derive(Default)]
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(bytes.len());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count::default();
+    // Serializing JSON values to a writer that cannot fail cannot fail.
+    let _ = serde_json::to_writer(&mut count, items);
+    count.0
 }
 
 /// The first request of offset and page styles carries the starting position.

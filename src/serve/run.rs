@@ -72,6 +72,9 @@ fn log_run(report: &crate::engine::RunReport) {
     for step in &report.steps {
         let error = step.error.as_deref().unwrap_or("");
         tracing::info!(step = %step.name, outcome = step.outcome.as_str(), requests = step.requests.len(), error, "step");
+        for warning in &step.warnings {
+            tracing::warn!(step = %step.name, warning, "step warning");
+        }
     }
     let outcome = serde_json::to_value(report.outcome)
         .ok()

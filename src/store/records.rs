@@ -161,6 +161,7 @@ mod tests {
             error: Some("status 422".into()),
             note: None,
             fallback: None,
+            warnings: Vec::new(),
         };
         let report = RunReport {
             integration: "demo".into(),
