@@ -1057,3 +1057,35 @@ async fn a_deferred_event_resumes_at_its_step_once_the_wait_is_over() {
     assert_eq!(requests.iter().filter(|r| r.path == "/first").count(), 1);
     service.shut_down();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poll_whose_cursor_cycles_stops_its_round() {
+    // c1, c2, c1, c2... for as long as anyone asks.
+    let cycle = (0..300).map(|n| {
+        let next = if n % 2 == 0 { "c1" } else { "c2" };
+        MockResponse::json(200, json!({"results": [], "next": next}))
+    });
+    let api = MockServer::start(vec![Route {
+        method: "GET".into(),
+        path: "/contacts".into(),
+        responses: cycle.collect(),
+    }])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration cycling {{
+  connection crm {{ base_url "{}" }}
+  trigger poll crm GET "/contacts" {{ every 1h items $.results[*] cursor $.next into "after" dedupe $.id }}
+  step noop = crm GET "/contacts"
+}}"#,
+        api.url()
+    );
+    let store = fresh_store("serve-poll-cycle");
+    let service = Service::new(vec![engine_of(plan(spec), Secrets::default())], store);
+    tokio::spawn(integ::serve::poll(service.clone()));
+    until(|| api.request_count() >= 3).await;
+    // The round ends at the repeat: no more requests until the next round, an hour away.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(api.request_count(), 3);
+    service.shut_down();
+}

@@ -71,7 +71,9 @@ async fn round(
         .map_err(|e| format!("cannot read the poll's position: {e}"))?
         .map_err(|e| format!("cannot read the poll's position: {e}"))?;
     let mut unkeyed = None;
-    for _ in 0..POLL_PAGES_PER_ROUND {
+    // The positions this round asked for: one handed out again is a loop.
+    let mut asked: std::collections::HashSet<String> = position.iter().cloned().collect();
+    for page in 1..=POLL_PAGES_PER_ROUND {
         let polled = engine.poll(index, position.as_deref()).await?;
         let keyed = crate::plan::keyed_events(
             &engine.plan().templates,
@@ -99,6 +101,15 @@ async fn round(
         service.wake();
         if polled.next.is_none() || polled.next == position {
             break;
+        }
+        if let Some(next) = &polled.next
+            && !asked.insert(next.clone())
+        {
+            tracing::warn!(%integration, %trigger, "the API handed out a next position it gave before in this round: the round stops");
+            break;
+        }
+        if page == POLL_PAGES_PER_ROUND {
+            tracing::info!(%integration, %trigger, "{POLL_PAGES_PER_ROUND} pages this round; the next round goes on from there");
         }
         position = next;
     }
