@@ -72,6 +72,9 @@ impl<'a> Checker<'a> {
         let has_items = step
             .setting(|s| matches!(s, StepSetting::Items(_)).then_some(&()))
             .is_some();
+        let has_max_pages = step
+            .setting(|s| matches!(s, StepSetting::MaxPages(_)).then_some(&()))
+            .is_some();
         for setting in &step.settings {
             match &setting.node {
                 StepSetting::Query(entries) => self.entries(entries, "query parameter", &scope),
@@ -96,6 +99,9 @@ impl<'a> Checker<'a> {
                 StepSetting::Paginate(pagination) => {
                     if !has_items {
                         self.report(DiagnosticKind::PaginationWithoutItems, setting.span);
+                    }
+                    if !has_max_pages {
+                        self.report(DiagnosticKind::PaginateWithoutMaxPages, setting.span);
                     }
                     self.pagination(pagination, &scope);
                 }

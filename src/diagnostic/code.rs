@@ -94,4 +94,5 @@ codes! {
     PathLikeSegment = "W008",
     OptionalPrinted = "W009",
     WebhookWithoutSignature = "W010",
+    PaginateWithoutMaxPages = "W011",
 }

@@ -241,6 +241,8 @@ pub enum DiagnosticKind {
     OptionalPrinted { value: String, tested: String },
     #[error("webhook trigger does not check a `signature`")]
     WebhookWithoutSignature,
+    #[error("`paginate` has no `max_pages`")]
+    PaginateWithoutMaxPages,
 }
 
 impl DiagnosticKind {
@@ -319,6 +321,7 @@ impl DiagnosticKind {
             Self::PathLikeSegment { .. } => Code::PathLikeSegment,
             Self::OptionalPrinted { .. } => Code::OptionalPrinted,
             Self::WebhookWithoutSignature => Code::WebhookWithoutSignature,
+            Self::PaginateWithoutMaxPages => Code::PaginateWithoutMaxPages,
         }
     }
 
@@ -452,6 +455,7 @@ impl DiagnosticKind {
                 "printing a missing or null value fails the step: write `{{{{ {value} | default(\"...\") }}}}`, or print it inside `{{% if ... %}}`"
             ),
             Self::WebhookWithoutSignature => "anyone who finds the URL can start runs: add the provider's `signature PRESET secret(\"...\")`, or `signature none` if it is unsigned on purpose".into(),
+            Self::PaginateWithoutMaxPages => "add `max_pages N`, the most pages this step should ever need: an API that never stops is cut there, not after 1000 pages".into(),
         })
     }
 
