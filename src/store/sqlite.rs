@@ -994,6 +994,13 @@ mod tests {
         store
             .checkpoint(first.id, "lookup", Some(&serde_json::json!({"x": 1})))
             .unwrap();
+        assert_eq!(
+            Finished::deferred(std::time::Duration::MAX),
+            Finished::Deferred {
+                not_before: i64::MAX
+            },
+            "no overflow"
+        );
         let later = Finished::deferred(std::time::Duration::from_secs(100));
         store.finish(first.id, later, None).unwrap();
         assert_eq!(store.inbox_counts().unwrap(), [("pending".to_string(), 2)]);
