@@ -584,7 +584,7 @@ impl Store for SqliteStore {
             .prepare(
                 "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event
                  FROM runs
-                 WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR outcome != 'succeeded')
+                 WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR outcome IN ('failed', 'dead_lettered'))
                    AND (?3 IS NULL OR started_at >= ?3)
                  ORDER BY id DESC LIMIT ?4",
             )
@@ -715,6 +715,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = SqliteStore::open(&dir.join("state.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn failed_runs_are_those_that_failed_or_dead_lettered_not_deferred_ones() {
+        let (_dir, store) = fresh("failed-runs");
+        for outcome in ["succeeded", "deferred", "failed", "dead_lettered"] {
+            let run = RunRecord {
+                integration: "demo".into(),
+                outcome: outcome.into(),
+                started_at: now(),
+                duration_ms: 1,
+                attempts: 1,
+                error: None,
+                event: None,
+            };
+            store.record_run(&run).unwrap();
+        }
+        let failed = RunQuery {
+            failed_only: true,
+            ..RunQuery::default()
+        };
+        let outcomes: Vec<String> = store
+            .runs(&failed)
+            .unwrap()
+            .into_iter()
+            .map(|(_, run)| run.outcome)
+            .collect();
+        assert_eq!(outcomes, ["dead_lettered", "failed"]);
     }
 
     #[test]
