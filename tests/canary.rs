@@ -7,15 +7,21 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use base64::Engine as _;
-use hmac::{KeyInit, Mac};
+use common::free_port;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+fn sign(body: &[u8]) -> String {
+    common::github_signature(WEBHOOK_SECRET, body)
+}
 
 const WEBHOOK_SECRET: &str = "canary-webhook-signing";
 /// Characters that percent-encoding and base64 change, so each form is its own text.
@@ -158,20 +164,6 @@ fn every_table(path: &Path) -> Vec<(String, Vec<u8>)> {
         }
     }
     values
-}
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn dead_letters(state: &Path) -> usize {

@@ -6,7 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use hmac::{KeyInit, Mac};
+mod common;
+
+use common::free_port;
 use integ::mock::{MockResponse, MockServer, Route};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -16,22 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+fn sign(body: &[u8]) -> String {
+    common::github_signature(SECRET, body)
+}
+
 const EVENTS: usize = 1_000;
 const SECRET: &str = "crash-test-secret";
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn(dir: &Path, port: u16) -> Child {
     spawn_with(dir, port, &[])

@@ -5,25 +5,16 @@
 // Test helpers unwrap: a failure there is a test failure, reported with its panic.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{ok, route};
 use integ::engine::{Engine, Invented, Options, RunOutcome, RunReport};
-use integ::mock::{MockResponse, MockServer, Recorded, Route};
+use integ::mock::{MockResponse, MockServer, Recorded};
 use integ::model::Outcome;
 use integ::secrets::Secrets;
 use serde_json::{Value as Json, json};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-fn route(method: &str, path: &str, responses: Vec<MockResponse>) -> Route {
-    Route {
-        method: method.into(),
-        path: path.into(),
-        responses,
-    }
-}
-
-fn ok(body: Json) -> MockResponse {
-    MockResponse::json(200, body)
-}
 
 /// An engine for `spec`, in which `{api}` and `{other}` stand for the servers' URLs.
 fn engine(

@@ -5,25 +5,16 @@
 // Test helpers unwrap: a failure there is a test failure, reported with its panic.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{ok, route};
 use integ::engine::{Engine, Options, RunOutcome};
-use integ::mock::{MockResponse, MockServer, Recorded, Route};
+use integ::mock::{MockResponse, MockServer, Recorded};
 use integ::secrets::Secrets;
 use integ::store::SqliteStore;
 use serde_json::{Value as Json, json};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-fn route(method: &str, path: &str, responses: Vec<MockResponse>) -> Route {
-    Route {
-        method: method.into(),
-        path: path.into(),
-        responses,
-    }
-}
-
-fn ok(body: Json) -> MockResponse {
-    MockResponse::json(200, body)
-}
 
 /// A connection `crm` to `api` with OAuth2 (the refresh token grant when `refresh` is
 /// set), and one step per path in `paths`.

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use hmac::{KeyInit, Mac};
 use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer, Route};
@@ -15,13 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-const SECRET: &str = "gh-webhook-secret";
-
 fn sign(body: &[u8]) -> String {
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    common::github_signature(SECRET, body)
 }
+
+const SECRET: &str = "gh-webhook-secret";
 
 /// The plan of a spec that must be clean.
 fn plan(spec: String) -> Arc<integ::plan::Plan> {
