@@ -578,3 +578,86 @@ async fn a_run_told_to_wait_longer_than_its_largest_delay_fails_at_once_saying_s
         assert_eq!(api.requests().len(), 1, "{name}: {asked}");
     }
 }
+
+/// The HubSpot example's poll yields contacts (`id`), not webhook events (`objectId`): a
+/// polled contact, as HubSpot's list call returns it, runs through every step. The example's
+/// URLs are pointed at the stand-in with `env(...)` alone, without editing the spec.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_polled_hubspot_contact_becomes_an_enrolled_prospect() {
+    let contact = json!({
+        "id": "512",
+        "properties": {"email": "bcooper@biglytics.net", "firstname": "Bryan",
+                       "lastname": "Cooper", "company": "Biglytics", "lifecyclestage": "lead"}
+    });
+    let api = MockServer::start(vec![
+        Route {
+            method: "GET".into(),
+            path: "/crm/v3/objects/contacts/512".into(),
+            responses: vec![MockResponse::json(200, contact)],
+        },
+        Route {
+            method: "POST".into(),
+            path: "/oauth/token".into(),
+            responses: vec![MockResponse::json(
+                200,
+                json!({"access_token": "at-1", "token_type": "bearer", "expires_in": 7200}),
+            )],
+        },
+        Route {
+            method: "POST".into(),
+            path: "/api/v2/prospects".into(),
+            responses: vec![MockResponse::json(201, json!({"data": {"id": 7}}))],
+        },
+        Route {
+            method: "POST".into(),
+            path: "/api/v2/sequenceStates".into(),
+            responses: vec![MockResponse::json(201, json!({"data": {"id": 3}}))],
+        },
+    ])
+    .await
+    .unwrap();
+    let dir = workdir("hubspot-poll");
+    std::fs::write(
+        dir.join("secrets.env"),
+        "HUBSPOT_TOKEN=t\nOUTREACH_CLIENT_ID=c\nOUTREACH_CLIENT_SECRET=s\nOUTREACH_REFRESH_TOKEN=r\n",
+    )
+    .unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = root.join("specs/hubspot_to_outreach.integ");
+    let input = root.join("specs/fixtures/hubspot-contact-polled.json");
+    let url = api.url();
+    let (outreach, token) = (format!("{url}/api/v2"), format!("{url}/oauth/token"));
+    let output = tokio::task::spawn_blocking(move || {
+        integ(
+            &[
+                "run",
+                spec.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+                "--secrets",
+                "secrets.env",
+                "--format",
+                "json",
+            ],
+            &dir,
+            &[
+                ("HUBSPOT_URL", url.as_str()),
+                ("OUTREACH_API_URL", outreach.as_str()),
+                ("OUTREACH_TOKEN_URL", token.as_str()),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let requests = api.requests();
+    let prospect = requests
+        .iter()
+        .find(|r| r.path == "/api/v2/prospects")
+        .expect("a prospect is created");
+    assert_eq!(
+        prospect.body["data"]["attributes"]["emails"],
+        json!(["bcooper@biglytics.net"])
+    );
+    assert!(requests.iter().any(|r| r.path == "/api/v2/sequenceStates"));
+}
