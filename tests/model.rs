@@ -197,3 +197,42 @@ fn a_spec_with_errors_has_no_model() {
     )]);
     assert!(files.pop().is_some_and(|f| f.model.is_none()));
 }
+
+/// Every base URL and token URL of the example specs, in their connections and in their
+/// environments, can be pointed at a user's staging or a local stand-in with an environment
+/// variable, without editing the spec.
+#[test]
+fn every_url_of_the_example_specs_can_be_pointed_elsewhere_with_env() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs");
+    let files = integ::lint::lint_paths(&[dir]).unwrap_or_else(|e| panic!("{e}"));
+    let from_env = |url: &integ::ast::Expr| matches!(&url.kind, integ::ast::ExprKind::Call { function, .. } if function.node == "env");
+    let mut literal = Vec::new();
+    for file in files {
+        let Some(integration) = file.model else {
+            panic!("{} did not lower", file.path.display());
+        };
+        let environments = integration.environments.iter().flat_map(|environment| {
+            let name = format!("environment {}: ", environment.name);
+            environment
+                .connections
+                .iter()
+                .map(move |c| (name.clone(), c))
+        });
+        let connections = integration.connections.iter().map(|c| (String::new(), c));
+        for (place, connection) in connections.chain(environments) {
+            let mut urls = vec![("base_url", &connection.base_url)];
+            if let Auth::OAuth2(oauth2) = &connection.auth {
+                urls.push(("token_url", &oauth2.token_url));
+            }
+            for (setting, url) in urls.into_iter().filter(|(_, url)| !from_env(url)) {
+                literal.push(format!(
+                    "{}: {place}{}.{setting} = {:?}",
+                    file.path.display(),
+                    connection.name,
+                    url.kind
+                ));
+            }
+        }
+    }
+    assert!(literal.is_empty(), "written as literals: {literal:#?}");
+}
