@@ -236,3 +236,54 @@ fn every_url_of_the_example_specs_can_be_pointed_elsewhere_with_env() {
     }
     assert!(literal.is_empty(), "written as literals: {literal:#?}");
 }
+
+/// The HubSpot example's webhook and poll give a contact the same dedupe key, and dedupe
+/// keys belong to the integration: a contact that both triggers see runs once.
+#[test]
+fn a_hubspot_contact_has_one_dedupe_key_from_the_webhook_and_from_the_poll() {
+    let specs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs");
+    let files = integ::lint::lint_paths(&[specs.join("hubspot_to_outreach.integ")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let model = files
+        .into_iter()
+        .next()
+        .and_then(|f| f.model)
+        .expect("a model");
+    let plan = integ::plan::compile(&model, None, &specs).unwrap_or_else(|e| panic!("{e}"));
+    let secrets = integ::secrets::Secrets::from_pairs([]);
+    let read = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(specs.join("fixtures").join(name));
+        serde_json::from_str(&text.unwrap_or_else(|e| panic!("{name}: {e}")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let keys = |events: Vec<(serde_json::Value, Option<String>)>| -> Vec<Option<String>> {
+        events.into_iter().map(|(_, key)| key).collect()
+    };
+    // HubSpot's batch: a property change (dropped) and the creation of contact 1246978.
+    let hooked = keys(plan.webhooks[0].events(
+        &plan.templates,
+        read("hubspot-webhook-batch.json"),
+        &secrets,
+    ));
+    assert_eq!(hooked, [Some("1246978".to_string())]);
+    // A page of the list call holding the same contact.
+    let mut page = read("hubspot-contacts-page.json");
+    page["results"][0]["id"] = "1246978".into();
+    let poll = &plan.polls[0];
+    let scope = integ::plan::Scope::of(&page, &secrets);
+    let items = poll
+        .items
+        .as_ref()
+        .map(|items| items.eval(&plan.templates, &scope));
+    let Some(Ok(Some(serde_json::Value::Array(items)))) = items else {
+        panic!("the poll's items are not a list: {items:?}");
+    };
+    let polled = keys(integ::plan::keyed_events(
+        &plan.templates,
+        items,
+        poll.when.as_ref(),
+        poll.dedupe.as_ref(),
+        &secrets,
+    ));
+    assert_eq!(polled, hooked);
+}
