@@ -238,7 +238,8 @@ fn every_url_of_the_example_specs_can_be_pointed_elsewhere_with_env() {
 }
 
 /// The HubSpot example's webhook and poll give a contact the same dedupe key, and dedupe
-/// keys belong to the integration: a contact that both triggers see runs once.
+/// keys belong to the integration: a contact that both triggers see runs once. The poll
+/// keeps only contacts created since the integration went live.
 #[test]
 fn a_hubspot_contact_has_one_dedupe_key_from_the_webhook_and_from_the_poll() {
     let specs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs");
@@ -266,9 +267,13 @@ fn a_hubspot_contact_has_one_dedupe_key_from_the_webhook_and_from_the_poll() {
         &secrets,
     ));
     assert_eq!(hooked, [Some("1246978".to_string())]);
-    // A page of the list call holding the same contact.
+    // A page of the list call: HubSpot's example contact, created in 2019, before the
+    // integration went live (the poll's `when` drops it), and the same contact as the webhook's.
     let mut page = read("hubspot-contacts-page.json");
-    page["results"][0]["id"] = "1246978".into();
+    let mut same = page["results"][0].clone();
+    same["id"] = "1246978".into();
+    same["createdAt"] = "2026-12-01T09:30:00.000Z".into();
+    page["results"].as_array_mut().expect("results").push(same);
     let poll = &plan.polls[0];
     let scope = integ::plan::Scope::of(&page, &secrets);
     let items = poll
