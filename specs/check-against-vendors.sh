@@ -12,13 +12,16 @@
 #   @octokit/openapi), and the GraphQL document against GitHub's schema (npm
 #   @octokit/graphql-schema).
 # Later steps, whose APIs have no stand-in here, fail to connect: read the lines of the
-# steps above. Prism's log is in the work folder it prints.
+# steps above. Prism's logs stay in the work folder it prints; its npm packages (about
+# 500 MB) are removed at the end.
 set -euo pipefail
 hubspot_spec=$(realpath "${1:?usage: $0 HUBSPOT_CONTACTS_JSON}")
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 echo "work folder: $work"
 cd "$work"
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work/node_modules"' EXIT
 npm install --silent --no-audit --no-fund @stoplight/prism-cli @octokit/openapi \
   @octokit/graphql-schema graphql@16 >/dev/null
 (cd "$root" && cargo build --quiet)
@@ -40,8 +43,6 @@ for (const k of keep) {
 require("fs").writeFileSync("github.json", JSON.stringify({ openapi: d.openapi, info: d.info, paths }));
 '
 
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 node_modules/.bin/prism mock -d --errors -p 4010 "$hubspot_spec" >prism-hubspot.log 2>&1 & pids+=($!)
 node_modules/.bin/prism mock -d --errors -p 4020 github.json >prism-github.log 2>&1 & pids+=($!)
 for log in prism-hubspot.log prism-github.log; do
