@@ -257,8 +257,14 @@ fn a_hubspot_contact_has_one_dedupe_key_from_the_webhook_and_from_the_poll() {
         serde_json::from_str(&text.unwrap_or_else(|e| panic!("{name}: {e}")))
             .unwrap_or_else(|e| panic!("{name}: {e}"))
     };
-    let keys = |events: Vec<(serde_json::Value, Option<String>)>| -> Vec<Option<String>> {
-        events.into_iter().map(|(_, key)| key).collect()
+    let keys = |keyed: Result<integ::plan::Keyed, integ::plan::TriggerError>| {
+        let keyed = keyed.unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(keyed.unkeyed.is_none(), "{:?}", keyed.unkeyed);
+        keyed
+            .events
+            .into_iter()
+            .map(|(_, key)| key)
+            .collect::<Vec<Option<String>>>()
     };
     // HubSpot's batch: a property change (dropped) and the creation of contact 1246978.
     let hooked = keys(plan.webhooks[0].events(
