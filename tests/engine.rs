@@ -1537,3 +1537,76 @@ async fn a_step_collects_at_most_its_byte_limit_of_items() {
     );
     assert_eq!(api.request_count(), 10);
 }
+
+#[tokio::test]
+async fn a_for_each_step_some_of_whose_items_went_through_is_not_deferred() {
+    let api = MockServer::start(vec![
+        route("POST", "/items/1", vec![ok(json!({}))]),
+        route(
+            "POST",
+            "/items/2",
+            vec![MockResponse::json(429, json!({})).with_header("Retry-After", "100000")],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger manual
+  step each = api POST "/items/{{ item }}" { for_each $.ids concurrency 1 idempotency_key "i-{{ item }}" body { id = $item } }
+}"#;
+    let options = Options {
+        defer_long_waits: true,
+        ..Options::default()
+    };
+    let report = engine(spec, &[&api], &[], options)
+        .run(json!({"ids": [1, 2]}))
+        .await;
+    // Run again whole after the wait, it would post item 1 twice: it fails instead.
+    assert!(
+        !matches!(report.outcome, RunOutcome::Deferred { .. }),
+        "{report:#?}"
+    );
+    assert_eq!(step(&report, "each").outcome, Outcome::DeadLettered);
+}
+
+#[tokio::test]
+async fn redirects_out_of_the_base_path_are_refused() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/tenants/42/profile",
+            vec![
+                MockResponse::json(302, Json::Null).with_header("Location", "/tenants/43/private"),
+            ],
+        ),
+        route(
+            "GET",
+            "/tenants/43/private",
+            vec![ok(json!({"theirs": true}))],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}/tenants/42" }
+  trigger manual
+  step profile = api GET "/profile" { on_error skip retry 1 }
+}"#;
+    let report = engine(spec, &[&api], &[], Options::default())
+        .run(json!({}))
+        .await;
+    let profile = step(&report, "profile");
+    assert!(
+        profile
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("redirect")),
+        "{profile:?}"
+    );
+    assert!(
+        !api.requests()
+            .iter()
+            .any(|r| r.path == "/tenants/43/private")
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::auth::Auth;
 use super::limits::Limits;
-use super::url::{UrlError, same_origin};
+use super::url::{UrlError, under_base};
 use crate::ast::Method;
 use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
 use reqwest::Url;
@@ -117,14 +117,15 @@ pub fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Stri
 }
 
 /// Builds the client of a connection: rustls, pooled, with the connect timeout, a
-/// `User-Agent: integ/<version>`, and redirects followed only on the base's host, at most 5.
+/// `User-Agent: integ/<version>`, and redirects followed only on the base's host and under
+/// its path, at most 5.
 pub fn client(base: &Url, connect_timeout: Option<Duration>) -> Result<reqwest::Client, HttpError> {
     let origin = base.clone();
     let redirects = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() > MAX_REDIRECTS {
             attempt.error("too many redirects")
-        } else if same_origin(&origin, attempt.url()).is_err() {
-            attempt.error("redirect off the connection's host refused")
+        } else if under_base(&origin, attempt.url()).is_err() {
+            attempt.error("redirect off the connection's host or base path refused")
         } else {
             attempt.follow()
         }

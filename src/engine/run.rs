@@ -190,8 +190,15 @@ impl Engine {
             _ => {}
         }
         let done = self.perform(step, &scope).await;
+        // Deferred, the step runs again whole: only when none of its requests got through
+        // (a `for_each` whose first elements were sent would send them twice).
+        let nothing_sent = done
+            .requests
+            .iter()
+            .all(|r| r.status.is_none_or(|s| !(200..300).contains(&s)));
         if let Err(StepError::Http(HttpError::WaitTooLong { asked, .. })) = &done.result
             && self.options.defer_long_waits
+            && nothing_sent
         {
             let wait = (*asked).min(super::limits::MAX_PAUSE);
             let error = done.result.as_ref().err().map(|e| format!("deferred: {e}"));

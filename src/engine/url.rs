@@ -74,17 +74,25 @@ pub fn next_link(base: &Url, current: &Url, link: &str) -> Result<Url, UrlError>
     let url = current
         .join(link)
         .map_err(|_| UrlError::Invalid(link.to_string()))?;
-    same_origin(base, &url)?;
+    under_base(base, &url)?;
+    Ok(url)
+}
+
+/// Whether `url` is on the base's origin and under its path: where a connection's
+/// requests, next pages and redirects may go.
+pub fn under_base(base: &Url, url: &Url) -> Result<(), UrlError> {
+    same_origin(base, url)?;
     let root = base.path().trim_end_matches('/');
     let path = url.path();
     let under = path == root || path.strip_prefix(root).is_some_and(|p| p.starts_with('/'));
-    if !under {
-        return Err(UrlError::OutsideBase {
+    if under {
+        Ok(())
+    } else {
+        Err(UrlError::OutsideBase {
             url: url.to_string(),
             base: base.path().to_string(),
-        });
+        })
     }
-    Ok(url)
 }
 
 /// Whether a request path (as sent, percent-encoded) is the path a spec wrote (as text):

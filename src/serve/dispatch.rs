@@ -12,7 +12,13 @@ use std::time::Duration;
 /// at most an integration's `concurrency` of its own.
 pub async fn work(service: Arc<Service>, workers: usize) {
     let store = service.store.clone();
-    let _ = tokio::task::spawn_blocking(move || store.recover()).await;
+    match tokio::task::spawn_blocking(move || store.recover()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(error)) => {
+            tracing::error!(%error, "cannot put back the events a stopped process left running")
+        }
+        Err(error) => tracing::error!(%error, "recovering the inbox stopped"),
+    }
     let mut dispatcher = Dispatcher::new(&service, workers.max(1));
     while !service.stopping() {
         dispatcher.reap(&service);
@@ -31,7 +37,10 @@ pub async fn work(service: Arc<Service>, workers: usize) {
                         tracing::error!(%error, "cannot claim inbox events");
                         Vec::new()
                     }
-                    Err(_) => Vec::new(),
+                    Err(error) => {
+                        tracing::error!(%error, "claiming inbox events stopped");
+                        Vec::new()
+                    }
                 }
             }
             None => Vec::new(),
@@ -203,7 +212,9 @@ impl Dispatcher {
         }
         if let Err(error) = joined {
             tracing::error!(integration, event, %error, "run aborted; the event is marked failed");
-            let _ = blocking(|| service.store.finish(event, Finished::Failed, None));
+            if let Err(error) = blocking(|| service.store.finish(event, Finished::Failed, None)) {
+                tracing::error!(integration, event, %error, "cannot mark the aborted run's event failed");
+            }
         }
     }
 }

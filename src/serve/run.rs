@@ -43,8 +43,14 @@ pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::st
     drop(_entered);
     let report = tracing::Instrument::instrument(
         engine.resume(item.event.clone(), item.done, |step, result| {
-            // A checkpoint is small and local; losing one only repeats the step.
-            let _ = blocking(|| store.checkpoint(id, step, result));
+            // Kept on disk until the event ends, longer if it is deferred: redacted, as all
+            // that is kept. (A later step that reads a credential an API echoed back reads
+            // it redacted after a resume; the state file never holds it.)
+            let result = result.map(|r| engine.secrets().redact_json(r));
+            if let Err(error) = blocking(|| store.checkpoint(id, step, result.as_ref())) {
+                // The step is not lost: a resumed run does it again.
+                tracing::error!(event = id, step, %error, "cannot checkpoint a step; a resumed run repeats it");
+            }
         }),
         span.clone(),
     )
@@ -62,8 +68,14 @@ pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::st
 async fn end(service: &Service, id: i64, finished: Finished, run: RunRecord) {
     let store = service.store.clone();
     let ended = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
-    if let Ok(Err(error)) = ended {
-        tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start");
+    match ended {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start")
+        }
+        Err(error) => {
+            tracing::error!(event = id, %error, "recording the end of the run stopped; the event runs again at the next start")
+        }
     }
 }
 
