@@ -1092,3 +1092,34 @@ async fn a_poll_whose_cursor_cycles_stops_its_round() {
     assert_eq!(api.request_count(), 3);
     service.shut_down();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_an_api_keeps_deferring_past_a_day_is_dead_lettered() {
+    let hostile = limited_api(vec![
+        MockResponse::json(429, json!({})).with_header("Retry-After", "100000"),
+    ])
+    .await;
+    let name = "serve-deferred-too-long";
+    let store = fresh_store(name);
+    store.enqueue("stale", &[(json!({"id": 1}), None)]).unwrap();
+    // The event came a day ago: another deferral would keep it past 24 h.
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(name)
+        .join("state.db");
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute("UPDATE inbox SET created_at = created_at - 86400", [])
+        .unwrap();
+    let engine = two_steps("stale", &hostile, "retry 3 constant 10ms");
+    let service = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(service.clone(), 1));
+    let dead = ("dead_lettered".to_string(), 1);
+    until(|| store.inbox_counts().unwrap().contains(&dead)).await;
+    let letters = store.dead_letters().unwrap();
+    assert!(
+        letters[0].1.error.contains("past 24 h"),
+        "{:?}",
+        letters[0].1.error
+    );
+    service.shut_down();
+}

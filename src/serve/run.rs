@@ -15,6 +15,11 @@ static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1)
 /// process would otherwise kill it at every start, forever.
 const MAX_INTERRUPTED_RUNS: u32 = 5;
 
+/// How long after it came an event may still be put back to wait for the time an API asks
+/// for: an API that keeps asking past it is not going to answer, and an event deferred
+/// forever would come back every hour, never to end.
+const MAX_DEFERRAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::store::InboxItem) {
     let store = service.store.clone();
     let id = item.id;
@@ -58,9 +63,36 @@ pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::st
     let _entered = span.entered();
     log_run(&report);
     let finished = ending(&report, &item.event, engine.secrets());
-    let run = RunRecord::from_run(&report, engine.secrets(), Some(id));
+    let mut run = RunRecord::from_run(&report, engine.secrets(), Some(id));
+    let finished = match finished {
+        Finished::Deferred { not_before }
+            if not_before.saturating_sub(item.created_at) > MAX_DEFERRAL.as_secs() as i64 =>
+        {
+            tracing::error!("deferred past 24 h since the event came; dead-lettered");
+            run.outcome = "dead_lettered".into();
+            deferred_too_long(&report, &item.event, engine.secrets())
+        }
+        other => other,
+    };
     drop(_entered);
     end(service, id, finished, run).await;
+}
+
+/// The dead letter of an event an API kept asking to wait for past `MAX_DEFERRAL`.
+fn deferred_too_long(
+    report: &crate::engine::RunReport,
+    event: &Json,
+    secrets: &crate::secrets::Secrets,
+) -> Finished {
+    let Some(step) = report.steps.last() else {
+        return Finished::Failed;
+    };
+    let mut letter = DeadLetter::from_run(report, step, event, secrets);
+    letter.error = format!(
+        "{}; the API asked to wait past 24 h since the event came, so it is not put back again",
+        letter.error
+    );
+    Finished::DeadLettered(Box::new(letter))
 }
 
 /// Ends inbox event `id` with its history record, off the runtime's threads: the store may

@@ -137,6 +137,8 @@ pub struct InboxItem {
     /// How many times the event was claimed, this time included: more than one means a
     /// process stopped while it was claimed (or running) before.
     pub attempts: u32,
+    /// When it came into the inbox (seconds since the Unix epoch).
+    pub created_at: i64,
 }
 
 /// How an inbox event ended.

@@ -410,7 +410,7 @@ impl Store for SqliteStore {
                              AND not_before <= ?1
                          ORDER BY id LIMIT ?2)
                      ORDER BY candidate.id LIMIT ?2)
-                 RETURNING id, integration, event, attempts",
+                 RETURNING id, integration, event, attempts, created_at",
             )
             .and_then(|mut statement| {
                 let rows = statement.query_map(params![now(), limit as i64, from], |row| {
@@ -419,6 +419,7 @@ impl Store for SqliteStore {
                         row.get::<_, String>(1)?,
                         row.get::<_, String>(2)?,
                         row.get::<_, u32>(3)?,
+                        row.get::<_, i64>(4)?,
                     ))
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()
@@ -429,7 +430,7 @@ impl Store for SqliteStore {
             .prepare_cached("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
             .map_err(|e| self.error(e))?;
         let mut items = Vec::with_capacity(claimed.len());
-        for (id, integration, event, attempts) in claimed {
+        for (id, integration, event, attempts, created_at) in claimed {
             let rows = statement
                 .query_map(params![id], |row| {
                     Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
@@ -452,6 +453,7 @@ impl Store for SqliteStore {
                 event,
                 done,
                 attempts,
+                created_at,
             });
         }
         Ok(items)
