@@ -64,6 +64,25 @@ impl Rate {
     }
 }
 
+/// Takes a rate token, waiting for it only until `deadline`: `Err` names the wait left.
+async fn take_within(
+    limiter: &DefaultDirectRateLimiter,
+    deadline: Option<Instant>,
+) -> Result<(), Duration> {
+    use governor::clock::Clock;
+    loop {
+        let Err(not_until) = limiter.check() else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(limiter.clock().now());
+        let ready = Instant::now().checked_add(wait);
+        if ready.is_none() || deadline.is_some_and(|deadline| ready > Some(deadline)) {
+            return Err(wait);
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
 /// Held for the duration of one request.
 #[derive(Debug)]
 pub struct Slot {
@@ -104,13 +123,15 @@ impl Limits {
             Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
             None => None,
         };
-        let limiter = self
-            .rate
-            .lock()
-            .ok()
-            .and_then(|rate| rate.as_ref().map(|r| r.limiter.clone()));
-        if let Some(limiter) = limiter {
-            limiter.until_ready().await;
+        let rate = self.rate.lock().ok().and_then(|rate| {
+            let rate = rate.as_ref()?;
+            Some((rate.limiter.clone(), rate.count < rate.declared.count.get()))
+        });
+        match rate {
+            // A rate the API tightened is a wait the API asks for: bounded like a pause.
+            Some((limiter, true)) => take_within(&limiter, deadline).await?,
+            Some((limiter, false)) => limiter.until_ready().await,
+            None => {}
         }
         Ok(Slot { _permit: permit })
     }
@@ -263,6 +284,30 @@ impl Breaker {
 mod tests {
     use super::*;
     use std::num::NonZeroU32;
+
+    #[tokio::test]
+    async fn a_rate_the_api_tightened_is_waited_for_no_longer_than_a_pause() {
+        let declared = RateLimit {
+            count: NonZeroU32::new(10).unwrap(),
+            per: Duration::from_secs(60),
+            burst: None,
+        };
+        let limits = Limits::new(Some(declared), None, None);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-limit", "1".parse().unwrap());
+        limits.observe(200, &headers, None);
+        let patience = Duration::from_millis(100);
+        assert!(
+            limits.acquire(patience).await.is_ok(),
+            "the first token is there"
+        );
+        // The next comes a minute later, by the API's limit: not waited for.
+        let second = tokio::time::timeout(Duration::from_secs(5), limits.acquire(patience))
+            .await
+            .expect("waited for the API's whole window");
+        let wait = second.expect_err("a wait longer than the patience is refused");
+        assert!(wait > Duration::from_secs(30), "{wait:?}");
+    }
 
     fn breaker(failures: u32, cooldown: Duration) -> Breaker {
         Breaker::new(&CircuitBreaker {
