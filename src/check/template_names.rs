@@ -169,7 +169,7 @@ fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
 }
 
 /// The offset past the string literal opening at `start`, escapes included.
-fn string_end(bytes: &[u8], start: usize) -> usize {
+pub(super) fn string_end(bytes: &[u8], start: usize) -> usize {
     let quote = bytes[start];
     let mut i = start + 1;
     while i < bytes.len() {

@@ -9,6 +9,7 @@
 //! step that fails on the first event without it.
 
 use super::Checker;
+use super::template_names::string_end;
 use crate::ast::Text;
 use crate::diagnostic::DiagnosticKind;
 use crate::span::Span;
@@ -283,19 +284,6 @@ fn skip_past(text: &str, from: usize, end: &str) -> usize {
     text[from..]
         .find(end)
         .map_or(text.len(), |i| from + i + end.len())
-}
-
-fn string_end(bytes: &[u8], start: usize) -> usize {
-    let quote = bytes[start];
-    let mut i = start + 1;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            c if c == quote => return i + 1,
-            _ => i += 1,
-        }
-    }
-    bytes.len()
 }
 
 /// `{{ expression }}` and nothing else (as `plan` compiles it into a typed value).
