@@ -32,6 +32,15 @@ pub enum StoreError {
     },
     #[error("the state store is unusable after an earlier failure")]
     Poisoned,
+    #[error(
+        "state store `{path}` is at schema version {found}, written by a newer integ; this one \
+         knows versions up to {known}: upgrade integ, or use another --state"
+    )]
+    Newer {
+        path: String,
+        found: usize,
+        known: usize,
+    },
     /// The failure of a group commit, shared by every enqueue in it.
     #[error(transparent)]
     Shared(Arc<StoreError>),

@@ -93,10 +93,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX inbox_claim ON inbox (status, integration, not_before, id)",
 ];
 
+/// The schema version of a state file: how many migrations ran on it.
+pub(super) fn version(connection: &Connection) -> rusqlite::Result<usize> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    Ok(usize::try_from(version).unwrap_or(0))
+}
+
 /// Runs the migrations this file has not run yet, in one transaction.
 pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-    let version = usize::try_from(version).unwrap_or(0);
+    let version = version(connection)?;
     let transaction = connection.transaction()?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         transaction.execute_batch(migration)?;

@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL, one connection behind a mutex, group commit.
 
 use super::private;
-use super::schema::migrate;
+use super::schema::{self, MIGRATIONS, migrate};
 use super::{
     DeadLetter, Finished, InboxItem, Pruned, RunQuery, RunRecord, Store, StoreError, TriggerHealth,
     now,
@@ -92,6 +92,16 @@ impl SqliteStore {
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite)?;
+        // A file a newer integ migrated holds what this one does not know how to keep:
+        // writing it would lose or corrupt that, so it is refused.
+        let found = schema::version(&connection).map_err(sqlite)?;
+        if found > MIGRATIONS.len() {
+            return Err(StoreError::Newer {
+                path: display,
+                found,
+                known: MIGRATIONS.len(),
+            });
+        }
         migrate(&mut connection).map_err(sqlite)?;
         Ok(Self {
             path: display,
@@ -709,7 +719,6 @@ impl crate::engine::RefreshTokens for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::schema::MIGRATIONS;
 
     /// An empty store in a folder of its own, and that folder.
     fn fresh(name: &str) -> (std::path::PathBuf, SqliteStore) {
@@ -717,6 +726,28 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = SqliteStore::open(&dir.join("state.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn a_state_file_a_newer_integ_wrote_is_refused_untouched() {
+        let (dir, store) = fresh("newer-schema");
+        drop(store);
+        let path = dir.join("state.db");
+        let newer = MIGRATIONS.len() as i64 + 1;
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        let refused = SqliteStore::open(&path).map(|_| ()).unwrap_err();
+        assert!(
+            matches!(refused, StoreError::Newer { found, .. } if found as i64 == newer),
+            "{refused}"
+        );
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, newer, "left as it was");
     }
 
     #[test]
