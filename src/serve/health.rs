@@ -5,10 +5,10 @@
 use super::Service;
 use crate::engine::Engine;
 use crate::plan::Plan;
-use crate::store::{Store, TriggerHealth};
+use crate::store::{Store, TriggerHealth, now};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The health of every trigger served, and which changed since the last write.
 #[derive(Debug, Default)]
@@ -116,12 +116,6 @@ impl Health {
             }
         }
     }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 impl Service {

@@ -194,8 +194,9 @@ impl Finished {
     }
 }
 
-fn now() -> i64 {
+/// Now, as the store keeps times: seconds since the Unix epoch.
+pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

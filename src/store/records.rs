@@ -4,7 +4,6 @@ use super::now;
 use crate::engine::{RunReport, StepReport};
 use crate::secrets::Secrets;
 use serde::Serialize;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// An event that could not complete, with everything needed to inspect and replay it.
 /// Secrets are redacted from every field before it is stored.
@@ -46,9 +45,7 @@ impl DeadLetter {
             status: last.and_then(|r| r.status),
             error: secrets.redact(step.error.as_deref().unwrap_or("")),
             attempts: step.requests.iter().map(|r| r.attempts).sum(),
-            failed_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
+            failed_at: now(),
         }
     }
 }
