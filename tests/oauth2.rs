@@ -324,22 +324,7 @@ async fn integ_run_keeps_the_rotated_refresh_token_in_its_state_file() {
     .unwrap();
     let dir = state_dir("cli");
     std::fs::create_dir_all(&dir).unwrap();
-    let spec = format!(
-        r#"integration demo {{
-  connection crm {{
-    base_url "{url}"
-    auth oauth2 {{
-      token_url "{url}/token"
-      client_id secret("ID")
-      client_secret secret("SECRET")
-      refresh_token secret("REFRESH")
-    }}
-  }}
-  trigger manual
-  step a = crm GET "/a"
-}}"#,
-        url = api.url()
-    );
+    let spec = refreshing_spec("demo", &api.url(), &format!("{}/token", api.url()));
     std::fs::write(dir.join("spec.integ"), spec).unwrap();
     std::fs::write(
         dir.join("secrets.env"),
@@ -397,24 +382,7 @@ async fn connections_with_one_refresh_token_share_one_client_and_never_spend_it_
     // Two integrations served together, each with a connection holding the same refresh
     // token, and engines made with the same options (as integ serve makes them).
     let options = Options::default();
-    let spec = |name: &str| {
-        format!(
-            r#"integration {name} {{
-  connection crm {{
-    base_url "{url}"
-    auth oauth2 {{
-      token_url "{token_url}"
-      client_id secret("ID")
-      client_secret secret("SECRET")
-      refresh_token secret("REFRESH")
-    }}
-  }}
-  trigger manual
-  step a = crm GET "/a"
-}}"#,
-            url = api.url()
-        )
-    };
+    let spec = |name: &str| refreshing_spec(name, &api.url(), &token_url);
     let engines: Vec<Engine> = ["first", "second"]
         .iter()
         .map(|name| {
@@ -446,4 +414,24 @@ async fn connections_with_one_refresh_token_share_one_client_and_never_spend_it_
         5,
         "four refreshes, each with the current token"
     );
+}
+
+/// Integration `name` whose connection `crm` at `url` refreshes its OAuth2 token at
+/// `token_url` (secrets `ID`, `SECRET`, `REFRESH`), with one step `a` reading `/a`.
+fn refreshing_spec(name: &str, url: &str, token_url: &str) -> String {
+    format!(
+        r#"integration {name} {{
+  connection crm {{
+    base_url "{url}"
+    auth oauth2 {{
+      token_url "{token_url}"
+      client_id secret("ID")
+      client_secret secret("SECRET")
+      refresh_token secret("REFRESH")
+    }}
+  }}
+  trigger manual
+  step a = crm GET "/a"
+}}"#
+    )
 }

@@ -41,6 +41,17 @@ fn fresh_store(name: &str) -> Arc<SqliteStore> {
     Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap())
 }
 
+/// Serves `service`'s webhooks with `options` on a fresh port of 127.0.0.1; its address.
+async fn listen(
+    service: Arc<Service>,
+    options: &integ::serve::HttpOptions,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(axum::serve(listener, router(service, options)).into_future());
+    address
+}
+
 struct Running {
     url: String,
     sink: MockServer,
@@ -77,9 +88,10 @@ async fn start(name: &str) -> Running {
     );
     let store = fresh_store(name);
     let service = Service::new(vec![engine], store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(axum::serve(listener, router(service.clone(), &Default::default())).into_future());
+    let url = format!(
+        "http://{}",
+        listen(service.clone(), &Default::default()).await
+    );
     tokio::spawn(work(service.clone(), 2));
     Running {
         url,
@@ -610,9 +622,7 @@ async fn every_signature_preset_over_http_valid_tampered_stale_and_missing() {
         .collect();
     let store = fresh_store("serve-signatures");
     let service = Service::new(engines, store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, router(service.clone(), &Default::default())).into_future());
+    let address = listen(service.clone(), &Default::default()).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -700,9 +710,7 @@ async fn an_out_of_range_signed_timestamp_is_a_401_not_a_panic() {
         .collect();
     let store = fresh_store("serve-overflow");
     let service = Service::new(engines, store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, router(service.clone(), &Default::default())).into_future());
+    let address = listen(service.clone(), &Default::default()).await;
     let body = br#"{"id": 1}"#;
     // Route, headers, and what the refusal must say.
     type Case = (&'static str, Vec<(&'static str, String)>, &'static str);
@@ -765,9 +773,7 @@ async fn a_request_not_handled_within_the_request_timeout_is_a_503() {
         request_timeout: Duration::from_millis(300),
         ..Default::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, router(service.clone(), &options)).into_future());
+    let address = listen(service.clone(), &options).await;
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("serve-request-timeout")
         .join("state.db");
@@ -802,10 +808,7 @@ async fn hubspot_served(name: &str, public_url: integ::serve::PublicUrl) -> std:
         public_url,
         ..Default::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(axum::serve(listener, router(service, &options)).into_future());
-    address
+    listen(service, &options).await
 }
 
 /// Posts to `url` a body HubSpot signed for `signed_for`, with `extra` headers.
