@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use integ::mock::{MockResponse, MockServer, Route};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -491,9 +493,7 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
         assert_eq!(integ(&args, &dir, &[]).status.code(), Some(2), "{bad:?}");
     }
     let store = integ::store::SqliteStore::open(&dir.join("state/integ.db")).unwrap();
-    let back = integ::store::Store::claim(&store, 1, &["notes"])
-        .unwrap()
-        .remove(0);
+    let back = common::claim(&store, 1, &["notes"]).await.remove(0);
     assert_eq!(
         (back.integration.as_str(), &back.event["id"]),
         ("notes", &json!(9)),

@@ -11,7 +11,7 @@ use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer, Route};
 use integ::secrets::Secrets;
 use integ::serve::{Service, router, work};
-use integ::store::{RunQuery, SqliteStore, Store};
+use integ::store::{Inbox, RunQuery, SqliteStore, Store};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -380,9 +380,7 @@ async fn a_replayed_dead_letter_is_delivered() {
     );
     let engine = engine_of(plan(spec), Secrets::default());
     let store = fresh_store("serve-replay");
-    store
-        .enqueue("notify", &[(json!({"id": 5}), None)])
-        .unwrap();
+    common::enqueue(&*store, "notify", &[(json!({"id": 5}), None)]).await;
     let service = Service::new(vec![engine], store.clone());
     tokio::spawn(work(service.clone(), 1));
     until(|| store.dead_letters().unwrap().len() == 1).await;
@@ -446,12 +444,10 @@ async fn run_burst(
 ) -> Vec<(String, u64, std::time::Instant)> {
     let store = fresh_store(name);
     for (integration, id) in events {
-        store
-            .enqueue(integration, &[(json!({ "id": id }), None)])
-            .unwrap();
+        common::enqueue(&*store, integration, &[(json!({ "id": id }), None)]).await;
     }
     let names: Vec<&str> = events.iter().map(|(integration, _)| *integration).collect();
-    store.claim(left_running, &names).unwrap();
+    common::claim(&*store, left_running, &names).await;
     let service = Service::new(engines, store.clone());
     tokio::spawn(work(service.clone(), workers));
     until(|| sink.requests().len() == events.len()).await;
@@ -645,15 +641,16 @@ async fn every_signature_preset_over_http_valid_tampered_stale_and_missing() {
             assert_eq!(post_signed(&url, body, &stale).await, 401, "{name} stale");
         }
     }
-    // Exactly the valid request of each preset reached the inbox.
+    // Exactly the valid request of each preset reached the inbox, claimed by the server
+    // (no workers run here): another process takes them over.
     assert_eq!(
         store.inbox_counts().unwrap(),
-        [("pending".to_string(), PRESETS.len())]
+        [("running".to_string(), PRESETS.len())]
     );
+    store.recover(common::owner()).await.unwrap();
     let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-    let mut integrations: Vec<String> = store
-        .claim(10, &names)
-        .unwrap()
+    let mut integrations: Vec<String> = common::claim(&*store, 10, &names)
+        .await
         .into_iter()
         .map(|item| item.integration)
         .collect();
@@ -670,12 +667,8 @@ async fn events_of_an_integration_no_longer_served_wait_in_the_inbox() {
     let served = poster("served", "", &sink, "/fast");
     let store = fresh_store("serve-unserved");
     // Enqueued while a spec named `retired` was served; it is not any more.
-    store
-        .enqueue("retired", &[(json!({ "id": 1 }), None)])
-        .unwrap();
-    store
-        .enqueue("served", &[(json!({ "id": 2 }), None)])
-        .unwrap();
+    common::enqueue(&*store, "retired", &[(json!({ "id": 1 }), None)]).await;
+    common::enqueue(&*store, "served", &[(json!({ "id": 2 }), None)]).await;
     let service = Service::new(vec![served], store.clone());
     tokio::spawn(work(service.clone(), 2));
     until(|| sink.requests().len() == 1).await;
@@ -899,9 +892,7 @@ async fn a_graceful_stop_gives_back_unstarted_claims_uncounted() {
     let sink = slow_sink().await;
     let store = fresh_store("serve-unclaim");
     for id in 1..=3 {
-        store
-            .enqueue("slow", &[(json!({ "id": id }), None)])
-            .unwrap();
+        common::enqueue(&*store, "slow", &[(json!({ "id": id }), None)]).await;
     }
     let service = Service::new(vec![poster("slow", "", &sink, "/slow")], store.clone());
     let working = tokio::spawn(work(service.clone(), 1));
@@ -920,7 +911,7 @@ async fn a_graceful_stop_gives_back_unstarted_claims_uncounted() {
         .await
         .unwrap()
         .unwrap();
-    let next = store.claim(3, &["slow"]).unwrap();
+    let next = common::claim(&*store, 3, &["slow"]).await;
     let ids: Vec<(serde_json::Value, u32)> = next
         .iter()
         .map(|i| (i.event["id"].clone(), i.attempts))
@@ -996,9 +987,7 @@ async fn a_long_retry_after_puts_the_event_back_and_frees_the_worker() {
     let store = fresh_store("serve-retry-after");
     // Two hostile events first, for both workers, then another integration's.
     for (integration, id) in [("hostile", 1), ("hostile", 2), ("other", 9)] {
-        store
-            .enqueue(integration, &[(json!({ "id": id }), None)])
-            .unwrap();
+        common::enqueue(&*store, integration, &[(json!({ "id": id }), None)]).await;
     }
     let engines = vec![
         two_steps("hostile", &hostile, "retry 3 constant 1s"),
@@ -1034,7 +1023,7 @@ async fn a_long_retry_after_puts_the_event_back_and_frees_the_worker() {
         "{}",
         calls("/limited")
     );
-    assert!(store.claim(10, &["hostile"]).unwrap().is_empty());
+    assert!(common::claim(&*store, 10, &["hostile"]).await.is_empty());
     service.shut_down();
 }
 
@@ -1046,9 +1035,7 @@ async fn a_deferred_event_resumes_at_its_step_once_the_wait_is_over() {
     ])
     .await;
     let store = fresh_store("serve-deferred-resume");
-    store
-        .enqueue("resumes", &[(json!({"id": 1}), None)])
-        .unwrap();
+    common::enqueue(&*store, "resumes", &[(json!({"id": 1}), None)]).await;
     let engine = two_steps("resumes", &api, "retry 3 constant 10ms");
     let service = Service::new(vec![engine], store.clone());
     tokio::spawn(work(service.clone(), 1));
@@ -1104,7 +1091,7 @@ async fn an_event_an_api_keeps_deferring_past_a_day_is_dead_lettered() {
     .await;
     let name = "serve-deferred-too-long";
     let store = fresh_store(name);
-    store.enqueue("stale", &[(json!({"id": 1}), None)]).unwrap();
+    common::enqueue(&*store, "stale", &[(json!({"id": 1}), None)]).await;
     // The event came a day ago: another deferral would keep it past 24 h.
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(name)
@@ -1124,5 +1111,70 @@ async fn an_event_an_api_keeps_deferring_past_a_day_is_dead_lettered() {
         "{:?}",
         letters[0].1.error
     );
+    service.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_max_pending_webhooks_get_a_503_with_retry_after_and_readyz_says_so() {
+    let sink = slow_sink().await;
+    let spec = format!(
+        r#"integration backlog {{
+  connection api {{ base_url "{}" }}
+  trigger webhook "/hooks/in" {{ signature none }}
+  step call = api POST "/fast" {{ body {{ id = $.id }} }}
+}}"#,
+        sink.url()
+    );
+    let engine = engine_of(plan(spec), Secrets::default());
+    let store = fresh_store("serve-backpressure");
+    let service = Service::with_max_pending(vec![engine], store.clone(), 2);
+    let address = listen(service.clone(), &Default::default()).await;
+    let (url, ready) = (
+        format!("http://{address}/hooks/in"),
+        format!("http://{address}/readyz"),
+    );
+    let body = |id: u64| json!({ "id": id }).to_string().into_bytes();
+    // No workers yet: the backlog only grows.
+    for id in 0..2 {
+        assert_eq!(post(&url, &body(id), None).await.0, 202);
+    }
+    let refused = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 503);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let reason = refused.json::<serde_json::Value>().await.unwrap();
+    assert!(
+        reason["error"].as_str().unwrap().contains("--max-pending"),
+        "{reason}"
+    );
+    let readiness = reqwest::get(&ready).await.unwrap();
+    assert_eq!(readiness.status().as_u16(), 503);
+    assert!(readiness.text().await.unwrap().contains("overloaded"));
+    // The refused event was not enqueued: the sender keeps it and retries.
+    assert_eq!(store.inbox_counts().unwrap(), [("running".to_string(), 2)]);
+    tokio::spawn(work(service.clone(), 2));
+    until(|| sink.requests().len() == 2).await;
+    // Once the backlog drains, webhooks are taken again.
+    let mut answered = 0;
+    for _ in 0..600 {
+        answered = post(&url, &body(2), None).await.0;
+        if answered == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered, 202);
+    assert_eq!(reqwest::get(&ready).await.unwrap().status().as_u16(), 200);
+    until(|| sink.requests().len() == 3).await;
     service.shut_down();
 }

@@ -8,7 +8,7 @@ use crate::secrets::Secrets;
 use crate::serve::{
     HttpOptions, PublicUrl, Service, keep_health, listen, poll, prune, router, schedule, work,
 };
-use crate::store::SqliteStore;
+use crate::store::{Durability, SqliteStore};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,9 +32,20 @@ pub struct ServeArgs {
     #[arg(long)]
     secrets: Option<PathBuf>,
     /// How many events run at once, all integrations together (a spec's `concurrency`
-    /// bounds its own).
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    /// bounds its own, a connection's `max_concurrency` its requests). Runs wait on the
+    /// APIs, not the CPU: tens suit one core.
+    #[arg(long, default_value_t = WORKERS, value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
+    /// Events waiting or running past which webhooks are refused (503 with Retry-After,
+    /// the sender retries), polls wait and /readyz fails, so that an accepted event is
+    /// delivered in seconds, not minutes.
+    #[arg(long, default_value_t = crate::serve::MAX_PENDING, value_parser = max_pending)]
+    max_pending: usize,
+    /// What an accepted webhook survives: `full` (the inbox is synced to disk before the
+    /// 202: a power cut loses nothing) or `process` (a crash or kill of integ loses nothing;
+    /// a power cut may lose the last second of events).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Full)]
+    durability: DurabilityArg,
     /// How long dedupe keys, finished events and the run history are kept, written as in
     /// specs (`30d`, `12h`). Pending events and dead letters are kept until handled.
     #[arg(long, default_value = "30d", value_parser = retention)]
@@ -61,6 +72,32 @@ pub struct ServeArgs {
     /// (`info` by default, `debug`, `warn`, ...).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+}
+
+/// The default of `--workers`: what the shared load harness measured best on two cores
+/// (see the closing note of issue 12).
+const WORKERS: u16 = 32;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DurabilityArg {
+    Full,
+    Process,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(arg: DurabilityArg) -> Self {
+        match arg {
+            DurabilityArg::Full => Durability::Full,
+            DurabilityArg::Process => Durability::Process,
+        }
+    }
+}
+
+fn max_pending(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}` is not a count of events above 0")),
+    }
 }
 
 /// A duration of at least an hour: less would forget dedupe keys before a provider's
@@ -205,7 +242,9 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
     let secrets =
         Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
     let _lock = lock_state(&args.state)?;
-    let store = Arc::new(SqliteStore::open(&args.state).map_err(|e| e.to_string())?);
+    let store = Arc::new(
+        SqliteStore::open_with(&args.state, args.durability.into()).map_err(|e| e.to_string())?,
+    );
     // The engines keep rotated OAuth2 refresh tokens in the store, sealed. A long wait an
     // API asks for puts the event back in the inbox rather than hold a worker.
     let options = Options {
@@ -218,7 +257,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         .map(|plan| Engine::new(Arc::new(plan), secrets.clone(), options.clone()).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| secrets.redact(&e.to_string()))?;
-    let service = Service::new(engines, store);
+    let service = Service::with_max_pending(engines, store, args.max_pending);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -67,17 +67,18 @@ struct Done {
 impl Engine {
     /// Runs every step for one event and reports what happened.
     pub async fn run(&self, event: Json) -> RunReport {
-        self.resume(event, Map::new(), |_, _| {}).await
+        self.resume(event, Map::new(), |_, _| std::future::ready(()))
+            .await
     }
 
     /// Runs the steps not in `done` (the results of steps an earlier attempt completed),
     /// calling `checkpoint` with each step that completes and its result, so that a resumed
-    /// event starts at its first unfinished step.
-    pub async fn resume(
+    /// event starts at its first unfinished step (awaited before the next step starts).
+    pub async fn resume<Checkpointed: Future<Output = ()>>(
         &self,
         event: Json,
         done: Map<String, Json>,
-        mut checkpoint: impl FnMut(&str, Option<&Json>),
+        mut checkpoint: impl FnMut(&str, Option<&Json>) -> Checkpointed,
     ) -> RunReport {
         let started = Instant::now();
         let mut results = Map::new();
@@ -103,7 +104,7 @@ impl Engine {
                         Outcome::Succeeded | Outcome::Skipped | Outcome::FellBack => {
                             // After the last step the run's end is recorded instead.
                             if index + 1 < steps.len() {
-                                checkpoint(&step.name, results.get(&step.name));
+                                checkpoint(&step.name, results.get(&step.name)).await;
                             }
                             None
                         }

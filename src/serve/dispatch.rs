@@ -1,92 +1,125 @@
-//! The dispatcher: claims inbox events ahead and starts each on a task while `--workers`
-//! and the integration's `concurrency` allow.
+//! The dispatcher: takes the events intake hands over and claims those the store holds
+//! (recovered, deferred, replayed), and starts each on a task while `--workers` and the
+//! integration's `concurrency` allow.
 
 use super::Service;
 use super::run::run_item;
 use crate::engine::Engine;
-use crate::store::Finished;
+use crate::store::{Finished, InboxItem};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
 
 /// Runs inbox events until the service shuts down: at most `workers` at once in all, and
 /// at most an integration's `concurrency` of its own.
 pub async fn work(service: Arc<Service>, workers: usize) {
-    let store = service.store.clone();
-    match tokio::task::spawn_blocking(move || store.recover()).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(error)) => {
+    let Some(mut arrivals) = service.arrivals.lock().ok().and_then(|mut a| a.take()) else {
+        tracing::error!("the workers were started twice; the second start does nothing");
+        return;
+    };
+    match service.store.recover(&service.owner).await {
+        Ok(recovered) if recovered > 0 => {
+            tracing::info!(
+                recovered,
+                "events a stopped process left running are put back"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => {
             tracing::error!(%error, "cannot put back the events a stopped process left running")
         }
-        Err(error) => tracing::error!(%error, "recovering the inbox stopped"),
     }
+    recount(&service).await;
+    let heartbeat = tokio::spawn(heartbeat(service.clone()));
     let mut dispatcher = Dispatcher::new(&service, workers.max(1));
     while !service.stopping() {
-        dispatcher.reap(&service);
+        dispatcher.reap(&service).await;
+        while let Ok(item) = arrivals.try_recv() {
+            dispatcher.queue.push_back(item);
+        }
         dispatcher.start_ready(&service);
-        let claimed = match dispatcher.claim_request() {
-            Some((limit, from)) => {
-                let store = service.store.clone();
-                let claimed = tokio::task::spawn_blocking(move || {
-                    let from: Vec<&str> = from.iter().map(String::as_str).collect();
-                    store.claim(limit, &from)
-                })
-                .await;
-                match claimed {
-                    Ok(Ok(items)) => items,
-                    Ok(Err(error)) => {
-                        tracing::error!(%error, "cannot claim inbox events");
-                        Vec::new()
-                    }
-                    Err(error) => {
-                        tracing::error!(%error, "claiming inbox events stopped");
-                        Vec::new()
-                    }
+        if let Some((limit, from)) = dispatcher.claim_request() {
+            match service.store.claim(&service.owner, limit, &from).await {
+                Ok(items) => dispatcher.claimed(items, limit),
+                Err(error) => {
+                    tracing::error!(%error, "cannot claim inbox events");
+                    dispatcher.store_drained();
                 }
             }
-            None => Vec::new(),
-        };
-        if claimed.is_empty() {
-            dispatcher.wait(&service).await;
-        } else {
-            dispatcher.queue.extend(claimed);
+            continue;
         }
+        dispatcher.tick(&service).await;
+        dispatcher.wait(&service, &mut arrivals).await;
     }
-    // Events claimed but not started go back, their claim not counted (after a crash they
-    // stay `running`, and the next start puts them back, counted). Those started finish
-    // (the caller bounds how long that may take).
+    heartbeat.abort();
+    // Events handed over or claimed but not started go back, their claim not counted
+    // (after a crash they stay `running`, and the next start puts them back, counted).
+    // Those started finish (the caller bounds how long that may take).
+    arrivals.close();
+    while let Ok(item) = arrivals.try_recv() {
+        dispatcher.queue.push_back(item);
+    }
     let queued: Vec<i64> = dispatcher.queue.iter().map(|item| item.id).collect();
-    if !queued.is_empty() {
-        let store = service.store.clone();
-        match tokio::task::spawn_blocking(move || store.unclaim(&queued)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "cannot put back the events not started"),
-            Err(error) => tracing::warn!(%error, "cannot put back the events not started"),
-        }
+    if !queued.is_empty()
+        && let Err(error) = service.store.unclaim(&service.owner, &queued).await
+    {
+        tracing::warn!(%error, "cannot put back the events not started");
     }
     while let Some(joined) = dispatcher.running.join_next_with_id().await {
-        dispatcher.release(joined, &service);
+        dispatcher.release(joined, &service).await;
     }
 }
 
-/// How often an idle dispatcher looks at the inbox without being woken: polls, schedules
-/// and replays by another process enqueue without waking it, and a deferred event comes due
-/// without waking it (so it is claimed at most this late).
+/// Sets the backlog to the store's count of unfinished events.
+async fn recount(service: &Service) {
+    match service.store.unfinished().await {
+        Ok(unfinished) => service.intake.recount(unfinished),
+        Err(error) => tracing::warn!(%error, "cannot count the inbox's unfinished events"),
+    }
+}
+
+/// Renews this process's claims while it serves.
+async fn heartbeat(service: Arc<Service>) {
+    let mut every = tokio::time::interval(super::LEASE / 3);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = service.store.heartbeat(&service.owner).await {
+            tracing::warn!(%error, "cannot renew this process's claims");
+        }
+    }
+}
+
+/// How often an idle dispatcher looks at the inbox without being woken: deferred events
+/// come due and other processes (a `dlq replay`) enqueue without waking it, so they are
+/// claimed at most this late.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// How often the backlog is set again from the store's count.
+const RECOUNT: Duration = Duration::from_secs(10);
 
 /// Hands inbox events to tasks. Claiming ahead (up to `workers` events beyond those
 /// running) saves a transaction per event; handing them out here rather than in each
 /// worker keeps a burst from queueing behind one busy worker.
 struct Dispatcher {
     workers: usize,
-    /// Claimed, not started yet, oldest first.
-    queue: std::collections::VecDeque<crate::store::InboxItem>,
-    running: tokio::task::JoinSet<()>,
+    /// Handed over or claimed, not started yet, oldest first.
+    queue: std::collections::VecDeque<InboxItem>,
+    /// Each running event's task; it answers whether the event left the backlog.
+    running: tokio::task::JoinSet<bool>,
     /// The integration and inbox id of each running task's event.
     tasks: std::collections::HashMap<tokio::task::Id, (String, i64)>,
     /// Events running per integration.
     active: std::collections::HashMap<String, usize>,
     /// The integrations served, by name: events of others stay in the inbox.
     engines: std::collections::HashMap<String, Arc<Engine>>,
+    /// The last claim filled its limit: the store may hold more at once.
+    store_has_more: bool,
+    /// When to look at the store again without a reason to.
+    next_claim: Instant,
+    next_recount: Instant,
+    /// When the drain rate was sampled, and the events finished then.
+    sampled: (Instant, u64),
 }
 
 impl Dispatcher {
@@ -102,7 +135,28 @@ impl Dispatcher {
                 .iter()
                 .map(|e| (e.plan().name.clone(), e.clone()))
                 .collect(),
+            // The first claim takes what a stopped process left.
+            store_has_more: true,
+            next_claim: Instant::now(),
+            next_recount: Instant::now() + RECOUNT,
+            sampled: (Instant::now(), 0),
         }
+    }
+
+    /// Queues what a claim of `limit` events took.
+    fn claimed(&mut self, items: Vec<InboxItem>, limit: usize) {
+        if items.len() < limit {
+            self.store_drained();
+        } else {
+            self.store_has_more = true;
+        }
+        self.queue.extend(items);
+    }
+
+    /// The store holds nothing to claim now: look again after `IDLE_POLL`.
+    fn store_drained(&mut self) {
+        self.store_has_more = false;
+        self.next_claim = Instant::now() + IDLE_POLL;
     }
 
     /// The declared `concurrency` of an integration, if it has one.
@@ -142,11 +196,15 @@ impl Dispatcher {
         }
     }
 
-    /// How many events to claim, and from which integrations: those served whose running
-    /// and queued events do not fill their concurrency yet. `None` while enough are
-    /// queued. Events queued behind a full integration do not count, so they never keep
-    /// others waiting; there are few of them, since a full integration is left out.
+    /// How many events to claim from the store, and from which integrations: those served
+    /// whose running and queued events do not fill their concurrency yet. `None` while
+    /// enough are queued, or while the store was found empty lately. Events queued behind
+    /// a full integration do not count, so they never keep others waiting; there are few
+    /// of them, since a full integration is left out.
     fn claim_request(&self) -> Option<(usize, Vec<String>)> {
+        if !self.store_has_more && Instant::now() < self.next_claim {
+            return None;
+        }
         let ready = self
             .queue
             .iter()
@@ -172,60 +230,74 @@ impl Dispatcher {
         (limit > 0 && !from.is_empty()).then_some((limit, from))
     }
 
-    /// Waits for a running event to finish, new work, or a moment. With nothing running,
-    /// `join_next` answers at once, so only the other two may end the wait then.
-    async fn wait(&mut self, service: &Service) {
+    /// Waits for a running event to finish, an event handed over, the time to look at the
+    /// store, or the stop. With nothing running, `join_next` answers at once, so only the
+    /// others may end the wait then.
+    async fn wait(&mut self, service: &Service, arrivals: &mut mpsc::UnboundedReceiver<InboxItem>) {
         let busy = !self.running.is_empty();
+        let look = tokio::time::Instant::from_std(self.next_claim.max(Instant::now()));
         tokio::select! {
             Some(joined) = self.running.join_next_with_id(), if busy => {
-                self.release(joined, service);
+                self.release(joined, service).await;
             }
+            Some(item) = arrivals.recv() => self.queue.push_back(item),
             _ = service.work.notified() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = tokio::time::sleep_until(look) => {}
+        }
+    }
+
+    /// Once a second, samples the drain rate; every `RECOUNT`, counts the backlog again.
+    async fn tick(&mut self, service: &Service) {
+        if self.sampled.0.elapsed() >= Duration::from_secs(1) {
+            service.intake.sample_drain_rate(&mut self.sampled);
+        }
+        if Instant::now() >= self.next_recount {
+            self.next_recount = Instant::now() + RECOUNT;
+            recount(service).await;
         }
     }
 
     /// Frees the place of every event that finished.
-    fn reap(&mut self, service: &Service) {
+    async fn reap(&mut self, service: &Service) {
         while let Some(joined) = self.running.try_join_next_with_id() {
-            self.release(joined, service);
+            self.release(joined, service).await;
         }
     }
 
-    /// Frees the place of a finished event. A run that panicked is a bug of ours, not of
-    /// the input: its event is marked failed and logged, rather than left `running` for the
-    /// next start to run again, out of order and maybe forever.
-    fn release(
-        &mut self,
-        joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-        service: &Service,
-    ) {
-        let id = match &joined {
-            Ok((id, ())) => *id,
-            Err(error) => error.id(),
-        };
-        let Some((integration, event)) = self.tasks.remove(&id) else {
-            return;
-        };
-        if let Some(active) = self.active.get_mut(&integration) {
-            *active = active.saturating_sub(1);
-        }
-        if let Err(error) = joined {
-            tracing::error!(integration, event, %error, "run aborted; the event is marked failed");
-            if let Err(error) = blocking(|| service.store.finish(event, Finished::Failed, None)) {
+    /// Frees the place of a finished event; a run that panicked is marked failed.
+    async fn release(&mut self, joined: Joined, service: &Service) {
+        if let Some((integration, event)) = self.free(joined, service) {
+            let failed = service.store.finish(event, Finished::Failed, None).await;
+            if let Err(error) = failed {
                 tracing::error!(integration, event, %error, "cannot mark the aborted run's event failed");
             }
         }
     }
-}
 
-/// Runs a short blocking store call from async code that cannot await it: on a
-/// multi-thread runtime the thread hands its other tasks (webhooks) over while it waits for
-/// the store; elsewhere the call just runs.
-pub(super) fn blocking<T>(call: impl FnOnce() -> T) -> T {
-    let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-    match flavor {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(call),
-        _ => call(),
+    /// Frees the place of a finished event. A run that panicked is a bug of ours, not of
+    /// the input: it is logged and its event returned, to be marked failed rather than
+    /// left `running` for the next start to run again, out of order and maybe forever.
+    fn free(&mut self, joined: Joined, service: &Service) -> Option<(String, i64)> {
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(error) => error.id(),
+        };
+        let (integration, event) = self.tasks.remove(&id)?;
+        if let Some(active) = self.active.get_mut(&integration) {
+            *active = active.saturating_sub(1);
+        }
+        match joined {
+            Ok((_, true)) => service.intake.finished_one(),
+            Ok((_, false)) => {}
+            Err(error) => {
+                tracing::error!(integration, event, %error, "run aborted; the event is marked failed");
+                service.intake.finished_one();
+                return Some((integration, event));
+            }
+        }
+        None
     }
 }
+
+/// A running event's task, as it ended.
+type Joined = Result<(tokio::task::Id, bool), tokio::task::JoinError>;

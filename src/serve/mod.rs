@@ -1,13 +1,15 @@
 //! `integ serve`: webhooks into a durable inbox, workers out of it.
 //!
 //! A webhook is answered `202` only once its events are committed to the inbox; any `4xx`
-//! enqueues nothing. A dispatcher claims events oldest first and runs each on its own task,
-//! within `--workers` and each integration's `concurrency`, checkpointing each step, so
-//! that an event left running by a stopped process resumes at its first unfinished step.
+//! enqueues nothing. The events are claimed by this process in the same write and handed
+//! to the dispatcher from memory (`intake`); it runs each on its own task, within
+//! `--workers` and each integration's `concurrency`, checkpointing each step but the last,
+//! so that an event left running by a stopped process resumes at its first unfinished step.
 
 mod dispatch;
 mod health;
 mod http;
+mod intake;
 mod poll;
 mod prune;
 mod public_url;
@@ -18,6 +20,7 @@ mod webhook;
 pub use dispatch::work;
 pub use health::keep_health;
 pub use http::{HttpOptions, MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_TIMEOUT, listen};
+pub use intake::MAX_PENDING;
 pub use poll::poll;
 pub use prune::{RETENTION, prune};
 pub use public_url::PublicUrl;
@@ -25,37 +28,61 @@ pub use schedule::schedule;
 pub use webhook::{MAX_BODY_BYTES, router};
 
 use crate::engine::Engine;
-use crate::store::Store;
-use std::sync::Arc;
+use crate::store::{InboxItem, Owner, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::Notify;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, mpsc};
+
+/// How long this process's claims hold without a heartbeat (see `Owner`).
+const LEASE: Duration = Duration::from_secs(60);
 
 /// Everything the server and its workers share.
 pub struct Service {
     pub engines: Vec<Arc<Engine>>,
     pub store: Arc<dyn Store>,
+    /// This process, as the owner of the events it claims.
+    owner: Owner,
     health: health::Health,
     shutting_down: AtomicBool,
     work: Notify,
+    intake: Arc<intake::Intake>,
+    /// The dispatcher's end of the intake's hand-over, taken by `work`.
+    arrivals: Mutex<Option<mpsc::UnboundedReceiver<InboxItem>>>,
 }
 
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
             .field("engines", &self.engines.len())
+            .field("owner", &self.owner)
             .finish_non_exhaustive()
     }
 }
 
 impl Service {
+    /// A service with the default `--max-pending`.
     pub fn new(engines: Vec<Arc<Engine>>, store: Arc<dyn Store>) -> Arc<Self> {
+        Self::with_max_pending(engines, store, MAX_PENDING)
+    }
+
+    /// A service that refuses webhooks while `max_pending` events wait or run.
+    pub fn with_max_pending(
+        engines: Vec<Arc<Engine>>,
+        store: Arc<dyn Store>,
+        max_pending: usize,
+    ) -> Arc<Self> {
         let health = health::Health::load(&engines, store.as_ref());
+        let (intake, arrivals) = intake::Intake::new(max_pending);
         Arc::new(Self {
             engines,
             store,
+            owner: Owner::new(LEASE),
             health,
             shutting_down: AtomicBool::new(false),
             work: Notify::new(),
+            intake,
+            arrivals: Mutex::new(Some(arrivals)),
         })
     }
 
@@ -63,12 +90,6 @@ impl Service {
     pub fn shut_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.work.notify_waiters();
-    }
-
-    /// Wakes a worker for new work. `notify_one` keeps a permit when no worker is waiting,
-    /// so work enqueued while every worker is busy is not left to the next poll.
-    pub(super) fn wake(&self) {
-        self.work.notify_one();
     }
 
     pub(super) fn stopping(&self) -> bool {

@@ -36,10 +36,16 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
     };
     let trigger = poll_name(index);
     while !service.stopping() {
-        // A failed round is tried again next round, from the position it left.
-        match round(&service, &engine, index, &trigger).await {
-            Ok(None) => service.trigger_succeeded(&engine, &trigger),
-            Ok(Some(error)) | Err(error) => service.trigger_failed(&engine, &trigger, &error),
+        if service.intake.overloaded() {
+            // The API keeps what is not fetched: the round waits rather than add to a
+            // backlog that refuses webhooks.
+            tracing::info!(integration = %engine.plan().name, %trigger, backlog = service.intake.backlog(), "the inbox is at --max-pending; this round is skipped");
+        } else {
+            // A failed round is tried again next round, from the position it left.
+            match round(&service, &engine, index, &trigger).await {
+                Ok(None) => service.trigger_succeeded(&engine, &trigger),
+                Ok(Some(error)) | Err(error) => service.trigger_failed(&engine, &trigger, &error),
+            }
         }
         let until = tokio::time::Instant::now() + every;
         while !service.stopping() && tokio::time::Instant::now() < until {
@@ -85,20 +91,11 @@ async fn round(
         .map_err(|e| e.to_string())?;
         unkeyed = unkeyed.or(keyed.unkeyed);
         let next = polled.next.clone().or(position.clone());
-        let (store, name, key) = (
-            service.store.clone(),
-            integration.clone(),
-            trigger.to_string(),
-        );
-        let stored = next.clone();
-        let events = keyed.events;
-        tokio::task::spawn_blocking(move || {
-            store.enqueue_page(&name, stored.as_deref().map(|p| (key.as_str(), p)), &events)
-        })
-        .await
-        .map_err(|e| format!("cannot commit the page: {e}"))?
-        .map_err(|e| format!("cannot commit the page: {e}"))?;
-        service.wake();
+        let at = next.as_deref().map(|p| (trigger, p));
+        service
+            .accept(&integration, keyed.events, at)
+            .await
+            .map_err(|e| format!("cannot commit the page: {e}"))?;
         if polled.next.is_none() || polled.next == position {
             break;
         }

@@ -1,7 +1,6 @@
 //! One inbox event's run: checkpoints as it goes, then its end and its history record.
 
 use super::Service;
-use super::dispatch::blocking;
 use crate::engine::{Engine, RunOutcome};
 use crate::store::{DeadLetter, Finished, RunRecord};
 use serde_json::Value as Json;
@@ -20,7 +19,13 @@ const MAX_INTERRUPTED_RUNS: u32 = 5;
 /// forever would come back every hour, never to end.
 const MAX_DEFERRAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::store::InboxItem) {
+/// Runs an inbox event and ends it in the store; answers whether it left the inbox's
+/// unfinished work (a deferred event stays).
+pub(super) async fn run_item(
+    service: &Service,
+    engine: &Engine,
+    item: crate::store::InboxItem,
+) -> bool {
     let store = service.store.clone();
     let id = item.id;
     let span = tracing::info_span!("run", integration = %item.integration, event = id, run = RUNS.fetch_add(1, Ordering::Relaxed));
@@ -40,11 +45,10 @@ pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::st
             engine.secrets(),
         );
         let run = RunRecord::interrupted(&item.integration, id, interrupted);
-        end(service, id, Finished::DeadLettered(Box::new(letter)), run).await;
-        return;
+        return end(service, id, Finished::DeadLettered(Box::new(letter)), run).await;
     }
     let resumed = item.done.len();
-    tracing::info!(resumed_steps = resumed, "run started");
+    tracing::debug!(resumed_steps = resumed, "run started");
     drop(_entered);
     let report = tracing::Instrument::instrument(
         engine.resume(item.event.clone(), item.done, |step, result| {
@@ -52,16 +56,20 @@ pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::st
             // that is kept. (A later step that reads a credential an API echoed back reads
             // it redacted after a resume; the state file never holds it.)
             let result = result.map(|r| engine.secrets().redact_json(r));
-            if let Err(error) = blocking(|| store.checkpoint(id, step, result.as_ref())) {
-                // The step is not lost: a resumed run does it again.
-                tracing::error!(event = id, step, %error, "cannot checkpoint a step; a resumed run repeats it");
+            let written = store.checkpoint(id, step, result.as_ref());
+            let step = step.to_string();
+            async move {
+                if let Err(error) = written.await {
+                    // The step is not lost: a resumed run does it again.
+                    tracing::error!(event = id, step, %error, "cannot checkpoint a step; a resumed run repeats it");
+                }
             }
         }),
         span.clone(),
     )
     .await;
     let _entered = span.entered();
-    log_run(&report);
+    log_run(&report, resumed);
     let finished = ending(&report, &item.event, engine.secrets());
     let mut run = RunRecord::from_run(&report, engine.secrets(), Some(id));
     let finished = match finished {
@@ -75,7 +83,7 @@ pub(super) async fn run_item(service: &Service, engine: &Engine, item: crate::st
         other => other,
     };
     drop(_entered);
-    end(service, id, finished, run).await;
+    end(service, id, finished, run).await
 }
 
 /// The dead letter of an event an API kept asking to wait for past `MAX_DEFERRAL`.
@@ -95,27 +103,27 @@ fn deferred_too_long(
     Finished::DeadLettered(Box::new(letter))
 }
 
-/// Ends inbox event `id` with its history record, off the runtime's threads: the store may
-/// be busy (a prune, a burst of webhooks), and those threads serve the webhooks.
-async fn end(service: &Service, id: i64, finished: Finished, run: RunRecord) {
-    let store = service.store.clone();
-    let ended = tokio::task::spawn_blocking(move || store.finish(id, finished, Some(&run))).await;
-    match ended {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start")
-        }
+/// Ends inbox event `id` with its history record; answers whether it left the inbox's
+/// unfinished work. One that cannot be ended stays running in the store, and the next start
+/// runs it again.
+async fn end(service: &Service, id: i64, finished: Finished, run: RunRecord) -> bool {
+    let ends = finished.ends();
+    match service.store.finish(id, finished, Some(run)).await {
+        Ok(()) => ends,
         Err(error) => {
-            tracing::error!(event = id, %error, "recording the end of the run stopped; the event runs again at the next start")
+            tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start");
+            // Not in the backlog of this process any more: it waits for the next start.
+            true
         }
     }
 }
 
-/// One line per step and one for the run, inside the run's span.
-fn log_run(report: &crate::engine::RunReport) {
+/// One line for the run at `info` (with the failing step's error), one per step at
+/// `debug`, a warning for each step warning; inside the run's span.
+fn log_run(report: &crate::engine::RunReport, resumed: usize) {
     for step in &report.steps {
         let error = step.error.as_deref().unwrap_or("");
-        tracing::info!(step = %step.name, outcome = step.outcome.as_str(), requests = step.requests.len(), error, "step");
+        tracing::debug!(step = %step.name, outcome = step.outcome.as_str(), requests = step.requests.len(), error, "step");
         for warning in &step.warnings {
             tracing::warn!(step = %step.name, warning, "step warning");
         }
@@ -123,9 +131,14 @@ fn log_run(report: &crate::engine::RunReport) {
     let outcome = serde_json::to_value(report.outcome)
         .ok()
         .and_then(|v| v.as_str().map(String::from));
+    let failed = report.steps.iter().find(|s| s.error.is_some());
     tracing::info!(
         outcome = outcome.unwrap_or_default(),
         duration_ms = report.duration.as_millis() as u64,
+        steps = report.steps.len(),
+        resumed_steps = resumed,
+        failed_step = failed.map_or("", |s| s.name.as_str()),
+        error = failed.and_then(|s| s.error.as_deref()).unwrap_or(""),
         "run finished"
     );
 }

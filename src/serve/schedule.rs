@@ -82,12 +82,10 @@ async fn occurrence(
     };
     event.insert("scheduled_at".into(), Json::String(at.to_rfc3339()));
     let key = format!("schedule {} {}", plan.text, at.timestamp());
-    let (store, integration) = (service.store.clone(), engine.plan().name.clone());
     let events = vec![(Json::Object(event), Some(key))];
-    tokio::task::spawn_blocking(move || store.enqueue(&integration, &events))
+    service
+        .accept(&engine.plan().name, events, None)
         .await
-        .map_err(|e| format!("cannot enqueue the occurrence: {e}"))?
         .map_err(|e| format!("cannot enqueue the occurrence: {e}"))?;
-    service.wake();
     Ok(())
 }

@@ -38,11 +38,39 @@ pub fn router(service: Arc<Service>, options: &HttpOptions) -> axum::Router {
 }
 
 async fn ready(State(front): State<Front>) -> Response {
-    if front.service.stopping() {
+    let service = &front.service;
+    if service.stopping() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if service.intake.overloaded() {
+        let reason = format!(
+            "overloaded: {} events wait or run, the most --max-pending allows is {}",
+            service.intake.backlog(),
+            service.intake.max_pending
+        );
+        (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
     } else {
         "ready".into_response()
     }
+}
+
+/// A 503 for a webhook that came while the backlog is at `--max-pending`, telling the sender
+/// when to come back. Nothing is enqueued: the sender keeps the event and retries.
+fn overloaded(service: &Service) -> Response {
+    let wait = service.intake.retry_after().as_secs();
+    tracing::debug!(
+        backlog = service.intake.backlog(),
+        "webhook refused: overloaded"
+    );
+    let reason = format!(
+        "{} events wait or run, the most this server takes is {} (--max-pending); retry in {wait} s",
+        service.intake.backlog(),
+        service.intake.max_pending
+    );
+    let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, reason);
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, wait.into());
+    response
 }
 
 fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
@@ -119,6 +147,9 @@ async fn handle(
             )
         };
     };
+    if service.intake.overloaded() {
+        return overloaded(service);
+    }
     let url = front.options.public_url.of(&uri, &headers);
     if let Err(error) = check_signature(engine, hook, &method, &url, &headers, &body) {
         tracing::warn!(integration = %engine.plan().name, path = uri.path(), %error, "webhook refused: 401");
@@ -146,14 +177,13 @@ async fn handle(
             );
         }
     };
-    let store = service.store.clone();
-    let integration = engine.plan().name.clone();
-    let events = keyed.events;
-    let committed = tokio::task::spawn_blocking(move || store.enqueue(&integration, &events)).await;
-    match committed {
-        Ok(Ok((accepted, duplicates))) => {
-            tracing::info!(integration = %engine.plan().name, path = uri.path(), accepted, duplicates, "webhook committed");
-            service.wake();
+    match service
+        .accept(&engine.plan().name, keyed.events, None)
+        .await
+    {
+        Ok(enqueued) => {
+            let (accepted, duplicates) = (enqueued.accepted(), enqueued.duplicates());
+            tracing::debug!(integration = %engine.plan().name, path = uri.path(), accepted, duplicates, "webhook committed");
             match keyed.unkeyed {
                 Some(unkeyed) => service.trigger_failed(engine, &trigger, &unkeyed_error(unkeyed)),
                 None => service.trigger_succeeded(engine, &trigger),
@@ -164,14 +194,10 @@ async fn handle(
             )
                 .into_response()
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             let error = format!("the inbox is unavailable: {error}");
             service.trigger_failed(engine, &trigger, &error);
             refuse(StatusCode::SERVICE_UNAVAILABLE, error)
-        }
-        Err(_) => {
-            service.trigger_failed(engine, &trigger, "the inbox is unavailable");
-            refuse(StatusCode::SERVICE_UNAVAILABLE, "the inbox is unavailable")
         }
     }
 }

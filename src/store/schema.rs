@@ -91,6 +91,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE inbox ADD COLUMN not_before INTEGER;
     DROP INDEX inbox_claim;
     CREATE INDEX inbox_claim ON inbox (status, integration, not_before, id)",
+    // Who claimed a running event and until when the claim holds without a heartbeat, so
+    // that a store shared by several processes can put back the work of one that is gone.
+    // Running events are a seek in `inbox_claim`, so these need no index.
+    "ALTER TABLE inbox ADD COLUMN owner TEXT;
+    ALTER TABLE inbox ADD COLUMN lease_until INTEGER",
 ];
 
 /// The schema version of a state file: how many migrations ran on it.

@@ -1,60 +1,34 @@
-//! The SQLite store: one file, WAL, one connection behind a mutex, group commit.
+//! The SQLite store: one file, WAL; the hot path on a writer thread (`sqlite_writer`,
+//! `sqlite_inbox`), the records on a connection behind a mutex.
 
 use super::private;
 use super::schema::{self, MIGRATIONS, migrate};
+use super::sqlite_writer::Writer;
 use super::{
-    DeadLetter, Finished, InboxItem, Pruned, RunQuery, RunRecord, Store, StoreError, TriggerHealth,
-    now,
+    DeadLetter, Durability, Pruned, RunQuery, RunRecord, Store, StoreError, TriggerHealth, now,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 
 #[derive(Debug)]
 pub struct SqliteStore {
     path: String,
+    /// The records' connection: dead letters, runs, positions, triggers, tokens.
     connection: Mutex<Connection>,
-    /// Writes waiting for the next group commit (see `write`).
-    waiting: Mutex<Vec<Waiting>>,
-}
-
-/// A write of the hot path, as the group commit that takes it runs it.
-#[derive(Debug)]
-enum Change {
-    Enqueue {
-        integration: String,
-        position: Option<(String, String)>,
-        /// Each event as JSON text, with its dedupe key.
-        events: Vec<(String, Option<String>)>,
-    },
-    Checkpoint {
-        id: i64,
-        step: String,
-        /// The step's result as JSON text.
-        result: Option<String>,
-    },
-    Finish {
-        id: i64,
-        status: Finished,
-        run: Option<RunRecord>,
-    },
-}
-
-/// What a change did: for an enqueue, the events enqueued and dropped as duplicates.
-type Counts = (usize, usize);
-
-/// The outcome of a change, set by the group commit that ran it.
-type Outcome = Arc<OnceLock<Result<Counts, Arc<StoreError>>>>;
-
-#[derive(Debug)]
-struct Waiting {
-    change: Change,
-    done: Outcome,
+    /// Every write of the hot path, on a connection of its own (see `sqlite_writer`).
+    pub(super) writer: Writer,
 }
 
 impl SqliteStore {
-    /// Opens (creating it and its folder if needed) and migrates the store at `path`.
+    /// Opens (creating it and its folder if needed) and migrates the store at `path`, with
+    /// the default durability (`Full`).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens (creating it and its folder if needed) and migrates the store at `path`.
+    pub fn open_with(path: &Path, durability: Durability) -> Result<Self, StoreError> {
         let display = path.display().to_string();
         let folder_error = |source| StoreError::Folder {
             path: display.clone(),
@@ -75,23 +49,7 @@ impl SqliteStore {
             path: display.clone(),
             source,
         };
-        let mut connection = Connection::open(path).map_err(sqlite)?;
-        // Deleted rows (finished events' checkpoints, purged dead letters) are overwritten
-        // with zeros, not left readable in free pages of the file.
-        connection
-            .pragma_update(None, "secure_delete", "ON")
-            .map_err(sqlite)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(sqlite)?;
-        // FULL: a commit is on disk before it returns, so a 202 survives a power cut, not
-        // only a crash of the process. Group commit spreads each sync over many writes.
-        connection
-            .pragma_update(None, "synchronous", "FULL")
-            .map_err(sqlite)?;
-        connection
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(sqlite)?;
+        let mut connection = connect(path, durability).map_err(sqlite)?;
         // A file a newer integ migrated holds what this one does not know how to keep:
         // writing it would lose or corrupt that, so it is refused.
         let found = schema::version(&connection).map_err(sqlite)?;
@@ -103,75 +61,13 @@ impl SqliteStore {
             });
         }
         migrate(&mut connection).map_err(sqlite)?;
+        let writer = Writer::start(connect(path, durability).map_err(sqlite)?, display.clone())
+            .map_err(folder_error)?;
         Ok(Self {
             path: display,
             connection: Mutex::new(connection),
-            waiting: Mutex::new(Vec::new()),
+            writer,
         })
-    }
-
-    /// Group commit: webhooks arrive together and workers checkpoint and finish together, and one
-    /// transaction for all that wait is far cheaper than one each. A caller queues its
-    /// change, then takes the connection; if the holder before it committed the queue
-    /// meanwhile, it only reads its outcome, else it commits every queued change in one
-    /// transaction. A failure fails them all: no webhook is answered 202, no event is
-    /// marked finished, nothing is lost.
-    fn write(&self, change: Change) -> Result<Counts, StoreError> {
-        let done: Outcome = Arc::default();
-        let waiting = Waiting {
-            change,
-            done: done.clone(),
-        };
-        self.waiting
-            .lock()
-            .map_err(|_| StoreError::Poisoned)?
-            .push(waiting);
-        let Ok(mut connection) = self.connection.lock() else {
-            // Every write fails from now on: drop the queue rather than let it grow.
-            if let Ok(mut waiting) = self.waiting.lock() {
-                waiting.clear();
-            }
-            return Err(StoreError::Poisoned);
-        };
-        if done.get().is_none() {
-            let batch =
-                std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Poisoned)?);
-            match self.commit(&mut connection, &batch) {
-                Ok(counts) => {
-                    for (waiting, counts) in batch.iter().zip(counts) {
-                        let _ = waiting.done.set(Ok(counts));
-                    }
-                }
-                Err(error) => {
-                    let error = Arc::new(error);
-                    for waiting in &batch {
-                        let _ = waiting.done.set(Err(error.clone()));
-                    }
-                }
-            }
-        }
-        drop(connection);
-        match done.get() {
-            Some(Ok(counts)) => Ok(*counts),
-            Some(Err(error)) => Err(StoreError::Shared(error.clone())),
-            None => Err(StoreError::Poisoned),
-        }
-    }
-
-    /// Applies changes in one transaction; returns what each did.
-    fn commit(
-        &self,
-        connection: &mut Connection,
-        batch: &[Waiting],
-    ) -> Result<Vec<Counts>, StoreError> {
-        let transaction = connection.transaction().map_err(|e| self.error(e))?;
-        let now = now();
-        let counts = batch
-            .iter()
-            .map(|waiting| apply(&transaction, &waiting.change, now).map_err(|e| self.error(e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        transaction.commit().map_err(|e| self.error(e))?;
-        Ok(counts)
     }
 
     /// Runs `sql` (statements taking the cutoff `?1` and a batch size `?2`) until a batch
@@ -182,7 +78,9 @@ impl SqliteStore {
         let mut total = 0;
         loop {
             let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-            let transaction = connection.transaction().map_err(|e| self.error(e))?;
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.error(e))?;
             let mut deleted = 0;
             for statement in sql.split(';') {
                 deleted = exec(&transaction, statement, params![cutoff, BATCH as i64])
@@ -204,9 +102,23 @@ impl SqliteStore {
     }
 }
 
+/// A connection to the store at `path`, set up as every one of its connections is.
+fn connect(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    // Deleted rows (finished events' checkpoints, purged dead letters) are overwritten
+    // with zeros, not left readable in free pages of the file.
+    connection.pragma_update(None, "secure_delete", "ON")?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", durability.synchronous())?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    // The hot path runs a dozen statements, the records a few dozen: all stay prepared.
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
 /// Runs a statement through the connection's statement cache: the same few statements run
 /// for every event, so parsing them once matters.
-fn exec<P: rusqlite::Params>(
+pub(super) fn exec<P: rusqlite::Params>(
     connection: &Connection,
     sql: &str,
     params: P,
@@ -214,7 +126,10 @@ fn exec<P: rusqlite::Params>(
     connection.prepare_cached(sql)?.execute(params)
 }
 
-fn insert_dead_letter(connection: &Connection, letter: &DeadLetter) -> rusqlite::Result<()> {
+pub(super) fn insert_dead_letter(
+    connection: &Connection,
+    letter: &DeadLetter,
+) -> rusqlite::Result<()> {
     exec(
         connection,
         "INSERT INTO dead_letters (integration, step, event, requests, status, error, attempts, failed_at)
@@ -233,7 +148,7 @@ fn insert_dead_letter(connection: &Connection, letter: &DeadLetter) -> rusqlite:
     Ok(())
 }
 
-fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
+pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
     exec(
         connection,
         "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error, event)
@@ -254,79 +169,6 @@ fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> 
 /// A count as SQLite stores it: a signed 64-bit integer.
 fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// One change of a group commit, inside its transaction.
-fn apply(transaction: &Connection, change: &Change, now: i64) -> rusqlite::Result<Counts> {
-    match change {
-        Change::Enqueue {
-            integration,
-            position,
-            events,
-        } => {
-            let (mut enqueued, mut dropped) = (0, 0);
-            for (event, key) in events {
-                if let Some(key) = key {
-                    let fresh = exec(
-                        transaction,
-                        "INSERT OR IGNORE INTO dedupe (integration, key, seen_at) VALUES (?1, ?2, ?3)",
-                        params![integration, key, now],
-                    )?;
-                    if fresh == 0 {
-                        dropped += 1;
-                        continue;
-                    }
-                }
-                exec(
-                    transaction,
-                    "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-                    params![integration, event, now],
-                )?;
-                enqueued += 1;
-            }
-            if let Some((trigger, position)) = position {
-                exec(
-                    transaction,
-                    "INSERT OR REPLACE INTO cursors (integration, trigger, position) VALUES (?1, ?2, ?3)",
-                    params![integration, trigger, position],
-                )?;
-            }
-            Ok((enqueued, dropped))
-        }
-        Change::Checkpoint { id, step, result } => {
-            exec(
-                transaction,
-                "INSERT OR REPLACE INTO checkpoints (inbox_id, step, result) VALUES (?1, ?2, ?3)",
-                params![id, step, result],
-            )?;
-            Ok((0, 0))
-        }
-        Change::Finish { id, status, run } => {
-            exec(
-                transaction,
-                // A deferred run ended cleanly: its claim was no crash, so it is not counted.
-                "UPDATE inbox SET status = ?2, updated_at = ?3, not_before = ?4,
-                     attempts = CASE WHEN ?4 IS NULL THEN attempts ELSE attempts - 1 END
-                 WHERE id = ?1",
-                params![id, status.as_str(), now, status.not_before()],
-            )?;
-            // A deferred event resumes at its first unfinished step: its checkpoints stay.
-            if !matches!(status, Finished::Deferred { .. }) {
-                exec(
-                    transaction,
-                    "DELETE FROM checkpoints WHERE inbox_id = ?1",
-                    params![id],
-                )?;
-            }
-            if let Finished::DeadLettered(letter) = status {
-                insert_dead_letter(transaction, letter)?;
-            }
-            if let Some(run) = run {
-                insert_run(transaction, run)?;
-            }
-            Ok((0, 0))
-        }
-    }
 }
 
 impl Store for SqliteStore {
@@ -367,22 +209,6 @@ impl Store for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn enqueue_page(
-        &self,
-        integration: &str,
-        position: Option<(&str, &str)>,
-        events: &[(serde_json::Value, Option<String>)],
-    ) -> Result<(usize, usize), StoreError> {
-        self.write(Change::Enqueue {
-            integration: integration.to_string(),
-            position: position.map(|(t, p)| (t.to_string(), p.to_string())),
-            events: events
-                .iter()
-                .map(|(event, key)| (event.to_string(), key.clone()))
-                .collect(),
-        })
-    }
-
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         connection
@@ -393,126 +219,6 @@ impl Store for SqliteStore {
             )
             .optional()
             .map_err(|e| self.error(e))
-    }
-
-    fn claim(&self, limit: usize, from: &[&str]) -> Result<Vec<InboxItem>, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        // The names travel as one JSON array, so the statement stays the same (and cached)
-        // whatever their number. Each integration's oldest events are found by a seek in
-        // `inbox_claim`, so a long backlog of an integration left out costs nothing.
-        let from = serde_json::to_string(from).unwrap_or_else(|_| "[]".into());
-        // One statement, so one implicit transaction: the oldest pending events turn running.
-        // Events due now and deferred events whose time came are two seeks in `inbox_claim`.
-        let mut claimed = connection
-            .prepare_cached(
-                "UPDATE inbox SET status = 'running', updated_at = ?1, attempts = attempts + 1,
-                     not_before = NULL
-                 WHERE id IN (
-                     SELECT candidate.id FROM json_each(?3) AS names, inbox AS candidate
-                     WHERE candidate.id IN (
-                         SELECT id FROM inbox
-                         WHERE status = 'pending' AND integration = names.value
-                             AND not_before IS NULL
-                         ORDER BY id LIMIT ?2)
-                     OR candidate.id IN (
-                         SELECT id FROM inbox
-                         WHERE status = 'pending' AND integration = names.value
-                             AND not_before <= ?1
-                         ORDER BY id LIMIT ?2)
-                     ORDER BY candidate.id LIMIT ?2)
-                 RETURNING id, integration, event, attempts, created_at",
-            )
-            .and_then(|mut statement| {
-                let rows = statement.query_map(params![now(), limit as i64, from], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, u32>(3)?,
-                        row.get::<_, i64>(4)?,
-                    ))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(|e| self.error(e))?;
-        claimed.sort_by_key(|(id, ..)| *id);
-        let mut statement = connection
-            .prepare_cached("SELECT step, result FROM checkpoints WHERE inbox_id = ?1")
-            .map_err(|e| self.error(e))?;
-        let mut items = Vec::with_capacity(claimed.len());
-        for (id, integration, event, attempts, created_at) in claimed {
-            let rows = statement
-                .query_map(params![id], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
-                })
-                .map_err(|e| self.error(e))?;
-            let mut done = serde_json::Map::new();
-            for row in rows {
-                let (step, result) = row.map_err(|e| self.error(e))?;
-                done.insert(
-                    step,
-                    result
-                        .and_then(|r| serde_json::from_str(&r).ok())
-                        .unwrap_or_default(),
-                );
-            }
-            let event = serde_json::from_str(&event).unwrap_or_default();
-            items.push(InboxItem {
-                id,
-                integration,
-                event,
-                done,
-                attempts,
-                created_at,
-            });
-        }
-        Ok(items)
-    }
-
-    fn checkpoint(
-        &self,
-        id: i64,
-        step: &str,
-        result: Option<&serde_json::Value>,
-    ) -> Result<(), StoreError> {
-        self.write(Change::Checkpoint {
-            id,
-            step: step.to_string(),
-            result: result.map(|r| r.to_string()),
-        })
-        .map(|_| ())
-    }
-
-    fn finish(&self, id: i64, status: Finished, run: Option<&RunRecord>) -> Result<(), StoreError> {
-        self.write(Change::Finish {
-            id,
-            status,
-            run: run.cloned(),
-        })
-        .map(|_| ())
-    }
-
-    fn recover(&self) -> Result<usize, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        exec(
-            &connection,
-            "UPDATE inbox SET status = 'pending' WHERE status = 'running'",
-            [],
-        )
-        .map_err(|e| self.error(e))
-    }
-
-    fn unclaim(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let ids = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        exec(
-            &connection,
-            "UPDATE inbox SET status = 'pending', attempts = max(attempts - 1, 0)
-             WHERE status = 'running' AND id IN (SELECT value FROM json_each(?1))",
-            params![ids],
-        )
-        .map(|_| ())
-        .map_err(|e| self.error(e))
     }
 
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
@@ -719,6 +425,53 @@ impl crate::engine::RefreshTokens for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Finished, Inbox, InboxItem, NewEvents, Owner, Pending};
+    use std::sync::Arc;
+
+    /// The owner of the claims these tests make.
+    fn owner() -> &'static Owner {
+        static OWNER: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+        OWNER.get_or_init(|| Owner::new(std::time::Duration::from_secs(60)))
+    }
+
+    fn wait<T>(pending: Pending<T>) -> Result<T, StoreError> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(pending)
+    }
+
+    /// Enqueued and dropped as duplicates.
+    fn enqueue(
+        store: &SqliteStore,
+        integration: &str,
+        events: &[(serde_json::Value, Option<String>)],
+    ) -> (usize, usize) {
+        let enqueued = wait(store.enqueue(NewEvents::of(integration, events))).unwrap();
+        (enqueued.accepted(), enqueued.duplicates())
+    }
+
+    fn claim(store: &SqliteStore, limit: usize, from: &[&str]) -> Vec<InboxItem> {
+        let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+        wait(store.claim(owner(), limit, &from)).unwrap()
+    }
+
+    fn checkpoint(store: &SqliteStore, id: i64, step: &str, result: Option<&serde_json::Value>) {
+        wait(store.checkpoint(id, step, result)).unwrap()
+    }
+
+    fn finish(store: &SqliteStore, id: i64, status: Finished, run: Option<RunRecord>) {
+        wait(store.finish(id, status, run)).unwrap()
+    }
+
+    fn unclaim(store: &SqliteStore, ids: &[i64]) {
+        wait(store.unclaim(owner(), ids)).unwrap()
+    }
+
+    /// What the next process, another owner, puts back at its start.
+    fn recover(store: &SqliteStore) -> usize {
+        wait(store.recover(&Owner::new(std::time::Duration::from_secs(60)))).unwrap()
+    }
 
     /// An empty store in a folder of its own, and that folder.
     fn fresh(name: &str) -> (std::path::PathBuf, SqliteStore) {
@@ -786,7 +539,7 @@ mod tests {
             (serde_json::json!({"n": 2}), Some("a".to_string())),
             (serde_json::json!({"n": 3}), None),
         ];
-        assert_eq!(store.enqueue("demo", &events).unwrap(), (2, 1));
+        assert_eq!(enqueue(&store, "demo", &events), (2, 1));
         assert_eq!(
             store
                 .prune(std::time::Duration::from_secs(3600))
@@ -795,22 +548,25 @@ mod tests {
             0,
             "a fresh key stays"
         );
-        let first = store.claim(1, &["demo"]).unwrap().remove(0);
+        let first = claim(&store, 1, &["demo"]).remove(0);
         assert_eq!(first.event, serde_json::json!({"n": 1}));
-        store
-            .checkpoint(first.id, "lookup", Some(&serde_json::json!({"x": 1})))
-            .unwrap();
+        checkpoint(
+            &store,
+            first.id,
+            "lookup",
+            Some(&serde_json::json!({"x": 1})),
+        );
         // The process stops here; a new one puts the event back and resumes it.
-        assert_eq!(store.recover().unwrap(), 1);
-        let again = store.claim(1, &["demo"]).unwrap().remove(0);
+        assert_eq!(recover(&store), 1);
+        let again = claim(&store, 1, &["demo"]).remove(0);
         assert_eq!(
             (again.id, again.done.get("lookup")),
             (first.id, Some(&serde_json::json!({"x": 1})))
         );
-        store.finish(again.id, Finished::Done, None).unwrap();
-        let third = store.claim(1, &["demo"]).unwrap().remove(0);
+        finish(&store, again.id, Finished::Done, None);
+        let third = claim(&store, 1, &["demo"]).remove(0);
         assert_eq!(third.event, serde_json::json!({"n": 3}));
-        assert!(store.claim(1, &["demo"]).unwrap().is_empty());
+        assert!(claim(&store, 1, &["demo"]).is_empty());
         let counts = store.inbox_counts().unwrap();
         assert_eq!(
             counts,
@@ -829,7 +585,7 @@ mod tests {
             "an old key goes"
         );
         assert_eq!(
-            store.enqueue("demo", &events[..1]).unwrap(),
+            enqueue(&store, "demo", &events[..1]),
             (1, 0),
             "and may come again"
         );
@@ -842,13 +598,13 @@ mod tests {
         let events: Vec<_> = (0..4)
             .map(|n| (serde_json::json!({ "n": n }), None))
             .collect();
-        store.enqueue("demo", &events).unwrap();
-        let claimed = store.claim(3, &["demo"]).unwrap();
+        enqueue(&store, "demo", &events);
+        let claimed = claim(&store, 3, &["demo"]);
         for item in &claimed {
-            store.checkpoint(item.id, "first", None).unwrap();
+            checkpoint(&store, item.id, "first", None);
         }
-        store.finish(claimed[0].id, Finished::Done, None).unwrap();
-        store.finish(claimed[1].id, Finished::Failed, None).unwrap();
+        finish(&store, claimed[0].id, Finished::Done, None);
+        finish(&store, claimed[1].id, Finished::Failed, None);
         let run = RunRecord {
             integration: "demo".into(),
             outcome: "succeeded".into(),
@@ -899,7 +655,7 @@ mod tests {
                             .map(|e| (serde_json::json!(e), Some(format!("{writer}-{n}-{e}"))))
                             .collect();
                         events.push((serde_json::json!("again"), Some(format!("{writer}-{n}-0"))));
-                        assert_eq!(store.enqueue("demo", &events).unwrap(), (size, 1));
+                        assert_eq!(enqueue(&store, "demo", &events), (size, 1));
                     }
                 })
             })
@@ -918,10 +674,8 @@ mod tests {
     #[test]
     fn a_dead_lettered_event_ends_with_its_dead_letter_in_one_write() {
         let (dir, store) = fresh("ending");
-        store
-            .enqueue("demo", &[(serde_json::json!({"id": 1}), None)])
-            .unwrap();
-        let item = store.claim(1, &["demo"]).unwrap().remove(0);
+        enqueue(&store, "demo", &[(serde_json::json!({"id": 1}), None)]);
+        let item = claim(&store, 1, &["demo"]).remove(0);
         let letter = DeadLetter {
             integration: "demo".into(),
             step: "post".into(),
@@ -933,7 +687,7 @@ mod tests {
             failed_at: 1_700_000_000,
         };
         let ending = Finished::DeadLettered(Box::new(letter.clone()));
-        store.finish(item.id, ending, None).unwrap();
+        finish(&store, item.id, ending, None);
         assert_eq!(store.dead_letters().unwrap(), vec![(1, letter)]);
         assert_eq!(
             store.inbox_counts().unwrap(),
@@ -945,19 +699,17 @@ mod tests {
     #[test]
     fn finishing_an_event_deletes_its_checkpoints_in_the_same_write() {
         let (dir, store) = fresh("forget");
-        store
-            .enqueue("demo", &[(serde_json::json!({"id": 1}), None)])
-            .unwrap();
-        let item = store.claim(1, &["demo"]).unwrap().remove(0);
+        enqueue(&store, "demo", &[(serde_json::json!({"id": 1}), None)]);
+        let item = claim(&store, 1, &["demo"]).remove(0);
         let echoed = serde_json::json!({"echo": "Bearer canary-access-token"});
-        store.checkpoint(item.id, "lookup", Some(&echoed)).unwrap();
+        checkpoint(&store, item.id, "lookup", Some(&echoed));
         let raw = Connection::open(dir.join("state.db")).unwrap();
         let count = |raw: &Connection| -> i64 {
             raw.query_row("SELECT COUNT(*) FROM checkpoints", [], |r| r.get(0))
                 .unwrap()
         };
         assert_eq!(count(&raw), 1, "kept while the event is in flight");
-        store.finish(item.id, Finished::Done, None).unwrap();
+        finish(&store, item.id, Finished::Done, None);
         assert_eq!(count(&raw), 0, "gone with the event's end");
         drop((raw, store));
         let bytes = std::fs::read(dir.join("state.db")).unwrap();
@@ -976,9 +728,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("nested/state.db");
         let store = SqliteStore::open(&path).unwrap();
-        store
-            .enqueue("demo", &[(serde_json::json!({"id": 1}), None)])
-            .unwrap();
+        enqueue(&store, "demo", &[(serde_json::json!({"id": 1}), None)]);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir.join("nested")), 0o700);
         for file in ["state.db", "state.db-wal", "state.db-shm"] {
@@ -998,24 +748,24 @@ mod tests {
     fn a_claim_takes_only_the_integrations_it_is_given() {
         let (dir, store) = fresh("skip");
         for (integration, n) in [("busy", 1), ("free", 2), ("busy", 3), ("free", 4)] {
-            store
-                .enqueue(integration, &[(serde_json::json!({ "n": n }), None)])
-                .unwrap();
+            enqueue(
+                &store,
+                integration,
+                &[(serde_json::json!({ "n": n }), None)],
+            );
         }
         let numbers = |items: Vec<InboxItem>| -> Vec<serde_json::Value> {
             items.into_iter().map(|i| i.event["n"].clone()).collect()
         };
         assert_eq!(
-            numbers(store.claim(10, &["free"]).unwrap()),
+            numbers(claim(&store, 10, &["free"])),
             [2, 4],
             "only that integration's events, oldest first"
         );
-        assert!(store.claim(10, &[]).unwrap().is_empty());
-        store
-            .enqueue("free", &[(serde_json::json!({ "n": 5 }), None)])
-            .unwrap();
+        assert!(claim(&store, 10, &[]).is_empty());
+        enqueue(&store, "free", &[(serde_json::json!({ "n": 5 }), None)]);
         assert_eq!(
-            numbers(store.claim(2, &["busy", "free"]).unwrap()),
+            numbers(claim(&store, 2, &["busy", "free"])),
             [1, 3],
             "the oldest of both, up to the limit"
         );
@@ -1029,16 +779,16 @@ mod tests {
             (serde_json::json!({ "n": 1 }), None),
             (serde_json::json!({ "n": 2 }), None),
         ];
-        store.enqueue("demo", &events).unwrap();
-        let claimed = store.claim(2, &["demo"]).unwrap();
+        enqueue(&store, "demo", &events);
+        let claimed = claim(&store, 2, &["demo"]);
         assert_eq!(
             claimed.iter().map(|i| i.attempts).collect::<Vec<_>>(),
             [1, 1]
         );
         // A stop: the first was running (counted), the second only queued (given back).
-        store.unclaim(&[claimed[1].id]).unwrap();
-        store.recover().unwrap();
-        let again = store.claim(2, &["demo"]).unwrap();
+        unclaim(&store, &[claimed[1].id]);
+        recover(&store);
+        let again = claim(&store, 2, &["demo"]);
         assert_eq!(again.iter().map(|i| i.attempts).collect::<Vec<_>>(), [2, 1]);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -1047,14 +797,15 @@ mod tests {
     fn a_deferred_event_is_claimed_only_from_its_time_on_with_its_checkpoints() {
         let (dir, store) = fresh("deferred");
         for n in [1, 2] {
-            store
-                .enqueue("demo", &[(serde_json::json!({ "n": n }), None)])
-                .unwrap();
+            enqueue(&store, "demo", &[(serde_json::json!({ "n": n }), None)]);
         }
-        let first = store.claim(1, &["demo"]).unwrap().remove(0);
-        store
-            .checkpoint(first.id, "lookup", Some(&serde_json::json!({"x": 1})))
-            .unwrap();
+        let first = claim(&store, 1, &["demo"]).remove(0);
+        checkpoint(
+            &store,
+            first.id,
+            "lookup",
+            Some(&serde_json::json!({"x": 1})),
+        );
         assert_eq!(
             Finished::deferred(std::time::Duration::MAX),
             Finished::Deferred {
@@ -1063,9 +814,9 @@ mod tests {
             "no overflow"
         );
         let later = Finished::deferred(std::time::Duration::from_secs(100));
-        store.finish(first.id, later, None).unwrap();
+        finish(&store, first.id, later, None);
         assert_eq!(store.inbox_counts().unwrap(), [("pending".to_string(), 2)]);
-        let claimed = store.claim(10, &["demo"]).unwrap();
+        let claimed = claim(&store, 10, &["demo"]);
         assert_eq!(claimed.len(), 1, "the deferred event waits");
         assert_eq!(claimed[0].event["n"], 2);
         // Its time comes: it is claimed again, at the step it had not completed.
@@ -1074,7 +825,7 @@ mod tests {
             .execute("UPDATE inbox SET not_before = not_before - 101", [])
             .unwrap();
         drop(connection);
-        let again = store.claim(10, &["demo"]).unwrap().remove(0);
+        let again = claim(&store, 10, &["demo"]).remove(0);
         assert_eq!(
             (again.id, again.done["lookup"].clone()),
             (first.id, serde_json::json!({"x": 1}))
@@ -1137,7 +888,7 @@ mod tests {
         assert_eq!(reopened.dead_letters().unwrap(), vec![(id, letter.clone())]);
         assert_eq!(reopened.replay(Some(&[id])).unwrap(), [id]);
         assert!(reopened.dead_letters().unwrap().is_empty());
-        let replayed = reopened.claim(1, &["demo"]).unwrap().remove(0);
+        let replayed = claim(&reopened, 1, &["demo"]).remove(0);
         assert_eq!(
             (replayed.integration.as_str(), &replayed.event),
             ("demo", &letter.event)

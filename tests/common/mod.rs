@@ -5,6 +5,7 @@
 
 use hmac::{KeyInit, Mac};
 use integ::mock::{MockResponse, Route};
+use integ::store::{Inbox, InboxItem, NewEvents, Owner};
 use serde_json::Value as Json;
 
 /// A mock route answering `responses` in turn.
@@ -35,4 +36,30 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The owner of the claims a test makes: another process than the server under test.
+pub fn owner() -> &'static Owner {
+    static OWNER: std::sync::OnceLock<Owner> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| Owner::new(std::time::Duration::from_secs(60)))
+}
+
+/// Enqueues events to be claimed, as another process's trigger would; returns how many
+/// were enqueued and dropped as duplicates.
+pub async fn enqueue(
+    store: &dyn Inbox,
+    integration: &str,
+    events: &[(Json, Option<String>)],
+) -> (usize, usize) {
+    let enqueued = store
+        .enqueue(NewEvents::of(integration, events))
+        .await
+        .unwrap();
+    (enqueued.accepted(), enqueued.duplicates())
+}
+
+/// Claims events as another process would.
+pub async fn claim(store: &dyn Inbox, limit: usize, from: &[&str]) -> Vec<InboxItem> {
+    let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+    store.claim(owner(), limit, &from).await.unwrap()
 }
