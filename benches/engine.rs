@@ -1,148 +1,179 @@
-//! Engine throughput against a bare reqwest forwarder doing the same work, in one run.
+//! The engine's own share of the cost: `integ::engine::Engine` running the shared
+//! harness's w2h job (`common/w2h.integ`: map a contact to a prospect, POST it) against a
+//! bare reqwest loop doing the same job by hand (typed serde, as the harness's forwarder),
+//! both posting to the same fast checking sink in a process of its own, in one run.
 //!
-//! The work per event: GET a lookup from a local sink, then POST a body mapped from the
-//! event and the lookup. Both sides run the same number of events with the same number in
-//! flight against the same server on 127.0.0.1. `cargo bench --bench engine` prints events/s
-//! of each and the ratio (goal: the engine at 60 % of the bare forwarder or better).
+//! `cargo bench --bench engine` measures, at each concurrency level (events in flight),
+//! the bare loop and then the engine, each for a bounded window after a warm-up, and
+//! prints events/s of each with the ratio, the CPU per event of this process (the same
+//! event generation on both sides, the sink is elsewhere) with the ratio, and the
+//! end-to-end latency at the sink. No store, no webhook intake: what `integ serve` adds
+//! on top is `benches/serve.rs`'s.
+//!
+//! Knobs (environment): `INTEG_BENCH_CONC` ("1 32"), `INTEG_BENCH_SECS` (5, the window
+//! per level and side), `INTEG_BENCH_WARMUP_SECS` (1).
 
-use futures_util::StreamExt;
+mod common;
+
+use common::child::cpu_seconds;
+use common::load::{Tally, drive, levels, seconds};
+use common::sink::{Sink, Stats};
+use common::w2h;
 use integ::engine::{Engine, Options, RunOutcome};
-use integ::mock::{MockResponse, MockServer, Route};
 use integ::secrets::Secrets;
-use serde_json::{Value as Json, json};
-use std::path::PathBuf;
+use serde_json::Value as Json;
+use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const EVENTS: usize = 2_000;
-const IN_FLIGHT: usize = 32;
+/// What the spec reads the sink's base URL from; the bench writes the URL in instead.
+const SINK_URL: &str = r#"env("SINK_URL", "http://127.0.0.1:9100")"#;
 
-const SPEC: &str = r#"integration bench {
-  connection sink { base_url "{url}" auth bearer secret("TOKEN") }
-  trigger manual
-  step lookup = sink GET "/lookup/{{ event.id }}"
-  step forward = sink POST "/sink" {
-    idempotency_key "fwd-{{ event.id }}"
-    body {
-      data.id = $.id
-      data.email = $lookup.email
-      data.name = "{{ lookup.first }} {{ lookup.last }}"
-      data.plan = $lookup.plan ?? "free"
-    }
-  }
-}"#;
-
-fn events() -> Vec<Json> {
-    (0..EVENTS).map(|i| json!({"id": i % 50})).collect()
-}
-
-fn routes() -> Vec<Route> {
-    let lookups = (0..50).map(|i| Route {
-        method: "GET".into(),
-        path: format!("/lookup/{i}"),
-        responses: vec![MockResponse::json(
-            200,
-            json!({"email": format!("u{i}@example.com"), "first": "Ada", "last": "Lovelace"}),
-        )],
-    });
-    let sink = Route {
-        method: "POST".into(),
-        path: "/sink".into(),
-        responses: vec![MockResponse::json(201, json!({"ok": true}))],
-    };
-    lookups.chain([sink]).collect()
-}
-
-async fn engine_rate(url: &str) -> f64 {
-    let text = SPEC.replace("{url}", url);
-    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("bench.integ"), text)]);
+/// The w2h spec, planned, posting to `base_url`.
+fn engine(base_url: &str) -> Arc<Engine> {
+    assert!(w2h::SPEC.contains(SINK_URL), "the spec reads SINK_URL");
+    let text = w2h::SPEC.replace(SINK_URL, &format!("{base_url:?}"));
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("w2h.integ"), text)]);
     let model = files
         .pop()
         .and_then(|f| f.model)
-        .expect("the bench spec is clean");
-    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).expect("plan");
-    let secrets = Secrets::from_pairs([("TOKEN", "bench-token")]);
-    let engine =
-        Arc::new(Engine::new(Arc::new(plan), secrets, Options::default()).expect("engine"));
-    let started = Instant::now();
-    let outcomes: Vec<RunOutcome> = futures_util::stream::iter(events())
-        .map(|event| {
-            let engine = engine.clone();
-            async move { engine.run(event).await.outcome }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    assert!(
-        outcomes.iter().all(|o| *o == RunOutcome::Succeeded),
-        "every engine run succeeds"
-    );
-    EVENTS as f64 / elapsed.as_secs_f64()
+        .expect("the w2h spec is clean");
+    let plan = integ::plan::compile(&model, None, Path::new(".")).expect("plan");
+    Arc::new(Engine::new(Arc::new(plan), Secrets::default(), Options::default()).expect("engine"))
 }
 
-/// The same work written by hand: what a team would write instead of a spec.
-async fn bare_rate(url: &str) -> f64 {
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    let statuses: Vec<u16> = futures_util::stream::iter(events())
-        .map(|event| {
-            let client = client.clone();
-            async move {
-                let id = event["id"].as_u64().unwrap_or_default();
-                let lookup: Json = client
-                    .get(format!("{url}/lookup/{id}"))
-                    .bearer_auth("bench-token")
-                    .send()
-                    .await
-                    .expect("lookup")
-                    .json()
-                    .await
-                    .expect("lookup body");
-                let body = json!({"data": {
-                    "id": id,
-                    "email": lookup["email"],
-                    "name": format!("{} {}", lookup["first"].as_str().unwrap_or(""), lookup["last"].as_str().unwrap_or("")),
-                    "plan": lookup.get("plan").cloned().unwrap_or(json!("free")),
-                }});
-                let response = client
-                    .post(format!("{url}/sink"))
-                    .bearer_auth("bench-token")
-                    .header("Idempotency-Key", format!("fwd-{id}"))
-                    .json(&body)
-                    .send()
-                    .await
-                    .expect("post");
-                response.status().as_u16()
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    assert!(statuses.iter().all(|s| *s == 201), "every forward succeeds");
-    EVENTS as f64 / elapsed.as_secs_f64()
+/// One side's figures at one level.
+struct Side {
+    per_s: f64,
+    cpu_us: f64,
+    stats: Stats,
+    failed: u64,
+}
+
+/// `job` in `level` loops for the window, after a warm-up; `true` is an event delivered.
+async fn measure<F, Fut>(
+    sink: &mut Sink,
+    level: usize,
+    window: Duration,
+    warmup: Duration,
+    job: F,
+) -> Side
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    drive(level, warmup, job.clone()).await;
+    sink.stats(true).await;
+    let cpu = cpu_seconds(std::process::id());
+    let tally: Tally<bool> = drive(level, window, job).await;
+    let cpu = cpu_seconds(std::process::id()) - cpu;
+    let stats = sink.stats(false).await;
+    Side {
+        per_s: tally.rate(&true),
+        cpu_us: cpu * 1e6 / tally.count(&true).max(1) as f64,
+        stats,
+        failed: tally.count(&false),
+    }
 }
 
 fn main() {
+    common::child::play_role_if_asked();
+    integ::engine::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut ratios = Vec::new();
-        // Alternate the two, three rounds each, so that a noisy neighbour hits both alike.
-        for round in 1..=3 {
-            let server = MockServer::start(routes()).await.expect("sink");
-            let bare = bare_rate(&server.url()).await;
-            let server = MockServer::start(routes()).await.expect("sink");
-            let engine = engine_rate(&server.url()).await;
-            println!("round {round}: bare forwarder {bare:.0} events/s, engine {engine:.0} events/s, ratio {:.0} %", 100.0 * engine / bare);
-            ratios.push(engine / bare);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let window = seconds("SECS", 5.0);
+    let warmup = seconds("WARMUP_SECS", 1.0);
+    let mut sink = Sink::start();
+    let engine = engine(&sink.base_url("engine"));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    let bare_url: Arc<str> = format!("{}/prospects", sink.base_url("bare")).into();
+    println!(
+        "engine w2h: the engine against a bare reqwest loop, {:.1} s per level and side after {:.1} s of warm-up",
+        window.as_secs_f64(),
+        warmup.as_secs_f64()
+    );
+    for level in levels() {
+        let bare = measure(&mut sink, level, window, warmup, {
+            let (client, url) = (client.clone(), bare_url.clone());
+            move |id| bare_job(client.clone(), url.clone(), id)
+        })
+        .await;
+        let engine = measure(&mut sink, level, window, warmup, {
+            let engine = engine.clone();
+            move |id| engine_job(engine.clone(), id)
+        })
+        .await;
+        println!(
+            "c={level:<3} bare loop   {:>8.1} events/s; CPU {:.0} us/event; e2e p50 {:.2} ms, p99 {:.2} ms",
+            bare.per_s, bare.cpu_us, bare.stats.p50_ms, bare.stats.p99_ms
+        );
+        println!(
+            "c={level:<3} engine      {:>8.1} events/s = {:.1} % of the bare loop",
+            engine.per_s,
+            100.0 * engine.per_s / bare.per_s
+        );
+        println!(
+            "c={level:<3} engine CPU  {:>8.0} us/event = {:.1}x the bare loop's",
+            engine.cpu_us,
+            engine.cpu_us / bare.cpu_us
+        );
+        println!(
+            "c={level:<3} engine e2e  p50 {:.2} ms, p99 {:.2} ms",
+            engine.stats.p50_ms, engine.stats.p99_ms
+        );
+        report_failures(level, "bare loop", &bare);
+        report_failures(level, "engine", &engine);
+    }
+}
+
+/// The job by hand: map with typed serde, POST, check the status.
+async fn bare_job(client: reqwest::Client, url: Arc<str>, id: u64) -> bool {
+    let Ok(prospect) = w2h::prospect(&w2h::contact(id)) else {
+        return false;
+    };
+    let sent = client
+        .post(&*url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(prospect)
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let ok = response.status().is_success();
+            // Read the answer, as the engine does.
+            ok && response.bytes().await.is_ok()
         }
-        ratios.sort_by(f64::total_cmp);
-        println!("engine/bare median ratio over 3 rounds: {:.0} % ({EVENTS} events, {IN_FLIGHT} in flight)", 100.0 * ratios[1]);
-    });
+        Err(_) => false,
+    }
+}
+
+/// The job by the engine, from the same bytes.
+async fn engine_job(engine: Arc<Engine>, id: u64) -> bool {
+    let Ok(event) = serde_json::from_slice::<Json>(&w2h::contact(id)) else {
+        return false;
+    };
+    engine.run(event).await.outcome == RunOutcome::Succeeded
+}
+
+/// Prints the events a side failed and the prospects the sink found wrong, if any.
+fn report_failures(level: usize, who: &str, side: &Side) {
+    if side.failed > 0 || side.stats.shape_errors > 0 {
+        println!(
+            "c={level:<3} {who}: {} events failed, {} prospects of the wrong shape (first: {})",
+            side.failed,
+            side.stats.shape_errors,
+            side.stats.first_error.as_deref().unwrap_or("-")
+        );
+    }
 }
