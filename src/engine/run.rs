@@ -67,7 +67,7 @@ struct Done {
 impl Engine {
     /// Runs every step for one event and reports what happened.
     pub async fn run(&self, event: Json) -> RunReport {
-        self.resume(event, Map::new(), |_, _| std::future::ready(()))
+        self.resume(&event, Map::new(), |_, _| std::future::ready(()))
             .await
     }
 
@@ -76,7 +76,7 @@ impl Engine {
     /// event starts at its first unfinished step (awaited before the next step starts).
     pub async fn resume<Checkpointed: Future<Output = ()>>(
         &self,
-        event: Json,
+        event: &Json,
         done: Map<String, Json>,
         mut checkpoint: impl FnMut(&str, Option<&Json>) -> Checkpointed,
     ) -> RunReport {
@@ -94,7 +94,7 @@ impl Engine {
                 continue;
             }
             let guessed = guessed_responses(&reports);
-            let ended = self.run_step(step, &event, &mut results, &guessed).await;
+            let ended = self.run_step(step, event, &mut results, &guessed).await;
             let (report, stop) = match ended {
                 StepEnd::Deferred(report, wait) => (report, Some(RunOutcome::Deferred { wait })),
                 StepEnd::Ran(report) => {

@@ -3,8 +3,8 @@
 //! integration's `concurrency` allow.
 
 use super::Service;
+use super::lanes::Lanes;
 use super::run::run_item;
-use crate::engine::Engine;
 use crate::store::{Finished, InboxItem};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ pub async fn work(service: Arc<Service>, workers: usize) {
     while !service.stopping() {
         dispatcher.reap(&service).await;
         while let Ok(item) = arrivals.try_recv() {
-            dispatcher.queue.push_back(item);
+            dispatcher.queue(item);
         }
         dispatcher.start_ready(&service);
         if let Some((limit, from)) = dispatcher.claim_request() {
@@ -57,9 +57,9 @@ pub async fn work(service: Arc<Service>, workers: usize) {
     // Those started finish (the caller bounds how long that may take).
     arrivals.close();
     while let Ok(item) = arrivals.try_recv() {
-        dispatcher.queue.push_back(item);
+        dispatcher.queue(item);
     }
-    let queued: Vec<i64> = dispatcher.queue.iter().map(|item| item.id).collect();
+    let queued = dispatcher.lanes.drain();
     if !queued.is_empty()
         && let Err(error) = service.store.unclaim(&service.owner, &queued).await
     {
@@ -103,16 +103,12 @@ const RECOUNT: Duration = Duration::from_secs(10);
 /// worker keeps a burst from queueing behind one busy worker.
 struct Dispatcher {
     workers: usize,
-    /// Handed over or claimed, not started yet, oldest first.
-    queue: std::collections::VecDeque<InboxItem>,
+    /// Handed over or claimed, not started yet.
+    lanes: Lanes,
     /// Each running event's task; it answers whether the event left the backlog.
     running: tokio::task::JoinSet<bool>,
-    /// The integration and inbox id of each running task's event.
-    tasks: std::collections::HashMap<tokio::task::Id, (String, i64)>,
-    /// Events running per integration.
-    active: std::collections::HashMap<String, usize>,
-    /// The integrations served, by name: events of others stay in the inbox.
-    engines: std::collections::HashMap<String, Arc<Engine>>,
+    /// The lane, integration and inbox id of each running task's event.
+    tasks: std::collections::HashMap<tokio::task::Id, (usize, String, i64)>,
     /// The last claim filled its limit: the store may hold more at once.
     store_has_more: bool,
     /// When to look at the store again without a reason to.
@@ -126,20 +122,22 @@ impl Dispatcher {
     fn new(service: &Service, workers: usize) -> Self {
         Self {
             workers,
-            queue: Default::default(),
+            lanes: Lanes::new(&service.engines),
             running: tokio::task::JoinSet::new(),
             tasks: Default::default(),
-            active: Default::default(),
-            engines: service
-                .engines
-                .iter()
-                .map(|e| (e.plan().name.clone(), e.clone()))
-                .collect(),
             // The first claim takes what a stopped process left.
             store_has_more: true,
             next_claim: Instant::now(),
             next_recount: Instant::now() + RECOUNT,
             sampled: (Instant::now(), 0),
+        }
+    }
+
+    /// Queues an event to run. Claims and intake name only the integrations served, so
+    /// one of another is a bug: logged, and left to the next start.
+    fn queue(&mut self, item: InboxItem) {
+        if let Err(item) = self.lanes.push(item) {
+            tracing::error!(integration = %item.integration, event = item.id, "an event of an integration not served was handed over; it runs at a start that serves it");
         }
     }
 
@@ -150,7 +148,9 @@ impl Dispatcher {
         } else {
             self.store_has_more = true;
         }
-        self.queue.extend(items);
+        for item in items {
+            self.queue(item);
+        }
     }
 
     /// The store holds nothing to claim now: look again after `IDLE_POLL`.
@@ -159,35 +159,14 @@ impl Dispatcher {
         self.next_claim = Instant::now() + IDLE_POLL;
     }
 
-    /// The declared `concurrency` of an integration, if it has one.
-    fn limit(&self, integration: &str) -> Option<usize> {
-        let concurrency = self.engines.get(integration)?.plan().concurrency?;
-        Some(concurrency.get() as usize)
-    }
-
-    fn has_room(&self, integration: &str) -> bool {
-        let active = self.active.get(integration).copied().unwrap_or(0);
-        self.limit(integration).is_none_or(|limit| active < limit)
-    }
-
     /// Starts queued events, oldest first, while workers are free; an event whose
     /// integration is at its concurrency waits without holding up the others.
     fn start_ready(&mut self, service: &Arc<Service>) {
-        let mut index = 0;
-        while self.running.len() < self.workers && index < self.queue.len() {
-            if !self.has_room(&self.queue[index].integration) {
-                index += 1;
-                continue;
-            }
-            let Some(item) = self.queue.remove(index) else {
+        while self.running.len() < self.workers {
+            let Some((lane, engine, item)) = self.lanes.take() else {
                 break;
             };
-            // Claims name only the integrations served, so each event has its engine.
-            let Some(engine) = self.engines.get(&item.integration).cloned() else {
-                continue;
-            };
-            *self.active.entry(item.integration.clone()).or_default() += 1;
-            let running = (item.integration.clone(), item.id);
+            let running = (lane, item.integration.clone(), item.id);
             let service = service.clone();
             let task = self
                 .running
@@ -199,34 +178,18 @@ impl Dispatcher {
     /// How many events to claim from the store, and from which integrations: those served
     /// whose running and queued events do not fill their concurrency yet. `None` while
     /// enough are queued, or while the store was found empty lately. Events queued behind
-    /// a full integration do not count, so they never keep others waiting; there are few
-    /// of them, since a full integration is left out.
+    /// a full integration do not count, so they never keep others waiting.
     fn claim_request(&self) -> Option<(usize, Vec<String>)> {
         if !self.store_has_more && Instant::now() < self.next_claim {
             return None;
         }
-        let ready = self
-            .queue
-            .iter()
-            .filter(|i| self.has_room(&i.integration))
-            .count();
+        let ready = self.lanes.ready();
         let idle = self.running.len() < self.workers;
         if !idle && ready > self.workers / 2 {
             return None;
         }
         let limit = (2 * self.workers).saturating_sub(self.running.len() + ready);
-        let from: Vec<String> = self
-            .engines
-            .keys()
-            .filter(|name| {
-                let Some(bound) = self.limit(name) else {
-                    return true;
-                };
-                let queued = self.queue.iter().filter(|i| &i.integration == *name);
-                self.active.get(*name).copied().unwrap_or(0) + queued.count() < bound
-            })
-            .cloned()
-            .collect();
+        let from = self.lanes.open();
         (limit > 0 && !from.is_empty()).then_some((limit, from))
     }
 
@@ -240,7 +203,7 @@ impl Dispatcher {
             Some(joined) = self.running.join_next_with_id(), if busy => {
                 self.release(joined, service).await;
             }
-            Some(item) = arrivals.recv() => self.queue.push_back(item),
+            Some(item) = arrivals.recv() => self.queue(item),
             _ = service.work.notified() => {}
             _ = tokio::time::sleep_until(look) => {}
         }
@@ -282,10 +245,8 @@ impl Dispatcher {
             Ok((id, _)) => *id,
             Err(error) => error.id(),
         };
-        let (integration, event) = self.tasks.remove(&id)?;
-        if let Some(active) = self.active.get_mut(&integration) {
-            *active = active.saturating_sub(1);
-        }
+        let (lane, integration, event) = self.tasks.remove(&id)?;
+        self.lanes.done(lane);
         match joined {
             Ok((_, true)) => service.intake.finished_one(),
             Ok((_, false)) => {}

@@ -10,6 +10,7 @@ mod dispatch;
 mod health;
 mod http;
 mod intake;
+mod lanes;
 mod poll;
 mod prune;
 mod public_url;

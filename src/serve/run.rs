@@ -51,7 +51,7 @@ pub(super) async fn run_item(
     tracing::debug!(resumed_steps = resumed, "run started");
     drop(_entered);
     let report = tracing::Instrument::instrument(
-        engine.resume(item.event.clone(), item.done, |step, result| {
+        engine.resume(&item.event, item.done, |step, result| {
             // Kept on disk until the event ends, longer if it is deferred: redacted, as all
             // that is kept. (A later step that reads a credential an API echoed back reads
             // it redacted after a resume; the state file never holds it.)
