@@ -131,16 +131,29 @@ fn log_run(report: &crate::engine::RunReport, resumed: usize) {
     let outcome = serde_json::to_value(report.outcome)
         .ok()
         .and_then(|v| v.as_str().map(String::from));
-    let failed = report.steps.iter().find(|s| s.error.is_some());
-    tracing::info!(
-        outcome = outcome.unwrap_or_default(),
-        duration_ms = report.duration.as_millis() as u64,
-        steps = report.steps.len(),
-        resumed_steps = resumed,
-        failed_step = failed.map_or("", |s| s.name.as_str()),
-        error = failed.and_then(|s| s.error.as_deref()).unwrap_or(""),
-        "run finished"
+    let (outcome, duration_ms) = (
+        outcome.unwrap_or_default(),
+        report.duration.as_millis() as u64,
     );
+    let steps = report.steps.len();
+    match report.steps.iter().find(|s| s.error.is_some()) {
+        None => tracing::info!(
+            outcome,
+            duration_ms,
+            steps,
+            resumed_steps = resumed,
+            "run finished"
+        ),
+        Some(failed) => tracing::info!(
+            outcome,
+            duration_ms,
+            steps,
+            resumed_steps = resumed,
+            failed_step = %failed.name,
+            error = failed.error.as_deref().unwrap_or(""),
+            "run finished"
+        ),
+    }
 }
 
 /// How the inbox event of a run ends; a dead-lettered one carries its dead letter.

@@ -8,6 +8,7 @@ pub mod private;
 mod records;
 mod schema;
 mod sqlite;
+mod sqlite_checkpoint;
 mod sqlite_inbox;
 mod sqlite_writer;
 mod triggers;

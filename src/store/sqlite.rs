@@ -3,6 +3,7 @@
 
 use super::private;
 use super::schema::{self, MIGRATIONS, migrate};
+use super::sqlite_checkpoint::Checkpointer;
 use super::sqlite_writer::Writer;
 use super::{
     DeadLetter, Durability, Pruned, RunQuery, RunRecord, Store, StoreError, TriggerHealth, now,
@@ -18,6 +19,8 @@ pub struct SqliteStore {
     connection: Mutex<Connection>,
     /// Every write of the hot path, on a connection of its own (see `sqlite_writer`).
     pub(super) writer: Writer,
+    /// Runs while the store is open (see `sqlite_checkpoint`).
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -61,12 +64,19 @@ impl SqliteStore {
             });
         }
         migrate(&mut connection).map_err(sqlite)?;
-        let writer = Writer::start(connect(path, durability).map_err(sqlite)?, display.clone())
+        let writing = connect(path, durability).map_err(sqlite)?;
+        // Checkpoints are the checkpointer's, off the path of every commit.
+        writing
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(sqlite)?;
+        let writer = Writer::start(writing, display.clone()).map_err(folder_error)?;
+        let checkpointer = Checkpointer::start(connect(path, durability).map_err(sqlite)?)
             .map_err(folder_error)?;
         Ok(Self {
             path: display,
             connection: Mutex::new(connection),
             writer,
+            _checkpointer: checkpointer,
         })
     }
 
@@ -479,6 +489,44 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = SqliteStore::open(&dir.join("state.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn the_log_is_copied_into_the_file_off_the_writer_well_before_sqlite_would() {
+        let (dir, store) = fresh("checkpoint");
+        let pad = "x".repeat(1000);
+        let events: Vec<_> = (0..2000)
+            .map(|n| (serde_json::json!({ "n": n, "pad": pad }), None))
+            .collect();
+        for chunk in events.chunks(100) {
+            enqueue(&store, "demo", chunk);
+        }
+        // 2 MB of events, half what makes SQLite checkpoint in a commit (1 000 pages), and
+        // the writer does not: only the checkpointer moves them into the file.
+        let file = dir.join("state.db");
+        let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while size() < 1_000_000 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(size() >= 1_000_000, "{} bytes in the file", size());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn durability_full_syncs_each_commit_and_process_leaves_it_to_the_system() {
+        let (dir, store) = fresh("durability");
+        drop(store);
+        let path = dir.join("state.db");
+        for (durability, synchronous) in [(Durability::Full, 2), (Durability::Process, 1)] {
+            let connection = connect(&path, durability).unwrap();
+            let set: i64 = connection
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(set, synchronous, "{durability:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
