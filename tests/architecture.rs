@@ -146,3 +146,32 @@ fn only_the_command_line_prints() {
         "only src/cli prints; these print too: {printing:?}"
     );
 }
+
+/// The files of the SQLite backend (`src/store/sqlite*.rs`, `src/store/sqlite/`, and its
+/// migrations): the only ones that may name SQLite's crate.
+fn sqlite_backend(path: &Path) -> bool {
+    let in_store = path.parent() == Some(Path::new("src/store"));
+    let named = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .is_some_and(|name| name.starts_with("sqlite"));
+    (in_store && named)
+        || path.starts_with("src/store/sqlite")
+        || path == Path::new("src/store/schema.rs")
+}
+
+#[test]
+fn only_the_sqlite_backend_knows_sqlite() {
+    // The store's contracts and errors are backend-neutral, so that another backend (Redis)
+    // serves every command unchanged.
+    let leaking: Vec<String> = sources(Path::new("src"))
+        .into_iter()
+        .filter(|(path, _)| !sqlite_backend(path))
+        .filter(|(_, text)| text.contains("rusqlite"))
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert!(
+        leaking.is_empty(),
+        "only the SQLite backend may name rusqlite: {leaking:?}"
+    );
+}

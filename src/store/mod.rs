@@ -23,11 +23,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state store `{path}`: {source}")]
-    Sqlite {
-        path: String,
+    /// The backend failed: its store's location (never a credential) and its own error.
+    #[error("state store `{store}`: {source}")]
+    Backend {
+        store: String,
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("cannot create the folder of `{path}` or make it private: {source}")]
     Folder {
@@ -40,11 +41,11 @@ pub enum StoreError {
     #[error("the state store's writer has stopped")]
     Closed,
     #[error(
-        "state store `{path}` is at schema version {found}, written by a newer integ; this one \
+        "state store `{store}` is at schema version {found}, written by a newer integ; this one \
          knows versions up to {known}: upgrade integ, or use another --state"
     )]
     Newer {
-        path: String,
+        store: String,
         found: usize,
         known: usize,
     },

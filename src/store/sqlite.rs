@@ -48,9 +48,9 @@ impl SqliteStore {
             side.push(suffix);
             private::tighten(Path::new(&side)).map_err(folder_error)?;
         }
-        let sqlite = |source| StoreError::Sqlite {
-            path: display.clone(),
-            source,
+        let sqlite = |source: rusqlite::Error| StoreError::Backend {
+            store: display.clone(),
+            source: Box::new(source),
         };
         let mut connection = connect(path, durability).map_err(sqlite)?;
         // A file a newer integ migrated holds what this one does not know how to keep:
@@ -58,7 +58,7 @@ impl SqliteStore {
         let found = schema::version(&connection).map_err(sqlite)?;
         if found > MIGRATIONS.len() {
             return Err(StoreError::Newer {
-                path: display,
+                store: display,
                 found,
                 known: MIGRATIONS.len(),
             });
@@ -105,9 +105,9 @@ impl SqliteStore {
     }
 
     fn error(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.clone(),
-            source,
+        StoreError::Backend {
+            store: self.path.clone(),
+            source: Box::new(source),
         }
     }
 }

@@ -121,9 +121,9 @@ fn run(mut connection: Connection, path: &str, queue: &mpsc::Receiver<Box<dyn Jo
             }
         }
         let failure = commit(&mut connection, &mut batch).err().map(|source| {
-            Arc::new(StoreError::Sqlite {
-                path: path.to_string(),
-                source,
+            Arc::new(StoreError::Backend {
+                store: path.to_string(),
+                source: Box::new(source),
             })
         });
         if let Some(failure) = &failure {
