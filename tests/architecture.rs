@@ -175,3 +175,22 @@ fn only_the_sqlite_backend_knows_sqlite() {
         "only the SQLite backend may name rusqlite: {leaking:?}"
     );
 }
+
+#[test]
+fn every_command_opens_the_state_through_store_open() {
+    // One way to open the state, whichever backend `--state` names.
+    let naming: Vec<String> = sources(Path::new("src"))
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with("src/store"))
+        // A unit test may set up the backend it needs; what ships may not.
+        .filter(|(_, text)| {
+            let shipped = text.split("#[cfg(test)]").next().unwrap_or_default();
+            shipped.contains("SqliteStore")
+        })
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert!(
+        naming.is_empty(),
+        "outside src/store, open the state with store::open: {naming:?}"
+    );
+}

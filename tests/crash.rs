@@ -253,9 +253,10 @@ async fn an_idle_server_uses_next_to_no_cpu() {
 async fn a_second_server_on_the_same_state_file_refuses_to_start() {
     let (dir, mut first) = serving("second").await;
     // It would put back the first one's running events at its start and run them twice.
+    // The same file named as a URL is the same file, under the same lock.
     let mut second = Command::new(env!("CARGO_BIN_EXE_integ"))
         .args(["serve", "relay.integ", "--secrets", "secrets.env"])
-        .args(["--state", "state.db", "--listen", "127.0.0.1:0"])
+        .args(["--state", "sqlite://state.db", "--listen", "127.0.0.1:0"])
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

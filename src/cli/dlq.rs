@@ -1,18 +1,18 @@
 //! `integ dlq`: the dead letters of a state store: list, show, replay, purge.
 
-use super::{EXIT_FAILURE, EXIT_USAGE, Format, with_id, write_failed};
-use crate::store::{DeadLetter, SqliteStore, Store};
+use super::{EXIT_FAILURE, EXIT_USAGE, Format, existing_store, with_id, write_failed};
+use crate::store::DeadLetter;
+use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub struct DlqArgs {
     #[command(subcommand)]
     action: Action,
-    /// The state store (SQLite).
+    /// The state store: a file path (SQLite), `sqlite:PATH` or `sqlite://PATH`.
     #[arg(long, global = true, default_value = ".integ/state.db")]
-    state: PathBuf,
+    state: OsString,
     /// `human` for people, `json` for one JSON object per line.
     #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -37,11 +37,7 @@ enum Action {
 }
 
 pub fn run(args: &DlqArgs) -> ExitCode {
-    if !args.state.exists() {
-        eprintln!("error: no state store at `{}`", args.state.display());
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let store = match SqliteStore::open(&args.state) {
+    let store = match existing_store(&args.state) {
         Ok(store) => store,
         Err(error) => {
             eprintln!("error: {error}");

@@ -9,9 +9,12 @@ mod serve;
 mod test;
 mod triggers;
 
+use crate::store::{self, Location, Store, StoreError};
 use clap::{Parser, Subcommand, ValueEnum};
+use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 /// integ: SaaS integrations as reviewed text files.
 #[derive(Debug, Parser)]
@@ -81,6 +84,12 @@ fn use_color(color: Color) -> bool {
                 && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
         }
     }
+}
+
+/// The state store `--state` names, for the commands that read or mend it: one that does
+/// not exist is not created.
+fn existing_store(state: &OsStr) -> Result<Arc<dyn Store>, StoreError> {
+    store::open_existing(&Location::parse(state)?)
 }
 
 /// A closed pipe (`integ ... | head`) is not worth a message.

@@ -1,11 +1,12 @@
 //! `integ run`: one event through the engine, and a summary of what each step did.
 
 use super::{Color, EXIT_FAILURE, EXIT_USAGE, Format, lint::style, load, use_color, write_failed};
-use crate::engine::{Engine, Invented, Options, RunOutcome, RunReport, StepReport};
+use crate::engine::{Engine, Invented, Options, RefreshTokens, RunOutcome, RunReport, StepReport};
 use crate::model::Outcome;
 use crate::plan::Parts;
 use crate::secrets::Secrets;
-use crate::store::{DeadLetter, RunRecord, SqliteStore, Store, StoreError};
+use crate::store::{self, DeadLetter, Location, RunRecord, Store, StoreError};
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,9 +28,10 @@ pub struct RunArgs {
     /// A secrets file (`NAME=value` lines); the environment is read for the rest.
     #[arg(long)]
     secrets: Option<PathBuf>,
-    /// The state store (SQLite) where a dead-lettered event is kept.
+    /// The state store where the run is recorded and a dead-lettered event kept: a file
+    /// path (SQLite), `sqlite:PATH` or `sqlite://PATH`.
     #[arg(long, default_value = ".integ/state.db")]
-    state: PathBuf,
+    state: OsString,
     /// `human` for people, `json` for the run report as one JSON object.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -39,6 +41,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> ExitCode {
+    let location = match Location::parse(&args.state) {
+        Ok(location) => location,
+        Err(error) => return usage(&error),
+    };
     // A real run never reads the test blocks; a dry run borrows their mocks if it can.
     let parts = if args.dry_run {
         Parts::All
@@ -65,11 +71,11 @@ pub fn run(args: &RunArgs) -> ExitCode {
     };
     // A dry run sends nothing and keeps nothing. A store that cannot be opened is said
     // after the run, as before; the run goes on without it.
-    let store = (!args.dry_run).then(|| SqliteStore::open(&args.state).map(Arc::new));
+    let store = (!args.dry_run).then(|| store::open(&location));
     let options = Options {
         dry_run: args.dry_run,
         refresh_tokens: match &store {
-            Some(Ok(store)) => Some(store.clone()),
+            Some(Ok(store)) => Some(store.clone() as Arc<dyn RefreshTokens>),
             _ => None,
         },
         ..Options::default()
@@ -87,10 +93,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
     };
     let report = runtime.block_on(engine.run(event.clone()));
     if let Some(store) = store {
-        match store.and_then(|store| keep(&store, &report, &event, engine.secrets())) {
-            Ok(Some(id)) => eprintln!("dead letter #{id} kept in {}", args.state.display()),
+        match store.and_then(|store| keep(store.as_ref(), &report, &event, engine.secrets())) {
+            Ok(Some(id)) => eprintln!("dead letter #{id} kept in {location}"),
             Ok(None) => {}
-            Err(error) => eprintln!("error: the state store {}: {error}", args.state.display()),
+            Err(error) => eprintln!("error: the state store {location}: {error}"),
         }
     }
     let written = match args.format {
@@ -112,7 +118,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
 /// Records the run in the history and, when it dead-lettered, keeps the event.
 fn keep(
-    store: &SqliteStore,
+    store: &dyn Store,
     report: &RunReport,
     event: &serde_json::Value,
     secrets: &Secrets,

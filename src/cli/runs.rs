@@ -1,10 +1,10 @@
 //! `integ runs`: the run history of a state store.
 
-use super::{EXIT_USAGE, Format, one_line, time, with_id, write_failed};
-use crate::store::{RunQuery, RunRecord, SqliteStore, Store};
+use super::{EXIT_USAGE, Format, existing_store, one_line, time, with_id, write_failed};
+use crate::store::{RunQuery, RunRecord};
+use std::ffi::OsString;
 use std::io::Write;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -22,9 +22,9 @@ pub struct RunsArgs {
     /// At most this many runs, the newest.
     #[arg(long, default_value = "50")]
     limit: NonZeroUsize,
-    /// The state store (SQLite).
+    /// The state store: a file path (SQLite), `sqlite:PATH` or `sqlite://PATH`.
     #[arg(long, default_value = ".integ/state.db")]
-    state: PathBuf,
+    state: OsString,
     /// `human` for people, `json` for one JSON object per run per line.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -56,10 +56,6 @@ fn since(text: &str) -> Result<i64, String> {
 }
 
 pub fn run(args: &RunsArgs) -> ExitCode {
-    if !args.state.exists() {
-        eprintln!("error: no state store at `{}`", args.state.display());
-        return ExitCode::from(EXIT_USAGE);
-    }
     let query = RunQuery {
         integration: args.integration.clone(),
         failed_only: args.failed,
@@ -67,7 +63,7 @@ pub fn run(args: &RunsArgs) -> ExitCode {
         // One more than shown tells whether there are others.
         limit: args.limit.checked_add(1),
     };
-    let mut runs = match SqliteStore::open(&args.state).and_then(|store| store.runs(&query)) {
+    let mut runs = match existing_store(&args.state).and_then(|store| store.runs(&query)) {
         Ok(runs) => runs,
         Err(error) => {
             eprintln!("error: {error}");

@@ -1,6 +1,7 @@
 //! `integ serve`: webhooks into the durable inbox, workers running the events.
 
 use super::{Color, EXIT_USAGE, lint::render, lint::style};
+use crate::engine::RefreshTokens;
 use crate::engine::{Engine, Options};
 use crate::lint::lint_paths;
 use crate::plan;
@@ -8,7 +9,8 @@ use crate::secrets::Secrets;
 use crate::serve::{
     HttpOptions, PublicUrl, Service, keep_health, listen, poll, prune, router, schedule, work,
 };
-use crate::store::{Durability, SqliteStore};
+use crate::store::{self, Durability, Location};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,9 +24,10 @@ pub struct ServeArgs {
     /// The address the webhooks listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
-    /// The state store (SQLite): inbox, checkpoints, dedupe keys, dead letters.
+    /// The state store (inbox, checkpoints, dedupe keys, dead letters): a file path
+    /// (SQLite), `sqlite:PATH` or `sqlite://PATH`.
     #[arg(long, default_value = ".integ/state.db")]
-    state: PathBuf,
+    state: OsString,
     /// Apply this environment's overrides to every spec that declares it.
     #[arg(long = "env")]
     environment: Option<String>,
@@ -183,21 +186,21 @@ impl From<String> for Failure {
 
 /// Holds an exclusive lock beside the state file while serving. Two processes on one file
 /// would each put back the other's running events at start and run them twice, and bound
-/// an integration's concurrency each on its own; a fleet needs a shared store instead.
-fn lock_state(state: &Path) -> Result<std::fs::File, Failure> {
-    let mut path = state.as_os_str().to_owned();
-    path.push(".serve-lock");
-    let path = PathBuf::from(path);
+/// an integration's concurrency each on its own; a fleet needs a shared store instead,
+/// which has no lock file (`Location::serve_lock`).
+fn lock_state(state: &Location) -> Result<Option<std::fs::File>, Failure> {
+    let Some(path) = state.serve_lock() else {
+        return Ok(None);
+    };
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::store::private::create_folder(folder).map_err(|e| e.to_string())?;
+        store::private::create_folder(folder).map_err(|e| e.to_string())?;
     }
-    let file = crate::store::private::open_file(&path)
+    let file = store::private::open_file(&path)
         .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(Failure::Busy(format!(
-            "another `integ serve` is using the state file `{}`: one process per state file",
-            state.display()
+            "another `integ serve` is using the state file `{state}`: one process per state file"
         ))),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(format!("cannot lock `{}`: {e}", path.display()).into())
@@ -207,6 +210,7 @@ fn lock_state(state: &Path) -> Result<std::fs::File, Failure> {
 
 fn start(args: &ServeArgs) -> Result<(), Failure> {
     init_logs(args.log_format, super::use_color(args.color));
+    let location = Location::parse(&args.state).map_err(|e| e.to_string())?;
     let files = lint_paths(&args.paths).map_err(|e| e.to_string())?;
     if files.iter().any(|f| f.model.is_none()) {
         let _ = render(
@@ -241,14 +245,12 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
     let names: Vec<&str> = plans.iter().flat_map(|p| p.secrets.for_serve()).collect();
     let secrets =
         Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
-    let _lock = lock_state(&args.state)?;
-    let store = Arc::new(
-        SqliteStore::open_with(&args.state, args.durability.into()).map_err(|e| e.to_string())?,
-    );
+    let _lock = lock_state(&location)?;
+    let store = store::open_with(&location, args.durability.into()).map_err(|e| e.to_string())?;
     // The engines keep rotated OAuth2 refresh tokens in the store, sealed. A long wait an
     // API asks for puts the event back in the inbox rather than hold a worker.
     let options = Options {
-        refresh_tokens: Some(store.clone()),
+        refresh_tokens: Some(store.clone() as Arc<dyn RefreshTokens>),
         defer_long_waits: true,
         ..Options::default()
     };
@@ -267,7 +269,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(listen = %address, webhooks = routes(&service), state = %args.state.display(), "integ serve started");
+        tracing::info!(listen = %address, webhooks = routes(&service), state = %location, "integ serve started");
         for (integration, alerts) in &unsent_alerts {
             tracing::warn!(integration, alerts, "alerts are not sent yet; watch `integ runs --failed` and `integ dlq list`");
         }

@@ -1,9 +1,9 @@
 //! `integ triggers`: each trigger's health, from a state store.
 
-use super::{EXIT_USAGE, Format, write_failed};
-use crate::store::{SqliteStore, Store, TriggerHealth};
+use super::{EXIT_USAGE, Format, existing_store, write_failed};
+use crate::store::TriggerHealth;
+use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -11,20 +11,16 @@ pub struct TriggersArgs {
     /// Only the triggers of this integration.
     #[arg(long)]
     integration: Option<String>,
-    /// The state store (SQLite).
+    /// The state store: a file path (SQLite), `sqlite:PATH` or `sqlite://PATH`.
     #[arg(long, default_value = ".integ/state.db")]
-    state: PathBuf,
+    state: OsString,
     /// `human` for people, `json` for one JSON object per trigger per line.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
 
 pub fn run(args: &TriggersArgs) -> ExitCode {
-    if !args.state.exists() {
-        eprintln!("error: no state store at `{}`", args.state.display());
-        return ExitCode::from(EXIT_USAGE);
-    }
-    let triggers = match SqliteStore::open(&args.state).and_then(|store| store.triggers()) {
+    let triggers = match existing_store(&args.state).and_then(|store| store.triggers()) {
         Ok(triggers) => triggers,
         Err(error) => {
             eprintln!("error: {error}");

@@ -4,6 +4,7 @@
 //! serve a fleet of workers later.
 
 mod inbox;
+mod location;
 pub mod private;
 mod records;
 mod schema;
@@ -14,6 +15,7 @@ mod sqlite_writer;
 mod triggers;
 
 pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending};
+pub use location::{Location, UrlProblem};
 pub use records::{DeadLetter, RunRecord};
 pub use sqlite::SqliteStore;
 pub use triggers::TriggerHealth;
@@ -52,11 +54,48 @@ pub enum StoreError {
     /// The failure of a group commit, shared by every enqueue in it.
     #[error(transparent)]
     Shared(Arc<StoreError>),
+    /// `--state` names no store this integ can open.
+    #[error(transparent)]
+    Url(#[from] UrlProblem),
+    /// A command that reads the state found none (it does not create one).
+    #[error("no state store at `{store}`")]
+    Missing { store: String },
+}
+
+/// Opens the store at `location`, creating it if needed, with the default durability: the
+/// one way every command opens the state.
+pub fn open(location: &Location) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(location, Durability::default())
+}
+
+/// Opens the store at `location`, creating it if needed, with `durability`.
+pub fn open_with(
+    location: &Location,
+    durability: Durability,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match location {
+        Location::Sqlite(path) => Ok(Arc::new(SqliteStore::open_with(path, durability)?)),
+    }
+}
+
+/// Opens the store at `location` if there is one: the commands that only read or mend the
+/// state (`dlq`, `runs`, `triggers`) never create it.
+pub fn open_existing(location: &Location) -> Result<Arc<dyn Store>, StoreError> {
+    let exists = match location {
+        Location::Sqlite(path) => path.exists(),
+    };
+    if !exists {
+        return Err(StoreError::Missing {
+            store: location.to_string(),
+        });
+    }
+    open(location)
 }
 
 /// The durable state of `integ serve`, `integ run` and the `dlq`, `runs` and `triggers`
-/// commands: the inbox of the hot path, and the records kept beside it.
-pub trait Store: Inbox + Send + Sync {
+/// commands: the inbox of the hot path, and the records kept beside it, the engine's
+/// rotated refresh tokens among them.
+pub trait Store: Inbox + crate::engine::RefreshTokens + Send + Sync {
     /// Stores a dead letter and returns its id.
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
     /// Every dead letter, oldest first, with its id.
