@@ -10,7 +10,7 @@ use hmac::{KeyInit, Mac};
 use integ::engine::Engine;
 use integ::secrets::Secrets;
 use integ::serve::{Service, router, work};
-use integ::store::{RunQuery, SqliteStore, Store};
+use integ::store::{Records, RunQuery, SqliteStore};
 use integ::testing::StandIns;
 use std::error::Error;
 use std::path::Path;

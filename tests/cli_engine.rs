@@ -373,7 +373,7 @@ async fn a_dead_lettered_event_is_kept_with_its_context_and_no_secrets() {
         text(&output.stderr)
     );
     let store = integ::store::SqliteStore::open(&dir.join("state/integ.db")).unwrap();
-    let letters = integ::store::Store::dead_letters(&store).unwrap();
+    let letters = integ::store::Records::dead_letters(&store).unwrap();
     let (id, letter) = &letters[0];
     assert_eq!(*id, 1);
     assert_eq!(

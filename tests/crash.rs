@@ -553,7 +553,7 @@ async fn sigterm_with_a_slow_client_connected_drains_and_exits() {
     );
     // The drain was not cut short: the event in flight finished before the exit.
     let store = integ::store::SqliteStore::open(&dir.join("state.db")).unwrap();
-    use integ::store::Store as _;
+    use integ::store::Records as _;
     assert_eq!(store.inbox_counts().unwrap(), [("done".to_string(), 1)]);
 }
 

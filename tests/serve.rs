@@ -11,7 +11,7 @@ use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer, Route};
 use integ::secrets::Secrets;
 use integ::serve::{Service, router, work};
-use integ::store::{Inbox, RunQuery, SqliteStore, Store};
+use integ::store::{Inbox, Records, RunQuery, SqliteStore};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;

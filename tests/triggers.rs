@@ -9,7 +9,7 @@ use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer, Route};
 use integ::secrets::Secrets;
 use integ::serve::{Service, keep_health, router, work};
-use integ::store::{SqliteStore, Store, TriggerHealth};
+use integ::store::{Records, SqliteStore, TriggerHealth};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -11,12 +11,13 @@ mod schema;
 mod sqlite;
 mod sqlite_checkpoint;
 mod sqlite_inbox;
+mod sqlite_records;
 mod sqlite_writer;
 mod triggers;
 
 pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending};
 pub use location::{Location, UrlProblem};
-pub use records::{DeadLetter, RunRecord};
+pub use records::{DeadLetter, Pruned, Records, RunQuery, RunRecord};
 pub use sqlite::SqliteStore;
 pub use triggers::TriggerHealth;
 
@@ -93,35 +94,11 @@ pub fn open_existing(location: &Location) -> Result<Arc<dyn Store>, StoreError> 
 }
 
 /// The durable state of `integ serve`, `integ run` and the `dlq`, `runs` and `triggers`
-/// commands: the inbox of the hot path, and the records kept beside it, the engine's
-/// rotated refresh tokens among them.
-pub trait Store: Inbox + crate::engine::RefreshTokens + Send + Sync {
-    /// Stores a dead letter and returns its id.
-    fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
-    /// Every dead letter, oldest first, with its id.
-    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError>;
-    /// The stored position of poll trigger `trigger`.
-    fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
-    /// Inbox events by status, for tests and operations.
-    fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
-    /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run
-    /// again; returns the ids replayed.
-    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
-    /// Deletes every dead letter; returns how many there were.
-    fn purge(&self) -> Result<usize, StoreError>;
-    /// Forgets what is older than `retention`: dedupe keys first seen before, finished
-    /// events (and checkpoints an older version left them) and runs. Pending and running events, and dead
-    /// letters, are kept whatever their age.
-    fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
-    /// Writes the health of these triggers, replacing what was kept of each.
-    fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError>;
-    /// The health of every trigger, by integration and trigger.
-    fn triggers(&self) -> Result<Vec<TriggerHealth>, StoreError>;
-    /// Adds a run to the history.
-    fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
-    /// The runs `query` asks for, newest first, each with its id.
-    fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError>;
-}
+/// commands: the hot path (`Inbox`) and the records kept beside it (`Records`). Every
+/// backend passes the same conformance suite (`conformance.rs`).
+pub trait Store: Inbox + Records {}
+
+impl<T: Inbox + Records> Store for T {}
 
 /// What a commit survives, against what it costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,27 +121,6 @@ impl Durability {
             Durability::Process => "NORMAL",
         }
     }
-}
-
-/// Which runs of the history to read (the default: all).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RunQuery {
-    /// Only those of this integration.
-    pub integration: Option<String>,
-    /// Only those that failed or dead-lettered.
-    pub failed_only: bool,
-    /// Only those started at or after this time (seconds since the Unix epoch).
-    pub since: Option<i64>,
-    /// At most this many, the newest; all when `None`.
-    pub limit: Option<std::num::NonZeroUsize>,
-}
-
-/// What a `prune` forgot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pruned {
-    pub dedupe_keys: usize,
-    pub events: usize,
-    pub runs: usize,
 }
 
 /// Now, as the store keeps times: seconds since the Unix epoch.

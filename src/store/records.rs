@@ -1,9 +1,64 @@
-//! What the store keeps of a run: its dead letter and its history record, redacted.
+//! The records contract: what the store keeps beside the inbox (dead letters, the run
+//! history, poll positions, the triggers' health, the engine's sealed refresh tokens), and
+//! the records themselves, redacted before they are kept.
 
-use super::now;
-use crate::engine::{RunReport, StepReport};
+use super::{StoreError, TriggerHealth, now};
+use crate::engine::{RefreshTokens, RunReport, StepReport};
 use crate::secrets::Secrets;
 use serde::Serialize;
+
+/// What every backend keeps beside the inbox, off the hot path: read by the operations
+/// commands, written by `integ run`, the poll, health and pruning tasks of `integ serve`.
+/// The engine's keeper of rotated refresh tokens is one of them (sealed by the engine:
+/// a backend keeps the bytes it is given).
+pub trait Records: RefreshTokens + Send + Sync {
+    /// Stores a dead letter and returns its id.
+    fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
+    /// Every dead letter, oldest first, with its id.
+    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError>;
+    /// The stored position of poll trigger `trigger`.
+    fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
+    /// Inbox events by status, for tests and operations.
+    fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
+    /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run
+    /// again; returns the ids replayed.
+    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
+    /// Deletes every dead letter; returns how many there were.
+    fn purge(&self) -> Result<usize, StoreError>;
+    /// Forgets what is older than `retention`: dedupe keys first seen before, finished
+    /// events (and checkpoints an older version left them) and runs. Pending and running events, and dead
+    /// letters, are kept whatever their age.
+    fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
+    /// Writes the health of these triggers, replacing what was kept of each.
+    fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError>;
+    /// The health of every trigger, by integration and trigger.
+    fn triggers(&self) -> Result<Vec<TriggerHealth>, StoreError>;
+    /// Adds a run to the history.
+    fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// The runs `query` asks for, newest first, each with its id.
+    fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError>;
+}
+
+/// Which runs of the history to read (the default: all).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunQuery {
+    /// Only those of this integration.
+    pub integration: Option<String>,
+    /// Only those that failed or dead-lettered.
+    pub failed_only: bool,
+    /// Only those started at or after this time (seconds since the Unix epoch).
+    pub since: Option<i64>,
+    /// At most this many, the newest; all when `None`.
+    pub limit: Option<std::num::NonZeroUsize>,
+}
+
+/// What a `prune` forgot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub dedupe_keys: usize,
+    pub events: usize,
+    pub runs: usize,
+}
 
 /// An event that could not complete, with everything needed to inspect and replay it.
 /// Secrets are redacted from every field before it is stored.

@@ -5,10 +5,8 @@ use super::private;
 use super::schema::{self, MIGRATIONS, migrate};
 use super::sqlite_checkpoint::Checkpointer;
 use super::sqlite_writer::Writer;
-use super::{
-    DeadLetter, Durability, Pruned, RunQuery, RunRecord, Store, StoreError, TriggerHealth, now,
-};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use super::{DeadLetter, Durability, RunRecord, StoreError};
+use rusqlite::{Connection, params};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -16,7 +14,7 @@ use std::sync::Mutex;
 pub struct SqliteStore {
     path: String,
     /// The records' connection: dead letters, runs, positions, triggers, tokens.
-    connection: Mutex<Connection>,
+    pub(super) connection: Mutex<Connection>,
     /// Every write of the hot path, on a connection of its own (see `sqlite_writer`).
     pub(super) writer: Writer,
     /// Runs while the store is open (see `sqlite_checkpoint`).
@@ -80,31 +78,7 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `sql` (statements taking the cutoff `?1` and a batch size `?2`) until a batch
-    /// deletes less than a full one; returns the rows its last statement deleted. Each
-    /// batch is its own transaction, so webhooks and workers get the store in between.
-    fn delete_in_batches(&self, sql: &str, cutoff: i64) -> Result<usize, StoreError> {
-        const BATCH: usize = 2_000;
-        let mut total = 0;
-        loop {
-            let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-            let transaction = connection
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| self.error(e))?;
-            let mut deleted = 0;
-            for statement in sql.split(';') {
-                deleted = exec(&transaction, statement, params![cutoff, BATCH as i64])
-                    .map_err(|e| self.error(e))?;
-            }
-            transaction.commit().map_err(|e| self.error(e))?;
-            total += deleted;
-            if deleted < BATCH {
-                return Ok(total);
-            }
-        }
-    }
-
-    fn error(&self, source: rusqlite::Error) -> StoreError {
+    pub(super) fn error(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Backend {
             store: self.path.clone(),
             source: Box::new(source),
@@ -176,266 +150,12 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
     Ok(())
 }
 
-/// A count as SQLite stores it: a signed 64-bit integer.
-fn count(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-impl Store for SqliteStore {
-    fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        insert_dead_letter(&connection, letter).map_err(|e| self.error(e))?;
-        Ok(connection.last_insert_rowid())
-    }
-
-    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut statement = connection
-            .prepare(
-                "SELECT id, integration, step, event, requests, status, error, attempts, failed_at
-                 FROM dead_letters ORDER BY id",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                let event: String = row.get(3)?;
-                let requests: String = row.get(4)?;
-                Ok((
-                    row.get(0)?,
-                    DeadLetter {
-                        integration: row.get(1)?,
-                        step: row.get(2)?,
-                        event: serde_json::from_str(&event).unwrap_or_default(),
-                        requests: serde_json::from_str(&requests).unwrap_or_default(),
-                        status: row.get(5)?,
-                        error: row.get(6)?,
-                        attempts: row.get(7)?,
-                        failed_at: row.get(8)?,
-                    },
-                ))
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.error(e))
-    }
-
-    fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        connection
-            .query_row(
-                "SELECT position FROM cursors WHERE integration = ?1 AND trigger = ?2",
-                params![integration, trigger],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.error(e))
-    }
-
-    fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut statement = connection
-            .prepare("SELECT status, COUNT(*) FROM inbox GROUP BY status ORDER BY status")
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as usize))
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.error(e))
-    }
-
-    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError> {
-        let letters = self.dead_letters()?;
-        let chosen: Vec<&(i64, DeadLetter)> = letters
-            .iter()
-            .filter(|(id, _)| ids.is_none_or(|ids| ids.contains(id)))
-            .collect();
-        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let transaction = connection.transaction().map_err(|e| self.error(e))?;
-        let now = now();
-        for (id, letter) in &chosen {
-            exec(&transaction,
-                    "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-                    params![letter.integration, letter.event.to_string(), now],
-                )
-                .map_err(|e| self.error(e))?;
-            exec(
-                &transaction,
-                "DELETE FROM dead_letters WHERE id = ?1",
-                params![id],
-            )
-            .map_err(|e| self.error(e))?;
-        }
-        transaction.commit().map_err(|e| self.error(e))?;
-        Ok(chosen.iter().map(|(id, _)| *id).collect())
-    }
-
-    fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError> {
-        let cutoff = now().saturating_sub(retention.as_secs() as i64);
-        // The same query twice in one transaction, with no change to the inbox between,
-        // picks the same events: their checkpoints go, then they do.
-        let finished = "SELECT id FROM inbox INDEXED BY inbox_finished
-             WHERE status IN ('done', 'failed', 'dead_lettered') AND updated_at < ?1
-             LIMIT ?2";
-        Ok(Pruned {
-            // Rows are added in time order: each batch looks at the oldest only, and the
-            // first batch with a recent row ends the pruning.
-            dedupe_keys: self.delete_in_batches(
-                "DELETE FROM dedupe WHERE seen_at < ?1
-                 AND rowid IN (SELECT rowid FROM dedupe ORDER BY rowid LIMIT ?2)",
-                cutoff,
-            )?,
-            events: self.delete_in_batches(
-                &format!(
-                    "DELETE FROM checkpoints WHERE inbox_id IN ({finished});
-                     DELETE FROM inbox WHERE id IN ({finished})"
-                ),
-                cutoff,
-            )?,
-            runs: self.delete_in_batches(
-                "DELETE FROM runs WHERE started_at < ?1
-                 AND id IN (SELECT id FROM runs ORDER BY id LIMIT ?2)",
-                cutoff,
-            )?,
-        })
-    }
-
-    fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        insert_run(&connection, run).map_err(|e| self.error(e))
-    }
-
-    fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut statement = connection
-            .prepare(
-                "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event
-                 FROM runs
-                 WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR outcome IN ('failed', 'dead_lettered'))
-                   AND (?3 IS NULL OR started_at >= ?3)
-                 ORDER BY id DESC LIMIT ?4",
-            )
-            .map_err(|e| self.error(e))?;
-        let limit = query
-            .limit
-            .map_or(i64::MAX, |n| i64::try_from(n.get()).unwrap_or(i64::MAX));
-        let parameters = params![query.integration, query.failed_only, query.since, limit];
-        let rows = statement
-            .query_map(parameters, |row| {
-                let record = RunRecord {
-                    integration: row.get(1)?,
-                    outcome: row.get(2)?,
-                    started_at: row.get(3)?,
-                    duration_ms: row.get(4)?,
-                    attempts: row.get(5)?,
-                    error: row.get(6)?,
-                    event: row.get(7)?,
-                };
-                Ok((row.get(0)?, record))
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.error(e))
-    }
-
-    fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError> {
-        let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let transaction = connection.transaction().map_err(|e| self.error(e))?;
-        for t in triggers {
-            exec(
-                &transaction,
-                "INSERT OR REPLACE INTO triggers (integration, trigger, last_success_at,
-                     last_error_at, last_error, consecutive_failures, successes, failures)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    t.integration,
-                    t.trigger,
-                    t.last_success_at,
-                    t.last_error_at,
-                    t.last_error,
-                    count(t.consecutive_failures),
-                    count(t.successes),
-                    count(t.failures)
-                ],
-            )
-            .map_err(|e| self.error(e))?;
-        }
-        transaction.commit().map_err(|e| self.error(e))
-    }
-
-    fn triggers(&self) -> Result<Vec<TriggerHealth>, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut statement = connection
-            .prepare(
-                "SELECT integration, trigger, last_success_at, last_error_at, last_error,
-                     consecutive_failures, successes, failures
-                 FROM triggers ORDER BY integration, trigger",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok(TriggerHealth {
-                    integration: row.get(0)?,
-                    trigger: row.get(1)?,
-                    last_success_at: row.get(2)?,
-                    last_error_at: row.get(3)?,
-                    last_error: row.get(4)?,
-                    consecutive_failures: u64::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
-                    successes: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
-                    failures: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
-                })
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.error(e))
-    }
-
-    fn purge(&self) -> Result<usize, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        exec(&connection, "DELETE FROM dead_letters", []).map_err(|e| self.error(e))
-    }
-}
-
-/// The engine's rotated refresh tokens, sealed by it, kept here: written before the engine
-/// sends one, so a restart sends the current one.
-impl crate::engine::RefreshTokens for SqliteStore {
-    fn load(
-        &self,
-        integration: &str,
-        connection: &str,
-    ) -> Result<Option<Vec<u8>>, crate::engine::KeeperError> {
-        let lock = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        lock.query_row(
-            "SELECT sealed FROM refresh_tokens WHERE integration = ?1 AND connection = ?2",
-            params![integration, connection],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(|e| self.error(e).into())
-    }
-
-    fn save(
-        &self,
-        integration: &str,
-        connection: &str,
-        sealed: &[u8],
-    ) -> Result<(), crate::engine::KeeperError> {
-        let lock = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        exec(
-            &lock,
-            "INSERT OR REPLACE INTO refresh_tokens (integration, connection, sealed) VALUES (?1, ?2, ?3)",
-            params![integration, connection, sealed],
-        )
-        .map(|_| ())
-        .map_err(|e| self.error(e).into())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Finished, Inbox, InboxItem, NewEvents, Owner, Pending};
+    use crate::store::{
+        Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Pruned, Records, RunQuery, now,
+    };
     use std::sync::Arc;
 
     /// The owner of the claims these tests make.
