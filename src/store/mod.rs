@@ -3,6 +3,8 @@
 //! to install, readable with `sqlite3`); the store is a trait so that a Redis store can
 //! serve a fleet of workers later.
 
+#[cfg(test)]
+mod conformance;
 mod inbox;
 mod location;
 pub mod private;

@@ -154,7 +154,7 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
 mod tests {
     use super::*;
     use crate::store::{
-        Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Pruned, Records, RunQuery, now,
+        Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Pruned, Records, now,
     };
     use std::sync::Arc;
 
@@ -269,34 +269,6 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, newer, "left as it was");
-    }
-
-    #[test]
-    fn failed_runs_are_those_that_failed_or_dead_lettered_not_deferred_ones() {
-        let (_dir, store) = fresh("failed-runs");
-        for outcome in ["succeeded", "deferred", "failed", "dead_lettered"] {
-            let run = RunRecord {
-                integration: "demo".into(),
-                outcome: outcome.into(),
-                started_at: now(),
-                duration_ms: 1,
-                attempts: 1,
-                error: None,
-                event: None,
-            };
-            store.record_run(&run).unwrap();
-        }
-        let failed = RunQuery {
-            failed_only: true,
-            ..RunQuery::default()
-        };
-        let outcomes: Vec<String> = store
-            .runs(&failed)
-            .unwrap()
-            .into_iter()
-            .map(|(_, run)| run.outcome)
-            .collect();
-        assert_eq!(outcomes, ["dead_lettered", "failed"]);
     }
 
     #[test]

@@ -1,0 +1,618 @@
+//! The contract every backend keeps, as tests every backend runs unchanged. A case is a
+//! function of the backend's `fresh` (an empty store, and what to drop to remove it); the
+//! `conformance!` macro makes each case a test of one backend, at the bottom of this file.
+//! A case that is not listed in the macro is dead code, which the lints refuse.
+//!
+//! The cases hold for a store shared by a fleet as for one file served by one process: an
+//! owner's claims are taken back only once its lease has lapsed (a backend may take them
+//! back sooner, as SQLite does, whose serving process holds the file alone).
+
+use super::{
+    DeadLetter, Finished, InboxItem, NewEvents, Owner, RunQuery, RunRecord, Store, TriggerHealth,
+    now,
+};
+use serde_json::{Value as Json, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// An empty store of one backend, and the folder that holds it (if it has one) for as long
+/// as the test runs.
+type Fresh = fn() -> (TempDir, Arc<dyn Store>);
+
+/// Every case, as one test each for the backend `$fresh` opens.
+macro_rules! conformance {
+    ($fresh:path) => {
+        conformance!(@cases $fresh;
+            // The hot path.
+            an_event_whose_dedupe_key_was_seen_is_dropped,
+            events_enqueued_for_an_owner_are_its_running_work,
+            claims_take_the_oldest_of_the_named_integrations_and_count_attempts,
+            an_unstarted_claim_given_back_is_not_counted,
+            checkpoints_come_back_with_a_claim_until_the_event_finishes,
+            a_deferred_event_keeps_its_checkpoints_and_waits_for_its_time,
+            a_finished_event_is_not_claimed_again_and_keeps_its_records,
+            recovery_takes_back_a_lapsed_owners_work_never_the_callers,
+            a_heartbeat_renews_the_owners_running_events,
+            // The records.
+            a_dead_letter_comes_back_with_its_id,
+            replay_moves_the_chosen_dead_letters_back_to_the_inbox,
+            purge_deletes_every_dead_letter,
+            prune_forgets_old_records_but_never_pending_running_or_dead_letters,
+            runs_are_read_newest_first_by_integration_outcome_time_and_number,
+            saved_trigger_health_replaces_each_trigger_kept,
+            a_poll_position_is_kept_per_integration_and_trigger,
+            refresh_tokens_are_kept_per_integration_and_connection,
+        );
+    };
+    (@cases $fresh:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                super::$case($fresh).await;
+            }
+        )*
+    };
+}
+
+/// An owner whose claims hold for the whole test.
+fn alive() -> Owner {
+    Owner::new(Duration::from_secs(3600))
+}
+
+/// An owner whose claims lapse within a second: a process that stopped.
+fn stopped() -> Owner {
+    Owner::new(Duration::ZERO)
+}
+
+/// Long enough for a lease of zero, or a time in whole seconds, to be past.
+async fn a_second_passes() {
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+}
+
+/// Events `{"n": N}` without dedupe keys.
+fn numbered(numbers: impl IntoIterator<Item = i64>) -> Vec<(Json, Option<String>)> {
+    numbers
+        .into_iter()
+        .map(|n| (json!({ "n": n }), None))
+        .collect()
+}
+
+fn numbers(items: &[InboxItem]) -> Vec<i64> {
+    items
+        .iter()
+        .map(|item| item.event["n"].as_i64().unwrap_or(-1))
+        .collect()
+}
+
+fn attempts(items: &[InboxItem]) -> Vec<u32> {
+    items.iter().map(|item| item.attempts).collect()
+}
+
+fn from(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| name.to_string()).collect()
+}
+
+/// Enqueues `events` of `integration`; returns their ids.
+async fn enqueue(
+    store: &dyn Store,
+    integration: &str,
+    events: &[(Json, Option<String>)],
+) -> Vec<i64> {
+    let enqueued = store
+        .enqueue(NewEvents::of(integration, events))
+        .await
+        .unwrap();
+    enqueued.ids.into_iter().flatten().collect()
+}
+
+async fn claim(store: &dyn Store, owner: &Owner, limit: usize, names: &[&str]) -> Vec<InboxItem> {
+    store.claim(owner, limit, &from(names)).await.unwrap()
+}
+
+fn letter(integration: &str, n: i64) -> DeadLetter {
+    DeadLetter {
+        integration: integration.into(),
+        step: "post".into(),
+        event: json!({ "n": n }),
+        requests: vec![format!("POST http://127.0.0.1/items/{n}")],
+        status: Some(422),
+        error: format!("status 422: item {n} refused"),
+        attempts: 2,
+        failed_at: 1_700_000_000 + n,
+    }
+}
+
+fn run(integration: &str, outcome: &str, started_at: i64) -> RunRecord {
+    RunRecord {
+        integration: integration.into(),
+        outcome: outcome.into(),
+        started_at,
+        duration_ms: 7,
+        attempts: 1,
+        error: (outcome != "succeeded").then(|| format!("post: {outcome}")),
+        event: None,
+    }
+}
+
+/// The inbox's events by status.
+fn counts(store: &dyn Store) -> Vec<(String, usize)> {
+    store.inbox_counts().unwrap()
+}
+
+fn pending(n: usize) -> Vec<(String, usize)> {
+    vec![("pending".to_string(), n)]
+}
+
+// The hot path.
+
+async fn an_event_whose_dedupe_key_was_seen_is_dropped(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let keyed = |n: i64, key: &str| (json!({ "n": n }), Some(key.to_string()));
+    let first = [keyed(1, "a"), keyed(2, "a"), (json!({ "n": 3 }), None)];
+    let enqueued = store.enqueue(NewEvents::of("x", &first)).await.unwrap();
+    let kept: Vec<bool> = enqueued.ids.iter().map(Option::is_some).collect();
+    assert_eq!(kept, [true, false, true], "within one write");
+    assert_eq!((enqueued.accepted(), enqueued.duplicates()), (2, 1));
+    let again = store
+        .enqueue(NewEvents::of("x", &[keyed(4, "a")]))
+        .await
+        .unwrap();
+    assert_eq!(again.ids, [None], "and across writes");
+    let other = store
+        .enqueue(NewEvents::of("y", &[keyed(5, "a")]))
+        .await
+        .unwrap();
+    assert_eq!(other.accepted(), 1, "a key is its integration's own");
+    assert_eq!(store.unfinished().await.unwrap(), 3);
+    let claimed = claim(store.as_ref(), &alive(), 10, &["x", "y"]).await;
+    assert_eq!(numbers(&claimed), [1, 3, 5]);
+}
+
+async fn events_enqueued_for_an_owner_are_its_running_work(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let owner = alive();
+    let events = numbered([1, 2]);
+    let enqueued = store
+        .enqueue(NewEvents::of("x", &events).claimed_by(&owner))
+        .await
+        .unwrap();
+    assert_eq!(enqueued.accepted(), 2);
+    assert!(enqueued.at > 0);
+    assert_eq!(counts(store.as_ref()), [("running".to_string(), 2)]);
+    assert!(
+        claim(store.as_ref(), &alive(), 10, &["x"]).await.is_empty(),
+        "no one claims them again"
+    );
+    assert_eq!(store.unfinished().await.unwrap(), 2);
+    // Given back unstarted, they are pending, their first claim not counted.
+    let ids: Vec<i64> = enqueued.ids.iter().flatten().copied().collect();
+    store.unclaim(&owner, &ids).await.unwrap();
+    let claimed = claim(store.as_ref(), &owner, 10, &["x"]).await;
+    assert_eq!(numbers(&claimed), [1, 2]);
+    assert_eq!(attempts(&claimed), [1, 1]);
+}
+
+async fn claims_take_the_oldest_of_the_named_integrations_and_count_attempts(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    for (integration, n) in [("busy", 1), ("free", 2), ("busy", 3), ("free", 4)] {
+        enqueue(store.as_ref(), integration, &numbered([n])).await;
+    }
+    let owner = alive();
+    let free = claim(store.as_ref(), &owner, 10, &["free"]).await;
+    assert_eq!(
+        numbers(&free),
+        [2, 4],
+        "only the integrations named, oldest first"
+    );
+    assert_eq!(attempts(&free), [1, 1]);
+    assert_eq!(free[0].integration, "free");
+    assert_eq!(free[0].event, json!({ "n": 2 }));
+    assert!(free[0].done.is_empty());
+    assert!(free[0].created_at > 0);
+    assert!(claim(store.as_ref(), &owner, 10, &[]).await.is_empty());
+    enqueue(store.as_ref(), "free", &numbered([5])).await;
+    let both = claim(store.as_ref(), &owner, 2, &["busy", "free"]).await;
+    assert_eq!(
+        numbers(&both),
+        [1, 3],
+        "the oldest of both, up to the limit"
+    );
+    assert_eq!(store.unfinished().await.unwrap(), 5);
+}
+
+async fn an_unstarted_claim_given_back_is_not_counted(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    enqueue(store.as_ref(), "x", &numbered([1, 2])).await;
+    let owner = alive();
+    let claimed = claim(store.as_ref(), &owner, 2, &["x"]).await;
+    store.unclaim(&alive(), &[claimed[0].id]).await.unwrap();
+    assert!(
+        claim(store.as_ref(), &owner, 2, &["x"]).await.is_empty(),
+        "another owner cannot give them back"
+    );
+    store.unclaim(&owner, &[claimed[1].id]).await.unwrap();
+    let again = claim(store.as_ref(), &owner, 2, &["x"]).await;
+    assert_eq!((numbers(&again), attempts(&again)), (vec![2], vec![1]));
+}
+
+async fn checkpoints_come_back_with_a_claim_until_the_event_finishes(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    enqueue(store.as_ref(), "x", &numbered([1])).await;
+    let first = stopped();
+    let item = claim(store.as_ref(), &first, 1, &["x"]).await.remove(0);
+    store
+        .checkpoint(item.id, "lookup", Some(&json!({ "id": 7 })))
+        .await
+        .unwrap();
+    store.checkpoint(item.id, "skipped", None).await.unwrap();
+    // Its owner stopped here: the next takes the event back and resumes it.
+    a_second_passes().await;
+    let next = alive();
+    assert_eq!(store.recover(&next).await.unwrap(), 1);
+    let resumed = claim(store.as_ref(), &next, 1, &["x"]).await.remove(0);
+    assert_eq!(resumed.id, item.id);
+    assert_eq!(
+        resumed.attempts, 2,
+        "a claim during which its owner stopped counts"
+    );
+    assert_eq!(
+        Json::Object(resumed.done.clone()),
+        json!({ "lookup": { "id": 7 }, "skipped": null })
+    );
+    store
+        .finish(resumed.id, Finished::Done, None)
+        .await
+        .unwrap();
+    assert_eq!(store.unfinished().await.unwrap(), 0);
+}
+
+async fn a_deferred_event_keeps_its_checkpoints_and_waits_for_its_time(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    enqueue(store.as_ref(), "x", &numbered([1, 2])).await;
+    let owner = alive();
+    let first = claim(store.as_ref(), &owner, 1, &["x"]).await.remove(0);
+    store
+        .checkpoint(first.id, "lookup", Some(&json!({ "x": 1 })))
+        .await
+        .unwrap();
+    let later = Finished::Deferred {
+        not_before: now().saturating_add(1),
+    };
+    store.finish(first.id, later, None).await.unwrap();
+    assert_eq!(
+        store.unfinished().await.unwrap(),
+        2,
+        "deferred is not finished"
+    );
+    let now_due = claim(store.as_ref(), &owner, 10, &["x"]).await;
+    assert_eq!(numbers(&now_due), [2], "the deferred event waits");
+    a_second_passes().await;
+    a_second_passes().await;
+    let again = claim(store.as_ref(), &owner, 10, &["x"]).await.remove(0);
+    assert_eq!(again.id, first.id, "its time came");
+    assert_eq!(again.attempts, 1, "a deferral is no stop: not counted");
+    assert_eq!(Json::Object(again.done), json!({ "lookup": { "x": 1 } }));
+}
+
+async fn a_finished_event_is_not_claimed_again_and_keeps_its_records(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let ids = enqueue(store.as_ref(), "x", &numbered([1, 2])).await;
+    let owner = alive();
+    claim(store.as_ref(), &owner, 2, &["x"]).await;
+    let mut succeeded = run("x", "succeeded", now());
+    succeeded.event = Some(ids[0]);
+    store
+        .finish(ids[0], Finished::Done, Some(succeeded.clone()))
+        .await
+        .unwrap();
+    let ending = Finished::DeadLettered(Box::new(letter("x", 2)));
+    store.finish(ids[1], ending, None).await.unwrap();
+    assert_eq!(store.unfinished().await.unwrap(), 0);
+    a_second_passes().await;
+    assert_eq!(
+        store.recover(&alive()).await.unwrap(),
+        0,
+        "nothing to take back"
+    );
+    assert!(claim(store.as_ref(), &owner, 10, &["x"]).await.is_empty());
+    let runs = store.runs(&RunQuery::default()).unwrap();
+    assert_eq!(
+        runs.into_iter().map(|(_, r)| r).collect::<Vec<_>>(),
+        [succeeded],
+        "the run, written with its end"
+    );
+    let letters = store.dead_letters().unwrap();
+    assert_eq!(
+        letters.into_iter().map(|(_, l)| l).collect::<Vec<_>>(),
+        [letter("x", 2)],
+        "the dead letter, written with its end"
+    );
+}
+
+async fn recovery_takes_back_a_lapsed_owners_work_never_the_callers(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    enqueue(store.as_ref(), "x", &numbered([1, 2, 3])).await;
+    let gone = stopped();
+    claim(store.as_ref(), &gone, 2, &["x"]).await;
+    let me = alive();
+    let mine = claim(store.as_ref(), &me, 1, &["x"]).await;
+    assert_eq!(numbers(&mine), [3]);
+    a_second_passes().await;
+    assert_eq!(
+        store.recover(&me).await.unwrap(),
+        2,
+        "the lapsed owner's two"
+    );
+    assert_eq!(store.recover(&me).await.unwrap(), 0, "once");
+    let back = claim(store.as_ref(), &me, 10, &["x"]).await;
+    assert_eq!((numbers(&back), attempts(&back)), (vec![1, 2], vec![2, 2]));
+    assert_eq!(counts(store.as_ref()), [("running".to_string(), 3)]);
+}
+
+async fn a_heartbeat_renews_the_owners_running_events(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    enqueue(store.as_ref(), "x", &numbered([1, 2, 3])).await;
+    let owner = alive();
+    claim(store.as_ref(), &owner, 2, &["x"]).await;
+    assert_eq!(store.heartbeat(&owner).await.unwrap(), 2);
+    assert_eq!(
+        store.heartbeat(&alive()).await.unwrap(),
+        0,
+        "another's: none"
+    );
+}
+
+// The records.
+
+async fn a_dead_letter_comes_back_with_its_id(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert!(store.dead_letters().unwrap().is_empty());
+    let first = store.dead_letter(&letter("a", 1)).unwrap();
+    let second = store.dead_letter(&letter("b", 2)).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        store.dead_letters().unwrap(),
+        [(first, letter("a", 1)), (second, letter("b", 2))],
+        "whole, with its id, oldest first"
+    );
+}
+
+async fn replay_moves_the_chosen_dead_letters_back_to_the_inbox(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let ids: Vec<i64> = (1..=3)
+        .map(|n| store.dead_letter(&letter("a", n)).unwrap())
+        .collect();
+    let unknown = ids.iter().max().unwrap() + 100;
+    assert_eq!(
+        store.replay(Some(&[ids[1], unknown])).unwrap(),
+        [ids[1]],
+        "only the ones there are"
+    );
+    assert_eq!(
+        store.dead_letters().unwrap(),
+        [(ids[0], letter("a", 1)), (ids[2], letter("a", 3))]
+    );
+    assert_eq!(counts(store.as_ref()), pending(1));
+    assert_eq!(store.replay(None).unwrap(), [ids[0], ids[2]], "then all");
+    assert!(store.dead_letters().unwrap().is_empty());
+    assert!(store.replay(None).unwrap().is_empty());
+    let replayed = claim(store.as_ref(), &alive(), 10, &["a"]).await;
+    assert_eq!(numbers(&replayed), [2, 1, 3], "each event, to run again");
+}
+
+async fn purge_deletes_every_dead_letter(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    for n in 1..=3 {
+        store.dead_letter(&letter("a", n)).unwrap();
+    }
+    assert_eq!(store.purge().unwrap(), 3);
+    assert!(store.dead_letters().unwrap().is_empty());
+    assert_eq!(store.purge().unwrap(), 0);
+    assert!(
+        counts(store.as_ref()).is_empty(),
+        "nothing went to the inbox"
+    );
+}
+
+async fn prune_forgets_old_records_but_never_pending_running_or_dead_letters(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let keyed: Vec<_> = (1..=4)
+        .map(|n| (json!({ "n": n }), Some(format!("key-{n}"))))
+        .collect();
+    let ids = enqueue(store.as_ref(), "a", &keyed).await;
+    let owner = alive();
+    claim(store.as_ref(), &owner, 3, &["a"]).await;
+    let recent = run("a", "succeeded", now());
+    store
+        .finish(ids[0], Finished::Done, Some(recent))
+        .await
+        .unwrap();
+    let ending = Finished::DeadLettered(Box::new(letter("a", 2)));
+    store.finish(ids[1], ending, None).await.unwrap();
+    store.dead_letter(&letter("a", 9)).unwrap();
+    store.record_run(&run("a", "failed", 0)).unwrap();
+    let hour = Duration::from_secs(3600);
+    let pruned = store.prune(hour).unwrap();
+    assert_eq!(
+        (pruned.dedupe_keys, pruned.events, pruned.runs),
+        (0, 0, 1),
+        "only the run of long ago"
+    );
+    // Everything is older than a zero retention once its second has passed.
+    a_second_passes().await;
+    let pruned = store.prune(Duration::ZERO).unwrap();
+    assert_eq!(
+        (pruned.dedupe_keys, pruned.events, pruned.runs),
+        (4, 2, 1),
+        "every key, the done and dead-lettered events, the recent run"
+    );
+    assert_eq!(
+        counts(store.as_ref()),
+        [("pending".to_string(), 1), ("running".to_string(), 1)],
+        "pending and running events stay, however old"
+    );
+    assert_eq!(store.dead_letters().unwrap().len(), 2, "so do dead letters");
+    assert!(store.runs(&RunQuery::default()).unwrap().is_empty());
+    assert_eq!(
+        enqueue(store.as_ref(), "a", &keyed[..1]).await.len(),
+        1,
+        "a forgotten key may come again"
+    );
+}
+
+async fn runs_are_read_newest_first_by_integration_outcome_time_and_number(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let kept = [
+        run("a", "succeeded", 100),
+        run("b", "failed", 200),
+        run("a", "dead_lettered", 300),
+        run("a", "deferred", 400),
+        run("b", "succeeded", 500),
+    ];
+    for record in &kept {
+        store.record_run(record).unwrap();
+    }
+    let started = |query: RunQuery| -> Vec<i64> {
+        let runs = store.runs(&query).unwrap();
+        for (_, record) in &runs {
+            assert!(kept.contains(record), "{record:?} comes back whole");
+        }
+        runs.into_iter().map(|(_, r)| r.started_at).collect()
+    };
+    let all = store.runs(&RunQuery::default()).unwrap();
+    let ids: Vec<i64> = all.iter().map(|(id, _)| *id).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "ids, newest first");
+    assert_eq!(started(RunQuery::default()), [500, 400, 300, 200, 100]);
+    let only = |integration: &str| Some(integration.to_string());
+    assert_eq!(
+        started(RunQuery {
+            integration: only("a"),
+            ..RunQuery::default()
+        }),
+        [400, 300, 100]
+    );
+    assert_eq!(
+        started(RunQuery {
+            failed_only: true,
+            ..RunQuery::default()
+        }),
+        [300, 200],
+        "failed or dead-lettered, not deferred"
+    );
+    assert_eq!(
+        started(RunQuery {
+            since: Some(300),
+            ..RunQuery::default()
+        }),
+        [500, 400, 300],
+        "since is inclusive"
+    );
+    assert_eq!(
+        started(RunQuery {
+            limit: std::num::NonZeroUsize::new(2),
+            ..RunQuery::default()
+        }),
+        [500, 400],
+        "the newest"
+    );
+    assert_eq!(
+        started(RunQuery {
+            integration: only("a"),
+            failed_only: true,
+            since: Some(200),
+            limit: std::num::NonZeroUsize::new(5),
+        }),
+        [300],
+        "all together"
+    );
+}
+
+async fn saved_trigger_health_replaces_each_trigger_kept(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert!(store.triggers().unwrap().is_empty());
+    let health = |integration: &str, trigger: &str, failures: u64| TriggerHealth {
+        integration: integration.into(),
+        trigger: trigger.into(),
+        last_success_at: Some(1_700_000_000),
+        last_error_at: (failures > 0).then_some(1_700_000_100),
+        last_error: (failures > 0).then(|| "status 500".to_string()),
+        consecutive_failures: failures,
+        successes: 12,
+        failures,
+    };
+    let webhook = health("b", "webhook POST /hooks/b", 0);
+    store
+        .save_triggers(&[webhook.clone(), health("a", "poll 0", 1)])
+        .unwrap();
+    store.save_triggers(&[health("a", "poll 0", 3)]).unwrap();
+    assert_eq!(
+        store.triggers().unwrap(),
+        [health("a", "poll 0", 3), webhook],
+        "by integration and trigger, the last saved of each"
+    );
+}
+
+async fn a_poll_position_is_kept_per_integration_and_trigger(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert_eq!(store.position("a", "poll 0").unwrap(), None);
+    for (trigger, position) in [("poll 0", "page-2"), ("poll 1", "since-9")] {
+        let page = NewEvents::of("a", &[]).at(trigger, Some(position));
+        store.enqueue(page).await.unwrap();
+    }
+    let events = numbered([1]);
+    store
+        .enqueue(NewEvents::of("a", &events).at("poll 0", Some("page-3")))
+        .await
+        .unwrap();
+    store
+        .enqueue(NewEvents::of("a", &[]).at("poll 1", None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.position("a", "poll 0").unwrap().as_deref(),
+        Some("page-3"),
+        "moved with its page's events, in one write"
+    );
+    assert_eq!(
+        store.position("a", "poll 1").unwrap().as_deref(),
+        Some("since-9"),
+        "a page without a position leaves it"
+    );
+    assert_eq!(store.position("b", "poll 0").unwrap(), None);
+    assert_eq!(counts(store.as_ref()), pending(1));
+}
+
+async fn refresh_tokens_are_kept_per_integration_and_connection(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert_eq!(store.load("a", "crm").unwrap(), None);
+    // Sealed tokens are bytes, any bytes.
+    let sealed: Vec<u8> = (0..=255).collect();
+    store.save("a", "crm", &sealed).unwrap();
+    store.save("a", "crm", &sealed[1..]).unwrap();
+    store.save("b", "crm", b"other").unwrap();
+    assert_eq!(
+        store.load("a", "crm").unwrap().as_deref(),
+        Some(&sealed[1..])
+    );
+    assert_eq!(
+        store.load("b", "crm").unwrap().as_deref(),
+        Some(&b"other"[..])
+    );
+    assert_eq!(store.load("a", "mail").unwrap(), None);
+}
+
+/// The SQLite store, in a folder of its own.
+mod sqlite {
+    use super::super::{Location, Store, open};
+    use std::sync::Arc;
+    use tempfile::TempDir;
+
+    fn fresh() -> (TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&Location::Sqlite(dir.path().join("state.db"))).unwrap();
+        (dir, store)
+    }
+
+    conformance!(fresh);
+}
