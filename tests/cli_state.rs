@@ -128,6 +128,10 @@ fn other_stores_are_refused_by_every_command_with_the_reason_and_no_password() {
                 "`postgres:` is not a kind of state store",
             ),
             ("sqlite:", "`sqlite:` needs the path of a file"),
+            (
+                "sqlite://state.db?mode=rwc",
+                "a `sqlite:` URL is a path alone",
+            ),
         ] {
             let output = integ(&[command, &["--state", state][..]].concat(), &dir, &[]);
             let stderr = text(&output.stderr);

@@ -23,6 +23,13 @@ const ACCEPTED: &str = "--state takes a file path, `sqlite:PATH` or `sqlite://PA
 pub enum UrlProblem {
     #[error("`sqlite:` needs the path of a file, such as `sqlite:.integ/state.db`; {ACCEPTED}")]
     NoPath,
+    /// Options in the URL (`?mode=ro`, as other tools take them) would otherwise become
+    /// part of the file's name: a new, empty store.
+    #[error(
+        "a `sqlite:` URL is a path alone, without `?` or `#` (for a file whose name has \
+         one, give the path without `sqlite:`); {ACCEPTED}"
+    )]
+    Options,
     /// A backend to come: the URL is right, this integ cannot open it yet.
     #[error("the `{0}` store is not available yet; {ACCEPTED}")]
     NotYet(&'static str),
@@ -46,6 +53,9 @@ impl Location {
                 let path = rest.strip_prefix("//").unwrap_or(rest);
                 if path.is_empty() {
                     return Err(UrlProblem::NoPath.into());
+                }
+                if path.contains(['?', '#']) {
+                    return Err(UrlProblem::Options.into());
                 }
                 Ok(Self::Sqlite(PathBuf::from(path)))
             }
@@ -140,6 +150,17 @@ mod tests {
                 Err(StoreError::Url(UrlProblem::NoPath))
             ));
         }
+        for options in ["sqlite://state.db?mode=rwc", "sqlite:state.db#main"] {
+            assert!(matches!(
+                parse(options),
+                Err(StoreError::Url(UrlProblem::Options))
+            ));
+        }
+        assert_eq!(
+            parse("odd?.db").unwrap(),
+            sqlite("odd?.db"),
+            "a path is a path"
+        );
     }
 
     #[test]
