@@ -8,7 +8,8 @@ use super::sqlite_writer::Writer;
 use super::{DeadLetter, Durability, RunRecord, StoreError};
 use rusqlite::{Connection, params};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug)]
 pub struct SqliteStore {
@@ -63,13 +64,20 @@ impl SqliteStore {
         }
         migrate(&mut connection).map_err(sqlite)?;
         let writing = connect(path, durability).map_err(sqlite)?;
-        // Checkpoints are the checkpointer's, off the path of every commit.
+        // Checkpoints are the checkpointer's, off the path of every commit; a log that grew
+        // past its usual length while the writer could not restart it is cut back to it.
         writing
             .pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(sqlite)?;
-        let writer = Writer::start(writing, display.clone()).map_err(folder_error)?;
-        let checkpointer = Checkpointer::start(connect(path, durability).map_err(sqlite)?)
-            .map_err(folder_error)?;
+        writing
+            .pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .map_err(sqlite)?;
+        let long_log = Arc::new(AtomicBool::new(false));
+        let writer =
+            Writer::start(writing, display.clone(), long_log.clone()).map_err(folder_error)?;
+        let checkpointer =
+            Checkpointer::start(connect(path, durability).map_err(sqlite)?, long_log)
+                .map_err(folder_error)?;
         Ok(Self {
             path: display,
             connection: Mutex::new(connection),
@@ -230,6 +238,31 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         assert!(size() >= 1_000_000, "{} bytes in the file", size());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_log_starts_again_under_a_steady_stream_of_writes_instead_of_growing() {
+        let (dir, _) = fresh("long-log");
+        let store = SqliteStore::open_with(&dir.join("state.db"), Durability::Process).unwrap();
+        let pad = "x".repeat(1000);
+        let batch: Vec<_> = (0..200)
+            .map(|n| (serde_json::json!({ "n": n, "pad": pad }), None))
+            .collect();
+        // 80 MB of events, written without a pause for 4 s at least, so that the
+        // checkpointer runs beside the writer several times and never catches up by itself.
+        let started = std::time::Instant::now();
+        let mut written = 0;
+        while written < 400 || started.elapsed() < std::time::Duration::from_secs(4) {
+            enqueue(&store, "demo", &batch);
+            written += 1;
+        }
+        let wal = std::fs::metadata(dir.join("state.db-wal")).unwrap().len();
+        assert!(
+            wal < 48 * 1024 * 1024,
+            "the log is {wal} bytes after {written} writes"
+        );
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -7,9 +7,11 @@
 //! webhooks and the ends of many runs. A failed transaction fails every write in it:
 //! no webhook is answered 202, no event is marked finished, nothing is lost.
 
+use super::sqlite_checkpoint::checkpoint;
 use super::{Pending, StoreError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use tokio::sync::oneshot;
 
@@ -61,12 +63,18 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer on `connection`; `path` names the store in its errors.
-    pub(super) fn start(connection: Connection, path: String) -> std::io::Result<Self> {
+    /// Starts the writer on `connection`; `path` names the store in its errors. When
+    /// `long_log` is raised, it checkpoints between two transactions (see
+    /// `sqlite_checkpoint`).
+    pub(super) fn start(
+        connection: Connection,
+        path: String,
+        long_log: Arc<AtomicBool>,
+    ) -> std::io::Result<Self> {
         let (jobs, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("integ-store-writer".into())
-            .spawn(move || run(connection, &path, &queue))?;
+            .spawn(move || run(connection, &path, &queue, &long_log))?;
         Ok(Self {
             jobs: Some(jobs),
             thread: Some(thread),
@@ -111,7 +119,12 @@ impl Drop for Writer {
 
 /// The writer thread: until every handle is gone, takes the writes waiting and commits
 /// them together.
-fn run(mut connection: Connection, path: &str, queue: &mpsc::Receiver<Box<dyn Job>>) {
+fn run(
+    mut connection: Connection,
+    path: &str,
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+    long_log: &AtomicBool,
+) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -131,6 +144,11 @@ fn run(mut connection: Connection, path: &str, queue: &mpsc::Receiver<Box<dyn Jo
         }
         for job in batch {
             job.answer(failure.as_ref());
+        }
+        if long_log.swap(false, Ordering::Relaxed)
+            && let Err(error) = checkpoint(&connection)
+        {
+            tracing::warn!(%error, "cannot checkpoint the state store's long log");
         }
     }
 }
