@@ -10,8 +10,9 @@
 //! under a steady stream of commits a checkpoint beside the writer never catches up: the
 //! log would grow without end (12 GB in five minutes of overload). So once the log is
 //! past `LONG_LOG`, this thread raises a flag, and the writer, between two transactions,
-//! checkpoints what is left itself (little: this thread copied the rest), so that its next
-//! transaction starts the log again.
+//! checkpoints what is left itself (little: this thread copied the rest), after each batch
+//! until one copies it all (one may find this thread's checkpoint running), so that its
+//! next transaction starts the log again.
 
 use rusqlite::Connection;
 use std::sync::Arc;
@@ -44,7 +45,9 @@ impl Checkpointer {
             .spawn(move || {
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
                     match checkpoint(&connection) {
-                        Ok(pages) if pages > LONG_LOG => long_log.store(true, Ordering::Relaxed),
+                        Ok(done) if done.pages > LONG_LOG => {
+                            long_log.store(true, Ordering::Relaxed)
+                        }
                         Ok(_) => {}
                         // A failed checkpoint loses nothing (the log keeps every commit);
                         // the next one tries again.
@@ -61,10 +64,26 @@ impl Checkpointer {
     }
 }
 
-/// Copies what it can of the log into the database file without waiting for anyone;
-/// returns the pages in the log.
-pub(super) fn checkpoint(connection: &Connection) -> rusqlite::Result<i64> {
-    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+/// What a checkpoint did.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Checkpointed {
+    /// Pages in the log.
+    pub(super) pages: i64,
+    /// Whether every page of it is in the database file now: the next transaction starts
+    /// the log again. (Not when another checkpoint was running, or a reader held an old
+    /// snapshot.)
+    pub(super) complete: bool,
+}
+
+/// Copies what it can of the log into the database file without waiting for anyone.
+pub(super) fn checkpoint(connection: &Connection) -> rusqlite::Result<Checkpointed> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        let (busy, pages, copied): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        Ok(Checkpointed {
+            pages,
+            complete: busy == 0 && copied >= pages,
+        })
+    })
 }
 
 impl Drop for Checkpointer {

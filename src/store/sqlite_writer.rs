@@ -145,10 +145,17 @@ fn run(
         for job in batch {
             job.answer(failure.as_ref());
         }
-        if long_log.swap(false, Ordering::Relaxed)
-            && let Err(error) = checkpoint(&connection)
-        {
-            tracing::warn!(%error, "cannot checkpoint the state store's long log");
+        if long_log.load(Ordering::Relaxed) {
+            match checkpoint(&connection) {
+                Ok(done) if done.complete => long_log.store(false, Ordering::Relaxed),
+                // Tried again after the next batch.
+                Ok(_) => {}
+                // Not tried again before the checkpointer asks again, a second later.
+                Err(error) => {
+                    long_log.store(false, Ordering::Relaxed);
+                    tracing::warn!(%error, "cannot checkpoint the state store's long log")
+                }
+            }
         }
     }
 }
