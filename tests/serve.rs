@@ -1178,3 +1178,76 @@ async fn past_max_pending_webhooks_get_a_503_with_retry_after_and_readyz_says_so
     until(|| sink.requests().len() == 3).await;
     service.shut_down();
 }
+
+/// Events an integration no longer served left in the inbox wait there for a start that
+/// serves it: this process never runs them, so they must not count toward `--max-pending`,
+/// or a few thousand of them would refuse every webhook of every other integration for good.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_of_an_integration_no_longer_served_do_not_count_toward_max_pending() {
+    let sink = slow_sink().await;
+    let spec = format!(
+        r#"integration backlog {{
+  connection api {{ base_url "{}" }}
+  trigger webhook "/hooks/in" {{ signature none }}
+  step call = api POST "/fast" {{ body {{ id = $.id }} }}
+}}"#,
+        sink.url()
+    );
+    let engine = engine_of(plan(spec), Secrets::default());
+    let store = fresh_store("serve-backpressure-unserved");
+    // Enqueued while a spec named `retired` was served; it is not any more.
+    for id in 0..2 {
+        common::enqueue(&*store, "retired", &[(json!({ "id": id }), None)]).await;
+    }
+    // One of the served integration's, waiting too: once it is delivered, the workers
+    // have started and counted the inbox.
+    common::enqueue(&*store, "backlog", &[(json!({ "id": 10 }), None)]).await;
+    let service = Service::with_max_pending(vec![engine], store.clone(), 2);
+    let address = listen(service.clone(), &Default::default()).await;
+    tokio::spawn(work(service.clone(), 2));
+    until(|| sink.requests().len() == 1).await;
+    let url = format!("http://{address}/hooks/in");
+    let body = json!({ "id": 11 }).to_string().into_bytes();
+    // Nothing of the served integration waits or runs (or soon will not): it is taken.
+    let mut answered = 0;
+    for _ in 0..100 {
+        answered = post(&url, &body, None).await.0;
+        if answered == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(answered, 202, "refused for events this process never runs");
+    until(|| sink.requests().len() == 2).await;
+    service.shut_down();
+}
+
+/// A write that ends a run can fail (a disk full or busy for a while, an I/O error): the
+/// event must not stay `running` under this live process, which never runs it again,
+/// heartbeats its claim and counts it in the backlog until a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_whose_end_the_store_refused_once_is_not_left_running() {
+    let sink = slow_sink().await;
+    let name = "serve-end-refused";
+    let store = fresh_store(name);
+    common::enqueue(&*store, "refused", &[(json!({ "id": 1 }), None)]).await;
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(name)
+        .join("state.db");
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    // The store refuses to end any event, as a failing disk would, until it is mended.
+    raw.execute_batch(
+        "CREATE TRIGGER refuse_ends BEFORE UPDATE OF status ON inbox
+         WHEN NEW.status IN ('done', 'failed', 'dead_lettered')
+         BEGIN SELECT RAISE(ABORT, 'the disk is failing'); END",
+    )
+    .unwrap();
+    let service = Service::new(vec![poster("refused", "", &sink, "/fast")], store.clone());
+    tokio::spawn(work(service.clone(), 1));
+    until(|| sink.requests().len() == 1).await;
+    // The run's end is refused right after its request; then the disk is mended.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    raw.execute_batch("DROP TRIGGER refuse_ends").unwrap();
+    until(|| store.inbox_counts().unwrap() == [("done".to_string(), 1)]).await;
+    service.shut_down();
+}
