@@ -623,3 +623,73 @@ async fn an_event_the_process_keeps_stopping_during_is_dead_lettered_after_five_
     // Dead-lettered, not run a sixth time.
     assert_eq!(sink.requests().len(), 5);
 }
+
+/// While every worker waits on a slow API and more events wait for a worker, the
+/// dispatcher has nothing to do until a run ends: it waits, it does not wake again and again
+/// (on two cores, a loop there takes the CPU that intake and the runs need under load).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_whose_workers_all_wait_on_a_slow_api_uses_next_to_no_cpu() {
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/sink".into(),
+        responses: vec![MockResponse::json(201, json!({"ok": true})).after(Duration::from_secs(8))],
+    }])
+    .await
+    .unwrap();
+    let dir = relay_dir("busy-waiting", &sink.url());
+    let port = free_port();
+    let mut server = spawn(&dir, port);
+    integ::engine::install_crypto_provider();
+    let client = reqwest::Client::new();
+    healthy(&client, port).await;
+    for id in 0..12 {
+        let body = json!({ "id": id }).to_string();
+        let answer = client
+            .post(format!("http://127.0.0.1:{port}/hooks/relay"))
+            .header("X-Signature", sign(body.as_bytes()))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 202);
+    }
+    // The four workers each wait on the sink; eight events wait for one of them.
+    for _ in 0..400 {
+        if sink.requests().len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(sink.requests().len(), 4);
+    // Past the half second after which an idle dispatcher looks at the store again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (before, woken) = (cpu_time(server.id()), wakeups(server.id()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let used = cpu_time(server.id()) - before;
+    let woke = wakeups(server.id()) - woken;
+    let _ = server.kill();
+    let _ = server.wait();
+    // Idle but for its four runs, it wakes a few dozen times in 2 s (timers, heartbeat,
+    // checkpoints); a dispatcher that looks again at once wakes about every millisecond.
+    assert!(
+        woke < 300 && used < Duration::from_millis(200),
+        "waiting 2 s on four slow runs with eight events queued: woken {woke} times, \
+         {used:?} of CPU"
+    );
+}
+
+/// How many times the threads of a process went to sleep and were woken, from `/proc`.
+fn wakeups(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                .filter_map(|n| n.trim().parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
