@@ -675,4 +675,47 @@ mod tests {
         assert_eq!(version, MIGRATIONS.len() as i64);
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn the_log_stops_growing_under_a_writer_that_never_pauses() {
+        // The checkpointer copies the log while the writer keeps committing; SQLite starts
+        // the log over only when a write begins with every frame copied, which a writer
+        // busy without a pause (an overload) never gives it, and the log would grow with
+        // every event taken. Its size at the end must not be a multiple of its size early on.
+        let (dir, store) = fresh("log-saturated");
+        let store = Arc::new(store);
+        let start = std::time::Instant::now();
+        let third = std::time::Duration::from_secs(3);
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    let pad = "x".repeat(1000);
+                    while start.elapsed() < 3 * third {
+                        enqueue(&store, "demo", &[(serde_json::json!({ "pad": pad }), None)]);
+                    }
+                })
+            })
+            .collect();
+        let log = dir.join("state.db-wal");
+        let (mut early, mut late) = (0, 0);
+        while start.elapsed() < 3 * third {
+            let size = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+            if start.elapsed() < third {
+                early = early.max(size);
+            } else if start.elapsed() > 2 * third {
+                late = late.max(size);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert!(
+            late < 2 * early.max(4_000_000),
+            "the log grew from {early} bytes in the first 3 s to {late} in the last 3 s"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
