@@ -4,7 +4,7 @@
 
 use super::Service;
 use super::lanes::Lanes;
-use super::run::run_item;
+use super::run::{end, run_item};
 use crate::store::{Finished, InboxItem};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,10 +70,17 @@ pub async fn work(service: Arc<Service>, workers: usize) {
     }
 }
 
-/// Sets the backlog to the store's count of unfinished events.
+/// Sets the backlog to the store's count of the events due of the integrations served:
+/// those of another (no longer served) or deferred to later are not this process's to run
+/// now, and would otherwise refuse every webhook.
 async fn recount(service: &Service) {
-    match service.store.unfinished().await {
-        Ok(unfinished) => service.intake.recount(unfinished),
+    let served: Vec<String> = service
+        .engines
+        .iter()
+        .map(|e| e.plan().name.clone())
+        .collect();
+    match service.store.due(&served).await {
+        Ok(due) => service.intake.recount(due),
         Err(error) => tracing::warn!(%error, "cannot count the inbox's unfinished events"),
     }
 }
@@ -147,6 +154,7 @@ impl Dispatcher {
             self.store_drained();
         } else {
             self.store_has_more = true;
+            self.next_claim = Instant::now() + IDLE_POLL;
         }
         for item in items {
             self.queue(item);
@@ -180,15 +188,21 @@ impl Dispatcher {
     /// enough are queued, or while the store was found empty lately. Events queued behind
     /// a full integration do not count, so they never keep others waiting.
     fn claim_request(&self) -> Option<(usize, Vec<String>)> {
-        if !self.store_has_more && Instant::now() < self.next_claim {
+        let due = Instant::now() >= self.next_claim;
+        if !self.store_has_more && !due {
             return None;
         }
         let ready = self.lanes.ready();
         let idle = self.running.len() < self.workers;
-        if !idle && ready > self.workers / 2 {
+        // However deep the events handed over from memory, the store's (recovered, come
+        // due, replayed) get a share each `IDLE_POLL`: they are never starved by intake.
+        let share = if due { self.workers } else { 0 };
+        if !idle && ready > self.workers / 2 && share == 0 {
             return None;
         }
-        let limit = (2 * self.workers).saturating_sub(self.running.len() + ready);
+        let limit = (2 * self.workers)
+            .saturating_sub(self.running.len() + ready)
+            .max(share);
         let from = self.lanes.open();
         (limit > 0 && !from.is_empty()).then_some((limit, from))
     }
@@ -196,9 +210,19 @@ impl Dispatcher {
     /// Waits for a running event to finish, an event handed over, the time to look at the
     /// store, or the stop. With nothing running, `join_next` answers at once, so only the
     /// others may end the wait then.
-    async fn wait(&mut self, service: &Service, arrivals: &mut mpsc::UnboundedReceiver<InboxItem>) {
+    async fn wait(
+        &mut self,
+        service: &Arc<Service>,
+        arrivals: &mut mpsc::UnboundedReceiver<InboxItem>,
+    ) {
         let busy = !self.running.is_empty();
-        let look = tokio::time::Instant::from_std(self.next_claim.max(Instant::now()));
+        // A time already past would end every wait at once while the claim it was for
+        // waits for room: the next look is then a moment away.
+        let now = Instant::now();
+        if self.next_claim <= now {
+            self.next_claim = now + IDLE_POLL;
+        }
+        let look = tokio::time::Instant::from_std(self.next_claim);
         tokio::select! {
             Some(joined) = self.running.join_next_with_id(), if busy => {
                 self.release(joined, service).await;
@@ -221,26 +245,29 @@ impl Dispatcher {
     }
 
     /// Frees the place of every event that finished.
-    async fn reap(&mut self, service: &Service) {
+    async fn reap(&mut self, service: &Arc<Service>) {
         while let Some(joined) = self.running.try_join_next_with_id() {
             self.release(joined, service).await;
         }
     }
 
     /// Frees the place of a finished event; a run that panicked is marked failed.
-    async fn release(&mut self, joined: Joined, service: &Service) {
-        if let Some((integration, event)) = self.free(joined, service) {
-            let failed = service.store.finish(event, Finished::Failed, None).await;
-            if let Err(error) = failed {
-                tracing::error!(integration, event, %error, "cannot mark the aborted run's event failed");
-            }
+    async fn release(&mut self, joined: Joined, service: &Arc<Service>) {
+        if let Some(event) = self.free(joined, service) {
+            // On a task: the store may take a while to accept it (see `end`).
+            let service = service.clone();
+            tokio::spawn(async move {
+                if end(&service, event, Finished::Failed, None).await {
+                    service.intake.finished_one();
+                }
+            });
         }
     }
 
     /// Frees the place of a finished event. A run that panicked is a bug of ours, not of
     /// the input: it is logged and its event returned, to be marked failed rather than
     /// left `running` for the next start to run again, out of order and maybe forever.
-    fn free(&mut self, joined: Joined, service: &Service) -> Option<(String, i64)> {
+    fn free(&mut self, joined: Joined, service: &Service) -> Option<i64> {
         let id = match &joined {
             Ok((id, _)) => *id,
             Err(error) => error.id(),
@@ -252,8 +279,7 @@ impl Dispatcher {
             Ok((_, false)) => {}
             Err(error) => {
                 tracing::error!(integration, event, %error, "run aborted; the event is marked failed");
-                service.intake.finished_one();
-                return Some((integration, event));
+                return Some(event);
             }
         }
         None

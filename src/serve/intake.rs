@@ -2,7 +2,7 @@
 //! process in the same write, then handed to the workers from memory; the store is read
 //! back only for recovery, deferred events and events from other sources.
 //!
-//! The backlog (events accepted and not finished) is counted here, so that past
+//! The backlog (events due and not finished) is counted here, so that past
 //! `--max-pending` webhooks are refused with a 503 and a `Retry-After`, rather than answered
 //! 202 for events that would wait minutes.
 
@@ -66,9 +66,12 @@ impl Intake {
         }
     }
 
-    /// Whether the backlog is at `--max-pending`: webhooks are refused, polls wait.
-    pub(super) fn overloaded(&self) -> bool {
-        self.backlog() >= self.max_pending
+    /// Whether `more` events would take the backlog past `--max-pending` (with 0: whether
+    /// it is there): webhooks are refused, polls wait. An empty backlog takes any number,
+    /// so that no body is refused for good for being large.
+    pub(super) fn overloaded(&self, more: usize) -> bool {
+        let backlog = self.backlog();
+        backlog > 0 && backlog.saturating_add(more.max(1)) > self.max_pending
     }
 
     /// Events accepted and not finished.
@@ -76,7 +79,7 @@ impl Intake {
         self.backlog.load(Ordering::Relaxed)
     }
 
-    /// An event left the backlog (done, failed or dead-lettered; a deferred one stays).
+    /// An event left the backlog: done, failed, dead-lettered, or deferred to later.
     pub(super) fn finished_one(&self) {
         let _ = self
             .backlog
@@ -88,8 +91,8 @@ impl Intake {
 
     /// Sets the backlog to what the store counts: at the start, and now and then, since
     /// events enqueued by another process (a `dlq replay`) are counted only there.
-    pub(super) fn recount(&self, unfinished: usize) {
-        self.backlog.store(unfinished, Ordering::Relaxed);
+    pub(super) fn recount(&self, due: usize) {
+        self.backlog.store(due, Ordering::Relaxed);
     }
 
     /// How long a refused sender should wait: the time the workers take, at the rate they

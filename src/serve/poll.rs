@@ -36,7 +36,7 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
     };
     let trigger = poll_name(index);
     while !service.stopping() {
-        if service.intake.overloaded() {
+        if service.intake.overloaded(0) {
             // The API keeps what is not fetched: the round waits rather than add to a
             // backlog that refuses webhooks.
             tracing::info!(integration = %engine.plan().name, %trigger, backlog = service.intake.backlog(), "the inbox is at --max-pending; this round is skipped");
@@ -96,6 +96,12 @@ async fn round(
             .accept(&integration, keyed.events, at)
             .await
             .map_err(|e| format!("cannot commit the page: {e}"))?;
+        // A full backlog ends the round at a committed page: what is not fetched stays
+        // with the API until the next round.
+        if service.intake.overloaded(0) {
+            tracing::info!(%integration, %trigger, "the inbox is at --max-pending; the round stops after this page");
+            break;
+        }
         if polled.next.is_none() || polled.next == position {
             break;
         }

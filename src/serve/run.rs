@@ -5,6 +5,7 @@ use crate::engine::{Engine, RunOutcome};
 use crate::store::{DeadLetter, Finished, RunRecord};
 use serde_json::Value as Json;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// Numbers the runs of this process, for the logs.
 static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -17,10 +18,10 @@ const MAX_INTERRUPTED_RUNS: u32 = 5;
 /// How long after it came an event may still be put back to wait for the time an API asks
 /// for: an API that keeps asking past it is not going to answer, and an event deferred
 /// forever would come back every hour, never to end.
-const MAX_DEFERRAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+const MAX_DEFERRAL: Duration = Duration::from_secs(24 * 3600);
 
-/// Runs an inbox event and ends it in the store; answers whether it left the inbox's
-/// unfinished work (a deferred event stays).
+/// Runs an inbox event and ends it in the store; answers whether it left the backlog (see
+/// `end`).
 pub(super) async fn run_item(
     service: &Service,
     engine: &Engine,
@@ -45,7 +46,13 @@ pub(super) async fn run_item(
             engine.secrets(),
         );
         let run = RunRecord::interrupted(&item.integration, id, interrupted);
-        return end(service, id, Finished::DeadLettered(Box::new(letter)), run).await;
+        return end(
+            service,
+            id,
+            Finished::DeadLettered(Box::new(letter)),
+            Some(run),
+        )
+        .await;
     }
     let resumed = item.done.len();
     tracing::debug!(resumed_steps = resumed, "run started");
@@ -83,7 +90,7 @@ pub(super) async fn run_item(
         other => other,
     };
     drop(_entered);
-    end(service, id, finished, run).await
+    end(service, id, finished, Some(run)).await
 }
 
 /// The dead letter of an event an API kept asking to wait for past `MAX_DEFERRAL`.
@@ -103,19 +110,43 @@ fn deferred_too_long(
     Finished::DeadLettered(Box::new(letter))
 }
 
-/// Ends inbox event `id` with its history record; answers whether it left the inbox's
-/// unfinished work. One that cannot be ended stays running in the store, and the next start
-/// runs it again.
-async fn end(service: &Service, id: i64, finished: Finished, run: RunRecord) -> bool {
-    let ends = finished.ends();
-    match service.store.finish(id, finished, Some(run)).await {
-        Ok(()) => ends,
-        Err(error) => {
-            tracing::error!(event = id, %error, "cannot record the end of the run; the event runs again at the next start");
-            // Not in the backlog of this process any more: it waits for the next start.
-            true
+/// How long the end of a run is tried again while the store refuses it (a disk full or
+/// busy for a while) before its event is put back to run again.
+const END_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Ends inbox event `id` with its history record: run with `run`'s results, the run of a
+/// deferred event included, it leaves the backlog of events due. Answers whether it did.
+/// An end the store refuses is tried again for `END_PATIENCE`, then the event is put back
+/// to run again (its request may go twice; its end is never lost), for else it would stay
+/// running under this process, which never runs it again before a restart.
+pub(super) async fn end(
+    service: &Service,
+    id: i64,
+    finished: Finished,
+    run: Option<RunRecord>,
+) -> bool {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let Err(error) = service
+            .store
+            .finish(id, finished.clone(), run.clone())
+            .await
+        else {
+            return true;
+        };
+        if started.elapsed() >= END_PATIENCE {
+            tracing::error!(event = id, %error, "cannot record the end of the run; the event is put back to run again");
+            break;
         }
+        tracing::warn!(event = id, %error, "cannot record the end of the run; trying again in {delay:?}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
+    if let Err(error) = service.store.unclaim(&service.owner, &[id]).await {
+        tracing::error!(event = id, %error, "cannot put the event back either; it runs again at the next start");
+    }
+    false
 }
 
 /// One line for the run at `info` (with the failing step's error), one per step at

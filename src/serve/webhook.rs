@@ -41,9 +41,10 @@ async fn ready(State(front): State<Front>) -> Response {
     let service = &front.service;
     if service.stopping() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
-    } else if service.intake.overloaded() {
+    } else if service.intake.overloaded(0) {
+        // A probe's reader runs this server: it may see the numbers.
         let reason = format!(
-            "overloaded: {} events wait or run, the most --max-pending allows is {}",
+            "overloaded: {} events due, --max-pending is {}",
             service.intake.backlog(),
             service.intake.max_pending
         );
@@ -54,18 +55,15 @@ async fn ready(State(front): State<Front>) -> Response {
 }
 
 /// A 503 for a webhook that came while the backlog is at `--max-pending`, telling the sender
-/// when to come back. Nothing is enqueued: the sender keeps the event and retries.
+/// when to come back. Nothing is enqueued: the sender keeps the event and retries. (Any
+/// sender may ask, signed or not, so the backlog's size is for the log, not the answer.)
 fn overloaded(service: &Service) -> Response {
     let wait = service.intake.retry_after().as_secs();
     tracing::debug!(
         backlog = service.intake.backlog(),
         "webhook refused: overloaded"
     );
-    let reason = format!(
-        "{} events wait or run, the most this server takes is {} (--max-pending); retry in {wait} s",
-        service.intake.backlog(),
-        service.intake.max_pending
-    );
+    let reason = format!("overloaded: the inbox is full (--max-pending); retry in {wait} s");
     let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, reason);
     response
         .headers_mut()
@@ -147,7 +145,7 @@ async fn handle(
             )
         };
     };
-    if service.intake.overloaded() {
+    if service.intake.overloaded(0) {
         return overloaded(service);
     }
     let url = front.options.public_url.of(&uri, &headers);
@@ -177,6 +175,10 @@ async fn handle(
             );
         }
     };
+    // Checked again with what `each` made of the body: one body may hold thousands.
+    if service.intake.overloaded(keyed.events.len()) {
+        return overloaded(service);
+    }
     match service
         .accept(&engine.plan().name, keyed.events, None)
         .await

@@ -70,6 +70,11 @@ async fn a_second_passes() {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
 }
 
+/// Integration names as a claim or a count takes them.
+fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 /// Events `{"n": N}` without dedupe keys.
 fn numbered(numbers: impl IntoIterator<Item = i64>) -> Vec<(Json, Option<String>)> {
     numbers
@@ -164,7 +169,12 @@ async fn an_event_whose_dedupe_key_was_seen_is_dropped(fresh: Fresh) {
         .await
         .unwrap();
     assert_eq!(other.accepted(), 1, "a key is its integration's own");
-    assert_eq!(store.unfinished().await.unwrap(), 3);
+    assert_eq!(store.due(&names(&["x", "y"])).await.unwrap(), 3);
+    assert_eq!(
+        store.due(&names(&["y", "z"])).await.unwrap(),
+        1,
+        "only those named"
+    );
     let claimed = claim(store.as_ref(), &alive(), 10, &["x", "y"]).await;
     assert_eq!(numbers(&claimed), [1, 3, 5]);
 }
@@ -184,7 +194,13 @@ async fn events_enqueued_for_an_owner_are_its_running_work(fresh: Fresh) {
         claim(store.as_ref(), &alive(), 10, &["x"]).await.is_empty(),
         "no one claims them again"
     );
-    assert_eq!(store.unfinished().await.unwrap(), 2);
+    assert_eq!(
+        store
+            .due(&names(&["a", "x", "y", "busy", "free"]))
+            .await
+            .unwrap(),
+        2
+    );
     // Given back unstarted, they are pending, their first claim not counted.
     let ids: Vec<i64> = enqueued.ids.iter().flatten().copied().collect();
     store.unclaim(&owner, &ids).await.unwrap();
@@ -218,7 +234,13 @@ async fn claims_take_the_oldest_of_the_named_integrations_and_count_attempts(fre
         [1, 3],
         "the oldest of both, up to the limit"
     );
-    assert_eq!(store.unfinished().await.unwrap(), 5);
+    assert_eq!(
+        store
+            .due(&names(&["a", "x", "y", "busy", "free"]))
+            .await
+            .unwrap(),
+        5
+    );
 }
 
 async fn an_unstarted_claim_given_back_is_not_counted(fresh: Fresh) {
@@ -264,7 +286,13 @@ async fn checkpoints_come_back_with_a_claim_until_the_event_finishes(fresh: Fres
         .finish(resumed.id, Finished::Done, None)
         .await
         .unwrap();
-    assert_eq!(store.unfinished().await.unwrap(), 0);
+    assert_eq!(
+        store
+            .due(&names(&["a", "x", "y", "busy", "free"]))
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 async fn a_deferred_event_keeps_its_checkpoints_and_waits_for_its_time(fresh: Fresh) {
@@ -281,9 +309,9 @@ async fn a_deferred_event_keeps_its_checkpoints_and_waits_for_its_time(fresh: Fr
     };
     store.finish(first.id, later, None).await.unwrap();
     assert_eq!(
-        store.unfinished().await.unwrap(),
-        2,
-        "deferred is not finished"
+        store.due(&names(&["x"])).await.unwrap(),
+        1,
+        "the deferred event is not due yet"
     );
     let now_due = claim(store.as_ref(), &owner, 10, &["x"]).await;
     assert_eq!(numbers(&now_due), [2], "the deferred event waits");
@@ -308,7 +336,13 @@ async fn a_finished_event_is_not_claimed_again_and_keeps_its_records(fresh: Fres
         .unwrap();
     let ending = Finished::DeadLettered(Box::new(letter("x", 2)));
     store.finish(ids[1], ending, None).await.unwrap();
-    assert_eq!(store.unfinished().await.unwrap(), 0);
+    assert_eq!(
+        store
+            .due(&names(&["a", "x", "y", "busy", "free"]))
+            .await
+            .unwrap(),
+        0
+    );
     a_second_passes().await;
     assert_eq!(
         store.recover(&alive()).await.unwrap(),

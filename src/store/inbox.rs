@@ -50,8 +50,9 @@ pub trait Inbox: Send + Sync {
     /// a claim during which the process stopped counts toward dead-lettering an event.
     fn unclaim(&self, owner: &Owner, ids: &[i64]) -> Pending<()>;
 
-    /// Events not finished yet (pending, deferred or running), of every integration.
-    fn unfinished(&self) -> Pending<usize>;
+    /// Events of the integrations named in `from` that are due and not finished: running,
+    /// or pending and not deferred past now.
+    fn due(&self, from: &[String]) -> Pending<usize>;
 }
 
 /// Events to commit to the inbox in one write.

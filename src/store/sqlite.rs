@@ -52,6 +52,11 @@ impl SqliteStore {
             source: Box::new(source),
         };
         let mut connection = connect(path, durability).map_err(sqlite)?;
+        // Its commits (triggers' health, tokens, dead letters from the CLI) do not
+        // checkpoint either, while holding the records' lock.
+        connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(sqlite)?;
         // A file a newer integ migrated holds what this one does not know how to keep:
         // writing it would lose or corrupt that, so it is refused.
         let found = schema::version(&connection).map_err(sqlite)?;

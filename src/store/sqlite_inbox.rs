@@ -103,13 +103,18 @@ impl Inbox for SqliteStore {
         })
     }
 
-    fn unfinished(&self) -> Pending<usize> {
-        self.writer.call(|transaction, _| {
+    fn due(&self, from: &[String]) -> Pending<usize> {
+        let from = serde_json::to_string(from).unwrap_or_else(|_| "[]".into());
+        self.writer.call(move |transaction, now| {
+            // Seeks in `inbox_claim` (status, integration, not_before) for each name.
             let count: i64 = transaction
                 .prepare_cached(
-                    "SELECT COUNT(*) FROM inbox WHERE status IN ('pending', 'running')",
+                    "SELECT COUNT(*) FROM json_each(?1) AS names, inbox
+                     WHERE inbox.integration = names.value
+                         AND (status = 'running' OR (status = 'pending'
+                             AND (not_before IS NULL OR not_before <= ?2)))",
                 )?
-                .query_row([], |row| row.get(0))?;
+                .query_row(params![from, now], |row| row.get(0))?;
             Ok(usize::try_from(count).unwrap_or(0))
         })
     }

@@ -4,8 +4,9 @@
 //! Callers queue a write and await its answer; they hold no thread while the writer runs
 //! it (no hop to a blocking pool per call). The writer takes every write waiting when it
 //! starts a transaction, so that one commit (one sync of the log) serves a burst of
-//! webhooks and the ends of many runs. A failed transaction fails every write in it:
-//! no webhook is answered 202, no event is marked finished, nothing is lost.
+//! webhooks and the ends of many runs. A write that fails is undone and refused alone (a
+//! savepoint each); a transaction that fails (the disk) refuses every write in it: no
+//! webhook is answered 202 and no event is marked finished for what is not on disk.
 
 use super::sqlite_checkpoint::checkpoint;
 use super::{Pending, StoreError};
@@ -21,31 +22,40 @@ const MAX_BATCH: usize = 512;
 
 /// A write, as the writer runs it: applied inside a transaction, answered after it ends.
 trait Job: Send {
-    fn apply(&mut self, transaction: &Connection, now: i64) -> rusqlite::Result<()>;
-    /// Answers the caller: with the write's output, or the transaction's failure.
-    fn answer(self: Box<Self>, failure: Option<&Arc<StoreError>>);
+    /// Applies the write; false when it failed (and its savepoint is to be rolled back).
+    fn apply(&mut self, transaction: &Connection, now: i64) -> bool;
+    /// Answers the caller: with the write's output or failure, or the transaction's
+    /// failure; `store` names the store in an error.
+    fn answer(self: Box<Self>, failure: Option<&Arc<StoreError>>, store: &str);
 }
 
 type Apply<T> = Box<dyn FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send>;
 
 struct Call<T> {
     apply: Option<Apply<T>>,
-    output: Option<T>,
+    output: Option<rusqlite::Result<T>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
 }
 
 impl<T: Send> Job for Call<T> {
-    fn apply(&mut self, transaction: &Connection, now: i64) -> rusqlite::Result<()> {
-        if let Some(apply) = self.apply.take() {
-            self.output = Some(apply(transaction, now)?);
-        }
-        Ok(())
+    fn apply(&mut self, transaction: &Connection, now: i64) -> bool {
+        let Some(apply) = self.apply.take() else {
+            return true;
+        };
+        let output = apply(transaction, now);
+        let applied = output.is_ok();
+        self.output = Some(output);
+        applied
     }
 
-    fn answer(self: Box<Self>, failure: Option<&Arc<StoreError>>) {
+    fn answer(self: Box<Self>, failure: Option<&Arc<StoreError>>, store: &str) {
         let answer = match (failure, self.output) {
             (Some(failure), _) => Err(StoreError::Shared(failure.clone())),
-            (None, Some(output)) => Ok(output),
+            (None, Some(Ok(output))) => Ok(output),
+            (None, Some(Err(source))) => Err(StoreError::Backend {
+                store: store.to_string(),
+                source: Box::new(source),
+            }),
             (None, None) => Err(StoreError::Closed),
         };
         // A caller that stopped waiting (a webhook past its timeout) gets no answer; what
@@ -140,10 +150,10 @@ fn run(
             })
         });
         if let Some(failure) = &failure {
-            tracing::error!(error = %failure, writes = batch.len(), "a write to the state store failed; every write in its transaction is refused");
+            tracing::error!(error = %failure, writes = batch.len(), "a transaction of the state store failed; every write in it is refused");
         }
         for job in batch {
-            job.answer(failure.as_ref());
+            job.answer(failure.as_ref(), path);
         }
         if long_log.load(Ordering::Relaxed) {
             match checkpoint(&connection) {
@@ -162,12 +172,17 @@ fn run(
 
 /// Applies a batch in one transaction, taken for writing at once (`IMMEDIATE`): the
 /// records connection of the same store may be writing, and a transaction that began
-/// reading could not be made a writer without failing.
+/// reading could not be made a writer without failing. Each write has a savepoint of its
+/// own, so that one that fails is undone and refused alone, not with the whole batch.
 fn commit(connection: &mut Connection, batch: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = super::now();
     for job in batch.iter_mut() {
-        job.apply(&transaction, now)?;
+        let savepoint = transaction.savepoint()?;
+        if job.apply(&savepoint, now) {
+            savepoint.commit()?;
+        }
+        // Dropped otherwise: rolled back to where it began, and released.
     }
     transaction.commit()
 }
