@@ -1251,3 +1251,65 @@ async fn an_event_whose_end_the_store_refused_once_is_not_left_running() {
     until(|| store.inbox_counts().unwrap() == [("done".to_string(), 1)]).await;
     service.shut_down();
 }
+
+/// A deferred event keeps its checkpoints in the state file until it resumes: what a
+/// completed step got back (here an API that echoes the credential) is kept redacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_checkpoints_a_deferred_event_keeps_hold_no_secret() {
+    const TOKEN: &str = "canary-deferred-7f3a9c51";
+    let api = MockServer::start(vec![
+        Route {
+            method: "POST".into(),
+            path: "/first".into(),
+            responses: vec![MockResponse::json(200, json!({ "echo": TOKEN }))],
+        },
+        Route {
+            method: "POST".into(),
+            path: "/limited".into(),
+            responses: vec![
+                MockResponse::json(429, json!({})).with_header("Retry-After", "100000"),
+            ],
+        },
+    ])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration echoes {{
+  connection api {{ base_url "{}" auth bearer secret("API_TOKEN") }}
+  trigger manual
+  step first = api POST "/first" {{ idempotency_key "f-{{{{ event.id }}}}" }}
+  step limited = api POST "/limited" {{ idempotency_key "l-{{{{ event.id }}}}" retry 3 constant 10ms }}
+}}"#,
+        api.url()
+    );
+    let options = Options {
+        defer_long_waits: true,
+        ..Options::default()
+    };
+    let secrets = Secrets::from_pairs([("API_TOKEN", TOKEN)]);
+    let engine = Arc::new(Engine::new(plan(spec), secrets, options).unwrap());
+    let name = "serve-deferred-redacted";
+    let store = fresh_store(name);
+    common::enqueue(&*store, "echoes", &[(json!({ "id": 1 }), None)]).await;
+    let service = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(service.clone(), 1));
+    let folder = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let deferred = "SELECT COUNT(*) FROM inbox WHERE status = 'pending' AND not_before > 0";
+    until(|| column(name, deferred) == [Some(1)]).await;
+    service.shut_down();
+    // The step's result is there, redacted, and no byte of the folder holds the token.
+    let raw = rusqlite::Connection::open(folder.join("state.db")).unwrap();
+    let result: String = raw
+        .query_row("SELECT result FROM checkpoints", [], |row| row.get(0))
+        .unwrap();
+    assert!(
+        result.contains("echo") && !result.contains(TOKEN),
+        "{result}"
+    );
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let found = bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes());
+        assert!(!found, "the token is in {}", path.display());
+    }
+}
