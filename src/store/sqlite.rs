@@ -273,6 +273,23 @@ mod tests {
     }
 
     #[test]
+    fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
+        let (dir, store) = fresh("writer-panic");
+        let panicked = wait(
+            store
+                .writer
+                .call(|_, _| -> rusqlite::Result<()> { panic!("a bug in a write") }),
+        );
+        assert!(panicked.is_err());
+        assert_eq!(
+            enqueue(&store, "demo", &[(serde_json::json!({}), None)]),
+            (1, 0)
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn durability_full_syncs_each_commit_and_process_leaves_it_to_the_system() {
         let (dir, store) = fresh("durability");
         drop(store);

@@ -143,10 +143,21 @@ fn run(
                 Err(_) => break,
             }
         }
-        let failure = commit(&mut connection, &mut batch).err().map(|source| {
+        // A write that panics (a bug of ours) fails its batch, rolled back as the
+        // transaction unwinds; the writer goes on with the next, rather than leave every
+        // later write of the process refused.
+        let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit(&mut connection, &mut batch)
+        }));
+        let failure = match committed {
+            Ok(Ok(())) => None,
+            Ok(Err(source)) => Some(Box::new(source) as Box<dyn std::error::Error + Send + Sync>),
+            Err(_) => Some("a write to the state store panicked; see the log".into()),
+        }
+        .map(|source| {
             Arc::new(StoreError::Backend {
                 store: path.to_string(),
-                source: Box::new(source),
+                source,
             })
         });
         if let Some(failure) = &failure {
