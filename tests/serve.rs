@@ -1114,9 +1114,9 @@ async fn an_event_an_api_keeps_deferring_past_a_day_is_dead_lettered() {
     service.shut_down();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn past_max_pending_webhooks_get_a_503_with_retry_after_and_readyz_says_so() {
-    let sink = slow_sink().await;
+/// Integration `backlog`: its webhook `/hooks/in` (unsigned) posts each event's id to the
+/// sink's `/fast`.
+fn forwarding(sink: &MockServer) -> Arc<Engine> {
     let spec = format!(
         r#"integration backlog {{
   connection api {{ base_url "{}" }}
@@ -1125,7 +1125,26 @@ async fn past_max_pending_webhooks_get_a_503_with_retry_after_and_readyz_says_so
 }}"#,
         sink.url()
     );
-    let engine = engine_of(plan(spec), Secrets::default());
+    engine_of(plan(spec), Secrets::default())
+}
+
+/// Posts `body` until it is answered 202, for up to 30 s; the last status.
+async fn accepted_soon(url: &str, body: &[u8]) -> u16 {
+    let mut answered = 0;
+    for _ in 0..600 {
+        answered = post(url, body, None).await.0;
+        if answered == 202 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    answered
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn past_max_pending_webhooks_get_a_503_with_retry_after_and_readyz_says_so() {
+    let sink = slow_sink().await;
+    let engine = forwarding(&sink);
     let store = fresh_store("serve-backpressure");
     let service = Service::with_max_pending(vec![engine], store.clone(), 2);
     let address = listen(service.clone(), &Default::default()).await;
@@ -1165,15 +1184,7 @@ async fn past_max_pending_webhooks_get_a_503_with_retry_after_and_readyz_says_so
     tokio::spawn(work(service.clone(), 2));
     until(|| sink.requests().len() == 2).await;
     // Once the backlog drains, webhooks are taken again.
-    let mut answered = 0;
-    for _ in 0..600 {
-        answered = post(&url, &body(2), None).await.0;
-        if answered == 202 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(answered, 202);
+    assert_eq!(accepted_soon(&url, &body(2)).await, 202);
     assert_eq!(reqwest::get(&ready).await.unwrap().status().as_u16(), 200);
     until(|| sink.requests().len() == 3).await;
     service.shut_down();
@@ -1185,15 +1196,7 @@ async fn past_max_pending_webhooks_get_a_503_with_retry_after_and_readyz_says_so
 #[tokio::test(flavor = "multi_thread")]
 async fn events_of_an_integration_no_longer_served_do_not_count_toward_max_pending() {
     let sink = slow_sink().await;
-    let spec = format!(
-        r#"integration backlog {{
-  connection api {{ base_url "{}" }}
-  trigger webhook "/hooks/in" {{ signature none }}
-  step call = api POST "/fast" {{ body {{ id = $.id }} }}
-}}"#,
-        sink.url()
-    );
-    let engine = engine_of(plan(spec), Secrets::default());
+    let engine = forwarding(&sink);
     let store = fresh_store("serve-backpressure-unserved");
     // Enqueued while a spec named `retired` was served; it is not any more.
     for id in 0..2 {
@@ -1209,14 +1212,7 @@ async fn events_of_an_integration_no_longer_served_do_not_count_toward_max_pendi
     let url = format!("http://{address}/hooks/in");
     let body = json!({ "id": 11 }).to_string().into_bytes();
     // Nothing of the served integration waits or runs (or soon will not): it is taken.
-    let mut answered = 0;
-    for _ in 0..100 {
-        answered = post(&url, &body, None).await.0;
-        if answered == 202 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let answered = accepted_soon(&url, &body).await;
     assert_eq!(answered, 202, "refused for events this process never runs");
     until(|| sink.requests().len() == 2).await;
     service.shut_down();
