@@ -4,30 +4,11 @@
 
 mod common;
 
+use common::{integ, text, workdir};
 use integ::mock::{MockResponse, MockServer, Route};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn integ(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_integ"));
-    command.args(args).current_dir(dir).env_remove("NO_COLOR");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 const SPEC: &str = r#"integration notes {
   connection api { base_url env("NOTES_API_URL", "https://notes.example.com") auth bearer secret("NOTES_TOKEN") }

@@ -3,31 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{integ, text, workdir};
 use integ::mock::{MockResponse, MockServer, Route};
 use integ::store::{self, DeadLetter, Location, RunRecord, TriggerHealth};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn integ(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_integ"));
-    command.args(args).current_dir(dir);
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use std::path::Path;
+use std::process::Output;
 
 /// The JSON lines a command printed, with the integration each names.
 fn integrations(output: &Output) -> Vec<String> {

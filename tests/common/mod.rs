@@ -63,3 +63,26 @@ pub async fn claim(store: &dyn Inbox, limit: usize, from: &[&str]) -> Vec<InboxI
     let from: Vec<String> = from.iter().map(|s| s.to_string()).collect();
     store.claim(owner(), limit, &from).await.unwrap()
 }
+
+/// A fresh folder for a test, under the target's temporary folder.
+pub fn workdir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the built `integ` in `dir` with `env` added (and `NO_COLOR` unset: output to a
+/// pipe is plain anyway).
+pub fn integ(args: &[&str], dir: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_integ"));
+    command.args(args).current_dir(dir).env_remove("NO_COLOR");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
