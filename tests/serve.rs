@@ -34,11 +34,17 @@ fn engine_of(plan: Arc<integ::plan::Plan>, secrets: Secrets) -> Arc<Engine> {
     Arc::new(Engine::new(plan, secrets, Options::default()).unwrap())
 }
 
+/// The state file of test `name`.
+fn state_file(name: &str) -> PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(name)
+        .join("state.db")
+}
+
 /// A fresh state store in the test's own folder.
 fn fresh_store(name: &str) -> Arc<SqliteStore> {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap())
+    let _ = std::fs::remove_dir_all(state_file(name).parent().unwrap());
+    Arc::new(SqliteStore::open(&state_file(name)).unwrap())
 }
 
 /// Serves `service`'s webhooks with `options` on a fresh port of 127.0.0.1; its address.
@@ -922,9 +928,7 @@ async fn a_graceful_stop_gives_back_unstarted_claims_uncounted() {
 
 /// Rows of `sql` (one integer column, or NULL) in the state file of test `store`.
 fn column(store: &str, sql: &str) -> Vec<Option<i64>> {
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(store)
-        .join("state.db");
+    let path = state_file(store);
     let connection = rusqlite::Connection::open(path).unwrap();
     let mut statement = connection.prepare(sql).unwrap();
     let rows = statement.query_map([], |row| row.get(0)).unwrap();
@@ -1093,9 +1097,7 @@ async fn an_event_an_api_keeps_deferring_past_a_day_is_dead_lettered() {
     let store = fresh_store(name);
     common::enqueue(&*store, "stale", &[(json!({"id": 1}), None)]).await;
     // The event came a day ago: another deferral would keep it past 24 h.
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(name)
-        .join("state.db");
+    let path = state_file(name);
     rusqlite::Connection::open(path)
         .unwrap()
         .execute("UPDATE inbox SET created_at = created_at - 86400", [])
@@ -1227,9 +1229,7 @@ async fn an_event_whose_end_the_store_refused_once_is_not_left_running() {
     let name = "serve-end-refused";
     let store = fresh_store(name);
     common::enqueue(&*store, "refused", &[(json!({ "id": 1 }), None)]).await;
-    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(name)
-        .join("state.db");
+    let path = state_file(name);
     let raw = rusqlite::Connection::open(&path).unwrap();
     // The store refuses to end any event, as a failing disk would, until it is mended.
     raw.execute_batch(
