@@ -218,7 +218,7 @@ impl Finished {
     }
 
     /// Whether the event leaves the inbox's unfinished work (a deferred one stays).
-    pub fn ends(&self) -> bool {
+    pub(super) fn ends(&self) -> bool {
         !matches!(self, Finished::Deferred { .. })
     }
 }
