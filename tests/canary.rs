@@ -128,7 +128,12 @@ fn canaries() -> Vec<String> {
 
 /// The canaries' forms found in `text`.
 fn found_in(text: &[u8]) -> Vec<String> {
-    canaries()
+    forms_of_in(&canaries(), text)
+}
+
+/// The forms of `canaries` found in `text`.
+fn forms_of_in(canaries: &[String], text: &[u8]) -> Vec<String> {
+    canaries
         .iter()
         .flat_map(|c| forms(c))
         .filter(|form| text.windows(form.len()).any(|w| w == form.as_bytes()))
@@ -346,4 +351,90 @@ fn a_secrets_file_line_that_does_not_parse_is_named_never_shown() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A key sent with literal text around it (Klaviyo's `Authorization: Klaviyo-API-Key <key>`)
+/// by the real `integ run`, to an API that refuses it and echoes every header back: the API
+/// got the composed header, and no form of the key is on stdout, in the logs or anywhere
+/// in the state file, where the dead letter and the run record went.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secret_sent_with_text_around_it_arrives_whole_and_is_never_shown() {
+    const KEY: &str = "pk_canary/klaviyo+key=";
+    let received: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let seen = received.clone();
+    let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+        let seen = seen.clone();
+        async move {
+            let authorization = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            seen.lock().unwrap().push(authorization.clone());
+            let echo = serde_json::json!({"detail": format!("bad key: {authorization}")});
+            (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(echo))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("canary-composed");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = format!(
+        r#"integration klaviyo_canary {{
+  connection klaviyo {{
+    base_url "{api_url}"
+    auth api_key header "Authorization" secret("KLAVIYO_KEY", "Klaviyo-API-Key {{}}")
+  }}
+  trigger manual
+  step profile = klaviyo POST "/profiles" {{
+    idempotency_key "p-1"
+    body {{ email = "ada@example.com" }}
+    on_error dead_letter
+  }}
+}}"#
+    );
+    std::fs::write(dir.join("spec.integ"), spec).unwrap();
+    std::fs::write(dir.join("secrets.env"), format!("KLAVIYO_KEY='{KEY}'\n")).unwrap();
+    let dir_for_run = dir.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_integ"))
+            .args(["run", "spec.integ", "--secrets", "secrets.env"])
+            .args(["--state", "state/state.db", "--format", "json"])
+            .env("INTEG_LOG", "debug")
+            .current_dir(&dir_for_run)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        *received.lock().unwrap(),
+        [format!("Klaviyo-API-Key {KEY}")],
+        "the header went out composed, once"
+    );
+    let canaries = [KEY.to_string()];
+    let mut leaks = Vec::new();
+    for (table, value) in every_table(&dir.join("state/state.db")) {
+        for form in forms_of_in(&canaries, &value) {
+            leaks.push(format!("table {table}: {form}"));
+        }
+    }
+    for form in forms_of_in(&canaries, &output.stdout) {
+        leaks.push(format!("stdout: {form}"));
+    }
+    for form in forms_of_in(&canaries, &output.stderr) {
+        leaks.push(format!("logs: {form}"));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(leaks.is_empty(), "{leaks:#?}\n{stdout}");
+    // The failure was reported, with the credential redacted where the API echoed it.
+    assert!(
+        stdout.contains("bad key: [redacted]"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(dead_letters(&dir.join("state/state.db")), 1);
 }

@@ -146,6 +146,56 @@ async fn basic_auth_and_api_keys_in_headers_and_queries() {
     assert_eq!(requests[2].header("authorization"), None);
 }
 
+/// Klaviyo's `Authorization: Klaviyo-API-Key <key>`, `Token <key>` in a connection header and
+/// a key between texts in a step header: each sent whole, each redacted in the report.
+#[tokio::test]
+async fn secrets_with_text_around_them_are_sent_composed_and_reported_redacted() {
+    let key = "pk_canary-77f1";
+    let api = MockServer::start(vec![route(
+        "GET",
+        "/lists",
+        vec![MockResponse::json(
+            422,
+            json!({"echo": format!("Klaviyo-API-Key {key}")}),
+        )],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection klaviyo {
+    base_url "{api}"
+    auth api_key header "Authorization" secret("KLAVIYO_KEY", "Klaviyo-API-Key {}")
+    headers { "X-Legacy-Token" = secret("KLAVIYO_KEY", "Token {}") }
+  }
+  trigger manual
+  step lists = klaviyo GET "/lists" {
+    headers { "X-Signed" = secret("KLAVIYO_KEY", "v1:{}:end") }
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[("KLAVIYO_KEY", key)], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::DeadLettered, "{report:#?}");
+    let sent = &api.requests()[0];
+    assert_eq!(
+        sent.header("authorization"),
+        Some(format!("Klaviyo-API-Key {key}").as_str())
+    );
+    assert_eq!(
+        sent.header("x-legacy-token"),
+        Some(format!("Token {key}").as_str())
+    );
+    assert_eq!(
+        sent.header("x-signed"),
+        Some(format!("v1:{key}:end").as_str())
+    );
+    let printed = format!("{report:?} {}", serde_json::to_string(&report).unwrap());
+    assert!(
+        !printed.contains(key) && !printed.contains("canary"),
+        "{printed}"
+    );
+    assert!(printed.contains("[redacted]"), "{printed}");
+}
+
 #[tokio::test]
 async fn form_bodies_nest_with_brackets() {
     let api = MockServer::start(vec![route(

@@ -254,7 +254,9 @@ impl Checker<'_> {
         // An empty string is no credential: Stripe's basic auth has an empty password.
         let literal = match &value.kind {
             ExprKind::String(text) => !text.value.is_empty(),
-            ExprKind::Template(_) | ExprKind::Number(_) => true,
+            // A template that calls `secret()` is refused as such (E413).
+            ExprKind::Template(text) => !text.value.contains("secret("),
+            ExprKind::Number(_) => true,
             // `env("TOKEN", "sk_live_...")`: the default is a literal credential too.
             ExprKind::Call { function, args } if function.node == "env" => {
                 if let Some(default) = args.get(1) {

@@ -64,8 +64,8 @@ impl Scope<'_> {
 const FUNCTIONS: &[(&str, &str, &str)] = &[
     (
         "secret",
-        "one string argument, the secret's name",
-        r#"secret("HUBSPOT_TOKEN")"#,
+        "a string argument, the secret's name, and optionally the text sent around it with `{}` once where the secret goes",
+        r#"secret("KLAVIYO_KEY", "Klaviyo-API-Key {}")"#,
     ),
     (
         "env",
@@ -298,6 +298,11 @@ impl<'a> Checker<'a> {
         let mut names: Vec<String> = template.undeclared_variables(false).into_iter().collect();
         names.sort();
         for name in names {
+            if name == "secret" {
+                let at = find_word(&text.value, &name).map_or(text.span, |r| text.span_of(r));
+                self.report(DiagnosticKind::SecretInTemplate, at);
+                continue;
+            }
             let known = (scope.event && name == "event")
                 || (scope.item && name == "item")
                 || scope.has_run(&name)
@@ -364,6 +369,7 @@ impl<'a> Checker<'a> {
         };
         let arity_ok = match name {
             "env" => (1..=2).contains(&args.len()),
+            "secret" => (1..=2).contains(&args.len()) && args.get(1).is_none_or(is_secret_text),
             _ => args.len() == 1,
         };
         let first_is_string = matches!(
@@ -387,6 +393,14 @@ impl<'a> Checker<'a> {
         {
             self.variable_name(name, &text.value, first.span);
         }
+    }
+}
+
+/// The text written around a secret: a plain string with `{}` once and no other brace.
+fn is_secret_text(arg: &Expr) -> bool {
+    match &arg.kind {
+        ExprKind::String(text) => crate::secrets::Credential::composed("", &text.value).is_some(),
+        _ => false,
     }
 }
 

@@ -132,12 +132,15 @@ fn outside_tags(template: &str) -> String {
     out
 }
 
-/// The texts a value is whenever it is written out: a string, or the default of an `env()`
-/// (recursively), each with its span. Templates and secrets are known only at run time.
+/// The texts a value is whenever it is written out: a string, the default of an `env()`
+/// (recursively), or the text around a secret, each with its span. Templates and secrets
+/// are known only at run time.
 pub(super) fn written(value: &Expr) -> Vec<(&str, Span)> {
     match &value.kind {
         ExprKind::String(text) => vec![(text.value.as_str(), value.span)],
-        ExprKind::Call { function, args } if function.node == "env" => {
+        ExprKind::Call { function, args }
+            if ["env", "secret"].contains(&function.node.as_str()) =>
+        {
             args.get(1).map(written).unwrap_or_default()
         }
         _ => Vec::new(),

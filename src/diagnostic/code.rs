@@ -69,6 +69,7 @@ codes! {
     InvalidHeaderName = "E410",
     InvalidHeaderValue = "E411",
     InvalidTokenUrl = "E412",
+    SecretInTemplate = "E413",
     InvertedDelays = "E501",
     ZeroAttempts = "E502",
     UnknownRetryCondition = "E503",

@@ -166,6 +166,8 @@ pub enum DiagnosticKind {
     InvalidHeaderValue { header: String },
     #[error("oauth2 `token_url` `{url}` is not an absolute http(s) URL")]
     InvalidTokenUrl { url: String },
+    #[error("a template cannot read a secret")]
+    SecretInTemplate,
 
     #[error("retry delay range ends before it starts (`{initial}..{max}`)")]
     InvertedDelays { initial: String, max: String },
@@ -295,6 +297,7 @@ impl DiagnosticKind {
             Self::InvalidHeaderName { .. } => Code::InvalidHeaderName,
             Self::InvalidHeaderValue { .. } => Code::InvalidHeaderValue,
             Self::InvalidTokenUrl { .. } => Code::InvalidTokenUrl,
+            Self::SecretInTemplate => Code::SecretInTemplate,
             Self::InvalidOverrideValue { .. } => Code::InvalidOverrideValue,
             Self::InvertedDelays { .. } => Code::InvertedDelays,
             Self::ZeroAttempts => Code::ZeroAttempts,
@@ -424,6 +427,7 @@ impl DiagnosticKind {
             Self::InvalidHeaderName { .. } => "header names are letters, digits and `-` (no space, colon or quote), such as `X-Request-Id`".into(),
             Self::InvalidHeaderValue { .. } => "a header value is one line: no line break or other control character".into(),
             Self::InvalidTokenUrl { .. } => "write the token endpoint with its scheme: `https://auth.example.com/oauth/token`".into(),
+            Self::SecretInTemplate => "a filter could print or transform it past redaction; write the secret as the whole value, with its text around it: `secret(\"API_TOKEN\", \"Token {}\")`".into(),
             Self::InvalidBaseUrl { .. } => "write it with its scheme and without `?...`: `https://api.example.com/v1`; put query parameters in the steps' `query { }`".into(),
             Self::InvertedDelays { .. } => "write the range as `initial..max`, the smaller first".into(),
             Self::ZeroAttempts => "`retry 1` makes one attempt and never retries".into(),

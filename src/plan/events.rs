@@ -152,7 +152,7 @@ mod tests {
         let secrets = Secrets::default();
         let when = Value::Binary(
             BinaryOp::Eq,
-            Box::new(Value::Secret("MISSING".into())),
+            Box::new(Value::Secret(crate::secrets::Credential::plain("MISSING"))),
             Box::new(Value::Literal(json!("x"))),
         );
         let failed = hook(Some(when), None).events(&env, json!({}), &secrets);

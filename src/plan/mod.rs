@@ -14,6 +14,7 @@ pub use value::{
 
 use crate::ast::{self, Expr, ExprKind, Method, TargetSegment, Text};
 use crate::model::{self, Encoding, OnError, RetryPolicy};
+use crate::secrets::Credential;
 use minijinja::Environment;
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
@@ -40,6 +41,8 @@ pub enum PlanError {
     Cron { cron: String, detail: String },
     #[error("JSONPath `{query}` does not compile: {detail}")]
     JsonPath { query: String, detail: String },
+    #[error("{0} (a bug: the checker should have refused it)")]
+    Unchecked(&'static str),
 }
 
 /// A spec ready to run.
@@ -759,7 +762,13 @@ impl Compiler {
         Ok(match function {
             "secret" => {
                 self.secrets.insert(name.clone());
-                Value::Secret(name)
+                let around = match args.get(1).map(|a| &a.kind) {
+                    Some(ExprKind::String(text)) => Credential::composed(&name, &text.value),
+                    _ => Some(Credential::plain(&name)),
+                };
+                Value::Secret(around.ok_or(PlanError::Unchecked(
+                    "the text around a secret has no single `{}`",
+                ))?)
             }
             "env" => Value::Env {
                 name,

@@ -16,7 +16,7 @@
 
 use super::PlanError;
 use crate::ast::BinaryOp;
-use crate::secrets::Secrets;
+use crate::secrets::{Credential, Secrets};
 use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use minijinja::{Environment, ErrorKind};
 use serde_json::{Map, Value as Json};
@@ -28,7 +28,8 @@ pub enum Value {
     Literal(Json),
     Path(Path),
     Template(Template),
-    Secret(String),
+    /// `secret("NAME")`, or with literal text around it: one credential, never a template.
+    Secret(Credential),
     Env {
         name: String,
         default: Option<Box<Value>>,
@@ -196,9 +197,9 @@ impl Value {
             Value::Literal(value) => Some(value.clone()),
             Value::Path(path) => path.eval(scope),
             Value::Template(template) => template.eval(env, scope)?,
-            Value::Secret(name) => match scope.secrets.get(name) {
-                Some(secret) => Some(Json::String(secret.to_string())),
-                None => return Err(EvalError::MissingSecret(name.clone())),
+            Value::Secret(credential) => match scope.secrets.get(&credential.name) {
+                Some(secret) => Some(Json::String(credential.fill(secret))),
+                None => return Err(EvalError::MissingSecret(credential.name.clone())),
             },
             Value::Env { name, default } => match std::env::var(name) {
                 Ok(value) => Some(Json::String(value)),

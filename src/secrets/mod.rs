@@ -1,9 +1,11 @@
 //! Secrets: read from a secrets file (.env format) or the environment, never from the
 //! spec; and scrubbed from anything integ prints.
 
+mod credential;
 mod file;
 mod redaction;
 
+pub use credential::{Credential, PLACEHOLDER};
 pub use file::FileError;
 pub use redaction::{REDACTED, Redaction, Source};
 
