@@ -1,6 +1,6 @@
 //! Connections: where an API lives and how to talk to it.
 
-use super::{Expr, Name, Setting, Text};
+use super::{Expr, Name, Rule, Setting, Text};
 use crate::span::Spanned;
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ pub enum ConnectionSetting {
     Encoding(Name),
     MaxConcurrency(u32),
     CircuitBreaker(Vec<Spanned<BreakerSetting>>),
+    /// The rules of every step on the connection, tried after the step's own.
+    Rules(Vec<Rule>),
 }
 
 impl Setting for ConnectionSetting {
@@ -30,6 +32,7 @@ impl Setting for ConnectionSetting {
             Self::Encoding(_) => "encoding",
             Self::MaxConcurrency(_) => "max_concurrency",
             Self::CircuitBreaker(_) => "circuit_breaker",
+            Self::Rules(_) => "rules",
         }
     }
 }

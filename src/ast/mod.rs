@@ -6,12 +6,14 @@
 
 mod connection;
 mod expr;
+mod rule;
 mod step;
 mod test;
 mod trigger;
 
 pub use connection::{Auth, BreakerSetting, ConnectionSetting, Entry, Field, RateLimit};
 pub use expr::{BinaryOp, Expr, ExprKind, PathExpr, Text};
+pub use rule::{Delay, Rule, StatusMatch};
 pub use step::{
     Assignment, Backoff, Body, Call, CallKind, OnError, Pagination, PolicySetting, Retry,
     RetryClause, RetryCondition, Step, StepSetting, TargetSegment,

@@ -1,6 +1,6 @@
 //! Steps and their error policies.
 
-use super::{CursorParam, Entry, Expr, Method, Name, NextLink, Setting, Text};
+use super::{CursorParam, Entry, Expr, Method, Name, NextLink, Rule, Setting, Text};
 use crate::span::{Span, Spanned};
 use std::time::Duration;
 
@@ -57,6 +57,10 @@ pub enum StepSetting {
     Retry(Retry),
     OnError(OnError),
     Encoding(Name),
+    /// Tried in order before the connection's rules.
+    Rules(Vec<Rule>),
+    /// GraphQL: `partial_data fail` (the default) or `partial_data accept`.
+    PartialData(Name),
 }
 
 impl Setting for StepSetting {
@@ -79,6 +83,8 @@ impl Setting for StepSetting {
             Self::Retry(_) => "retry",
             Self::OnError(_) => "on_error",
             Self::Encoding(_) => "encoding",
+            Self::Rules(_) => "rules",
+            Self::PartialData(_) => "partial_data",
         }
     }
 }

@@ -121,6 +121,8 @@ impl Checker<'_> {
             ConnectionSetting::ConnectTimeout(timeout) | ConnectionSetting::Timeout(timeout) => {
                 self.timeout(*timeout, span);
             }
+            // A connection's rules read the answer alone; its steps' retry policies vary.
+            ConnectionSetting::Rules(rules) => self.rules(rules, &scope, None),
         }
     }
 

@@ -25,7 +25,12 @@ pub(super) struct Scope<'a> {
     pub item: bool,
     /// Whether templates may read `event` (false in connections, which are static).
     pub event: bool,
+    /// In a response rule: templates read the answer as `body`, `status` and `headers`.
+    pub answer: bool,
 }
+
+/// The names a response rule's templates read the answer by.
+pub(super) const ANSWER_NAMES: &[&str] = &["body", "status", "headers"];
 
 impl Scope<'_> {
     fn position(&self, name: &str) -> Option<usize> {
@@ -305,6 +310,7 @@ impl<'a> Checker<'a> {
             }
             let known = (scope.event && name == "event")
                 || (scope.item && name == "item")
+                || (scope.answer && ANSWER_NAMES.contains(&name.as_str()))
                 || scope.has_run(&name)
                 || TEMPLATE_GLOBALS.contains(&name.as_str());
             if !known {

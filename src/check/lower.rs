@@ -133,6 +133,7 @@ fn connection(connection: &ast::Connection) -> Lowered<model::Connection> {
         encoding: Encoding::Json,
         max_concurrency: None,
         circuit_breaker: None,
+        rules: Vec::new(),
     };
     for setting in settings {
         apply(&mut lowered, &setting.node, setting.span)?;
@@ -170,6 +171,7 @@ pub fn apply(
         ConnectionSetting::CircuitBreaker(settings) => {
             connection.circuit_breaker = Some(circuit_breaker(settings)?);
         }
+        ConnectionSetting::Rules(rules) => connection.rules = lower_rules(rules)?,
     }
     Ok(())
 }
@@ -526,6 +528,55 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
         })
         .map(encoding)
         .transpose()?,
+        rules: find(settings, |s| match s {
+            StepSetting::Rules(rules) => Some(rules),
+            _ => None,
+        })
+        .map(|rules| lower_rules(rules))
+        .transpose()?
+        .unwrap_or_default(),
+        partial_data: find(settings, |s| match s {
+            StepSetting::PartialData(name) => Some(name),
+            _ => None,
+        })
+        .map(|name| {
+            model::PartialData::parse(&name.node)
+                .map_or_else(|| unchecked(name.span, "an unknown partial_data policy"), Ok)
+        })
+        .transpose()?
+        .unwrap_or_default(),
+    })
+}
+
+fn lower_rules(rules: &[ast::Rule]) -> Lowered<Vec<model::Rule>> {
+    rules.iter().map(lower_rule).collect()
+}
+
+/// A rule without statuses looks at every `2xx`: a condition on the body then never
+/// shadows the retry policy's `429` and `5xx`.
+fn lower_rule(rule: &ast::Rule) -> Lowered<model::Rule> {
+    let statuses = match rule.statuses.as_slice() {
+        [] => vec![model::StatusMatch::Class(2)],
+        written => written.iter().map(|s| s.node).collect(),
+    };
+    let message = rule.message.clone();
+    let action = match rule.action.node.as_str() {
+        "succeed" => model::RuleAction::Succeed,
+        "empty" => model::RuleAction::Empty,
+        "fail" => model::RuleAction::Fail { message },
+        "retry" => model::RuleAction::Retry {
+            after: rule.after.as_ref().map(|after| match &after.node {
+                ast::Delay::Header(name) => model::Delay::Header(name.value.clone()),
+                ast::Delay::Value(value) => model::Delay::Value(value.clone()),
+            }),
+            message,
+        },
+        _ => return unchecked(rule.action.span, "an unknown rule action"),
+    };
+    Ok(model::Rule {
+        statuses,
+        when: rule.when.clone(),
+        action,
     })
 }
 

@@ -10,6 +10,7 @@ mod http_values;
 mod jsonpath_regex;
 mod lower;
 mod policy;
+mod rules;
 mod settings;
 mod steps;
 use crate::diagnostic::suggest;

@@ -56,6 +56,7 @@ impl<'a> Checker<'a> {
             current,
             item: false,
             event: true,
+            answer: false,
         };
         let for_each = step.setting(|s| match s {
             StepSetting::ForEach { items, .. } => Some(items),
@@ -118,6 +119,11 @@ impl<'a> Checker<'a> {
                 StepSetting::OnError(on_error) => self.on_error(on_error),
                 StepSetting::Encoding(name) => self.encoding(name),
                 StepSetting::Timeout(timeout) => self.timeout(*timeout, setting.span),
+                StepSetting::Rules(rules) => {
+                    let one_attempt = self.makes_one_attempt(step);
+                    self.rules(rules, &scope, one_attempt.then_some(step.name.node.as_str()));
+                }
+                StepSetting::PartialData(name) => self.partial_data(step, name),
                 StepSetting::Document(_) | StepSetting::Cache(_) => {}
             }
         }
@@ -162,6 +168,7 @@ impl<'a> Checker<'a> {
             let keyword = match setting.node {
                 StepSetting::Document(_) => "document",
                 StepSetting::Variables(_) => "variables",
+                StepSetting::PartialData(_) => "partial_data",
                 _ => continue,
             };
             self.report(DiagnosticKind::GraphqlOnly { keyword }, setting.span);
@@ -198,6 +205,38 @@ impl<'a> Checker<'a> {
                 step: step.name.node.clone(),
             };
             self.report(kind, span);
+        }
+    }
+
+    /// Whether the step's retry policy (its own, else the defaults') makes one attempt.
+    fn makes_one_attempt(&self, step: &Step) -> bool {
+        let own = step.setting(|s| match s {
+            StepSetting::Retry(retry) => Some(retry),
+            _ => None,
+        });
+        let default = self.spec.defaults.iter().find_map(|s| match &s.node {
+            PolicySetting::Retry(retry) => Some(retry),
+            _ => None,
+        });
+        own.or(default).is_some_and(|r| r.attempts.node == 1)
+    }
+
+    /// `partial_data fail` or `accept`; accepting a mutation's partial data hides failed
+    /// writes. A REST step's `partial_data` is reported by `graphql`.
+    fn partial_data(&mut self, step: &Step, name: &crate::ast::Name) {
+        match crate::model::PartialData::parse(&name.node) {
+            None => {
+                let kind = DiagnosticKind::UnknownPartialDataPolicy {
+                    name: name.node.clone(),
+                };
+                self.report(kind, name.span);
+            }
+            Some(crate::model::PartialData::Accept)
+                if step.call.kind.node == CallKind::GraphQl && is_mutation(step) =>
+            {
+                self.report(DiagnosticKind::PartialMutationAccepted, name.span);
+            }
+            Some(_) => {}
         }
     }
 

@@ -19,6 +19,7 @@ const TRIGGER_SCOPE: Scope<'static> = Scope {
     current: None,
     item: false,
     event: true,
+    answer: false,
 };
 
 impl Checker<'_> {

@@ -185,6 +185,24 @@ pub enum DiagnosticKind {
     },
     #[error("unknown `retry_after` mode `{name}`")]
     UnknownRetryAfterMode { name: String },
+    #[error("unknown response rule action `{name}`")]
+    UnknownRuleAction {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("{clause} does not apply to the action `{action}`")]
+    MisplacedRuleClause {
+        clause: &'static str,
+        action: String,
+    },
+    #[error("`{status}` is not an HTTP status")]
+    InvalidRuleStatus { status: String },
+    #[error("this rule never matches: an earlier rule takes every answer it would")]
+    RuleNeverMatches,
+    #[error("a `retry` rule on step `{step}`, which makes one attempt")]
+    RetryRuleWithoutRetry { step: String },
+    #[error("unknown `partial_data` policy `{name}`")]
+    UnknownPartialDataPolicy { name: String },
 
     #[error("GraphQL step `{step}` has no `document`")]
     GraphqlDocument { step: String },
@@ -245,6 +263,10 @@ pub enum DiagnosticKind {
     WebhookWithoutSignature,
     #[error("`paginate` has no `max_pages`")]
     PaginateWithoutMaxPages,
+    #[error("this rule turns every `{status}` answer into a success")]
+    RuleHidesFailures { status: String },
+    #[error("`partial_data accept` on a mutation")]
+    PartialMutationAccepted,
 }
 
 impl DiagnosticKind {
@@ -304,6 +326,12 @@ impl DiagnosticKind {
             Self::UnknownRetryCondition { .. } => Code::UnknownRetryCondition,
             Self::UnknownOnErrorAction { .. } => Code::UnknownOnErrorAction,
             Self::UnknownRetryAfterMode { .. } => Code::UnknownRetryAfterMode,
+            Self::UnknownRuleAction { .. } => Code::UnknownRuleAction,
+            Self::MisplacedRuleClause { .. } => Code::MisplacedRuleClause,
+            Self::InvalidRuleStatus { .. } => Code::InvalidRuleStatus,
+            Self::RuleNeverMatches => Code::RuleNeverMatches,
+            Self::RetryRuleWithoutRetry { .. } => Code::RetryRuleWithoutRetry,
+            Self::UnknownPartialDataPolicy { .. } => Code::UnknownPartialDataPolicy,
             Self::GraphqlDocument { .. } => Code::GraphqlDocument,
             Self::GraphqlOnly { .. } => Code::GraphqlOnly,
             Self::PaginationWithoutItems => Code::PaginationWithoutItems,
@@ -325,6 +353,8 @@ impl DiagnosticKind {
             Self::OptionalPrinted { .. } => Code::OptionalPrinted,
             Self::WebhookWithoutSignature => Code::WebhookWithoutSignature,
             Self::PaginateWithoutMaxPages => Code::PaginateWithoutMaxPages,
+            Self::RuleHidesFailures { .. } => Code::RuleHidesFailures,
+            Self::PartialMutationAccepted => Code::PartialMutationAccepted,
         }
     }
 
@@ -435,6 +465,13 @@ impl DiagnosticKind {
             Self::UnknownOnErrorAction { name, .. } if name == "fallback" => "name the step to run instead: `on_error fallback NAME`".into(),
             Self::UnknownOnErrorAction { .. } => "the actions are `dead_letter`, `skip`, `fail` and `fallback NAME`".into(),
             Self::UnknownRetryAfterMode { .. } => "write `retry_after honor` (the default) or `retry_after ignore`".into(),
+            Self::UnknownRuleAction { .. } => format!("the actions are {}", join_ticked(RULE_ACTIONS)),
+            Self::MisplacedRuleClause { clause, .. } if clause.starts_with("`after`") => "only a `retry` rule waits: `retry after header \"Retry-After\"`".into(),
+            Self::MisplacedRuleClause { .. } => "only `fail` and `retry` rules carry a message".into(),
+            Self::InvalidRuleStatus { .. } => "write a status from `100` to `599`, or a class from `1xx` to `5xx`".into(),
+            Self::RuleNeverMatches => "move it before the earlier rule, or give the earlier rule a `when`".into(),
+            Self::RetryRuleWithoutRetry { .. } => "give the step more attempts (`retry 3`), or make the rule `fail`".into(),
+            Self::UnknownPartialDataPolicy { .. } => "write `partial_data fail` (the default) or `partial_data accept`".into(),
             Self::GraphqlDocument { .. } => "add `document \"\"\"query { ... }\"\"\"`".into(),
             Self::GraphqlOnly { .. } => "declare the step as `CONNECTION graphql \"/graphql\"`".into(),
             Self::PaginationWithoutItems => "add `items $.results[*]` (the JSONPath of the records in a page)".into(),
@@ -459,6 +496,8 @@ impl DiagnosticKind {
                 "printing a missing or null value fails the step: write `{{{{ {value} | default(\"...\") }}}}`, or print it inside `{{% if ... %}}`"
             ),
             Self::WebhookWithoutSignature => "anyone who finds the URL can start runs: add the provider's `signature PRESET secret(\"...\")`, or `signature none` if it is unsigned on purpose".into(),
+            Self::RuleHidesFailures { .. } => "narrow it with `when` to the answers that mean it (`404 when $.code == \"not_found\" empty`): as it is, a wrong URL, an expired token or an outage succeed silently".into(),
+            Self::PartialMutationAccepted => "a mutation's errors mean some of its writes failed; leave `partial_data fail` (the default) so that the event is kept".into(),
             Self::PaginateWithoutMaxPages => "add `max_pages N`, the most pages this step should ever need: an API that never stops is cut there, not after 1000 pages".into(),
         })
     }
@@ -478,6 +517,7 @@ impl DiagnosticKind {
             | Self::UnknownOverrideField { suggestion, .. }
             | Self::UnknownRetryCondition { suggestion, .. }
             | Self::UnknownOnErrorAction { suggestion, .. }
+            | Self::UnknownRuleAction { suggestion, .. }
             | Self::UnknownAlertMetric { suggestion, .. }
             | Self::UnknownAlertChannel { suggestion, .. }
             | Self::UnknownStepOutcome { suggestion, .. }
@@ -488,6 +528,7 @@ impl DiagnosticKind {
 }
 
 /// Words the checker accepts, shared with the help texts above.
+pub const RULE_ACTIONS: &[&str] = &["succeed", "empty", "fail", "retry"];
 pub const SIGNATURE_PRESETS: &[&str] =
     &["hmac_sha256", "stripe", "github", "hubspot_v3", "shopify"];
 pub const ALERT_METRICS: &[&str] = &["dead_letters", "failed_runs", "retries", "rate_limited"];

@@ -95,6 +95,7 @@ mod tests {
             status: 200,
             headers: Default::default(),
             body: json!({ "n": n }),
+            empty: false,
         }
     }
 

@@ -50,6 +50,34 @@ pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Json,
+    /// A response rule said the answer means "nothing here": no result, no items, no next
+    /// page (its body is null).
+    pub empty: bool,
+}
+
+/// What a response rule made of an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Succeed,
+    Empty,
+    /// A failure that is not retried.
+    Fail(String),
+    /// A failure retried under the policy, after `after` when the answer named a wait.
+    Retry {
+        after: Option<Duration>,
+        message: String,
+    },
+}
+
+/// Reads an answer (of any status) and says what it means, or `None` to leave it to its
+/// status: the step's response rules.
+pub type Judge<'a> = dyn Fn(&Response) -> Option<Verdict> + Send + Sync + 'a;
+
+/// An answer read whole, before it is judged: the excerpt is kept for an answer that is
+/// not a success (errors and dead letters show it).
+struct Answer {
+    response: Response,
+    excerpt: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,6 +111,16 @@ pub enum HttpError {
         asked: Duration,
         largest: Duration,
     },
+    /// A response rule failed the answer.
+    #[error("status {status}: {message}")]
+    Refused { status: u16, message: String },
+    /// A response rule asked for the call to be made again.
+    #[error("status {status}: {message}")]
+    RuleRetry {
+        status: u16,
+        message: String,
+        after: Option<Duration>,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -90,7 +128,9 @@ pub enum HttpError {
 impl HttpError {
     pub fn status(&self) -> Option<u16> {
         match self {
-            HttpError::Status { status, .. } => Some(*status),
+            HttpError::Status { status, .. }
+            | HttpError::Refused { status, .. }
+            | HttpError::RuleRetry { status, .. } => Some(*status),
             HttpError::WaitTooLong { status, .. } => *status,
             _ => None,
         }
@@ -142,17 +182,24 @@ impl Connection {
     /// Sends `request`, retrying as `policy` allows. A call that is not idempotent (a POST
     /// or PATCH without an idempotency key) is retried only when the failure proves the
     /// server did not process it: a 429, or a connection that was never made.
+    ///
+    /// `judge` (the step's response rules) reads each answer first: its verdict decides
+    /// over the status.
     pub async fn send(
         &self,
         request: &Request,
         policy: &RetryPolicy,
         idempotent: bool,
+        judge: Option<&Judge<'_>>,
     ) -> Exchange {
         let started = Instant::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let result = self.guarded(request, policy.max_delay).await;
+            let result = self
+                .guarded(request, policy.max_delay)
+                .await
+                .and_then(|answer| judged(answer, judge));
             let done = |result| Exchange {
                 result,
                 attempts,
@@ -182,7 +229,7 @@ impl Connection {
     /// One attempt within the connection's limits: the breaker admits it, a slot and a rate
     /// token are taken (waiting for a pause of the connection at most `patience`), and the
     /// outcome teaches the limits.
-    async fn guarded(&self, request: &Request, patience: Duration) -> Result<Response, HttpError> {
+    async fn guarded(&self, request: &Request, patience: Duration) -> Result<Answer, HttpError> {
         if let Some(Err(wait)) = self.limits.breaker().map(|b| b.admit()) {
             return Err(HttpError::CircuitOpen(wait));
         }
@@ -197,21 +244,15 @@ impl Connection {
             })?;
         let result = self.attempt(request).await;
         drop(slot);
-        let (status, headers) = match &result {
-            Ok(response) => (Some(response.status), Some(&response.headers)),
-            Err(HttpError::Status {
-                status, headers, ..
-            }) => (Some(*status), Some(headers.as_ref())),
-            Err(_) => (None, None),
-        };
-        if let (Some(status), Some(headers)) = (status, headers) {
+        if let Ok(answer) = &result {
+            let response = &answer.response;
+            let headers = &response.headers;
             self.limits
-                .observe(status, headers, retry_after(headers, true));
+                .observe(response.status, headers, retry_after(headers, true));
         }
         if let Some(breaker) = self.limits.breaker() {
             let failed = match &result {
-                Ok(_) => false,
-                Err(HttpError::Status { status, .. }) => *status == 429 || *status >= 500,
+                Ok(answer) => answer.response.status == 429 || answer.response.status >= 500,
                 Err(HttpError::Timeout | HttpError::Network(_) | HttpError::Transport(_)) => true,
                 Err(_) => false,
             };
@@ -220,7 +261,7 @@ impl Connection {
         result
     }
 
-    async fn attempt(&self, request: &Request) -> Result<Response, HttpError> {
+    async fn attempt(&self, request: &Request) -> Result<Answer, HttpError> {
         let (response, generation) = self.send_once(request).await?;
         if response.status().as_u16() == 401
             && let (Auth::OAuth2(oauth), Some(generation)) = (&self.auth, generation)
@@ -280,25 +321,52 @@ impl Connection {
     }
 
     /// Reads the body up to the size cap and decodes it: JSON when the content type says
-    /// so (or it parses), else text; non-2xx statuses become errors carrying an excerpt.
-    async fn read(&self, mut response: reqwest::Response) -> Result<Response, HttpError> {
+    /// so (or it parses), else text; an answer that is not a success keeps an excerpt.
+    async fn read(&self, mut response: reqwest::Response) -> Result<Answer, HttpError> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = read_capped(&mut response, self.max_response_bytes).await?;
         let body = decode(&headers, &bytes);
-        if (200..300).contains(&status) {
-            Ok(Response {
+        Ok(Answer {
+            excerpt: (!is_success(status)).then(|| excerpt(&bytes)),
+            response: Response {
                 status,
                 headers,
                 body,
-            })
-        } else {
-            Err(HttpError::Status {
-                status,
-                excerpt: excerpt(&bytes),
-                headers: Box::new(headers),
-            })
-        }
+                empty: false,
+            },
+        })
+    }
+}
+
+fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+/// An answer as the step sees it: the verdict of its rules when one matches, else a
+/// success for a `2xx` and a status error for anything else.
+fn judged(answer: Answer, judge: Option<&Judge<'_>>) -> Result<Response, HttpError> {
+    let Answer { response, excerpt } = answer;
+    let status = response.status;
+    match judge.and_then(|judge| judge(&response)) {
+        Some(Verdict::Succeed) => Ok(response),
+        Some(Verdict::Empty) => Ok(Response {
+            body: Json::Null,
+            empty: true,
+            ..response
+        }),
+        Some(Verdict::Fail(message)) => Err(HttpError::Refused { status, message }),
+        Some(Verdict::Retry { after, message }) => Err(HttpError::RuleRetry {
+            status,
+            message,
+            after,
+        }),
+        None if is_success(status) => Ok(response),
+        None => Err(HttpError::Status {
+            status,
+            excerpt: excerpt.unwrap_or_default(),
+            headers: Box::new(response.headers),
+        }),
     }
 }
 
@@ -371,6 +439,8 @@ fn retries(policy: &RetryPolicy, error: &HttpError) -> bool {
             status / 100 == u16::from(*class)
         }
         (RetryCondition::Timeout, HttpError::Timeout) => true,
+        // A rule asked for it: the answer said the call may be made again.
+        (_, HttpError::RuleRetry { .. }) => true,
         (RetryCondition::Network, HttpError::Network(_) | HttpError::Transport(_)) => true,
         // An open circuit is a failure the request never reached the server with.
         (_, HttpError::CircuitOpen(_)) => true,
@@ -378,11 +448,15 @@ fn retries(policy: &RetryPolicy, error: &HttpError) -> bool {
     })
 }
 
-/// A 429 is a refusal before any work; a failed connection never reached the server.
+/// A 429 is a refusal before any work; a failed connection never reached the server; a
+/// `retry` rule says the answer was a refusal (documented: write it only for one).
 fn never_processed(error: &HttpError) -> bool {
     matches!(
         error,
-        HttpError::Status { status: 429, .. } | HttpError::Network(_) | HttpError::CircuitOpen(_)
+        HttpError::Status { status: 429, .. }
+            | HttpError::Network(_)
+            | HttpError::CircuitOpen(_)
+            | HttpError::RuleRetry { .. }
     )
 }
 
@@ -396,6 +470,23 @@ fn retry_delay(
 ) -> Result<Duration, HttpError> {
     if let HttpError::CircuitOpen(wait) = error {
         return Ok((*wait).min(policy.max_delay));
+    }
+    // The wait a rule read from the answer, bounded like `Retry-After`.
+    if let HttpError::RuleRetry {
+        status,
+        after: Some(asked),
+        ..
+    } = error
+    {
+        return if *asked <= policy.max_delay {
+            Ok(*asked)
+        } else {
+            Err(HttpError::WaitTooLong {
+                status: Some(*status),
+                asked: *asked,
+                largest: policy.max_delay,
+            })
+        };
     }
     if policy.honor_retry_after
         && let HttpError::Status {
@@ -429,17 +520,21 @@ fn retry_delay(
     })
 }
 
+/// A header's wait, written as `Retry-After` is: whole seconds or an HTTP date.
+pub(super) fn header_wait(headers: &HeaderMap, name: &str) -> Option<Duration> {
+    let value = headers.get(name)?.to_str().ok()?;
+    whole_seconds(value).or_else(|| {
+        let date = httpdate::parse_http_date(value).ok()?;
+        Some(date.duration_since(SystemTime::now()).unwrap_or_default())
+    })
+}
+
 /// `Retry-After` in seconds or as an HTTP date; else, for a 429 (`limited`), the rate-limit
 /// reset headers, which APIs such as GitHub send on every response.
 fn retry_after(headers: &HeaderMap, limited: bool) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(value) = text(RETRY_AFTER.as_str()) {
-        if let Some(seconds) = whole_seconds(value) {
-            return Some(seconds);
-        }
-        if let Ok(date) = httpdate::parse_http_date(value) {
-            return Some(date.duration_since(SystemTime::now()).unwrap_or_default());
-        }
+    if let Some(wait) = header_wait(headers, RETRY_AFTER.as_str()) {
+        return Some(wait);
     }
     if !limited {
         return None;

@@ -9,6 +9,7 @@ mod limits;
 mod link;
 mod poll;
 mod report;
+mod rules;
 mod run;
 mod seal;
 pub mod url;

@@ -27,7 +27,7 @@ impl Engine {
             .poll_request(poll, position)
             .map_err(|e| self.secrets().redact(&e))?;
         let exchange = connection
-            .send(&request, &crate::model::RetryPolicy::default(), true)
+            .send(&request, &crate::model::RetryPolicy::default(), true, None)
             .await;
         let response = exchange
             .result

@@ -192,11 +192,13 @@ impl Engine {
         }
         let done = self.perform(step, &scope).await;
         // Deferred, the step runs again whole: only when none of its requests got through
-        // (a `for_each` whose first elements were sent would send them twice).
-        let nothing_sent = done
-            .requests
-            .iter()
-            .all(|r| r.status.is_none_or(|s| !(200..300).contains(&s)));
+        // (a `for_each` whose first elements were sent would send them twice). A lone
+        // request was the one told to wait, even with a `2xx` a rule read as a refusal.
+        let nothing_sent = done.requests.len() <= 1
+            || done
+                .requests
+                .iter()
+                .all(|r| r.status.is_none_or(|s| !(200..300).contains(&s)));
         if let Err(StepError::Http(HttpError::WaitTooLong { asked, .. })) = &done.result
             && self.options.defer_long_waits
             && nothing_sent
@@ -355,12 +357,14 @@ impl Engine {
         };
         match &step.pagination {
             None => {
-                let (result, report) = self.exchange(step, &request).await;
-                let result = result.and_then(|response| self.result(step, response, scope));
+                let (result, report) = self.exchange(step, &request, scope).await;
+                let mut warnings = Vec::new();
+                let result = result
+                    .and_then(|response| self.result(step, response, scope, &mut warnings));
                 Done {
                     result,
                     requests: vec![report],
-                    warnings: Vec::new(),
+                    warnings,
                 }
             }
             Some(_) => self.paginate(step, request, scope).await,
@@ -432,6 +436,7 @@ impl Engine {
         &self,
         step: &StepPlan,
         request: &Request,
+        scope: &Scope<'_>,
     ) -> (Result<Response, StepError>, RequestReport) {
         let connection = &self.connections[step.connection];
         let redact = |text: &str| self.secrets().redact(text);
@@ -478,11 +483,17 @@ impl Engine {
             return (Ok(response), report);
         }
         let idempotent = is_idempotent(step, request);
+        let env = &self.plan().templates;
+        let judge = |response: &Response| super::rules::judge(&step.rules, env, scope, response);
+        // A step without rules is judged by its statuses alone, at no cost.
+        let judge = (!step.rules.is_empty()).then_some(&judge as &super::http::Judge<'_>);
         let Exchange {
             result,
             attempts,
             duration,
-        } = connection.send(request, &step.retry, idempotent).await;
+        } = connection
+            .send(request, &step.retry, idempotent, judge)
+            .await;
         report.attempts = attempts;
         report.duration = duration;
         if let (Some((key, ttl)), Ok(response)) = (cache_key, &result) {
@@ -531,22 +542,26 @@ impl Engine {
             status: invented.status,
             headers: Default::default(),
             body,
+            empty: false,
         };
         (response, invented)
     }
 
-    /// A response as the step's result: GraphQL `data` (its `errors` fail the step), or
-    /// the step's `items`, or the body.
+    /// A response as the step's result: GraphQL `data` (its `errors` fail the step unless
+    /// it accepts partial data), or the step's `items`, or the body. An answer a rule made
+    /// empty is no items (`[]`) for a step with `items`, else no result.
     fn result(
         &self,
         step: &StepPlan,
         response: Response,
         scope: &Scope<'_>,
+        warnings: &mut Vec<String>,
     ) -> Result<Option<Json>, StepError> {
-        let body = match &step.call {
-            CallPlan::GraphQl { .. } => graphql_data(response.body)?,
-            CallPlan::Http(_) => response.body,
-        };
+        if response.empty {
+            warnings.push(empty_note(response.status));
+            return Ok(step.items.as_ref().map(|_| Json::Array(Vec::new())));
+        }
+        let body = self.body_of(step, response.body, warnings)?;
         match &step.items {
             Some(items) => Ok(items.eval(
                 &self.plan().templates,
@@ -597,13 +612,18 @@ impl Engine {
         // Every position asked for, with its page: one handed out again means a loop.
         let mut asked = HashMap::from([(position(&request), 1)]);
         for page in 1..=limit {
-            let (result, report) = self.exchange(step, &request).await;
+            let (result, report) = self.exchange(step, &request, scope).await;
             requests.push(report);
             let response = result?;
-            let body = match &step.call {
-                CallPlan::GraphQl { .. } => graphql_data(response.body.clone())?,
-                CallPlan::Http(_) => response.body.clone(),
-            };
+            if response.empty {
+                // "Nothing here": this page has no items and there is no next one.
+                let note = empty_note(response.status);
+                if !warnings.contains(&note) {
+                    warnings.push(note);
+                }
+                break;
+            }
+            let body = self.body_of(step, response.body.clone(), warnings)?;
             let page_scope = Scope {
                 document: &body,
                 ..*scope
@@ -818,24 +838,62 @@ pub(super) fn link_next(response: &Response) -> Option<String> {
     super::link::find(fields.iter().filter_map(|v| v.to_str().ok()), "next")
 }
 
-/// A GraphQL response's `data`; an `errors` list fails the step with the messages.
-fn graphql_data(body: Json) -> Result<Json, StepError> {
-    if let Some(errors) = body
+impl Engine {
+    /// What a step reads of an answer's body: a GraphQL answer's `data`, else the body.
+    fn body_of(
+        &self,
+        step: &StepPlan,
+        body: Json,
+        warnings: &mut Vec<String>,
+    ) -> Result<Json, StepError> {
+        match &step.call {
+            CallPlan::GraphQl { .. } => {
+                let (data, accepted) = graphql_data(body, step.partial_data)?;
+                if let Some(errors) = accepted {
+                    let errors = self.secrets().redact(&errors);
+                    tracing::warn!(step = %step.name, %errors, "GraphQL errors accepted with partial data");
+                    warnings.push(format!("GraphQL errors accepted with partial data: {errors}"));
+                }
+                Ok(data)
+            }
+            CallPlan::Http(_) => Ok(body),
+        }
+    }
+}
+
+/// What a step's report says of an answer a rule made empty: a `404` taken for "nothing
+/// here" must stay visible, or a wrong URL would pass unseen.
+fn empty_note(status: u16) -> String {
+    format!("a response rule took the answer (status {status}) as empty")
+}
+
+/// A GraphQL response's `data`. An `errors` list fails the step with the messages, unless
+/// the step accepts partial data and there is data: then the messages come along.
+fn graphql_data(
+    body: Json,
+    partial: crate::model::PartialData,
+) -> Result<(Json, Option<String>), StepError> {
+    let data = body.get("data").cloned().unwrap_or_default();
+    let Some(errors) = body
         .get("errors")
         .and_then(Json::as_array)
         .filter(|e| !e.is_empty())
-    {
-        let messages: Vec<String> = errors
-            .iter()
-            .map(|e| {
-                e.get("message")
-                    .and_then(Json::as_str)
-                    .map_or_else(|| e.to_string(), String::from)
-            })
-            .collect();
-        return Err(StepError::GraphQl(messages.join("; ")));
+    else {
+        return Ok((data, None));
+    };
+    let messages: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            e.get("message")
+                .and_then(Json::as_str)
+                .map_or_else(|| e.to_string(), String::from)
+        })
+        .collect();
+    let messages = messages.join("; ");
+    match partial {
+        crate::model::PartialData::Accept if !data.is_null() => Ok((data, Some(messages))),
+        _ => Err(StepError::GraphQl(messages)),
     }
-    Ok(body.get("data").cloned().unwrap_or_default())
 }
 
 /// Builds a body from `target = value` lines: keys make objects, `[n]` makes list slots
@@ -1037,6 +1095,7 @@ mod tests {
             status: 200,
             headers,
             body: Json::Null,
+            empty: false,
         };
         assert_eq!(
             link_next(&response).as_deref(),
@@ -1046,16 +1105,29 @@ mod tests {
 
     #[test]
     fn graphql_errors_fail_with_their_messages() {
+        use crate::model::PartialData::{Accept, Fail};
         let error = graphql_data(
             json!({"data": null, "errors": [{"message": "Throttled"}, {"message": "No"}]}),
+            Fail,
         );
         assert_eq!(
             error.unwrap_err().to_string(),
             "GraphQL errors: Throttled; No"
         );
         assert_eq!(
-            graphql_data(json!({"data": {"shop": 1}})).unwrap(),
-            json!({"shop": 1})
+            graphql_data(json!({"data": {"shop": 1}}), Fail).unwrap(),
+            (json!({"shop": 1}), None)
+        );
+        let partial = json!({"data": {"shop": 1}, "errors": [{"message": "field x denied"}]});
+        assert!(graphql_data(partial.clone(), Fail).is_err());
+        assert_eq!(
+            graphql_data(partial, Accept).unwrap(),
+            (json!({"shop": 1}), Some("field x denied".to_string()))
+        );
+        let no_data = json!({"data": null, "errors": [{"message": "denied"}]});
+        assert!(
+            graphql_data(no_data, Accept).is_err(),
+            "errors without data fail even when partial data is accepted"
         );
     }
 }

@@ -8,10 +8,12 @@
 
 pub mod http;
 mod policy;
+mod rule;
 mod step;
 mod trigger;
 
 pub use policy::{Backoff, OnError, RetryCondition, RetryPolicy};
+pub use rule::{Delay, PartialData, Rule, RuleAction, StatusMatch};
 pub use step::{
     Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle, Step, Test,
     is_mutation,
@@ -63,6 +65,8 @@ pub struct Connection {
     pub encoding: Encoding,
     pub max_concurrency: Option<NonZeroU32>,
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// Tried for each of its steps' answers after the step's own rules.
+    pub rules: Vec<Rule>,
 }
 
 #[derive(Debug, Clone)]

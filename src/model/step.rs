@@ -1,6 +1,6 @@
 //! Steps and tests, resolved.
 
-use super::{Cursor, Encoding, OnError, RetryPolicy};
+use super::{Cursor, Encoding, OnError, PartialData, RetryPolicy, Rule};
 use crate::ast::{Assignment, Entry, Expr, Method, Text};
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -30,6 +30,10 @@ pub struct Step {
     pub on_error: OnError,
     /// Overrides the connection's encoding.
     pub encoding: Option<Encoding>,
+    /// The step's own response rules, tried before its connection's.
+    pub rules: Vec<Rule>,
+    /// GraphQL: what an answer with both `data` and `errors` means.
+    pub partial_data: PartialData,
 }
 
 /// Whether a GraphQL document is a mutation: its first line that is not blank or a `#`

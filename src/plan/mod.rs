@@ -9,7 +9,7 @@ mod value;
 pub use events::{Keyed, TriggerError, keyed_events};
 pub use path::encode_segment;
 pub use value::{
-    EvalError, Path, Root, Scope, Template, Value, as_text, is_singular, render, truthy,
+    Answer, EvalError, Path, Root, Scope, Template, Value, as_text, is_singular, render, truthy,
 };
 
 use crate::ast::{self, Expr, ExprKind, Method, TargetSegment, Text};
@@ -212,6 +212,37 @@ pub struct StepPlan {
     pub retry: RetryPolicy,
     pub on_error: OnError,
     pub encoding: Option<Encoding>,
+    /// The step's response rules, then its connection's: the first that matches decides.
+    pub rules: Vec<RulePlan>,
+    pub partial_data: model::PartialData,
+}
+
+/// A response rule with its values compiled.
+#[derive(Debug, Clone)]
+pub struct RulePlan {
+    pub statuses: Vec<model::StatusMatch>,
+    /// Read with `$` the answer's body.
+    pub when: Option<Value>,
+    pub action: ActionPlan,
+}
+
+#[derive(Debug, Clone)]
+pub enum ActionPlan {
+    Succeed,
+    Empty,
+    Fail {
+        message: Option<Value>,
+    },
+    Retry {
+        after: Option<DelayPlan>,
+        message: Option<Value>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum DelayPlan {
+    Header(String),
+    Value(Value),
 }
 
 #[derive(Debug, Clone)]
@@ -343,15 +374,20 @@ pub fn compile_parts(
             .position(|c| c.name == name)
             .ok_or_else(|| PlanError::UnknownConnection(name.to_string()))
     };
+    let step = |compiler: &mut Compiler, s: &model::Step| {
+        let at = index(&s.connection)?;
+        let connection_rules = connections.get(at).map_or(&[][..], |c| &c.rules);
+        compiler.step(s, at, connection_rules)
+    };
     let steps: Vec<StepPlan> = integration
         .steps
         .iter()
-        .map(|s| compiler.step(s, index(&s.connection)?))
+        .map(|s| step(&mut compiler, s))
         .collect::<Result<_, _>>()?;
     let fallbacks: Vec<StepPlan> = integration
         .fallbacks
         .iter()
-        .map(|s| compiler.step(s, index(&s.connection)?))
+        .map(|s| step(&mut compiler, s))
         .collect::<Result<_, _>>()?;
     let mut run_secrets = std::mem::take(&mut compiler.secrets);
     for (index, secrets) in connection_secrets.into_iter().enumerate() {
@@ -531,7 +567,12 @@ impl Compiler {
         })
     }
 
-    fn step(&mut self, step: &model::Step, connection: usize) -> Result<StepPlan, PlanError> {
+    fn step(
+        &mut self,
+        step: &model::Step,
+        connection: usize,
+        connection_rules: &[model::Rule],
+    ) -> Result<StepPlan, PlanError> {
         Ok(StepPlan {
             name: step.name.clone(),
             connection,
@@ -581,6 +622,49 @@ impl Compiler {
             retry: step.retry.clone(),
             on_error: step.on_error.clone(),
             encoding: step.encoding,
+            rules: step
+                .rules
+                .iter()
+                .chain(connection_rules)
+                .map(|rule| self.rule(rule))
+                .collect::<Result<_, _>>()?,
+            partial_data: step.partial_data,
+        })
+    }
+
+    fn rule(&mut self, rule: &model::Rule) -> Result<RulePlan, PlanError> {
+        let action = match &rule.action {
+            model::RuleAction::Succeed => ActionPlan::Succeed,
+            model::RuleAction::Empty => ActionPlan::Empty,
+            model::RuleAction::Fail { message } => ActionPlan::Fail {
+                message: message.as_ref().map(|m| self.text(m)).transpose()?,
+            },
+            model::RuleAction::Retry { after, message } => ActionPlan::Retry {
+                after: match after {
+                    None => None,
+                    Some(model::Delay::Header(name)) => Some(DelayPlan::Header(name.clone())),
+                    Some(model::Delay::Value(value)) => Some(DelayPlan::Value(self.value(value)?)),
+                },
+                message: message.as_ref().map(|m| self.text(m)).transpose()?,
+            },
+        };
+        Ok(RulePlan {
+            statuses: rule.statuses.clone(),
+            when: self.optional(rule.when.as_ref())?,
+            action,
+        })
+    }
+
+    /// A string as written: a template when it has `{{ }}`, else literal text.
+    fn text(&mut self, text: &Text) -> Result<Value, PlanError> {
+        let kind = if text.is_template() {
+            ExprKind::Template(text.clone())
+        } else {
+            ExprKind::String(text.clone())
+        };
+        self.value(&Expr {
+            kind,
+            span: text.span,
         })
     }
 

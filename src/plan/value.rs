@@ -75,6 +75,16 @@ pub struct Scope<'a> {
     pub steps: &'a Map<String, Json>,
     pub item: Option<&'a Json>,
     pub secrets: &'a Secrets,
+    /// In a response rule: the answer whose body is `document`; templates read it as
+    /// `body`, `status` and `headers`.
+    pub answer: Option<Answer<'a>>,
+}
+
+/// What a response rule reads of an answer besides its body.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    pub status: u16,
+    pub headers: &'a reqwest::header::HeaderMap,
 }
 
 static NOTHING: Json = Json::Null;
@@ -94,6 +104,7 @@ impl<'a> Scope<'a> {
             steps,
             item: None,
             secrets,
+            answer: None,
         }
     }
 
@@ -105,6 +116,7 @@ impl<'a> Scope<'a> {
             steps: &NO_STEPS,
             item: None,
             secrets,
+            answer: None,
         }
     }
 }
@@ -315,6 +327,16 @@ pub fn render(
     context.insert("event", serde_value(scope.event));
     if let Some(item) = scope.item {
         context.insert("item", serde_value(item));
+    }
+    if let Some(answer) = scope.answer {
+        context.insert("body", serde_value(scope.document));
+        context.insert("status", minijinja::Value::from(answer.status));
+        let headers: std::collections::BTreeMap<&str, &str> = answer
+            .headers
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+            .collect();
+        context.insert("headers", minijinja::Value::from(minijinja::value::Serde(&headers)));
     }
     env.get_template(name)?.render(context)
 }

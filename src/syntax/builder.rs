@@ -5,6 +5,7 @@
 
 use super::grammar::Rule;
 use super::text;
+use crate::ast::Rule as ResponseRule;
 use crate::ast::*;
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::span::{Span, Spanned};
@@ -269,6 +270,7 @@ impl Builder {
                     .map(|p| self.breaker_setting(p))
                     .collect::<Built<_>>()?,
             ),
+            Rule::rules => ConnectionSetting::Rules(self.rules(children)?),
             _ => return bug(&children.next()?, "unknown connection setting"),
         };
         Ok(Spanned::new(setting, at))
@@ -566,6 +568,8 @@ impl Builder {
             Rule::retry => StepSetting::Retry(self.retry(children)?),
             Rule::on_error => StepSetting::OnError(self.on_error(children.next()?)?),
             Rule::encoding => StepSetting::Encoding(name(children.next()?)),
+            Rule::rules => StepSetting::Rules(self.rules(children)?),
+            Rule::partial_data => StepSetting::PartialData(name(children.next()?)),
             _ => return bug(&children.next()?, "unknown step setting"),
         };
         Ok(Spanned::new(setting, at))
@@ -686,6 +690,56 @@ impl Builder {
             })
             .collect::<Built<_>>()?;
         Ok(Retry { attempts, clauses })
+    }
+
+    fn rules(&mut self, children: Children<'_>) -> Built<Vec<ResponseRule>> {
+        children.rest().map(|pair| self.rule(pair)).collect()
+    }
+
+    /// `STATUSES? (when EXPR)? ACTION (after DELAY)? MESSAGE?`
+    fn rule(&mut self, pair: Pair<'_, Rule>) -> Built<ResponseRule> {
+        // The pair runs on over the blank and comments after its last clause.
+        let last = pair.clone().into_inner().filter(|p| !is_trivia(p.as_rule())).last();
+        let whole = span(&pair);
+        let at = Span::new(whole.start, last.map_or(whole.end, |p| span(&p).end));
+        let mut children = Children::of(pair);
+        let statuses = match children.optional(Rule::rule_statuses) {
+            Some(list) => Children::of(list)
+                .rest()
+                .map(|status| spanned(status_match(status.as_str()), &status))
+                .collect(),
+            None => Vec::new(),
+        };
+        // Before the action, an expression can only be the condition (`when` is a keyword).
+        let next = children.next()?;
+        let (when, action) = match next.as_rule() {
+            Rule::name => (None, next),
+            _ => (Some(self.expr(next)?), children.expect(Rule::name)?),
+        };
+        let mut after = None;
+        let mut message = None;
+        for clause in children.rest() {
+            let clause_span = span(&clause);
+            match clause.as_rule() {
+                Rule::string => message = Some(self.text(clause)?),
+                Rule::rule_header => {
+                    let header = self.first_text(clause)?;
+                    after = Some(Spanned::new(Delay::Header(header), clause_span));
+                }
+                _ => {
+                    let value = self.expr(clause)?;
+                    after = Some(Spanned::new(Delay::Value(value), clause_span));
+                }
+            }
+        }
+        Ok(ResponseRule {
+            statuses,
+            when,
+            action: name(action),
+            after,
+            message,
+            span: at,
+        })
     }
 
     fn on_error(&mut self, pair: Pair<'_, Rule>) -> Built<OnError> {
@@ -1087,6 +1141,15 @@ fn retry_condition(text: &str) -> RetryCondition {
         (Ok(status), _) => RetryCondition::Status(status),
         (_, [digit @ b'0'..=b'9', b'x', b'x']) => RetryCondition::Class(digit - b'0'),
         _ => RetryCondition::Kind(text.to_string()),
+    }
+}
+
+/// `404` or `4xx`; the grammar allows nothing else.
+fn status_match(text: &str) -> StatusMatch {
+    match (text.parse::<u16>(), text.as_bytes()) {
+        (Ok(code), _) => StatusMatch::Code(code),
+        (_, [digit, ..]) => StatusMatch::Class(digit.saturating_sub(b'0')),
+        _ => StatusMatch::Class(0),
     }
 }
 
