@@ -1660,3 +1660,430 @@ async fn redirects_out_of_the_base_path_are_refused() {
             .any(|r| r.path == "/tenants/43/private")
     );
 }
+
+// ------------------------------------------------------------------ response rules
+
+/// Slack's Web API answers `200 {"ok": false, "error": ...}`: its rules, as the docs
+/// write them for a connection.
+const SLACK_RULES: &str = r#"rules {
+      when $.ok == false and $.error == "ratelimited" retry after header "Retry-After" "Slack: {{ body.error }}"
+      when $.ok == false fail "Slack refused the call: {{ body.error }}"
+    }"#;
+
+fn slack_spec(step_settings: &str) -> String {
+    format!(
+        r#"integration notify {{
+  connection slack {{
+    base_url "{{api}}"
+    auth bearer secret("SLACK_TOKEN")
+    {SLACK_RULES}
+  }}
+  trigger manual
+  step post = slack POST "/chat.postMessage" {{
+    body {{ channel = "C1", text = "hi" }}
+    {step_settings}
+  }}
+}}"#
+    )
+}
+
+#[tokio::test]
+async fn slack_ok_false_fails_the_step_with_its_error_once() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/chat.postMessage",
+        vec![ok(json!({"ok": false, "error": "channel_not_found"}))],
+    )])
+    .await
+    .unwrap();
+    let spec = slack_spec("on_error fail");
+    let engine = engine(&spec, &[&api], &[("SLACK_TOKEN", "xoxb-1")], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Failed, "{report:#?}");
+    let post = step(&report, "post");
+    assert_eq!(
+        post.error.as_deref(),
+        Some("status 200: Slack refused the call: channel_not_found")
+    );
+    assert_eq!(api.request_count(), 1, "a `fail` rule is not retried");
+}
+
+#[tokio::test]
+async fn slack_ratelimited_is_retried_after_its_retry_after_even_for_a_post() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/chat.postMessage",
+        vec![
+            ok(json!({"ok": false, "error": "ratelimited"})).with_header("Retry-After", "1"),
+            ok(json!({"ok": true, "ts": "1.2"})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let spec = slack_spec("retry 3 constant 10ms..5s");
+    let engine = engine(&spec, &[&api], &[("SLACK_TOKEN", "xoxb-1")], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let requests = api.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        waited >= std::time::Duration::from_secs(1),
+        "waited {waited:?}, not the second Retry-After asked for"
+    );
+}
+
+#[tokio::test]
+async fn a_body_rule_does_not_shadow_the_retry_of_a_429() {
+    // Slack's 429 carries `{"ok": false}` too: rules without statuses read only 2xx.
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/chat.postMessage",
+        vec![
+            MockResponse::json(429, json!({"ok": false, "error": "ratelimited"}))
+                .with_header("Retry-After", "0"),
+            ok(json!({"ok": true})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let spec = slack_spec("retry 3 constant 10ms");
+    let engine = engine(&spec, &[&api], &[("SLACK_TOKEN", "xoxb-1")], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    assert_eq!(api.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_retry_rule_counts_attempts_and_fails_with_its_message_when_they_run_out() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/chat.postMessage",
+        vec![ok(json!({"ok": false, "error": "ratelimited"})); 3],
+    )])
+    .await
+    .unwrap();
+    let spec = slack_spec("retry 2 constant 10ms\n    on_error fail");
+    let engine = engine(&spec, &[&api], &[("SLACK_TOKEN", "xoxb-1")], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Failed, "{report:#?}");
+    assert_eq!(api.request_count(), 2);
+    let post = step(&report, "post");
+    assert_eq!(post.requests[0].attempts, 2);
+    assert_eq!(post.error.as_deref(), Some("status 200: Slack: ratelimited"));
+}
+
+#[tokio::test]
+async fn a_404_that_means_nothing_here_is_empty_and_any_other_404_still_fails() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/contacts/9",
+            vec![MockResponse::json(404, json!({"code": "not_found"}))],
+        ),
+        route(
+            "GET",
+            "/deals",
+            vec![MockResponse::json(404, json!({"code": "not_found"}))],
+        ),
+        // A wrong URL answers 404 too, with another body: it must not pass as empty.
+        route(
+            "GET",
+            "/tickets",
+            vec![MockResponse::json(404, json!({"message": "no route"}))],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration lookup {
+  connection crm {
+    base_url "{api}"
+    auth bearer secret("TOKEN")
+    rules { 404 when $.code == "not_found" empty }
+  }
+  trigger manual
+  step contact = crm GET "/contacts/{{ event.id }}"
+  step deals = crm GET "/deals" { items $.results[*] }
+  step note = crm POST "/notes" { when $contact body { id = $contact.id } }
+  step tickets = crm GET "/tickets" { on_error fail }
+}"#;
+    let engine = engine(spec, &[&api], &[("TOKEN", "t")], Options::default());
+    let report = engine.run(json!({"id": 9})).await;
+    let contact = step(&report, "contact");
+    assert_eq!(contact.outcome, Outcome::Succeeded, "{report:#?}");
+    assert_eq!(contact.requests[0].status, Some(404));
+    assert_eq!(
+        contact.warnings,
+        ["a response rule took the answer (status 404) as empty"],
+        "an empty 404 stays visible in the report"
+    );
+    assert_eq!(step(&report, "deals").outcome, Outcome::Succeeded);
+    assert_eq!(
+        step(&report, "note").outcome,
+        Outcome::Skipped,
+        "an empty step has no result"
+    );
+    let tickets = step(&report, "tickets");
+    assert_eq!(tickets.outcome, Outcome::Failed, "{report:#?}");
+    assert!(tickets.error.as_deref().unwrap().starts_with("status 404"));
+    assert_eq!(report.outcome, RunOutcome::Failed);
+}
+
+#[tokio::test]
+async fn step_rules_are_tried_before_the_connections() {
+    let api = MockServer::start(vec![route(
+        "GET",
+        "/a",
+        vec![MockResponse::json(404, json!({}))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration order {
+  connection api {
+    base_url "{api}"
+    auth bearer secret("TOKEN")
+    rules { 404 fail "the connection's rule" }
+  }
+  trigger manual
+  step a = api GET "/a" { rules { 404 empty } }
+}"#;
+    let engine = engine(spec, &[&api], &[("TOKEN", "t")], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+}
+
+/// Shopify's GraphQL Admin API answers a throttled query `200` with a `THROTTLED` error
+/// and its cost: the wait is what is missing over the restore rate.
+fn throttled(requested: u32, available: u32, restore_rate: u32) -> Json {
+    json!({
+        "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+        "extensions": {"cost": {
+            "requestedQueryCost": requested,
+            "actualQueryCost": null,
+            "throttleStatus": {
+                "maximumAvailable": 2000.0,
+                "currentlyAvailable": available,
+                "restoreRate": restore_rate
+            }
+        }}
+    })
+}
+
+const SHOPIFY_SPEC: &str = r#"integration orders {
+  connection shopify {
+    base_url "{api}"
+    auth api_key header "X-Shopify-Access-Token" secret("SHOPIFY_TOKEN")
+    rules {
+      when $.errors[0].extensions.code == "THROTTLED" retry after "{{ (body.extensions.cost.requestedQueryCost - body.extensions.cost.throttleStatus.currentlyAvailable) / body.extensions.cost.throttleStatus.restoreRate }}" "Shopify throttled the query"
+    }
+  }
+  trigger manual
+  step orders = shopify graphql "/graphql.json" {
+    document """query { orders(first: 50) { nodes { id } } }"""
+    retry 4 exponential 100ms..30s
+  }
+}"#;
+
+#[tokio::test]
+async fn shopify_throttled_is_retried_after_the_wait_its_cost_gives() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/graphql.json",
+        vec![
+            ok(throttled(752, 652, 50)),
+            ok(json!({"data": {"orders": {"nodes": [{"id": "gid://1"}]}}})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let engine = engine(
+        SHOPIFY_SPEC,
+        &[&api],
+        &[("SHOPIFY_TOKEN", "shpat")],
+        Options::default(),
+    );
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let requests = api.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "(752 - 652) / 50 = 2 s, waited {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hostile_wait_read_from_the_answer_is_refused_not_slept() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/graphql.json",
+        vec![ok(throttled(u32::MAX, 0, 0)), ok(throttled(1_000_000, 0, 1))],
+    )])
+    .await
+    .unwrap();
+    let refusing = engine(
+        SHOPIFY_SPEC,
+        &[&api],
+        &[("SHOPIFY_TOKEN", "shpat")],
+        Options::default(),
+    );
+    let started = std::time::Instant::now();
+    let report = refusing.run(json!({})).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let orders = step(&report, "orders");
+    // A division by zero is no wait (the backoff applies); a million seconds is refused.
+    assert_eq!(api.request_count(), 2, "{report:#?}");
+    let error = orders.error.as_deref().unwrap();
+    assert!(
+        error.contains("more than this step's largest retry delay (30s)"),
+        "{error}"
+    );
+    let serve = Options {
+        defer_long_waits: true,
+        ..Options::default()
+    };
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/graphql.json",
+        vec![ok(throttled(1_000_000, 0, 1))],
+    )])
+    .await
+    .unwrap();
+    let deferring = engine(SHOPIFY_SPEC, &[&api], &[("SHOPIFY_TOKEN", "shpat")], serve);
+    let report = deferring.run(json!({})).await;
+    match report.outcome {
+        RunOutcome::Deferred { wait } => {
+            assert!(wait <= std::time::Duration::from_secs(3600), "{wait:?}")
+        }
+        other => panic!("expected a deferral, got {other:?}"),
+    }
+}
+
+/// A server that answers every request `200` with an HTML page: a body that is not JSON.
+async fn html_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let page = "<html><body>Service temporarily down</body></html>";
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn body_rules_on_a_body_that_is_not_json_do_not_match_and_never_crash() {
+    let url = html_server().await;
+    let spec = SLACK_RULES.to_string();
+    let text = format!(
+        r#"integration html {{
+  connection api {{
+    base_url "{url}"
+    auth bearer secret("TOKEN")
+    {spec}
+  }}
+  trigger manual
+  step page = api GET "/status"
+  step strict = api GET "/status" {{
+    rules {{ when not $.ok fail "not JSON with ok: {{{{ body }}}}" }}
+    on_error fail
+  }}
+}}"#
+    );
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("spec.integ"), text)]);
+    let model = files.pop().unwrap().model.unwrap();
+    let plan = integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap();
+    let engine = Engine::new(
+        Arc::new(plan),
+        Secrets::from_pairs([("TOKEN", "t")]),
+        Options::default(),
+    )
+    .unwrap();
+    let report = engine.run(json!({})).await;
+    assert_eq!(step(&report, "page").outcome, Outcome::Succeeded, "{report:#?}");
+    let strict = step(&report, "strict");
+    assert_eq!(strict.outcome, Outcome::Failed, "{report:#?}");
+    assert!(
+        strict
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("Service temporarily down"),
+        "{report:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rule_message_quoting_the_body_is_redacted() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/chat.postMessage",
+        vec![ok(json!({"ok": false, "error": "invalid token xoxb-secret-1"}))],
+    )])
+    .await
+    .unwrap();
+    let spec = slack_spec("on_error fail");
+    let engine = engine(
+        &spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-secret-1")],
+        Options::default(),
+    );
+    let report = engine.run(json!({})).await;
+    let error = step(&report, "post").error.clone().unwrap();
+    assert!(!error.contains("xoxb-secret-1"), "{error}");
+}
+
+#[tokio::test]
+async fn graphql_partial_data_fails_by_default_and_is_kept_when_accepted() {
+    let answer = json!({
+        "data": {"orders": [{"id": 1}], "customer": null},
+        "errors": [{"message": "Access denied for customer field", "path": ["customer"]}]
+    });
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/graphql",
+        vec![ok(answer.clone()), ok(answer)],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration partial {
+  connection shop { base_url "{api}" auth bearer secret("TOKEN") }
+  trigger manual
+  step strict = shop graphql "/graphql" {
+    document "query { orders { id } customer { email } }"
+    on_error skip
+  }
+  step lenient = shop graphql "/graphql" {
+    document "query { orders { id } customer { email } }"
+    partial_data accept
+  }
+  step after = shop POST "/done" { when $lenient.orders[0].id == 99 }
+}"#;
+    let engine = engine(spec, &[&api], &[("TOKEN", "t")], Options::default());
+    let report = engine.run(json!({})).await;
+    let strict = step(&report, "strict");
+    assert_eq!(strict.outcome, Outcome::Skipped, "{report:#?}");
+    assert_eq!(
+        strict.error.as_deref(),
+        Some("GraphQL errors: Access denied for customer field")
+    );
+    let lenient = step(&report, "lenient");
+    assert_eq!(lenient.outcome, Outcome::Succeeded, "{report:#?}");
+    assert_eq!(
+        lenient.warnings,
+        ["GraphQL errors accepted with partial data: Access denied for customer field"]
+    );
+    assert_eq!(report.outcome, RunOutcome::Succeeded);
+}

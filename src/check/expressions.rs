@@ -339,6 +339,9 @@ impl<'a> Checker<'a> {
         if scope.event && !shown.starts_with('$') {
             candidates.push("event");
         }
+        if scope.answer && !shown.starts_with('$') {
+            candidates.extend(ANSWER_NAMES);
+        }
         let suggestion = suggest::closest(name, candidates).map(|s| {
             if shown.starts_with('$') {
                 format!("${s}")
@@ -351,6 +354,9 @@ impl<'a> Checker<'a> {
                 "connections, alerts and test data are fixed before any event arrives; they cannot read `event`",
             ),
             "item" if !scope.item => Some("`item` exists only in a step with `for_each`"),
+            _ if scope.answer => Some(
+                "a response rule reads the answer as `body`, `status` and `headers` in templates, and its body as `$` in JSONPaths",
+            ),
             _ => None,
         };
         let kind = DiagnosticKind::UnknownRoot {
