@@ -298,3 +298,31 @@ fn a_hubspot_contact_has_one_dedupe_key_from_the_webhook_and_from_the_poll() {
     ));
     assert_eq!(polled, hooked);
 }
+
+#[test]
+fn rules_lower_with_2xx_for_no_status_and_environments_replace_a_connections_rules() {
+    let integration = model(
+        r#"integration rules {
+  connection api {
+    base_url "https://api.example.com"
+    auth none
+    rules { when $.ok == false fail }
+  }
+  trigger manual
+  step a = api GET "/a" { rules { 404 when $.code == "none" empty } }
+  environment staging { api.rules { 5xx when $.busy retry after header "Retry-After" } }
+}"#,
+    );
+    let rules = &integration.connection("api").unwrap().rules;
+    assert_eq!(rules[0].statuses, [StatusMatch::Class(2)]);
+    assert!(matches!(rules[0].action, RuleAction::Fail { message: None }));
+    let own = &step(&integration, "a").rules;
+    assert_eq!(own[0].statuses, [StatusMatch::Code(404)]);
+    assert!(matches!(own[0].action, RuleAction::Empty));
+    assert_eq!(step(&integration, "a").partial_data, PartialData::Fail);
+    let staging = &integration.environments[0].connections[0].rules;
+    assert!(matches!(
+        &staging[0].action,
+        RuleAction::Retry { after: Some(Delay::Header(name)), .. } if name == "Retry-After"
+    ));
+}

@@ -708,3 +708,61 @@ fn spans_are_byte_offsets_into_the_text() {
     assert_eq!(&text[span.start..span.end], "event");
     assert_eq!(span, Span::new(span.start, span.start + 5));
 }
+
+#[test]
+fn response_rules_of_steps_and_connections_and_partial_data() {
+    let (i, text) = parse(
+        r#"  connection slack {
+    base_url "https://slack.com/api"
+    rules { when $.ok == false fail "Slack: {{ body.error }}" }
+  }
+  step s = slack graphql "/graphql" {
+    document "query { a }"
+    rules {
+      404, 4xx when $.code == "gone" empty   # a comment after a rule
+      retry after header "Retry-After"
+      2xx when $.throttled retry after $.wait "slow down"
+    }
+    partial_data accept
+  }"#,
+    );
+    let ConnectionSetting::Rules(connection_rules) = &i.connections[0].settings[1].node else {
+        panic!()
+    };
+    assert_eq!(connection_rules[0].action.node, "fail");
+    assert!(connection_rules[0].statuses.is_empty());
+    assert_eq!(
+        connection_rules[0].message.as_ref().map(|m| m.value.as_str()),
+        Some("Slack: {{ body.error }}")
+    );
+    let settings = settings_of(&i.steps[0]);
+    let StepSetting::Rules(rules) = settings[1] else {
+        panic!()
+    };
+    let statuses: Vec<StatusMatch> = rules[0].statuses.iter().map(|s| s.node).collect();
+    assert_eq!(statuses, [StatusMatch::Code(404), StatusMatch::Class(4)]);
+    assert!(rules[0].when.is_some());
+    assert_eq!(rules[0].action.node, "empty");
+    assert_eq!(
+        &text[rules[0].span.start..rules[0].span.end],
+        r#"404, 4xx when $.code == "gone" empty"#,
+        "a rule's span ends at its last clause, not at the comment after it"
+    );
+    assert_eq!(rules[1].action.node, "retry");
+    let Some(Delay::Header(header)) = rules[1].after.as_ref().map(|a| &a.node) else {
+        panic!("{:?}", rules[1].after)
+    };
+    assert_eq!(header.value, "Retry-After");
+    let Some(Delay::Value(wait)) = rules[2].after.as_ref().map(|a| &a.node) else {
+        panic!("{:?}", rules[2].after)
+    };
+    assert!(matches!(wait.kind, ExprKind::Path(_)));
+    assert_eq!(
+        rules[2].message.as_ref().map(|m| m.value.as_str()),
+        Some("slow down")
+    );
+    let StepSetting::PartialData(policy) = settings[2] else {
+        panic!()
+    };
+    assert_eq!(policy.node, "accept");
+}
