@@ -1697,7 +1697,12 @@ async fn slack_ok_false_fails_the_step_with_its_error_once() {
     .await
     .unwrap();
     let spec = slack_spec("on_error fail");
-    let engine = engine(&spec, &[&api], &[("SLACK_TOKEN", "xoxb-1")], Options::default());
+    let engine = engine(
+        &spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-1")],
+        Options::default(),
+    );
     let report = engine.run(json!({})).await;
     assert_eq!(report.outcome, RunOutcome::Failed, "{report:#?}");
     let post = step(&report, "post");
@@ -1721,7 +1726,12 @@ async fn slack_ratelimited_is_retried_after_its_retry_after_even_for_a_post() {
     .await
     .unwrap();
     let spec = slack_spec("retry 3 constant 10ms..5s");
-    let engine = engine(&spec, &[&api], &[("SLACK_TOKEN", "xoxb-1")], Options::default());
+    let engine = engine(
+        &spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-1")],
+        Options::default(),
+    );
     let report = engine.run(json!({})).await;
     assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
     let requests = api.requests();
@@ -1748,7 +1758,12 @@ async fn a_body_rule_does_not_shadow_the_retry_of_a_429() {
     .await
     .unwrap();
     let spec = slack_spec("retry 3 constant 10ms");
-    let engine = engine(&spec, &[&api], &[("SLACK_TOKEN", "xoxb-1")], Options::default());
+    let engine = engine(
+        &spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-1")],
+        Options::default(),
+    );
     let report = engine.run(json!({})).await;
     assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
     assert_eq!(api.request_count(), 2);
@@ -1764,13 +1779,21 @@ async fn a_retry_rule_counts_attempts_and_fails_with_its_message_when_they_run_o
     .await
     .unwrap();
     let spec = slack_spec("retry 2 constant 10ms\n    on_error fail");
-    let engine = engine(&spec, &[&api], &[("SLACK_TOKEN", "xoxb-1")], Options::default());
+    let engine = engine(
+        &spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-1")],
+        Options::default(),
+    );
     let report = engine.run(json!({})).await;
     assert_eq!(report.outcome, RunOutcome::Failed, "{report:#?}");
     assert_eq!(api.request_count(), 2);
     let post = step(&report, "post");
     assert_eq!(post.requests[0].attempts, 2);
-    assert_eq!(post.error.as_deref(), Some("status 200: Slack: ratelimited"));
+    assert_eq!(
+        post.error.as_deref(),
+        Some("status 200: Slack: ratelimited")
+    );
 }
 
 #[tokio::test]
@@ -1918,7 +1941,10 @@ async fn a_hostile_wait_read_from_the_answer_is_refused_not_slept() {
     let api = MockServer::start(vec![route(
         "POST",
         "/graphql.json",
-        vec![ok(throttled(u32::MAX, 0, 0)), ok(throttled(1_000_000, 0, 1))],
+        vec![
+            ok(throttled(u32::MAX, 0, 0)),
+            ok(throttled(1_000_000, 0, 1)),
+        ],
     )])
     .await
     .unwrap();
@@ -2011,7 +2037,11 @@ async fn body_rules_on_a_body_that_is_not_json_do_not_match_and_never_crash() {
     )
     .unwrap();
     let report = engine.run(json!({})).await;
-    assert_eq!(step(&report, "page").outcome, Outcome::Succeeded, "{report:#?}");
+    assert_eq!(
+        step(&report, "page").outcome,
+        Outcome::Succeeded,
+        "{report:#?}"
+    );
     let strict = step(&report, "strict");
     assert_eq!(strict.outcome, Outcome::Failed, "{report:#?}");
     assert!(
@@ -2029,7 +2059,9 @@ async fn a_rule_message_quoting_the_body_is_redacted() {
     let api = MockServer::start(vec![route(
         "POST",
         "/chat.postMessage",
-        vec![ok(json!({"ok": false, "error": "invalid token xoxb-secret-1"}))],
+        vec![ok(
+            json!({"ok": false, "error": "invalid token xoxb-secret-1"}),
+        )],
     )])
     .await
     .unwrap();

@@ -315,7 +315,10 @@ fn rules_lower_with_2xx_for_no_status_and_environments_replace_a_connections_rul
     );
     let rules = &integration.connection("api").unwrap().rules;
     assert_eq!(rules[0].statuses, [StatusMatch::Class(2)]);
-    assert!(matches!(rules[0].action, RuleAction::Fail { message: None }));
+    assert!(matches!(
+        rules[0].action,
+        RuleAction::Fail { message: None }
+    ));
     let own = &step(&integration, "a").rules;
     assert_eq!(own[0].statuses, [StatusMatch::Code(404)]);
     assert!(matches!(own[0].action, RuleAction::Empty));

@@ -732,7 +732,10 @@ fn response_rules_of_steps_and_connections_and_partial_data() {
     assert_eq!(connection_rules[0].action.node, "fail");
     assert!(connection_rules[0].statuses.is_empty());
     assert_eq!(
-        connection_rules[0].message.as_ref().map(|m| m.value.as_str()),
+        connection_rules[0]
+            .message
+            .as_ref()
+            .map(|m| m.value.as_str()),
         Some("Slack: {{ body.error }}")
     );
     let settings = settings_of(&i.steps[0]);

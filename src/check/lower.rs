@@ -540,8 +540,10 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
             _ => None,
         })
         .map(|name| {
-            model::PartialData::parse(&name.node)
-                .map_or_else(|| unchecked(name.span, "an unknown partial_data policy"), Ok)
+            model::PartialData::parse(&name.node).map_or_else(
+                || unchecked(name.span, "an unknown partial_data policy"),
+                Ok,
+            )
         })
         .transpose()?
         .unwrap_or_default(),

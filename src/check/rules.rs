@@ -51,12 +51,11 @@ impl Checker<'_> {
         if let Some(message) = &rule.message {
             self.text_template(message, scope);
         }
-        match &rule.after {
-            Some(after) => match &after.node {
+        if let Some(after) = &rule.after {
+            match &after.node {
                 Delay::Header(name) => self.header_name(&name.value, name.span),
                 Delay::Value(value) => self.expr(value, scope),
-            },
-            None => {}
+            }
         }
         let action = rule.action.node.as_str();
         if !RULE_ACTIONS.contains(&action) {
@@ -107,10 +106,7 @@ impl Checker<'_> {
     fn shadowed(&mut self, rule: &Rule, earlier: &[Rule]) {
         let statuses = statuses(rule);
         let taken_by = earlier.iter().find(|e| {
-            e.when.is_none()
-                && statuses
-                    .iter()
-                    .all(|s| statuses_of(e).any(|t| s.within(t)))
+            e.when.is_none() && statuses.iter().all(|s| statuses_of(e).any(|t| s.within(t)))
         });
         if let Some(first) = taken_by {
             self.push(
@@ -127,10 +123,7 @@ fn statuses(rule: &Rule) -> Vec<StatusMatch> {
 }
 
 fn statuses_of(rule: &Rule) -> impl Iterator<Item = StatusMatch> + '_ {
-    let default = rule
-        .statuses
-        .is_empty()
-        .then_some(StatusMatch::Class(2));
+    let default = rule.statuses.is_empty().then_some(StatusMatch::Class(2));
     rule.statuses.iter().map(|s| s.node).chain(default)
 }
 

@@ -121,7 +121,11 @@ impl<'a> Checker<'a> {
                 StepSetting::Timeout(timeout) => self.timeout(*timeout, setting.span),
                 StepSetting::Rules(rules) => {
                     let one_attempt = self.makes_one_attempt(step);
-                    self.rules(rules, &scope, one_attempt.then_some(step.name.node.as_str()));
+                    self.rules(
+                        rules,
+                        &scope,
+                        one_attempt.then_some(step.name.node.as_str()),
+                    );
                 }
                 StepSetting::PartialData(name) => self.partial_data(step, name),
                 StepSetting::Document(_) | StepSetting::Cache(_) => {}

@@ -8,7 +8,8 @@ pub mod suggest;
 
 pub use code::Code;
 pub use kind::{
-    ALERT_CHANNELS, RULE_ACTIONS, ALERT_METRICS, DiagnosticKind, SIGNATURE_PRESETS, STEP_OUTCOMES, Severity,
+    ALERT_CHANNELS, ALERT_METRICS, DiagnosticKind, RULE_ACTIONS, SIGNATURE_PRESETS, STEP_OUTCOMES,
+    Severity,
 };
 pub use render::{Report, Style, json_record, line_col};
 

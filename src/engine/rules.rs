@@ -68,7 +68,10 @@ fn message(written: Option<&Value>, env: &Arc<Environment<'static>>, scope: &Sco
             Json::String(text) => text.clone(),
             other => other.to_string(),
         };
-        format!("a response rule failed the answer: {}", excerpt(body.as_bytes()))
+        format!(
+            "a response rule failed the answer: {}",
+            excerpt(body.as_bytes())
+        )
     };
     match written.map(|m| m.eval(env, scope)) {
         None => excerpt_of_body(),

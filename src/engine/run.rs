@@ -359,8 +359,8 @@ impl Engine {
             None => {
                 let (result, report) = self.exchange(step, &request, scope).await;
                 let mut warnings = Vec::new();
-                let result = result
-                    .and_then(|response| self.result(step, response, scope, &mut warnings));
+                let result =
+                    result.and_then(|response| self.result(step, response, scope, &mut warnings));
                 Done {
                     result,
                     requests: vec![report],
@@ -852,7 +852,9 @@ impl Engine {
                 if let Some(errors) = accepted {
                     let errors = self.secrets().redact(&errors);
                     tracing::warn!(step = %step.name, %errors, "GraphQL errors accepted with partial data");
-                    warnings.push(format!("GraphQL errors accepted with partial data: {errors}"));
+                    warnings.push(format!(
+                        "GraphQL errors accepted with partial data: {errors}"
+                    ));
                 }
                 Ok(data)
             }

@@ -1,7 +1,7 @@
 //! Response rules, resolved: what an answer means before the retry policy reads its status.
 
-use crate::ast::{Expr, Text};
 pub use crate::ast::StatusMatch;
+use crate::ast::{Expr, Text};
 
 /// One rule: the first whose statuses and condition match an answer decides it.
 #[derive(Debug, Clone)]

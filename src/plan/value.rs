@@ -336,7 +336,10 @@ pub fn render(
             .iter()
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
             .collect();
-        context.insert("headers", minijinja::Value::from(minijinja::value::Serde(&headers)));
+        context.insert(
+            "headers",
+            minijinja::Value::from(minijinja::value::Serde(&headers)),
+        );
     }
     env.get_template(name)?.render(context)
 }

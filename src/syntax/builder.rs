@@ -699,7 +699,11 @@ impl Builder {
     /// `STATUSES? (when EXPR)? ACTION (after DELAY)? MESSAGE?`
     fn rule(&mut self, pair: Pair<'_, Rule>) -> Built<ResponseRule> {
         // The pair runs on over the blank and comments after its last clause.
-        let last = pair.clone().into_inner().filter(|p| !is_trivia(p.as_rule())).last();
+        let last = pair
+            .clone()
+            .into_inner()
+            .filter(|p| !is_trivia(p.as_rule()))
+            .last();
         let whole = span(&pair);
         let at = Span::new(whole.start, last.map_or(whole.end, |p| span(&p).end));
         let mut children = Children::of(pair);
