@@ -33,6 +33,7 @@ fn filled_store(dir: &Path) {
         attempts: 1,
         error: None,
         event: None,
+        reason: None,
     };
     store.record_run(&run).unwrap();
     let letter = DeadLetter {

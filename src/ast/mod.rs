@@ -20,7 +20,7 @@ pub use step::{
 };
 pub use test::{ExpectRequest, Mock, Test, TestItem};
 pub use trigger::{
-    Cursor, CursorParam, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature,
+    Cursor, CursorParam, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature,
     SignatureOption, Trigger, TriggerKind, Webhook, WebhookSetting,
 };
 

@@ -143,6 +143,19 @@ pub enum ScheduleSetting {
     Timezone(Text),
     /// The event each scheduled run starts with.
     Event(Expr),
+    /// `overlap skip`: what a tick does while the schedule's previous run is not over.
+    Overlap(Name),
+    /// `missed all within 7d max 10`: which occurrences missed while no process served
+    /// the schedule are made up.
+    Missed(Missed),
+}
+
+/// `missed POLICY [within DURATION] [max N]`, as written; the checker knows the policies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Missed {
+    pub policy: Name,
+    pub within: Option<Spanned<Duration>>,
+    pub max: Option<Spanned<u32>>,
 }
 
 impl Setting for ScheduleSetting {
@@ -150,6 +163,8 @@ impl Setting for ScheduleSetting {
         match self {
             Self::Timezone(_) => "timezone",
             Self::Event(_) => "event",
+            Self::Overlap(_) => "overlap",
+            Self::Missed(_) => "missed",
         }
     }
 }

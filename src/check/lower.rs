@@ -393,13 +393,53 @@ fn lower_schedule(schedule: &ast::Schedule) -> Lowered<model::Schedule> {
             .map_or_else(|_| unchecked(zone.span, "an unknown time zone"), Ok)?,
         None => chrono_tz::Tz::UTC,
     };
+    let overlap = find(&schedule.settings, |s| match s {
+        ast::ScheduleSetting::Overlap(name) => Some(name),
+        _ => None,
+    });
+    let overlap = match overlap {
+        Some(name) => model::Overlap::named(&name.node)
+            .map_or_else(|| unchecked(name.span, "an unknown overlap policy"), Ok)?,
+        None => model::Overlap::default(),
+    };
+    let missed = find(&schedule.settings, |s| match s {
+        ast::ScheduleSetting::Missed(missed) => Some(missed),
+        _ => None,
+    });
     Ok(model::Schedule {
         cron: schedule.cron.value.clone(),
         timezone,
+        overlap,
+        missed: missed.map_or(Ok(model::Missed::default()), lower_missed)?,
         event: find(&schedule.settings, |s| match s {
             ast::ScheduleSetting::Event(event) => Some(event.clone()),
             _ => None,
         }),
+    })
+}
+
+fn lower_missed(missed: &ast::Missed) -> Lowered<model::Missed> {
+    let policy = &missed.policy;
+    Ok(match policy.node.as_str() {
+        "skip" => model::Missed::Skip,
+        "latest" => model::Missed::Latest,
+        "all" => {
+            let Some(within) = missed.within.as_ref().filter(|w| !w.node.is_zero()) else {
+                return unchecked(policy.span, "`missed all` without a window");
+            };
+            let max = missed
+                .max
+                .as_ref()
+                .map_or(model::Missed::DEFAULT_MAX, |m| m.node);
+            let Some(max) = NonZeroU32::new(max).filter(|m| m.get() <= model::Missed::MOST) else {
+                return unchecked(policy.span, "a cap out of range");
+            };
+            model::Missed::All {
+                within: within.node,
+                max,
+            }
+        }
+        _ => return unchecked(policy.span, "an unknown missed-run policy"),
     })
 }
 

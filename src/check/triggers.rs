@@ -3,11 +3,13 @@
 use super::expressions::Scope;
 use super::{Checker, suggest};
 use crate::ast::{
-    Cursor, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature, SignatureOption,
-    Trigger, TriggerKind, Webhook, WebhookSetting,
+    Cursor, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature,
+    SignatureOption, Trigger, TriggerKind, Webhook, WebhookSetting,
 };
-use crate::diagnostic::{DiagnosticKind, SIGNATURE_PRESETS};
+use crate::diagnostic::{DiagnosticKind, MISSED_POLICIES, OVERLAP_POLICIES, SIGNATURE_PRESETS};
+use crate::model::Overlap;
 use std::str::FromStr;
+use std::time::Duration;
 
 const SIGNATURE_ENCODINGS: &[&str] = &["hex", "base64"];
 
@@ -149,7 +151,8 @@ impl Checker<'_> {
             .build();
         // Parsed as the plan parses it; one that never fires (`0 0 30 2 *`) stops its
         // schedule at start.
-        let reason = match parser.parse(&schedule.cron.value) {
+        let parsed = parser.parse(&schedule.cron.value);
+        let reason = match &parsed {
             Err(error) => Some(error.to_string()),
             Ok(cron) => cron
                 .find_next_occurrence(&chrono::Utc::now(), false)
@@ -175,7 +178,84 @@ impl Checker<'_> {
                     }
                 }
                 ScheduleSetting::Event(event) => self.expr(event, &Scope::default()),
+                ScheduleSetting::Overlap(name) => {
+                    if Overlap::named(&name.node).is_none() {
+                        let kind = DiagnosticKind::UnknownOverlapPolicy {
+                            name: name.node.clone(),
+                            suggestion: suggest::closest(
+                                &name.node,
+                                OVERLAP_POLICIES.iter().copied(),
+                            ),
+                        };
+                        self.report(kind, name.span);
+                    }
+                }
+                ScheduleSetting::Missed(missed) => {
+                    let cron = parsed.as_ref().ok();
+                    self.missed(missed, setting.span, cron);
+                }
             }
         }
     }
+
+    /// `missed POLICY [within D] [max N]`: a known policy, and `all` bounded by a window
+    /// and a cap, so that a schedule down for a month does not start thousands of runs.
+    fn missed(&mut self, missed: &Missed, span: crate::span::Span, cron: Option<&croner::Cron>) {
+        let policy = &missed.policy;
+        if !MISSED_POLICIES.contains(&policy.node.as_str()) {
+            let kind = DiagnosticKind::UnknownMissedPolicy {
+                name: policy.node.clone(),
+                suggestion: suggest::closest(&policy.node, MISSED_POLICIES.iter().copied()),
+            };
+            self.report(kind, policy.span);
+            return;
+        }
+        if policy.node != "all" {
+            let options = [
+                missed.within.as_ref().map(|w| ("within", w.span)),
+                missed.max.as_ref().map(|m| ("max", m.span)),
+            ];
+            for (option, at) in options.into_iter().flatten() {
+                let policy = policy.node.clone();
+                self.report(DiagnosticKind::MissedOptionUnused { option, policy }, at);
+            }
+            return;
+        }
+        if let Some(max) = &missed.max
+            && !(1..=crate::model::Missed::MOST).contains(&max.node)
+        {
+            let most = crate::model::Missed::MOST;
+            let kind = DiagnosticKind::MadeUpOutOfRange {
+                max: max.node,
+                most,
+            };
+            self.report(kind, max.span);
+        }
+        let Some(within) = &missed.within else {
+            self.report(DiagnosticKind::MissedAllWithoutWindow, span);
+            return;
+        };
+        self.at_least_one("the window", u32::from(!within.node.is_zero()), within.span);
+        if let Some(interval) = cron.and_then(shortest_interval)
+            && !within.node.is_zero()
+            && within.node < interval
+        {
+            let kind = DiagnosticKind::WindowShorterThanInterval {
+                window: super::policy::format_duration(within.node),
+                interval: super::policy::format_duration(interval),
+            };
+            self.report(kind, within.span);
+        }
+    }
+}
+
+/// The shortest time between two of the next occurrences of `cron` (UTC), if it fires
+/// twice: the widest window that can still hold only one.
+fn shortest_interval(cron: &croner::Cron) -> Option<Duration> {
+    let start = chrono::Utc::now();
+    let times: Vec<_> = cron.clone().iter_after(start).take(64).collect();
+    times
+        .windows(2)
+        .filter_map(|pair| (pair[1] - pair[0]).to_std().ok())
+        .min()
 }

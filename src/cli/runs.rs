@@ -97,9 +97,11 @@ fn line(id: i64, run: &RunRecord) -> String {
         .event
         .map(|e| format!("  inbox event {e}"))
         .unwrap_or_default();
+    // A failed run says why it failed, a skipped one why it did not run.
     let error = run
         .error
         .as_deref()
+        .or(run.reason.as_deref())
         .map(|e| format!("  {}", one_line(e, 100)))
         .unwrap_or_default();
     format!(

@@ -57,6 +57,11 @@ codes! {
     UnknownSignatureEncoding = "E307",
     PollWithoutInterval = "E308",
     SignatureWithoutHeader = "E309",
+    UnknownOverlapPolicy = "E316",
+    UnknownMissedPolicy = "E317",
+    MissedAllWithoutWindow = "E318",
+    MissedOptionUnused = "E319",
+    MadeUpOutOfRange = "E320",
     MissingBaseUrl = "E401",
     LiteralSecret = "E402",
     UnknownEncoding = "E403",
@@ -104,4 +109,5 @@ codes! {
     PaginateWithoutMaxPages = "W011",
     RuleHidesFailures = "W012",
     PartialMutationAccepted = "W013",
+    WindowShorterThanInterval = "W016",
 }

@@ -267,6 +267,29 @@ pub enum DiagnosticKind {
     RuleHidesFailures { status: String },
     #[error("`partial_data accept` on a mutation")]
     PartialMutationAccepted,
+    #[error("unknown overlap policy `{name}`")]
+    UnknownOverlapPolicy {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("unknown missed-run policy `{name}`")]
+    UnknownMissedPolicy {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("`missed all` needs a window: how far back missed occurrences are made up")]
+    MissedAllWithoutWindow,
+    #[error("`{option}` applies to `missed all` only, not to `missed {policy}`")]
+    MissedOptionUnused {
+        option: &'static str,
+        policy: String,
+    },
+    #[error("`missed all` makes up 1 to {most} occurrences, not {max}")]
+    MadeUpOutOfRange { max: u32, most: u32 },
+    #[error(
+        "the window of `missed all` ({window}) is shorter than the time between two occurrences ({interval})"
+    )]
+    WindowShorterThanInterval { window: String, interval: String },
 }
 
 impl DiagnosticKind {
@@ -355,6 +378,12 @@ impl DiagnosticKind {
             Self::PaginateWithoutMaxPages => Code::PaginateWithoutMaxPages,
             Self::RuleHidesFailures { .. } => Code::RuleHidesFailures,
             Self::PartialMutationAccepted => Code::PartialMutationAccepted,
+            Self::UnknownOverlapPolicy { .. } => Code::UnknownOverlapPolicy,
+            Self::UnknownMissedPolicy { .. } => Code::UnknownMissedPolicy,
+            Self::MissedAllWithoutWindow => Code::MissedAllWithoutWindow,
+            Self::MissedOptionUnused { .. } => Code::MissedOptionUnused,
+            Self::MadeUpOutOfRange { .. } => Code::MadeUpOutOfRange,
+            Self::WindowShorterThanInterval { .. } => Code::WindowShorterThanInterval,
         }
     }
 
@@ -499,6 +528,12 @@ impl DiagnosticKind {
             Self::RuleHidesFailures { .. } => "narrow it with `when` to the answers that mean it (`404 when $.code == \"not_found\" empty`): as it is, a wrong URL, an expired token or an outage succeed silently".into(),
             Self::PartialMutationAccepted => "a mutation's errors mean some of its writes failed; leave `partial_data fail` (the default) so that the event is kept".into(),
             Self::PaginateWithoutMaxPages => "add `max_pages N`, the most pages this step should ever need: an API that never stops is cut there, not after 1000 pages".into(),
+            Self::UnknownOverlapPolicy { .. } => format!("the overlap policies are {}", join_ticked(OVERLAP_POLICIES)),
+            Self::UnknownMissedPolicy { .. } => format!("the missed-run policies are {}", join_ticked(MISSED_POLICIES)),
+            Self::MissedAllWithoutWindow => "say how far back to look and, if 10 is not the right cap, how many at most: `missed all within 7d max 10`".into(),
+            Self::MissedOptionUnused { .. } => "remove it, or make up every missed occurrence in a window: `missed all within 7d max 10`".into(),
+            Self::MadeUpOutOfRange { most, .. } => format!("a schedule down for a long while would start that many runs at once; use a number from 1 to {most}"),
+            Self::WindowShorterThanInterval { .. } => "such a window holds one occurrence at most: write `missed latest`, or widen the window to the days you want made up".into(),
         })
     }
 
@@ -521,7 +556,9 @@ impl DiagnosticKind {
             | Self::UnknownAlertMetric { suggestion, .. }
             | Self::UnknownAlertChannel { suggestion, .. }
             | Self::UnknownStepOutcome { suggestion, .. }
-            | Self::UnknownEnvironmentConnection { suggestion, .. } => suggestion.as_deref(),
+            | Self::UnknownEnvironmentConnection { suggestion, .. }
+            | Self::UnknownOverlapPolicy { suggestion, .. }
+            | Self::UnknownMissedPolicy { suggestion, .. } => suggestion.as_deref(),
             _ => None,
         }
     }
@@ -531,6 +568,8 @@ impl DiagnosticKind {
 pub const RULE_ACTIONS: &[&str] = &["succeed", "empty", "fail", "retry"];
 pub const SIGNATURE_PRESETS: &[&str] =
     &["hmac_sha256", "stripe", "github", "hubspot_v3", "shopify"];
+pub const OVERLAP_POLICIES: &[&str] = &["skip", "queue", "allow"];
+pub const MISSED_POLICIES: &[&str] = &["skip", "latest", "all"];
 pub const ALERT_METRICS: &[&str] = &["dead_letters", "failed_runs", "retries", "rate_limited"];
 pub const ALERT_CHANNELS: &[&str] = &["slack", "webhook", "email"];
 pub const STEP_OUTCOMES: &[&str] = &[

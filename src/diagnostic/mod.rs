@@ -8,8 +8,8 @@ pub mod suggest;
 
 pub use code::Code;
 pub use kind::{
-    ALERT_CHANNELS, ALERT_METRICS, DiagnosticKind, RULE_ACTIONS, SIGNATURE_PRESETS, STEP_OUTCOMES,
-    Severity,
+    ALERT_CHANNELS, ALERT_METRICS, DiagnosticKind, MISSED_POLICIES, OVERLAP_POLICIES, RULE_ACTIONS,
+    SIGNATURE_PRESETS, STEP_OUTCOMES, Severity,
 };
 pub use render::{Report, Style, json_record, line_col};
 

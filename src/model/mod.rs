@@ -19,7 +19,8 @@ pub use step::{
     is_mutation,
 };
 pub use trigger::{
-    Cursor, Poll, Schedule, Signature, SignatureEncoding, SignaturePreset, Trigger, Webhook,
+    Cursor, Missed, Overlap, Poll, Schedule, Signature, SignatureEncoding, SignaturePreset,
+    Trigger, Webhook,
 };
 
 use crate::ast::{BinaryOp, Entry, Expr};

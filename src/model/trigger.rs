@@ -82,4 +82,55 @@ pub struct Schedule {
     /// UTC unless declared.
     pub timezone: chrono_tz::Tz,
     pub event: Option<Expr>,
+    pub overlap: Overlap,
+    pub missed: Missed,
+}
+
+/// What a schedule's tick does while the schedule's previous run is pending or running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// The tick is skipped, and recorded in the run history.
+    #[default]
+    Skip,
+    /// The tick waits for the run to end, unless another occurrence waits already (then it
+    /// is skipped): one waiting run at most, so a run slower than its interval never
+    /// builds a queue that only grows.
+    Queue,
+    /// The tick starts its run at once, beside the one in progress.
+    Allow,
+}
+
+impl Overlap {
+    /// The policy a spec names, as `overlap NAME` writes it.
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "skip" => Some(Self::Skip),
+            "queue" => Some(Self::Queue),
+            "allow" => Some(Self::Allow),
+            _ => None,
+        }
+    }
+}
+
+/// Which occurrences that fell while no process served the schedule (or while it was
+/// stalled) are made up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Missed {
+    /// None: the next occurrence runs as usual.
+    #[default]
+    Skip,
+    /// The latest missed occurrence runs once.
+    Latest,
+    /// Each missed occurrence within `within` of now, the newest `max` of them.
+    All {
+        within: Duration,
+        max: std::num::NonZeroU32,
+    },
+}
+
+impl Missed {
+    /// The most occurrences `missed all` may make up at once.
+    pub const MOST: u32 = 100;
+    /// How many `missed all` makes up when it does not say.
+    pub const DEFAULT_MAX: u32 = 10;
 }

@@ -132,6 +132,8 @@ pub struct SchedulePlan {
     pub text: String,
     pub timezone: chrono_tz::Tz,
     pub event: Option<Value>,
+    pub overlap: model::Overlap,
+    pub missed: model::Missed,
 }
 
 /// A webhook trigger: where it listens, how requests prove who sent them, and how a body
@@ -455,6 +457,8 @@ pub fn compile_parts(
                 text: schedule.cron.clone(),
                 timezone: schedule.timezone,
                 event: compiler.optional(schedule.event.as_ref())?,
+                overlap: schedule.overlap,
+                missed: schedule.missed,
             })
         })
         .collect::<Result<_, PlanError>>()?;

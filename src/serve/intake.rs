@@ -7,7 +7,7 @@
 //! 202 for events that would wait minutes.
 
 use super::Service;
-use crate::store::{Enqueued, InboxItem, NewEvents, Owner, Store, StoreError};
+use crate::store::{Enqueued, InboxItem, NewEvents, Owner, ScheduleMark, Store, StoreError};
 use serde_json::Value as Json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -127,13 +127,35 @@ impl Service {
         events: Vec<(Json, Option<String>)>,
         position: Option<(&str, &str)>,
     ) -> Result<Enqueued, StoreError> {
+        let position = position.map(|(t, p)| (t.to_string(), p.to_string()));
+        self.commit(integration, events, position, None).await
+    }
+
+    /// Commits the events of a schedule's tick together with what it handled (`mark`), and
+    /// hands those enqueued to the workers.
+    pub(super) async fn accept_tick(
+        &self,
+        integration: &str,
+        events: Vec<(Json, Option<String>)>,
+        mark: ScheduleMark,
+    ) -> Result<Enqueued, StoreError> {
+        self.commit(integration, events, None, Some(mark)).await
+    }
+
+    async fn commit(
+        &self,
+        integration: &str,
+        events: Vec<(Json, Option<String>)>,
+        position: Option<(String, String)>,
+        mark: Option<ScheduleMark>,
+    ) -> Result<Enqueued, StoreError> {
         let committed = commit(
             self.store.clone(),
             self.owner.clone(),
             self.intake.clone(),
             integration.to_string(),
             events,
-            position.map(|(t, p)| (t.to_string(), p.to_string())),
+            (position, mark),
         );
         tokio::spawn(committed)
             .await
@@ -147,13 +169,14 @@ async fn commit(
     intake: Arc<Intake>,
     integration: String,
     events: Vec<(Json, Option<String>)>,
-    position: Option<(String, String)>,
+    (position, mark): (Option<(String, String)>, Option<ScheduleMark>),
 ) -> Result<Enqueued, StoreError> {
     let new = NewEvents {
         integration: &integration,
         events: &events,
         position: position.as_ref().map(|(t, p)| (t.as_str(), p.as_str())),
         owner: Some(&owner),
+        mark: mark.as_ref(),
     };
     let enqueued = store.enqueue(new).await?;
     intake.hand_over(&integration, events, &enqueued);

@@ -8,8 +8,8 @@
 //! back sooner, as SQLite does, whose serving process holds the file alone).
 
 use super::{
-    DeadLetter, Finished, InboxItem, NewEvents, Owner, RunQuery, RunRecord, Store, TriggerHealth,
-    now,
+    DeadLetter, Finished, InboxItem, NewEvents, Owner, RunQuery, RunRecord, ScheduleMark,
+    ScheduleState, Store, TriggerHealth, now,
 };
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -42,6 +42,7 @@ macro_rules! conformance {
             runs_are_read_newest_first_by_integration_outcome_time_and_number,
             saved_trigger_health_replaces_each_trigger_kept,
             a_poll_position_is_kept_per_integration_and_trigger,
+            a_schedule_mark_commits_with_its_runs_and_skips,
             refresh_tokens_are_kept_per_integration_and_connection,
         );
     };
@@ -137,6 +138,7 @@ fn run(integration: &str, outcome: &str, started_at: i64) -> RunRecord {
         attempts: 1,
         error: (outcome != "succeeded").then(|| format!("post: {outcome}")),
         event: None,
+        reason: None,
     }
 }
 
@@ -585,6 +587,63 @@ async fn saved_trigger_health_replaces_each_trigger_kept(fresh: Fresh) {
         [health("a", "poll 0", 3), webhook],
         "by integration and trigger, the last saved of each"
     );
+}
+
+async fn a_schedule_mark_commits_with_its_runs_and_skips(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert_eq!(store.schedule_state("a", "schedule 0").unwrap(), None);
+    let mark = |occurrence: i64, waiting: Vec<i64>, skipped: Vec<RunRecord>| ScheduleMark {
+        trigger: "schedule 0".into(),
+        schedule: "0 9 * * MON Europe/Paris".into(),
+        occurrence,
+        waiting,
+        skipped,
+    };
+    let events = numbered([1]);
+    let skip = RunRecord::skipped("a", "the occurrence at 09:00 did not run".into());
+    let first = mark(100, vec![90], vec![skip.clone()]);
+    let enqueued = store
+        .enqueue(NewEvents::of("a", &events).marking(&first))
+        .await
+        .unwrap();
+    let run = enqueued.ids[0].unwrap();
+    let state = store.schedule_state("a", "schedule 0").unwrap().unwrap();
+    assert_eq!(
+        state,
+        ScheduleState {
+            schedule: "0 9 * * MON Europe/Paris".into(),
+            occurrence: 100,
+            waiting: vec![90],
+            busy: Some(run),
+        },
+        "the mark, and the run it enqueued as the one in progress, in one write"
+    );
+    let runs = store.runs(&RunQuery::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].1, skip,
+        "a skip is a run of the history, with its reason"
+    );
+    // A tick that enqueues nothing leaves the run in progress as it was.
+    let second = mark(200, Vec::new(), Vec::new());
+    store
+        .enqueue(NewEvents::of("a", &[]).marking(&second))
+        .await
+        .unwrap();
+    let state = store.schedule_state("a", "schedule 0").unwrap().unwrap();
+    assert_eq!(
+        (state.occurrence, state.waiting, state.busy),
+        (200, Vec::new(), Some(run))
+    );
+    // Once the run ends, the schedule is free.
+    let owner = alive();
+    let claimed = store.claim(&owner, 1, &names(&["a"])).await.unwrap();
+    assert_eq!(claimed[0].id, run);
+    store.finish(run, Finished::Done, None).await.unwrap();
+    let state = store.schedule_state("a", "schedule 0").unwrap().unwrap();
+    assert_eq!(state.busy, None);
+    assert_eq!(store.schedule_state("a", "schedule 1").unwrap(), None);
+    assert_eq!(store.schedule_state("b", "schedule 0").unwrap(), None);
 }
 
 async fn a_poll_position_is_kept_per_integration_and_trigger(fresh: Fresh) {

@@ -66,6 +66,9 @@ pub struct NewEvents<'a> {
     pub position: Option<(&'a str, &'a str)>,
     /// The owner that claims the events as they are enqueued.
     pub owner: Option<&'a Owner>,
+    /// What a schedule's tick handled, stored in the same write: an occurrence is marked
+    /// handled exactly when its run is enqueued (or its skip recorded).
+    pub mark: Option<&'a super::ScheduleMark>,
 }
 
 impl<'a> NewEvents<'a> {
@@ -76,6 +79,7 @@ impl<'a> NewEvents<'a> {
             events,
             position: None,
             owner: None,
+            mark: None,
         }
     }
 
@@ -83,6 +87,14 @@ impl<'a> NewEvents<'a> {
     pub fn at(self, trigger: &'a str, position: Option<&'a str>) -> Self {
         Self {
             position: position.map(|p| (trigger, p)),
+            ..self
+        }
+    }
+
+    /// The same events, with what a schedule's tick handled.
+    pub fn marking(self, mark: &'a super::ScheduleMark) -> Self {
+        Self {
+            mark: Some(mark),
             ..self
         }
     }

@@ -9,6 +9,7 @@ mod inbox;
 mod location;
 pub mod private;
 mod records;
+mod schedules;
 mod schema;
 mod sqlite;
 mod sqlite_checkpoint;
@@ -20,6 +21,7 @@ mod triggers;
 pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending};
 pub use location::{Location, UrlProblem};
 pub use records::{DeadLetter, Pruned, Records, RunQuery, RunRecord};
+pub use schedules::{ScheduleMark, ScheduleState};
 pub use sqlite::SqliteStore;
 pub use triggers::TriggerHealth;
 

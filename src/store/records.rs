@@ -16,6 +16,13 @@ pub trait Records: RefreshTokens + Send + Sync {
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
     /// Every dead letter, oldest first, with its id.
     fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError>;
+    /// What is kept of schedule trigger `trigger`: its last occurrence handled, whether its
+    /// last run is pending or running, and the occurrences waiting for it.
+    fn schedule_state(
+        &self,
+        integration: &str,
+        trigger: &str,
+    ) -> Result<Option<super::ScheduleState>, StoreError>;
     /// The stored position of poll trigger `trigger`.
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
     /// Inbox events by status, for tests and operations.
@@ -138,7 +145,8 @@ pub fn interrupted_reason(runs: u32) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunRecord {
     pub integration: String,
-    /// `succeeded`, `failed` or `dead_lettered`.
+    /// `succeeded`, `failed`, `dead_lettered`, or `skipped` (a schedule's occurrence that
+    /// did not run, with its `reason`).
     pub outcome: String,
     /// Seconds since the Unix epoch.
     pub started_at: i64,
@@ -149,6 +157,9 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// The inbox event the run was of; `None` for `integ run`, which has no inbox.
     pub event: Option<i64>,
+    /// Why a run was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl RunRecord {
@@ -163,6 +174,21 @@ impl RunRecord {
             attempts: 0,
             error: Some(interrupted_reason(runs)),
             event: Some(event),
+            reason: None,
+        }
+    }
+
+    /// The record of an occurrence of a schedule that did not run, and why.
+    pub fn skipped(integration: &str, reason: String) -> Self {
+        Self {
+            integration: integration.to_string(),
+            outcome: "skipped".into(),
+            started_at: now(),
+            duration_ms: 0,
+            attempts: 0,
+            error: None,
+            event: None,
+            reason: Some(reason),
         }
     }
 
@@ -191,6 +217,7 @@ impl RunRecord {
                 secrets.redact(&format!("{}: {}", s.name, s.error.as_deref().unwrap_or("")))
             }),
             event,
+            reason: None,
         }
     }
 }

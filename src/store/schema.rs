@@ -96,6 +96,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // Running events are a seek in `inbox_claim`, so these need no index.
     "ALTER TABLE inbox ADD COLUMN owner TEXT;
     ALTER TABLE inbox ADD COLUMN lease_until INTEGER",
+    // Each schedule's last occurrence handled, the inbox event of its last run (is it still
+    // pending or running?) and the occurrences waiting for that run (a JSON array), written
+    // in the write that enqueues an occurrence's run. A run may be `skipped`, with why.
+    "CREATE TABLE schedules (
+        integration TEXT NOT NULL,
+        trigger     TEXT NOT NULL,
+        schedule    TEXT NOT NULL,
+        occurrence  INTEGER NOT NULL,
+        event       INTEGER,
+        waiting     TEXT NOT NULL,
+        PRIMARY KEY (integration, trigger)
+    );
+    ALTER TABLE runs ADD COLUMN reason TEXT",
 ];
 
 /// The schema version of a state file: how many migrations ran on it.

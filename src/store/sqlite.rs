@@ -148,8 +148,9 @@ pub(super) fn insert_dead_letter(
 pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
     exec(
         connection,
-        "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error, event)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error, event,
+             reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             run.integration,
             run.outcome,
@@ -157,7 +158,8 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
             run.duration_ms,
             run.attempts,
             run.error,
-            run.event
+            run.event,
+            run.reason
         ],
     )?;
     Ok(())
@@ -408,6 +410,7 @@ mod tests {
             attempts: 1,
             error: None,
             event: Some(claimed[0].id),
+            reason: None,
         };
         store.record_run(&run).unwrap();
         let hour = std::time::Duration::from_secs(3600);

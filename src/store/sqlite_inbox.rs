@@ -3,7 +3,9 @@
 
 use super::SqliteStore;
 use super::sqlite::{exec, insert_dead_letter, insert_run};
-use super::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, RunRecord};
+use super::{
+    Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, RunRecord, ScheduleMark,
+};
 use rusqlite::{Connection, params};
 use serde_json::Value as Json;
 
@@ -18,18 +20,22 @@ impl Inbox for SqliteStore {
             .collect();
         let position = new.position.map(|(t, p)| (t.to_string(), p.to_string()));
         let owner = new.owner.cloned();
+        let mark = new.mark.cloned();
         self.writer.call(move |transaction, now| {
             let claim = owner.as_ref().map(|o| (o.name(), o.lease_until(now)));
             let ids = events
                 .iter()
                 .map(|(event, key)| insert_event(transaction, &integration, event, key.as_deref(), claim, now))
-                .collect::<rusqlite::Result<_>>()?;
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             if let Some((trigger, position)) = &position {
                 exec(
                     transaction,
                     "INSERT OR REPLACE INTO cursors (integration, trigger, position) VALUES (?1, ?2, ?3)",
                     params![integration, trigger, position],
                 )?;
+            }
+            if let Some(mark) = &mark {
+                write_mark(transaction, &integration, mark, &ids)?;
             }
             Ok(Enqueued { ids, at: now })
         })
@@ -118,6 +124,39 @@ impl Inbox for SqliteStore {
             Ok(usize::try_from(count).unwrap_or(0))
         })
     }
+}
+
+/// Keeps what a schedule's tick handled, with the last event it enqueued as the
+/// schedule's run in progress (an occurrence dropped as a duplicate leaves the one before),
+/// and the runs it skipped.
+fn write_mark(
+    transaction: &Connection,
+    integration: &str,
+    mark: &ScheduleMark,
+    ids: &[Option<i64>],
+) -> rusqlite::Result<()> {
+    let event = ids.iter().rev().find_map(|id| *id);
+    let waiting = serde_json::to_string(&mark.waiting).unwrap_or_else(|_| "[]".into());
+    exec(
+        transaction,
+        "INSERT INTO schedules (integration, trigger, schedule, occurrence, event, waiting)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (integration, trigger) DO UPDATE SET schedule = excluded.schedule,
+             occurrence = excluded.occurrence, waiting = excluded.waiting,
+             event = coalesce(excluded.event, schedules.event)",
+        params![
+            integration,
+            mark.trigger,
+            mark.schedule,
+            mark.occurrence,
+            event,
+            waiting
+        ],
+    )?;
+    for run in &mark.skipped {
+        insert_run(transaction, run)?;
+    }
+    Ok(())
 }
 
 /// Inserts one event unless its dedupe key was seen; returns its id, or `None` for a

@@ -3,7 +3,9 @@
 //! path: on the records' connection, outside the writer thread.
 
 use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
-use super::{DeadLetter, Pruned, Records, RunQuery, RunRecord, StoreError, TriggerHealth, now};
+use super::{
+    DeadLetter, Pruned, Records, RunQuery, RunRecord, ScheduleState, StoreError, TriggerHealth, now,
+};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 impl SqliteStore {
@@ -87,6 +89,42 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
+    fn schedule_state(
+        &self,
+        integration: &str,
+        trigger: &str,
+    ) -> Result<Option<ScheduleState>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let row = connection
+            .query_row(
+                "SELECT schedule, occurrence, waiting, CASE WHEN inbox.status IN ('pending', 'running')
+                     THEN inbox.id END
+                 FROM schedules LEFT JOIN inbox ON inbox.id = schedules.event
+                 WHERE schedules.integration = ?1 AND trigger = ?2",
+                params![integration, trigger],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, Option<i64>>(3)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        Ok(
+            row.map(|(schedule, occurrence, waiting, busy)| ScheduleState {
+                schedule,
+                occurrence,
+                // The store wrote this array; one edited by hand into something else waits for
+                // nothing rather than stop the schedule.
+                waiting: serde_json::from_str(&waiting).unwrap_or_default(),
+                busy,
+            }),
+        )
+    }
+
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let mut statement = connection
@@ -166,7 +204,8 @@ impl Records for SqliteStore {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let mut statement = connection
             .prepare(
-                "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event
+                "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event,
+                     reason
                  FROM runs
                  WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR outcome IN ('failed', 'dead_lettered'))
                    AND (?3 IS NULL OR started_at >= ?3)
@@ -187,6 +226,7 @@ impl Records for SqliteStore {
                     attempts: row.get(5)?,
                     error: row.get(6)?,
                     event: row.get(7)?,
+                    reason: row.get(8)?,
                 };
                 Ok((row.get(0)?, record))
             })

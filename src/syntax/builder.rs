@@ -405,6 +405,10 @@ impl Builder {
                         let setting = match p.as_rule() {
                             Rule::timezone => ScheduleSetting::Timezone(self.first_text(p)?),
                             Rule::schedule_event => ScheduleSetting::Event(self.first_expr(p)?),
+                            Rule::overlap => {
+                                ScheduleSetting::Overlap(name(Children::of(p).expect(Rule::name)?))
+                            }
+                            Rule::missed => ScheduleSetting::Missed(self.missed(p)?),
                             _ => return bug(&p, "unknown schedule setting"),
                         };
                         Ok(Spanned::new(setting, at))
@@ -416,6 +420,20 @@ impl Builder {
             _ => return bug(&children.next()?, "unknown trigger"),
         };
         Ok(Trigger { kind, span: at })
+    }
+
+    /// `missed all within 7d max 10`.
+    fn missed(&mut self, pair: Pair<'_, Rule>) -> Built<Missed> {
+        let mut children = Children::of(pair);
+        Ok(Missed {
+            policy: name(children.expect(Rule::name)?),
+            within: children
+                .optional(Rule::duration)
+                .map(|p| self.spanned_duration(p)),
+            max: children
+                .optional(Rule::integer)
+                .map(|p| self.spanned_u32(p)),
+        })
     }
 
     fn webhook_setting(&mut self, pair: Pair<'_, Rule>) -> Built<Spanned<WebhookSetting>> {
