@@ -158,6 +158,26 @@ fn triggers_resolve_their_presets_and_defaults() {
     );
     assert!(matches!(poll.cursor, Some(Cursor::LinkHeader)));
     assert_eq!(paris.timezone, chrono_tz::Europe::Paris);
+    assert_eq!(
+        (paris.overlap, paris.missed),
+        (Overlap::Skip, Missed::Skip),
+        "no overlap and nothing made up unless declared"
+    );
+    let policies = model(
+        r#"integration p {
+  connection api { base_url "https://api.example.com" }
+  trigger schedule "0 9 * * MON" { overlap allow missed all within 14d }
+  step get = api GET "/x"
+}"#,
+    );
+    let [Trigger::Schedule(weekly)] = policies.triggers.as_slice() else {
+        panic!("{:?}", policies.triggers)
+    };
+    let expected = Missed::All {
+        within: Duration::from_secs(14 * 86_400),
+        max: std::num::NonZeroU32::new(Missed::DEFAULT_MAX).unwrap(),
+    };
+    assert_eq!((weekly.overlap, weekly.missed), (Overlap::Allow, expected));
     assert_eq!(utc.timezone, chrono_tz::UTC);
 }
 

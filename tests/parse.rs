@@ -307,6 +307,40 @@ fn schedule_and_manual_triggers() {
 }
 
 #[test]
+fn schedule_policies_parse_as_names_with_their_bounds() {
+    let (i, _) = parse(
+        r#"  trigger schedule "0 9 * * MON" { overlap queue missed all within 7d max 3 }
+  trigger schedule "0 9 * * *" { missed latest }"#,
+    );
+    let TriggerKind::Schedule(weekly) = &i.triggers[0].kind else {
+        panic!()
+    };
+    let ScheduleSetting::Overlap(overlap) = &weekly.settings[0].node else {
+        panic!()
+    };
+    assert_eq!(overlap.node, "queue");
+    let ScheduleSetting::Missed(missed) = &weekly.settings[1].node else {
+        panic!()
+    };
+    assert_eq!(missed.policy.node, "all");
+    assert_eq!(
+        missed.within.as_ref().map(|w| w.node),
+        Some(Duration::from_secs(7 * 86_400))
+    );
+    assert_eq!(missed.max.as_ref().map(|m| m.node), Some(3));
+    let TriggerKind::Schedule(daily) = &i.triggers[1].kind else {
+        panic!()
+    };
+    let ScheduleSetting::Missed(latest) = &daily.settings[0].node else {
+        panic!()
+    };
+    assert_eq!(
+        (latest.policy.node.as_str(), &latest.within, &latest.max),
+        ("latest", &None, &None)
+    );
+}
+
+#[test]
 fn step_call_line_and_request_settings() {
     let step = only_step(
         r#"  step contact = crm GET "/contacts/{{ event.id }}" {
