@@ -367,3 +367,39 @@ async fn sigkills_at_any_moment_neither_lose_nor_double_an_occurrence() {
         "each occurrence from the first to the last, once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_cron_makes_up_nothing_of_the_old_one_and_fires_on_its_own() {
+    // n8n (#23711): after a schedule was changed, its trigger dropped occurrences for good.
+    // The mark of the old cron is not the new one's: nothing before the restart is missed.
+    let sink = sink(Duration::ZERO).await;
+    let every = "missed all within 1h max 100";
+    let dir = report_dir("schedule-changed", &sink, "* * * * * *", every);
+    let mut child = serve(&dir).await;
+    until("a report of the old cron", || !sink.requests().is_empty()).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = sink.requests().len();
+    let spec = std::fs::read_to_string(dir.join("report.integ")).unwrap();
+    let spec = spec.replace(r#""* * * * * *""#, r#""*/2 * * * * *""#);
+    std::fs::write(dir.join("report.integ"), spec).unwrap();
+    let restarted = now();
+    let mut child = serve(&dir).await;
+    until("two reports of the new cron", || {
+        sink.requests().len() >= before + 2
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let new = &reported(&sink)[before..];
+    assert!(
+        // A run the kill interrupted runs again, with its old time.
+        new.iter()
+            .all(|at| *at <= killed || (*at >= restarted && at % 2 == 0)),
+        "only occurrences of the new cron after the restart: {new:?} (killed at {killed}, \
+         restarted at {restarted})"
+    );
+    assert!(skips(&dir).is_empty(), "{:?}", skips(&dir));
+}
