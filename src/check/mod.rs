@@ -5,6 +5,7 @@
 //! known from the text.
 
 mod connections;
+mod daylight_saving;
 mod expressions;
 mod http_values;
 mod jsonpath_regex;

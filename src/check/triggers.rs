@@ -196,6 +196,30 @@ impl Checker<'_> {
                 }
             }
         }
+        if let Ok(cron) = &parsed {
+            self.daylight_saving(schedule, cron);
+        }
+    }
+
+    /// W017: a schedule that fires about once a day at a local time its zone skips or
+    /// repeats once a year.
+    fn daylight_saving(&mut self, schedule: &Schedule, cron: &croner::Cron) {
+        let zone = schedule.settings.iter().find_map(|s| match &s.node {
+            ScheduleSetting::Timezone(zone) => chrono_tz::Tz::from_str(&zone.value).ok(),
+            _ => None,
+        });
+        let Some(zone) = zone else { return };
+        let Some(interval) = shortest_interval(cron) else {
+            return;
+        };
+        if let Some(time) = super::daylight_saving::clash(cron, zone, interval) {
+            let kind = DiagnosticKind::ScheduleInDaylightSavingChange {
+                cron: schedule.cron.value.clone(),
+                zone: zone.name().to_string(),
+                time,
+            };
+            self.report(kind, schedule.cron.span);
+        }
     }
 
     /// `missed POLICY [within D] [max N]`: a known policy, and `all` bounded by a window
@@ -251,7 +275,7 @@ impl Checker<'_> {
 
 /// The shortest time between two of the next occurrences of `cron` (UTC), if it fires
 /// twice: the widest window that can still hold only one.
-fn shortest_interval(cron: &croner::Cron) -> Option<Duration> {
+pub(super) fn shortest_interval(cron: &croner::Cron) -> Option<Duration> {
     let start = chrono::Utc::now();
     let times: Vec<_> = cron.clone().iter_after(start).take(64).collect();
     times

@@ -110,4 +110,5 @@ codes! {
     RuleHidesFailures = "W012",
     PartialMutationAccepted = "W013",
     WindowShorterThanInterval = "W016",
+    ScheduleInDaylightSavingChange = "W017",
 }

@@ -290,6 +290,12 @@ pub enum DiagnosticKind {
         "the window of `missed all` ({window}) is shorter than the time between two occurrences ({interval})"
     )]
     WindowShorterThanInterval { window: String, interval: String },
+    #[error("`{cron}` fires at {time} in `{zone}`, a time daylight saving skips or repeats")]
+    ScheduleInDaylightSavingChange {
+        cron: String,
+        zone: String,
+        time: String,
+    },
 }
 
 impl DiagnosticKind {
@@ -384,6 +390,7 @@ impl DiagnosticKind {
             Self::MissedOptionUnused { .. } => Code::MissedOptionUnused,
             Self::MadeUpOutOfRange { .. } => Code::MadeUpOutOfRange,
             Self::WindowShorterThanInterval { .. } => Code::WindowShorterThanInterval,
+            Self::ScheduleInDaylightSavingChange { .. } => Code::ScheduleInDaylightSavingChange,
         }
     }
 
@@ -533,6 +540,7 @@ impl DiagnosticKind {
             Self::MissedAllWithoutWindow => "say how far back to look and, if 10 is not the right cap, how many at most: `missed all within 7d max 10`".into(),
             Self::MissedOptionUnused { .. } => "remove it, or make up every missed occurrence in a window: `missed all within 7d max 10`".into(),
             Self::MadeUpOutOfRange { most, .. } => format!("a schedule down for a long while would start that many runs at once; use a number from 1 to {most}"),
+            Self::ScheduleInDaylightSavingChange { .. } => "the day the clocks go forward it runs when the gap ends; the day they go back it runs once, at the first of the two; pick a time outside the change if the hour matters".into(),
             Self::WindowShorterThanInterval { .. } => "such a window holds one occurrence at most: write `missed latest`, or widen the window to the days you want made up".into(),
         })
     }
