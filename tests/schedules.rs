@@ -403,3 +403,37 @@ async fn a_changed_cron_makes_up_nothing_of_the_old_one_and_fires_on_its_own() {
     );
     assert!(skips(&dir).is_empty(), "{:?}", skips(&dir));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_a_sigkill_interrupted_still_holds_off_the_next_ticks_after_the_restart() {
+    // The run in progress is the store's to know, not the process's: after a restart the
+    // interrupted run runs again, and ticks that come meanwhile are skipped.
+    let sink = sink(Duration::from_secs(4)).await;
+    let dir = report_dir("schedule-overlap-restart", &sink, "* * * * * *", "");
+    let mut child = serve(&dir).await;
+    until("a run in progress", || !sink.requests().is_empty()).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let interrupted = reported(&sink)[0];
+    let mut child = serve(&dir).await;
+    until("the interrupted run and the next", || {
+        sink.requests().len() >= 3
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let requests = sink.requests();
+    assert_eq!(reported(&sink)[1], interrupted, "the interrupted run first");
+    let gap = requests[2].at - requests[1].at;
+    assert!(
+        gap >= Duration::from_millis(3_900),
+        "the next run started {gap:?} into the one before, which took 4 s"
+    );
+    assert!(
+        skips(&dir)
+            .iter()
+            .any(|s| s.contains("is pending or running")),
+        "{:?}",
+        skips(&dir)
+    );
+}
