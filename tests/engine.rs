@@ -2119,3 +2119,42 @@ async fn graphql_partial_data_fails_by_default_and_is_kept_when_accepted() {
     );
     assert_eq!(report.outcome, RunOutcome::Succeeded);
 }
+
+#[tokio::test]
+async fn rules_read_headers_and_status_and_an_empty_body_never_crashes_them() {
+    let api = MockServer::start(vec![
+        route(
+            "GET",
+            "/store",
+            vec![ok(json!({"name": "shop"})).with_header("X-Store-Status", "closed")],
+        ),
+        route(
+            "DELETE",
+            "/carts/1",
+            vec![MockResponse::json(204, Json::Null)],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration headers {
+  connection api {
+    base_url "{api}"
+    auth bearer secret("TOKEN")
+    rules {
+      when "{{ headers['x-store-status'] == 'closed' and status == 200 }}" empty
+      2xx when $.ok == false fail
+    }
+  }
+  trigger manual
+  step store = api GET "/store"
+  step cart = api DELETE "/carts/1" { on_error fail }
+}"#;
+    let engine = engine(spec, &[&api], &[("TOKEN", "t")], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    assert_eq!(
+        step(&report, "store").warnings,
+        ["a response rule took the answer (status 200) as empty"]
+    );
+    assert_eq!(step(&report, "cart").requests[0].status, Some(204));
+}
