@@ -2,7 +2,12 @@
 //! the stand-in for an API in `integ test`, and in integ's own tests.
 //!
 //! A route answers its responses in order and repeats the last one, so a test can declare
-//! "503, then 201". A request no route matches gets a 404 that names it.
+//! "503, then 201". A `Stub` is a route with more to match (query parameters, a condition
+//! on the body) that may refuse a request after its last response. When several match a
+//! request, the most specific answers (the most query parameters, plus one for a body
+//! condition); two equally specific ones are a mistake of the test. A request that no stub
+//! answers gets a 404 that names it and the closest stub, with why it did not match, and is
+//! kept as a problem (`MockServer::problems`) for the test to fail on.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -19,6 +24,99 @@ pub struct Route {
     /// The full request path, without the query.
     pub path: String,
     pub responses: Vec<MockResponse>,
+}
+
+/// A route with more to match, as `integ test` declares its mocks.
+#[derive(Debug, Clone)]
+pub struct Stub {
+    pub route: Route,
+    /// Query parameters the request must carry; it may carry more.
+    pub query: Vec<(String, String)>,
+    /// A condition on the request's body (decoded as `Recorded::body`).
+    pub body: Option<BodyCondition>,
+    /// After the last response: repeat it, or refuse the request as one too many.
+    pub repeats: bool,
+    /// How messages name the stub (`mock api GET "/orders?page=2"`).
+    pub label: String,
+}
+
+impl From<Route> for Stub {
+    fn from(route: Route) -> Self {
+        let label = format!("{} {}", route.method, route.path);
+        Self {
+            route,
+            query: Vec::new(),
+            body: None,
+            repeats: true,
+            label,
+        }
+    }
+}
+
+/// A test of a request body, shared by the server's tasks.
+#[derive(Clone)]
+pub struct BodyCondition(pub Arc<dyn Fn(&Json) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for BodyCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BodyCondition")
+    }
+}
+
+impl Stub {
+    /// Query parameters and a body condition each make a stub more specific.
+    fn specificity(&self) -> usize {
+        self.query.len() + usize::from(self.body.is_some())
+    }
+
+    /// Why the stub does not match `request`, in words; `None` when it does.
+    fn mismatch(&self, request: &Recorded) -> Option<String> {
+        let route = &self.route;
+        if !route.method.eq_ignore_ascii_case(&request.method) {
+            return Some(format!("it is a {} mock", route.method));
+        }
+        if !crate::engine::url::same_path(&route.path, &request.path) {
+            return Some(format!("its path is {}", route.path));
+        }
+        for (name, value) in &self.query {
+            let sent: Vec<&str> = request
+                .query
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .collect();
+            if !sent.contains(&value.as_str()) {
+                let got = match sent.as_slice() {
+                    [] => "the request has none".to_string(),
+                    sent => format!("the request has {name}={}", sent.join(",")),
+                };
+                return Some(format!("it wants query {name}={value}, {got}"));
+            }
+        }
+        match &self.body {
+            Some(condition) if !(condition.0)(&request.body) => Some(format!(
+                "its `where` is false for the body {}",
+                request.body
+            )),
+            _ => None,
+        }
+    }
+
+    /// How close the stub comes to matching `request`: same method, same path, how many
+    /// query parameters agree.
+    fn closeness(&self, request: &Recorded) -> (bool, bool, usize) {
+        let route = &self.route;
+        let agreeing = self
+            .query
+            .iter()
+            .filter(|pair| request.query.contains(pair))
+            .count();
+        (
+            crate::engine::url::same_path(&route.path, &request.path),
+            route.method.eq_ignore_ascii_case(&request.method),
+            agreeing,
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -83,10 +181,12 @@ impl Recorded {
 
 #[derive(Debug, Default)]
 struct Shared {
-    routes: Vec<Route>,
-    /// How many times each route answered.
+    stubs: Vec<Stub>,
+    /// How many times each stub answered.
     served: Vec<usize>,
     log: Vec<Recorded>,
+    /// Requests the stubs could not answer as declared, in words.
+    problems: Vec<String>,
 }
 
 /// A running mock server; it stops when dropped.
@@ -100,11 +200,17 @@ pub struct MockServer {
 impl MockServer {
     /// Starts a server on a free port of 127.0.0.1.
     pub async fn start(routes: Vec<Route>) -> std::io::Result<Self> {
-        let served = vec![0; routes.len()];
+        Self::with_stubs(routes.into_iter().map(Stub::from).collect()).await
+    }
+
+    /// Starts a server answering `stubs`, on a free port of 127.0.0.1.
+    pub async fn with_stubs(stubs: Vec<Stub>) -> std::io::Result<Self> {
+        let served = vec![0; stubs.len()];
         let shared = Arc::new(Mutex::new(Shared {
-            routes,
+            stubs,
             served,
             log: Vec::new(),
+            problems: Vec::new(),
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -133,6 +239,15 @@ impl MockServer {
     /// How many requests arrived so far, without copying them.
     pub fn request_count(&self) -> usize {
         self.shared.lock().map(|s| s.log.len()).unwrap_or_default()
+    }
+
+    /// Each request the stubs could not answer as declared (no stub matched, two matched
+    /// equally, a stub's responses were used up), in words, in order.
+    pub fn problems(&self) -> Vec<String> {
+        self.shared
+            .lock()
+            .map(|s| s.problems.clone())
+            .unwrap_or_default()
     }
 
     /// Every request received so far, in order.
@@ -179,7 +294,6 @@ async fn answer(
         raw_body: String::from_utf8_lossy(&body).into_owned(),
         at: Instant::now(),
     };
-    let path = recorded.path.clone();
     let Some(reply) = record(&shared, recorded) else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -188,37 +302,102 @@ async fn answer(
             .into_response();
     };
     match reply {
-        Some(reply) => {
+        Ok(reply) => {
             tokio::time::sleep(reply.delay).await;
             respond(reply)
         }
-        None => {
-            let message = format!("no mock for {method} {path}");
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({ "error": message })),
-            )
-                .into_response()
-        }
+        Err(message) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": message })),
+        )
+            .into_response(),
     }
 }
 
-/// Logs the request and picks the route's next response; `None` if the state is poisoned,
-/// `Some(None)` when no route matches. Not async: the lock is never held across a wait.
-fn record(shared: &Mutex<Shared>, recorded: Recorded) -> Option<Option<MockResponse>> {
+/// Logs the request and picks the next response of the stub that answers it; `None` if the
+/// state is poisoned, `Some(Err)` with why no stub answers. Not async: the lock is never
+/// held across a wait.
+fn record(shared: &Mutex<Shared>, recorded: Recorded) -> Option<Result<MockResponse, String>> {
     let mut shared = shared.lock().ok()?;
-    let route = shared.routes.iter().position(|r| {
-        r.method.eq_ignore_ascii_case(&recorded.method)
-            && crate::engine::url::same_path(&r.path, &recorded.path)
-    });
-    let reply = route.and_then(|index| {
-        let served = shared.served[index];
-        shared.served[index] += 1;
-        let responses = &shared.routes[index].responses;
-        responses.get(served).or(responses.last()).cloned()
-    });
+    let reply = pick(&mut shared, &recorded);
+    if let Err(problem) = &reply {
+        shared.problems.push(problem.clone());
+    }
     shared.log.push(recorded);
     Some(reply)
+}
+
+/// The response for `request`: from the most specific stub that matches it.
+fn pick(shared: &mut Shared, request: &Recorded) -> Result<MockResponse, String> {
+    let shown = shown_request(request);
+    let matching: Vec<usize> = (0..shared.stubs.len())
+        .filter(|&i| shared.stubs[i].mismatch(request).is_none())
+        .collect();
+    let Some(best) = matching
+        .iter()
+        .map(|&i| shared.stubs[i].specificity())
+        .max()
+    else {
+        let closest = shared
+            .stubs
+            .iter()
+            .max_by_key(|stub| stub.closeness(request))
+            .map(|stub| {
+                let why = stub.mismatch(request).unwrap_or_default();
+                format!("; the closest, {}, does not match: {why}", stub.label)
+            })
+            .unwrap_or_default();
+        return Err(format!("no mock answers {shown}{closest}"));
+    };
+    let tied: Vec<usize> = matching
+        .into_iter()
+        .filter(|&i| shared.stubs[i].specificity() == best)
+        .collect();
+    let [index] = tied[..] else {
+        let labels: Vec<&str> = tied
+            .iter()
+            .map(|&i| shared.stubs[i].label.as_str())
+            .collect();
+        return Err(format!(
+            "{shown} matches {} equally: tell them apart with a query parameter or `where`",
+            labels.join(" and ")
+        ));
+    };
+    let served = shared.served[index];
+    shared.served[index] = served.saturating_add(1);
+    let stub = &shared.stubs[index];
+    let responses = &stub.route.responses;
+    match responses.get(served) {
+        Some(response) => Ok(response.clone()),
+        None if stub.repeats => responses
+            .last()
+            .cloned()
+            .ok_or_else(|| format!("{} has no response", stub.label)),
+        None => Err(format!(
+            "{shown} is request {} to {}, which has {} answers: one more than the test expects",
+            served.saturating_add(1),
+            stub.label,
+            responses.len()
+        )),
+    }
+}
+
+/// `GET /orders?page=2`, as messages show a request.
+fn shown_request(request: &Recorded) -> String {
+    if request.query.is_empty() {
+        return format!("{} {}", request.method, request.path);
+    }
+    let shown = request.query.iter().map(|(name, value)| {
+        if crate::secrets::is_credential_name(name) {
+            (name.as_str(), crate::secrets::REDACTED)
+        } else {
+            (name.as_str(), value.as_str())
+        }
+    });
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(shown)
+        .finish();
+    format!("{} {}?{query}", request.method, request.path)
 }
 
 fn respond(reply: MockResponse) -> Response {

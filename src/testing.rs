@@ -6,7 +6,7 @@
 //! connections send a fixed test token: tests need no credentials.
 
 use crate::engine::{Engine, EngineError, Options, RunReport};
-use crate::mock::{MockResponse, MockServer, Recorded, Route};
+use crate::mock::{BodyCondition, MockResponse, MockServer, Recorded, Route, Stub};
 use crate::plan::{ExpectationPlan, Plan, Scope, TestPlan, Value};
 use crate::secrets::Secrets;
 use serde::Serialize;
@@ -55,16 +55,33 @@ pub struct StandIns {
 impl StandIns {
     /// Starts the stand-ins of `test`: every connection gets one, mocked or not, so that
     /// nothing reaches a real API.
-    pub async fn start(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> std::io::Result<Self> {
+    pub async fn start(
+        plan: &Arc<Plan>,
+        test: &TestPlan,
+        secrets: &Secrets,
+    ) -> std::io::Result<Self> {
         let base_paths = base_paths(plan, secrets);
         let mut servers = Vec::new();
         for (index, base_path) in base_paths.iter().enumerate() {
-            servers.push(MockServer::start(routes(plan, test, index, base_path, secrets)).await?);
+            let stubs = routes(plan, test, index, base_path, secrets);
+            servers.push(MockServer::with_stubs(stubs).await?);
         }
         Ok(Self {
             servers,
             base_paths,
         })
+    }
+
+    /// Each request a stand-in could not answer as the test declares, in words: every one
+    /// fails the test, whatever the steps' outcomes.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = Vec::new();
+        for problem in self.servers.iter().flat_map(MockServer::problems) {
+            if !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+        problems
     }
 
     /// Engine options that point every connection at its stand-in, with a fixed OAuth2
@@ -96,6 +113,7 @@ async fn run_test(plan: Arc<Plan>, test: &TestPlan) -> Result<TestResult, TestEr
         .expectations
         .iter()
         .filter_map(|expectation| check(&plan, expectation, &stand_ins, &runs, &secrets))
+        .chain(stand_ins.problems())
         .chain(undeclared_failures(test, &runs))
         .map(|failure| engine.secrets().redact(&failure))
         .collect::<Vec<_>>();
@@ -126,54 +144,59 @@ fn eval(plan: &Plan, value: &Value, document: &Json, secrets: &Secrets) -> Optio
     value.eval(&plan.templates, &scope).ok().flatten()
 }
 
-/// The routes of connection `index`: its mocks, in order; mocks of one method and path
-/// answer in turn, the last repeating.
+/// The stubs of connection `index`: its mocks, each with what it matches and its answers.
 fn routes(
-    plan: &Plan,
+    plan: &Arc<Plan>,
     test: &TestPlan,
     index: usize,
     base_path: &str,
     secrets: &Secrets,
-) -> Vec<Route> {
-    let mut routes: Vec<Route> = Vec::new();
-    for mock in test.mocks.iter().filter(|m| m.connection == index) {
-        let response = MockResponse {
-            delay: std::time::Duration::ZERO,
-            status: mock.status,
-            body: mock
-                .body
-                .as_ref()
-                .and_then(|b| eval(plan, b, &Json::Null, secrets))
-                .unwrap_or_default(),
-            headers: mock
-                .headers
+) -> Vec<Stub> {
+    let connection = plan.connections.get(index).map_or("", |c| c.name.as_str());
+    test.mocks
+        .iter()
+        .filter(|m| m.connection == index)
+        .map(|mock| {
+            let responses = mock
+                .answers
                 .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        crate::plan::as_text(eval(plan, v, &Json::Null, secrets).as_ref()),
-                    )
+                .map(|answer| MockResponse {
+                    delay: std::time::Duration::ZERO,
+                    status: answer.status,
+                    body: answer
+                        .body
+                        .as_ref()
+                        .and_then(|b| eval(plan, b, &Json::Null, secrets))
+                        .unwrap_or_default(),
+                    headers: answer
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            let value = eval(plan, v, &Json::Null, secrets);
+                            (k.clone(), crate::plan::as_text(value.as_ref()))
+                        })
+                        .collect(),
                 })
-                .collect(),
-        };
-        let path = format!(
-            "{base_path}{}",
-            mock.path.split('?').next().unwrap_or_default()
-        );
-        let method = mock.method.as_str();
-        match routes
-            .iter_mut()
-            .find(|r| r.method == method && r.path == path)
-        {
-            Some(route) => route.responses.push(response),
-            None => routes.push(Route {
-                method: method.to_string(),
-                path,
-                responses: vec![response],
-            }),
-        }
-    }
-    routes
+                .collect();
+            let body = mock.predicate.clone().map(|predicate| {
+                let (plan, secrets) = (plan.clone(), secrets.clone());
+                BodyCondition(Arc::new(move |body: &Json| {
+                    crate::plan::truthy(eval(&plan, &predicate, body, &secrets).as_ref())
+                }))
+            });
+            Stub {
+                route: Route {
+                    method: mock.method.as_str().to_string(),
+                    path: format!("{base_path}{}", mock.path),
+                    responses,
+                },
+                query: mock.query.clone(),
+                body,
+                repeats: mock.repeats,
+                label: mock.label(connection),
+            }
+        })
+        .collect()
 }
 
 /// The test's event as the first webhook would take it: split by `each`, filtered by
@@ -232,6 +255,7 @@ fn check(
             connection,
             method,
             path,
+            query,
             predicate,
             times,
         } => {
@@ -249,6 +273,7 @@ fn check(
                 .filter(|r| {
                     r.method == method.as_str()
                         && crate::engine::url::same_path(&full_path, &r.path)
+                        && query.iter().all(|pair| r.query.contains(pair))
                 })
                 .collect();
             let matching = same_route
@@ -276,8 +301,17 @@ fn check(
                 Some(times) => format!("{times} time(s)"),
                 None => "at least once".into(),
             };
+            let written = match query.is_empty() {
+                true => path.clone(),
+                false => format!(
+                    "{path}?{}",
+                    form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(query)
+                        .finish()
+                ),
+            };
             let mut message = format!(
-                "expected {name} {method} {path}{condition} {expected}; it was {matching} time(s)",
+                "expected {name} {method} {written}{condition} {expected}; it was {matching} time(s)",
                 method = method.as_str()
             );
             message.push_str(&received(&requests));
@@ -318,7 +352,16 @@ fn received(requests: &[Recorded]) -> String {
             } else {
                 format!(" {}", r.body)
             };
-            format!("\n    received {} {}{body}", r.method, r.path)
+            let query = match r.query.is_empty() {
+                true => String::new(),
+                false => format!(
+                    "?{}",
+                    form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&r.query)
+                        .finish()
+                ),
+            };
+            format!("\n    received {} {}{query}{body}", r.method, r.path)
         })
         .collect();
     lines.concat()

@@ -662,13 +662,15 @@ fn test_blocks() {
     let TestItem::Mock(mock) = items[1] else {
         panic!()
     };
-    assert_eq!((mock.method.node, mock.status.node), (Method::Get, 200));
-    assert!(mock.body.is_some());
-    assert_eq!(mock.headers[0].key.node, "Retry-After");
+    let answer = &mock.answers.node[0];
+    assert_eq!((mock.method.node, answer.status.node), (Method::Get, 200));
+    assert!(answer.body.is_some() && mock.predicate.is_none());
+    assert_eq!(answer.headers[0].key.node, "Retry-After");
     let TestItem::Mock(bare) = items[2] else {
         panic!()
     };
-    assert_eq!((bare.status.node, bare.body.is_none()), (503, true));
+    let answer = &bare.answers.node[0];
+    assert_eq!((answer.status.node, answer.body.is_none()), (503, true));
     let TestItem::ExpectRequest(expect) = items[3] else {
         panic!()
     };
@@ -691,6 +693,41 @@ fn test_blocks() {
         (step.node.as_str(), outcome.node.as_str()),
         ("enroll", "skipped")
     );
+}
+
+#[test]
+fn mocks_with_a_query_a_condition_and_answers_in_turn() {
+    let (i, _) = parse(
+        r#"  test "paged" {
+    event {}
+    mock crm POST "/search?page=2" where $.after == "c2" {
+      answer 429 headers { "Retry-After" = "1" }
+      # a comment between answers
+      answer 200 { results: [] }
+    }
+    mock crm GET "/contacts" where $.x == 1 200 []
+    mock crm GET "/empty" { }
+  }"#,
+    );
+    let items: Vec<&TestItem> = i.tests[0].items.iter().map(|t| &t.node).collect();
+    let TestItem::Mock(paged) = items[1] else {
+        panic!()
+    };
+    assert_eq!(paged.path.value, "/search?page=2");
+    assert!(paged.predicate.is_some());
+    let statuses: Vec<u16> = paged.answers.node.iter().map(|a| a.status.node).collect();
+    assert_eq!(statuses, [429, 200]);
+    assert_eq!(paged.answers.node[0].headers[0].key.node, "Retry-After");
+    assert!(paged.answers.node[1].body.is_some());
+    let TestItem::Mock(inline) = items[2] else {
+        panic!()
+    };
+    assert!(inline.predicate.is_some());
+    assert_eq!(inline.answers.node[0].status.node, 200);
+    let TestItem::Mock(empty) = items[3] else {
+        panic!()
+    };
+    assert!(empty.answers.node.is_empty());
 }
 
 #[test]

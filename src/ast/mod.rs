@@ -18,7 +18,7 @@ pub use step::{
     Assignment, Backoff, Body, Call, CallKind, OnError, Pagination, PolicySetting, Retry,
     RetryClause, RetryCondition, Step, StepSetting, TargetSegment,
 };
-pub use test::{ExpectRequest, Mock, Test, TestItem};
+pub use test::{Answer, ExpectRequest, Mock, Test, TestItem};
 pub use trigger::{
     Cursor, CursorParam, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature,
     SignatureOption, Trigger, TriggerKind, Webhook, WebhookSetting,
@@ -140,6 +140,12 @@ impl Method {
     /// RFC 9110 idempotent methods: repeating them has the effect of sending them once.
     pub fn is_idempotent(self) -> bool {
         !matches!(self, Self::Post | Self::Patch)
+    }
+
+    /// Whether requests of this method carry a body as a rule (RFC 9110 gives a GET, HEAD
+    /// or OPTIONS body no meaning).
+    pub fn sends_body(self) -> bool {
+        !matches!(self, Self::Get | Self::Head | Self::Options)
     }
 }
 

@@ -22,12 +22,23 @@ pub enum TestItem {
     ExpectRequest(ExpectRequest),
 }
 
-/// `mock hubspot GET "/contacts/123" 200 file("fixtures/contact.json")`
+/// `mock hubspot GET "/contacts/123" 200 file("fixtures/contact.json")`, or a match with
+/// answers given in turn: `mock api GET "/orders?page=2" where $.x == 1 { answer 429 ... }`
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mock {
     pub connection: Name,
     pub method: Spanned<Method>,
+    /// The path, with the query parameters the request must carry after a `?`.
     pub path: Text,
+    /// `where CONDITION` on the request body.
+    pub predicate: Option<Expr>,
+    /// The answers, in turn; `span` is the block's (or the lone answer's).
+    pub answers: Spanned<Vec<Answer>>,
+}
+
+/// One response of a mock: `answer 429 { error: "slow down" } headers { ... }`
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
     pub status: Spanned<u16>,
     pub body: Option<Expr>,
     pub headers: Vec<Entry>,

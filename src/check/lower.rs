@@ -778,19 +778,14 @@ fn test(test: &ast::Test) -> Lowered<model::Test> {
     for item in &test.items {
         match &item.node {
             ast::TestItem::Event(expr) => event = Some(expr.clone()),
-            ast::TestItem::Mock(mock) => mocks.push(model::Mock {
-                connection: mock.connection.node.clone(),
-                method: mock.method.node,
-                path: mock.path.clone(),
-                status: mock.status.node,
-                body: mock.body.clone(),
-                headers: mock.headers.clone(),
-            }),
+            ast::TestItem::Mock(mock) => mocks.push(self::mock(mock)?),
             ast::TestItem::ExpectRequest(expect) => {
+                let (path, query) = model::split_query(&expect.path.value);
                 expectations.push(model::Expectation::Request {
                     connection: expect.connection.node.clone(),
                     method: expect.method.node,
-                    path: expect.path.clone(),
+                    path: path.to_string(),
+                    query,
                     predicate: expect.predicate.clone(),
                     times: expect.times.as_ref().map(|t| t.node),
                 })
@@ -811,5 +806,27 @@ fn test(test: &ast::Test) -> Lowered<model::Test> {
         event,
         mocks,
         expectations,
+    })
+}
+
+fn mock(mock: &ast::Mock) -> Lowered<model::Mock> {
+    let answer = |answer: &ast::Answer| model::Answer {
+        status: answer.status.node,
+        body: answer.body.clone(),
+        headers: answer.headers.clone(),
+    };
+    let answers = match mock.answers.node.as_slice() {
+        [] => return unchecked(mock.answers.span, "a mock without answers"),
+        [one] => model::Answers::Always(answer(one)),
+        several => model::Answers::InTurn(several.iter().map(answer).collect()),
+    };
+    let (path, query) = model::split_query(&mock.path.value);
+    Ok(model::Mock {
+        connection: mock.connection.node.clone(),
+        method: mock.method.node,
+        path: path.to_string(),
+        query,
+        predicate: mock.predicate.clone(),
+        answers,
     })
 }

@@ -2,7 +2,7 @@
 
 use super::expressions::Scope;
 use super::{Checker, suggest};
-use crate::ast::{OverrideSetting, Test, TestItem};
+use crate::ast::{Mock, OverrideSetting, Test, TestItem};
 use crate::diagnostic::{ALERT_CHANNELS, ALERT_METRICS, Diagnostic, DiagnosticKind, STEP_OUTCOMES};
 
 /// Field names of connections, for "did you mean" on an unknown override.
@@ -131,28 +131,11 @@ impl Checker<'_> {
             event: true,
             ..Scope::default()
         };
+        self.mocked_twice(test);
         for item in &test.items {
             match &item.node {
                 TestItem::Event(event) => self.expr(event, &Scope::default()),
-                TestItem::Mock(mock) => {
-                    self.known_connection(&mock.connection);
-                    if let Some(body) = &mock.body {
-                        self.expr(body, &Scope::default());
-                    }
-                    // Response headers: a credential written there is test data.
-                    self.http_headers(&mock.headers);
-                    for header in &mock.headers {
-                        self.expr(&header.value, &Scope::default());
-                    }
-                    // The grammar bounds the status above; HTTP has none below 100.
-                    if mock.status.node < 100 {
-                        let kind = DiagnosticKind::NumberOutOfRange {
-                            text: mock.status.node.to_string(),
-                            range: "100 to 599",
-                        };
-                        self.report(kind, mock.status.span);
-                    }
-                }
+                TestItem::Mock(mock) => self.mock(mock, &request_scope),
                 TestItem::ExpectRequest(expect) => {
                     self.known_connection(&expect.connection);
                     if let Some(predicate) = &expect.predicate {
@@ -179,6 +162,94 @@ impl Checker<'_> {
                     }
                 }
             }
+        }
+    }
+
+    fn mock(&mut self, mock: &Mock, request_scope: &Scope) {
+        self.known_connection(&mock.connection);
+        if let Some(predicate) = &mock.predicate {
+            self.expr(predicate, request_scope);
+            if !mock.method.node.sends_body() {
+                let method = mock.method.node.as_str();
+                let kind = DiagnosticKind::BodyMatchWithoutBody { method };
+                self.report(kind, predicate.span);
+            }
+        }
+        if mock.answers.node.is_empty() {
+            self.report(DiagnosticKind::MockWithoutAnswers, mock.answers.span);
+        }
+        for answer in &mock.answers.node {
+            if let Some(body) = &answer.body {
+                self.expr(body, &Scope::default());
+            }
+            // Response headers: a credential written there is test data.
+            self.http_headers(&answer.headers);
+            for header in &answer.headers {
+                self.expr(&header.value, &Scope::default());
+            }
+            // The grammar bounds the status above; HTTP has none below 100.
+            if answer.status.node < 100 {
+                let kind = DiagnosticKind::NumberOutOfRange {
+                    text: answer.status.node.to_string(),
+                    range: "100 to 599",
+                };
+                self.report(kind, answer.status.span);
+            }
+        }
+    }
+
+    /// Two mocks that match the very same requests (connection, method, path and query,
+    /// neither with a `where`): which one answers would be a guess.
+    fn mocked_twice(&mut self, test: &Test) {
+        let mut seen: Vec<(MockMatch, crate::span::Span)> = Vec::new();
+        for item in &test.items {
+            let TestItem::Mock(mock) = &item.node else {
+                continue;
+            };
+            if mock.predicate.is_some() {
+                continue;
+            }
+            let key = MockMatch::of(mock);
+            // From `mock` to the path: the item's own span runs on over trailing blanks.
+            let at = crate::span::Span::new(item.span.start, mock.path.span.end);
+            match seen.iter().find(|(k, _)| *k == key) {
+                Some((_, first)) => {
+                    let request = format!(
+                        "{} {} \"{}\"",
+                        mock.connection.node,
+                        mock.method.node.as_str(),
+                        mock.path.value
+                    );
+                    let kind = DiagnosticKind::MockedTwice { request };
+                    self.push(
+                        Diagnostic::new(kind, at).with_secondary(*first, "first mocked here"),
+                    );
+                }
+                None => seen.push((key, at)),
+            }
+        }
+    }
+}
+
+/// What a mock without `where` matches: its connection, method, path, and query
+/// parameters in any order.
+#[derive(PartialEq)]
+struct MockMatch {
+    connection: String,
+    method: crate::ast::Method,
+    path: String,
+    query: Vec<(String, String)>,
+}
+
+impl MockMatch {
+    fn of(mock: &Mock) -> Self {
+        let (path, mut query) = crate::model::split_query(&mock.path.value);
+        query.sort();
+        Self {
+            connection: mock.connection.node.clone(),
+            method: mock.method.node,
+            path: path.to_string(),
+            query,
         }
     }
 }

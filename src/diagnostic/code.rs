@@ -96,6 +96,8 @@ codes! {
     UnknownEnvironmentConnection = "E608",
     NeedsPaginate = "E609",
     DotSegmentPath = "E610",
+    MockWithoutAnswers = "E611",
+    MockedTwice = "E612",
     RetriedWithoutIdempotencyKey = "W001",
     PollWithoutDedupe = "W002",
     UnusedConnection = "W003",
@@ -111,4 +113,5 @@ codes! {
     PartialMutationAccepted = "W013",
     WindowShorterThanInterval = "W016",
     ScheduleInDaylightSavingChange = "W017",
+    BodyMatchWithoutBody = "W020",
 }

@@ -231,6 +231,10 @@ pub enum DiagnosticKind {
     NeedsPaginate { keyword: &'static str },
     #[error("test has no `event`")]
     TestWithoutEvent,
+    #[error("mock has no `answer`")]
+    MockWithoutAnswers,
+    #[error("{request} is mocked twice")]
+    MockedTwice { request: String },
     #[error("environment overrides unknown connection `{name}`")]
     UnknownEnvironmentConnection {
         name: String,
@@ -296,6 +300,10 @@ pub enum DiagnosticKind {
         zone: String,
         time: String,
     },
+    #[error(
+        "mock of a {method} request has a `where` on its body, but a {method} request sends none"
+    )]
+    BodyMatchWithoutBody { method: &'static str },
 }
 
 impl DiagnosticKind {
@@ -368,6 +376,9 @@ impl DiagnosticKind {
             Self::UnknownAlertChannel { .. } => Code::UnknownAlertChannel,
             Self::UnknownStepOutcome { .. } => Code::UnknownStepOutcome,
             Self::TestWithoutEvent => Code::TestWithoutEvent,
+            Self::MockWithoutAnswers => Code::MockWithoutAnswers,
+            Self::MockedTwice { .. } => Code::MockedTwice,
+            Self::BodyMatchWithoutBody { .. } => Code::BodyMatchWithoutBody,
             Self::NeedsPaginate { .. } => Code::NeedsPaginate,
             Self::DotSegmentPath { .. } => Code::DotSegmentPath,
             Self::UnknownEnvironmentConnection { .. } => Code::UnknownEnvironmentConnection,
@@ -419,6 +430,7 @@ impl DiagnosticKind {
             Self::DuplicateTarget { .. } => "assigned again here".into(),
             Self::LiteralSecret { .. } => "a credential in plain text".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "retried here".into(),
+            Self::MockedTwice { .. } => "mocked again here".into(),
             Self::WebhookPathClash { .. } | Self::IntegrationNameClash { .. } => "clashes".into(),
             _ => "here".into(),
         }
@@ -517,6 +529,9 @@ impl DiagnosticKind {
             Self::DotSegmentPath { .. } => "the engine refuses a path that would leave the base URL's path; write the path it means: `/admin`, not `/contacts/../admin`".into(),
             Self::NeedsPaginate { .. } => "add `paginate ...` to the step, or remove this setting".into(),
             Self::TestWithoutEvent => "add `event { ... }` or `event file(\"fixtures/event.json\")`".into(),
+            Self::MockWithoutAnswers => "add `answer STATUS [BODY]` lines, given in turn to the requests the mock matches".into(),
+            Self::MockedTwice { .. } => "for answers in turn (a 429, then a 200), write one mock with `answer` lines; for different requests, tell them apart with a query (`\"/orders?page=2\"`) or `where`".into(),
+            Self::BodyMatchWithoutBody { .. } => "match on the query instead (`\"/orders?page=2\"`), or remove the `where`".into(),
             Self::UnknownEnvironmentConnection { .. } => "an environment overrides fields of connections declared in this spec".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "add `idempotency_key \"...\"` so a retry cannot create a duplicate, or `retry 1` to not retry".into(),
             Self::PollWithoutDedupe => "add `dedupe $.id` so an item seen twice runs once".into(),

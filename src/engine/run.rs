@@ -525,17 +525,24 @@ impl Engine {
                 m.connection == step.connection
                     && m.method == request.method
                     && url::same_path(&m.path, path)
+                    && m.query.iter().all(|(name, value)| {
+                        request
+                            .url
+                            .query_pairs()
+                            .any(|(k, v)| k == *name && v == *value)
+                    })
             })
+            .filter_map(|(t, m)| Some((t, m.working_answer()?)))
             // A test may mock a failure; a dry run shows the way things go when they work.
-            .min_by_key(|(_, m)| !(200..300).contains(&m.status));
+            .min_by_key(|(_, a)| !(200..300).contains(&a.status));
         let invented = Invented {
-            status: mock.map_or(200, |(_, m)| m.status),
+            status: mock.map_or(200, |(_, a)| a.status),
             mock_of_test: mock.map(|(t, _)| t.name.clone()),
         };
-        let mock = mock.map(|(_, m)| m);
+        let answer = mock.map(|(_, a)| a);
         let scope = Scope::fixed(self.secrets());
-        let body = mock
-            .and_then(|m| m.body.as_ref())
+        let body = answer
+            .and_then(|a| a.body.as_ref())
             .and_then(|b| b.eval(&self.plan().templates, &scope).ok().flatten())
             .unwrap_or_default();
         let response = Response {

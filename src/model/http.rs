@@ -51,6 +51,20 @@ pub fn route_path(path: &str) -> bool {
             .is_ok_and(|p| p.query().is_none() && p.as_str() == path)
 }
 
+/// A mock's or expectation's path and the query parameters written after its `?`, decoded
+/// as a server decodes them (`+` and `%20` are spaces).
+pub fn split_query(path: &str) -> (&str, Vec<(String, String)>) {
+    match path.split_once('?') {
+        Some((path, query)) => {
+            let pairs = form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            (path, pairs)
+        }
+        None => (path, Vec::new()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

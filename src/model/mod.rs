@@ -7,6 +7,7 @@
 //! the possibility of a mistake the checker already reported.
 
 pub mod http;
+pub use http::split_query;
 mod policy;
 mod rule;
 mod step;
@@ -15,8 +16,8 @@ mod trigger;
 pub use policy::{Backoff, OnError, RetryCondition, RetryPolicy};
 pub use rule::{Delay, PartialData, Rule, RuleAction, StatusMatch};
 pub use step::{
-    Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle, Step, Test,
-    is_mutation,
+    Answer, Answers, Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle,
+    Step, Test, is_mutation,
 };
 pub use trigger::{
     Cursor, Missed, Overlap, Poll, Schedule, Signature, SignatureEncoding, SignaturePreset,

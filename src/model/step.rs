@@ -100,11 +100,40 @@ pub struct Test {
     pub expectations: Vec<Expectation>,
 }
 
+/// A mocked API answer: what requests it matches and what it answers them.
 #[derive(Debug, Clone)]
 pub struct Mock {
     pub connection: String,
     pub method: Method,
-    pub path: Text,
+    /// The path without its query.
+    pub path: String,
+    /// Parameters the request's query must have (it may have more).
+    pub query: Vec<(String, String)>,
+    /// A condition on the request body (`$`).
+    pub predicate: Option<Expr>,
+    pub answers: Answers,
+}
+
+/// A mock's answers: one, given to every request it matches; or several, each given once in
+/// turn, and a request after the last fails the test (a retry or a page more than the
+/// test expected is a finding, not something to paper over by repeating).
+#[derive(Debug, Clone)]
+pub enum Answers {
+    Always(Answer),
+    InTurn(Vec<Answer>),
+}
+
+impl Answers {
+    pub fn all(&self) -> &[Answer] {
+        match self {
+            Self::Always(answer) => std::slice::from_ref(answer),
+            Self::InTurn(answers) => answers,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Answer {
     pub status: u16,
     pub body: Option<Expr>,
     pub headers: Vec<Entry>,
@@ -115,7 +144,10 @@ pub enum Expectation {
     Request {
         connection: String,
         method: Method,
-        path: Text,
+        /// The path without its query.
+        path: String,
+        /// Parameters the request's query must have (it may have more).
+        query: Vec<(String, String)>,
         predicate: Option<Expr>,
         times: Option<u32>,
     },

@@ -308,11 +308,54 @@ pub struct TestPlan {
 pub struct MockPlan {
     pub connection: usize,
     pub method: Method,
-    /// The path as written; a mock matches requests whose path (without the query) is it.
+    /// The path as written, without its query; a mock matches requests whose path (without
+    /// the query) is it.
     pub path: String,
+    /// Parameters the request's query must have (it may have more).
+    pub query: Vec<(String, String)>,
+    /// A condition on the request body (`$`).
+    pub predicate: Option<Value>,
+    pub answers: Vec<AnswerPlan>,
+    /// After the last answer: `true` repeats it (a mock of one answer), `false` fails the
+    /// test.
+    pub repeats: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AnswerPlan {
     pub status: u16,
     pub body: Option<Value>,
     pub headers: Vec<(String, Value)>,
+}
+
+impl MockPlan {
+    /// The mock as a spec writes it, for messages: `api GET "/orders?page=2" where ...`.
+    pub fn label(&self, connection: &str) -> String {
+        let mut path = self.path.clone();
+        if !self.query.is_empty() {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&self.query)
+                .finish();
+            path = format!("{path}?{query}");
+        }
+        let condition = if self.predicate.is_some() {
+            " where ..."
+        } else {
+            ""
+        };
+        format!(
+            "mock {connection} {} \"{path}\"{condition}",
+            self.method.as_str()
+        )
+    }
+
+    /// The answer a dry run shows: the first success, else the first answer.
+    pub fn working_answer(&self) -> Option<&AnswerPlan> {
+        self.answers
+            .iter()
+            .find(|a| (200..300).contains(&a.status))
+            .or(self.answers.first())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -320,7 +363,10 @@ pub enum ExpectationPlan {
     Request {
         connection: usize,
         method: Method,
+        /// The path without its query.
         path: String,
+        /// Parameters the request's query must have (it may have more).
+        query: Vec<(String, String)>,
         predicate: Option<Value>,
         times: Option<u32>,
     },
@@ -716,10 +762,22 @@ impl Compiler {
                     Ok(MockPlan {
                         connection: index(&mock.connection)?,
                         method: mock.method,
-                        path: mock.path.value.clone(),
-                        status: mock.status,
-                        body: self.optional(mock.body.as_ref())?,
-                        headers: self.entries(&mock.headers)?,
+                        path: mock.path.clone(),
+                        query: mock.query.clone(),
+                        predicate: self.optional(mock.predicate.as_ref())?,
+                        answers: mock
+                            .answers
+                            .all()
+                            .iter()
+                            .map(|answer| {
+                                Ok(AnswerPlan {
+                                    status: answer.status,
+                                    body: self.optional(answer.body.as_ref())?,
+                                    headers: self.entries(&answer.headers)?,
+                                })
+                            })
+                            .collect::<Result<_, PlanError>>()?,
+                        repeats: matches!(mock.answers, model::Answers::Always(_)),
                     })
                 })
                 .collect::<Result<_, PlanError>>()?,
@@ -732,12 +790,14 @@ impl Compiler {
                             connection,
                             method,
                             path,
+                            query,
                             predicate,
                             times,
                         } => ExpectationPlan::Request {
                             connection: index(connection)?,
                             method: *method,
-                            path: path.value.clone(),
+                            path: path.clone(),
+                            query: query.clone(),
                             predicate: self.optional(predicate.as_ref())?,
                             times: *times,
                         },

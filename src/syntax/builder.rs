@@ -859,23 +859,34 @@ impl Builder {
                 let connection = name(children.expect(Rule::name)?);
                 let method = self.method(children.expect(Rule::method)?)?;
                 let path = self.text(children.expect(Rule::string)?)?;
-                let status = children.expect(Rule::integer)?;
-                let status = spanned(self.bounded(&status, 599, "100 to 599") as u16, &status);
-                let body = children
-                    .optional(Rule::expr)
-                    .map(|e| self.expr(e))
-                    .transpose()?;
-                let headers = match children.optional(Rule::headers) {
-                    Some(headers) => self.entries(Children::of(headers))?,
-                    None => Vec::new(),
+                let predicate = match children.optional(Rule::mock_where) {
+                    Some(clause) => Some(self.first_expr(clause)?),
+                    None => None,
+                };
+                let answers = match children.optional(Rule::answers) {
+                    Some(block) => {
+                        let at = span(&block);
+                        let answers = Children::of(block)
+                            .rest()
+                            .map(|answer| {
+                                let line = Children::of(answer).expect(Rule::answer_line)?;
+                                self.answer(line)
+                            })
+                            .collect::<Built<_>>()?;
+                        Spanned::new(answers, at)
+                    }
+                    None => {
+                        let line = children.expect(Rule::answer_line)?;
+                        let at = span(&line);
+                        Spanned::new(vec![self.answer(line)?], at)
+                    }
                 };
                 TestItem::Mock(Mock {
                     connection,
                     method,
                     path,
-                    status,
-                    body,
-                    headers,
+                    predicate,
+                    answers,
                 })
             }
             Rule::expect => {
@@ -905,6 +916,26 @@ impl Builder {
             _ => return bug(&children.next()?, "unknown test item"),
         };
         Ok(Spanned::new(item, at))
+    }
+
+    /// `STATUS [BODY] [headers { ... }]` of a mock's answer.
+    fn answer(&mut self, pair: Pair<'_, Rule>) -> Built<Answer> {
+        let mut children = Children::of(pair);
+        let status = children.expect(Rule::integer)?;
+        let status = spanned(self.bounded(&status, 599, "100 to 599") as u16, &status);
+        let body = children
+            .optional(Rule::expr)
+            .map(|e| self.expr(e))
+            .transpose()?;
+        let headers = match children.optional(Rule::headers) {
+            Some(headers) => self.entries(Children::of(headers))?,
+            None => Vec::new(),
+        };
+        Ok(Answer {
+            status,
+            body,
+            headers,
+        })
     }
 
     // ------------------------------------------------------------ expressions
