@@ -2,7 +2,8 @@
 //! HTTP servers on 127.0.0.1, one per connection, then the expectations checked.
 //!
 //! Every connection gets a server, mocked or not, so a test never reaches a real API; a
-//! request no mock answers gets a 404 that names it. Secrets are placeholders and OAuth2
+//! request no mock answers gets a 404 that names it and the closest mock, and fails the
+//! test whatever the steps' outcomes. Secrets are placeholders and OAuth2
 //! connections send a fixed test token: tests need no credentials.
 
 use crate::engine::{Engine, EngineError, Options, RunReport};

@@ -127,8 +127,12 @@ fn a_test_whose_step_fails_fails_unless_it_declares_the_outcome() {
         out.contains("step `note` dead_lettered: status 404"),
         "{out}"
     );
-    // Declared, the same outcome passes.
-    let declared = spec.replace("times 1\n", "times 1\n    expect step note dead_lettered\n");
+    // Declared, the same outcome passes, once the failure is mocked: a request that no mock
+    // answers fails the test whatever the outcomes declared.
+    let declared = spec.replace(
+        "times 1\n",
+        "times 1\n    mock api POST \"/notes\" 422 { error: \"invalid\" }\n    expect step note dead_lettered\n",
+    );
     std::fs::write(dir.join("notes.integ"), declared).unwrap();
     let output = integ(&["test", "notes.integ"], &dir, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
