@@ -2158,3 +2158,183 @@ async fn rules_read_headers_and_status_and_an_empty_body_never_crashes_them() {
     );
     assert_eq!(step(&report, "cart").requests[0].status, Some(204));
 }
+
+/// A paged listing of `pages` pages of two contacts each, a cursor leading from one to the
+/// next, and a step that upserts each page as a batch.
+const PER_PAGE: &str = r#"integration export {
+  connection api { base_url "{api}" }
+  connection crm { base_url "{other}" }
+  trigger manual
+  step contacts = api GET "/contacts" {
+    items $.data[*]
+    paginate cursor $.next into "after"
+    max_pages 50
+    retry 1
+  }
+  step upsert = crm PUT "/batch" {
+    per_page contacts
+    body { records = $contacts }
+  }
+}"#;
+
+fn contact_pages(pages: u32) -> Vec<MockResponse> {
+    (1..=pages)
+        .map(|n| {
+            let next = (n < pages).then(|| format!("c{}", n + 1));
+            ok(json!({"data": [{"id": 2 * n - 1}, {"id": 2 * n}], "next": next}))
+        })
+        .collect()
+}
+
+/// The ids of each batch the CRM received, in order.
+fn batches(crm: &MockServer) -> Vec<Vec<u64>> {
+    crm.requests()
+        .iter()
+        .map(|r| {
+            let records = r.body["records"].as_array().cloned().unwrap_or_default();
+            records.iter().filter_map(|c| c["id"].as_u64()).collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn per_page_steps_get_each_page_before_the_next_is_fetched() {
+    let api = MockServer::start(vec![route("GET", "/contacts", contact_pages(5))])
+        .await
+        .unwrap();
+    let crm = MockServer::start(vec![route("PUT", "/batch", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let engine = engine(PER_PAGE, &[&api, &crm], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let expected: Vec<Vec<u64>> = (1..=5).map(|n| vec![2 * n - 1, 2 * n]).collect();
+    assert_eq!(batches(&crm), expected);
+    // Delivery as pages arrive: each batch is sent before the next page is asked for, so
+    // the first arrives before the last page was even requested.
+    let (gets, puts) = (api.requests(), crm.requests());
+    for (page, put) in puts.iter().enumerate().take(4) {
+        assert!(
+            put.at < gets[page + 1].at,
+            "batch {page} after the next page"
+        );
+    }
+    let note = step(&report, "contacts").note.clone().unwrap_or_default();
+    assert_eq!(note, "5 page(s), each handed to `upsert` as it arrived");
+    assert_eq!(step(&report, "upsert").requests.len(), 5);
+}
+
+#[tokio::test]
+async fn a_paging_that_fails_midway_resumes_from_the_next_page_without_redelivering() {
+    // Page 3 fails once (no retry: `retry 1`), then answers.
+    let mut pages = contact_pages(4);
+    pages.insert(2, MockResponse::json(503, json!({"error": "busy"})));
+    let api = MockServer::start(vec![route("GET", "/contacts", pages)])
+        .await
+        .unwrap();
+    let crm = MockServer::start(vec![route("PUT", "/batch", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let engine = engine(PER_PAGE, &[&api, &crm], &[], Options::default());
+    // Checkpoints as `integ serve` keeps them.
+    let kept = Arc::new(std::sync::Mutex::new(serde_json::Map::new()));
+    let keep = |step: &str, result: Option<&Json>| {
+        let value = result.cloned().unwrap_or_default();
+        kept.lock().unwrap().insert(step.to_string(), value);
+        std::future::ready(())
+    };
+    let first = engine
+        .resume(&json!({}), serde_json::Map::new(), keep)
+        .await;
+    assert_eq!(first.outcome, RunOutcome::DeadLettered, "{first:#?}");
+    assert_eq!(batches(&crm), [vec![1, 2], vec![3, 4]]);
+    let contacts = step(&first, "contacts");
+    assert!(
+        contacts
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("503"),
+        "{contacts:#?}"
+    );
+    assert_eq!(step(&first, "upsert").outcome, Outcome::Succeeded);
+    let done = kept.lock().unwrap().clone();
+    assert_eq!(done["contacts#page"]["page"], 3, "{done:?}");
+    let second = engine.resume(&json!({}), done, keep).await;
+    assert_eq!(second.outcome, RunOutcome::Succeeded, "{second:#?}");
+    // Pages 1 and 2 were neither fetched nor delivered again.
+    assert_eq!(
+        batches(&crm),
+        [vec![1, 2], vec![3, 4], vec![5, 6], vec![7, 8]]
+    );
+    let cursors: Vec<Option<String>> = api
+        .requests()
+        .iter()
+        .map(|r| r.query_param("after").map(String::from))
+        .collect();
+    let c = |s: &str| Some(s.to_string());
+    assert_eq!(cursors, [None, c("c2"), c("c3"), c("c3"), c("c4")]);
+    let note = step(&second, "contacts").note.clone().unwrap_or_default();
+    assert!(note.contains("resumed at page 3"), "{note}");
+}
+
+#[tokio::test]
+async fn a_per_page_step_that_fails_stops_the_paging_where_it_is() {
+    let api = MockServer::start(vec![route("GET", "/contacts", contact_pages(5))])
+        .await
+        .unwrap();
+    let crm = MockServer::start(vec![route(
+        "PUT",
+        "/batch",
+        vec![
+            ok(json!({})),
+            MockResponse::json(400, json!({"error": "bad"})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let engine = engine(PER_PAGE, &[&api, &crm], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::DeadLettered, "{report:#?}");
+    assert_eq!(api.requests().len(), 2, "no page fetched after the failure");
+    assert_eq!(step(&report, "upsert").outcome, Outcome::DeadLettered);
+    assert_eq!(step(&report, "contacts").outcome, Outcome::Succeeded);
+}
+
+#[tokio::test]
+async fn max_pages_bounds_a_per_page_paging_and_no_secret_is_checkpointed() {
+    let pages = (1..=10).map(|n| ok(json!({"data": [{"id": n}], "next": format!("c{}", n + 1)})));
+    let api = MockServer::start(vec![route("GET", "/contacts", pages.collect())])
+        .await
+        .unwrap();
+    let crm = MockServer::start(vec![route("PUT", "/batch", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let spec = PER_PAGE
+        .replace("max_pages 50", "max_pages 3")
+        .replace("retry 1", "retry 1 query { key = secret(\"API_KEY\") }");
+    let engine = engine(
+        &spec,
+        &[&api, &crm],
+        &[("API_KEY", "k-canary-123")],
+        Options::default(),
+    );
+    let kept = std::sync::Mutex::new(Vec::new());
+    let keep = |step: &str, result: Option<&Json>| {
+        kept.lock().unwrap().push(format!("{step} {result:?}"));
+        std::future::ready(())
+    };
+    let report = engine
+        .resume(&json!({}), serde_json::Map::new(), keep)
+        .await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    assert_eq!(api.requests().len(), 3);
+    assert_eq!(batches(&crm).len(), 3);
+    // The next page's URL carries the key: its position is not kept.
+    let kept = kept.lock().unwrap();
+    assert!(kept.iter().all(|k| !k.contains("k-canary-123")), "{kept:?}");
+    assert!(
+        !kept.iter().any(|k| k.starts_with("contacts#page")),
+        "{kept:?}"
+    );
+}

@@ -555,6 +555,18 @@ fn every_pagination_style() {
 }
 
 #[test]
+fn per_page_names_the_paged_step() {
+    let step =
+        only_step(r#"  step s = out PUT "/batch" { per_page contacts body { rows = $contacts } }"#);
+    let StepSetting::PerPage(name) = &step.settings[0].node else {
+        panic!("{:?}", step.settings[0].node)
+    };
+    assert_eq!(name.node, "contacts");
+    // `per_page` is one word: `per` alone is `rate_limit`'s.
+    assert!(matches!(step.settings[1].node, StepSetting::Body(_)));
+}
+
+#[test]
 fn retry_rules_and_error_policies() {
     let (i, text) = parse(
         r#"  defaults { retry 3 timeout 30s on_error dead_letter }

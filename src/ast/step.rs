@@ -52,6 +52,8 @@ pub enum StepSetting {
     /// Read on each page: the next page is fetched only while it is true.
     HasMore(Expr),
     Cache(Duration),
+    /// `per_page contacts`: runs once per page of the paged step `contacts`, as it arrives.
+    PerPage(Name),
     IdempotencyKey(Expr),
     Timeout(Duration),
     Retry(Retry),
@@ -78,6 +80,7 @@ impl Setting for StepSetting {
             Self::MaxPages(_) => "max_pages",
             Self::HasMore(_) => "has_more",
             Self::Cache(_) => "cache",
+            Self::PerPage(_) => "per_page",
             Self::IdempotencyKey(_) => "idempotency_key",
             Self::Timeout(_) => "timeout",
             Self::Retry(_) => "retry",

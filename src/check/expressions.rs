@@ -254,6 +254,8 @@ impl<'a> Checker<'a> {
             let is_item = scope.item && name == "item";
             if !is_item && !scope.has_run(name) {
                 self.unknown_name(&format!("${name}"), name, root.span, scope);
+            } else if !is_item {
+                self.note_read(name, root.span);
             }
         }
         match jsonpath_rust::parser::parse_json_path(&path.query) {
@@ -307,6 +309,10 @@ impl<'a> Checker<'a> {
                 let at = find_word(&text.value, &name).map_or(text.span, |r| text.span_of(r));
                 self.report(DiagnosticKind::SecretInTemplate, at);
                 continue;
+            }
+            if scope.has_run(&name) && !(scope.item && name == "item") {
+                let at = find_word(&text.value, &name).map_or(text.span, |r| text.span_of(r));
+                self.note_read(&name, at);
             }
             let known = (scope.event && name == "event")
                 || (scope.item && name == "item")

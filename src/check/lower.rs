@@ -587,6 +587,10 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
         })
         .transpose()?
         .unwrap_or_default(),
+        per_page: find(settings, |s| match s {
+            StepSetting::PerPage(name) => Some(name.node.clone()),
+            _ => None,
+        }),
     })
 }
 

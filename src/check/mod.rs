@@ -10,6 +10,7 @@ mod expressions;
 mod http_values;
 mod jsonpath_regex;
 mod lower;
+mod pages;
 mod policy;
 mod rules;
 mod settings;
@@ -50,6 +51,11 @@ pub(crate) struct Checker<'a> {
     connections: HashMap<&'a str, bool>,
     /// What templates print and test, for W009 (`template_prints`).
     prints: template_prints::Notes,
+    /// Each read of a step's result, by the step (index) that reads it, for `per_page`
+    /// (`pages`).
+    reads: Vec<pages::Read>,
+    /// The step whose expressions are being checked, as `reads` records it.
+    reading: Option<usize>,
 }
 
 impl<'a> Checker<'a> {
@@ -64,6 +70,8 @@ impl<'a> Checker<'a> {
             diagnostics: Vec::new(),
             connections,
             prints: template_prints::Notes::default(),
+            reads: Vec::new(),
+            reading: None,
         }
     }
 
@@ -94,6 +102,7 @@ impl<'a> Checker<'a> {
             self.policy_setting(&default.node, default.span);
         }
         self.steps();
+        self.per_page();
         self.alerts();
         self.environments();
         for test in &spec.tests {

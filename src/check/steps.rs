@@ -20,6 +20,7 @@ impl<'a> Checker<'a> {
             .map(|(at, s)| (s.name.node.as_str(), at))
             .collect();
         for (at, step) in spec.steps.iter().enumerate() {
+            self.reading = Some(at);
             self.step(step, &order, at);
         }
         // Unknown fallbacks were reported by now; one is likely a misspelt use of an
@@ -41,8 +42,11 @@ impl<'a> Checker<'a> {
                 let name = name.to_string();
                 self.report(DiagnosticKind::UnusedFallback { name }, fallback.name.span);
             }
+            // A fallback reads what the step it stands in for would read, where that step runs.
+            self.reading = first_user;
             self.step(fallback, &order, first_user.unwrap_or(spec.steps.len()));
         }
+        self.reading = None;
     }
 
     /// Checks a step that runs after the first `ran` steps of `order`.
@@ -128,7 +132,7 @@ impl<'a> Checker<'a> {
                     );
                 }
                 StepSetting::PartialData(name) => self.partial_data(step, name),
-                StepSetting::Document(_) | StepSetting::Cache(_) => {}
+                StepSetting::Document(_) | StepSetting::Cache(_) | StepSetting::PerPage(_) => {}
             }
         }
     }

@@ -98,6 +98,10 @@ codes! {
     DotSegmentPath = "E610",
     MockWithoutAnswers = "E611",
     MockedTwice = "E612",
+    PerPageSource = "E613",
+    PerPageOfForEach = "E614",
+    PageReadLater = "E615",
+    PerPageNested = "E616",
     RetriedWithoutIdempotencyKey = "W001",
     PollWithoutDedupe = "W002",
     UnusedConnection = "W003",
@@ -114,4 +118,5 @@ codes! {
     WindowShorterThanInterval = "W016",
     ScheduleInDaylightSavingChange = "W017",
     BodyMatchWithoutBody = "W020",
+    PerPageUnread = "W021",
 }

@@ -235,6 +235,16 @@ pub enum DiagnosticKind {
     MockWithoutAnswers,
     #[error("{request} is mocked twice")]
     MockedTwice { request: String },
+    #[error("`per_page {name}` needs the paged step `{name}` right before it")]
+    PerPageSource { name: String, why: String },
+    #[error(
+        "`{name}` pages once per `for_each` element, so its pages cannot be handed on one by one"
+    )]
+    PerPageOfForEach { name: String },
+    #[error("`{name}` is read after the steps that run per page of `{paged}`")]
+    PageReadLater { name: String, paged: String },
+    #[error("`{name}` runs per page of `{outer}`, so its own pages cannot be handed on")]
+    PerPageNested { name: String, outer: String },
     #[error("environment overrides unknown connection `{name}`")]
     UnknownEnvironmentConnection {
         name: String,
@@ -304,6 +314,8 @@ pub enum DiagnosticKind {
         "mock of a {method} request has a `where` on its body, but a {method} request sends none"
     )]
     BodyMatchWithoutBody { method: &'static str },
+    #[error("step runs per page of `{name}` but does not read `${name}`")]
+    PerPageUnread { name: String },
 }
 
 impl DiagnosticKind {
@@ -379,6 +391,11 @@ impl DiagnosticKind {
             Self::MockWithoutAnswers => Code::MockWithoutAnswers,
             Self::MockedTwice { .. } => Code::MockedTwice,
             Self::BodyMatchWithoutBody { .. } => Code::BodyMatchWithoutBody,
+            Self::PerPageSource { .. } => Code::PerPageSource,
+            Self::PerPageOfForEach { .. } => Code::PerPageOfForEach,
+            Self::PageReadLater { .. } => Code::PageReadLater,
+            Self::PerPageNested { .. } => Code::PerPageNested,
+            Self::PerPageUnread { .. } => Code::PerPageUnread,
             Self::NeedsPaginate { .. } => Code::NeedsPaginate,
             Self::DotSegmentPath { .. } => Code::DotSegmentPath,
             Self::UnknownEnvironmentConnection { .. } => Code::UnknownEnvironmentConnection,
@@ -431,6 +448,7 @@ impl DiagnosticKind {
             Self::LiteralSecret { .. } => "a credential in plain text".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "retried here".into(),
             Self::MockedTwice { .. } => "mocked again here".into(),
+            Self::PerPageSource { why, .. } => why.clone(),
             Self::WebhookPathClash { .. } | Self::IntegrationNameClash { .. } => "clashes".into(),
             _ => "here".into(),
         }
@@ -531,6 +549,11 @@ impl DiagnosticKind {
             Self::TestWithoutEvent => "add `event { ... }` or `event file(\"fixtures/event.json\")`".into(),
             Self::MockWithoutAnswers => "add `answer STATUS [BODY]` lines, given in turn to the requests the mock matches".into(),
             Self::MockedTwice { .. } => "for answers in turn (a 429, then a 200), write one mock with `answer` lines; for different requests, tell them apart with a query (`\"/orders?page=2\"`) or `where`".into(),
+            Self::PerPageSource { .. } => "put the steps that handle each page right after the step that pages, each with `per_page NAME`".into(),
+            Self::PerPageOfForEach { .. } => "page one listing: move the `for_each` to the steps that run per page".into(),
+            Self::PageReadLater { paged, .. } => format!("a page, and what its `per_page` steps return for it, is dropped once they ran (memory holds one page); read it in a step with `per_page {paged}`, or remove `per_page` to collect every page"),
+            Self::PerPageNested { .. } => "hand on the pages of one step; the steps that run per page may page what they fetch, and collect it".into(),
+            Self::PerPageUnread { name } => format!("read the page (`body {{ records = ${name} }}`, `for_each ${name}[*]`), or remove `per_page`"),
             Self::BodyMatchWithoutBody { .. } => "match on the query instead (`\"/orders?page=2\"`), or remove the `where`".into(),
             Self::UnknownEnvironmentConnection { .. } => "an environment overrides fields of connections declared in this spec".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "add `idempotency_key \"...\"` so a retry cannot create a duplicate, or `retry 1` to not retry".into(),

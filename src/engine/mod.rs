@@ -7,6 +7,7 @@ mod cache;
 mod http;
 mod limits;
 mod link;
+mod pages;
 mod poll;
 mod report;
 mod rules;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// Without `max_pages`, a paginated step stops after this many pages: a safety net against
 /// an API that always answers with a next page.
-const PAGE_LIMIT: u32 = 1000;
+pub(super) const PAGE_LIMIT: u32 = 1000;
 
 /// The most a paginated step collects unless the engine is told otherwise, in bytes of its
 /// items as JSON: they are kept in memory and checkpointed as one row.
@@ -22,7 +22,7 @@ pub const DEFAULT_MAX_COLLECTED_BYTES: usize = 64 * 1024 * 1024;
 
 /// Why a step failed.
 #[derive(Debug, Clone, thiserror::Error)]
-enum StepError {
+pub(super) enum StepError {
     #[error("{0}")]
     Eval(#[from] EvalError),
     #[error("{0}")]
@@ -51,7 +51,7 @@ enum StepError {
 
 /// How a step ended: with its report, or deferred (the API asked for a longer wait than the
 /// step may hold a worker) with the report of its attempt and the wait.
-enum StepEnd {
+pub(super) enum StepEnd {
     Ran(StepReport),
     Deferred(StepReport, Duration),
 }
@@ -86,7 +86,12 @@ impl Engine {
         let mut outcome = RunOutcome::Succeeded;
         let mut real_run_stops_at = None;
         let steps = &self.plan().steps;
+        // The steps before this one ran with the paged step before them (`per_page`).
+        let mut ran_per_page = 0;
         for (index, step) in steps.iter().enumerate() {
+            if index < ran_per_page {
+                continue;
+            }
             if let Some(result) = done.get(&step.name) {
                 if !result.is_null() {
                     results.insert(step.name.clone(), result.clone());
@@ -94,7 +99,33 @@ impl Engine {
                 continue;
             }
             let guessed = guessed_responses(&reports);
-            let ended = self.run_step(step, event, &mut results, &guessed).await;
+            let members = per_page_steps(steps, index);
+            if !members.is_empty() {
+                ran_per_page = members.end;
+                let (ran, stop) = self
+                    .per_page(index, event, &mut results, &done, &guessed, &mut checkpoint)
+                    .await;
+                if stop.is_none() && members.end < steps.len() {
+                    for report in &ran {
+                        checkpoint(&report.name, None).await;
+                    }
+                }
+                reports.extend(ran);
+                if let Some(stop) = stop {
+                    if !self.options.dry_run || matches!(stop, RunOutcome::Deferred { .. }) {
+                        outcome = stop;
+                        break;
+                    }
+                    if outcome == RunOutcome::Succeeded {
+                        outcome = stop;
+                        real_run_stops_at = Some(step.name.clone());
+                    }
+                }
+                continue;
+            }
+            let ended = self
+                .run_step(step, event, &mut results, &guessed, true)
+                .await;
             let (report, stop) = match ended {
                 StepEnd::Deferred(report, wait) => (report, Some(RunOutcome::Deferred { wait })),
                 StepEnd::Ran(report) => {
@@ -137,12 +168,13 @@ impl Engine {
 
     /// Runs one step. `guessed` names the earlier steps whose responses a dry run made up
     /// empty: a value missing because it would come from them is not the spec's fault.
-    async fn run_step(
+    pub(super) async fn run_step(
         &self,
         step: &StepPlan,
         event: &Json,
         results: &mut Map<String, Json>,
         guessed: &[&str],
+        may_defer: bool,
     ) -> StepEnd {
         let report = |outcome, requests, error: Option<String>, fallback| StepReport {
             name: step.name.clone(),
@@ -201,6 +233,7 @@ impl Engine {
                 .all(|r| r.status.is_none_or(|s| !(200..300).contains(&s)));
         if let Err(StepError::Http(HttpError::WaitTooLong { asked, .. })) = &done.result
             && self.options.defer_long_waits
+            && may_defer
             && nothing_sent
         {
             let wait = (*asked).min(super::limits::MAX_PAUSE);
@@ -232,7 +265,7 @@ impl Engine {
     }
 
     /// The step's `on_error` policy, after its last attempt failed.
-    async fn after_failure(
+    pub(super) async fn after_failure(
         &self,
         step: &StepPlan,
         event: &Json,
@@ -372,7 +405,7 @@ impl Engine {
     }
 
     /// The request of a step for the scope.
-    fn request(&self, step: &StepPlan, scope: &Scope<'_>) -> Result<Request, StepError> {
+    pub(super) fn request(&self, step: &StepPlan, scope: &Scope<'_>) -> Result<Request, StepError> {
         let env = &self.plan().templates;
         let connection = &self.connections[step.connection];
         let path = as_text(step.path.eval(env, scope)?.as_ref());
@@ -432,7 +465,7 @@ impl Engine {
     }
 
     /// Sends (or, in a dry run, only records) one request.
-    async fn exchange(
+    pub(super) async fn exchange(
         &self,
         step: &StepPlan,
         request: &Request,
@@ -688,7 +721,7 @@ impl Engine {
 
 impl Engine {
     /// Points `request` at the page after `seen`; `false` when the style says there is none.
-    fn advance(
+    pub(super) fn advance(
         &self,
         step: &StepPlan,
         style: &PageStyle,
@@ -744,13 +777,13 @@ impl Engine {
 
 /// A page just received: its response, the scope that reads it, its number from 1 and how
 /// many items it held.
-struct Page<'a> {
-    response: &'a Response,
-    scope: &'a Scope<'a>,
-    number: u32,
-    items: u64,
+pub(super) struct Page<'a> {
+    pub(super) response: &'a Response,
+    pub(super) scope: &'a Scope<'a>,
+    pub(super) number: u32,
+    pub(super) items: u64,
     /// The step declares `has_more` (which said yes): page sizes do not end the loop.
-    has_more: bool,
+    pub(super) has_more: bool,
 }
 
 fn failed(error: StepError) -> Done {
@@ -762,7 +795,7 @@ fn failed(error: StepError) -> Done {
 }
 
 /// What identifies the page a request asks for: its URL, and for GraphQL its variables.
-fn position(request: &Request) -> String {
+pub(super) fn position(request: &Request) -> String {
     let variables = request.body.as_ref().and_then(|b| b.get("variables"));
     match variables.filter(|_| request.graphql) {
         Some(variables) => format!("{} {variables}", request.url),
@@ -790,7 +823,7 @@ fn json_size(items: &[Json]) -> usize {
 }
 
 /// The first request of offset and page styles carries the starting position.
-fn start_page(style: &PageStyle, request: &mut Request) {
+pub(super) fn start_page(style: &PageStyle, request: &mut Request) {
     match style {
         PageStyle::Offset {
             offset_param,
@@ -847,7 +880,7 @@ pub(super) fn link_next(response: &Response) -> Option<String> {
 
 impl Engine {
     /// What a step reads of an answer's body: a GraphQL answer's `data`, else the body.
-    fn body_of(
+    pub(super) fn body_of(
         &self,
         step: &StepPlan,
         body: Json,
@@ -872,7 +905,7 @@ impl Engine {
 
 /// What a step's report says of an answer a rule made empty: a `404` taken for "nothing
 /// here" must stay visible, or a wrong URL would pass unseen.
-fn empty_note(status: u16) -> String {
+pub(super) fn empty_note(status: u16) -> String {
     format!("a response rule took the answer (status {status}) as empty")
 }
 
@@ -957,6 +990,18 @@ fn place(into: &mut Json, target: &[TargetSegment], value: Json) -> Result<(), S
     place(slot, rest, value)
 }
 
+/// The steps after `at` that run per page of it: those right after it with `per_page`
+/// naming it (lint keeps them together).
+pub(super) fn per_page_steps(steps: &[StepPlan], at: usize) -> std::ops::Range<usize> {
+    let count = steps
+        .get(at + 1..)
+        .unwrap_or_default()
+        .iter()
+        .take_while(|s| s.per_page == Some(at))
+        .count();
+    at + 1..at + 1 + count
+}
+
 /// The steps whose responses a dry run made up empty, as no test mocked them.
 fn guessed_responses(reports: &[StepReport]) -> Vec<&str> {
     reports
@@ -1009,7 +1054,7 @@ fn is_idempotent(step: &StepPlan, request: &Request) -> bool {
 
 /// A URL as reports show it: query parameters named like credentials are redacted by name,
 /// whatever their value.
-fn shown_url(url: &reqwest::Url) -> String {
+pub(super) fn shown_url(url: &reqwest::Url) -> String {
     if !url
         .query_pairs()
         .any(|(k, _)| crate::secrets::is_credential_name(&k))

@@ -34,6 +34,8 @@ pub struct Step {
     pub rules: Vec<Rule>,
     /// GraphQL: what an answer with both `data` and `errors` means.
     pub partial_data: PartialData,
+    /// The paged step this one runs on, once per page as it arrives.
+    pub per_page: Option<String>,
 }
 
 /// Whether a GraphQL document is a mutation: its first line that is not blank or a `#`

@@ -217,6 +217,8 @@ pub struct StepPlan {
     /// The step's response rules, then its connection's: the first that matches decides.
     pub rules: Vec<RulePlan>,
     pub partial_data: model::PartialData,
+    /// The index of the paged step this one runs on, once per page as it arrives.
+    pub per_page: Option<usize>,
 }
 
 /// A response rule with its values compiled.
@@ -430,8 +432,21 @@ pub fn compile_parts(
     let steps: Vec<StepPlan> = integration
         .steps
         .iter()
-        .map(|s| step(&mut compiler, s))
-        .collect::<Result<_, _>>()?;
+        .map(|s| {
+            let mut plan = step(&mut compiler, s)?;
+            plan.per_page = match &s.per_page {
+                None => None,
+                Some(name) => Some(
+                    integration
+                        .steps
+                        .iter()
+                        .position(|p| &p.name == name)
+                        .ok_or(PlanError::Unchecked("`per_page` of an unknown step"))?,
+                ),
+            };
+            Ok(plan)
+        })
+        .collect::<Result<_, PlanError>>()?;
     let fallbacks: Vec<StepPlan> = integration
         .fallbacks
         .iter()
@@ -679,6 +694,8 @@ impl Compiler {
                 .map(|rule| self.rule(rule))
                 .collect::<Result<_, _>>()?,
             partial_data: step.partial_data,
+            // Set by `compile_parts`, which knows the other steps.
+            per_page: None,
         })
     }
 

@@ -581,6 +581,7 @@ impl Builder {
             Rule::max_pages => StepSetting::MaxPages(self.u32(children.next()?)),
             Rule::has_more => StepSetting::HasMore(self.expr(children.next()?)?),
             Rule::cache => StepSetting::Cache(self.duration(children.next()?)),
+            Rule::per_page => StepSetting::PerPage(name(children.expect(Rule::name)?)),
             Rule::idempotency_key => StepSetting::IdempotencyKey(self.expr(children.next()?)?),
             Rule::timeout => StepSetting::Timeout(self.duration(children.next()?)),
             Rule::retry => StepSetting::Retry(self.retry(children)?),
