@@ -2199,7 +2199,13 @@ fn batches(crm: &MockServer) -> Vec<Vec<u64>> {
 
 #[tokio::test]
 async fn per_page_steps_get_each_page_before_the_next_is_fetched() {
-    let api = MockServer::start(vec![route("GET", "/contacts", contact_pages(5))])
+    // Each page takes 100 ms to come: collected first, nothing would go out before 500 ms.
+    let slow = std::time::Duration::from_millis(100);
+    let pages = contact_pages(5)
+        .into_iter()
+        .map(|p| p.after(slow))
+        .collect();
+    let api = MockServer::start(vec![route("GET", "/contacts", pages)])
         .await
         .unwrap();
     let crm = MockServer::start(vec![route("PUT", "/batch", vec![ok(json!({}))])])
@@ -2219,6 +2225,12 @@ async fn per_page_steps_get_each_page_before_the_next_is_fetched() {
             "batch {page} after the next page"
         );
     }
+    // The first batch went out while four more pages, 100 ms each at least, were to come.
+    let lead = gets[4].at.duration_since(puts[0].at);
+    assert!(
+        lead >= 3 * slow,
+        "the first batch only {lead:?} before the last page"
+    );
     let note = step(&report, "contacts").note.clone().unwrap_or_default();
     assert_eq!(note, "5 page(s), each handed to `upsert` as it arrived");
     assert_eq!(step(&report, "upsert").requests.len(), 5);
@@ -2337,4 +2349,28 @@ async fn max_pages_bounds_a_per_page_paging_and_no_secret_is_checkpointed() {
         !kept.iter().any(|k| k.starts_with("contacts#page")),
         "{kept:?}"
     );
+}
+
+#[tokio::test]
+async fn an_empty_last_page_is_not_handed_on() {
+    let pages = vec![
+        ok(json!({"data": [{"id": 1}, {"id": 2}]})),
+        ok(json!({"data": [{"id": 3}, {"id": 4}]})),
+        ok(json!({"data": []})),
+    ];
+    let api = MockServer::start(vec![route("GET", "/contacts", pages)])
+        .await
+        .unwrap();
+    let crm = MockServer::start(vec![route("PUT", "/batch", vec![ok(json!({}))])])
+        .await
+        .unwrap();
+    let spec = PER_PAGE.replace(
+        "paginate cursor $.next into \"after\"",
+        "paginate offset \"offset\" limit \"limit\" 2",
+    );
+    let engine = engine(&spec, &[&api, &crm], &[], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    assert_eq!(api.requests().len(), 3);
+    assert_eq!(batches(&crm), [vec![1, 2], vec![3, 4]], "no empty batch");
 }
