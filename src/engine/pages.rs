@@ -25,6 +25,14 @@ use std::ops::Range;
 /// so that a report stays small however many pages there are.
 const LISTED_REQUESTS: usize = 100;
 
+/// The most pages `step` reads: its `max_pages`, else the engine's limit.
+fn page_limit(step: &StepPlan) -> u32 {
+    step.pagination
+        .as_ref()
+        .and_then(|p| p.max_pages)
+        .map_or(PAGE_LIMIT, |n| n.get())
+}
+
 /// The checkpoint that holds where a paged step's next page starts: `NAME#page`, which no
 /// step name can be.
 pub(super) fn page_key(step: &str) -> String {
@@ -130,15 +138,16 @@ impl Engine {
                 }
             }
             let Some(next) = next else { break };
-            if let Some(earlier) = asked.insert(position(&next), page + 1) {
+            // No overflow: a next page exists only below the page limit.
+            page = page.saturating_add(1);
+            if let Some(earlier) = asked.insert(position(&next), page) {
                 let error = StepError::PageLoop {
-                    page: page + 1,
+                    page,
                     earlier,
                     url: shown_url(&next.url),
                 };
                 return self.source_failed(at, merged, event, results, error).await;
             }
-            page += 1;
             if let Some(saved) = self.saved(&next, page) {
                 checkpoint(&key, Some(&saved)).await;
             }
@@ -205,7 +214,7 @@ impl Engine {
         let Some(pagination) = &step.pagination else {
             return Err(StepError::NotAList("nothing"));
         };
-        let limit = pagination.max_pages.map_or(PAGE_LIMIT, |n| n.get());
+        let limit = page_limit(step);
         let env = &self.plan().templates;
         if response.empty {
             // "Nothing here": no items, and no next page.
@@ -324,7 +333,8 @@ impl Engine {
             .get("page")
             .and_then(Json::as_u64)
             .and_then(|p| u32::try_from(p).ok())
-            .filter(|p| *p >= 2);
+            // A page the step could reach: from the state file, it is held to the limit.
+            .filter(|p| *p >= 2 && *p <= page_limit(step));
         let link = saved.get("url").and_then(Json::as_str);
         let (Some(page), Some(link)) = (page, link) else {
             tracing::warn!(step = %step.name, "a page checkpoint that does not read; starting from the first page");
