@@ -5,6 +5,8 @@
 //!
 //! An occurrence is *missed* when no process served the schedule at its time: it fell before
 //! this process started, or while the loop was stalled (a later occurrence is due with it).
+//! One that fell less than `GRACE` (or less than its interval) before the start is on time:
+//! a restart at the hour (a deploy at 09:00:03) does not make the 09:00 run a missed one.
 //! Ticks that come while a run of the schedule is in progress are not missed: the overlap
 //! policy handles them, so a run slower than its interval never piles up runs.
 
@@ -15,6 +17,11 @@ use chrono::{DateTime, TimeZone};
 /// How many missed occurrences are counted for the record of those skipped: past it, the
 /// record says "or more" (a per-second schedule down for a month has millions).
 const COUNTED: usize = 1_000;
+
+/// How late (in seconds) after an occurrence a process may start and still run it as on
+/// time, Quartz's misfire threshold; at most the occurrence's interval, so that a start
+/// never takes the one before the latest for the latest.
+const GRACE: i64 = 60;
 
 /// What the store holds of the schedule, as the tick sees it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,9 +58,9 @@ pub(super) fn tick(plan: &SchedulePlan, held: &Held, started: i64, now: i64) -> 
         waiting: held.waiting.clone(),
         skipped: Vec::new(),
     };
-    // The occurrence that came while this process served; the others since the last one
-    // handled were missed.
-    let current = latest.filter(|at| *at > started);
+    // The occurrence that came while this process served (or just before it started); the
+    // others since the last one handled were missed.
+    let current = latest.filter(|at| on_time(plan, *at, started));
     let mut catching_up = Vec::new();
     if let Some(latest) = latest {
         let missed = Missing {
@@ -153,6 +160,14 @@ fn overlapped(plan: &SchedulePlan, at: i64, held: &Held) -> String {
         "the occurrence at {} did not run: {run} ({policy})",
         show(plan, at)
     )
+}
+
+/// Whether the occurrence at `at` came while this process (started at `started`) served,
+/// or less than the grace before: late by less than `GRACE` and than its interval.
+fn on_time(plan: &SchedulePlan, at: i64, started: i64) -> bool {
+    let late = started.saturating_sub(at);
+    let interval = next_after(plan, at).map_or(GRACE, |next| next.saturating_sub(at));
+    late < GRACE.min(interval)
 }
 
 /// The latest occurrence at or before `now`.
@@ -329,7 +344,8 @@ mod tests {
         let tick = tick(&plan, &held, now, now).unwrap();
         let mut made_up = tick.fire.clone();
         made_up.extend(&tick.waiting);
-        let newest: Vec<i64> = (0..5)
+        // The five newest missed, then 00:00, 30 s before the start: on time, not missed.
+        let newest: Vec<i64> = (0..6)
             .rev()
             .map(|m| t("2026-11-30T00:00:00Z") - 60 * m)
             .collect();
@@ -474,6 +490,48 @@ mod tests {
         let now = t("2026-11-30T00:00:20Z");
         let tick = tick(&plan, &held, t("2026-11-30T00:00:00Z"), now).unwrap();
         assert_eq!(tick.fire, vec![now]);
+    }
+
+    #[test]
+    fn an_occurrence_just_before_a_restart_runs_as_on_time() {
+        // Quartz's misfire threshold: a deploy at 09:00:05 does not skip the 09:00 report.
+        let plan = plan("0 9 * * *", "Europe/Paris", Overlap::Skip, Missed::Skip);
+        let held = Held {
+            last: t("2026-11-29T09:00:00+01:00"),
+            ..Held::default()
+        };
+        let nine = t("2026-11-30T09:00:00+01:00");
+        for started in [nine, nine + 5, nine + 59] {
+            let tick = tick(&plan, &held, started, started).unwrap();
+            assert_eq!(tick.fire, vec![nine], "started {} s late", started - nine);
+            assert!(tick.skipped.is_empty(), "{:?}", tick.skipped);
+        }
+        // A minute late, it was missed.
+        let tick = tick(&plan, &held, nine + 60, nine + 60).unwrap();
+        assert!(tick.fire.is_empty());
+        assert!(tick.skipped[0].starts_with("1 occurrence(s) missed"));
+    }
+
+    #[test]
+    fn the_grace_is_never_longer_than_the_interval() {
+        // Every 10 s: started 3 s after :10, the :10 runs; 10 s or more after, it was missed.
+        let plan = plan("*/10 * * * * *", "UTC", Overlap::Skip, Missed::Skip);
+        let held = Held {
+            last: t("2026-11-30T00:00:00Z"),
+            ..Held::default()
+        };
+        let ten = t("2026-11-30T00:00:10Z");
+        assert_eq!(
+            tick(&plan, &held, ten + 3, ten + 3).unwrap().fire,
+            vec![ten]
+        );
+        let held = Held {
+            last: t("2026-11-29T23:59:50Z"),
+            ..Held::default()
+        };
+        let tick = tick(&plan, &held, ten + 9, ten + 9).unwrap();
+        assert_eq!(tick.fire, vec![ten]);
+        assert!(tick.skipped[0].starts_with("1 occurrence(s) missed"));
     }
 
     #[test]
