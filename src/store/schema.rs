@@ -1,6 +1,6 @@
 //! The SQLite schema and its migrations.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 /// The schema, one migration per version; `PRAGMA user_version` records how many ran.
 /// Append only: a released migration is never edited or reordered.
@@ -117,10 +117,13 @@ pub(super) fn version(connection: &Connection) -> rusqlite::Result<usize> {
     Ok(usize::try_from(version).unwrap_or(0))
 }
 
-/// Runs the migrations this file has not run yet, in one transaction.
+/// Runs the migrations this file has not run yet, in one transaction. `IMMEDIATE` takes the
+/// write lock before the version is read, so that of two processes opening a new file at
+/// once (`integ runs` while `integ serve` creates it) the second waits for the first's
+/// migrations, then finds them done.
 pub(super) fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let version = version(connection)?;
-    let transaction = connection.transaction()?;
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version = version(&transaction)?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         transaction.execute_batch(migration)?;
         transaction.pragma_update(None, "user_version", index as i64 + 1)?;

@@ -102,15 +102,36 @@ impl SqliteStore {
 /// A connection to the store at `path`, set up as every one of its connections is.
 fn connect(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
     let connection = Connection::open(path)?;
+    connection.busy_timeout(BUSY)?;
     // Deleted rows (finished events' checkpoints, purged dead letters) are overwritten
     // with zeros, not left readable in free pages of the file.
     connection.pragma_update(None, "secure_delete", "ON")?;
-    connection.pragma_update(None, "journal_mode", "WAL")?;
+    write_ahead(&connection)?;
     connection.pragma_update(None, "synchronous", durability.synchronous())?;
-    connection.busy_timeout(std::time::Duration::from_secs(5))?;
     // The hot path runs a dozen statements, the records a few dozen: all stay prepared.
     connection.set_prepared_statement_cache_capacity(64);
     Ok(connection)
+}
+
+/// How long a connection waits for another's lock on the file.
+const BUSY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Puts the file in WAL mode. Two connections doing it at once to a new file each hold a
+/// read lock and want the write lock: SQLite answers one "busy" at once (waiting could
+/// deadlock) rather than calling its busy handler, so that one tries again, within `BUSY`.
+fn write_ahead(connection: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY;
+    loop {
+        match connection.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(error, _))
+                if error.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Runs a statement through the connection's statement cache: the same few statements run
@@ -224,6 +245,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         let store = SqliteStore::open(&dir.join("state.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn two_openers_of_a_fresh_file_at_once_both_open_it_migrated() {
+        // `integ runs` run while `integ serve` creates the file failed with "table
+        // dead_letters already exists": both read version 0, then both migrated.
+        let dir = std::env::temp_dir().join(format!("integ-racing-{}", std::process::id()));
+        for round in 0..30 {
+            let _ = std::fs::remove_dir_all(&dir);
+            let path = dir.join("state.db");
+            let start = Arc::new(std::sync::Barrier::new(2));
+            let openers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (path, start) = (path.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        SqliteStore::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for opener in openers {
+                let opened = opener.join().unwrap();
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+            let connection = Connection::open(&path).unwrap();
+            assert_eq!(schema::version(&connection).unwrap(), MIGRATIONS.len());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
