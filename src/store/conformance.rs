@@ -43,6 +43,7 @@ macro_rules! conformance {
             saved_trigger_health_replaces_each_trigger_kept,
             a_poll_position_is_kept_per_integration_and_trigger,
             a_schedule_mark_commits_with_its_runs_and_skips,
+            another_integrations_event_is_never_a_schedules_run,
             refresh_tokens_are_kept_per_integration_and_connection,
         );
     };
@@ -644,6 +645,38 @@ async fn a_schedule_mark_commits_with_its_runs_and_skips(fresh: Fresh) {
     assert_eq!(state.busy, None);
     assert_eq!(store.schedule_state("a", "schedule 1").unwrap(), None);
     assert_eq!(store.schedule_state("b", "schedule 0").unwrap(), None);
+}
+
+async fn another_integrations_event_is_never_a_schedules_run(fresh: Fresh) {
+    // The run's event is pruned once done; an event id may then be given again (SQLite
+    // reuses the largest), to another integration's event, which must not hold the schedule.
+    let (_dir, store) = fresh();
+    let mark = ScheduleMark {
+        trigger: "schedule 0".into(),
+        schedule: "0 9 * * MON Europe/Paris".into(),
+        occurrence: 100,
+        waiting: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let events = numbered([1]);
+    let enqueued = store
+        .enqueue(NewEvents::of("a", &events).marking(&mark))
+        .await
+        .unwrap();
+    let run = enqueued.ids[0].unwrap();
+    let owner = alive();
+    store.claim(&owner, 1, &names(&["a"])).await.unwrap();
+    store.finish(run, Finished::Done, None).await.unwrap();
+    a_second_passes().await;
+    store.prune(Duration::ZERO).unwrap();
+    for n in 0..3 {
+        let other = enqueue(store.as_ref(), "b", &numbered([n])).await;
+        let state = store.schedule_state("a", "schedule 0").unwrap().unwrap();
+        assert_eq!(
+            state.busy, None,
+            "event {other:?} of `b` is not the run of `a`'s schedule"
+        );
+    }
 }
 
 async fn a_poll_position_is_kept_per_integration_and_trigger(fresh: Fresh) {

@@ -99,7 +99,8 @@ impl Records for SqliteStore {
             .query_row(
                 "SELECT schedule, occurrence, waiting, CASE WHEN inbox.status IN ('pending', 'running')
                      THEN inbox.id END
-                 FROM schedules LEFT JOIN inbox ON inbox.id = schedules.event
+                 FROM schedules LEFT JOIN inbox
+                     ON inbox.id = schedules.event AND inbox.integration = schedules.integration
                  WHERE schedules.integration = ?1 AND trigger = ?2",
                 params![integration, trigger],
                 |row| {
