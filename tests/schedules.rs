@@ -47,9 +47,33 @@ fn report_dir(name: &str, sink: &MockServer, cron: &str, policies: &str) -> std:
     dir
 }
 
+/// A running `integ serve`, killed when dropped: a test that fails must not leave it
+/// posting every second to a port that another test's mock may have next.
+struct Serving(Child);
+
+impl std::ops::Deref for Serving {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serving {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `integ serve` in `dir`, once it answers (its state file is open and migrated then:
 /// `integ runs` may read it).
-async fn serve(dir: &Path) -> Child {
+async fn serve(dir: &Path) -> Serving {
     integ::engine::install_crypto_provider();
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_integ"))
@@ -67,6 +91,7 @@ async fn serve(dir: &Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let child = Serving(child);
     let health = format!("http://127.0.0.1:{port}/healthz");
     let start = Instant::now();
     while reqwest::get(&health).await.is_err() {
