@@ -13,6 +13,8 @@
 use crate::model::{Missed, Overlap};
 use crate::plan::SchedulePlan;
 use chrono::{DateTime, TimeZone};
+use chrono_tz::Tz;
+use croner::errors::CronError;
 
 /// How many missed occurrences are counted for the record of those skipped: past it, the
 /// record says "or more" (a per-second schedule down for a month has millions).
@@ -181,13 +183,7 @@ fn latest_at_or_before(plan: &SchedulePlan, now: i64) -> Option<i64> {
 
 /// How many occurrences fall in (`after`, `before`), counting up to `COUNTED`, and the first.
 fn count_between(plan: &SchedulePlan, after: i64, before: i64) -> (usize, Option<i64>) {
-    let Some(start) = at(plan, after) else {
-        return (0, None);
-    };
-    let mut times = plan
-        .cron
-        .iter_after(start)
-        .map(|t| t.timestamp())
+    let mut times = std::iter::successors(next_after(plan, after), |at| next_after(plan, *at))
         .take_while(|t| *t < before)
         .take(COUNTED);
     let first = times.next();
@@ -196,13 +192,8 @@ fn count_between(plan: &SchedulePlan, after: i64, before: i64) -> (usize, Option
 
 /// The newest `n` occurrences in (`after`, `before`), oldest first.
 fn newest(plan: &SchedulePlan, after: i64, before: i64, n: usize) -> Vec<i64> {
-    let Some(end) = at(plan, before) else {
-        return Vec::new();
-    };
-    let mut times: Vec<i64> = plan
-        .cron
-        .iter_before(end)
-        .map(|t| t.timestamp())
+    let earlier = |at: i64| previous_before(plan, at);
+    let mut times: Vec<i64> = std::iter::successors(earlier(before), |at| earlier(*at))
         .take_while(|t| *t > after)
         .take(n)
         .collect();
@@ -210,17 +201,34 @@ fn newest(plan: &SchedulePlan, after: i64, before: i64, n: usize) -> Vec<i64> {
     times
 }
 
-/// The next occurrence after `after`.
+/// The next occurrence after `after`. (Occurrences are searched one by one, not with croner's
+/// iterators: those print their errors on stderr, past the logs.)
 pub(super) fn next_after(plan: &SchedulePlan, after: i64) -> Option<i64> {
     let after = at(plan, after)?;
-    plan.cron
-        .find_next_occurrence(&after, false)
-        .ok()
-        .map(|t| t.timestamp())
+    found(plan, plan.cron.find_next_occurrence(&after, false))
+}
+
+/// The latest occurrence before `before`.
+fn previous_before(plan: &SchedulePlan, before: i64) -> Option<i64> {
+    let before = at(plan, before)?;
+    found(plan, plan.cron.find_previous_occurrence(&before, false))
+}
+
+/// The time a search found; none when the cron has no more occurrences (none before year 1
+/// or after 5000), or when croner failed, which is logged.
+fn found(plan: &SchedulePlan, search: Result<DateTime<Tz>, CronError>) -> Option<i64> {
+    match search {
+        Ok(found) => Some(found.timestamp()),
+        Err(CronError::TimeSearchLimitExceeded) => None,
+        Err(error) => {
+            tracing::warn!(schedule = %plan.text, %error, "cannot compute an occurrence of the schedule");
+            None
+        }
+    }
 }
 
 /// Unix seconds as a time of the schedule's zone.
-pub(super) fn at(plan: &SchedulePlan, seconds: i64) -> Option<DateTime<chrono_tz::Tz>> {
+pub(super) fn at(plan: &SchedulePlan, seconds: i64) -> Option<DateTime<Tz>> {
     plan.timezone.timestamp_opt(seconds, 0).single()
 }
 
