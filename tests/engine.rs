@@ -1433,11 +1433,11 @@ async fn next_links_and_poll_positions_cannot_leave_the_base_path() {
         "/tenants/43/private",
         "/tenants/42/%2E%2E/43/private",
     ] {
-        assert!(engine.poll(0, Some(position)).await.is_err(), "{position}");
+        assert!(engine.poll(0, Some(position), None).await.is_err(), "{position}");
     }
     assert!(
         engine
-            .poll(0, Some("/tenants/42/items?page=2"))
+            .poll(0, Some("/tenants/42/items?page=2"), None)
             .await
             .is_ok()
     );

@@ -20,8 +20,9 @@ pub use step::{
 };
 pub use test::{Answer, ExpectRequest, Mock, Test, TestItem};
 pub use trigger::{
-    Cursor, CursorParam, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature,
-    SignatureOption, Trigger, TriggerKind, Webhook, WebhookSetting,
+    Cursor, CursorParam, Dedupe, Lookback, Missed, NextLink, Poll, PollSetting, Schedule,
+    ScheduleSetting, Signature, SignatureOption, Since, SinceSetting, Trigger, TriggerKind,
+    Webhook, WebhookSetting,
 };
 
 use crate::span::{Span, Spanned};

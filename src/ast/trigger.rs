@@ -1,6 +1,6 @@
 //! Triggers: what starts a run.
 
-use super::{Entry, Expr, Method, Name, Setting, Text};
+use super::{Body, Entry, Expr, Method, Name, Setting, Text};
 use crate::span::{Span, Spanned};
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ pub enum WebhookSetting {
     /// A JSONPath splitting one request into several events.
     Each(Expr),
     When(Expr),
-    Dedupe(Expr),
+    Dedupe(Dedupe),
 }
 
 impl Setting for WebhookSetting {
@@ -90,10 +90,12 @@ pub enum PollSetting {
     Every(Duration),
     Items(Expr),
     Cursor(Cursor),
-    Dedupe(Expr),
+    Dedupe(Dedupe),
     Query(Vec<Entry>),
     Headers(Vec<Entry>),
     When(Expr),
+    Since(Since),
+    Body(Body),
 }
 
 impl Setting for PollSetting {
@@ -106,14 +108,61 @@ impl Setting for PollSetting {
             Self::Query(_) => "query",
             Self::Headers(_) => "headers",
             Self::When(_) => "when",
+            Self::Since(_) => "since",
+            Self::Body(_) => "body",
         }
     }
+}
+
+/// `dedupe $.id for 30d`: a key per event, and how long this trigger's keys are kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dedupe {
+    pub key: Expr,
+    /// `for DURATION`; `integ serve --retention` when absent.
+    pub retention: Option<Spanned<Duration>>,
+}
+
+/// `since $.updated_at rfc3339 { start "2026-01-01T00:00:00Z" lookback 10m }`: an
+/// incremental poll, which asks for what changed since the largest value of a field seen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Since {
+    /// Where the value is in each item (`$` is an item).
+    pub path: Expr,
+    /// The type of the value, a name the checker validates (`rfc3339`, `epoch_s`, ...).
+    pub kind: Name,
+    pub settings: Vec<Spanned<SinceSetting>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SinceSetting {
+    /// The mark of the first round, before any value was seen.
+    Start(Expr),
+    /// How far before the mark each round asks from.
+    Lookback(Lookback),
+}
+
+impl Setting for SinceSetting {
+    fn keyword(&self) -> &'static str {
+        match self {
+            Self::Start(_) => "start",
+            Self::Lookback(_) => "lookback",
+        }
+    }
+}
+
+/// A look-back: a duration for a time, a count for an integer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookback {
+    Duration(Duration),
+    Count(u64),
 }
 
 /// Where the next request's position comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cursor {
     Param(CursorParam),
+    /// `cursor PATH into body "FIELD"`: the position sent as a field of the request body.
+    Body(CursorParam),
     NextLink(NextLink),
 }
 

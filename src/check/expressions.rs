@@ -27,6 +27,8 @@ pub(super) struct Scope<'a> {
     pub event: bool,
     /// In a response rule: templates read the answer as `body`, `status` and `headers`.
     pub answer: bool,
+    /// In the request of an incremental poll: templates read its mark as `since`.
+    pub since: bool,
 }
 
 /// The names a response rule's templates read the answer by.
@@ -317,6 +319,7 @@ impl<'a> Checker<'a> {
             let known = (scope.event && name == "event")
                 || (scope.item && name == "item")
                 || (scope.answer && ANSWER_NAMES.contains(&name.as_str()))
+                || (scope.since && name == "since")
                 || scope.has_run(&name)
                 || TEMPLATE_GLOBALS.contains(&name.as_str());
             if !known {
@@ -360,6 +363,9 @@ impl<'a> Checker<'a> {
                 "connections, alerts and test data are fixed before any event arrives; they cannot read `event`",
             ),
             "item" if !scope.item => Some("`item` exists only in a step with `for_each`"),
+            "since" if !scope.since => Some(
+                "`since` exists only in the request (path, query, headers, body) of a poll that declares `since`",
+            ),
             _ if scope.answer => Some(
                 "a response rule reads the answer as `body`, `status` and `headers` in templates, and its body as `$` in JSONPaths",
             ),

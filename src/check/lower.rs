@@ -283,9 +283,44 @@ fn lower_webhook(webhook: &ast::Webhook) -> Lowered<model::Webhook> {
             _ => None,
         }),
         dedupe: find(settings, |s| match s {
-            WebhookSetting::Dedupe(dedupe) => Some(dedupe.clone()),
+            WebhookSetting::Dedupe(dedupe) => Some(lower_dedupe(dedupe)),
             _ => None,
         }),
+    })
+}
+
+fn lower_dedupe(dedupe: &ast::Dedupe) -> model::Dedupe {
+    model::Dedupe {
+        key: dedupe.key.clone(),
+        retention: dedupe.retention.as_ref().map(|r| r.node),
+    }
+}
+
+fn lower_body(body: &ast::Body) -> model::Body {
+    match body {
+        ast::Body::Mapping(mapping) => model::Body::Mapping(mapping.clone()),
+        ast::Body::Raw(raw) => model::Body::Raw(raw.clone()),
+    }
+}
+
+fn lower_since(since: &ast::Since) -> Lowered<model::Since> {
+    let kind = model::MarkType::from_name(&since.kind.node)
+        .map_or_else(|| unchecked(since.kind.span, "an unknown mark type"), Ok)?;
+    let lookback = find(&since.settings, |s| match s {
+        ast::SinceSetting::Lookback(lookback) => Some(*lookback),
+        _ => None,
+    });
+    if lookback.is_some_and(|l| !kind.takes(&l)) {
+        return unchecked(since.kind.span, "a look-back of another kind than its mark");
+    }
+    Ok(model::Since {
+        path: since.path.clone(),
+        kind,
+        start: find(&since.settings, |s| match s {
+            ast::SinceSetting::Start(start) => Some(start.clone()),
+            _ => None,
+        }),
+        lookback,
     })
 }
 
@@ -339,6 +374,10 @@ fn lower_cursor(cursor: &ast::Cursor) -> model::Cursor {
         },
         ast::Cursor::NextLink(ast::NextLink::Header) => model::Cursor::LinkHeader,
         ast::Cursor::NextLink(ast::NextLink::Body(path)) => model::Cursor::NextLink(path.clone()),
+        ast::Cursor::Body(param) => model::Cursor::Body {
+            path: param.path.clone(),
+            field: param.param.value.clone(),
+        },
     }
 }
 
@@ -365,9 +404,19 @@ fn lower_poll(poll: &ast::Poll, span: Span) -> Lowered<model::Poll> {
             _ => None,
         }),
         dedupe: find(settings, |s| match s {
-            PollSetting::Dedupe(dedupe) => Some(dedupe.clone()),
+            PollSetting::Dedupe(dedupe) => Some(lower_dedupe(dedupe)),
             _ => None,
         }),
+        body: find(settings, |s| match s {
+            PollSetting::Body(body) => Some(lower_body(body)),
+            _ => None,
+        }),
+        since: find(settings, |s| match s {
+            PollSetting::Since(since) => Some(since),
+            _ => None,
+        })
+        .map(lower_since)
+        .transpose()?,
         query: entries(|s| match s {
             PollSetting::Query(entries) => Some(entries),
             _ => None,
@@ -514,10 +563,7 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
             _ => None,
         }),
         body: find(settings, |s| match s {
-            StepSetting::Body(ast::Body::Mapping(mapping)) => {
-                Some(model::Body::Mapping(mapping.clone()))
-            }
-            StepSetting::Body(ast::Body::Raw(raw)) => Some(model::Body::Raw(raw.clone())),
+            StepSetting::Body(body) => Some(lower_body(body)),
             _ => None,
         }),
         when: expr(|s| match s {

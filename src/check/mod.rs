@@ -8,6 +8,7 @@ mod connections;
 mod daylight_saving;
 mod expressions;
 mod http_values;
+mod incremental;
 mod jsonpath_regex;
 mod lower;
 mod pages;

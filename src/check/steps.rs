@@ -61,6 +61,7 @@ impl<'a> Checker<'a> {
             item: false,
             event: true,
             answer: false,
+            since: false,
         };
         let for_each = step.setting(|s| match s {
             StepSetting::ForEach { items, .. } => Some(items),
@@ -266,7 +267,7 @@ impl<'a> Checker<'a> {
     }
 
     /// Each target path is assigned once, and never both as a value and as a container.
-    fn mapping(&mut self, assignments: &[Assignment], scope: &Scope<'_>) {
+    pub(super) fn mapping(&mut self, assignments: &[Assignment], scope: &Scope<'_>) {
         let mut seen: HashMap<&[TargetSegment], Span> = HashMap::new();
         for assignment in assignments {
             let target = assignment.target.node.as_slice();

@@ -3,7 +3,7 @@
 use super::expressions::Scope;
 use super::{Checker, suggest};
 use crate::ast::{
-    Cursor, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature,
+    Body, Cursor, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature,
     SignatureOption, Trigger, TriggerKind, Webhook, WebhookSetting,
 };
 use crate::diagnostic::{DiagnosticKind, MISSED_POLICIES, OVERLAP_POLICIES, SIGNATURE_PRESETS};
@@ -15,13 +15,14 @@ const SIGNATURE_ENCODINGS: &[&str] = &["hex", "base64"];
 
 /// What trigger expressions read: `$` is the payload (webhooks) or the response (polls);
 /// templates read `event`.
-const TRIGGER_SCOPE: Scope<'static> = Scope {
+pub(super) const TRIGGER_SCOPE: Scope<'static> = Scope {
     steps: None,
     ran: 0,
     current: None,
     item: false,
     event: true,
     answer: false,
+    since: false,
 };
 
 impl Checker<'_> {
@@ -41,9 +42,8 @@ impl Checker<'_> {
             match &setting.node {
                 WebhookSetting::Signature(signature) => self.signature(signature),
                 WebhookSetting::Each(path) => self.path_only(path, "`each`", &TRIGGER_SCOPE),
-                WebhookSetting::When(expr) | WebhookSetting::Dedupe(expr) => {
-                    self.expr(expr, &TRIGGER_SCOPE);
-                }
+                WebhookSetting::When(expr) => self.expr(expr, &TRIGGER_SCOPE),
+                WebhookSetting::Dedupe(dedupe) => self.dedupe(dedupe, None),
                 WebhookSetting::Tolerance(tolerance) => {
                     let positive = u32::from(!tolerance.is_zero());
                     self.at_least_one("the tolerance", positive, setting.span);
@@ -112,7 +112,16 @@ impl Checker<'_> {
     fn poll(&mut self, poll: &Poll, span: crate::span::Span) {
         self.use_connection(&poll.connection);
         self.once_each(&poll.settings);
-        self.request_path(&poll.path, &TRIGGER_SCOPE);
+        let since = poll.settings.iter().find_map(|s| match &s.node {
+            PollSetting::Since(since) => Some(since),
+            _ => None,
+        });
+        // The request reads `since` in an incremental poll; the answer and items never do.
+        let request = Scope {
+            since: since.is_some(),
+            ..TRIGGER_SCOPE
+        };
+        self.request_path(&poll.path, &request);
         let has = |pick: fn(&PollSetting) -> bool| poll.settings.iter().any(|s| pick(&s.node));
         // The header line, `trigger poll CONNECTION METHOD "path"`, not the whole block.
         let span = crate::span::Span::new(span.start, poll.path.span.end);
@@ -120,22 +129,37 @@ impl Checker<'_> {
             self.report(DiagnosticKind::PollWithoutInterval, span);
         }
         if !has(|s| matches!(s, PollSetting::Dedupe(_))) {
-            self.report(DiagnosticKind::PollWithoutDedupe, span);
+            match since {
+                Some(since) => self.incremental_without_dedupe(since, span),
+                None => self.report(DiagnosticKind::PollWithoutDedupe, span),
+            }
         }
+        let method = poll.method.as_ref().map_or(crate::ast::Method::Get, |m| m.node);
         for setting in &poll.settings {
             match &setting.node {
                 PollSetting::Items(path) => self.path_only(path, "`items`", &TRIGGER_SCOPE),
                 PollSetting::Cursor(Cursor::Param(param)) => self.expr(&param.path, &TRIGGER_SCOPE),
+                PollSetting::Cursor(Cursor::Body(param)) => {
+                    self.expr(&param.path, &TRIGGER_SCOPE);
+                    self.sends_body(method, "the cursor", setting.span);
+                }
                 PollSetting::Cursor(Cursor::NextLink(NextLink::Body(path))) => {
                     self.expr(path, &TRIGGER_SCOPE);
                 }
-                PollSetting::Dedupe(expr) | PollSetting::When(expr) => {
-                    self.expr(expr, &TRIGGER_SCOPE)
+                PollSetting::When(expr) => self.expr(expr, &TRIGGER_SCOPE),
+                PollSetting::Dedupe(dedupe) => {
+                    self.dedupe(dedupe, Some((poll, since)));
                 }
-                PollSetting::Query(entries) => {
-                    self.entries(entries, "query parameter", &TRIGGER_SCOPE)
+                PollSetting::Query(entries) => self.entries(entries, "query parameter", &request),
+                PollSetting::Headers(entries) => self.headers(entries, &request),
+                PollSetting::Body(body) => {
+                    match body {
+                        Body::Mapping(assignments) => self.mapping(assignments, &request),
+                        Body::Raw(expr) => self.expr(expr, &request),
+                    }
+                    self.sends_body(method, "the body", setting.span);
                 }
-                PollSetting::Headers(entries) => self.headers(entries, &TRIGGER_SCOPE),
+                PollSetting::Since(since) => self.since(since, poll),
                 PollSetting::Every(every) => {
                     let positive = u32::from(!every.is_zero());
                     self.at_least_one("the poll interval", positive, setting.span);

@@ -132,6 +132,24 @@ pub enum DiagnosticKind {
     PollWithoutInterval,
     #[error("the `hmac_sha256` signature needs the header that carries it")]
     SignatureWithoutHeader,
+    #[error("unknown mark type `{name}`")]
+    UnknownMarkType {
+        name: String,
+        suggestion: Option<String>,
+    },
+    #[error("`start` is not a mark of type `{kind}`: {reason}")]
+    StartNotOfMarkType { kind: String, reason: String },
+    #[error("a {given} look-back does not apply to a mark of type `{kind}`")]
+    LookbackNotOfMarkType { kind: String, given: &'static str },
+    #[error("the poll keeps a mark but its request never reads `since`")]
+    SinceNeverSent,
+    #[error("dedupe keys kept {retention} {problem}")]
+    DedupeRetentionOutOfBounds { retention: String, problem: String },
+    #[error("a {method} poll sends no body, so {what} goes nowhere")]
+    BodyWithoutMethod {
+        method: &'static str,
+        what: &'static str,
+    },
 
     #[error("connection `{name}` has no `base_url`")]
     MissingBaseUrl { name: String },
@@ -316,6 +334,10 @@ pub enum DiagnosticKind {
     BodyMatchWithoutBody { method: &'static str },
     #[error("step runs per page of `{name}` but does not read `${name}`")]
     PerPageUnread { name: String },
+    #[error("incremental poll has no `dedupe` key")]
+    IncrementalWithoutDedupe { lookback: bool },
+    #[error("the `dedupe` key does not read the mark `{field}`")]
+    DedupeIgnoresMark { field: String },
 }
 
 impl DiagnosticKind {
@@ -419,6 +441,14 @@ impl DiagnosticKind {
             Self::MadeUpOutOfRange { .. } => Code::MadeUpOutOfRange,
             Self::WindowShorterThanInterval { .. } => Code::WindowShorterThanInterval,
             Self::ScheduleInDaylightSavingChange { .. } => Code::ScheduleInDaylightSavingChange,
+            Self::UnknownMarkType { .. } => Code::UnknownMarkType,
+            Self::StartNotOfMarkType { .. } => Code::StartNotOfMarkType,
+            Self::LookbackNotOfMarkType { .. } => Code::LookbackNotOfMarkType,
+            Self::SinceNeverSent => Code::SinceNeverSent,
+            Self::DedupeRetentionOutOfBounds { .. } => Code::DedupeRetentionOutOfBounds,
+            Self::BodyWithoutMethod { .. } => Code::BodyWithoutMethod,
+            Self::IncrementalWithoutDedupe { .. } => Code::IncrementalWithoutDedupe,
+            Self::DedupeIgnoresMark { .. } => Code::DedupeIgnoresMark,
         }
     }
 
@@ -572,6 +602,15 @@ impl DiagnosticKind {
             Self::WebhookWithoutSignature => "anyone who finds the URL can start runs: add the provider's `signature PRESET secret(\"...\")`, or `signature none` if it is unsigned on purpose".into(),
             Self::RuleHidesFailures { .. } => "narrow it with `when` to the answers that mean it (`404 when $.code == \"not_found\" empty`): as it is, a wrong URL, an expired token or an outage succeed silently".into(),
             Self::PartialMutationAccepted => "a mutation's errors mean some of its writes failed; leave `partial_data fail` (the default) so that the event is kept".into(),
+            Self::UnknownMarkType { .. } => "the mark types are `rfc3339`, `epoch_s`, `epoch_ms` and `integer`".into(),
+            Self::StartNotOfMarkType { .. } => "write the first round's mark as the API writes the field, such as `start \"2026-12-01T00:00:00Z\"` for `rfc3339`".into(),
+            Self::LookbackNotOfMarkType { .. } => "a time mark looks back a duration (`lookback 10m`), an integer mark a count (`lookback 100`)".into(),
+            Self::SinceNeverSent => "send it in the query or the body, such as `query { updated_since = \"{{ since }}\" }`: without it every round reads everything again".into(),
+            Self::DedupeRetentionOutOfBounds { .. } => "keep the keys at least as long as the poll's interval and look-back (an item seen again must still find its key) and at most a year".into(),
+            Self::BodyWithoutMethod { .. } => "declare the method that sends a body, such as `trigger poll crm POST \"/search\"`".into(),
+            Self::IncrementalWithoutDedupe { lookback: true } => "add `dedupe` with the item's id and mark: the look-back and the mark's own bound ask again for items already delivered".into(),
+            Self::IncrementalWithoutDedupe { lookback: false } => "add `dedupe` with the item's id and mark: each round asks again for the items at the mark itself".into(),
+            Self::DedupeIgnoresMark { field } => format!("key on the id and the mark, such as `dedupe \"{{{{ event.id }}}}@{{{{ event.{field} }}}}\"`: with the id alone, a record changed again is dropped as a duplicate"),
             Self::PaginateWithoutMaxPages => "add `max_pages N`, the most pages this step should ever need: an API that never stops is cut there, not after 1000 pages".into(),
             Self::UnknownOverlapPolicy { .. } => format!("the overlap policies are {}", join_ticked(OVERLAP_POLICIES)),
             Self::UnknownMissedPolicy { .. } => format!("the missed-run policies are {}", join_ticked(MISSED_POLICIES)),
@@ -604,7 +643,8 @@ impl DiagnosticKind {
             | Self::UnknownStepOutcome { suggestion, .. }
             | Self::UnknownEnvironmentConnection { suggestion, .. }
             | Self::UnknownOverlapPolicy { suggestion, .. }
-            | Self::UnknownMissedPolicy { suggestion, .. } => suggestion.as_deref(),
+            | Self::UnknownMissedPolicy { suggestion, .. }
+            | Self::UnknownMarkType { suggestion, .. } => suggestion.as_deref(),
             _ => None,
         }
     }

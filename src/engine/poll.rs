@@ -1,12 +1,13 @@
-//! One poll of a poll trigger: the request from a stored position, the items of the
-//! answer, and the position of the next page.
+//! One poll of a poll trigger: the request from a stored position (and, for an
+//! incremental poll, its mark), the items of the answer, the largest mark among them, and
+//! the position of the next page.
 
 use super::http::Request;
-use super::run::{link_next, set_param};
+use super::run::{link_next, set_body_field, set_param};
 use super::{Engine, url};
-use crate::model::Encoding;
+use crate::model::{Encoding, Mark};
 use crate::plan::as_text;
-use crate::plan::{PageStyle, PollPlan, Scope};
+use crate::plan::{BodyPlan, PageStyle, PollPlan, Scope};
 use serde_json::Value as Json;
 
 /// What one poll brought.
@@ -15,16 +16,41 @@ pub struct Polled {
     pub items: Vec<Json>,
     /// Where the next poll starts: a cursor value, or the next page's URL.
     pub next: Option<String>,
+    /// What the items say of an incremental poll's mark.
+    pub marks: Marks,
+}
+
+/// The marks of a page's items: the largest, and the items that have none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Marks {
+    pub high: Option<Mark>,
+    /// Items whose mark is missing or not of its type (they are still delivered), and the
+    /// first reason.
+    pub unread: Option<(usize, String)>,
 }
 
 impl Engine {
-    /// Polls trigger `index` from `position` (a stored cursor or next-page URL).
-    pub async fn poll(&self, index: usize, position: Option<&str>) -> Result<Polled, String> {
+    /// Polls trigger `index` from `position` (a stored cursor or next-page URL); an
+    /// incremental poll asks for what changed since `mark` less its look-back.
+    pub async fn poll(
+        &self,
+        index: usize,
+        position: Option<&str>,
+        mark: Option<Mark>,
+    ) -> Result<Polled, String> {
         let plan = self.plan();
         let poll = plan.polls.get(index).ok_or("no such poll trigger")?;
         let connection = &self.connections[poll.connection];
+        let since = match (&poll.since, mark) {
+            (Some(since), Some(mark)) => Some(
+                mark.minus(since.lookback.as_ref())
+                    .map(|from| since.kind.render(from))
+                    .map_err(|e| format!("cannot look back from the mark {}: {e}", mark.stored()))?,
+            ),
+            _ => None,
+        };
         let request = self
-            .poll_request(poll, position)
+            .poll_request(poll, position, since.as_ref())
             .map_err(|e| self.secrets().redact(&e))?;
         let exchange = connection
             .send(&request, &crate::model::RetryPolicy::default(), true, None)
@@ -55,15 +81,75 @@ impl Engine {
                 .eval(&plan.templates, &scope)
                 .map_err(|e| e.to_string())?
                 .and_then(|v| v.as_str().filter(|s| !s.is_empty()).map(String::from)),
+            Some(PageStyle::BodyCursor { path, .. }) => path
+                .eval(&plan.templates, &scope)
+                .map_err(|e| e.to_string())?
+                .filter(|v| crate::plan::truthy(Some(v)))
+                .map(|v| as_text(Some(&v))),
             _ => None,
         };
-        Ok(Polled { items, next })
+        let marks = self.marks(poll, &items);
+        Ok(Polled { items, next, marks })
     }
 
-    fn poll_request(&self, poll: &PollPlan, position: Option<&str>) -> Result<Request, String> {
+    /// The mark of an incremental poll's first round: its `start`, if any.
+    pub fn start_mark(&self, index: usize) -> Result<Option<Mark>, String> {
+        let plan = self.plan();
+        let poll = plan.polls.get(index).ok_or("no such poll trigger")?;
+        let Some(since) = &poll.since else {
+            return Ok(None);
+        };
+        let Some(start) = &since.start else {
+            return Ok(None);
+        };
+        let scope = Scope::fixed(self.secrets());
+        match start.eval(&plan.templates, &scope) {
+            Ok(Some(value)) => since
+                .kind
+                .read(&value)
+                .map(Some)
+                .map_err(|e| format!("`start` is not a mark: {e}")),
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.secrets().redact(&format!("`start` failed: {e}"))),
+        }
+    }
+
+    /// The largest mark among `items`, and those without one (missing, or not of its type).
+    fn marks(&self, poll: &PollPlan, items: &[Json]) -> Marks {
+        let mut marks = Marks::default();
+        let Some(since) = &poll.since else {
+            return marks;
+        };
+        for item in items {
+            let scope = Scope::of(item, self.secrets());
+            let read = match since.path.eval(&self.plan().templates, &scope) {
+                Ok(Some(value)) => since.kind.read(&value).map_err(|e| e.to_string()),
+                Ok(None) => Err("the item has no mark".to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match read {
+                Ok(mark) => marks.high = marks.high.max(Some(mark)),
+                Err(reason) => match &mut marks.unread {
+                    Some((count, _)) => *count += 1,
+                    None => marks.unread = Some((1, self.secrets().redact(&reason))),
+                },
+            }
+        }
+        marks
+    }
+
+    fn poll_request(
+        &self,
+        poll: &PollPlan,
+        position: Option<&str>,
+        since: Option<&Json>,
+    ) -> Result<Request, String> {
         let plan = self.plan();
         let connection = &self.connections[poll.connection];
-        let scope = Scope::fixed(self.secrets());
+        let scope = Scope {
+            since,
+            ..Scope::fixed(self.secrets())
+        };
         let path = poll
             .path
             .eval(&plan.templates, &scope)
@@ -79,9 +165,21 @@ impl Engine {
                     .append_pair(name, &as_text(Some(&value)));
             }
         }
+        let mut body = match &poll.body {
+            None => None,
+            Some(BodyPlan::Raw(value)) => value
+                .eval(&plan.templates, &scope)
+                .map_err(|e| e.to_string())?,
+            Some(BodyPlan::Mapping(targets)) => Some(
+                super::run::mapping(targets, &plan.templates, &scope).map_err(|e| e.to_string())?,
+            ),
+        };
         match (&poll.cursor, position) {
             (Some(PageStyle::Cursor { param, .. }), Some(cursor)) => {
                 set_param(&mut url, param, cursor)
+            }
+            (Some(PageStyle::BodyCursor { field, .. }), Some(cursor)) => {
+                set_body_field(&mut body, field, Json::String(cursor.to_string()));
             }
             (Some(PageStyle::LinkHeader | PageStyle::NextLink(_)), Some(link)) => {
                 url = url::next_link(&connection.base, &url, link).map_err(|e| e.to_string())?;
@@ -102,7 +200,7 @@ impl Engine {
             method: poll.method,
             url,
             headers,
-            body: None,
+            body,
             encoding: Encoding::Json,
             timeout: None,
         })

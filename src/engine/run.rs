@@ -740,6 +740,13 @@ impl Engine {
                 }
                 _ => false,
             },
+            PageStyle::BodyCursor { path, field } => match path.eval(env, page_scope)? {
+                Some(cursor) if crate::plan::truthy(Some(&cursor)) => {
+                    set_body_field(&mut request.body, field, cursor);
+                    true
+                }
+                _ => false,
+            },
             PageStyle::LinkHeader => match link_next(response) {
                 Some(link) => {
                     request.url = url::next_link(base, &request.url, &link)?;
@@ -839,7 +846,20 @@ pub(super) fn start_page(style: &PageStyle, request: &mut Request) {
                 set_position(request, name, (*size).into());
             }
         }
-        PageStyle::Cursor { .. } | PageStyle::LinkHeader | PageStyle::NextLink(_) => {}
+        PageStyle::Cursor { .. }
+        | PageStyle::BodyCursor { .. }
+        | PageStyle::LinkHeader
+        | PageStyle::NextLink(_) => {}
+    }
+}
+
+/// Sets a top-level field of a JSON body (making the body an object if it is none).
+pub(super) fn set_body_field(body: &mut Option<Json>, field: &str, value: Json) {
+    match body {
+        Some(Json::Object(fields)) => {
+            fields.insert(field.to_string(), value);
+        }
+        _ => *body = Some(serde_json::json!({ field: value })),
     }
 }
 
@@ -940,7 +960,7 @@ fn graphql_data(
 
 /// Builds a body from `target = value` lines: keys make objects, `[n]` makes list slots
 /// (filled with null up to n); a missing value leaves its target out.
-fn mapping(
+pub(super) fn mapping(
     targets: &[(Vec<TargetSegment>, Value)],
     env: &std::sync::Arc<minijinja::Environment<'static>>,
     scope: &Scope<'_>,

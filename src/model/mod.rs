@@ -8,6 +8,7 @@
 
 pub mod http;
 pub use http::split_query;
+mod mark;
 mod policy;
 mod rule;
 mod step;
@@ -19,8 +20,10 @@ pub use step::{
     Answer, Answers, Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle,
     Step, Test, is_mutation,
 };
+pub use mark::{Mark, MarkError, MarkType};
 pub use trigger::{
-    Cursor, Missed, Overlap, Poll, Schedule, Signature, SignatureEncoding, SignaturePreset,
+    Cursor, Dedupe, Missed, Overlap, Poll, Schedule, Signature, SignatureEncoding,
+    SignaturePreset, Since,
     Trigger, Webhook,
 };
 

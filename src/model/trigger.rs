@@ -1,6 +1,7 @@
 //! Triggers, resolved.
 
-use crate::ast::{Entry, Expr, Method, Text};
+use super::{Body, MarkType};
+use crate::ast::{Entry, Expr, Lookback, Method, Text};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -20,7 +21,15 @@ pub struct Webhook {
     pub tolerance: Option<Duration>,
     pub each: Option<Expr>,
     pub when: Option<Expr>,
-    pub dedupe: Option<Expr>,
+    pub dedupe: Option<Dedupe>,
+}
+
+/// A trigger's dedupe key, and how long its keys are kept.
+#[derive(Debug, Clone)]
+pub struct Dedupe {
+    pub key: Expr,
+    /// `integ serve --retention` when absent.
+    pub retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,10 +67,27 @@ pub struct Poll {
     pub every: Duration,
     pub items: Option<Expr>,
     pub cursor: Option<Cursor>,
-    pub dedupe: Option<Expr>,
+    pub dedupe: Option<Dedupe>,
     pub query: Vec<Entry>,
     pub headers: Vec<Entry>,
+    /// The request body; only with a method that sends one.
+    pub body: Option<Body>,
     pub when: Option<Expr>,
+    /// An incremental poll's high-water mark.
+    pub since: Option<Since>,
+}
+
+/// An incremental poll: each round asks for what changed since the largest value of a
+/// field seen in the rounds before (less a look-back), given to the request as `since`.
+#[derive(Debug, Clone)]
+pub struct Since {
+    /// The field of each item (`$` is an item).
+    pub path: Expr,
+    pub kind: MarkType,
+    /// The mark of the first round; without one, `since` is missing in the first round.
+    pub start: Option<Expr>,
+    /// Of the kind `kind` takes (the checker made sure).
+    pub lookback: Option<Lookback>,
 }
 
 /// Where the next request's position comes from.
@@ -73,6 +99,8 @@ pub enum Cursor {
     LinkHeader,
     /// The next page's URL in the response body.
     NextLink(Expr),
+    /// A value of the response, sent as this top-level field of the request body.
+    Body { path: Expr, field: String },
 }
 
 #[derive(Debug, Clone)]

@@ -129,6 +129,7 @@ mod tests {
             each: None,
             when,
             dedupe,
+            retention: None,
         }
     }
 

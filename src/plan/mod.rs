@@ -122,6 +122,23 @@ pub struct PollPlan {
     pub cursor: Option<PageStyle>,
     pub when: Option<Value>,
     pub dedupe: Option<Value>,
+    /// How long this trigger's dedupe keys are kept; `--retention` when `None`.
+    pub retention: Option<Duration>,
+    pub body: Option<BodyPlan>,
+    /// An incremental poll's mark.
+    pub since: Option<SincePlan>,
+}
+
+/// An incremental poll's high-water mark: where each item holds it, its type, the first
+/// round's mark and the look-back.
+#[derive(Debug, Clone)]
+pub struct SincePlan {
+    /// `$` is an item.
+    pub path: Value,
+    pub kind: model::MarkType,
+    /// Evaluated when a round starts without a stored mark.
+    pub start: Option<Value>,
+    pub lookback: Option<ast::Lookback>,
 }
 
 /// A schedule trigger, its cron expression parsed once.
@@ -150,6 +167,8 @@ pub struct WebhookPlan {
     pub when: Option<Value>,
     /// The key under which an event runs once.
     pub dedupe: Option<Value>,
+    /// How long this trigger's dedupe keys are kept; `--retention` when `None`.
+    pub retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -283,6 +302,11 @@ pub enum PageStyle {
     Cursor {
         path: Value,
         param: String,
+    },
+    /// A cursor sent as a top-level field of the request body (polls only).
+    BodyCursor {
+        path: Value,
+        field: String,
     },
     LinkHeader,
     NextLink(Value),
@@ -494,7 +518,8 @@ pub fn compile_parts(
                 tolerance: webhook.tolerance,
                 each: compiler.optional(webhook.each.as_ref())?,
                 when: compiler.optional(webhook.when.as_ref())?,
-                dedupe: compiler.optional(webhook.dedupe.as_ref())?,
+                dedupe: compiler.optional(webhook.dedupe.as_ref().map(|d| &d.key))?,
+                retention: webhook.dedupe.as_ref().and_then(|d| d.retention),
             })
         })
         .collect::<Result<_, PlanError>>()?;
@@ -546,7 +571,21 @@ pub fn compile_parts(
                     None => None,
                 },
                 when: compiler.optional(poll.when.as_ref())?,
-                dedupe: compiler.optional(poll.dedupe.as_ref())?,
+                dedupe: compiler.optional(poll.dedupe.as_ref().map(|d| &d.key))?,
+                retention: poll.dedupe.as_ref().and_then(|d| d.retention),
+                body: match &poll.body {
+                    Some(body) => Some(compiler.body(body)?),
+                    None => None,
+                },
+                since: match &poll.since {
+                    Some(since) => Some(SincePlan {
+                        path: compiler.value(&since.path)?,
+                        kind: since.kind,
+                        start: compiler.optional(since.start.as_ref())?,
+                        lookback: since.lookback,
+                    }),
+                    None => None,
+                },
             })
         })
         .collect::<Result<_, PlanError>>()?;
@@ -656,10 +695,7 @@ impl Compiler {
             headers: self.entries(&step.headers)?,
             body: match &step.body {
                 None => None,
-                Some(model::Body::Mapping(mapping)) => {
-                    Some(BodyPlan::Mapping(self.mapping(mapping)?))
-                }
-                Some(model::Body::Raw(raw)) => Some(BodyPlan::Raw(self.value(raw)?)),
+                Some(body) => Some(self.body(body)?),
             },
             when: self.optional(step.when.as_ref())?,
             for_each: match &step.for_each {
@@ -735,12 +771,25 @@ impl Compiler {
         })
     }
 
+    fn body(&mut self, body: &model::Body) -> Result<BodyPlan, PlanError> {
+        Ok(match body {
+            model::Body::Mapping(mapping) => BodyPlan::Mapping(self.mapping(mapping)?),
+            model::Body::Raw(raw) => BodyPlan::Raw(self.value(raw)?),
+        })
+    }
+
     fn page_style(&mut self, style: &model::PaginationStyle) -> Result<PageStyle, PlanError> {
         Ok(match style {
             model::PaginationStyle::Cursor(model::Cursor::Param { path, param }) => {
                 PageStyle::Cursor {
                     path: self.value(path)?,
                     param: param.clone(),
+                }
+            }
+            model::PaginationStyle::Cursor(model::Cursor::Body { path, field }) => {
+                PageStyle::BodyCursor {
+                    path: self.value(path)?,
+                    field: field.clone(),
                 }
             }
             model::PaginationStyle::Cursor(model::Cursor::LinkHeader) => PageStyle::LinkHeader,

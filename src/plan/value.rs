@@ -74,6 +74,8 @@ pub struct Scope<'a> {
     pub event: &'a Json,
     pub steps: &'a Map<String, Json>,
     pub item: Option<&'a Json>,
+    /// An incremental poll's mark, in its request: `since` in templates.
+    pub since: Option<&'a Json>,
     pub secrets: &'a Secrets,
     /// In a response rule: the answer whose body is `document`; templates read it as
     /// `body`, `status` and `headers`.
@@ -103,6 +105,7 @@ impl<'a> Scope<'a> {
             event,
             steps,
             item: None,
+            since: None,
             secrets,
             answer: None,
         }
@@ -115,6 +118,7 @@ impl<'a> Scope<'a> {
             event: document,
             steps: &NO_STEPS,
             item: None,
+            since: None,
             secrets,
             answer: None,
         }
@@ -313,7 +317,8 @@ impl Template {
     }
 }
 
-/// Renders template `name` with `event`, the step results and `item` as its variables.
+/// Renders template `name` with `event`, the step results, `item` and `since` as its
+/// variables.
 pub fn render(
     env: &Environment<'static>,
     name: &str,
@@ -340,6 +345,9 @@ pub fn render(
             "headers",
             minijinja::Value::from(minijinja::value::Serde(&headers)),
         );
+    }
+    if let Some(since) = scope.since {
+        context.insert("since", serde_value(since));
     }
     env.get_template(name)?.render(context)
 }

@@ -7,7 +7,9 @@
 //! 202 for events that would wait minutes.
 
 use super::Service;
-use crate::store::{Enqueued, InboxItem, NewEvents, Owner, ScheduleMark, Store, StoreError};
+use crate::store::{
+    Enqueued, InboxItem, NewEvents, Owner, Position, ScheduleMark, Store, StoreError,
+};
 use serde_json::Value as Json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -117,18 +119,21 @@ impl Intake {
 }
 
 impl Service {
-    /// Commits `events` of `integration` (with a poll trigger's position, if any) and hands
-    /// those enqueued to the workers. The commit and the hand-over run on a task of their
+    /// Commits `events` of `integration` (their dedupe keys kept for their trigger's
+    /// `retention`, with a poll trigger's position, if any) and hands those enqueued to the
+    /// workers. The commit and the hand-over run on a task of their
     /// own: a caller dropped on the way (a webhook past its timeout, a sender that hung up)
     /// must not leave events committed as this process's and never handed over.
     pub(super) async fn accept(
         &self,
         integration: &str,
         events: Vec<(Json, Option<String>)>,
-        position: Option<(&str, &str)>,
+        retention: Option<Duration>,
+        position: Option<(&str, &Position)>,
     ) -> Result<Enqueued, StoreError> {
-        let position = position.map(|(t, p)| (t.to_string(), p.to_string()));
-        self.commit(integration, events, position, None).await
+        let position = position.map(|(t, p)| (t.to_string(), p.clone()));
+        self.commit(integration, events, retention, (position, None))
+            .await
     }
 
     /// Commits the events of a schedule's tick together with what it handled (`mark`), and
@@ -139,23 +144,24 @@ impl Service {
         events: Vec<(Json, Option<String>)>,
         mark: ScheduleMark,
     ) -> Result<Enqueued, StoreError> {
-        self.commit(integration, events, None, Some(mark)).await
+        self.commit(integration, events, None, (None, Some(mark)))
+            .await
     }
 
     async fn commit(
         &self,
         integration: &str,
         events: Vec<(Json, Option<String>)>,
-        position: Option<(String, String)>,
-        mark: Option<ScheduleMark>,
+        retention: Option<Duration>,
+        at: (Option<(String, Position)>, Option<ScheduleMark>),
     ) -> Result<Enqueued, StoreError> {
         let committed = commit(
             self.store.clone(),
             self.owner.clone(),
             self.intake.clone(),
-            integration.to_string(),
-            events,
-            (position, mark),
+            (integration.to_string(), events),
+            retention,
+            at,
         );
         tokio::spawn(committed)
             .await
@@ -167,14 +173,15 @@ async fn commit(
     store: Arc<dyn Store>,
     owner: Owner,
     intake: Arc<Intake>,
-    integration: String,
-    events: Vec<(Json, Option<String>)>,
-    (position, mark): (Option<(String, String)>, Option<ScheduleMark>),
+    (integration, events): (String, Vec<(Json, Option<String>)>),
+    retention: Option<Duration>,
+    (position, mark): (Option<(String, Position)>, Option<ScheduleMark>),
 ) -> Result<Enqueued, StoreError> {
     let new = NewEvents {
         integration: &integration,
         events: &events,
-        position: position.as_ref().map(|(t, p)| (t.as_str(), p.as_str())),
+        position: position.as_ref().map(|(t, p)| (t.as_str(), p)),
+        retention,
         owner: Some(&owner),
         mark: mark.as_ref(),
     };
@@ -196,7 +203,7 @@ mod tests {
         let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
         let service = Service::new(Vec::new(), store);
         let mut arrivals = service.arrivals.lock().unwrap().take().unwrap();
-        let mut accepting = Box::pin(service.accept("demo", vec![(json!({"n": 1}), None)], None));
+        let mut accepting = Box::pin(service.accept("demo", vec![(json!({"n": 1}), None)], None, None));
         // Dropped once started, before the commit answers, as a webhook past its timeout is.
         let started = futures_util::poll!(&mut accepting);
         assert!(

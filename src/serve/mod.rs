@@ -11,6 +11,7 @@ mod health;
 mod http;
 mod intake;
 mod lanes;
+mod pass;
 mod occurrences;
 mod poll;
 mod prune;

@@ -2,7 +2,9 @@
 
 use super::Service;
 use super::health::poll_name;
+use super::pass::Pass;
 use crate::engine::Engine;
+use crate::model::{Mark, MarkType};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,8 +58,9 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
 }
 
 /// One round of a poll: pages from the stored position until the last, each committed with
-/// the position after it. `Ok(Some(error))` when every page was committed but some events
-/// without their dedupe key.
+/// the position after it (see `Pass` for how an incremental poll's mark moves).
+/// `Ok(Some(error))` when every page was committed but some events without their dedupe
+/// key, or some items without a readable mark.
 async fn round(
     service: &Service,
     engine: &Engine,
@@ -70,17 +73,25 @@ async fn round(
         .polls
         .get(index)
         .ok_or("no such poll trigger")?;
+    let kind = poll.since.as_ref().map(|since| since.kind);
+    // Taken before the first request: no item of this round can be stamped later and be
+    // missed by the next one.
+    let ceiling = kind
+        .filter(|k| *k != MarkType::Integer)
+        .map(|_| Mark::Time(chrono::Utc::now()));
     let store = service.store.clone();
     let (name, key) = (integration.clone(), trigger.to_string());
-    let mut position = tokio::task::spawn_blocking(move || store.position(&name, &key))
+    let stored = tokio::task::spawn_blocking(move || store.position(&name, &key))
         .await
         .map_err(|e| format!("cannot read the poll's position: {e}"))?
         .map_err(|e| format!("cannot read the poll's position: {e}"))?;
+    let mut pass = Pass::read(stored, kind)?.starting_from(engine.start_mark(index)?);
     let mut unkeyed = None;
+    let mut unread = None;
     // The positions this round asked for: one handed out again is a loop.
-    let mut asked: std::collections::HashSet<String> = position.iter().cloned().collect();
+    let mut asked: std::collections::HashSet<String> = pass.page.iter().cloned().collect();
     for page in 1..=POLL_PAGES_PER_ROUND {
-        let polled = engine.poll(index, position.as_deref()).await?;
+        let polled = engine.poll(index, pass.page.as_deref(), pass.mark).await?;
         let keyed = crate::plan::keyed_events(
             &engine.plan().templates,
             polled.items,
@@ -90,31 +101,60 @@ async fn round(
         )
         .map_err(|e| e.to_string())?;
         unkeyed = unkeyed.or(keyed.unkeyed);
-        let next = polled.next.clone().or(position.clone());
-        let at = next.as_deref().map(|p| (trigger, p));
+        unread = add(unread, polled.marks.unread);
+        // An answer naming the page it answers has no next page.
+        let next = polled.next.filter(|next| Some(next) != pass.page.as_ref());
+        let after = pass.after(next.clone(), polled.marks.high, ceiling, kind.is_some());
+        if let (Some(seen), Some(ceiling)) = (polled.marks.high, ceiling)
+            && seen > ceiling
+        {
+            tracing::warn!(%integration, %trigger, mark = %seen.stored(), "an item's mark is later than the clock: the mark stops at the clock, so that later items are not skipped");
+        }
+        let position = after.stored();
         service
-            .accept(&integration, keyed.events, at)
+            .accept(
+                &integration,
+                keyed.events,
+                poll.retention,
+                Some((trigger, &position)),
+            )
             .await
             .map_err(|e| format!("cannot commit the page: {e}"))?;
+        pass = after;
         // A full backlog ends the round at a committed page: what is not fetched stays
         // with the API until the next round.
         if service.intake.overloaded(0) {
             tracing::info!(%integration, %trigger, "the inbox is at --max-pending; the round stops after this page");
             break;
         }
-        if polled.next.is_none() || polled.next == position {
+        let Some(next) = next else {
             break;
-        }
-        if let Some(next) = &polled.next
-            && !asked.insert(next.clone())
-        {
+        };
+        if !asked.insert(next) {
             tracing::warn!(%integration, %trigger, "the API handed out a next position it gave before in this round: the round stops");
             break;
         }
         if page == POLL_PAGES_PER_ROUND {
             tracing::info!(%integration, %trigger, "{POLL_PAGES_PER_ROUND} pages this round; the next round goes on from there");
         }
-        position = next;
     }
-    Ok(unkeyed.map(super::webhook::unkeyed_error))
+    let unkeyed = unkeyed.map(super::webhook::unkeyed_error);
+    let unread = unread.map(|(count, reason)| {
+        format!("{count} item(s) without a readable mark were delivered but did not move it (the first: {reason})")
+    });
+    Ok(match (unkeyed, unread) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    })
+}
+
+/// Two counts of items and the first reason.
+fn add(
+    total: Option<(usize, String)>,
+    more: Option<(usize, String)>,
+) -> Option<(usize, String)> {
+    match (total, more) {
+        (Some((a, reason)), Some((b, _))) => Some((a.saturating_add(b), reason)),
+        (total, more) => total.or(more),
+    }
 }

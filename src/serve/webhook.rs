@@ -180,7 +180,7 @@ async fn handle(
         return overloaded(service);
     }
     match service
-        .accept(&engine.plan().name, keyed.events, None)
+        .accept(&engine.plan().name, keyed.events, hook.retention, None)
         .await
     {
         Ok(enqueued) => {

@@ -8,8 +8,8 @@
 //! back sooner, as SQLite does, whose serving process holds the file alone).
 
 use super::{
-    DeadLetter, Finished, InboxItem, NewEvents, Owner, RunQuery, RunRecord, ScheduleMark,
-    ScheduleState, Store, TriggerHealth, now,
+    DeadLetter, Finished, InboxItem, NewEvents, Owner, Position, RunQuery, RunRecord,
+    ScheduleMark, ScheduleState, Store, TriggerHealth, now,
 };
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -44,6 +44,7 @@ macro_rules! conformance {
             a_poll_position_is_kept_per_integration_and_trigger,
             a_schedule_mark_commits_with_its_runs_and_skips,
             another_integrations_event_is_never_a_schedules_run,
+            a_triggers_own_retention_keeps_its_keys_for_that_long,
             refresh_tokens_are_kept_per_integration_and_connection,
         );
     };
@@ -682,13 +683,19 @@ async fn another_integrations_event_is_never_a_schedules_run(fresh: Fresh) {
 async fn a_poll_position_is_kept_per_integration_and_trigger(fresh: Fresh) {
     let (_dir, store) = fresh();
     assert_eq!(store.position("a", "poll 0").unwrap(), None);
-    for (trigger, position) in [("poll 0", "page-2"), ("poll 1", "since-9")] {
+    let (page_2, since_9) = (Position::page("page-2"), Position::page("since-9"));
+    for (trigger, position) in [("poll 0", &page_2), ("poll 1", &since_9)] {
         let page = NewEvents::of("a", &[]).at(trigger, Some(position));
         store.enqueue(page).await.unwrap();
     }
     let events = numbered([1]);
+    let marked = Position {
+        page: Some("page-3".into()),
+        mark: Some("2026-12-01T00:00:00Z".into()),
+        high: Some("2026-12-01T09:30:00.5Z".into()),
+    };
     store
-        .enqueue(NewEvents::of("a", &events).at("poll 0", Some("page-3")))
+        .enqueue(NewEvents::of("a", &events).at("poll 0", Some(&marked)))
         .await
         .unwrap();
     store
@@ -696,17 +703,52 @@ async fn a_poll_position_is_kept_per_integration_and_trigger(fresh: Fresh) {
         .await
         .unwrap();
     assert_eq!(
-        store.position("a", "poll 0").unwrap().as_deref(),
-        Some("page-3"),
-        "moved with its page's events, in one write"
+        store.position("a", "poll 0").unwrap(),
+        Some(marked),
+        "moved with its page's events, in one write: page, mark and high together"
     );
     assert_eq!(
-        store.position("a", "poll 1").unwrap().as_deref(),
-        Some("since-9"),
+        store.position("a", "poll 1").unwrap(),
+        Some(since_9),
         "a page without a position leaves it"
+    );
+    let ended = Position {
+        mark: Some("7".into()),
+        ..Position::default()
+    };
+    let page = NewEvents::of("a", &[]).at("poll 1", Some(&ended));
+    store.enqueue(page).await.unwrap();
+    assert_eq!(
+        store.position("a", "poll 1").unwrap(),
+        Some(ended),
+        "a pass that ended has no page"
     );
     assert_eq!(store.position("b", "poll 0").unwrap(), None);
     assert_eq!(counts(store.as_ref()), pending(1));
+}
+
+async fn a_triggers_own_retention_keeps_its_keys_for_that_long(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let keyed = |n: i64| vec![(json!({ "n": n }), Some(format!("key-{n}")))];
+    let (short, long, default) = (keyed(1), keyed(2), keyed(3));
+    let second = Duration::from_secs(1);
+    let year = Duration::from_secs(366 * 24 * 3600);
+    for (events, retention) in [(&short, Some(second)), (&long, Some(year)), (&default, None)] {
+        let new = NewEvents::of("a", events).kept_for(retention);
+        store.enqueue(new).await.unwrap();
+    }
+    // A second and a bit: the one-second key has ended; the serve retention of an hour
+    // keeps the key without one of its own.
+    a_second_passes().await;
+    a_second_passes().await;
+    let pruned = store.prune(Duration::from_secs(3600)).unwrap();
+    assert_eq!(pruned.dedupe_keys, 1, "the key kept for a second");
+    // A zero serve retention forgets the key without one; the year's key stays.
+    let pruned = store.prune(Duration::ZERO).unwrap();
+    assert_eq!(pruned.dedupe_keys, 1, "the key of the serve retention");
+    let again = [short[0].clone(), long[0].clone(), default[0].clone()];
+    let ids = enqueue(store.as_ref(), "a", &again).await;
+    assert_eq!(ids.len(), 2, "the forgotten keys come again, the year's does not");
 }
 
 async fn refresh_tokens_are_kept_per_integration_and_connection(fresh: Fresh) {

@@ -62,13 +62,37 @@ pub struct NewEvents<'a> {
     /// Each event with its dedupe key.
     pub events: &'a [(Json, Option<String>)],
     /// The position of a poll trigger (trigger, position), stored in the same write: a
-    /// cursor is never stored past events that are not committed.
-    pub position: Option<(&'a str, &'a str)>,
+    /// cursor or a mark is never stored past events that are not committed.
+    pub position: Option<(&'a str, &'a Position)>,
+    /// How long the events' dedupe keys are kept, when their trigger says; the store's
+    /// `prune` retention otherwise.
+    pub retention: Option<Duration>,
     /// The owner that claims the events as they are enqueued.
     pub owner: Option<&'a Owner>,
     /// What a schedule's tick handled, stored in the same write: an occurrence is marked
     /// handled exactly when its run is enqueued (or its skip recorded).
     pub mark: Option<&'a super::ScheduleMark>,
+}
+
+/// Where a poll trigger stands: stored in the write of the page that moved it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Position {
+    /// The next page to ask for (a cursor value or a next-page URL); `None`: the first.
+    pub page: Option<String>,
+    /// An incremental poll's mark: the pass being read asks for what changed since it.
+    pub mark: Option<String>,
+    /// The largest mark seen so far in the pass being read: the mark once the pass ends.
+    pub high: Option<String>,
+}
+
+impl Position {
+    /// A plain poll's position: the next page.
+    pub fn page(page: &str) -> Self {
+        Self {
+            page: Some(page.to_string()),
+            ..Self::default()
+        }
+    }
 }
 
 impl<'a> NewEvents<'a> {
@@ -78,13 +102,19 @@ impl<'a> NewEvents<'a> {
             integration,
             events,
             position: None,
+            retention: None,
             owner: None,
             mark: None,
         }
     }
 
+    /// The same events, their dedupe keys kept for `retention` (`None`: the store's).
+    pub fn kept_for(self, retention: Option<Duration>) -> Self {
+        Self { retention, ..self }
+    }
+
     /// The same events, with a poll trigger's position.
-    pub fn at(self, trigger: &'a str, position: Option<&'a str>) -> Self {
+    pub fn at(self, trigger: &'a str, position: Option<&'a Position>) -> Self {
         Self {
             position: position.map(|p| (trigger, p)),
             ..self

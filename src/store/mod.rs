@@ -18,7 +18,7 @@ mod sqlite_records;
 mod sqlite_writer;
 mod triggers;
 
-pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending};
+pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Position};
 pub use location::{Location, UrlProblem};
 pub use records::{DeadLetter, Pruned, Records, RunQuery, RunRecord};
 pub use schedules::{ScheduleMark, ScheduleState};

@@ -2,7 +2,7 @@
 //! history, poll positions, the triggers' health, the engine's sealed refresh tokens), and
 //! the records themselves, redacted before they are kept.
 
-use super::{StoreError, TriggerHealth, now};
+use super::{Position, StoreError, TriggerHealth, now};
 use crate::engine::{RefreshTokens, RunReport, StepReport};
 use crate::secrets::Secrets;
 use serde::Serialize;
@@ -24,7 +24,8 @@ pub trait Records: RefreshTokens + Send + Sync {
         trigger: &str,
     ) -> Result<Option<super::ScheduleState>, StoreError>;
     /// The stored position of poll trigger `trigger`.
-    fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError>;
+    fn position(&self, integration: &str, trigger: &str)
+    -> Result<Option<Position>, StoreError>;
     /// Inbox events by status, for tests and operations.
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
     /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run

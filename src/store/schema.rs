@@ -109,6 +109,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (integration, trigger)
     );
     ALTER TABLE runs ADD COLUMN reason TEXT",
+    // An incremental poll's position is a page, a mark and the largest mark seen in the
+    // pass being read, any of them absent: `cursors` held a page only, and NOT NULL.
+    "CREATE TABLE poll_positions (
+        integration TEXT NOT NULL,
+        trigger     TEXT NOT NULL,
+        page        TEXT,
+        mark        TEXT,
+        high        TEXT,
+        PRIMARY KEY (integration, trigger)
+    );
+    INSERT INTO poll_positions (integration, trigger, page)
+        SELECT integration, trigger, position FROM cursors;
+    DROP TABLE cursors",
+    // A trigger may keep its dedupe keys for a time of its own (`dedupe KEY for 7d`): such
+    // a key holds its end, and pruning finds the ended ones by this index. Keys without
+    // one go by the serve retention, in rowid order as before.
+    "ALTER TABLE dedupe ADD COLUMN keep_until INTEGER;
+    CREATE INDEX dedupe_keep_until ON dedupe (keep_until) WHERE keep_until IS NOT NULL",
 ];
 
 /// The schema version of a state file: how many migrations ran on it.

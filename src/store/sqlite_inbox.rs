@@ -18,20 +18,28 @@ impl Inbox for SqliteStore {
             .iter()
             .map(|(event, key)| (event.to_string(), key.clone()))
             .collect();
-        let position = new.position.map(|(t, p)| (t.to_string(), p.to_string()));
+        let position = new.position.map(|(t, p)| (t.to_string(), p.clone()));
         let owner = new.owner.cloned();
         let mark = new.mark.cloned();
+        let retention = new
+            .retention
+            .map(|r| i64::try_from(r.as_secs()).unwrap_or(i64::MAX));
         self.writer.call(move |transaction, now| {
             let claim = owner.as_ref().map(|o| (o.name(), o.lease_until(now)));
+            let keep_until = retention.map(|r| now.saturating_add(r));
             let ids = events
                 .iter()
-                .map(|(event, key)| insert_event(transaction, &integration, event, key.as_deref(), claim, now))
+                .map(|(event, key)| {
+                    let key = key.as_deref().map(|k| (k, keep_until));
+                    insert_event(transaction, &integration, event, key, claim, now)
+                })
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             if let Some((trigger, position)) = &position {
                 exec(
                     transaction,
-                    "INSERT OR REPLACE INTO cursors (integration, trigger, position) VALUES (?1, ?2, ?3)",
-                    params![integration, trigger, position],
+                    "INSERT OR REPLACE INTO poll_positions (integration, trigger, page, mark, high)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![integration, trigger, position.page, position.mark, position.high],
                 )?;
             }
             if let Some(mark) = &mark {
@@ -160,20 +168,22 @@ fn write_mark(
 }
 
 /// Inserts one event unless its dedupe key was seen; returns its id, or `None` for a
-/// duplicate. With a claim (owner, lease end) it is running from the start, attempt 1.
+/// duplicate. A key may be kept until a time of its trigger's (else the serve retention
+/// applies). With a claim (owner, lease end) it is running from the start, attempt 1.
 fn insert_event(
     transaction: &Connection,
     integration: &str,
     event: &str,
-    key: Option<&str>,
+    key: Option<(&str, Option<i64>)>,
     claim: Option<(&str, i64)>,
     now: i64,
 ) -> rusqlite::Result<Option<i64>> {
-    if let Some(key) = key {
+    if let Some((key, keep_until)) = key {
         let fresh = exec(
             transaction,
-            "INSERT OR IGNORE INTO dedupe (integration, key, seen_at) VALUES (?1, ?2, ?3)",
-            params![integration, key, now],
+            "INSERT OR IGNORE INTO dedupe (integration, key, seen_at, keep_until)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![integration, key, now, keep_until],
         )?;
         if fresh == 0 {
             return Ok(None);

@@ -4,7 +4,8 @@
 
 use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
 use super::{
-    DeadLetter, Pruned, Records, RunQuery, RunRecord, ScheduleState, StoreError, TriggerHealth, now,
+    DeadLetter, Position, Pruned, Records, RunQuery, RunRecord, ScheduleState, StoreError,
+    TriggerHealth, now,
 };
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -77,13 +78,24 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn position(&self, integration: &str, trigger: &str) -> Result<Option<String>, StoreError> {
+    fn position(
+        &self,
+        integration: &str,
+        trigger: &str,
+    ) -> Result<Option<Position>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         connection
             .query_row(
-                "SELECT position FROM cursors WHERE integration = ?1 AND trigger = ?2",
+                "SELECT page, mark, high FROM poll_positions
+                 WHERE integration = ?1 AND trigger = ?2",
                 params![integration, trigger],
-                |row| row.get(0),
+                |row| {
+                    Ok(Position {
+                        page: row.get(0)?,
+                        mark: row.get(1)?,
+                        high: row.get(2)?,
+                    })
+                },
             )
             .optional()
             .map_err(|e| self.error(e))
@@ -176,10 +188,18 @@ impl Records for SqliteStore {
         Ok(Pruned {
             // Rows are added in time order: each batch looks at the oldest only, and the
             // first batch with a recent row ends the pruning.
+            // Keys of the serve retention, oldest first (those of a trigger's own retention
+            // are passed over, so that a batch of them does not end the pruning), then the
+            // keys whose own time ended, by their index.
             dedupe_keys: self.delete_in_batches(
-                "DELETE FROM dedupe WHERE seen_at < ?1
-                 AND rowid IN (SELECT rowid FROM dedupe ORDER BY rowid LIMIT ?2)",
+                "DELETE FROM dedupe WHERE seen_at < ?1 AND rowid IN (
+                     SELECT rowid FROM dedupe WHERE keep_until IS NULL ORDER BY rowid LIMIT ?2)",
                 cutoff,
+            )? + self.delete_in_batches(
+                "DELETE FROM dedupe WHERE rowid IN (
+                     SELECT rowid FROM dedupe INDEXED BY dedupe_keep_until
+                     WHERE keep_until IS NOT NULL AND keep_until < ?1 LIMIT ?2)",
+                now(),
             )?,
             events: self.delete_in_batches(
                 &format!(

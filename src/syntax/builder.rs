@@ -470,7 +470,7 @@ impl Builder {
             Rule::tolerance => WebhookSetting::Tolerance(self.duration(children.next()?)),
             Rule::each => WebhookSetting::Each(self.expr(children.next()?)?),
             Rule::when => WebhookSetting::When(self.expr(children.next()?)?),
-            Rule::dedupe => WebhookSetting::Dedupe(self.expr(children.next()?)?),
+            Rule::dedupe => WebhookSetting::Dedupe(self.dedupe(children)?),
             _ => return bug(&children.next()?, "unknown webhook setting"),
         };
         Ok(Spanned::new(setting, at))
@@ -487,16 +487,57 @@ impl Builder {
                 let inner = children.next()?;
                 PollSetting::Cursor(match inner.as_rule() {
                     Rule::next_link => Cursor::NextLink(self.next_link(inner)?),
+                    Rule::cursor_body => Cursor::Body(self.cursor_param(inner)?),
                     _ => Cursor::Param(self.cursor_param(inner)?),
                 })
             }
-            Rule::dedupe => PollSetting::Dedupe(self.expr(children.next()?)?),
+            Rule::dedupe => PollSetting::Dedupe(self.dedupe(children)?),
+            Rule::since => PollSetting::Since(self.since(children)?),
+            Rule::body => PollSetting::Body(self.body(children.next()?)?),
             Rule::query => PollSetting::Query(self.entries(children)?),
             Rule::headers => PollSetting::Headers(self.entries(children)?),
             Rule::when => PollSetting::When(self.expr(children.next()?)?),
             _ => return bug(&children.next()?, "unknown poll setting"),
         };
         Ok(Spanned::new(setting, at))
+    }
+
+    fn dedupe(&mut self, mut children: Children<'_>) -> Built<Dedupe> {
+        Ok(Dedupe {
+            key: self.expr(children.next()?)?,
+            retention: children
+                .optional(Rule::duration)
+                .map(|p| self.spanned_duration(p)),
+        })
+    }
+
+    fn since(&mut self, mut children: Children<'_>) -> Built<Since> {
+        let path = self.expr(children.expect(Rule::jsonpath)?)?;
+        let kind = name(children.expect(Rule::name)?);
+        let settings = children
+            .rest()
+            .map(|p| {
+                let at = span(&p);
+                let rule = p.as_rule();
+                let value = Children::of(p).next()?;
+                let setting = match rule {
+                    Rule::since_start => SinceSetting::Start(self.expr(value)?),
+                    Rule::since_lookback if value.as_rule() == Rule::duration => {
+                        SinceSetting::Lookback(Lookback::Duration(self.duration(value)))
+                    }
+                    Rule::since_lookback => SinceSetting::Lookback(Lookback::Count(
+                        self.bounded(&value, i64::MAX as u64, "0 to 9223372036854775807"),
+                    )),
+                    _ => return bug(&value, "unknown since setting"),
+                };
+                Ok(Spanned::new(setting, at))
+            })
+            .collect::<Built<_>>()?;
+        Ok(Since {
+            path,
+            kind,
+            settings,
+        })
     }
 
     fn cursor_param(&mut self, pair: Pair<'_, Rule>) -> Built<CursorParam> {
@@ -516,6 +557,14 @@ impl Builder {
     }
 
     // ------------------------------------------------------------ steps
+
+    /// `body { ... }` or `body VALUE`: of a step or of a poll's request.
+    fn body(&mut self, inner: Pair<'_, Rule>) -> Built<Body> {
+        Ok(match inner.as_rule() {
+            Rule::mapping => Body::Mapping(self.mapping(inner)?),
+            _ => Body::Raw(self.expr(inner)?),
+        })
+    }
 
     fn step(&mut self, pair: Pair<'_, Rule>) -> Built<Step> {
         let at = span(&pair);
@@ -560,13 +609,7 @@ impl Builder {
         let setting = match rule {
             Rule::query => StepSetting::Query(self.entries(children)?),
             Rule::headers => StepSetting::Headers(self.entries(children)?),
-            Rule::body => {
-                let inner = children.next()?;
-                StepSetting::Body(match inner.as_rule() {
-                    Rule::mapping => Body::Mapping(self.mapping(inner)?),
-                    _ => Body::Raw(self.expr(inner)?),
-                })
-            }
+            Rule::body => StepSetting::Body(self.body(children.next()?)?),
             Rule::document => StepSetting::Document(self.text(children.next()?)?),
             Rule::variables => StepSetting::Variables(self.mapping(children.next()?)?),
             Rule::when => StepSetting::When(self.expr(children.next()?)?),

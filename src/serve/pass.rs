@@ -1,0 +1,162 @@
+//! Where a poll stands between two pages: the page to ask for next and, for an incremental
+//! poll, the mark of the pass being read (one result set, page after page) and the largest
+//! mark seen in it so far.
+//!
+//! The mark moves only when a pass ends, to the largest value its items held: never to a
+//! clock reading (a long round would skip what changed while it ran), never in the middle
+//! of a pass (its later pages may hold smaller values), never backwards, and never past the
+//! clock at the start of the round (an item stamped in the future would hide everything
+//! until then). Each page's `Pass` is stored in the write of that page's events, so a
+//! crash resumes at the last committed page, with the mark the pass started from.
+
+use crate::model::{Mark, MarkType};
+use crate::store::Position;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Pass {
+    /// The next page of the pass; `None`: its first.
+    pub page: Option<String>,
+    /// What the pass asks from (less the look-back); `None` before any mark is known.
+    pub mark: Option<Mark>,
+    /// The largest mark seen in the pass so far.
+    pub high: Option<Mark>,
+}
+
+impl Pass {
+    /// The stored position of a poll whose marks are of type `kind` (`None`: a plain poll).
+    pub fn read(position: Option<Position>, kind: Option<MarkType>) -> Result<Self, String> {
+        let position = position.unwrap_or_default();
+        let mark = |text: Option<String>| match (kind, text) {
+            (Some(kind), Some(text)) => kind.from_stored(&text).map(Some).map_err(|e| {
+                format!("the stored mark `{text}` cannot be read: {e} (was the mark's type changed?)")
+            }),
+            _ => Ok(None),
+        };
+        Ok(Self {
+            page: position.page,
+            mark: mark(position.mark)?,
+            high: mark(position.high)?,
+        })
+    }
+
+    pub fn stored(&self) -> Position {
+        Position {
+            page: self.page.clone(),
+            mark: self.mark.map(Mark::stored),
+            high: self.high.map(Mark::stored),
+        }
+    }
+
+    /// A pass about to start (no page yet) asks from the larger of its mark and `start`.
+    pub fn starting_from(self, start: Option<Mark>) -> Self {
+        match self.page {
+            None => Self {
+                mark: self.mark.max(start),
+                ..self
+            },
+            Some(_) => self,
+        }
+    }
+
+    /// The pass after a page whose items' largest mark was `seen`, and whose answer named
+    /// `next` (`None`: the pass ended). `ceiling` is the clock at the start of the round,
+    /// for time marks. `incremental`: a plain poll keeps its last page when the answer
+    /// names none (its list grows at the end); an incremental one starts a new pass.
+    pub fn after(
+        &self,
+        next: Option<String>,
+        seen: Option<Mark>,
+        ceiling: Option<Mark>,
+        incremental: bool,
+    ) -> Self {
+        let high = self.high.max(seen);
+        match next {
+            Some(page) => Self {
+                page: Some(page),
+                mark: self.mark,
+                high,
+            },
+            None if incremental => Self {
+                page: None,
+                mark: self.mark.max(match (high, ceiling) {
+                    (Some(high), Some(ceiling)) => Some(high.min(ceiling)),
+                    (high, _) => high,
+                }),
+                high: None,
+            },
+            None => self.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(n: i64) -> Option<Mark> {
+        Some(Mark::Integer(n))
+    }
+
+    fn pass(page: Option<&str>, mark: Option<Mark>, high: Option<Mark>) -> Pass {
+        Pass {
+            page: page.map(String::from),
+            mark,
+            high,
+        }
+    }
+
+    #[test]
+    fn the_mark_moves_only_when_the_pass_ends_to_the_largest_seen_in_any_page() {
+        let start = pass(None, at(10), None);
+        // Out of order: page 1 holds 30, page 2 holds 20.
+        let one = start.after(Some("p2".into()), at(30), None, true);
+        assert_eq!(one, pass(Some("p2"), at(10), at(30)), "mid-pass: the mark stays");
+        let two = one.after(None, at(20), None, true);
+        assert_eq!(two, pass(None, at(30), None));
+    }
+
+    #[test]
+    fn a_pass_that_saw_no_mark_or_smaller_ones_keeps_its_mark() {
+        let start = pass(None, at(10), None);
+        assert_eq!(start.after(None, None, None, true), start);
+        assert_eq!(start.after(None, at(3), None, true), start, "never backwards");
+    }
+
+    #[test]
+    fn a_time_mark_never_passes_the_clock_at_the_start_of_the_round() {
+        let time = |s: &str| Some(MarkType::Rfc3339.read(&s.into()).unwrap());
+        let start = pass(None, time("2026-12-01T00:00:00Z"), None);
+        let now = time("2026-12-01T10:00:00Z");
+        // Klaviyo's scheduled events: stamped hours ahead.
+        let ended = start.after(None, time("2026-12-02T00:00:00Z"), now, true);
+        assert_eq!(ended.mark, now);
+    }
+
+    #[test]
+    fn a_plain_poll_keeps_its_last_page() {
+        let start = pass(Some("p7"), None, None);
+        assert_eq!(start.after(None, None, None, false), start);
+    }
+
+    #[test]
+    fn a_new_pass_starts_from_the_larger_of_its_mark_and_start_a_resumed_one_does_not() {
+        assert_eq!(pass(None, at(5), None).starting_from(at(9)).mark, at(9));
+        assert_eq!(pass(None, at(12), None).starting_from(at(9)).mark, at(12));
+        assert_eq!(pass(None, None, None).starting_from(at(9)).mark, at(9));
+        let resumed = pass(Some("p2"), at(5), at(7));
+        assert_eq!(resumed.clone().starting_from(at(9)), resumed);
+    }
+
+    #[test]
+    fn a_position_round_trips_and_an_unreadable_mark_says_so() {
+        let kept = pass(Some("p2"), at(0), at(-4));
+        let read = Pass::read(Some(kept.stored()), Some(MarkType::Integer)).unwrap();
+        assert_eq!(read, kept);
+        let stored = Position {
+            mark: Some("2026-12-01T00:00:00Z".into()),
+            ..Position::default()
+        };
+        let error = Pass::read(Some(stored), Some(MarkType::Integer)).unwrap_err();
+        assert!(error.contains("2026-12-01T00:00:00Z"), "{error}");
+    }
+}
