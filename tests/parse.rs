@@ -286,6 +286,59 @@ fn poll_trigger_with_cursor_styles() {
 }
 
 #[test]
+fn incremental_poll_with_body_cursor_and_dedupe_retention() {
+    let (i, text) = parse(
+        r#"  trigger poll crm POST "/search" {
+    every 5m
+    since $.properties.updated rfc3339 { start env("SINCE", "2026-12-01T00:00:00Z") lookback 10m }
+    body { filter.gte = "{{ since }}" }
+    cursor $.paging.next.after into body "after"
+    dedupe "{{ event.id }}@{{ event.properties.updated }}" for 7d
+  }
+  trigger poll crm GET "/orders" { every 1m since $.id integer { lookback 100 } }"#,
+    );
+    let polls: Vec<&Poll> = i
+        .triggers
+        .iter()
+        .filter_map(|t| match &t.kind {
+            TriggerKind::Poll(poll) => Some(poll),
+            _ => None,
+        })
+        .collect();
+    let keywords: Vec<&str> = polls[0].settings.iter().map(|s| s.node.keyword()).collect();
+    assert_eq!(keywords, ["every", "since", "body", "cursor", "dedupe"]);
+    let PollSetting::Since(since) = &polls[0].settings[1].node else {
+        panic!()
+    };
+    assert_eq!(since.kind.node, "rfc3339");
+    assert_eq!(&text[since.kind.span.start..since.kind.span.end], "rfc3339");
+    let settings: Vec<&SinceSetting> = since.settings.iter().map(|s| &s.node).collect();
+    assert!(matches!(settings[0], SinceSetting::Start(_)));
+    assert_eq!(
+        settings[1],
+        &SinceSetting::Lookback(Lookback::Duration(Duration::from_secs(600)))
+    );
+    assert!(matches!(polls[0].settings[2].node, PollSetting::Body(Body::Mapping(_))));
+    let PollSetting::Cursor(Cursor::Body(param)) = &polls[0].settings[3].node else {
+        panic!()
+    };
+    assert_eq!(param.param.value, "after");
+    let PollSetting::Dedupe(dedupe) = &polls[0].settings[4].node else {
+        panic!()
+    };
+    let retention = dedupe.retention.as_ref().unwrap();
+    assert_eq!(retention.node, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(&text[retention.span.start..retention.span.end], "7d");
+    let PollSetting::Since(ids) = &polls[1].settings[1].node else {
+        panic!()
+    };
+    assert_eq!(
+        ids.settings[0].node,
+        SinceSetting::Lookback(Lookback::Count(100))
+    );
+}
+
+#[test]
 fn schedule_and_manual_triggers() {
     let (i, _) = parse(
         r#"  trigger schedule "0 9 * * MON-FRI" { timezone "Europe/Paris" event { kind: "weekly" } }

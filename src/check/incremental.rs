@@ -94,7 +94,7 @@ impl Checker<'_> {
             self.at_least_one("the dedupe retention", positive, retention.span);
             let overlap = poll.map_or(Duration::ZERO, |(poll, since)| overlap(poll, since));
             let problem = if retention.node > MAX_RETENTION {
-                Some("longer than a year".to_string())
+                Some("are kept longer than a year".to_string())
             } else if !retention.node.is_zero() && retention.node < overlap {
                 Some(format!(
                     "are forgotten before the poll asks for their items again ({} of interval and look-back)",
@@ -110,10 +110,13 @@ impl Checker<'_> {
             }
         }
         if let Some((_, Some(since))) = poll
-            && let Some(field) = mark_field(&since.path)
+            && let ExprKind::Path(path) = &since.path.kind
+            && let Some(field) = mark_field(&path.query)
             && !mentions(&dedupe.key, &field)
         {
-            self.report(DiagnosticKind::DedupeIgnoresMark { field }, dedupe.key.span);
+            // `$.properties.x` reads `event.properties.x` in a template.
+            let read = format!("event{}", path.query.trim_start_matches('$'));
+            self.report(DiagnosticKind::DedupeIgnoresMark { field, read }, dedupe.key.span);
         }
     }
 
@@ -176,12 +179,8 @@ fn text_reads_since(text: &Text) -> bool {
 
 /// The last name of the mark's JSONPath: `hs_lastmodifieddate` of
 /// `$.properties.hs_lastmodifieddate` (or of `$['properties']['hs_lastmodifieddate']`).
-fn mark_field(path: &Expr) -> Option<String> {
-    let ExprKind::Path(path) = &path.kind else {
-        return None;
-    };
-    let last = path
-        .query
+fn mark_field(query: &str) -> Option<String> {
+    let last = query
         .rsplit(['.', '['])
         .next()?
         .trim_end_matches(']')

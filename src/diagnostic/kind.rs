@@ -337,7 +337,7 @@ pub enum DiagnosticKind {
     #[error("incremental poll has no `dedupe` key")]
     IncrementalWithoutDedupe { lookback: bool },
     #[error("the `dedupe` key does not read the mark `{field}`")]
-    DedupeIgnoresMark { field: String },
+    DedupeIgnoresMark { field: String, read: String },
 }
 
 impl DiagnosticKind {
@@ -603,14 +603,14 @@ impl DiagnosticKind {
             Self::RuleHidesFailures { .. } => "narrow it with `when` to the answers that mean it (`404 when $.code == \"not_found\" empty`): as it is, a wrong URL, an expired token or an outage succeed silently".into(),
             Self::PartialMutationAccepted => "a mutation's errors mean some of its writes failed; leave `partial_data fail` (the default) so that the event is kept".into(),
             Self::UnknownMarkType { .. } => "the mark types are `rfc3339`, `epoch_s`, `epoch_ms` and `integer`".into(),
-            Self::StartNotOfMarkType { .. } => "write the first round's mark as the API writes the field, such as `start \"2026-12-01T00:00:00Z\"` for `rfc3339`".into(),
+            Self::StartNotOfMarkType { .. } => "write the first round's mark as the API writes the field: `\"2026-12-01T00:00:00Z\"` for `rfc3339`, `1764547200` for `epoch_s`, `1764547200000` for `epoch_ms`, `42` for `integer`".into(),
             Self::LookbackNotOfMarkType { .. } => "a time mark looks back a duration (`lookback 10m`), an integer mark a count (`lookback 100`)".into(),
             Self::SinceNeverSent => "send it in the query or the body, such as `query { updated_since = \"{{ since }}\" }`: without it every round reads everything again".into(),
             Self::DedupeRetentionOutOfBounds { .. } => "keep the keys at least as long as the poll's interval and look-back (an item seen again must still find its key) and at most a year".into(),
             Self::BodyWithoutMethod { .. } => "declare the method that sends a body, such as `trigger poll crm POST \"/search\"`".into(),
             Self::IncrementalWithoutDedupe { lookback: true } => "add `dedupe` with the item's id and mark: the look-back and the mark's own bound ask again for items already delivered".into(),
             Self::IncrementalWithoutDedupe { lookback: false } => "add `dedupe` with the item's id and mark: each round asks again for the items at the mark itself".into(),
-            Self::DedupeIgnoresMark { field } => format!("key on the id and the mark, such as `dedupe \"{{{{ event.id }}}}@{{{{ event.{field} }}}}\"`: with the id alone, a record changed again is dropped as a duplicate"),
+            Self::DedupeIgnoresMark { read, .. } => format!("key on the id and the mark, such as `dedupe \"{{{{ event.id }}}}@{{{{ {read} }}}}\"`: with the id alone, a record changed again is dropped as a duplicate"),
             Self::PaginateWithoutMaxPages => "add `max_pages N`, the most pages this step should ever need: an API that never stops is cut there, not after 1000 pages".into(),
             Self::UnknownOverlapPolicy { .. } => format!("the overlap policies are {}", join_ticked(OVERLAP_POLICIES)),
             Self::UnknownMissedPolicy { .. } => format!("the missed-run policies are {}", join_ticked(MISSED_POLICIES)),
