@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod crm;
+
 use hmac::{KeyInit, Mac};
 use integ::mock::{MockResponse, Route};
 use integ::store::{Inbox, InboxItem, NewEvents, Owner};
