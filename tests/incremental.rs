@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::crm::Crm;
+use common::crm::{Crm, START};
 use integ::engine::{Engine, Options};
 use integ::secrets::Secrets;
 use integ::serve::{Service, keep_health, work};
@@ -19,31 +19,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-const START: &str = "2020-06-01T00:00:00Z";
-
-/// The spec: the CRM's search from `START` with a minute of look-back, two rows a page,
-/// each change delivered once.
-fn spec(crm: &Crm) -> String {
-    format!(
-        r#"integration crm_sync {{
-  connection crm {{ base_url "{}" }}
-  trigger poll crm POST "/search" {{
-    every 100ms
-    since $.updated rfc3339 {{ start "{START}" lookback 1m }}
-    body {{ since = "{{{{ since }}}}" limit = 2 }}
-    items $.results[*]
-    cursor $.next into body "after"
-    dedupe "{{{{ event.id }}}}@{{{{ event.updated }}}}" for 7d
-  }}
-  step deliver = crm POST "/deliver" {{
-    idempotency_key "d-{{{{ event.id }}}}-{{{{ event.updated }}}}"
-    body {{ id = $.id, updated = $.updated }}
-  }}
-}}"#,
-        crm.url
-    )
-}
 
 fn fresh_store(name: &str) -> Arc<SqliteStore> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -107,7 +82,7 @@ async fn rows_equal_to_the_mark_late_rows_and_changed_rows_are_each_delivered_on
     crm.put(4, "2020-06-01T10:00:02Z");
     crm.put(5, "2020-06-01T10:00:03Z");
     let store = fresh_store("incremental-equal-late");
-    let service = serve(&spec(&crm), &store);
+    let service = serve(&crm.spec(), &store);
     until("the first pass", || crm.delivered().len() == 5).await;
     rounds_pass(&crm, 3).await;
     assert_eq!(
@@ -173,9 +148,9 @@ async fn a_pass_that_fails_after_page_2_resumes_at_page_3_from_the_mark_it_start
     for id in 1..=6 {
         crm.put(id, &format!("2020-06-01T10:00:0{id}Z"));
     }
-    crm.fail_at(Some(4));
+    crm.fail_after(Some(3));
     let store = fresh_store("incremental-resume");
-    let first = serve(&spec(&crm), &store);
+    let first = serve(&crm.spec(), &store);
     let mut error = String::new();
     until("page 3 to fail, twice, and say so", || {
         let health = store.triggers().unwrap();
@@ -190,7 +165,7 @@ async fn a_pass_that_fails_after_page_2_resumes_at_page_3_from_the_mark_it_start
     assert_eq!(
         stuck,
         Position {
-            page: Some("4".into()),
+            page: Some("2020-06-01T10:00:03+00:00|3".into()),
             mark: Some(START.into()),
             high: Some("2020-06-01T10:00:06Z".into()),
         },
@@ -202,8 +177,8 @@ async fn a_pass_that_fails_after_page_2_resumes_at_page_3_from_the_mark_it_start
     first.shut_down();
 
     // Another process, the API back.
-    crm.fail_at(None);
-    let second = serve(&spec(&crm), &store);
+    crm.fail_after(None);
+    let second = serve(&crm.spec(), &store);
     until("the rest of the pass", || crm.delivered().len() >= 6).await;
     rounds_pass(&crm, 3).await;
     second.shut_down();
@@ -212,7 +187,8 @@ async fn a_pass_that_fails_after_page_2_resumes_at_page_3_from_the_mark_it_start
     assert!(
         crm.searches()
             .iter()
-            .any(|s| s["after"] == "4" && s["since"] == "2020-05-31T23:59:00Z"),
+            .any(|s| s["after"] == "2020-06-01T10:00:03+00:00|3"
+                && s["since"] == "2020-05-31T23:59:00Z"),
         "the pass went on from page 3 with its own mark: {resumed:?}"
     );
     assert_eq!(
@@ -230,7 +206,7 @@ async fn an_item_without_a_readable_mark_is_delivered_and_the_trigger_says_so() 
     crm.put(2, "last tuesday");
     crm.put_row(serde_json::json!({ "id": 3, "updated": 1591005601 }));
     let store = fresh_store("incremental-unreadable");
-    let service = serve(&spec(&crm), &store);
+    let service = serve(&crm.spec(), &store);
     until("every row", || crm.delivered().len() == 3).await;
     let mut error = String::new();
     until("the trigger's error", || {
