@@ -2374,3 +2374,46 @@ async fn an_empty_last_page_is_not_handed_on() {
     assert_eq!(api.requests().len(), 3);
     assert_eq!(batches(&crm), [vec![1, 2], vec![3, 4]], "no empty batch");
 }
+
+/// An incremental poll's request: `since` is the mark less the look-back, written in the
+/// type the API asks in (HubSpot answers times as RFC 3339 and filters on milliseconds),
+/// in the body and the query; the first round takes `start`; the largest mark of the
+/// answer's items comes back as a value, not as text.
+#[tokio::test]
+async fn an_incremental_poll_sends_its_mark_less_the_lookback_in_the_type_asked() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/search",
+        vec![ok(json!({"results": [
+            {"id": "1", "at": "2026-12-01T10:00:00+01:00"},
+            {"id": "2", "at": "2026-12-01T09:30:00Z"},
+            {"id": "3", "at": "2026-12-01T08:00:00Z"}
+        ]}))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" }
+  trigger poll api POST "/search" {
+    every 1m
+    since $.at rfc3339 { start "2026-12-01T00:00:00Z" lookback 5m send epoch_ms }
+    query { since_text = "sent {{ since }}" }
+    body { filters = [{ propertyName: "at", operator: "GTE", value: "{{ since }}" }] }
+    items $.results[*]
+    dedupe "{{ event.id }}@{{ event.at }}"
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let start = engine.start_mark(0).unwrap();
+    let polled = engine.poll(0, None, start).await.unwrap();
+    let request = &api.requests()[0];
+    // 2026-12-01T00:00:00Z less five minutes, in milliseconds.
+    assert_eq!(request.body["filters"][0]["value"], json!(1796082900000i64));
+    assert_eq!(
+        request.query,
+        [("since_text".to_string(), "sent 1796082900000".to_string())]
+    );
+    // 10:00+01:00 is 09:00Z: as text it would be the largest.
+    assert_eq!(polled.marks.high.unwrap().stored(), "2026-12-01T09:30:00Z");
+    assert_eq!(polled.marks.unread, None);
+}

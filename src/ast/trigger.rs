@@ -139,6 +139,8 @@ pub enum SinceSetting {
     Start(Expr),
     /// How far before the mark each round asks from.
     Lookback(Lookback),
+    /// The time type `since` is written in, when the API asks in another than it answers.
+    Send(Name),
 }
 
 impl Setting for SinceSetting {
@@ -146,6 +148,7 @@ impl Setting for SinceSetting {
         match self {
             Self::Start(_) => "start",
             Self::Lookback(_) => "lookback",
+            Self::Send(_) => "send",
         }
     }
 }

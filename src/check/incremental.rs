@@ -25,7 +25,12 @@ impl Checker<'_> {
             let suggestion =
                 super::suggest::closest(&since.kind.node, MarkType::NAMES.iter().copied());
             let name = since.kind.node.clone();
-            self.report(DiagnosticKind::UnknownMarkType { name, suggestion }, since.kind.span);
+            let kind = DiagnosticKind::UnknownMarkType {
+                name,
+                sent_from: None,
+                suggestion,
+            };
+            self.report(kind, since.kind.span);
         }
         for setting in &since.settings {
             match &setting.node {
@@ -33,6 +38,25 @@ impl Checker<'_> {
                     self.expr(start, &Scope::default());
                     if let Some(kind) = kind {
                         self.start_of_type(start, kind, &since.kind.node);
+                    }
+                }
+                SinceSetting::Send(send) => {
+                    let known = MarkType::from_name(&send.node);
+                    let fits = |k: MarkType| kind.is_none_or(|kind| kind.sends_as(k));
+                    if !known.is_some_and(fits) {
+                        let fitting = MarkType::NAMES
+                            .iter()
+                            .copied()
+                            .filter(|n| MarkType::from_name(n).is_some_and(fits));
+                        let suggestion = super::suggest::closest(&send.node, fitting);
+                        let name = send.node.clone();
+                        let sent_from = known.map(|_| since.kind.node.clone());
+                        let kind = DiagnosticKind::UnknownMarkType {
+                            name,
+                            sent_from,
+                            suggestion,
+                        };
+                        self.report(kind, send.span);
                     }
                 }
                 SinceSetting::Lookback(lookback) => {

@@ -313,9 +313,19 @@ fn lower_since(since: &ast::Since) -> Lowered<model::Since> {
     if lookback.is_some_and(|l| !kind.takes(&l)) {
         return unchecked(since.kind.span, "a look-back of another kind than its mark");
     }
+    let send = match find(&since.settings, |s| match s {
+        ast::SinceSetting::Send(name) => Some(name),
+        _ => None,
+    }) {
+        Some(name) => model::MarkType::from_name(&name.node)
+            .filter(|send| kind.sends_as(*send))
+            .map_or_else(|| unchecked(name.span, "a mark sent in a type it cannot be"), Ok)?,
+        None => kind,
+    };
     Ok(model::Since {
         path: since.path.clone(),
         kind,
+        send,
         start: find(&since.settings, |s| match s {
             ast::SinceSetting::Start(start) => Some(start.clone()),
             _ => None,

@@ -132,9 +132,11 @@ pub enum DiagnosticKind {
     PollWithoutInterval,
     #[error("the `hmac_sha256` signature needs the header that carries it")]
     SignatureWithoutHeader,
-    #[error("unknown mark type `{name}`")]
+    #[error("{}", match .sent_from { Some(kind) => format!("a mark of type `{kind}` cannot be sent as `{name}`"), None => format!("unknown mark type `{name}`") })]
     UnknownMarkType {
         name: String,
+        /// For `send`: the type of the mark being sent.
+        sent_from: Option<String>,
         suggestion: Option<String>,
     },
     #[error("`start` is not a mark of type `{kind}`: {reason}")]
@@ -602,8 +604,8 @@ impl DiagnosticKind {
             Self::WebhookWithoutSignature => "anyone who finds the URL can start runs: add the provider's `signature PRESET secret(\"...\")`, or `signature none` if it is unsigned on purpose".into(),
             Self::RuleHidesFailures { .. } => "narrow it with `when` to the answers that mean it (`404 when $.code == \"not_found\" empty`): as it is, a wrong URL, an expired token or an outage succeed silently".into(),
             Self::PartialMutationAccepted => "a mutation's errors mean some of its writes failed; leave `partial_data fail` (the default) so that the event is kept".into(),
-            Self::UnknownMarkType { .. } => "the mark types are `rfc3339`, `epoch_s`, `epoch_ms` and `integer`".into(),
-            Self::StartNotOfMarkType { .. } => "write the first round's mark as the API writes the field: `\"2026-12-01T00:00:00Z\"` for `rfc3339`, `1764547200` for `epoch_s`, `1764547200000` for `epoch_ms`, `42` for `integer`".into(),
+            Self::UnknownMarkType { .. } => "the mark types are `rfc3339`, `epoch_s`, `epoch_ms` and `integer`; a time is sent as a time type, an integer as an integer".into(),
+            Self::StartNotOfMarkType { .. } => "write the first round's mark as the API writes the field: `\"2026-12-01T00:00:00Z\"` for `rfc3339`, `1796083200` for `epoch_s`, `1796083200000` for `epoch_ms`, `42` for `integer`".into(),
             Self::LookbackNotOfMarkType { .. } => "a time mark looks back a duration (`lookback 10m`), an integer mark a count (`lookback 100`)".into(),
             Self::SinceNeverSent => "send it in the query or the body, such as `query { updated_since = \"{{ since }}\" }`: without it every round reads everything again".into(),
             Self::DedupeRetentionOutOfBounds { .. } => "keep the keys at least as long as the poll's interval and look-back (an item seen again must still find its key) and at most a year".into(),

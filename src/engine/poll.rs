@@ -44,7 +44,7 @@ impl Engine {
         let since = match (&poll.since, mark) {
             (Some(since), Some(mark)) => Some(
                 mark.minus(since.lookback.as_ref())
-                    .map(|from| since.kind.render(from))
+                    .map(|from| since.send.render(from))
                     .map_err(|e| format!("cannot look back from the mark {}: {e}", mark.stored()))?,
             ),
             _ => None,

@@ -73,6 +73,12 @@ impl MarkType {
         )
     }
 
+    /// Whether a mark of this type can be sent as `send`: a time as any time type, an
+    /// integer as an integer.
+    pub fn sends_as(self, send: MarkType) -> bool {
+        (self == Self::Integer) == (send == Self::Integer)
+    }
+
     /// Reads a value of an answer (or a spec's `start`).
     pub fn read(self, value: &Json) -> Result<Mark, MarkError> {
         let wrong = || MarkError::NotOfType {

@@ -84,6 +84,8 @@ pub struct Since {
     /// The field of each item (`$` is an item).
     pub path: Expr,
     pub kind: MarkType,
+    /// How `since` is written in the request: `kind` unless declared (a time type then).
+    pub send: MarkType,
     /// The mark of the first round; without one, `since` is missing in the first round.
     pub start: Option<Expr>,
     /// Of the kind `kind` takes (the checker made sure).

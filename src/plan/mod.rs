@@ -136,6 +136,8 @@ pub struct SincePlan {
     /// `$` is an item.
     pub path: Value,
     pub kind: model::MarkType,
+    /// The type `since` is written in.
+    pub send: model::MarkType,
     /// Evaluated when a round starts without a stored mark.
     pub start: Option<Value>,
     pub lookback: Option<ast::Lookback>,
@@ -581,6 +583,7 @@ pub fn compile_parts(
                     Some(since) => Some(SincePlan {
                         path: compiler.value(&since.path)?,
                         kind: since.kind,
+                        send: since.send,
                         start: compiler.optional(since.start.as_ref())?,
                         lookback: since.lookback,
                     }),

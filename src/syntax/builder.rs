@@ -522,6 +522,7 @@ impl Builder {
                 let value = Children::of(p).next()?;
                 let setting = match rule {
                     Rule::since_start => SinceSetting::Start(self.expr(value)?),
+                    Rule::since_send => SinceSetting::Send(name(value)),
                     Rule::since_lookback if value.as_rule() == Rule::duration => {
                         SinceSetting::Lookback(Lookback::Duration(self.duration(value)))
                     }
