@@ -2398,7 +2398,10 @@ async fn an_incremental_poll_sends_its_mark_less_the_lookback_in_the_type_asked(
     every 1m
     since $.at rfc3339 { start "2026-12-01T00:00:00Z" lookback 5m send epoch_ms }
     query { since_text = "sent {{ since }}" }
-    body { filters = [{ propertyName: "at", operator: "GTE", value: "{{ since }}" }] }
+    body {
+      filters = [{ propertyName: "at", operator: "GTE", value: "{{ since }}" }]
+      as_text = "{{ since | string }}"
+    }
     items $.results[*]
     dedupe "{{ event.id }}@{{ event.at }}"
   }
@@ -2409,6 +2412,7 @@ async fn an_incremental_poll_sends_its_mark_less_the_lookback_in_the_type_asked(
     let request = &api.requests()[0];
     // 2026-12-01T00:00:00Z less five minutes, in milliseconds.
     assert_eq!(request.body["filters"][0]["value"], json!(1796082900000i64));
+    assert_eq!(request.body["as_text"], json!("1796082900000"), "HubSpot's string");
     assert_eq!(
         request.query,
         [("since_text".to_string(), "sent 1796082900000".to_string())]

@@ -257,11 +257,13 @@ fn every_url_of_the_example_specs_can_be_pointed_elsewhere_with_env() {
     assert!(literal.is_empty(), "written as literals: {literal:#?}");
 }
 
-/// The HubSpot example's webhook and poll give a contact the same dedupe key, and dedupe
-/// keys belong to the integration: a contact that both triggers see runs once. The poll
-/// keeps only contacts created since the integration went live.
+/// The HubSpot example's webhook keys a contact by its id (a contact is created once); its
+/// incremental poll by the id and the modification time, so that a contact changed again
+/// runs again (the steps' idempotency keys keep Outreach from a second prospect). The poll
+/// keeps only contacts created since the integration went live, and reads its mark from
+/// each contact as HubSpot writes it.
 #[test]
-fn a_hubspot_contact_has_one_dedupe_key_from_the_webhook_and_from_the_poll() {
+fn a_hubspot_contact_is_keyed_by_id_from_the_webhook_and_by_change_from_the_poll() {
     let specs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs");
     let files = integ::lint::lint_paths(&[specs.join("hubspot_to_outreach.integ")])
         .unwrap_or_else(|e| panic!("{e}"));
@@ -293,12 +295,14 @@ fn a_hubspot_contact_has_one_dedupe_key_from_the_webhook_and_from_the_poll() {
         &secrets,
     ));
     assert_eq!(hooked, [Some("1246978".to_string())]);
-    // A page of the list call: HubSpot's example contact, created in 2019, before the
-    // integration went live (the poll's `when` drops it), and the same contact as the webhook's.
+    // A page of the search: HubSpot's example contact, created in 2019, before the
+    // integration went live (the poll's `when` drops it), and the same contact as the
+    // webhook's, changed since.
     let mut page = read("hubspot-contacts-page.json");
     let mut same = page["results"][0].clone();
     same["id"] = "1246978".into();
     same["createdAt"] = "2026-12-01T09:30:00.000Z".into();
+    same["properties"]["hs_lastmodifieddate"] = "2026-12-01T09:45:00.000Z".into();
     page["results"].as_array_mut().expect("results").push(same);
     let poll = &plan.polls[0];
     let scope = integ::plan::Scope::of(&page, &secrets);
@@ -316,7 +320,15 @@ fn a_hubspot_contact_has_one_dedupe_key_from_the_webhook_and_from_the_poll() {
         poll.dedupe.as_ref(),
         &secrets,
     ));
-    assert_eq!(polled, hooked);
+    assert_eq!(polled, [Some("1246978@2026-12-01T09:45:00.000Z".to_string())]);
+    let since = poll.since.as_ref().expect("an incremental poll");
+    let mark = since
+        .path
+        .eval(&plan.templates, &integ::plan::Scope::of(&same, &secrets))
+        .unwrap()
+        .unwrap();
+    let mark = since.kind.read(&mark).unwrap();
+    assert_eq!(since.send.render(mark), serde_json::json!(1796118300000i64));
 }
 
 #[test]
