@@ -705,7 +705,8 @@ async fn sigkill_while_polling_incrementally_skips_no_row_and_enqueues_none_twic
     let time = |second: u64| {
         let at = chrono::DateTime::parse_from_rfc3339("2020-06-01T10:00:00Z").unwrap()
             + chrono::Duration::seconds(second as i64);
-        at.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        at.to_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
     let mut rows: HashMap<i64, String> = HashMap::new();
     let mut put = |crm: &Crm, id: i64, at: String| {
@@ -722,7 +723,12 @@ async fn sigkill_while_polling_incrementally_skips_no_row_and_enqueues_none_twic
     let port = free_port();
     let start = |dir: &Path| {
         Command::new(env!("CARGO_BIN_EXE_integ"))
-            .args(["serve", "crm.integ", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "serve",
+                "crm.integ",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .args(["--state", "state.db", "--workers", "4"])
             .current_dir(dir)
             .stdout(Stdio::null())

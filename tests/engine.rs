@@ -1433,7 +1433,10 @@ async fn next_links_and_poll_positions_cannot_leave_the_base_path() {
         "/tenants/43/private",
         "/tenants/42/%2E%2E/43/private",
     ] {
-        assert!(engine.poll(0, Some(position), None).await.is_err(), "{position}");
+        assert!(
+            engine.poll(0, Some(position), None).await.is_err(),
+            "{position}"
+        );
     }
     assert!(
         engine
@@ -2412,7 +2415,11 @@ async fn an_incremental_poll_sends_its_mark_less_the_lookback_in_the_type_asked(
     let request = &api.requests()[0];
     // 2026-12-01T00:00:00Z less five minutes, in milliseconds.
     assert_eq!(request.body["filters"][0]["value"], json!(1796082900000i64));
-    assert_eq!(request.body["as_text"], json!("1796082900000"), "HubSpot's string");
+    assert_eq!(
+        request.body["as_text"],
+        json!("1796082900000"),
+        "HubSpot's string"
+    );
     assert_eq!(
         request.query,
         [("since_text".to_string(), "sent 1796082900000".to_string())]

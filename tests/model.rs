@@ -303,7 +303,10 @@ fn a_hubspot_contact_is_keyed_by_id_from_the_webhook_and_by_change_from_the_poll
     same["id"] = "1246978".into();
     same["createdAt"] = "2026-12-01T09:30:00.000Z".into();
     same["properties"]["hs_lastmodifieddate"] = "2026-12-01T09:45:00.000Z".into();
-    page["results"].as_array_mut().expect("results").push(same);
+    page["results"]
+        .as_array_mut()
+        .expect("results")
+        .push(same.clone());
     let poll = &plan.polls[0];
     let scope = integ::plan::Scope::of(&page, &secrets);
     let items = poll
@@ -320,7 +323,10 @@ fn a_hubspot_contact_is_keyed_by_id_from_the_webhook_and_by_change_from_the_poll
         poll.dedupe.as_ref(),
         &secrets,
     ));
-    assert_eq!(polled, [Some("1246978@2026-12-01T09:45:00.000Z".to_string())]);
+    assert_eq!(
+        polled,
+        [Some("1246978@2026-12-01T09:45:00.000Z".to_string())]
+    );
     let since = poll.since.as_ref().expect("an incremental poll");
     let mark = since
         .path

@@ -318,7 +318,10 @@ fn incremental_poll_with_body_cursor_and_dedupe_retention() {
         settings[1],
         &SinceSetting::Lookback(Lookback::Duration(Duration::from_secs(600)))
     );
-    assert!(matches!(polls[0].settings[2].node, PollSetting::Body(Body::Mapping(_))));
+    assert!(matches!(
+        polls[0].settings[2].node,
+        PollSetting::Body(Body::Mapping(_))
+    ));
     let PollSetting::Cursor(Cursor::Body(param)) = &polls[0].settings[3].node else {
         panic!()
     };

@@ -331,7 +331,11 @@ async fn polling_commits_pages_with_their_cursor_and_resumes_after_a_restart() {
     let polling = tokio::spawn(integ::serve::poll(first.clone()));
     until(|| posts() == 3).await;
     assert_eq!(
-        store.position("sync", "poll 0").unwrap().and_then(|p| p.page).as_deref(),
+        store
+            .position("sync", "poll 0")
+            .unwrap()
+            .and_then(|p| p.page)
+            .as_deref(),
         Some("c2")
     );
     first.shut_down();

@@ -130,7 +130,13 @@ impl Checker<'_> {
             if let Some(problem) = problem {
                 let retention = shown(retention.node);
                 let kind = DiagnosticKind::DedupeRetentionOutOfBounds { retention, problem };
-                self.report(kind, dedupe.retention.as_ref().map_or(dedupe.key.span, |r| r.span));
+                self.report(
+                    kind,
+                    dedupe
+                        .retention
+                        .as_ref()
+                        .map_or(dedupe.key.span, |r| r.span),
+                );
             }
         }
         if let Some((_, Some(since))) = poll
@@ -140,7 +146,10 @@ impl Checker<'_> {
         {
             // `$.properties.x` reads `event.properties.x` in a template.
             let read = format!("event{}", path.query.trim_start_matches('$'));
-            self.report(DiagnosticKind::DedupeIgnoresMark { field, read }, dedupe.key.span);
+            self.report(
+                DiagnosticKind::DedupeIgnoresMark { field, read },
+                dedupe.key.span,
+            );
         }
     }
 
@@ -160,10 +169,13 @@ fn overlap(poll: &Poll, since: Option<&Since>) -> Duration {
         PollSetting::Every(every) => Some(every),
         _ => None,
     });
-    let lookback = since.into_iter().flat_map(|s| &s.settings).find_map(|s| match s.node {
-        SinceSetting::Lookback(crate::ast::Lookback::Duration(d)) => Some(d),
-        _ => None,
-    });
+    let lookback = since
+        .into_iter()
+        .flat_map(|s| &s.settings)
+        .find_map(|s| match s.node {
+            SinceSetting::Lookback(crate::ast::Lookback::Duration(d)) => Some(d),
+            _ => None,
+        });
     every
         .unwrap_or_default()
         .saturating_add(lookback.unwrap_or_default())

@@ -319,7 +319,10 @@ fn lower_since(since: &ast::Since) -> Lowered<model::Since> {
     }) {
         Some(name) => model::MarkType::from_name(&name.node)
             .filter(|send| kind.sends_as(*send))
-            .map_or_else(|| unchecked(name.span, "a mark sent in a type it cannot be"), Ok)?,
+            .map_or_else(
+                || unchecked(name.span, "a mark sent in a type it cannot be"),
+                Ok,
+            )?,
         None => kind,
     };
     Ok(model::Since {
@@ -426,7 +429,8 @@ fn lower_poll(poll: &ast::Poll, span: Span) -> Lowered<model::Poll> {
             _ => None,
         })
         .map(lower_since)
-        .transpose()?,
+        .transpose()?
+        .map(Box::new),
         query: entries(|s| match s {
             PollSetting::Query(entries) => Some(entries),
             _ => None,

@@ -134,7 +134,10 @@ impl Checker<'_> {
                 None => self.report(DiagnosticKind::PollWithoutDedupe, span),
             }
         }
-        let method = poll.method.as_ref().map_or(crate::ast::Method::Get, |m| m.node);
+        let method = poll
+            .method
+            .as_ref()
+            .map_or(crate::ast::Method::Get, |m| m.node);
         for setting in &poll.settings {
             match &setting.node {
                 PollSetting::Items(path) => self.path_only(path, "`items`", &TRIGGER_SCOPE),

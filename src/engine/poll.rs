@@ -45,7 +45,9 @@ impl Engine {
             (Some(since), Some(mark)) => Some(
                 mark.minus(since.lookback.as_ref())
                     .map(|from| since.send.render(from))
-                    .map_err(|e| format!("cannot look back from the mark {}: {e}", mark.stored()))?,
+                    .map_err(|e| {
+                        format!("cannot look back from the mark {}: {e}", mark.stored())
+                    })?,
             ),
             _ => None,
         };

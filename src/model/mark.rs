@@ -30,7 +30,10 @@ pub enum Mark {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MarkError {
     #[error("{shown} is not {expected}")]
-    NotOfType { shown: String, expected: &'static str },
+    NotOfType {
+        shown: String,
+        expected: &'static str,
+    },
     #[error("{0} is out of range")]
     OutOfRange(String),
     #[error("a look-back of that kind does not apply to this mark")]
@@ -101,12 +104,12 @@ impl MarkType {
                     wrong()
                 }
             }),
-            Self::EpochSeconds => epoch(&text, 9).ok_or_else(wrong)?.ok_or_else(|| {
-                MarkError::OutOfRange(shown(value))
-            }),
-            Self::EpochMillis => epoch(&text, 6).ok_or_else(wrong)?.ok_or_else(|| {
-                MarkError::OutOfRange(shown(value))
-            }),
+            Self::EpochSeconds => epoch(&text, 9)
+                .ok_or_else(wrong)?
+                .ok_or_else(|| MarkError::OutOfRange(shown(value))),
+            Self::EpochMillis => epoch(&text, 6)
+                .ok_or_else(wrong)?
+                .ok_or_else(|| MarkError::OutOfRange(shown(value))),
         }
     }
 
@@ -244,21 +247,26 @@ mod tests {
         assert!(nine < ten);
         // dlt#4363: a mark of 0 was taken for "no mark" and the look-back skipped.
         let zero = MarkType::Integer.read(&json!(0)).unwrap();
-        assert_eq!(
-            zero.minus(Some(&Lookback::Count(5))),
-            Ok(Mark::Integer(-5))
-        );
+        assert_eq!(zero.minus(Some(&Lookback::Count(5))), Ok(Mark::Integer(-5)));
     }
 
     #[test]
     fn epochs_keep_their_fraction_and_render_rounded_down() {
-        let slack = MarkType::EpochSeconds.read(&json!("1512085950.000216")).unwrap();
+        let slack = MarkType::EpochSeconds
+            .read(&json!("1512085950.000216"))
+            .unwrap();
         assert_eq!(slack.stored(), "2017-11-30T23:52:30.000216Z");
         assert_eq!(MarkType::EpochSeconds.render(slack), json!(1512085950));
         let hubspot = MarkType::EpochMillis.read(&json!("1572480000123")).unwrap();
         assert_eq!(hubspot.stored(), "2019-10-31T00:00:00.123Z");
-        assert_eq!(MarkType::EpochMillis.render(hubspot), json!(1572480000123i64));
-        assert_eq!(MarkType::Rfc3339.render(hubspot), json!("2019-10-31T00:00:00.123Z"));
+        assert_eq!(
+            MarkType::EpochMillis.render(hubspot),
+            json!(1572480000123i64)
+        );
+        assert_eq!(
+            MarkType::Rfc3339.render(hubspot),
+            json!("2019-10-31T00:00:00.123Z")
+        );
     }
 
     #[test]
@@ -296,7 +304,11 @@ mod tests {
     #[test]
     fn a_stored_mark_reads_back_whatever_the_time_type() {
         let mark = time("2026-12-01T09:30:00.5Z");
-        for kind in [MarkType::Rfc3339, MarkType::EpochSeconds, MarkType::EpochMillis] {
+        for kind in [
+            MarkType::Rfc3339,
+            MarkType::EpochSeconds,
+            MarkType::EpochMillis,
+        ] {
             assert_eq!(kind.from_stored(&mark.stored()), Ok(mark));
         }
         assert_eq!(

@@ -14,17 +14,16 @@ mod rule;
 mod step;
 mod trigger;
 
+pub use mark::{Mark, MarkError, MarkType};
 pub use policy::{Backoff, OnError, RetryCondition, RetryPolicy};
 pub use rule::{Delay, PartialData, Rule, RuleAction, StatusMatch};
 pub use step::{
     Answer, Answers, Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle,
     Step, Test, is_mutation,
 };
-pub use mark::{Mark, MarkError, MarkType};
 pub use trigger::{
-    Cursor, Dedupe, Missed, Overlap, Poll, Schedule, Signature, SignatureEncoding,
-    SignaturePreset, Since,
-    Trigger, Webhook,
+    Cursor, Dedupe, Missed, Overlap, Poll, Schedule, Signature, SignatureEncoding, SignaturePreset,
+    Since, Trigger, Webhook,
 };
 
 use crate::ast::{BinaryOp, Entry, Expr};

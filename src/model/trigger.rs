@@ -73,8 +73,8 @@ pub struct Poll {
     /// The request body; only with a method that sends one.
     pub body: Option<Body>,
     pub when: Option<Expr>,
-    /// An incremental poll's high-water mark.
-    pub since: Option<Since>,
+    /// An incremental poll's high-water mark (boxed: most polls have none).
+    pub since: Option<Box<Since>>,
 }
 
 /// An incremental poll: each round asks for what changed since the largest value of a

@@ -203,7 +203,8 @@ mod tests {
         let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
         let service = Service::new(Vec::new(), store);
         let mut arrivals = service.arrivals.lock().unwrap().take().unwrap();
-        let mut accepting = Box::pin(service.accept("demo", vec![(json!({"n": 1}), None)], None, None));
+        let mut accepting =
+            Box::pin(service.accept("demo", vec![(json!({"n": 1}), None)], None, None));
         // Dropped once started, before the commit answers, as a webhook past its timeout is.
         let started = futures_util::poll!(&mut accepting);
         assert!(

@@ -28,7 +28,9 @@ impl Pass {
         let position = position.unwrap_or_default();
         let mark = |text: Option<String>| match (kind, text) {
             (Some(kind), Some(text)) => kind.from_stored(&text).map(Some).map_err(|e| {
-                format!("the stored mark `{text}` cannot be read: {e} (was the mark's type changed?)")
+                format!(
+                    "the stored mark `{text}` cannot be read: {e} (was the mark's type changed?)"
+                )
             }),
             _ => Ok(None),
         };
@@ -110,7 +112,11 @@ mod tests {
         let start = pass(None, at(10), None);
         // Out of order: page 1 holds 30, page 2 holds 20.
         let one = start.after(Some("p2".into()), at(30), None, true);
-        assert_eq!(one, pass(Some("p2"), at(10), at(30)), "mid-pass: the mark stays");
+        assert_eq!(
+            one,
+            pass(Some("p2"), at(10), at(30)),
+            "mid-pass: the mark stays"
+        );
         let two = one.after(None, at(20), None, true);
         assert_eq!(two, pass(None, at(30), None));
     }
@@ -119,7 +125,11 @@ mod tests {
     fn a_pass_that_saw_no_mark_or_smaller_ones_keeps_its_mark() {
         let start = pass(None, at(10), None);
         assert_eq!(start.after(None, None, None, true), start);
-        assert_eq!(start.after(None, at(3), None, true), start, "never backwards");
+        assert_eq!(
+            start.after(None, at(3), None, true),
+            start,
+            "never backwards"
+        );
     }
 
     #[test]

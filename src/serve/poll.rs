@@ -149,10 +149,7 @@ async fn round(
 }
 
 /// Two counts of items and the first reason.
-fn add(
-    total: Option<(usize, String)>,
-    more: Option<(usize, String)>,
-) -> Option<(usize, String)> {
+fn add(total: Option<(usize, String)>, more: Option<(usize, String)>) -> Option<(usize, String)> {
     match (total, more) {
         (Some((a, reason)), Some((b, _))) => Some((a.saturating_add(b), reason)),
         (total, more) => total.or(more),

@@ -8,8 +8,8 @@
 //! back sooner, as SQLite does, whose serving process holds the file alone).
 
 use super::{
-    DeadLetter, Finished, InboxItem, NewEvents, Owner, Position, RunQuery, RunRecord,
-    ScheduleMark, ScheduleState, Store, TriggerHealth, now,
+    DeadLetter, Finished, InboxItem, NewEvents, Owner, Position, RunQuery, RunRecord, ScheduleMark,
+    ScheduleState, Store, TriggerHealth, now,
 };
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -733,7 +733,11 @@ async fn a_triggers_own_retention_keeps_its_keys_for_that_long(fresh: Fresh) {
     let (short, long, default) = (keyed(1), keyed(2), keyed(3));
     let second = Duration::from_secs(1);
     let year = Duration::from_secs(366 * 24 * 3600);
-    for (events, retention) in [(&short, Some(second)), (&long, Some(year)), (&default, None)] {
+    for (events, retention) in [
+        (&short, Some(second)),
+        (&long, Some(year)),
+        (&default, None),
+    ] {
         let new = NewEvents::of("a", events).kept_for(retention);
         store.enqueue(new).await.unwrap();
     }
@@ -748,7 +752,11 @@ async fn a_triggers_own_retention_keeps_its_keys_for_that_long(fresh: Fresh) {
     assert_eq!(pruned.dedupe_keys, 1, "the key of the serve retention");
     let again = [short[0].clone(), long[0].clone(), default[0].clone()];
     let ids = enqueue(store.as_ref(), "a", &again).await;
-    assert_eq!(ids.len(), 2, "the forgotten keys come again, the year's does not");
+    assert_eq!(
+        ids.len(),
+        2,
+        "the forgotten keys come again, the year's does not"
+    );
 }
 
 async fn refresh_tokens_are_kept_per_integration_and_connection(fresh: Fresh) {

@@ -24,8 +24,7 @@ pub trait Records: RefreshTokens + Send + Sync {
         trigger: &str,
     ) -> Result<Option<super::ScheduleState>, StoreError>;
     /// The stored position of poll trigger `trigger`.
-    fn position(&self, integration: &str, trigger: &str)
-    -> Result<Option<Position>, StoreError>;
+    fn position(&self, integration: &str, trigger: &str) -> Result<Option<Position>, StoreError>;
     /// Inbox events by status, for tests and operations.
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
     /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run

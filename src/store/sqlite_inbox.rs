@@ -39,7 +39,13 @@ impl Inbox for SqliteStore {
                     transaction,
                     "INSERT OR REPLACE INTO poll_positions (integration, trigger, page, mark, high)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![integration, trigger, position.page, position.mark, position.high],
+                    params![
+                        integration,
+                        trigger,
+                        position.page,
+                        position.mark,
+                        position.high
+                    ],
                 )?;
             }
             if let Some(mark) = &mark {

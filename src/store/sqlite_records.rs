@@ -78,11 +78,7 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn position(
-        &self,
-        integration: &str,
-        trigger: &str,
-    ) -> Result<Option<Position>, StoreError> {
+    fn position(&self, integration: &str, trigger: &str) -> Result<Option<Position>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         connection
             .query_row(

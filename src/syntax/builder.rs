@@ -520,17 +520,18 @@ impl Builder {
                 let at = span(&p);
                 let rule = p.as_rule();
                 let value = Children::of(p).next()?;
-                let setting = match rule {
-                    Rule::since_start => SinceSetting::Start(self.expr(value)?),
-                    Rule::since_send => SinceSetting::Send(name(value)),
-                    Rule::since_lookback if value.as_rule() == Rule::duration => {
-                        SinceSetting::Lookback(Lookback::Duration(self.duration(value)))
-                    }
-                    Rule::since_lookback => SinceSetting::Lookback(Lookback::Count(
-                        self.bounded(&value, i64::MAX as u64, "0 to 9223372036854775807"),
-                    )),
-                    _ => return bug(&value, "unknown since setting"),
-                };
+                let setting =
+                    match rule {
+                        Rule::since_start => SinceSetting::Start(self.expr(value)?),
+                        Rule::since_send => SinceSetting::Send(name(value)),
+                        Rule::since_lookback if value.as_rule() == Rule::duration => {
+                            SinceSetting::Lookback(Lookback::Duration(self.duration(value)))
+                        }
+                        Rule::since_lookback => SinceSetting::Lookback(Lookback::Count(
+                            self.bounded(&value, i64::MAX as u64, "0 to 9223372036854775807"),
+                        )),
+                        _ => return bug(&value, "unknown since setting"),
+                    };
                 Ok(Spanned::new(setting, at))
             })
             .collect::<Built<_>>()?;
