@@ -85,14 +85,11 @@ async fn rows_equal_to_the_mark_late_rows_and_changed_rows_are_each_delivered_on
     let service = serve(&crm.spec(), &store);
     until("the first pass", || crm.delivered().len() == 5).await;
     rounds_pass(&crm, 3).await;
+    // Later rounds read their own passes (a page may be stored mid-pass); the mark moved
+    // once, when the first pass ended, to the largest time seen.
     assert_eq!(
-        position(&store),
-        Position {
-            page: None,
-            mark: Some("2020-06-01T10:00:03Z".into()),
-            high: None,
-        },
-        "the pass ended: the mark is the largest time seen, no page is left"
+        position(&store).mark.as_deref(),
+        Some("2020-06-01T10:00:03Z")
     );
     // Stamped exactly the mark, committed after the pass (an exclusive bound skips it).
     crm.put(6, "2020-06-01T10:00:03Z");
