@@ -2428,3 +2428,70 @@ async fn an_incremental_poll_sends_its_mark_less_the_lookback_in_the_type_asked(
     assert_eq!(polled.marks.high.unwrap().stored(), "2026-12-01T09:30:00Z");
     assert_eq!(polled.marks.unread, None);
 }
+
+/// `now()` is one instant for a whole run: two steps a retry (over a second) apart send the
+/// same time, within the wall clock's bounds around the run; dates and money are computed
+/// exactly.
+#[tokio::test]
+async fn now_holds_for_a_whole_run_and_amounts_stay_exact() {
+    let api = MockServer::start(vec![
+        route("POST", "/first", vec![ok(json!({}))]),
+        route(
+            "POST",
+            "/second",
+            vec![MockResponse::json(503, json!({})), ok(json!({}))],
+        ),
+    ])
+    .await
+    .unwrap();
+    let spec = r#"integration demo {
+  connection api { base_url "{api}" auth none }
+  trigger manual
+  step first = api POST "/first" {
+    idempotency_key "f"
+    body {
+      at = "{{ now() }}"
+      week_ago = "{{ now() | add_duration('-7d') | epoch }}"
+      amount = "{{ event.amount_paid | from_minor_units(2) }}"
+      paid_on = "{{ event.paid_at | from_epoch | format_time('%Y-%m-%d', 'America/Los_Angeles') }}"
+    }
+  }
+  step second = api POST "/second" {
+    idempotency_key "s"
+    body { at = "{{ now() }}", cents = "{{ '17.08' | to_minor_units(2) }}" }
+    retry 2 constant 1100ms on 5xx
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[], Options::default());
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let report = engine
+        .run(json!({"amount_paid": 2000, "paid_at": 1714528800}))
+        .await;
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let requests = api.requests();
+    let first = &requests[0].body;
+    let last = &requests.last().unwrap().body;
+    assert_eq!(requests.len(), 3);
+    assert_eq!(first["at"], last["at"], "one clock for the run");
+    let at = first["at"].as_str().unwrap();
+    let seconds = chrono::DateTime::parse_from_rfc3339(at)
+        .unwrap()
+        .timestamp();
+    assert!(
+        before <= seconds && seconds <= after,
+        "{before} <= {at} <= {after}"
+    );
+    assert!(at.ends_with('Z') && !at.contains('.'), "{at}");
+    assert_eq!(first["week_ago"], json!(seconds - 7 * 86_400));
+    assert_eq!(first["amount"], json!("20.00"));
+    // 2024-05-01T02:00:00Z is still April 30th in Los Angeles.
+    assert_eq!(first["paid_on"], json!("2024-04-30"));
+    assert_eq!(last["cents"], json!(1708));
+}

@@ -86,8 +86,8 @@ const FUNCTIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Functions minijinja provides to every template.
-const TEMPLATE_GLOBALS: &[&str] = &["range", "dict", "debug", "namespace", "loop"];
+/// Functions minijinja provides to every template, and integ's `now()`.
+const TEMPLATE_GLOBALS: &[&str] = &["range", "dict", "debug", "namespace", "loop", "now"];
 
 static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     let mut env = minijinja::Environment::new();
@@ -95,23 +95,28 @@ static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-/// The filters integ adds to minijinja's (`plan::jinja` registers them).
-pub const INTEG_FILTERS: &[&str] = &["segments"];
-
 /// Common minijinja filters and tests, to suggest from; whether a name exists is asked of
 /// minijinja itself (`exists`).
 const TEMPLATE_FILTERS: &[&str] = &[
     "abs",
+    "add_duration",
     "attr",
     "batch",
     "bool",
     "capitalize",
     "count",
+    "decimal",
     "default",
     "dictsort",
+    "epoch",
+    "epoch_ms",
     "escape",
     "first",
     "float",
+    "format_time",
+    "from_epoch",
+    "from_epoch_ms",
+    "from_minor_units",
     "groupby",
     "indent",
     "int",
@@ -140,6 +145,7 @@ const TEMPLATE_FILTERS: &[&str] = &[
     "string",
     "sum",
     "title",
+    "to_minor_units",
     "tojson",
     "trim",
     "unique",
@@ -185,7 +191,7 @@ const TEMPLATE_TESTS: &[&str] = &[
 fn exists(kind: NameKind, name: &str) -> bool {
     static ASKED: LazyLock<Mutex<HashMap<(NameKind, String), bool>>> =
         LazyLock::new(Mutex::default);
-    if kind == NameKind::Filter && INTEG_FILTERS.contains(&name) {
+    if kind == NameKind::Filter && super::template_filters::integ_filter(name).is_some() {
         return true;
     }
     let key = (kind, name.to_string());
@@ -287,6 +293,7 @@ impl<'a> Checker<'a> {
             }
         };
         self.note_prints(text);
+        self.integ_filter_arguments(text);
         for (kind, range) in template_names::names(&text.value) {
             let name = &text.value[range.clone()];
             if !exists(kind, name) {

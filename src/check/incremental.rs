@@ -112,6 +112,9 @@ impl Checker<'_> {
     /// must outlive the overlap of two rounds (an interval and the look-back), or an item
     /// asked for again no longer finds its key and runs twice.
     pub(super) fn dedupe(&mut self, dedupe: &Dedupe, poll: Option<(&Poll, Option<&Since>)>) {
+        if let Some(span) = super::triggers::reads_clock(&dedupe.key) {
+            self.report(DiagnosticKind::DedupeReadsClock, span);
+        }
         self.expr(&dedupe.key, &TRIGGER_SCOPE);
         if let Some(retention) = &dedupe.retention {
             let positive = u32::from(!retention.node.is_zero());

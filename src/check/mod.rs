@@ -19,13 +19,14 @@ mod steps;
 use crate::diagnostic::suggest;
 use suggest::closest;
 mod across;
+mod template_filters;
 mod template_names;
 mod template_prints;
 mod tests;
 mod triggers;
 
 pub use across::AcrossSpecs;
-pub use expressions::INTEG_FILTERS;
+pub use template_filters::{Arg, Filter, INTEG_FILTERS};
 
 use crate::ast::{Integration, Spec};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};

@@ -3,8 +3,8 @@
 use super::expressions::Scope;
 use super::{Checker, suggest};
 use crate::ast::{
-    Body, Cursor, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting, Signature,
-    SignatureOption, Trigger, TriggerKind, Webhook, WebhookSetting,
+    Body, Cursor, Expr, ExprKind, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting,
+    Signature, SignatureOption, Trigger, TriggerKind, Webhook, WebhookSetting,
 };
 use crate::diagnostic::{DiagnosticKind, MISSED_POLICIES, OVERLAP_POLICIES, SIGNATURE_PRESETS};
 use crate::model::Overlap;
@@ -64,6 +64,8 @@ impl Checker<'_> {
         }
     }
 
+    /// A dedupe key; one that reads the clock differs on every delivery, so it never
+    /// catches a duplicate (W018).
     fn signature(&mut self, signature: &Signature) {
         let preset = signature.preset.node.as_str();
         self.credential(&signature.secret, "the signing secret");
@@ -309,4 +311,20 @@ pub(super) fn shortest_interval(cron: &croner::Cron) -> Option<Duration> {
         .windows(2)
         .filter_map(|pair| (pair[1] - pair[0]).to_std().ok())
         .min()
+}
+
+/// The span of a template inside `expr` that calls `now()`.
+pub(super) fn reads_clock(expr: &Expr) -> Option<crate::span::Span> {
+    match &expr.kind {
+        ExprKind::Template(text) => {
+            let at = text.value.find("now(")?;
+            Some(text.span_of(at..at + 5))
+        }
+        ExprKind::Array(items) => items.iter().find_map(reads_clock),
+        ExprKind::Object(fields) => fields.iter().find_map(|(_, value)| reads_clock(value)),
+        ExprKind::Not(inner) => reads_clock(inner),
+        ExprKind::Binary { lhs, rhs, .. } => reads_clock(lhs).or_else(|| reads_clock(rhs)),
+        ExprKind::Call { args, .. } => args.iter().find_map(reads_clock),
+        _ => None,
+    }
 }

@@ -48,6 +48,8 @@ codes! {
     ChainedComparison = "E206",
     UnknownTemplateName = "E207",
     ListIndexTooLarge = "E208",
+    FilterArguments = "E209",
+    FilterArgument = "E210",
     InvalidCron = "E301",
     UnknownTimezone = "E302",
     UnknownSignaturePreset = "E303",
@@ -127,4 +129,5 @@ codes! {
     ScheduleInDaylightSavingChange = "W017",
     BodyMatchWithoutBody = "W020",
     PerPageUnread = "W021",
+    DedupeReadsClock = "W018",
 }

@@ -99,6 +99,17 @@ pub enum DiagnosticKind {
         name: String,
         suggestion: Option<String>,
     },
+    #[error("filter `{filter}` takes {expected}")]
+    FilterArguments {
+        filter: &'static str,
+        expected: String,
+        example: &'static str,
+    },
+    #[error("filter `{filter}` cannot take this argument: {reason}")]
+    FilterArgument {
+        filter: &'static str,
+        reason: String,
+    },
     #[error("invalid cron expression: {reason}")]
     InvalidCron { reason: String },
     #[error("unknown time zone `{name}`")]
@@ -340,6 +351,8 @@ pub enum DiagnosticKind {
     IncrementalWithoutDedupe { lookback: bool },
     #[error("the `dedupe` key does not read the mark `{field}`")]
     DedupeIgnoresMark { field: String, read: String },
+    #[error("the `dedupe` key reads the clock, so it differs on every delivery")]
+    DedupeReadsClock,
 }
 
 impl DiagnosticKind {
@@ -372,6 +385,8 @@ impl DiagnosticKind {
             Self::InvalidCron { .. } => Code::InvalidCron,
             Self::ChainedComparison => Code::ChainedComparison,
             Self::UnknownTemplateName { .. } => Code::UnknownTemplateName,
+            Self::FilterArguments { .. } => Code::FilterArguments,
+            Self::FilterArgument { .. } => Code::FilterArgument,
             Self::BadPercentage => Code::BadPercentage,
             Self::UnknownTimezone { .. } => Code::UnknownTimezone,
             Self::UnknownSignaturePreset { .. } => Code::UnknownSignaturePreset,
@@ -451,6 +466,7 @@ impl DiagnosticKind {
             Self::BodyWithoutMethod { .. } => Code::BodyWithoutMethod,
             Self::IncrementalWithoutDedupe { .. } => Code::IncrementalWithoutDedupe,
             Self::DedupeIgnoresMark { .. } => Code::DedupeIgnoresMark,
+            Self::DedupeReadsClock => Code::DedupeReadsClock,
         }
     }
 
@@ -533,6 +549,8 @@ impl DiagnosticKind {
             Self::NotAPath { .. } => "write a JSONPath such as `$.items[*]`".into(),
             Self::ChainedComparison => "`a < b < c` compares `a < b` (true or false) with `c`; write `a < b and b < c`".into(),
             Self::UnknownTemplateName { what, .. } => format!("minijinja's {what}s are listed at https://docs.rs/minijinja/latest/minijinja/{what}s/"),
+            Self::FilterArguments { example, .. } => format!("for example `{example}`"),
+            Self::FilterArgument { .. } => "see the filter in docs/language.md, Templates".into(),
             Self::BadPercentage => "for example `ratio 50% over 1m`".into(),
             Self::InvalidCron { .. } => "cron takes 5 fields (minute hour day month weekday), or 6 with seconds first: `0 9 * * MON-FRI`".into(),
             Self::UnknownTimezone { .. } => "use an IANA time zone name such as `Europe/Paris` or `UTC`".into(),
@@ -621,6 +639,7 @@ impl DiagnosticKind {
             Self::MadeUpOutOfRange { most, .. } => format!("a schedule down for a long while would start that many runs at once; use a number from 1 to {most}"),
             Self::ScheduleInDaylightSavingChange { .. } => "the day the clocks go forward it runs when the gap ends; the day they go back it runs once, at the first of the two; pick a time outside the change if the hour matters".into(),
             Self::WindowShorterThanInterval { .. } => "such a window holds one occurrence at most: write `missed latest`, or widen the window to the days you want made up".into(),
+            Self::DedupeReadsClock => "dedupe on what the sender keeps the same across deliveries, such as the event's id (`$.id`)".into(),
         })
     }
 

@@ -16,7 +16,7 @@ use super::run::{
 };
 use super::url;
 use crate::model::Outcome;
-use crate::plan::{Scope, StepPlan};
+use crate::plan::{Clock, Scope, StepPlan};
 use serde_json::{Map, Value as Json, json};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -43,6 +43,8 @@ impl Engine {
     /// Runs the paged step `at` and its `per_page` steps (`members`): each page's items are
     /// `$STEP` for the members while they run on that page, then dropped. Returns a report
     /// per step (merged over the pages) and, when the run must stop, how it ends.
+    // The run's state, its checkpoints and its clock, as `resume` holds them.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn per_page<Checkpointed: Future<Output = ()>>(
         &self,
         at: usize,
@@ -51,13 +53,14 @@ impl Engine {
         done: &Map<String, Json>,
         guessed: &[&str],
         checkpoint: &mut impl FnMut(&str, Option<&Json>) -> Checkpointed,
+        clock: Clock,
     ) -> (Vec<StepReport>, Option<RunOutcome>) {
         let steps = &self.plan().steps;
         let source = &steps[at];
         let members = per_page_steps(steps, at);
         let mut merged = Merged::new(source, &steps[members.clone()]);
         let first = {
-            let scope = Scope::of_step(event, results, self.secrets());
+            let scope = Scope::of_step(event, results, self.secrets(), clock);
             let when = source
                 .when
                 .as_ref()
@@ -70,11 +73,17 @@ impl Engine {
         };
         let mut request = match first {
             Ok(request) => request,
-            Err(error) => return self.source_failed(at, merged, event, results, error).await,
+            Err(error) => {
+                return self
+                    .source_failed(at, merged, event, results, error, clock)
+                    .await;
+            }
         };
         let Some(pagination) = &source.pagination else {
             let error = StepError::NotAList("nothing");
-            return self.source_failed(at, merged, event, results, error).await;
+            return self
+                .source_failed(at, merged, event, results, error, clock)
+                .await;
         };
         start_page(&pagination.style, &mut request);
         let mut page = 1;
@@ -87,11 +96,17 @@ impl Engine {
         let key = page_key(&source.name);
         let mut stop = None;
         loop {
-            let scope = Scope::of_step(event, results, self.secrets());
+            let scope = Scope::of_step(event, results, self.secrets(), clock);
             let (result, report) = self.exchange(source, &request, &scope).await;
             merged.request(0, report);
             let read = result.and_then(|response| {
-                self.page_items(source, &request, response, page, event, results)
+                self.page_items(
+                    source,
+                    &request,
+                    response,
+                    page,
+                    Scope::of_step(event, results, self.secrets(), clock),
+                )
             });
             let next = match read {
                 Ok(PageRead {
@@ -113,7 +128,11 @@ impl Engine {
                     merged.deferred(0, &error);
                     return (merged.finish(), Some(RunOutcome::Deferred { wait }));
                 }
-                Err(error) => return self.source_failed(at, merged, event, results, error).await,
+                Err(error) => {
+                    return self
+                        .source_failed(at, merged, event, results, error, clock)
+                        .await;
+                }
             };
             // A page without items is not handed on: its steps would send an empty batch.
             let empty = results
@@ -124,7 +143,7 @@ impl Engine {
                 None
             } else {
                 merged.page();
-                self.page_steps(members.clone(), event, results, guessed, &mut merged)
+                self.page_steps(members.clone(), event, results, guessed, &mut merged, clock)
                     .await
             };
             results.remove(&source.name);
@@ -146,7 +165,9 @@ impl Engine {
                     earlier,
                     url: shown_url(&next.url),
                 };
-                return self.source_failed(at, merged, event, results, error).await;
+                return self
+                    .source_failed(at, merged, event, results, error, clock)
+                    .await;
             }
             if let Some(saved) = self.saved(&next, page) {
                 checkpoint(&key, Some(&saved)).await;
@@ -165,6 +186,7 @@ impl Engine {
         results: &mut Map<String, Json>,
         guessed: &[&str],
         merged: &mut Merged,
+        clock: Clock,
     ) -> Option<RunOutcome> {
         let mut stop = None;
         for (slot, index) in members.enumerate() {
@@ -173,7 +195,7 @@ impl Engine {
             // since the steps after it may have sent this page already.
             let may_defer = slot == 0;
             let ended = match self
-                .run_step(member, event, results, guessed, may_defer)
+                .run_step(member, event, results, guessed, may_defer, clock)
                 .await
             {
                 StepEnd::Ran(report) => {
@@ -208,8 +230,7 @@ impl Engine {
         request: &Request,
         response: Response,
         page: u32,
-        event: &Json,
-        results: &Map<String, Json>,
+        scope: Scope<'_>,
     ) -> Result<PageRead, StepError> {
         let Some(pagination) = &step.pagination else {
             return Err(StepError::NotAList("nothing"));
@@ -226,7 +247,6 @@ impl Engine {
         }
         let mut warnings = Vec::new();
         let body = self.body_of(step, response.body.clone(), &mut warnings)?;
-        let scope = Scope::of_step(event, results, self.secrets());
         let page_scope = Scope {
             document: &body,
             ..scope
@@ -285,10 +305,11 @@ impl Engine {
         event: &Json,
         results: &mut Map<String, Json>,
         error: StepError,
+        clock: Clock,
     ) -> (Vec<StepReport>, Option<RunOutcome>) {
         let source = &self.plan().steps[at];
         let report = self
-            .after_failure(source, event, results, Vec::new(), error)
+            .after_failure(source, event, results, Vec::new(), error, clock)
             .await;
         // A fallback's result is not a page: nothing after reads it.
         results.remove(&source.name);

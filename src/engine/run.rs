@@ -6,7 +6,9 @@ use super::report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
 use super::{Engine, url};
 use crate::ast::{Method, TargetSegment};
 use crate::model::{OnError, Outcome};
-use crate::plan::{BodyPlan, CallPlan, EvalError, PageStyle, Scope, StepPlan, Value, as_text};
+use crate::plan::{
+    BodyPlan, CallPlan, Clock, EvalError, PageStyle, Scope, StepPlan, Value, as_text,
+};
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -81,6 +83,8 @@ impl Engine {
         mut checkpoint: impl FnMut(&str, Option<&Json>) -> Checkpointed,
     ) -> RunReport {
         let started = Instant::now();
+        // `now()` is one instant for the whole run (a resumed run reads the clock again).
+        let clock = Clock::now();
         let mut results = Map::new();
         let mut reports = Vec::new();
         let mut outcome = RunOutcome::Succeeded;
@@ -103,7 +107,15 @@ impl Engine {
             if !members.is_empty() {
                 ran_per_page = members.end;
                 let (ran, stop) = self
-                    .per_page(index, event, &mut results, &done, &guessed, &mut checkpoint)
+                    .per_page(
+                        index,
+                        event,
+                        &mut results,
+                        &done,
+                        &guessed,
+                        &mut checkpoint,
+                        clock,
+                    )
                     .await;
                 if stop.is_none() && members.end < steps.len() {
                     for report in &ran {
@@ -124,7 +136,7 @@ impl Engine {
                 continue;
             }
             let ended = self
-                .run_step(step, event, &mut results, &guessed, true)
+                .run_step(step, event, &mut results, &guessed, true, clock)
                 .await;
             let (report, stop) = match ended {
                 StepEnd::Deferred(report, wait) => (report, Some(RunOutcome::Deferred { wait })),
@@ -175,6 +187,7 @@ impl Engine {
         results: &mut Map<String, Json>,
         guessed: &[&str],
         may_defer: bool,
+        clock: Clock,
     ) -> StepEnd {
         let report = |outcome, requests, error: Option<String>, fallback| StepReport {
             name: step.name.clone(),
@@ -200,7 +213,7 @@ impl Engine {
             StepError::NotAList(_) => !guessed.is_empty(),
             _ => false,
         };
-        let scope = Scope::of_step(event, results, self.secrets());
+        let scope = Scope::of_step(event, results, self.secrets(), clock);
         // In a `for_each` step, `when` is read per element (it may read `$item`).
         let step_when = step.when.as_ref().filter(|_| step.for_each.is_none());
         match step_when.map(|when| when.test(&self.plan().templates, &scope)) {
@@ -216,7 +229,7 @@ impl Engine {
                     return StepEnd::Ran(needs_answers(Vec::new(), &error));
                 }
                 return StepEnd::Ran(
-                    self.after_failure(step, event, results, Vec::new(), error)
+                    self.after_failure(step, event, results, Vec::new(), error, clock)
                         .await,
                 );
             }
@@ -258,7 +271,7 @@ impl Engine {
                 needs_answers(done.requests, &error)
             }
             Err(error) => {
-                self.after_failure(step, event, results, done.requests, error)
+                self.after_failure(step, event, results, done.requests, error, clock)
                     .await
             }
         })
@@ -272,6 +285,7 @@ impl Engine {
         results: &mut Map<String, Json>,
         requests: Vec<RequestReport>,
         error: StepError,
+        clock: Clock,
     ) -> StepReport {
         let redact = |e: &dyn std::fmt::Display| Some(self.secrets().redact(&e.to_string()));
         let mut report = StepReport {
@@ -292,7 +306,7 @@ impl Engine {
                     report.outcome = Outcome::DeadLettered;
                     return report;
                 };
-                let scope = Scope::of_step(event, results, self.secrets());
+                let scope = Scope::of_step(event, results, self.secrets(), clock);
                 let done = self.perform(fallback, &scope).await;
                 report.requests.extend(done.requests);
                 report.fallback = Some(name.clone());

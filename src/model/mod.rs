@@ -6,6 +6,7 @@
 //! Built only from a spec without errors (`check::check_and_lower`), so no field carries
 //! the possibility of a mistake the checker already reported.
 
+pub mod filters;
 pub mod http;
 pub use http::split_query;
 mod mark;

@@ -8,7 +8,8 @@
 //! (`path::path_formatter`). minijinja's `Chainable` undefined behaviour is the one that
 //! lets lookups chain; the formatter adds the refusal to print that `Strict` would give.
 
-use super::path::{path_formatter, segments};
+use super::path::{path_formatter, refuse_non_finite, segments};
+use super::{decimal, time};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior, Value};
 
 /// The filter that gives a lone `{{ expression }}` its typed value (see
@@ -21,8 +22,18 @@ pub(super) fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     env.set_formatter(path_formatter);
     env.add_filter("default", default);
-    // Lint knows the filters integ adds by name: `check::INTEG_FILTERS`.
+    // Lint knows the filters integ adds by name and arguments: `check::INTEG_FILTERS`.
     env.add_filter("segments", segments);
+    env.add_function("now", time::now);
+    env.add_filter("from_epoch", time::from_epoch);
+    env.add_filter("from_epoch_ms", time::from_epoch_ms);
+    env.add_filter("epoch", time::epoch);
+    env.add_filter("epoch_ms", time::epoch_ms);
+    env.add_filter("add_duration", time::add_duration);
+    env.add_filter("format_time", time::format_time);
+    env.add_filter("from_minor_units", decimal::from_minor_units);
+    env.add_filter("to_minor_units", decimal::to_minor_units);
+    env.add_filter("decimal", decimal::decimal);
     env.add_filter(TYPED, typed);
     env
 }
@@ -50,6 +61,8 @@ fn typed(value: &Value) -> Result<String, Error> {
             "the value is missing",
         ));
     }
+    // serde_json would write a non-finite float as `null`.
+    refuse_non_finite(value)?;
     serde_json::to_string(value).map_err(|e| Error::new(ErrorKind::BadSerialization, e.to_string()))
 }
 
@@ -80,9 +93,34 @@ mod tests {
     #[test]
     fn every_filter_lint_knows_as_ours_is_registered() {
         let env = environment();
-        for name in crate::check::INTEG_FILTERS {
-            let probe = format!("{{{{ 'a' | {name} }}}}");
-            assert!(env.render_str(&probe, ()).is_ok(), "filter {name}");
+        for filter in crate::check::INTEG_FILTERS {
+            let probe = format!("{{{{ 'a' | {} }}}}", filter.name);
+            let unknown = env
+                .render_str(&probe, ())
+                .is_err_and(|e| e.kind() == ErrorKind::UnknownFilter);
+            assert!(!unknown, "filter {}", filter.name);
         }
+    }
+
+    #[test]
+    fn a_number_that_is_no_number_is_never_printed_nor_sent() {
+        let env = environment();
+        for template in [
+            "{{ 1e308 * 10 }}",
+            "x{{ (-1) ** 0.5 }}",
+            "{{ 1 / 0 }}",
+            "{{ 1 // 0 }}",
+        ] {
+            let error = env.render_str(template, ()).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::InvalidOperation, "{template}");
+        }
+        let typed = format!("{{{{ (1e308 * 10) | {TYPED} }}}}");
+        assert!(env.render_str(&typed, ()).is_err());
+        // Integers overflow into i128 and then fail, never wrap.
+        let error = env.render_str(
+            "{{ 9223372036854775807 * 9223372036854775807 * 9223372036854775807 }}",
+            (),
+        );
+        assert!(error.is_err());
     }
 }

@@ -1,13 +1,16 @@
 //! Model to plan: every JSONPath and template compiled once, environments applied, files
 //! read. Per-event work is evaluation only.
 
+mod decimal;
 mod events;
 mod jinja;
 mod path;
+mod time;
 mod value;
 
 pub use events::{Keyed, TriggerError, keyed_events};
 pub use path::encode_segment;
+pub use time::Clock;
 pub use value::{
     Answer, EvalError, Path, Root, Scope, Template, Value, as_text, is_singular, render, truthy,
 };

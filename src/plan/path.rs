@@ -76,6 +76,7 @@ pub fn path_formatter(out: &mut Output, state: &mut State, value: &Value) -> Res
             format!("prints a {what} value"),
         ));
     }
+    refuse_non_finite(value)?;
     if !is_path(state) {
         return minijinja::escape_formatter(out, state, value);
     }
@@ -90,6 +91,22 @@ pub fn path_formatter(out: &mut Output, state: &mut State, value: &Value) -> Res
         ));
     }
     write!(out, "{}", utf8_percent_encode(&text, SEGMENT)).map_err(Error::from)
+}
+
+/// A float that is no number (`inf` from an overflow, `NaN` from `(-1) ** 0.5`) is an
+/// error, never the text `inf` or, through JSON, a silent `null`. (minijinja itself refuses
+/// a division by zero, and integers that overflow even i128.)
+pub(super) fn refuse_non_finite(value: &Value) -> Result<(), Error> {
+    let float = (value.kind() == minijinja::value::ValueKind::Number)
+        .then(|| f64::try_from(value.clone()).ok())
+        .flatten();
+    match float {
+        Some(float) if !float.is_finite() => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("computes {float}, which is no number (an overflow, or a root of a negative)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn is_path(state: &State) -> bool {

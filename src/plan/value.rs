@@ -80,6 +80,8 @@ pub struct Scope<'a> {
     /// In a response rule: the answer whose body is `document`; templates read it as
     /// `body`, `status` and `headers`.
     pub answer: Option<Answer<'a>>,
+    /// What `now()` gives: one instant for all of a run's templates.
+    pub clock: super::Clock,
 }
 
 /// What a response rule reads of an answer besides its body.
@@ -98,8 +100,14 @@ impl<'a> Scope<'a> {
         Self::of(&NOTHING, secrets)
     }
 
-    /// The scope of a step: the event, and the results of the steps run before it.
-    pub fn of_step(event: &'a Json, steps: &'a Map<String, Json>, secrets: &'a Secrets) -> Self {
+    /// The scope of a step: the event, the results of the steps run before it, and the
+    /// run's clock.
+    pub fn of_step(
+        event: &'a Json,
+        steps: &'a Map<String, Json>,
+        secrets: &'a Secrets,
+        clock: super::Clock,
+    ) -> Self {
         Scope {
             document: event,
             event,
@@ -108,6 +116,7 @@ impl<'a> Scope<'a> {
             since: None,
             secrets,
             answer: None,
+            clock,
         }
     }
 
@@ -121,6 +130,7 @@ impl<'a> Scope<'a> {
             since: None,
             secrets,
             answer: None,
+            clock: super::Clock::now(),
         }
     }
 }
@@ -330,6 +340,7 @@ pub fn render(
         .map(|(step, result)| (step.as_str(), serde_value(result)))
         .collect();
     context.insert("event", serde_value(scope.event));
+    context.insert(super::time::CLOCK, scope.clock.seconds().into());
     if let Some(item) = scope.item {
         context.insert("item", serde_value(item));
     }
