@@ -2495,3 +2495,183 @@ async fn now_holds_for_a_whole_run_and_amounts_stay_exact() {
     assert_eq!(first["paid_on"], json!("2024-04-30"));
     assert_eq!(last["cents"], json!(1708));
 }
+
+/// A connection's `5xx retry` rule, written with its GETs in mind, reaches every POST on
+/// the connection: a `500` is no proof the API did nothing (the engine's own policy never
+/// re-sends a POST without an idempotency key on one), yet the rule makes the engine send
+/// the order again, and the API now holds two.
+#[tokio::test]
+async fn a_retry_rule_on_a_5xx_does_not_send_a_post_without_idempotency_key_twice() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/orders",
+        vec![
+            MockResponse::json(500, json!({"error": "internal"})),
+            MockResponse::json(201, json!({"id": 2})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration orders {
+  connection erp {
+    base_url "{api}"
+    auth bearer secret("TOKEN")
+    rules { 5xx when $.error == "internal" retry "the ERP failed: {{ body.error }}" }
+  }
+  trigger manual
+  step order = erp POST "/orders" {
+    body { sku = "A-1", quantity = 1 }
+    retry 3 constant 10ms
+    on_error fail
+  }
+}"#;
+    let engine = engine(spec, &[&api], &[("TOKEN", "t0ken")], Options::default());
+    let report = engine.run(json!({})).await;
+    assert_eq!(
+        api.request_count(),
+        1,
+        "a POST answered 500 may have been processed; it was sent again: {report:#?}"
+    );
+    assert!(step(&report, "order").error.is_some(), "{report:#?}");
+}
+
+/// The response cache is the connection's, keyed by the request, and holds answers as a
+/// step's rules judged them. A step whose rules refuse an answer gets it from the cache
+/// unjudged when another step (here one without rules) cached it: its `fail` rule silently
+/// does nothing, and Slack's `{"ok": false}` passes as a success.
+#[tokio::test]
+async fn a_cached_answer_is_judged_by_the_rules_of_the_step_that_reads_it() {
+    let api = MockServer::start(vec![route(
+        "GET",
+        "/users.info",
+        vec![ok(json!({"ok": false, "error": "user_not_found"}))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration lookup {
+  connection slack {
+    base_url "{api}"
+    auth bearer secret("SLACK_TOKEN")
+  }
+  trigger manual
+  step probe = slack GET "/users.info" {
+    query { user = "U1" }
+    cache 5m
+  }
+  step user = slack GET "/users.info" {
+    query { user = "U1" }
+    cache 5m
+    rules { when $.ok == false fail "Slack: {{ body.error }}" }
+    on_error fail
+  }
+}"#;
+    let engine = engine(
+        spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-1")],
+        Options::default(),
+    );
+    let report = engine.run(json!({})).await;
+    let user = step(&report, "user");
+    assert_eq!(
+        user.error.as_deref(),
+        Some("status 200: Slack: user_not_found"),
+        "the step's fail rule did not judge the cached answer: {report:#?}"
+    );
+}
+
+/// A `429` with `Retry-After` pauses the whole connection (`engine::limits`): other events
+/// wait rather than be refused too. Slack's `200 {"ok": false, "error": "ratelimited"}` with
+/// `Retry-After`, read by a `retry` rule, is the same refusal, but only the request that got
+/// it waits: another event's call goes out at once, into the same limit.
+#[tokio::test]
+async fn a_retry_rule_with_a_wait_pauses_the_connection_like_a_429() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/chat.postMessage",
+        vec![
+            ok(json!({"ok": false, "error": "ratelimited"})).with_header("Retry-After", "2"),
+            ok(json!({"ok": true})),
+            ok(json!({"ok": true})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration notify {
+  connection slack {
+    base_url "{api}"
+    auth bearer secret("SLACK_TOKEN")
+    rules { when $.ok == false and $.error == "ratelimited" retry after header "Retry-After" "Slack: {{ body.error }}" }
+  }
+  trigger manual
+  step post = slack POST "/chat.postMessage" {
+    idempotency_key "p-{{ event.n }}"
+    body { channel = "C1", text = "{{ event.n }}" }
+    retry 3 constant 10ms..5s
+  }
+}"#;
+    let engine = engine(
+        spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-1")],
+        Options::default(),
+    );
+    let first = engine.run(json!({"n": 1}));
+    let second = async {
+        // Once the first call was refused.
+        while api.request_count() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        engine.run(json!({"n": 2})).await
+    };
+    let _ = tokio::join!(first, second);
+    let requests = api.requests();
+    assert_eq!(requests.len(), 3);
+    let gap = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        gap >= std::time::Duration::from_millis(1_500),
+        "another event called {gap:?} after the API asked the connection to wait 2 s"
+    );
+}
+
+/// The default failure message is an excerpt of the body (512 bytes), but a rule's
+/// message that quotes the body is the whole body: an API's 5 MB answer becomes a 5 MB
+/// error in the report, the run history, the dead letter and the log line of every event.
+#[tokio::test]
+async fn a_rule_message_quoting_a_huge_body_is_bounded_like_the_default_excerpt() {
+    let huge = "x".repeat(5 * 1024 * 1024);
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/chat.postMessage",
+        vec![ok(json!({"ok": false, "error": huge}))],
+    )])
+    .await
+    .unwrap();
+    let spec = r#"integration notify {
+  connection slack {
+    base_url "{api}"
+    auth bearer secret("SLACK_TOKEN")
+    rules { when $.ok == false fail "Slack refused the call: {{ body.error }}" }
+  }
+  trigger manual
+  step post = slack POST "/chat.postMessage" {
+    idempotency_key "p-1"
+    body { channel = "C1", text = "hi" }
+    on_error fail
+  }
+}"#;
+    let engine = engine(
+        spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-1")],
+        Options::default(),
+    );
+    let report = engine.run(json!({})).await;
+    let error = step(&report, "post").error.clone().unwrap();
+    assert!(
+        error.len() <= 64 * 1024,
+        "the step's error is {} bytes long",
+        error.len()
+    );
+}

@@ -208,6 +208,13 @@ impl Connection {
             let Err(error) = &result else {
                 return done(result);
             };
+            if let HttpError::RuleRetry {
+                after: Some(wait), ..
+            } = error
+            {
+                // The API asked the connection to wait, as a 429's `Retry-After` does.
+                self.limits.pause(*wait);
+            }
             let retryable = retries(policy, error) && (idempotent || never_processed(error));
             if !retryable || attempts >= policy.attempts.get() {
                 return done(result);
@@ -370,6 +377,16 @@ fn judged(answer: Answer, judge: Option<&Judge<'_>>) -> Result<Response, HttpErr
     }
 }
 
+/// A stored answer as the step that reads it judges it: `None` when that step's rules do
+/// not take it as a success (it is then asked for anew, and judged as it comes).
+pub(super) fn accepted(response: Response, judge: Option<&Judge<'_>>) -> Option<Response> {
+    let answer = Answer {
+        response,
+        excerpt: None,
+    };
+    judged(answer, judge).ok()
+}
+
 /// A response's body, refused past `cap` bytes without reading the rest.
 pub(super) async fn read_capped(
     response: &mut reqwest::Response,
@@ -448,16 +465,18 @@ fn retries(policy: &RetryPolicy, error: &HttpError) -> bool {
     })
 }
 
-/// A 429 is a refusal before any work; a failed connection never reached the server; a
-/// `retry` rule says the answer was a refusal (documented: write it only for one).
+/// A 429 is a refusal before any work; a failed connection never reached the server. A
+/// `retry` rule proves a refusal only on an answer that is one (a `2xx` whose body refuses,
+/// as Slack's `ratelimited`, or a 429): a 5xx may come after the work was done, so there
+/// the rule retries only what is idempotent, as the policy does.
 fn never_processed(error: &HttpError) -> bool {
-    matches!(
-        error,
+    match error {
         HttpError::Status { status: 429, .. }
-            | HttpError::Network(_)
-            | HttpError::CircuitOpen(_)
-            | HttpError::RuleRetry { .. }
-    )
+        | HttpError::Network(_)
+        | HttpError::CircuitOpen(_) => true,
+        HttpError::RuleRetry { status, .. } => *status == 429 || is_success(*status),
+        _ => false,
+    }
 }
 
 /// The wait before attempt `attempts + 1`: the backoff (with full jitter when asked), or

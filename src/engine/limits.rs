@@ -156,8 +156,13 @@ impl Limits {
         if !exhausted {
             return;
         }
-        let wait = reset.unwrap_or(DEFAULT_PAUSE).min(MAX_PAUSE);
-        let Some(until) = Instant::now().checked_add(wait) else {
+        self.pause(reset.unwrap_or(DEFAULT_PAUSE));
+    }
+
+    /// Holds every call on the connection for `wait` (at most `MAX_PAUSE`), or longer when
+    /// it is already paused longer.
+    pub fn pause(&self, wait: Duration) {
+        let Some(until) = Instant::now().checked_add(wait.min(MAX_PAUSE)) else {
             return;
         };
         if let Ok(mut paused) = self.paused_until.lock() {

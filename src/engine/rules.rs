@@ -61,7 +61,7 @@ fn matches(rule: &RulePlan, env: &Arc<Environment<'static>>, scope: &Scope<'_>) 
     }
 }
 
-/// The failure's message: the rule's, else an excerpt of the body.
+/// The failure's message: the rule's, else an excerpt of the body; either at most 512 bytes.
 fn message(written: Option<&Value>, env: &Arc<Environment<'static>>, scope: &Scope<'_>) -> String {
     let excerpt_of_body = || {
         let body = match scope.document {
@@ -75,7 +75,9 @@ fn message(written: Option<&Value>, env: &Arc<Environment<'static>>, scope: &Sco
     };
     match written.map(|m| m.eval(env, scope)) {
         None => excerpt_of_body(),
-        Some(Ok(text)) => as_text(text.as_ref()),
+        // Bounded like the default: a message quoting the body would carry all of it
+        // into the report, the run history, dead letters and log lines.
+        Some(Ok(text)) => excerpt(as_text(text.as_ref()).as_bytes()),
         Some(Err(error)) => {
             let error = scope.secrets.redact(&error.to_string());
             tracing::warn!(%error, "a response rule's message could not be written; the body is shown instead");

@@ -518,22 +518,25 @@ impl Engine {
             report.invented = Some(invented);
             return (Ok(response), report);
         }
+        let env = &self.plan().templates;
+        let judge = |response: &Response| super::rules::judge(&step.rules, env, scope, response);
+        // A step without rules is judged by its statuses alone, at no cost.
+        let judge = (!step.rules.is_empty()).then_some(&judge as &super::http::Judge<'_>);
         let cache_key = step
             .cache
             .filter(|_| request.method == Method::Get)
             .map(|ttl| (cache_key(request), ttl));
+        // The cache is the connection's and holds answers as they came: each step that
+        // reads one judges it by its own rules.
         if let Some((key, _)) = &cache_key
             && let Some(response) = connection.cache.get(key)
+            && let Some(response) = super::http::accepted(response, judge)
         {
             report.cache_hit = Some(true);
             report.status = Some(response.status);
             return (Ok(response), report);
         }
         let idempotent = is_idempotent(step, request);
-        let env = &self.plan().templates;
-        let judge = |response: &Response| super::rules::judge(&step.rules, env, scope, response);
-        // A step without rules is judged by its statuses alone, at no cost.
-        let judge = (!step.rules.is_empty()).then_some(&judge as &super::http::Judge<'_>);
         let Exchange {
             result,
             attempts,
@@ -543,7 +546,10 @@ impl Engine {
             .await;
         report.attempts = attempts;
         report.duration = duration;
-        if let (Some((key, ttl)), Ok(response)) = (cache_key, &result) {
+        // An answer a rule made empty has lost its body: another step could not judge it.
+        if let (Some((key, ttl)), Ok(response)) = (cache_key, &result)
+            && !response.empty
+        {
             connection.cache.put(key, response, ttl);
             report.cache_hit = Some(false);
         }
