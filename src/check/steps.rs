@@ -3,8 +3,8 @@
 use super::expressions::{Scope, StepOrder};
 use super::{Checker, suggest};
 use crate::ast::{
-    Assignment, Body, CallKind, OnError, Pagination, PolicySetting, RetryClause, Step, StepSetting,
-    TargetSegment, Text,
+    Assignment, Body, CallKind, ConnectionSetting, OnError, Pagination, PolicySetting, RetryClause,
+    Step, StepSetting, TargetSegment, Text,
 };
 use crate::diagnostic::{Code, Diagnostic, DiagnosticKind};
 use crate::span::Span;
@@ -75,6 +75,9 @@ impl<'a> Checker<'a> {
         self.path_like_segments(&step.call.path);
         self.graphql(step);
         self.idempotency(step);
+        if self.makes_one_attempt(step) {
+            self.connection_retry_rules(step);
+        }
         let has_items = step
             .setting(|s| matches!(s, StepSetting::Items(_)).then_some(&()))
             .is_some();
@@ -214,6 +217,30 @@ impl<'a> Checker<'a> {
                 step: step.name.node.clone(),
             };
             self.report(kind, span);
+        }
+    }
+
+    /// A connection's `retry` rule is as dead as the step's own on a step that makes one
+    /// attempt: shown at the rule, with the step.
+    fn connection_retry_rules(&mut self, step: &Step) {
+        let spec = self.spec;
+        let rules = spec
+            .connections
+            .iter()
+            .filter(|c| c.name.node == step.call.connection.node)
+            .flat_map(|c| &c.settings)
+            .filter_map(|s| match &s.node {
+                ConnectionSetting::Rules(rules) => Some(rules),
+                _ => None,
+            })
+            .flatten();
+        for rule in rules.filter(|r| r.action.node == "retry") {
+            let kind = DiagnosticKind::RetryRuleWithoutRetry {
+                step: step.name.node.clone(),
+            };
+            let diagnostic = Diagnostic::new(kind, rule.action.span)
+                .with_secondary(step.name.span, "this step makes one attempt");
+            self.push(diagnostic);
         }
     }
 
