@@ -147,6 +147,8 @@ async fn post(url: &str, body: &[u8], signature: &str) -> Result<(u16, String), 
         .post(url)
         .header("content-type", "application/json")
         .header("X-GitHub-Event", "release")
+        // The spec dedupes on the delivery's GUID: the demo sends one delivery twice.
+        .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
         .header("X-Hub-Signature-256", signature)
         .body(body.to_vec())
         .send()

@@ -207,7 +207,12 @@ fn events(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> Result<Vec<Json>, 
         .ok_or_else(|| TestError::Event("it has no value".into()))?;
     Ok(match plan.webhooks.first() {
         Some(webhook) => webhook
-            .events(&plan.templates, body, secrets)
+            .events(
+                &plan.templates,
+                body,
+                &request_headers(plan, test, webhook, secrets)?,
+                secrets,
+            )
             .map_err(|e| TestError::Event(e.to_string()))?
             .events
             .into_iter()
@@ -215,6 +220,25 @@ fn events(plan: &Plan, test: &TestPlan, secrets: &Secrets) -> Result<Vec<Json>, 
             .collect(),
         None => vec![body],
     })
+}
+
+/// The headers the test's `event ... headers { }` gives the webhook request.
+fn request_headers(
+    plan: &Plan,
+    test: &TestPlan,
+    webhook: &crate::plan::WebhookPlan,
+    secrets: &Secrets,
+) -> Result<crate::plan::RequestHeaders, TestError> {
+    let values = test
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = eval(plan, value, &Json::Null, secrets)
+                .ok_or_else(|| TestError::Event(format!("header `{name}` has no value")))?;
+            Ok((name.as_str(), crate::plan::as_text(Some(&value))))
+        })
+        .collect::<Result<Vec<_>, TestError>>()?;
+    Ok(webhook.readable_headers(values.iter().map(|(name, value)| (*name, value.as_bytes()))))
 }
 
 /// Every step that failed although the test does not declare that outcome with

@@ -292,6 +292,7 @@ fn a_hubspot_contact_is_keyed_by_id_from_the_webhook_and_by_change_from_the_poll
     let hooked = keys(plan.webhooks[0].events(
         &plan.templates,
         read("hubspot-webhook-batch.json"),
+        &integ::plan::RequestHeaders::default(),
         &secrets,
     ));
     assert_eq!(hooked, [Some("1246978".to_string())]);
@@ -321,6 +322,7 @@ fn a_hubspot_contact_is_keyed_by_id_from_the_webhook_and_by_change_from_the_poll
         items,
         poll.when.as_ref(),
         poll.dedupe.as_ref(),
+        None,
         &secrets,
     ));
     assert_eq!(

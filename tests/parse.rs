@@ -712,7 +712,7 @@ fn alerts_and_environments() {
 fn test_blocks() {
     let (i, _) = parse(
         r#"  test "a lead is enrolled" {
-    event file("fixtures/event.json")
+    event file("fixtures/event.json") headers { "X-GitHub-Event" = "release" }
     mock crm GET "/contacts/1" 200 { id: 1 } headers { "Retry-After" = "1" }
     mock crm POST "/x" 503
     expect out POST "/prospects" where $.data.id == 7 times 1
@@ -726,7 +726,11 @@ fn test_blocks() {
     let TestItem::Event(event) = items[0] else {
         panic!()
     };
-    assert_eq!(call_name(event), ("file", vec!["fixtures/event.json"]));
+    assert_eq!(
+        call_name(&event.value),
+        ("file", vec!["fixtures/event.json"])
+    );
+    assert_eq!(event.headers[0].key.node, "X-GitHub-Event");
     let TestItem::Mock(mock) = items[1] else {
         panic!()
     };

@@ -1313,3 +1313,89 @@ async fn the_checkpoints_a_deferred_event_keeps_hold_no_secret() {
         assert!(!found, "the token is in {}", path.display());
     }
 }
+
+/// GitHub names the event in `X-GitHub-Event` and the delivery in `X-GitHub-Delivery`: a
+/// trigger filters on the one and dedupes on the other, its names written in any case (a
+/// peer's rule on `X-GitHub-Event` missed `X-Github-Event`); a `ping` is dropped, a
+/// redelivery is a duplicate, a new delivery of the same release runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_headers_filter_and_dedupe_the_events_at_intake() {
+    let sink = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/announce".into(),
+        responses: vec![MockResponse::json(200, json!({"ok": true}))],
+    }])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration releases {{
+  connection slack {{ base_url "{}" auth none }}
+  trigger webhook "/hooks/github" {{
+    signature github secret("GITHUB_WEBHOOK_SECRET")
+    when header("x-github-event") == "release" and $.action == "published"
+    dedupe header("X-GITHUB-DELIVERY")
+  }}
+  step announce = slack POST "/announce" {{
+    idempotency_key "release-{{{{ event.release.id }}}}"
+    body {{ text = "{{{{ event.release.tag_name }}}} is out" }}
+  }}
+}}"#,
+        sink.url()
+    );
+    let engine = engine_of(
+        plan(spec),
+        Secrets::from_pairs([("GITHUB_WEBHOOK_SECRET", SECRET)]),
+    );
+    let store = fresh_store("serve-webhook-headers");
+    let service = Service::new(vec![engine], store.clone());
+    let url = format!(
+        "http://{}/hooks/github",
+        listen(service.clone(), &Default::default()).await
+    );
+    tokio::spawn(work(service.clone(), 2));
+    let deliver = |event: &'static str, delivery: &'static str, body: Vec<u8>| {
+        let url = url.clone();
+        async move {
+            let signature = sign(&body);
+            let response = reqwest::Client::new()
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("X-Hub-Signature-256", signature)
+                .header("X-GitHub-Event", event)
+                .header("X-GitHub-Delivery", delivery)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let accepted =
+        |n: u64, duplicates: u64| (202, json!({"accepted": n, "duplicates": duplicates}));
+    let ping = json!({"zen": "Keep it logically awesome.", "hook_id": 1}).to_string();
+    assert_eq!(
+        deliver("ping", "d-0", ping.into_bytes()).await,
+        accepted(0, 0)
+    );
+    assert_eq!(
+        deliver("release", "d-1", release(7, "published")).await,
+        accepted(1, 0)
+    );
+    // GitHub's redelivery keeps the delivery's GUID.
+    assert_eq!(
+        deliver("release", "d-1", release(7, "published")).await,
+        accepted(0, 1)
+    );
+    assert_eq!(
+        deliver("release", "d-2", release(8, "published")).await,
+        accepted(1, 0)
+    );
+    until(|| store.inbox_counts().unwrap() == [("done".to_string(), 2)]).await;
+    let texts: Vec<_> = sink
+        .requests()
+        .iter()
+        .map(|r| r.body["text"].clone())
+        .collect();
+    assert_eq!(texts, [json!("v7 is out"), json!("v8 is out")]);
+}

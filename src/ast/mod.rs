@@ -18,7 +18,7 @@ pub use step::{
     Assignment, Backoff, Body, Call, CallKind, OnError, Pagination, PolicySetting, Retry,
     RetryClause, RetryCondition, Step, StepSetting, TargetSegment,
 };
-pub use test::{Answer, ExpectRequest, Mock, Test, TestItem};
+pub use test::{Answer, ExpectRequest, Mock, Test, TestEvent, TestItem};
 pub use trigger::{
     Cursor, CursorParam, Dedupe, Lookback, Missed, NextLink, Poll, PollSetting, Schedule,
     ScheduleSetting, Signature, SignatureOption, Since, SinceSetting, Trigger, TriggerKind,

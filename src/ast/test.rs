@@ -12,7 +12,7 @@ pub struct Test {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum TestItem {
-    Event(Expr),
+    Event(TestEvent),
     Mock(Mock),
     /// `expect step enroll skipped`
     ExpectStep {
@@ -20,6 +20,14 @@ pub enum TestItem {
         outcome: Name,
     },
     ExpectRequest(ExpectRequest),
+}
+
+/// `event file("fixtures/release.json") headers { "X-GitHub-Event" = "release" }`: the
+/// event, and the headers of the webhook request that brings it (for `header()`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestEvent {
+    pub value: Expr,
+    pub headers: Vec<Entry>,
 }
 
 /// `mock hubspot GET "/contacts/123" 200 file("fixtures/contact.json")`, or a match with

@@ -29,6 +29,15 @@ pub(super) struct Scope<'a> {
     pub answer: bool,
     /// In the request of an incremental poll: templates read its mark as `since`.
     pub since: bool,
+    /// In a webhook trigger's `when` and `dedupe`: `header()` reads the request's headers.
+    pub request: Option<Request<'a>>,
+}
+
+/// A webhook request, whose headers `header()` may read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Request<'a> {
+    /// The `hmac_sha256` signature's header, a secret like the presets' own.
+    pub signature_header: Option<&'a str>,
 }
 
 /// The names a response rule's templates read the answer by.
@@ -73,6 +82,11 @@ const FUNCTIONS: &[(&str, &str, &str)] = &[
         "secret",
         "a string argument, the secret's name, and optionally the text sent around it with `{}` once where the secret goes",
         r#"secret("KLAVIYO_KEY", "Klaviyo-API-Key {}")"#,
+    ),
+    (
+        "header",
+        "one string argument, the name of a header of the webhook request",
+        r#"header("X-GitHub-Event")"#,
     ),
     (
         "env",
@@ -226,7 +240,7 @@ impl<'a> Checker<'a> {
             ExprKind::Template(text) => self.template(text, scope),
             ExprKind::Path(path) => self.path(path, expr.span, scope),
             ExprKind::Call { function, args } => {
-                self.call(function, args, expr.span);
+                self.call(function, args, expr.span, scope);
                 for arg in args {
                     self.expr(arg, scope);
                 }
@@ -387,7 +401,7 @@ impl<'a> Checker<'a> {
         self.report(kind, at);
     }
 
-    fn call(&mut self, function: &crate::ast::Name, args: &[Expr], span: Span) {
+    fn call(&mut self, function: &crate::ast::Name, args: &[Expr], span: Span, scope: &Scope<'_>) {
         let Some(&(name, expected, example)) = FUNCTIONS.iter().find(|(f, ..)| *f == function.node)
         else {
             let suggestion = suggest::closest(&function.node, FUNCTIONS.iter().map(|(f, ..)| *f));
@@ -423,6 +437,29 @@ impl<'a> Checker<'a> {
             && let ExprKind::String(text) = &first.kind
         {
             self.variable_name(name, &text.value, first.span);
+        } else if let (Some(first), "header") = (args.first(), name)
+            && let ExprKind::String(text) = &first.kind
+        {
+            self.request_header(&text.value, first.span, span, scope);
+        }
+    }
+
+    /// `header("NAME")`: only where a webhook request is read, a valid header name, never a
+    /// credential or a signature.
+    fn request_header(&mut self, name: &str, at: Span, call: Span, scope: &Scope<'_>) {
+        let Some(request) = scope.request else {
+            self.report(DiagnosticKind::HeaderWithoutRequest, call);
+            return;
+        };
+        self.header_name(name, at);
+        let signature = request
+            .signature_header
+            .is_some_and(|header| header.eq_ignore_ascii_case(name));
+        if crate::secrets::is_secret_header(name) || signature {
+            let kind = DiagnosticKind::SecretHeader {
+                name: name.to_string(),
+            };
+            self.report(kind, at);
         }
     }
 }

@@ -111,11 +111,16 @@ impl Checker<'_> {
     /// A trigger's `dedupe`: its key, and how long its keys are kept. For a poll, the keys
     /// must outlive the overlap of two rounds (an interval and the look-back), or an item
     /// asked for again no longer finds its key and runs twice.
-    pub(super) fn dedupe(&mut self, dedupe: &Dedupe, poll: Option<(&Poll, Option<&Since>)>) {
+    pub(super) fn dedupe(
+        &mut self,
+        dedupe: &Dedupe,
+        poll: Option<(&Poll, Option<&Since>)>,
+        scope: &Scope<'_>,
+    ) {
         if let Some(span) = super::triggers::reads_clock(&dedupe.key) {
             self.report(DiagnosticKind::DedupeReadsClock, span);
         }
-        self.expr(&dedupe.key, &TRIGGER_SCOPE);
+        self.expr(&dedupe.key, scope);
         if let Some(retention) = &dedupe.retention {
             let positive = u32::from(!retention.node.is_zero());
             self.at_least_one("the dedupe retention", positive, retention.span);

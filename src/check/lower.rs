@@ -837,11 +837,15 @@ fn environment(
 
 fn test(test: &ast::Test) -> Lowered<model::Test> {
     let mut event = None;
+    let mut headers = Vec::new();
     let mut mocks = Vec::new();
     let mut expectations = Vec::new();
     for item in &test.items {
         match &item.node {
-            ast::TestItem::Event(expr) => event = Some(expr.clone()),
+            ast::TestItem::Event(given) => {
+                event = Some(given.value.clone());
+                headers.clone_from(&given.headers);
+            }
             ast::TestItem::Mock(mock) => mocks.push(self::mock(mock)?),
             ast::TestItem::ExpectRequest(expect) => {
                 let (path, query) = model::split_query(&expect.path.value);
@@ -868,6 +872,7 @@ fn test(test: &ast::Test) -> Lowered<model::Test> {
     Ok(model::Test {
         name: test.name.value.clone(),
         event,
+        headers,
         mocks,
         expectations,
     })

@@ -62,6 +62,7 @@ impl<'a> Checker<'a> {
             event: true,
             answer: false,
             since: false,
+            request: None,
         };
         let for_each = step.setting(|s| match s {
             StepSetting::ForEach { items, .. } => Some(items),

@@ -134,7 +134,14 @@ impl Checker<'_> {
         self.mocked_twice(test);
         for item in &test.items {
             match &item.node {
-                TestItem::Event(event) => self.expr(event, &Scope::default()),
+                TestItem::Event(event) => {
+                    self.expr(&event.value, &Scope::default());
+                    // The request headers of a webhook test: test data, checked for HTTP.
+                    self.http_headers(&event.headers);
+                    for header in &event.headers {
+                        self.expr(&header.value, &Scope::default());
+                    }
+                }
                 TestItem::Mock(mock) => self.mock(mock, &request_scope),
                 TestItem::ExpectRequest(expect) => {
                     self.known_connection(&expect.connection);

@@ -1,6 +1,6 @@
 //! Triggers: webhook paths and signatures, poll settings, cron and time zones.
 
-use super::expressions::Scope;
+use super::expressions::{Request, Scope};
 use super::{Checker, suggest};
 use crate::ast::{
     Body, Cursor, Expr, ExprKind, Missed, NextLink, Poll, PollSetting, Schedule, ScheduleSetting,
@@ -23,6 +23,7 @@ pub(super) const TRIGGER_SCOPE: Scope<'static> = Scope {
     event: true,
     answer: false,
     since: false,
+    request: None,
 };
 
 impl Checker<'_> {
@@ -38,12 +39,26 @@ impl Checker<'_> {
     fn webhook(&mut self, webhook: &Webhook, span: crate::span::Span) {
         self.webhook_path(&webhook.path);
         self.once_each(&webhook.settings);
+        // `when` and `dedupe` read the request: its body as `$`, its headers with `header()`.
+        let signature_header = webhook.settings.iter().find_map(|s| match &s.node {
+            WebhookSetting::Signature(signature) => {
+                signature.options.iter().find_map(|o| match &o.node {
+                    SignatureOption::Header(name) => Some(name.value.as_str()),
+                    _ => None,
+                })
+            }
+            _ => None,
+        });
+        let request = Scope {
+            request: Some(Request { signature_header }),
+            ..TRIGGER_SCOPE
+        };
         for setting in &webhook.settings {
             match &setting.node {
                 WebhookSetting::Signature(signature) => self.signature(signature),
                 WebhookSetting::Each(path) => self.path_only(path, "`each`", &TRIGGER_SCOPE),
-                WebhookSetting::When(expr) => self.expr(expr, &TRIGGER_SCOPE),
-                WebhookSetting::Dedupe(dedupe) => self.dedupe(dedupe, None),
+                WebhookSetting::When(expr) => self.expr(expr, &request),
+                WebhookSetting::Dedupe(dedupe) => self.dedupe(dedupe, None, &request),
                 WebhookSetting::Tolerance(tolerance) => {
                     let positive = u32::from(!tolerance.is_zero());
                     self.at_least_one("the tolerance", positive, setting.span);
@@ -153,7 +168,7 @@ impl Checker<'_> {
                 }
                 PollSetting::When(expr) => self.expr(expr, &TRIGGER_SCOPE),
                 PollSetting::Dedupe(dedupe) => {
-                    self.dedupe(dedupe, Some((poll, since)));
+                    self.dedupe(dedupe, Some((poll, since)), &TRIGGER_SCOPE);
                 }
                 PollSetting::Query(entries) => self.entries(entries, "query parameter", &request),
                 PollSetting::Headers(entries) => self.headers(entries, &request),

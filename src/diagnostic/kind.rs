@@ -74,6 +74,9 @@ pub enum DiagnosticKind {
         name: String,
     },
 
+    #[error("`header()` reads a webhook request's headers, and there is none here")]
+    HeaderWithoutRequest,
+
     #[error("invalid JSONPath: {reason}")]
     InvalidJsonPath { reason: String },
     #[error("invalid template: {reason}")]
@@ -199,6 +202,8 @@ pub enum DiagnosticKind {
     InvalidTokenUrl { url: String },
     #[error("a template cannot read a secret")]
     SecretInTemplate,
+    #[error("header `{name}` carries a credential or a signature")]
+    SecretHeader { name: String },
 
     #[error("retry delay range ends before it starts (`{initial}..{max}`)")]
     InvertedDelays { initial: String, max: String },
@@ -376,6 +381,7 @@ impl DiagnosticKind {
             Self::UnknownStep { .. } => Code::UnknownStep,
             Self::DuplicateField { .. } => Code::DuplicateField,
             Self::InvalidVariableName { .. } => Code::InvalidVariableName,
+            Self::HeaderWithoutRequest => Code::HeaderWithoutRequest,
             Self::InvalidJsonPath { .. } => Code::InvalidJsonPath,
             Self::InvalidTemplate { .. } => Code::InvalidTemplate,
             Self::DuplicateTarget { .. } => Code::DuplicateTarget,
@@ -408,6 +414,7 @@ impl DiagnosticKind {
             Self::InvalidHeaderValue { .. } => Code::InvalidHeaderValue,
             Self::InvalidTokenUrl { .. } => Code::InvalidTokenUrl,
             Self::SecretInTemplate => Code::SecretInTemplate,
+            Self::SecretHeader { .. } => Code::SecretHeader,
             Self::InvalidOverrideValue { .. } => Code::InvalidOverrideValue,
             Self::InvertedDelays { .. } => Code::InvertedDelays,
             Self::ZeroAttempts => Code::ZeroAttempts,
@@ -537,7 +544,9 @@ impl DiagnosticKind {
             Self::StepNotYetRun { .. } => "only the results of earlier steps can be read".into(),
             Self::UnknownFallback { .. } => "declare it with `fallback NAME = CONNECTION METHOD \"path\"`".into(),
             Self::DuplicateSetting { .. } | Self::DuplicateField { .. } => "remove one of them".into(),
-            Self::UnknownFunction { .. } => "the functions are `secret`, `env` and `file`".into(),
+            Self::UnknownFunction { .. } => "the functions are `secret`, `env`, `file` and `header`".into(),
+            Self::HeaderWithoutRequest => "headers are read in a webhook trigger's `when` and `dedupe`; polls, schedules and steps read the event (`$`)".into(),
+            Self::SecretHeader { .. } => "the trigger's `signature` checks the request; `when` and `dedupe` may read its other headers, such as `X-GitHub-Event` or `X-GitHub-Delivery`".into(),
             Self::BadArguments { example, .. } => format!("for example `{example}`"),
             Self::InvalidVariableName { .. } => "name it as environment variables are named: letters, digits and `_`, such as `HUBSPOT_TOKEN`".into(),
             Self::UnknownStep { .. } => "name a step declared with `step NAME = ...`".into(),
@@ -639,7 +648,7 @@ impl DiagnosticKind {
             Self::MadeUpOutOfRange { most, .. } => format!("a schedule down for a long while would start that many runs at once; use a number from 1 to {most}"),
             Self::ScheduleInDaylightSavingChange { .. } => "the day the clocks go forward it runs when the gap ends; the day they go back it runs once, at the first of the two; pick a time outside the change if the hour matters".into(),
             Self::WindowShorterThanInterval { .. } => "such a window holds one occurrence at most: write `missed latest`, or widen the window to the days you want made up".into(),
-            Self::DedupeReadsClock => "dedupe on what the sender keeps the same across deliveries, such as the event's id (`$.id`)".into(),
+            Self::DedupeReadsClock => "dedupe on what the sender keeps the same across deliveries: the event's id (`$.id`), or a delivery header (`header(\"X-GitHub-Delivery\")`)".into(),
         })
     }
 

@@ -98,6 +98,8 @@ pub enum PaginationStyle {
 pub struct Test {
     pub name: String,
     pub event: Expr,
+    /// The headers of the webhook request that brings the event.
+    pub headers: Vec<Entry>,
     pub mocks: Vec<Mock>,
     pub expectations: Vec<Expectation>,
 }

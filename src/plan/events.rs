@@ -7,6 +7,58 @@ use minijinja::Environment;
 use serde_json::Value as Json;
 use std::sync::Arc;
 
+/// A webhook request's headers as `header()` reads them: by lowercase name (HTTP names
+/// have no case; StackStorm and Probot users matched `X-GitHub-Event` against
+/// `X-Github-Event` and lost events), repeated ones joined with `, ` (RFC 9110), a value
+/// that is not UTF-8 read lossily. Credentials and signatures are left out, whatever lint
+/// let through: `Authorization`, cookies, tokens, keys, every `*signature*` and `*hmac*`
+/// header, and the trigger's own signature header. `Debug` shows the names only.
+#[derive(Clone, Default)]
+pub struct RequestHeaders(Vec<(String, String)>);
+
+impl RequestHeaders {
+    /// The readable headers among `pairs`; `signature` is the trigger's signature header.
+    pub fn new<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        signature: Option<&str>,
+    ) -> Self {
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for (name, value) in pairs {
+            let name = name.to_ascii_lowercase();
+            let hidden = crate::secrets::is_secret_header(&name)
+                || signature.is_some_and(|s| s.eq_ignore_ascii_case(&name));
+            if hidden {
+                continue;
+            }
+            let value = String::from_utf8_lossy(value);
+            match headers.iter_mut().find(|(known, _)| *known == name) {
+                Some((_, joined)) => {
+                    joined.push_str(", ");
+                    joined.push_str(&value);
+                }
+                None => headers.push((name, value.into_owned())),
+            }
+        }
+        Self(headers)
+    }
+
+    /// The value of header `name` (lowercase).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(known, _)| known == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+impl std::fmt::Debug for RequestHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set()
+            .entries(self.0.iter().map(|(name, _)| name))
+            .finish()
+    }
+}
+
 /// The events to enqueue, and what went wrong with their dedupe keys.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keyed {
@@ -31,12 +83,28 @@ pub enum TriggerError {
 }
 
 impl WebhookPlan {
+    /// The request headers `header()` may read: all but credentials and signatures (see
+    /// `RequestHeaders`), this trigger's own signature header included.
+    pub fn readable_headers<'a>(
+        &self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    ) -> RequestHeaders {
+        let signature = match &self.signature {
+            Some((crate::model::SignaturePreset::HmacSha256 { header, .. }, _)) => {
+                Some(header.as_str())
+            }
+            _ => None,
+        };
+        RequestHeaders::new(pairs, signature)
+    }
+
     /// The events of a request body: split by `each`, filtered by `when`, each with its
-    /// dedupe key.
+    /// dedupe key; `when` and `dedupe` may read the request's `headers`.
     pub fn events(
         &self,
         env: &Arc<Environment<'static>>,
         body: Json,
+        headers: &RequestHeaders,
         secrets: &crate::secrets::Secrets,
     ) -> Result<Keyed, TriggerError> {
         let split = match &self.each {
@@ -53,17 +121,20 @@ impl WebhookPlan {
             split,
             self.when.as_ref(),
             self.dedupe.as_ref(),
+            Some(headers),
             secrets,
         )
     }
 }
 
 /// Events that pass `when`, each with its `dedupe` key: what webhooks and polls enqueue.
+/// A webhook's `headers` are readable with `header()`; a poll has none.
 pub fn keyed_events(
     env: &Arc<Environment<'static>>,
     events: Vec<Json>,
     when: Option<&Value>,
     dedupe: Option<&Value>,
+    headers: Option<&RequestHeaders>,
     secrets: &crate::secrets::Secrets,
 ) -> Result<Keyed, TriggerError> {
     let mut keyed = Keyed {
@@ -71,7 +142,10 @@ pub fn keyed_events(
         unkeyed: None,
     };
     for event in events {
-        let scope = Scope::of(&event, secrets);
+        let scope = Scope {
+            headers,
+            ..Scope::of(&event, secrets)
+        };
         if let Some(when) = when {
             let passes = when.test(env, &scope).map_err(TriggerError::When)?;
             if !passes {
@@ -139,12 +213,69 @@ mod tests {
         let secrets = Secrets::default();
         // The typo of the issue: `$.isue.id` for `$.issue.id`.
         let keyed = hook(None, Some(path("$.isue.id")))
-            .events(&env, json!({"issue": {"id": 7}}), &secrets)
+            .events(
+                &env,
+                json!({"issue": {"id": 7}}),
+                &RequestHeaders::default(),
+                &secrets,
+            )
             .unwrap();
         assert_eq!(keyed.events, vec![(json!({"issue": {"id": 7}}), None)]);
         let (count, reason) = keyed.unkeyed.unwrap();
         assert_eq!(count, 1);
         assert!(reason.contains("`dedupe` found no key"), "{reason}");
+    }
+
+    #[test]
+    fn headers_are_read_without_case_and_credentials_never() {
+        let env = Arc::new(Environment::new());
+        let secrets = Secrets::default();
+        let pairs: [(&str, &[u8]); 8] = [
+            ("x-github-event", b"release"),
+            ("X-GitHub-Delivery", b"72d3162e"),
+            ("Accept", b"*/*"),
+            ("accept", b"text/plain"),
+            ("Authorization", b"Bearer canary"),
+            ("X-Hub-Signature-256", b"sha256=canary"),
+            ("X-Shopify-Hmac-Sha256", b"canary"),
+            ("X-Acme-Sig", b"canary"),
+        ];
+        let mut plan = hook(
+            Some(Value::Binary(
+                BinaryOp::Eq,
+                Box::new(Value::Header("x-github-event".into())),
+                Box::new(Value::Literal(json!("release"))),
+            )),
+            Some(Value::Header("x-github-delivery".into())),
+        );
+        plan.signature = Some((
+            crate::model::SignaturePreset::HmacSha256 {
+                header: "X-ACME-SIG".into(),
+                encoding: crate::model::SignatureEncoding::Hex,
+                prefix: None,
+            },
+            Value::Literal(json!("s")),
+        ));
+        let headers = plan.readable_headers(pairs);
+        assert_eq!(headers.get("accept"), Some("*/*, text/plain"));
+        for hidden in [
+            "authorization",
+            "x-hub-signature-256",
+            "x-shopify-hmac-sha256",
+            "x-acme-sig",
+        ] {
+            assert_eq!(headers.get(hidden), None, "{hidden}");
+        }
+        assert!(!format!("{headers:?}").contains("canary"));
+        let keyed = plan.events(&env, json!({}), &headers, &secrets).unwrap();
+        assert_eq!(keyed.events, vec![(json!({}), Some("72d3162e".into()))]);
+        let ping = plan.readable_headers([("X-GitHub-Event", b"ping".as_slice())]);
+        assert!(
+            plan.events(&env, json!({}), &ping, &secrets)
+                .unwrap()
+                .events
+                .is_empty()
+        );
     }
 
     #[test]
@@ -156,7 +287,8 @@ mod tests {
             Box::new(Value::Secret(crate::secrets::Credential::plain("MISSING"))),
             Box::new(Value::Literal(json!("x"))),
         );
-        let failed = hook(Some(when), None).events(&env, json!({}), &secrets);
+        let failed =
+            hook(Some(when), None).events(&env, json!({}), &RequestHeaders::default(), &secrets);
         assert!(matches!(
             failed,
             Err(TriggerError::When(EvalError::MissingSecret(_)))

@@ -8,7 +8,7 @@ mod path;
 mod time;
 mod value;
 
-pub use events::{Keyed, TriggerError, keyed_events};
+pub use events::{Keyed, RequestHeaders, TriggerError, keyed_events};
 pub use path::encode_segment;
 pub use time::Clock;
 pub use value::{
@@ -331,6 +331,8 @@ pub enum PageStyle {
 pub struct TestPlan {
     pub name: String,
     pub event: Value,
+    /// The headers of the webhook request the event comes in, for the trigger's `header()`.
+    pub headers: Vec<(String, Value)>,
     pub mocks: Vec<MockPlan>,
     pub expectations: Vec<ExpectationPlan>,
 }
@@ -827,6 +829,7 @@ impl Compiler {
         Ok(TestPlan {
             name: test.name.clone(),
             event: self.value(&test.event)?,
+            headers: self.entries(&test.headers)?,
             mocks: test
                 .mocks
                 .iter()
@@ -973,7 +976,7 @@ impl Compiler {
         })
     }
 
-    /// `secret`, `env` and `file`; the checker made sure of their arguments.
+    /// `secret`, `header`, `env` and `file`; the checker made sure of their arguments.
     fn call(&mut self, function: &str, args: &[Expr]) -> Result<Value, PlanError> {
         let name = match args.first().map(|a| &a.kind) {
             Some(ExprKind::String(text)) => text.value.clone(),
@@ -990,6 +993,8 @@ impl Compiler {
                     "the text around a secret has no single `{}`",
                 ))?)
             }
+            // Header names are compared without case, as HTTP does.
+            "header" => Value::Header(name.to_ascii_lowercase()),
             "env" => Value::Env {
                 name,
                 default: args

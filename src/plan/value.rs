@@ -30,6 +30,8 @@ pub enum Value {
     Template(Template),
     /// `secret("NAME")`, or with literal text around it: one credential, never a template.
     Secret(Credential),
+    /// `header("X-GitHub-Event")`: a header of the webhook request, by its lowercase name.
+    Header(String),
     Env {
         name: String,
         default: Option<Box<Value>>,
@@ -82,6 +84,8 @@ pub struct Scope<'a> {
     pub answer: Option<Answer<'a>>,
     /// What `now()` gives: one instant for all of a run's templates.
     pub clock: super::Clock,
+    /// The headers of the webhook request, where a trigger reads them (`header()`).
+    pub headers: Option<&'a super::RequestHeaders>,
 }
 
 /// What a response rule reads of an answer besides its body.
@@ -117,6 +121,7 @@ impl<'a> Scope<'a> {
             secrets,
             answer: None,
             clock,
+            headers: None,
         }
     }
 
@@ -131,6 +136,7 @@ impl<'a> Scope<'a> {
             secrets,
             answer: None,
             clock: super::Clock::now(),
+            headers: None,
         }
     }
 }
@@ -227,6 +233,10 @@ impl Value {
                 Some(secret) => Some(Json::String(credential.fill(secret))),
                 None => return Err(EvalError::MissingSecret(credential.name.clone())),
             },
+            Value::Header(name) => scope
+                .headers
+                .and_then(|headers| headers.get(name))
+                .map(|value| Json::String(value.to_string())),
             Value::Env { name, default } => match std::env::var(name) {
                 Ok(value) => Some(Json::String(value)),
                 Err(_) => match default {

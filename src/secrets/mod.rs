@@ -151,6 +151,13 @@ pub fn is_credential_name(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
+/// Whether a request header carries a credential or a signature: `header()` never reads
+/// it (lint refuses it, and `plan::RequestHeaders` leaves it out).
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    is_credential_name(&name) || name.contains("signature") || name.contains("hmac")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,6 +97,7 @@ async fn round(
             polled.items,
             poll.when.as_ref(),
             poll.dedupe.as_ref(),
+            None,
             engine.secrets(),
         )
         .map_err(|e| e.to_string())?;

@@ -165,7 +165,17 @@ async fn handle(
     let trigger = webhook_name(hook.method, &hook.path);
     // A `when` or `each` that fails enqueues nothing and answers 500, so that the sender
     // delivers again (see `TriggerError`); the failure is logged and counted.
-    let keyed = match hook.events(&engine.plan().templates, payload, engine.secrets()) {
+    let readable = hook.readable_headers(
+        headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    );
+    let keyed = match hook.events(
+        &engine.plan().templates,
+        payload,
+        &readable,
+        engine.secrets(),
+    ) {
         Ok(keyed) => keyed,
         Err(error) => {
             service.trigger_failed(engine, &trigger, &error.to_string());

@@ -900,7 +900,14 @@ impl Builder {
         let rule = pair.as_rule();
         let mut children = Children::of(pair);
         let item = match rule {
-            Rule::test_event => TestItem::Event(self.expr(children.next()?)?),
+            Rule::test_event => {
+                let value = self.expr(children.expect(Rule::expr)?)?;
+                let headers = match children.optional(Rule::headers) {
+                    Some(headers) => self.entries(Children::of(headers))?,
+                    None => Vec::new(),
+                };
+                TestItem::Event(TestEvent { value, headers })
+            }
             Rule::mock => {
                 let connection = name(children.expect(Rule::name)?);
                 let method = self.method(children.expect(Rule::method)?)?;

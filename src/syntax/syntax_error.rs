@@ -143,7 +143,7 @@ fn bare_word(text: &str, offset: usize) -> Option<Diagnostic> {
 }
 
 /// The functions of the language, named in hints.
-const FUNCTIONS: &[&str] = &["secret", "env", "file"];
+const FUNCTIONS: &[&str] = &["secret", "env", "file", "header"];
 
 /// The words after which a value is a credential.
 const CREDENTIAL_KEYWORDS: &[&str] = &["bearer", "basic"];
