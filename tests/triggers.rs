@@ -8,7 +8,7 @@
 use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer, Route};
 use integ::secrets::Secrets;
-use integ::serve::{Service, keep_health, router, work};
+use integ::serve::{Service, keep_health, poll, router, work};
 use integ::store::{Records, SqliteStore, TriggerHealth};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -228,4 +228,70 @@ async fn a_poll_answered_422_is_logged_and_shown_by_integ_triggers() {
     assert_eq!(logged["fields"]["integration"], "sync");
     assert_eq!(logged["fields"]["trigger"], "poll 0");
     assert!(logged["fields"]["error"].as_str().unwrap().contains("422"));
+}
+
+/// Slack answers `200 {"ok": false}` when it refuses a call. A connection's rules were
+/// for its steps only: a poll round so refused passed as a round with no items, and the
+/// trigger looked healthy. The round now fails with the rule's message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poll_refused_in_a_200_fails_by_its_connections_rules() {
+    let api = MockServer::start(vec![Route {
+        method: "GET".into(),
+        path: "/conversations.history".into(),
+        responses: vec![MockResponse::json(
+            200,
+            json!({"ok": false, "error": "invalid_auth"}),
+        )],
+    }])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration history {{
+  connection slack {{
+    base_url "{}"
+    rules {{ when $.ok == false fail "Slack refused the call: {{{{ body.error }}}}" }}
+  }}
+  trigger poll slack "/conversations.history" {{ every 100ms items $.messages[*] dedupe $.ts }}
+  step log = slack POST "/chat.postMessage" {{ idempotency_key "m-{{{{ event.ts }}}}" body {{ text = $.text }} }}
+}}"#,
+        api.url()
+    );
+    let (_, store, service) = serve("triggers-poll-rules", spec).await;
+    tokio::spawn(poll(service.clone()));
+    let health = health_until(&store, "poll 0", |h| h.consecutive_failures >= 2).await;
+    service.shut_down();
+    assert_eq!(health.successes, 0, "{health:?}");
+    let error = health.last_error.unwrap();
+    assert!(
+        error.contains("Slack refused the call: invalid_auth"),
+        "{error}"
+    );
+    assert_eq!(pending(&store), 0);
+}
+
+/// A poll's own rules come before its connection's: here a `404` means "no messages
+/// yet", a round with no items, where the status alone fails the round.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_polls_own_rule_reads_a_404_as_a_round_with_no_items() {
+    let api = MockServer::start(vec![Route {
+        method: "GET".into(),
+        path: "/feed".into(),
+        responses: vec![MockResponse::json(404, json!({"items": [{"id": 1}]}))],
+    }])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration feed {{
+  connection api {{ base_url "{}" rules {{ 404 fail "the connection's rule" }} }}
+  trigger poll api "/feed" {{ every 100ms items $.items[*] dedupe $.id rules {{ 404 empty }} }}
+  step log = api POST "/log" {{ idempotency_key "l-{{{{ event.id }}}}" body {{ id = $.id }} }}
+}}"#,
+        api.url()
+    );
+    let (_, store, service) = serve("triggers-poll-own-rules", spec).await;
+    tokio::spawn(poll(service.clone()));
+    let health = health_until(&store, "poll 0", |h| h.successes >= 2).await;
+    service.shut_down();
+    assert_eq!(health.failures, 0, "{health:?}");
+    assert_eq!(pending(&store), 0, "an empty answer has no items");
 }

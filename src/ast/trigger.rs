@@ -1,6 +1,6 @@
 //! Triggers: what starts a run.
 
-use super::{Body, Entry, Expr, Method, Name, Setting, Text};
+use super::{Body, Entry, Expr, Method, Name, Rule, Setting, Text};
 use crate::span::{Span, Spanned};
 use std::time::Duration;
 
@@ -96,6 +96,8 @@ pub enum PollSetting {
     When(Expr),
     Since(Since),
     Body(Body),
+    /// Tried in order before the connection's rules.
+    Rules(Vec<Rule>),
 }
 
 impl Setting for PollSetting {
@@ -110,6 +112,7 @@ impl Setting for PollSetting {
             Self::When(_) => "when",
             Self::Since(_) => "since",
             Self::Body(_) => "body",
+            Self::Rules(_) => "rules",
         }
     }
 }

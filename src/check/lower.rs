@@ -249,8 +249,12 @@ fn circuit_breaker(settings: &[Spanned<ast::BreakerSetting>]) -> Lowered<model::
 
 fn trigger(trigger: &ast::Trigger) -> Lowered<model::Trigger> {
     Ok(match &trigger.kind {
-        ast::TriggerKind::Webhook(webhook) => model::Trigger::Webhook(lower_webhook(webhook)?),
-        ast::TriggerKind::Poll(poll) => model::Trigger::Poll(lower_poll(poll, trigger.span)?),
+        ast::TriggerKind::Webhook(webhook) => {
+            model::Trigger::Webhook(Box::new(lower_webhook(webhook)?))
+        }
+        ast::TriggerKind::Poll(poll) => {
+            model::Trigger::Poll(Box::new(lower_poll(poll, trigger.span)?))
+        }
         ast::TriggerKind::Schedule(schedule) => model::Trigger::Schedule(lower_schedule(schedule)?),
         ast::TriggerKind::Manual => model::Trigger::Manual,
     })
@@ -443,6 +447,13 @@ fn lower_poll(poll: &ast::Poll, span: Span) -> Lowered<model::Poll> {
             PollSetting::When(when) => Some(when.clone()),
             _ => None,
         }),
+        rules: find(settings, |s| match s {
+            PollSetting::Rules(rules) => Some(rules),
+            _ => None,
+        })
+        .map(|rules| lower_rules(rules))
+        .transpose()?
+        .unwrap_or_default(),
     })
 }
 

@@ -184,6 +184,8 @@ impl Checker<'_> {
                     let positive = u32::from(!every.is_zero());
                     self.at_least_one("the poll interval", positive, setting.span);
                 }
+                // A poll's rules read the answer alone, as its connection's do.
+                PollSetting::Rules(rules) => self.rules(rules, &Scope::default(), None),
                 PollSetting::Cursor(Cursor::NextLink(NextLink::Header)) => {}
             }
         }

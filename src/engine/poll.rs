@@ -2,7 +2,7 @@
 //! incremental poll, its mark), the items of the answer, the largest mark among them, and
 //! the position of the next page.
 
-use super::http::Request;
+use super::http::{Request, Response};
 use super::run::{link_next, set_body_field, set_param};
 use super::{Engine, url};
 use crate::model::{Encoding, Mark};
@@ -54,8 +54,14 @@ impl Engine {
         let request = self
             .poll_request(poll, position, since.as_ref())
             .map_err(|e| self.secrets().redact(&e))?;
+        let fixed = Scope::fixed(self.secrets());
+        let judge = |response: &Response| {
+            super::rules::judge(&poll.rules, &plan.templates, &fixed, response)
+        };
+        // A poll without rules is judged by its statuses alone, at no cost.
+        let judge = (!poll.rules.is_empty()).then_some(&judge as &super::http::Judge<'_>);
         let exchange = connection
-            .send(&request, &crate::model::RetryPolicy::default(), true, None)
+            .send(&request, &crate::model::RetryPolicy::default(), true, judge)
             .await;
         let response = exchange
             .result

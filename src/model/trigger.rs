@@ -6,8 +6,9 @@ use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub enum Trigger {
-    Webhook(Webhook),
-    Poll(Poll),
+    /// Boxed, as a poll is: each carries many more settings than a schedule.
+    Webhook(Box<Webhook>),
+    Poll(Box<Poll>),
     Schedule(Schedule),
     Manual,
 }
@@ -75,6 +76,8 @@ pub struct Poll {
     pub when: Option<Expr>,
     /// An incremental poll's high-water mark (boxed: most polls have none).
     pub since: Option<Box<Since>>,
+    /// The poll's own response rules, tried before its connection's.
+    pub rules: Vec<super::Rule>,
 }
 
 /// An incremental poll: each round asks for what changed since the largest value of a

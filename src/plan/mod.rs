@@ -130,6 +130,9 @@ pub struct PollPlan {
     pub body: Option<BodyPlan>,
     /// An incremental poll's mark.
     pub since: Option<SincePlan>,
+    /// The poll's response rules, then its connection's: a refusal in a `200` is a
+    /// failed round, an `empty` verdict a round with no items.
+    pub rules: Vec<RulePlan>,
 }
 
 /// An incremental poll's high-water mark: where each item holds it, its type, the first
@@ -563,8 +566,10 @@ pub fn compile_parts(
             _ => None,
         })
         .map(|poll| {
+            let at = index(&poll.connection)?;
+            let connection_rules = connections.get(at).map_or(&[][..], |c| &c.rules);
             Ok(PollPlan {
-                connection: index(&poll.connection)?,
+                connection: at,
                 method: poll.method,
                 path: compiler.path(&poll.path)?,
                 every: poll.every,
@@ -594,6 +599,12 @@ pub fn compile_parts(
                     }),
                     None => None,
                 },
+                rules: poll
+                    .rules
+                    .iter()
+                    .chain(connection_rules)
+                    .map(|rule| compiler.rule(rule))
+                    .collect::<Result<_, _>>()?,
             })
         })
         .collect::<Result<_, PlanError>>()?;

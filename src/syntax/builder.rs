@@ -497,6 +497,7 @@ impl Builder {
             Rule::query => PollSetting::Query(self.entries(children)?),
             Rule::headers => PollSetting::Headers(self.entries(children)?),
             Rule::when => PollSetting::When(self.expr(children.next()?)?),
+            Rule::rules => PollSetting::Rules(self.rules(children)?),
             _ => return bug(&children.next()?, "unknown poll setting"),
         };
         Ok(Spanned::new(setting, at))
