@@ -20,5 +20,6 @@ pub mod serve;
 pub mod span;
 pub mod store;
 pub mod syntax;
+pub mod telemetry;
 pub mod testing;
 pub mod webhook;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules in pipeline order: each may use only those before it.
 const PIPELINE: &[&str] = &[
     "span",
+    "telemetry",
     "diagnostic",
     "secrets",
     "ast",

@@ -232,6 +232,7 @@ async fn no_form_of_any_canary_is_kept_printed_or_logged() {
         .args(["serve", "canary.integ", "--secrets", "secrets.env"])
         .args(["--state", "state/state.db", "--log-format", "json"])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .env("INTEG_LOG", "debug")
         .current_dir(&dir)
         .stdout(Stdio::piped())

@@ -41,6 +41,7 @@ fn spawn_with(dir: &Path, port: u16, extra: &[&str]) -> Child {
             "secrets.env",
         ])
         .args(["--state", "state.db", "--workers", "4"])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .args(extra)
         .current_dir(dir)
         .stdout(Stdio::null())
@@ -257,6 +258,7 @@ async fn a_second_server_on_the_same_state_file_refuses_to_start() {
     let mut second = Command::new(env!("CARGO_BIN_EXE_integ"))
         .args(["serve", "relay.integ", "--secrets", "secrets.env"])
         .args(["--state", "sqlite://state.db", "--listen", "127.0.0.1:0"])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -311,6 +313,7 @@ async fn declared_alerts_are_said_not_to_be_sent() {
             "state.db",
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -730,6 +733,7 @@ async fn sigkill_while_polling_incrementally_skips_no_row_and_enqueues_none_twic
                 &format!("127.0.0.1:{port}"),
             ])
             .args(["--state", "state.db", "--workers", "4"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -432,3 +432,43 @@ fn a_released_code_is_never_renumbered_or_reused() {
         "codes not in {RELEASED} yet: {new:?}; append them to it, at its end"
     );
 }
+
+/// Every metric integ exports has its row in `docs/operations.md`, with its type and
+/// labels, and the document names no `integ_` metric integ does not export.
+#[test]
+fn operations_md_lists_every_metric() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let mut missing = Vec::new();
+    for metric in integ::telemetry::METRICS {
+        let kind = format!("{:?}", metric.kind).to_lowercase();
+        let row = doc
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{}` |", metric.name)));
+        let described = row.is_some_and(|row| {
+            row.contains(&format!("| {kind} |"))
+                && metric
+                    .labels
+                    .iter()
+                    .all(|l| row.contains(&format!("`{l}`")))
+        });
+        if !described {
+            missing.push(metric.name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no row (or a wrong one) in docs/operations.md: {missing:?}"
+    );
+    let known: HashSet<&str> = integ::telemetry::METRICS.iter().map(|m| m.name).collect();
+    let unknown: Vec<&str> = doc
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `integ_"))
+        .filter_map(|rest| rest.split('`').next())
+        .filter(|name| !known.contains(format!("integ_{name}").as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "documented but not exported: {unknown:?}"
+    );
+}

@@ -86,6 +86,7 @@ async fn serve(dir: &Path) -> Serving {
             "4",
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -182,6 +182,7 @@ async fn a_poll_answered_422_is_logged_and_shown_by_integ_triggers() {
             "127.0.0.1:0",
         ])
         .args(["--log-format", "json"])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -6,10 +6,12 @@ use crate::engine::{Engine, Options};
 use crate::lint::lint_paths;
 use crate::plan;
 use crate::secrets::Secrets;
+use crate::serve::admin::{self, Admin, keep_metrics};
 use crate::serve::{
     HttpOptions, PublicUrl, Service, keep_health, listen, poll, prune, router, schedule, work,
 };
 use crate::store::{self, Durability, Location};
+use crate::telemetry::{self, labels::StoreKind};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,9 +23,13 @@ pub struct ServeArgs {
     /// Spec files, or folders searched recursively for `*.integ` files.
     #[arg(default_value = ".")]
     paths: Vec<PathBuf>,
-    /// The address the webhooks listen on.
+    /// The address the webhooks listen on, with `/livez` and `/readyz`.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: String,
+    /// The address of the admin listener: `/metrics` (Prometheus). Keep it off the
+    /// internet; it cannot share the webhook port.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    admin_listen: String,
     /// The state store (inbox, checkpoints, dedupe keys, dead letters): a file path
     /// (SQLite), `sqlite:PATH` or `sqlite://PATH`.
     #[arg(long, default_value = ".integ/state.db")]
@@ -214,6 +220,11 @@ fn lock_state(state: &Location) -> Result<Option<std::fs::File>, Failure> {
 fn start(args: &ServeArgs) -> Result<(), Failure> {
     init_logs(args.log_format, super::use_color(args.color));
     let location = Location::parse(&args.state).map_err(|e| e.to_string())?;
+    // Before any engine or store call resolves its metric handles.
+    let exporter = telemetry::install().map_err(|e| e.to_string())?;
+    telemetry::build_info(match location {
+        Location::Sqlite(_) => StoreKind::Sqlite,
+    });
     let files = lint_paths(&args.paths).map_err(|e| e.to_string())?;
     if files.iter().any(|f| f.model.is_none()) {
         let _ = render(
@@ -272,7 +283,9 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(listen = %address, webhooks = routes(&service), state = %location, "integ serve started");
+        let admin_listener = bind_admin(&args.admin_listen, address).await?;
+        let admin_address = admin_listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(listen = %address, admin = %admin_address, webhooks = routes(&service), state = %location, "integ serve started");
         for (integration, alerts) in &unsent_alerts {
             tracing::warn!(integration, alerts, "alerts are not sent yet; watch `integ runs --failed` and `integ dlq list`");
         }
@@ -291,6 +304,22 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             ..HttpOptions::default()
         };
         let health = tokio::spawn(keep_health(service.clone()));
+        let upkeep = tokio::spawn(keep_metrics(exporter.clone()));
+        let admin_app = admin::router(Admin {
+            service: service.clone(),
+            exporter: Some(exporter),
+        });
+        let admin_http = HttpOptions {
+            max_connections: ADMIN_CONNECTIONS,
+            ..http.clone()
+        };
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_server = tokio::spawn(async move {
+            listen(admin_listener, admin_app, &admin_http, async move {
+                let _ = admin_stopped.await;
+            })
+            .await;
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = router(service.clone(), &http);
         let server = tokio::spawn(async move {
@@ -302,15 +331,21 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         signal().await;
         tracing::info!("stopping: in-flight events finish, the rest stay in the inbox");
         service.shut_down();
+        // The listener stays open while in-flight events finish, answering 503 to
+        // webhooks and to /readyz, so that a load balancer sees the drain and moves the
+        // senders elsewhere; then it lets each connection finish its request.
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        let finished = tokio::time::timeout_at(deadline, workers).await;
         let _ = stop.send(());
-        let drained = tokio::time::timeout(DRAIN, async {
-            let _ = tokio::join!(server, workers);
-        })
-        .await;
-        if drained.is_err() {
+        let closed = tokio::time::timeout_at(deadline, server).await;
+        if finished.is_err() || closed.is_err() {
             tracing::warn!("stopped after {DRAIN:?} with work in flight; unfinished events run again at the next start");
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), health).await;
+        // The admin listener served the drain (metrics, pages); it stops last.
+        let _ = stop_admin.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), admin_server).await;
+        upkeep.abort();
         schedules.abort();
         polls.abort();
         pruning.abort();
@@ -321,6 +356,30 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     served?;
     Ok(())
+}
+
+/// Connections the admin listener serves at once: a scraper and a few people.
+const ADMIN_CONNECTIONS: usize = 32;
+
+/// Binds the admin listener, refusing the webhook listener's port: `/metrics` and the
+/// admin pages must never be reachable where the senders of webhooks are.
+async fn bind_admin(
+    admin: &str,
+    webhooks: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, String> {
+    let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host(admin)
+        .await
+        .map_err(|e| format!("--admin-listen `{admin}`: {e}"))?
+        .collect();
+    if addresses.iter().any(|a| a.port() == webhooks.port()) {
+        return Err(format!(
+            "--admin-listen `{admin}` is the webhook port {}: the admin listener needs a port of its own",
+            webhooks.port()
+        ));
+    }
+    tokio::net::TcpListener::bind(addresses.as_slice())
+        .await
+        .map_err(|e| format!("cannot listen on {admin} (--admin-listen): {e}"))
 }
 
 fn routes(service: &Service) -> usize {

@@ -188,6 +188,12 @@ impl Limits {
     pub fn breaker(&self) -> Option<&Breaker> {
         self.breaker.as_ref()
     }
+
+    /// How much longer the pause an API asked for holds every call, if one does.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = self.paused_until.lock().ok().and_then(|until| *until)?;
+        Some(until.saturating_duration_since(Instant::now())).filter(|left| !left.is_zero())
+    }
 }
 
 /// A circuit breaker: after enough consecutive failures (or too high a failure ratio over
@@ -228,6 +234,13 @@ impl Breaker {
             cooldown: config.cooldown.unwrap_or(DEFAULT_COOLDOWN),
             state: Mutex::default(),
         }
+    }
+
+    /// Whether calls fail fast now (open, or half-open with its probe out).
+    pub fn is_open(&self) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|state| state.open_until.is_some())
     }
 
     /// `Err(wait)` while the circuit is open: the call fails fast, to be retried after `wait`.

@@ -123,6 +123,35 @@ impl Engine {
     pub fn secrets(&self) -> &Secrets {
         &self.secrets
     }
+
+    /// Each connection that holds its calls now: paused at an API's request, or its circuit
+    /// open. For `/readyz?verbose`, where it informs and never fails readiness (the inbox
+    /// holds the events meanwhile).
+    pub fn held_connections(&self) -> Vec<HeldConnection<'_>> {
+        self.plan
+            .connections
+            .iter()
+            .zip(&self.connections)
+            .filter_map(|(plan, connection)| {
+                let paused_for = connection.limits.paused_for();
+                let circuit_open = connection.limits.breaker().is_some_and(|b| b.is_open());
+                (paused_for.is_some() || circuit_open).then_some(HeldConnection {
+                    name: &plan.name,
+                    paused_for,
+                    circuit_open,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A connection holding its calls (see `Engine::held_connections`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldConnection<'a> {
+    pub name: &'a str,
+    /// The rest of a pause the API asked for (a 429, an exhausted window).
+    pub paused_for: Option<std::time::Duration>,
+    pub circuit_open: bool,
 }
 
 /// OAuth2 scopes as the token endpoint wants them: one string, a list joined by spaces.

@@ -6,6 +6,7 @@ use super::Service;
 use super::lanes::Lanes;
 use super::run::{end, run_item};
 use crate::store::{Finished, InboxItem};
+use crate::telemetry::labels::StoreOp;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -17,6 +18,7 @@ pub async fn work(service: Arc<Service>, workers: usize) {
         tracing::error!("the workers were started twice; the second start does nothing");
         return;
     };
+    let _watch = Watch(&service);
     match service.store.recover(&service.owner).await {
         Ok(recovered) if recovered > 0 => {
             tracing::info!(
@@ -39,7 +41,8 @@ pub async fn work(service: Arc<Service>, workers: usize) {
         }
         dispatcher.start_ready(&service);
         if let Some((limit, from)) = dispatcher.claim_request() {
-            match service.store.claim(&service.owner, limit, &from).await {
+            let claim = service.store.claim(&service.owner, limit, &from);
+            match service.store_calls.call(StoreOp::Claim, claim).await {
                 Ok(items) => dispatcher.claimed(items, limit),
                 Err(error) => {
                     tracing::error!(%error, "cannot claim inbox events");
@@ -61,12 +64,31 @@ pub async fn work(service: Arc<Service>, workers: usize) {
     }
     let queued = dispatcher.lanes.drain();
     if !queued.is_empty()
-        && let Err(error) = service.store.unclaim(&service.owner, &queued).await
+        && let Err(error) = service
+            .store_calls
+            .call(
+                StoreOp::Unclaim,
+                service.store.unclaim(&service.owner, &queued),
+            )
+            .await
     {
         tracing::warn!(%error, "cannot put back the events not started");
     }
     while let Some(joined) = dispatcher.running.join_next_with_id().await {
         dispatcher.release(joined, &service).await;
+    }
+}
+
+/// Tells `/livez` when the dispatcher ends (a panic unwinding through it) while the
+/// service is not stopping: no event would run again before a restart.
+struct Watch<'a>(&'a Service);
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if !self.0.stopping() {
+            tracing::error!("the dispatcher stopped while serving; /livez fails until a restart");
+            self.0.dispatcher_died.set();
+        }
     }
 }
 
@@ -91,7 +113,8 @@ async fn heartbeat(service: Arc<Service>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(error) = service.store.heartbeat(&service.owner).await {
+        let renewed = service.store.heartbeat(&service.owner);
+        if let Err(error) = service.store_calls.call(StoreOp::Heartbeat, renewed).await {
             tracing::warn!(%error, "cannot renew this process's claims");
         }
     }

@@ -7,9 +7,11 @@
 //! 202 for events that would wait minutes.
 
 use super::Service;
+use super::store_calls::StoreCalls;
 use crate::store::{
     Enqueued, InboxItem, NewEvents, Owner, Position, ScheduleMark, Store, StoreError,
 };
+use crate::telemetry::labels::StoreOp;
 use serde_json::Value as Json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -156,7 +158,7 @@ impl Service {
         at: (Option<(String, Position)>, Option<ScheduleMark>),
     ) -> Result<Enqueued, StoreError> {
         let committed = commit(
-            self.store.clone(),
+            (self.store.clone(), self.store_calls.clone()),
             self.owner.clone(),
             self.intake.clone(),
             (integration.to_string(), events),
@@ -170,7 +172,7 @@ impl Service {
 }
 
 async fn commit(
-    store: Arc<dyn Store>,
+    (store, calls): (Arc<dyn Store>, Arc<StoreCalls>),
     owner: Owner,
     intake: Arc<Intake>,
     (integration, events): (String, Vec<(Json, Option<String>)>),
@@ -185,7 +187,7 @@ async fn commit(
         owner: Some(&owner),
         mark: mark.as_ref(),
     };
-    let enqueued = store.enqueue(new).await?;
+    let enqueued = calls.call(StoreOp::Enqueue, store.enqueue(new)).await?;
     intake.hand_over(&integration, events, &enqueued);
     Ok(enqueued)
 }

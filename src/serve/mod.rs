@@ -6,6 +6,7 @@
 //! `--workers` and each integration's `concurrency`, checkpointing each step but the last,
 //! so that an event left running by a stopped process resumes at its first unfinished step.
 
+pub mod admin;
 mod dispatch;
 mod health;
 mod http;
@@ -14,10 +15,12 @@ mod lanes;
 mod occurrences;
 mod pass;
 mod poll;
+mod probes;
 mod prune;
 mod public_url;
 mod run;
 mod schedule;
+mod store_calls;
 mod webhook;
 
 pub use dispatch::work;
@@ -52,6 +55,9 @@ pub struct Service {
     intake: Arc<intake::Intake>,
     /// The dispatcher's end of the intake's hand-over, taken by `work`.
     arrivals: Mutex<Option<mpsc::UnboundedReceiver<InboxItem>>>,
+    /// The hot path's store calls, timed, and whether the last was taken (`/readyz`).
+    store_calls: Arc<store_calls::StoreCalls>,
+    dispatcher_died: probes::DispatcherDied,
 }
 
 impl std::fmt::Debug for Service {
@@ -86,6 +92,8 @@ impl Service {
             work: Notify::new(),
             intake,
             arrivals: Mutex::new(Some(arrivals)),
+            store_calls: Arc::new(store_calls::StoreCalls::new()),
+            dispatcher_died: probes::DispatcherDied::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 use super::Service;
 use crate::engine::{Engine, RunOutcome};
 use crate::store::{DeadLetter, Finished, RunRecord};
+use crate::telemetry::labels::StoreOp;
 use serde_json::Value as Json;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -27,7 +28,7 @@ pub(super) async fn run_item(
     engine: &Engine,
     item: crate::store::InboxItem,
 ) -> bool {
-    let store = service.store.clone();
+    let (store, calls) = (service.store.clone(), service.store_calls.clone());
     let id = item.id;
     let span = tracing::info_span!("run", integration = %item.integration, event = id, run = RUNS.fetch_add(1, Ordering::Relaxed));
     let _entered = span.clone().entered();
@@ -65,8 +66,9 @@ pub(super) async fn run_item(
             let result = result.map(|r| engine.secrets().redact_json(r));
             let written = store.checkpoint(id, step, result.as_ref());
             let step = step.to_string();
+            let calls = calls.clone();
             async move {
-                if let Err(error) = written.await {
+                if let Err(error) = calls.call(StoreOp::Checkpoint, written).await {
                     // The step is not lost: a resumed run does it again.
                     tracing::error!(event = id, step, %error, "cannot checkpoint a step; a resumed run repeats it");
                 }
@@ -128,11 +130,8 @@ pub(super) async fn end(
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        let Err(error) = service
-            .store
-            .finish(id, finished.clone(), run.clone())
-            .await
-        else {
+        let finish = service.store.finish(id, finished.clone(), run.clone());
+        let Err(error) = service.store_calls.call(StoreOp::Finish, finish).await else {
             return true;
         };
         if started.elapsed() >= END_PATIENCE {
@@ -143,7 +142,8 @@ pub(super) async fn end(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    if let Err(error) = service.store.unclaim(&service.owner, &[id]).await {
+    let unclaim = service.store.unclaim(&service.owner, &[id]);
+    if let Err(error) = service.store_calls.call(StoreOp::Unclaim, unclaim).await {
         tracing::error!(event = id, %error, "cannot put the event back either; it runs again at the next start");
     }
     false

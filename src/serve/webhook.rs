@@ -2,7 +2,7 @@
 //! before it is answered `202`.
 
 use super::health::webhook_name;
-use super::{HttpOptions, Service};
+use super::{HttpOptions, Service, probes};
 use crate::engine::Engine;
 use crate::plan::WebhookPlan;
 use crate::webhook::signature::{self, Incoming};
@@ -24,34 +24,25 @@ struct Front {
     options: Arc<HttpOptions>,
 }
 
-/// The HTTP side: every webhook of every integration, `/healthz` and `/readyz`.
+impl axum::extract::FromRef<Front> for Arc<Service> {
+    fn from_ref(front: &Front) -> Self {
+        front.service.clone()
+    }
+}
+
+/// The HTTP side: every webhook of every integration, and the probes: `/livez` (with
+/// `/healthz`, its older name) and `/readyz`.
 pub fn router(service: Arc<Service>, options: &HttpOptions) -> axum::Router {
     axum::Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/readyz", axum::routing::get(ready))
+        .route("/livez", axum::routing::get(probes::livez))
+        .route("/healthz", axum::routing::get(probes::livez))
+        .route("/readyz", axum::routing::get(probes::readyz))
         .fallback(webhook)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Front {
             service,
             options: Arc::new(options.clone()),
         })
-}
-
-async fn ready(State(front): State<Front>) -> Response {
-    let service = &front.service;
-    if service.stopping() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
-    } else if service.intake.overloaded(0) {
-        // A probe's reader runs this server: it may see the numbers.
-        let reason = format!(
-            "overloaded: {} events due, --max-pending is {}",
-            service.intake.backlog(),
-            service.intake.max_pending
-        );
-        (StatusCode::SERVICE_UNAVAILABLE, reason).into_response()
-    } else {
-        "ready".into_response()
-    }
 }
 
 /// A 503 for a webhook that came while the backlog is at `--max-pending`, telling the sender

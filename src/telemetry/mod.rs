@@ -1,0 +1,108 @@
+//! integ's Prometheus metrics: every metric's name, type, labels and help text, the closed
+//! sets its labels take, and the recorder that `integ serve` exposes on `/metrics`.
+//!
+//! Names follow Prometheus' conventions (`integ_` prefix, base units, `_total` counters,
+//! histograms with explicit buckets, never summaries). Label values are spec names
+//! (integration, trigger, step, connection) or one of the closed enums in `labels`, never
+//! event data. Callers resolve handles (`metrics::Counter`, ...) once, when a plan is
+//! loaded, and keep them: recording then costs an atomic add, with no label formatting or
+//! registry lookup per event. Without an installed recorder (`integ run`, `integ test`)
+//! the handles do nothing.
+
+mod catalog;
+pub mod labels;
+
+pub use catalog::{Kind, METRICS, Metric};
+
+use labels::StoreOp;
+use metrics::{Counter, Histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+/// The buckets of every duration histogram, in seconds: OpenTelemetry's HTTP buckets, plus
+/// a tail for retries, backoff and rate-limit waits.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+    300.0,
+];
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("cannot install the metrics recorder: {0}")]
+    Install(String),
+}
+
+/// The process's metrics, rendered in the Prometheus text format.
+#[derive(Debug, Clone)]
+pub struct Exporter {
+    handle: PrometheusHandle,
+}
+
+static INSTALLED: OnceLock<Result<Exporter, TelemetryError>> = OnceLock::new();
+
+/// Installs the process-wide recorder (once; later calls answer the same exporter) and
+/// describes every metric. Handles resolved before this do nothing, so call it before
+/// any engine is built.
+pub fn install() -> Result<Exporter, TelemetryError> {
+    INSTALLED
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets(DURATION_BUCKETS)
+                .and_then(|builder| builder.install_recorder())
+                .map_err(|e| TelemetryError::Install(e.to_string()))?;
+            catalog::describe();
+            Ok(Exporter { handle })
+        })
+        .clone()
+}
+
+impl Exporter {
+    /// Every series, in the Prometheus text format (version 0.0.4).
+    pub fn render(&self) -> String {
+        self.handle.render()
+    }
+
+    /// Folds the samples histograms gathered since the last render into their buckets:
+    /// call it every few seconds, or an unscraped process keeps every sample.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+}
+
+/// `integ_build_info`: 1, labelled with this build's version and the store served.
+pub fn build_info(store: labels::StoreKind) {
+    metrics::gauge!(
+        catalog::BUILD_INFO.name,
+        "version" => env!("CARGO_PKG_VERSION"),
+        "store" => store.as_str(),
+    )
+    .set(1.0);
+}
+
+/// The store calls' handles, one per operation.
+#[derive(Debug)]
+pub struct StoreOpMetrics {
+    ops: [(Histogram, Counter); StoreOp::ALL.len()],
+}
+
+/// Resolves the store calls' handles, every series at 0.
+pub fn store_ops() -> StoreOpMetrics {
+    StoreOpMetrics {
+        ops: StoreOp::ALL.map(|op| {
+            (
+                metrics::histogram!(catalog::STORE_OPERATION_DURATION.name, "op" => op.as_str()),
+                metrics::counter!(catalog::STORE_ERRORS.name, "op" => op.as_str()),
+            )
+        }),
+    }
+}
+
+impl StoreOpMetrics {
+    pub fn record(&self, op: StoreOp, took: std::time::Duration, ok: bool) {
+        let (duration, errors) = &self.ops[op as usize];
+        duration.record(took.as_secs_f64());
+        if !ok {
+            errors.increment(1);
+        }
+    }
+}

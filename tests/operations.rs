@@ -1,0 +1,306 @@
+//! Operating `integ serve`, through the real binary: `/metrics` on the admin listener (read
+//! with a Prometheus text-format parser), and the probes `/livez`, `/healthz`, `/readyz`.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{free_port, workdir};
+use integ::mock::{MockResponse, MockServer, Route};
+use prometheus_parse::{Sample, Scrape, Value};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "operations-secret";
+
+/// A relay: a signed webhook forwarded to `sink`'s `/sink`.
+fn relay(name: &str, sink: &str) -> PathBuf {
+    let dir = workdir(name);
+    let spec = format!(
+        r#"integration relay {{
+  connection sink {{ base_url "{sink}" }}
+  trigger webhook "/hooks/relay" {{
+    signature hmac_sha256 secret("RELAY_SECRET") {{ header "X-Signature" prefix "sha256=" }}
+    dedupe $.id
+  }}
+  step forward = sink POST "/sink" {{
+    idempotency_key "evt-{{{{ event.id }}}}"
+    body {{ id = $.id }}
+    retry 3 exponential 50ms..1s on 5xx, timeout, network
+  }}
+}}"#
+    );
+    std::fs::write(dir.join("relay.integ"), spec).unwrap();
+    std::fs::write(dir.join("secrets.env"), format!("RELAY_SECRET={SECRET}\n")).unwrap();
+    dir
+}
+
+/// `integ serve` on the relay of `dir`; killed when dropped.
+struct Serving {
+    child: Child,
+    public: String,
+    admin: String,
+    client: reqwest::Client,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn serve(dir: &Path) -> Serving {
+    let (public, admin) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_integ"))
+        .args(["serve", "relay.integ", "--secrets", "secrets.env"])
+        .args(["--state", "state.db", "--workers", "4"])
+        .args(["--listen", &format!("127.0.0.1:{public}")])
+        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    integ::engine::install_crypto_provider();
+    let serving = Serving {
+        child,
+        public: format!("http://127.0.0.1:{public}"),
+        admin: format!("http://127.0.0.1:{admin}"),
+        client: reqwest::Client::new(),
+    };
+    let started = Instant::now();
+    while serving.get(&serving.admin, "/metrics").await.is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "integ serve did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    serving
+}
+
+impl Serving {
+    /// The status and body of a GET, or `None` when nothing answers.
+    async fn get(&self, base: &str, path: &str) -> Option<(u16, String)> {
+        let response = self.client.get(format!("{base}{path}")).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.unwrap_or_default()))
+    }
+
+    async fn post(&self, id: u64) -> u16 {
+        let body = json!({ "id": id }).to_string();
+        self.client
+            .post(format!("{}/hooks/relay", self.public))
+            .header("content-type", "application/json")
+            .header(
+                "X-Signature",
+                common::github_signature(SECRET, body.as_bytes()),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn scrape(&self) -> Scrape {
+        let (status, text) = self.get(&self.admin, "/metrics").await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        Scrape::parse(text.lines().map(|line| Ok(line.to_string()))).unwrap()
+    }
+
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
+}
+
+/// The samples of `metric` whose labels include every pair of `labels`.
+fn samples<'a>(scrape: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> Vec<&'a Sample> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect()
+}
+
+/// The one sample of `metric` with `labels`.
+fn sample<'a>(scrape: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> &'a Sample {
+    let found = samples(scrape, metric, labels);
+    assert_eq!(found.len(), 1, "{metric} {labels:?}: {found:#?}");
+    found[0]
+}
+
+fn sink(responses: Vec<MockResponse>) -> Route {
+    Route {
+        method: "POST".into(),
+        path: "/sink".into(),
+        responses,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_served_on_the_admin_listener_and_not_on_the_webhooks_one() {
+    let api = MockServer::start(vec![sink(vec![MockResponse::json(201, json!({}))])])
+        .await
+        .unwrap();
+    let dir = relay("operations-metrics", &api.url());
+    let serving = serve(&dir).await;
+    let scrape = serving.scrape().await;
+    let info = sample(&scrape, "integ_build_info", &[("store", "sqlite")]);
+    assert_eq!(info.value, Value::Gauge(1.0));
+    assert_eq!(info.labels.get("version"), Some(env!("CARGO_PKG_VERSION")));
+    assert!(scrape.docs.contains_key("integ_build_info"), "no # HELP");
+    // Every store operation is there from the start, at 0, as a histogram with buckets.
+    for op in [
+        "enqueue",
+        "claim",
+        "checkpoint",
+        "finish",
+        "heartbeat",
+        "unclaim",
+    ] {
+        assert_eq!(
+            sample(&scrape, "integ_store_errors_total", &[("op", op)]).value,
+            Value::Counter(0.0)
+        );
+    }
+    assert_eq!(serving.post(1).await, 202);
+    let started = Instant::now();
+    while api.request_count() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "not delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scrape = serving.scrape().await;
+    let enqueue = sample(
+        &scrape,
+        "integ_store_operation_duration_seconds",
+        &[("op", "enqueue")],
+    );
+    let Value::Histogram(buckets) = &enqueue.value else {
+        panic!("not a histogram: {enqueue:?}");
+    };
+    assert_eq!(buckets.len(), 18, "17 bounds and +Inf: {buckets:?}");
+    assert_eq!(buckets.last().unwrap().count, 1.0);
+    // The public listener has no /metrics: it is the internet's side.
+    let (status, _) = serving.get(&serving.public, "/metrics").await.unwrap();
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn the_admin_listener_refuses_the_webhook_port() {
+    let dir = relay("operations-same-port", "http://127.0.0.1:9");
+    let port = free_port().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_integ"))
+        .args(["serve", "relay.integ", "--secrets", "secrets.env"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin-listen", &format!("localhost:{port}")])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is the webhook port"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_probes_answer_ok_and_list_their_checks_when_asked() {
+    let dir = relay("operations-probes", "http://127.0.0.1:9");
+    let serving = serve(&dir).await;
+    for path in ["/livez", "/healthz", "/readyz"] {
+        let answer = serving.get(&serving.public, path).await.unwrap();
+        assert_eq!(answer, (200, "ok".to_string()), "{path}");
+    }
+    let (status, live) = serving
+        .get(&serving.public, "/livez?verbose")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(live, "[+]ping ok\n[+]dispatcher ok\nlivez check passed\n");
+    let (status, ready) = serving
+        .get(&serving.public, "/readyz?verbose")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        ready,
+        "[+]plan ok\n[+]store ok\n[+]draining ok\n[+]backlog ok\nreadyz check passed\n"
+    );
+    // The probes are the webhooks listener's; the admin one has none.
+    let (status, _) = serving.get(&serving.admin, "/readyz").await.unwrap();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn readyz_fails_while_draining_after_sigterm_and_the_listener_stays_up_meanwhile() {
+    // The API takes 4 s, so the drain has an event in flight for that long.
+    let slow = MockResponse::json(201, json!({})).after(Duration::from_secs(4));
+    let api = MockServer::start(vec![sink(vec![slow])]).await.unwrap();
+    let dir = relay("operations-drain", &api.url());
+    let serving = serve(&dir).await;
+    assert_eq!(serving.post(1).await, 202);
+    let started = Instant::now();
+    while api.request_count() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "not sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    serving.terminate();
+    let mut answer = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        match serving.get(&serving.public, "/readyz?verbose").await {
+            Some((503, body)) => {
+                answer = Some(body);
+                break;
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            None => break,
+        }
+    }
+    let body = answer.expect("/readyz never answered 503 before the listener closed");
+    assert!(body.contains("[-]draining failed: shutting down"), "{body}");
+    assert!(body.contains("[+]store ok"), "{body}");
+    assert!(body.ends_with("readyz check failed\n"), "{body}");
+    // Webhooks are refused meanwhile: the sender keeps the event and retries elsewhere.
+    assert_eq!(serving.post(2).await, 503);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_that_pauses_a_connection_does_not_fail_readiness() {
+    // A 429 asking for a minute: the connection pauses and the event is put back for
+    // later, while the inbox goes on taking webhooks.
+    let throttled = MockResponse::json(429, json!({})).with_header("Retry-After", "60");
+    let api = MockServer::start(vec![sink(vec![throttled])])
+        .await
+        .unwrap();
+    let dir = relay("operations-paused", &api.url());
+    let serving = serve(&dir).await;
+    assert_eq!(serving.post(1).await, 202);
+    let started = Instant::now();
+    let body = loop {
+        let (status, body) = serving
+            .get(&serving.public, "/readyz?verbose")
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        if body.contains("[i]") {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        body.contains("[i]connection relay/sink paused for "),
+        "{body}"
+    );
+    assert!(body.ends_with("readyz check passed\n"), "{body}");
+    assert_eq!(serving.post(2).await, 202);
+}
