@@ -369,3 +369,21 @@ fn rules_lower_with_2xx_for_no_status_and_environments_replace_a_connections_rul
         RuleAction::Retry { after: Some(Delay::Header(name)), .. } if name == "Retry-After"
     ));
 }
+
+/// `secret("X")` in a template is refused (E413), but `secret` is also a fine step name:
+/// reading the step's result is no secret.
+#[test]
+fn a_step_named_secret_is_read_in_templates_as_the_step() {
+    let integration = model(
+        r#"integration vault {
+  connection api { base_url "https://api.example.com" auth bearer secret("TOKEN") }
+  trigger manual
+  step secret = api GET "/secrets/latest"
+  step audit = api POST "/audit" {
+    idempotency_key "audit-{{ secret.id }}"
+    body { id = "{{ secret.id }}" }
+  }
+}"#,
+    );
+    assert_eq!(integration.steps.len(), 2);
+}

@@ -256,8 +256,11 @@ impl Checker<'_> {
         // An empty string is no credential: Stripe's basic auth has an empty password.
         let literal = match &value.kind {
             ExprKind::String(text) => !text.value.is_empty(),
-            // A template that calls `secret()` is refused as such (E413).
-            ExprKind::Template(text) => !text.value.contains("secret("),
+            // A template that calls `secret()` is refused as such (E413); one that does not
+            // parse is refused as that (E202).
+            ExprKind::Template(text) => {
+                super::expressions::template_reads(&text.value, "secret") == Some(false)
+            }
             ExprKind::Number(_) => true,
             // `env("TOKEN", "sk_live_...")`: the default is a literal credential too.
             ExprKind::Call { function, args } if function.node == "env" => {

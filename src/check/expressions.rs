@@ -328,7 +328,8 @@ impl<'a> Checker<'a> {
         let mut names: Vec<String> = template.undeclared_variables(false).into_iter().collect();
         names.sort();
         for name in names {
-            if name == "secret" {
+            // `secret` names the function, unless a step of that name is in sight.
+            if name == "secret" && scope.position(&name).is_none() {
                 let at = find_word(&text.value, &name).map_or(text.span, |r| text.span_of(r));
                 self.report(DiagnosticKind::SecretInTemplate, at);
                 continue;
@@ -506,6 +507,14 @@ fn jsonpath_error(
 }
 
 /// The first whole-word occurrence of `word` in `text`.
+/// Whether template `text` reads the name `name` (a variable or a function it calls), as
+/// its parsed form says: a word inside a string literal is no read. `None` when it does not
+/// parse (that is reported as such).
+pub(super) fn template_reads(text: &str, name: &str) -> Option<bool> {
+    let template = TEMPLATES.template_from_str(text).ok()?;
+    Some(template.undeclared_variables(false).contains(name))
+}
+
 fn find_word(text: &str, word: &str) -> Option<std::ops::Range<usize>> {
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
     text.match_indices(word)

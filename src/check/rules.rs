@@ -43,6 +43,11 @@ impl Checker<'_> {
                     },
                     status.span,
                 );
+            } else if never_reaches_a_rule(status.node) {
+                let kind = DiagnosticKind::RuleOnUnseenStatus {
+                    status: shown(status.node),
+                };
+                self.report(kind, status.span);
             }
         }
         if let Some(when) = &rule.when {
@@ -114,6 +119,26 @@ impl Checker<'_> {
                     .with_secondary(first.span, "this rule takes its answers"),
             );
         }
+    }
+}
+
+/// Statuses no rule sees: a `1xx` is never the final answer, and the client follows the
+/// redirects (to the answer they lead to, or to an error off the connection's base).
+fn never_reaches_a_rule(status: StatusMatch) -> bool {
+    match status {
+        StatusMatch::Class(class) => matches!(class, 1 | 3),
+        StatusMatch::Code(code) => (100..200).contains(&code) || REDIRECTS.contains(&code),
+    }
+}
+
+/// The statuses the HTTP client follows.
+const REDIRECTS: [u16; 5] = [301, 302, 303, 307, 308];
+
+/// Whether a rule on `status` looks at server errors.
+pub(super) fn is_server_error(status: StatusMatch) -> bool {
+    match status {
+        StatusMatch::Class(class) => class == 5,
+        StatusMatch::Code(code) => (500..600).contains(&code),
     }
 }
 

@@ -78,6 +78,8 @@ impl<'a> Checker<'a> {
         self.idempotency(step);
         if self.makes_one_attempt(step) {
             self.connection_retry_rules(step);
+        } else if !safe_to_resend(step) {
+            self.unsafe_retry_rules(step);
         }
         let has_items = step
             .setting(|s| matches!(s, StepSetting::Items(_)).then_some(&()))
@@ -224,23 +226,43 @@ impl<'a> Checker<'a> {
     /// A connection's `retry` rule is as dead as the step's own on a step that makes one
     /// attempt: shown at the rule, with the step.
     fn connection_retry_rules(&mut self, step: &Step) {
-        let spec = self.spec;
-        let rules = spec
-            .connections
-            .iter()
-            .filter(|c| c.name.node == step.call.connection.node)
-            .flat_map(|c| &c.settings)
-            .filter_map(|s| match &s.node {
-                ConnectionSetting::Rules(rules) => Some(rules),
-                _ => None,
-            })
-            .flatten();
-        for rule in rules.filter(|r| r.action.node == "retry") {
+        for rule in connection_rules(self.spec, step).filter(|r| r.action.node == "retry") {
             let kind = DiagnosticKind::RetryRuleWithoutRetry {
                 step: step.name.node.clone(),
             };
             let diagnostic = Diagnostic::new(kind, rule.action.span)
                 .with_secondary(step.name.span, "this step makes one attempt");
+            self.push(diagnostic);
+        }
+    }
+
+    /// A `retry` rule on a `5xx`, the step's own or its connection's, never re-sends a call
+    /// that is not safe to send again: the API may have done the work before it failed.
+    fn unsafe_retry_rules(&mut self, step: &Step) {
+        let own = step
+            .settings
+            .iter()
+            .filter_map(|s| match &s.node {
+                StepSetting::Rules(rules) => Some(rules),
+                _ => None,
+            })
+            .flatten();
+        let on_server_errors = |rule: &&crate::ast::Rule| {
+            rule.action.node == "retry"
+                && rule
+                    .statuses
+                    .iter()
+                    .any(|s| super::rules::is_server_error(s.node))
+        };
+        for rule in own
+            .chain(connection_rules(self.spec, step))
+            .filter(on_server_errors)
+        {
+            let kind = DiagnosticKind::RetryRuleOnUnsafeCall {
+                step: step.name.node.clone(),
+            };
+            let diagnostic = Diagnostic::new(kind, rule.action.span)
+                .with_secondary(step.name.span, "this call is not safe to send again");
             self.push(diagnostic);
         }
     }
@@ -399,6 +421,37 @@ fn defaults_name_fallback(spec: &crate::ast::Integration, name: &str) -> bool {
     spec.defaults
         .iter()
         .any(|d| matches!(&d.node, PolicySetting::OnError(OnError::Fallback(n)) if n.node == name))
+}
+
+/// The rules of the step's connection.
+fn connection_rules<'s>(
+    spec: &'s crate::ast::Integration,
+    step: &Step,
+) -> impl Iterator<Item = &'s crate::ast::Rule> {
+    let connection = step.call.connection.node.clone();
+    spec.connections
+        .iter()
+        .filter(move |c| c.name.node == connection)
+        .flat_map(|c| &c.settings)
+        .filter_map(|s| match &s.node {
+            ConnectionSetting::Rules(rules) => Some(rules),
+            _ => None,
+        })
+        .flatten()
+}
+
+/// Whether the engine sends the step's call again after a `5xx`: a safe method or a query,
+/// or an idempotency key.
+fn safe_to_resend(step: &Step) -> bool {
+    let safe_call = match step.call.kind.node {
+        CallKind::Http(method) => method.is_idempotent(),
+        CallKind::GraphQl => !is_mutation(step),
+    };
+    safe_call
+        || step
+            .settings
+            .iter()
+            .any(|s| matches!(s.node, StepSetting::IdempotencyKey(_)))
 }
 
 fn is_mutation(step: &Step) -> bool {

@@ -132,4 +132,6 @@ codes! {
     BodyMatchWithoutBody = "W020",
     PerPageUnread = "W021",
     DedupeReadsClock = "W018",
+    RetryRuleOnUnsafeCall = "W022",
+    RuleOnUnseenStatus = "W023",
 }

@@ -358,6 +358,10 @@ pub enum DiagnosticKind {
     DedupeIgnoresMark { field: String, read: String },
     #[error("the `dedupe` key reads the clock, so it differs on every delivery")]
     DedupeReadsClock,
+    #[error("this `retry` rule never re-sends step `{step}` after a `5xx`")]
+    RetryRuleOnUnsafeCall { step: String },
+    #[error("no answer with status `{status}` ever reaches a rule")]
+    RuleOnUnseenStatus { status: String },
 }
 
 impl DiagnosticKind {
@@ -442,6 +446,8 @@ impl DiagnosticKind {
             Self::PageReadLater { .. } => Code::PageReadLater,
             Self::PerPageNested { .. } => Code::PerPageNested,
             Self::PerPageUnread { .. } => Code::PerPageUnread,
+            Self::RetryRuleOnUnsafeCall { .. } => Code::RetryRuleOnUnsafeCall,
+            Self::RuleOnUnseenStatus { .. } => Code::RuleOnUnseenStatus,
             Self::NeedsPaginate { .. } => Code::NeedsPaginate,
             Self::DotSegmentPath { .. } => Code::DotSegmentPath,
             Self::UnknownEnvironmentConnection { .. } => Code::UnknownEnvironmentConnection,
@@ -612,6 +618,8 @@ impl DiagnosticKind {
             Self::PerPageOfForEach { .. } => "page one listing: move the `for_each` to the steps that run per page".into(),
             Self::PageReadLater { paged, .. } => format!("a page, and what its `per_page` steps return for it, is dropped once they ran (memory holds one page); read it in a step with `per_page {paged}`, or remove `per_page` to collect every page"),
             Self::PerPageNested { .. } => "hand on the pages of one step; the steps that run per page may page what they fetch, and collect it".into(),
+            Self::RetryRuleOnUnsafeCall { .. } => "a `5xx` may come after the API did the work, so it is retried only on calls safe to send again: give the step an `idempotency_key` the API honours, or let the rule look at `429` only".into(),
+            Self::RuleOnUnseenStatus { .. } => "a `1xx` is never the final answer, and redirects (`301`, `302`, `303`, `307`, `308`) are followed before the rules read where they lead; name the status that arrives (a `304` does)".into(),
             Self::PerPageUnread { name } => format!("read the page (`body {{ records = ${name} }}`, `for_each ${name}[*]`), or remove `per_page`"),
             Self::BodyMatchWithoutBody { .. } => "match on the query instead (`\"/orders?page=2\"`), or remove the `where`".into(),
             Self::UnknownEnvironmentConnection { .. } => "an environment overrides fields of connections declared in this spec".into(),

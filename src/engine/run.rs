@@ -446,6 +446,7 @@ impl Engine {
             CallPlan::GraphQl {
                 document,
                 variables,
+                ..
             } => {
                 let variables = mapping(variables, env, scope)?;
                 (
@@ -1087,7 +1088,7 @@ fn is_idempotent(step: &StepPlan, request: &Request) -> bool {
     let has_key = request.headers.iter().any(|(k, _)| k == "Idempotency-Key");
     let safe_method = match &step.call {
         CallPlan::Http(method) => method.is_idempotent(),
-        CallPlan::GraphQl { document, .. } => !crate::model::is_mutation(document),
+        CallPlan::GraphQl { mutation, .. } => !mutation,
     };
     safe_method || has_key
 }

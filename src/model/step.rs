@@ -38,14 +38,46 @@ pub struct Step {
     pub per_page: Option<String>,
 }
 
-/// Whether a GraphQL document is a mutation: its first line that is not blank or a `#`
-/// comment starts with `mutation`. Mutations are not idempotent; queries are.
+/// Whether a GraphQL document holds a mutation: any of its operations is one (a document
+/// may open with a fragment, or hold a query before its mutation). Mutations are not
+/// idempotent; queries are. A document that does not parse counts as a mutation, so that
+/// a call that may write is never re-sent blindly (the API refuses it anyway).
 pub fn is_mutation(document: &str) -> bool {
-    document
-        .lines()
-        .map(str::trim)
-        .find(|line| !line.is_empty() && !line.starts_with('#'))
-        .is_some_and(|line| line.starts_with("mutation"))
+    use graphql_parser::query::{Definition, OperationDefinition};
+    graphql_parser::parse_query::<&str>(document).map_or(true, |parsed| {
+        parsed.definitions.iter().any(|definition| {
+            matches!(
+                definition,
+                Definition::Operation(OperationDefinition::Mutation(_))
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_mutation;
+
+    #[test]
+    fn a_mutation_anywhere_among_the_operations_is_one() {
+        assert!(is_mutation("mutation { a }"));
+        assert!(is_mutation("# c\nmutation M { a }"));
+        assert!(is_mutation(
+            "fragment F on Order { id }\nmutation M { a { ...F } }"
+        ));
+        assert!(is_mutation("query A { a }\nmutation B { b }"));
+        assert!(is_mutation("query { a "), "a document that does not parse");
+        assert!(!is_mutation("query { mutation }"));
+        assert!(!is_mutation("{ orders { id } }"));
+        assert!(!is_mutation("query Q($x: String = \"}mutation\") { a }"));
+        assert!(!is_mutation(
+            "query { a(s: \"\"\" } mutation \"\"\") { b } }"
+        ));
+        assert!(!is_mutation("# mutation\nquery { a }"));
+        assert!(!is_mutation(
+            "fragment F on Order { id }\nquery { orders { ...F } }"
+        ));
+    }
 }
 
 #[derive(Debug, Clone)]

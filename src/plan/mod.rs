@@ -282,6 +282,8 @@ pub enum CallPlan {
     GraphQl {
         document: String,
         variables: Vec<(Vec<TargetSegment>, Value)>,
+        /// The document holds a mutation: read once, here, not on every call.
+        mutation: bool,
     },
 }
 
@@ -707,6 +709,7 @@ impl Compiler {
                 } => CallPlan::GraphQl {
                     document: document.clone(),
                     variables: self.mapping(variables)?,
+                    mutation: model::is_mutation(document),
                 },
             },
             path: self.path(&step.path)?,
