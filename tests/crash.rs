@@ -803,3 +803,105 @@ async fn sigkill_while_polling_incrementally_skips_no_row_and_enqueues_none_twic
         sent - delivered().len()
     );
 }
+
+/// An incremental poll whose `start` reads the clock (a backfill of the last 7 days) read
+/// it again at every pass and took it when later than the stored mark: after an outage of
+/// more than 7 days, the rows in between were skipped. Through the real binary: `start`
+/// is read once, when no mark is stored, and stored at once; every later round, in this
+/// process and the next, asks from the stored mark, and a mark older than `start` (a
+/// server down 10 days) is kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_that_reads_the_clock_is_read_once_and_a_stored_mark_always_wins() {
+    let api = MockServer::start(vec![common::route(
+        "GET",
+        "/changes",
+        vec![common::ok(json!({"items": []}))],
+    )])
+    .await
+    .unwrap();
+    let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("crash-since-start");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = format!(
+        r#"integration changes {{
+  connection api {{ base_url "{}" }}
+  trigger poll api "/changes" {{
+    every 100ms
+    since $.updated rfc3339 {{ start "{{{{ now() | add_duration('-7d') }}}}" }}
+    query {{ since = "{{{{ since }}}}" }}
+    items $.items[*]
+    dedupe "{{{{ event.id }}}}@{{{{ event.updated }}}}"
+  }}
+  step deliver = api POST "/deliver" {{ idempotency_key "d-{{{{ event.id }}}}" body {{ id = $.id }} }}
+}}"#,
+        api.url()
+    );
+    std::fs::write(dir.join("changes.integ"), spec).unwrap();
+    let port = free_port();
+    let serve = |dir: &Path| {
+        common::Serving(
+            Command::new(env!("CARGO_BIN_EXE_integ"))
+                .args(["serve", "changes.integ", "--state", "state.db"])
+                .args(["--listen", &format!("127.0.0.1:{port}")])
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let asked = || -> Vec<String> {
+        api.requests()
+            .iter()
+            .filter_map(|r| r.query_param("since").map(String::from))
+            .collect()
+    };
+    let rounds = |at_least: usize| async move {
+        let started = Instant::now();
+        while asked().len() < at_least && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(asked().len() >= at_least, "only {:?}", asked());
+    };
+    let before = chrono::Utc::now() - chrono::Duration::days(7);
+    let mut server = serve(&dir);
+    rounds(3).await;
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    // A second later, `now()` has moved: a `start` read again would differ.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut server = serve(&dir);
+    rounds(6).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let first = asked();
+    let start = chrono::DateTime::parse_from_rfc3339(&first[0]).unwrap();
+    assert!(
+        start >= before - chrono::Duration::seconds(1)
+            && start <= before + chrono::Duration::seconds(20),
+        "the start is 7 days before the first round: {start} against {before}"
+    );
+    assert!(
+        first.iter().all(|s| *s == first[0]),
+        "start read again: {first:?}"
+    );
+
+    // The server was down 10 days: its stored mark is older than `start` would be now.
+    let down = (chrono::Utc::now() - chrono::Duration::days(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+    let moved = db
+        .execute("UPDATE poll_positions SET mark = ?1", [&down])
+        .unwrap();
+    assert_eq!(moved, 1);
+    drop(db);
+    let seen = asked().len();
+    let _server = serve(&dir);
+    rounds(seen + 3).await;
+    let after: Vec<String> = asked().split_off(seen);
+    let at = |text: &str| chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    assert!(
+        after.iter().all(|s| at(s) == at(&down)),
+        "asked {after:?}, not from {down}"
+    );
+}

@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::{free_port, integ, text, workdir};
+use common::{Serving, free_port, integ, text, workdir};
 use integ::mock::{MockResponse, MockServer, Route};
 use serde_json::{Value as Json, json};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A sink that answers each report after `delay`.
@@ -45,30 +45,6 @@ fn report_dir(name: &str, sink: &MockServer, cron: &str, policies: &str) -> std:
     );
     std::fs::write(dir.join("report.integ"), spec).unwrap();
     dir
-}
-
-/// A running `integ serve`, killed when dropped: a test that fails must not leave it
-/// posting every second to a port that another test's mock may have next.
-struct Serving(Child);
-
-impl std::ops::Deref for Serving {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Serving {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `integ serve` in `dir`, once it answers (its state file is open and migrated then:

@@ -49,15 +49,12 @@ impl Pass {
         }
     }
 
-    /// A pass about to start (no page yet) asks from the larger of its mark and `start`.
-    pub fn starting_from(self, start: Option<Mark>) -> Self {
-        match self.page {
-            None => Self {
-                mark: self.mark.max(start),
-                ..self
-            },
-            Some(_) => self,
-        }
+    /// Whether the poll has neither a mark nor a pass under way: its first round, which
+    /// starts from `start`. A stored mark always wins over `start`, so that a `start` that
+    /// reads the clock is read once, not at every pass (after an outage longer than its
+    /// reach, the rows in between would be skipped).
+    pub fn awaits_start(&self) -> bool {
+        self.mark.is_none() && self.page.is_none()
     }
 
     /// The pass after a page whose items' largest mark was `seen`, and whose answer named
@@ -149,12 +146,10 @@ mod tests {
     }
 
     #[test]
-    fn a_new_pass_starts_from_the_larger_of_its_mark_and_start_a_resumed_one_does_not() {
-        assert_eq!(pass(None, at(5), None).starting_from(at(9)).mark, at(9));
-        assert_eq!(pass(None, at(12), None).starting_from(at(9)).mark, at(12));
-        assert_eq!(pass(None, None, None).starting_from(at(9)).mark, at(9));
-        let resumed = pass(Some("p2"), at(5), at(7));
-        assert_eq!(resumed.clone().starting_from(at(9)), resumed);
+    fn only_a_poll_without_a_mark_or_a_pass_under_way_reads_its_start() {
+        assert!(pass(None, None, None).awaits_start());
+        assert!(!pass(None, at(5), None).awaits_start());
+        assert!(!pass(Some("p2"), None, at(7)).awaits_start());
     }
 
     #[test]

@@ -85,7 +85,23 @@ async fn round(
         .await
         .map_err(|e| format!("cannot read the poll's position: {e}"))?
         .map_err(|e| format!("cannot read the poll's position: {e}"))?;
-    let mut pass = Pass::read(stored, kind)?.starting_from(engine.start_mark(index)?);
+    let mut pass = Pass::read(stored, kind)?;
+    if pass.awaits_start()
+        && let Some(start) = engine.start_mark(index)?
+    {
+        // Stored before the first request: a `start` that reads the clock is read once,
+        // and a first round that keeps failing asks from the same mark each time.
+        pass.mark = Some(start);
+        service
+            .accept(
+                &integration,
+                Vec::new(),
+                poll.retention,
+                Some((trigger, &pass.stored())),
+            )
+            .await
+            .map_err(|e| format!("cannot store the poll's start: {e}"))?;
+    }
     let mut unkeyed = None;
     let mut unread = None;
     // The positions this round asked for: one handed out again is a loop.
