@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod diagnostic;
 pub mod engine;
+pub mod fmt;
 pub mod lint;
 pub mod mock;
 pub mod model;

@@ -40,14 +40,7 @@ fn list(paths: &[PathBuf]) -> String {
 
 /// Lints every `.integ` file named or found (recursively) under the folders named.
 pub fn lint_paths(paths: &[PathBuf]) -> Result<Vec<LintedFile>, PathsError> {
-    let mut files = Vec::new();
-    for path in paths {
-        collect(path, &mut files)?;
-    }
-    if files.is_empty() {
-        return Err(PathsError::NoSpecs(paths.to_vec()));
-    }
-    let sources = files
+    let sources = spec_files(paths)?
         .into_iter()
         .map(|path| match std::fs::read(&path) {
             Ok(bytes) => Ok((path, bytes)),
@@ -132,6 +125,18 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
         file.diagnostics.sort_by_key(|d| (d.span.start, d.code()));
     }
     linted
+}
+
+/// Every `.integ` file named, or found (recursively, in name order) under the folders named.
+pub fn spec_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, PathsError> {
+    let mut files = Vec::new();
+    for path in paths {
+        collect(path, &mut files)?;
+    }
+    if files.is_empty() {
+        return Err(PathsError::NoSpecs(paths.to_vec()));
+    }
+    Ok(files)
 }
 
 fn collect(path: &Path, files: &mut Vec<PathBuf>) -> Result<(), PathsError> {

@@ -11,6 +11,7 @@ const PIPELINE: &[&str] = &[
     "secrets",
     "ast",
     "syntax",
+    "fmt",
     "model",
     "check",
     "plan",

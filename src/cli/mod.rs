@@ -1,6 +1,7 @@
 //! The `integ` command line: argument parsing and output. Only this module prints.
 
 mod dlq;
+mod fmt;
 mod lint;
 mod load;
 mod run;
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Check specs and report every problem, without touching the network.
     Lint(lint::LintArgs),
+    /// Rewrite specs in the canonical layout (`--check`: print the diff, change nothing).
+    Fmt(fmt::FmtArgs),
     /// Run a spec once for one event (the manual trigger) and print what each step did.
     Run(run::RunArgs),
     /// Run the specs' `test` blocks against local mock servers.
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Lint(args) => lint::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Serve(args) => serve::run(&args),

@@ -11,6 +11,7 @@ use crate::ast::Spec;
 use crate::diagnostic::Diagnostic;
 use grammar::{IntegParser, Rule};
 use pest::Parser;
+use pest::iterators::Pairs;
 use std::num::NonZeroUsize;
 
 /// Bounds the parser's work on hostile input: no spec needs this many rule calls per byte.
@@ -20,10 +21,21 @@ const CALLS_PER_BYTE: usize = 400;
 /// the first); otherwise the AST and any diagnostics found while building it (a bad escape,
 /// an overflowing duration) that the checker should report with its own.
 pub fn parse(text: &str) -> (Option<Spec>, Vec<Diagnostic>) {
+    match tree(text) {
+        Some(pairs) => builder::build(pairs),
+        None => (None, vec![syntax_error::diagnose(text)]),
+    }
+}
+
+/// The parse tree of a spec, comments included, or `None` on a syntax error: what the
+/// formatter lays out again.
+pub fn tree(text: &str) -> Option<Pairs<'_, Rule>> {
     let limit = NonZeroUsize::new(text.len().saturating_mul(CALLS_PER_BYTE).max(100_000));
     pest::set_call_limit(limit);
-    match IntegParser::parse(Rule::file, text) {
-        Ok(pairs) => builder::build(pairs),
-        Err(_) => (None, vec![syntax_error::diagnose(text)]),
-    }
+    IntegParser::parse(Rule::file, text).ok()
+}
+
+/// The value of a string literal (`"..."` or `"""..."""`) as the AST holds it.
+pub fn string_value(literal: &str) -> String {
+    text::decode(literal, 0, &mut Vec::new()).value
 }
