@@ -67,7 +67,11 @@ pub fn run(args: &FmtArgs) -> ExitCode {
                 return write_failed(&error);
             }
         }
-        eprintln!("{} of {} specs not formatted", changed.len(), formatted.len());
+        eprintln!(
+            "{} of {} specs not formatted",
+            changed.len(),
+            formatted.len()
+        );
         return if changed.is_empty() {
             ExitCode::SUCCESS
         } else {
@@ -101,7 +105,11 @@ fn run_stdin(args: &FmtArgs) -> ExitCode {
     }
     let new = file.result.as_deref().unwrap_or_default();
     let written = if args.check {
-        write!(std::io::stdout().lock(), "{}", diff(&file.path, &file.text, new))
+        write!(
+            std::io::stdout().lock(),
+            "{}",
+            diff(&file.path, &file.text, new)
+        )
     } else {
         write!(std::io::stdout().lock(), "{new}")
     };
