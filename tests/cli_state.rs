@@ -34,6 +34,7 @@ fn filled_store(dir: &Path) {
         error: None,
         event: None,
         reason: None,
+        ..RunRecord::default()
     };
     store.record_run(&run).unwrap();
     let letter = DeadLetter {
@@ -45,6 +46,7 @@ fn filled_store(dir: &Path) {
         error: "no".into(),
         attempts: 1,
         failed_at: 1_700_000_000,
+        ..DeadLetter::default()
     };
     store.dead_letter(&letter).unwrap();
     let trigger = TriggerHealth {

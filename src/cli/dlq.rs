@@ -1,9 +1,10 @@
-//! `integ dlq`: the dead letters of a state store: list, show, replay, purge.
+//! `integ dlq`: the dead letters of a state store: list, show, replay, discard, purge.
 
-use super::{EXIT_FAILURE, EXIT_USAGE, Format, existing_store, with_id, write_failed};
-use crate::store::DeadLetter;
+use super::{EXIT_FAILURE, EXIT_USAGE, Format, existing_store, write_failed};
+use crate::store::{DeadLetter, LetterQuery, LetterStates, letters_lines, parse_time, with_id};
 use std::ffi::OsString;
 use std::io::Write;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -21,19 +22,78 @@ pub struct DlqArgs {
 #[derive(Debug, clap::Subcommand)]
 enum Action {
     /// One line per dead letter (`show` has the whole of one).
-    List,
+    List {
+        #[command(flatten)]
+        filter: Filter,
+        /// `open` (neither replayed nor discarded), `replayed`, `discarded` or `all`.
+        #[arg(long, default_value = "open")]
+        state: LetterStates,
+        /// At most this many, the oldest.
+        #[arg(long)]
+        limit: Option<NonZeroUsize>,
+    },
     /// One dead letter, whole.
     Show { id: i64 },
-    /// Put dead letters back in the inbox, for `integ serve` to run again.
+    /// Put open dead letters back in the inbox, for `integ serve` to run again; each
+    /// letter is kept, marked replayed, and the new run names it.
     Replay {
         /// The dead letters to replay.
         ids: Vec<i64>,
-        /// Replay every dead letter.
+        /// Replay every open dead letter the filters match.
         #[arg(long, conflicts_with = "ids")]
         all: bool,
+        #[command(flatten)]
+        filter: Filter,
+        /// A name for the replay, kept with each letter.
+        #[arg(long)]
+        reason: Option<String>,
     },
-    /// Delete every dead letter.
+    /// Mark open dead letters discarded, with why; they are kept as the record of it.
+    Discard {
+        /// The dead letters to discard.
+        ids: Vec<i64>,
+        /// Discard every open dead letter the filters match.
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        #[command(flatten)]
+        filter: Filter,
+        /// Why they are dropped.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete every dead letter, and the record of those replayed or discarded.
     Purge,
+}
+
+/// Which dead letters, as the run-history page filters them.
+#[derive(Debug, Clone, clap::Args)]
+struct Filter {
+    /// Only those of this integration.
+    #[arg(long)]
+    integration: Option<String>,
+    /// Only those that failed at this step.
+    #[arg(long)]
+    step: Option<String>,
+    /// Only those that failed since then: a time ago (`2h`) or a time (`2026-12-01`).
+    #[arg(long, value_parser = parse_time)]
+    since: Option<i64>,
+    /// Only those that failed before then, written as for `--since`.
+    #[arg(long, value_parser = parse_time)]
+    until: Option<i64>,
+}
+
+impl Filter {
+    fn query(&self, ids: &[i64], states: LetterStates) -> LetterQuery {
+        LetterQuery {
+            ids: (!ids.is_empty()).then(|| ids.to_vec()),
+            integration: self.integration.clone(),
+            step: self.step.clone(),
+            since: self.since,
+            until: self.until,
+            states,
+            limit: None,
+        }
+    }
 }
 
 pub fn run(args: &DlqArgs) -> ExitCode {
@@ -45,21 +105,58 @@ pub fn run(args: &DlqArgs) -> ExitCode {
         }
     };
     let result = match &args.action {
-        Action::List => store
-            .dead_letters()
-            .map(|letters| list(&letters, args.format)),
-        Action::Show { id } => store
-            .dead_letters()
-            .map(|letters| show(&letters, *id, args.format)),
-        Action::Replay { ids, all } => {
+        Action::List {
+            filter,
+            state,
+            limit,
+        } => {
+            let query = LetterQuery {
+                limit: *limit,
+                ..filter.query(&[], *state)
+            };
+            store
+                .letters(&query)
+                .map(|letters| list(&letters, args.format))
+        }
+        Action::Show { id } => {
+            let query = LetterQuery {
+                ids: Some(vec![*id]),
+                states: LetterStates::All,
+                ..LetterQuery::default()
+            };
+            store
+                .letters(&query)
+                .map(|letters| show(&letters, *id, args.format))
+        }
+        Action::Replay {
+            ids,
+            all,
+            filter,
+            reason,
+        } => {
             if ids.is_empty() && !all {
                 eprintln!("error: name the dead letters to replay, or give --all");
                 return ExitCode::from(EXIT_USAGE);
             }
-            let chosen = if *all { None } else { Some(ids.as_slice()) };
+            let query = filter.query(ids, LetterStates::Open);
             store
-                .replay(chosen)
+                .replay_matching(&query, reason.as_deref())
                 .map(|replayed| done("replayed", &replayed, ids, args.format))
+        }
+        Action::Discard {
+            ids,
+            all,
+            filter,
+            reason,
+        } => {
+            if ids.is_empty() && !all {
+                eprintln!("error: name the dead letters to discard, or give --all");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            let query = filter.query(ids, LetterStates::Open);
+            store
+                .discard(&query, reason)
+                .map(|discarded| done("discarded", &discarded, ids, args.format))
         }
         Action::Purge => store.purge().map(|n| {
             let mut out = std::io::stdout().lock();
@@ -82,10 +179,10 @@ pub fn run(args: &DlqArgs) -> ExitCode {
 
 fn list(letters: &[(i64, DeadLetter)], format: Format) -> std::io::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    for (id, letter) in letters {
-        match format {
-            Format::Json => writeln!(out, "{}", with_id(*id, letter))?,
-            Format::Human => {
+    match format {
+        Format::Json => out.write_all(letters_lines(letters).as_bytes())?,
+        Format::Human => {
+            for (id, letter) in letters {
                 let status = letter
                     .status
                     .map_or_else(|| "---".to_string(), |s| s.to_string());
@@ -98,10 +195,8 @@ fn list(letters: &[(i64, DeadLetter)], format: Format) -> std::io::Result<ExitCo
                     super::one_line(&letter.error, 100)
                 )?;
             }
+            eprintln!("{} dead letter(s)", letters.len());
         }
-    }
-    if let Format::Human = format {
-        eprintln!("{} dead letter(s)", letters.len());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -134,7 +229,7 @@ fn done(verb: &str, done: &[i64], asked: &[i64], format: Format) -> std::io::Res
         Format::Human => writeln!(out, "{} dead letter(s) {verb}", done.len())?,
     }
     for id in &missing {
-        eprintln!("error: no dead letter #{id}");
+        eprintln!("error: no open dead letter #{id}");
     }
     Ok(if missing.is_empty() {
         ExitCode::SUCCESS

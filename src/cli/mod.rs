@@ -104,15 +104,6 @@ fn write_failed(error: &std::io::Error) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-/// A stored record for programs: its JSON with its id.
-fn with_id(id: i64, record: &impl serde::Serialize) -> serde_json::Value {
-    let mut value = serde_json::to_value(record).unwrap_or_default();
-    if let Some(fields) = value.as_object_mut() {
-        fields.insert("id".into(), id.into());
-    }
-    value
-}
-
 /// A time of the state store (seconds since the Unix epoch) as people read it, in UTC.
 fn time(seconds: i64) -> String {
     chrono::DateTime::from_timestamp(seconds, 0).map_or_else(

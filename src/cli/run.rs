@@ -123,14 +123,17 @@ fn keep(
     event: &serde_json::Value,
     secrets: &Secrets,
 ) -> Result<Option<i64>, StoreError> {
-    store.record_run(&RunRecord::from_run(report, secrets, None))?;
+    let run = store.record_run(&RunRecord::from_run(report, secrets, None))?;
     let step = report
         .steps
         .iter()
         .find(|s| s.outcome == Outcome::DeadLettered);
     match step.filter(|_| report.outcome == RunOutcome::DeadLettered) {
         Some(step) => store
-            .dead_letter(&DeadLetter::from_run(report, step, event, secrets))
+            .dead_letter(&DeadLetter {
+                run: Some(run),
+                ..DeadLetter::from_run(report, step, event, secrets)
+            })
             .map(Some),
         None => Ok(None),
     }

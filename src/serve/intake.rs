@@ -134,7 +134,19 @@ impl Service {
         position: Option<(&str, &Position)>,
     ) -> Result<Enqueued, StoreError> {
         let position = position.map(|(t, p)| (t.to_string(), p.clone()));
-        self.commit(integration, events, retention, (position, None))
+        self.commit(integration, events, retention, (position, None, None))
+            .await
+    }
+
+    /// Commits the events of a request to webhook trigger `trigger` (see `accept`).
+    pub(super) async fn accept_webhook(
+        &self,
+        (integration, trigger): (&str, &str),
+        events: Vec<(Json, Option<String>)>,
+        retention: Option<Duration>,
+    ) -> Result<Enqueued, StoreError> {
+        let webhook = Some(trigger.to_string());
+        self.commit(integration, events, retention, (None, None, webhook))
             .await
     }
 
@@ -146,7 +158,7 @@ impl Service {
         events: Vec<(Json, Option<String>)>,
         mark: ScheduleMark,
     ) -> Result<Enqueued, StoreError> {
-        self.commit(integration, events, None, (None, Some(mark)))
+        self.commit(integration, events, None, (None, Some(mark), None))
             .await
     }
 
@@ -155,7 +167,7 @@ impl Service {
         integration: &str,
         events: Vec<(Json, Option<String>)>,
         retention: Option<Duration>,
-        at: (Option<(String, Position)>, Option<ScheduleMark>),
+        at: Arrival,
     ) -> Result<Enqueued, StoreError> {
         let committed = commit(
             (self.store.clone(), self.store_calls.clone()),
@@ -171,13 +183,20 @@ impl Service {
     }
 }
 
+/// How events arrived: a poll's position, a schedule's mark, or a webhook trigger's name.
+type Arrival = (
+    Option<(String, Position)>,
+    Option<ScheduleMark>,
+    Option<String>,
+);
+
 async fn commit(
     (store, calls): (Arc<dyn Store>, Arc<StoreCalls>),
     owner: Owner,
     intake: Arc<Intake>,
     (integration, events): (String, Vec<(Json, Option<String>)>),
     retention: Option<Duration>,
-    (position, mark): (Option<(String, Position)>, Option<ScheduleMark>),
+    (position, mark, webhook): Arrival,
 ) -> Result<Enqueued, StoreError> {
     let new = NewEvents {
         integration: &integration,
@@ -186,6 +205,7 @@ async fn commit(
         retention,
         owner: Some(&owner),
         mark: mark.as_ref(),
+        webhook: webhook.as_deref(),
     };
     let enqueued = calls.call(StoreOp::Enqueue, store.enqueue(new)).await?;
     intake.hand_over(&integration, events, &enqueued);

@@ -181,7 +181,11 @@ async fn handle(
         return overloaded(service);
     }
     match service
-        .accept(&engine.plan().name, keyed.events, hook.retention, None)
+        .accept_webhook(
+            (&engine.plan().name, &trigger),
+            keyed.events,
+            hook.retention,
+        )
         .await
     {
         Ok(enqueued) => {

@@ -8,8 +8,9 @@
 //! back sooner, as SQLite does, whose serving process holds the file alone).
 
 use super::{
-    DeadLetter, Finished, InboxItem, NewEvents, Owner, Position, RunQuery, RunRecord, ScheduleMark,
-    ScheduleState, Store, TriggerHealth, now,
+    DeadLetter, Finished, InboxItem, LetterQuery, LetterState, LetterStates, NewEvents, Owner,
+    Position, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleMark, ScheduleState, Store,
+    TriggerHealth, now,
 };
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
@@ -38,6 +39,9 @@ macro_rules! conformance {
             a_dead_letter_comes_back_with_its_id,
             replay_moves_the_chosen_dead_letters_back_to_the_inbox,
             purge_deletes_every_dead_letter,
+            a_replay_is_a_new_run_linked_both_ways_to_the_original,
+            a_discarded_dead_letter_is_kept_with_its_reason,
+            runs_are_filtered_by_outcome_trigger_and_time_and_paged,
             prune_forgets_old_records_but_never_pending_running_or_dead_letters,
             runs_are_read_newest_first_by_integration_outcome_time_and_number,
             saved_trigger_health_replaces_each_trigger_kept,
@@ -128,6 +132,7 @@ fn letter(integration: &str, n: i64) -> DeadLetter {
         error: format!("status 422: item {n} refused"),
         attempts: 2,
         failed_at: 1_700_000_000 + n,
+        ..DeadLetter::default()
     }
 }
 
@@ -141,6 +146,7 @@ fn run(integration: &str, outcome: &str, started_at: i64) -> RunRecord {
         error: (outcome != "succeeded").then(|| format!("post: {outcome}")),
         event: None,
         reason: None,
+        ..RunRecord::default()
     }
 }
 
@@ -453,6 +459,215 @@ async fn purge_deletes_every_dead_letter(fresh: Fresh) {
     );
 }
 
+async fn a_replay_is_a_new_run_linked_both_ways_to_the_original(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let hook = "webhook POST /hooks/a";
+    let events = numbered([1]);
+    let new = NewEvents::of("a", &events).from_webhook(hook);
+    let first = store.enqueue(new).await.unwrap().ids[0].unwrap();
+    let owner = alive();
+    claim(store.as_ref(), &owner, 1, &["a"]).await;
+    let failed = RunRecord {
+        event: Some(first),
+        ..run("a", "dead_lettered", now())
+    };
+    let ending = Finished::DeadLettered(Box::new(letter("a", 1)));
+    store.finish(first, ending, Some(failed)).await.unwrap();
+    let (original, kept) = store.runs(&RunQuery::default()).unwrap().remove(0);
+    assert_eq!(kept.trigger.as_deref(), Some(hook), "from its inbox event");
+    let (letter_id, letter) = store.dead_letters().unwrap().remove(0);
+    assert_eq!(letter.run, Some(original), "the letter names its run");
+
+    let query = LetterQuery {
+        ids: Some(vec![letter_id]),
+        ..LetterQuery::default()
+    };
+    let replayed = store
+        .replay_matching(&query, Some("API-395: blip"))
+        .unwrap();
+    assert_eq!(replayed, [letter_id]);
+    assert!(store.dead_letters().unwrap().is_empty(), "no longer open");
+    let settled = LetterQuery {
+        states: LetterStates::Replayed,
+        ..LetterQuery::default()
+    };
+    let (_, kept) = store.letters(&settled).unwrap().remove(0);
+    let LetterState::Replayed {
+        replay_event,
+        reason,
+        ..
+    } = kept.state
+    else {
+        panic!("{kept:?} is not marked replayed");
+    };
+    assert_eq!(reason.as_deref(), Some("API-395: blip"));
+    let again = claim(store.as_ref(), &owner, 1, &["a"]).await.remove(0);
+    assert_eq!((again.id, again.event), (replay_event, json!({ "n": 1 })));
+    let succeeded = RunRecord {
+        event: Some(replay_event),
+        ..run("a", "succeeded", now())
+    };
+    store
+        .finish(replay_event, Finished::Done, Some(succeeded))
+        .await
+        .unwrap();
+    let (replay, record) = store.runs(&RunQuery::default()).unwrap().remove(0);
+    assert_eq!(
+        record.replay_of,
+        Some(letter_id),
+        "the replay names the letter"
+    );
+    assert_eq!(
+        record.trigger.as_deref(),
+        Some(hook),
+        "and the original's trigger"
+    );
+    assert_eq!(
+        store.run_links(original).unwrap(),
+        RunLinks {
+            dead_letter: Some(letter_id),
+            replay_of_run: None,
+            replayed_by: vec![replay],
+        }
+    );
+    assert_eq!(
+        store.run_links(replay).unwrap(),
+        RunLinks {
+            replay_of_run: Some(original),
+            ..RunLinks::default()
+        }
+    );
+    assert!(
+        store.replay_matching(&query, None).unwrap().is_empty(),
+        "a letter is replayed once"
+    );
+}
+
+async fn a_discarded_dead_letter_is_kept_with_its_reason(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let ids: Vec<i64> = [("a", 1), ("b", 2), ("a", 3)]
+        .into_iter()
+        .map(|(integration, n)| store.dead_letter(&letter(integration, n)).unwrap())
+        .collect();
+    let of_a = LetterQuery {
+        integration: Some("a".into()),
+        until: Some(1_700_000_003),
+        ..LetterQuery::default()
+    };
+    assert_eq!(store.discard(&of_a, "known bad data").unwrap(), [ids[0]]);
+    assert_eq!(
+        store
+            .dead_letters()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>(),
+        [ids[1], ids[2]]
+    );
+    let discarded = LetterQuery {
+        states: LetterStates::Discarded,
+        ..LetterQuery::default()
+    };
+    let (id, kept) = store.letters(&discarded).unwrap().remove(0);
+    assert_eq!(id, ids[0]);
+    assert!(matches!(
+        kept.state,
+        LetterState::Discarded { ref reason, .. } if reason == "known bad data"
+    ));
+    assert!(store.replay(Some(&[ids[0]])).unwrap().is_empty(), "settled");
+    assert!(
+        counts(store.as_ref()).is_empty(),
+        "nothing went to the inbox"
+    );
+    let all = LetterQuery {
+        states: LetterStates::All,
+        ..LetterQuery::default()
+    };
+    assert_eq!(store.letters(&all).unwrap().len(), 3);
+}
+
+async fn runs_are_filtered_by_outcome_trigger_and_time_and_paged(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let triggered = |outcome: &str, at: i64, trigger: &str| RunRecord {
+        trigger: Some(trigger.to_string()),
+        ..run("a", outcome, at)
+    };
+    let ids: Vec<i64> = [
+        triggered("succeeded", 100, "poll 0"),
+        triggered("failed", 200, "schedule 0"),
+        triggered("failed", 300, "poll 0"),
+        triggered("succeeded", 400, "poll 0"),
+    ]
+    .iter()
+    .map(|r| store.record_run(r).unwrap())
+    .collect();
+    let found = |query: RunQuery| -> Vec<i64> {
+        store
+            .runs(&query)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let failed = Some(RunStatus::Failed);
+    let poll = Some("poll 0".to_string());
+    assert_eq!(
+        found(RunQuery {
+            outcome: failed,
+            ..RunQuery::default()
+        }),
+        [ids[2], ids[1]]
+    );
+    assert_eq!(
+        found(RunQuery {
+            trigger: poll.clone(),
+            outcome: failed,
+            ..RunQuery::default()
+        }),
+        [ids[2]]
+    );
+    assert_eq!(
+        found(RunQuery {
+            since: Some(200),
+            until: Some(400),
+            ..RunQuery::default()
+        }),
+        [ids[2], ids[1]],
+        "until is exclusive"
+    );
+    let page = |before| RunQuery {
+        before,
+        limit: std::num::NonZeroUsize::new(2),
+        ..RunQuery::default()
+    };
+    assert_eq!(found(page(None)), [ids[3], ids[2]]);
+    assert_eq!(found(page(Some(ids[2]))), [ids[1], ids[0]], "the next page");
+    assert_eq!(
+        found(RunQuery {
+            id: Some(ids[1]),
+            ..RunQuery::default()
+        }),
+        [ids[1]]
+    );
+    let counts = store
+        .run_counts("a", 150, std::num::NonZeroU32::new(100).unwrap())
+        .unwrap();
+    let counted: Vec<(i64, &str, u64)> = counts
+        .iter()
+        .map(|c| (c.bucket, c.outcome.as_str(), c.runs))
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            (200, "failed", 1),
+            (300, "failed", 1),
+            (400, "succeeded", 1)
+        ]
+    );
+    assert_eq!(store.last_success("a").unwrap(), Some(400));
+    assert_eq!(store.last_success("b").unwrap(), None);
+}
+
 async fn prune_forgets_old_records_but_never_pending_running_or_dead_letters(fresh: Fresh) {
     let (_dir, store) = fresh();
     let keyed: Vec<_> = (1..=4)
@@ -560,6 +775,7 @@ async fn runs_are_read_newest_first_by_integration_outcome_time_and_number(fresh
             failed_only: true,
             since: Some(200),
             limit: std::num::NonZeroUsize::new(5),
+            ..RunQuery::default()
         }),
         [300],
         "all together"
@@ -622,9 +838,13 @@ async fn a_schedule_mark_commits_with_its_runs_and_skips(fresh: Fresh) {
     );
     let runs = store.runs(&RunQuery::default()).unwrap();
     assert_eq!(runs.len(), 1);
+    let named = RunRecord {
+        trigger: Some("schedule 0".into()),
+        ..skip
+    };
     assert_eq!(
-        runs[0].1, skip,
-        "a skip is a run of the history, with its reason"
+        runs[0].1, named,
+        "a skip is a run of the history, with its reason and its schedule"
     );
     // A tick that enqueues nothing leaves the run in progress as it was.
     let second = mark(200, Vec::new(), Vec::new());

@@ -72,6 +72,9 @@ pub struct NewEvents<'a> {
     /// What a schedule's tick handled, stored in the same write: an occurrence is marked
     /// handled exactly when its run is enqueued (or its skip recorded).
     pub mark: Option<&'a super::ScheduleMark>,
+    /// The webhook trigger the events came from (a poll's and a schedule's are named by
+    /// their position and mark), kept with each event for the run history.
+    pub webhook: Option<&'a str>,
 }
 
 /// Where a poll trigger stands: stored in the write of the page that moved it.
@@ -105,6 +108,22 @@ impl<'a> NewEvents<'a> {
             retention: None,
             owner: None,
             mark: None,
+            webhook: None,
+        }
+    }
+
+    /// The trigger the events came from, as `integ triggers` names it.
+    pub fn trigger(&self) -> Option<&'a str> {
+        self.webhook
+            .or(self.position.map(|(trigger, _)| trigger))
+            .or(self.mark.map(|mark| mark.trigger.as_str()))
+    }
+
+    /// The same events, from webhook trigger `name`.
+    pub fn from_webhook(self, name: &'a str) -> Self {
+        Self {
+            webhook: Some(name),
+            ..self
         }
     }
 

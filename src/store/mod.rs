@@ -8,6 +8,7 @@ mod conformance;
 mod inbox;
 mod location;
 pub mod private;
+mod query;
 mod records;
 mod schedules;
 mod schema;
@@ -20,7 +21,11 @@ mod triggers;
 
 pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Position};
 pub use location::{Location, UrlProblem};
-pub use records::{DeadLetter, Pruned, Records, RunQuery, RunRecord};
+pub use query::{letters_lines, parse_time, run_json, runs_lines, with_id};
+pub use records::{
+    Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, Pruned, Records, RequestRecord,
+    RunCount, RunLinks, RunQuery, RunRecord, RunStatus, StepRecord,
+};
 pub use schedules::{ScheduleMark, ScheduleState};
 pub use sqlite::SqliteStore;
 pub use triggers::TriggerHealth;

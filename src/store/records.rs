@@ -14,8 +14,12 @@ use serde::Serialize;
 pub trait Records: RefreshTokens + Send + Sync {
     /// Stores a dead letter and returns its id.
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError>;
-    /// Every dead letter, oldest first, with its id.
-    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError>;
+    /// Every open dead letter (neither replayed nor discarded), oldest first, with its id.
+    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError> {
+        self.letters(&LetterQuery::default())
+    }
+    /// The dead letters `query` asks for, oldest first, each with its id.
+    fn letters(&self, query: &LetterQuery) -> Result<Vec<(i64, DeadLetter)>, StoreError>;
     /// What is kept of schedule trigger `trigger`: its last occurrence handled, whether its
     /// last run is pending or running, and the occurrences waiting for it.
     fn schedule_state(
@@ -27,9 +31,26 @@ pub trait Records: RefreshTokens + Send + Sync {
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<Position>, StoreError>;
     /// Inbox events by status, for tests and operations.
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
-    /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run
-    /// again; returns the ids replayed.
-    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
+    /// Moves open dead letters back to the inbox (all of them when `ids` is `None`), to
+    /// run again; returns the ids replayed.
+    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError> {
+        let query = LetterQuery {
+            ids: ids.map(<[i64]>::to_vec),
+            ..LetterQuery::default()
+        };
+        self.replay_matching(&query, None)
+    }
+    /// Puts the open dead letters `query` matches back in the inbox, each as a new event
+    /// whose run names the letter it replays; the letters are kept, marked replayed as that
+    /// event (with `reason`, a bulk replay's name). Returns the ids replayed.
+    fn replay_matching(
+        &self,
+        query: &LetterQuery,
+        reason: Option<&str>,
+    ) -> Result<Vec<i64>, StoreError>;
+    /// Marks the open dead letters `query` matches discarded, with `reason`; they are kept
+    /// as a record of it. Returns the ids discarded.
+    fn discard(&self, query: &LetterQuery, reason: &str) -> Result<Vec<i64>, StoreError>;
     /// Deletes every dead letter; returns how many there were.
     fn purge(&self) -> Result<usize, StoreError>;
     /// Forgets what is older than `retention`: dedupe keys first seen before, finished
@@ -40,10 +61,167 @@ pub trait Records: RefreshTokens + Send + Sync {
     fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError>;
     /// The health of every trigger, by integration and trigger.
     fn triggers(&self) -> Result<Vec<TriggerHealth>, StoreError>;
-    /// Adds a run to the history.
-    fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Adds a run to the history; returns its id.
+    fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError>;
     /// The runs `query` asks for, newest first, each with its id.
     fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError>;
+    /// What links run `id` to others: the dead letter it left, the run whose dead letter it
+    /// replays, the runs that replay its dead letter.
+    fn run_links(&self, id: i64) -> Result<RunLinks, StoreError>;
+    /// The runs of `integration` started at or after `since`, counted by outcome in
+    /// buckets of `width` seconds (each named by its start), oldest first.
+    fn run_counts(
+        &self,
+        integration: &str,
+        since: i64,
+        width: std::num::NonZeroU32,
+    ) -> Result<Vec<RunCount>, StoreError>;
+    /// When the last run of `integration` that succeeded started.
+    fn last_success(&self, integration: &str) -> Result<Option<i64>, StoreError>;
+    /// The unfinished inbox events (pending or running) by integration and status, with
+    /// the time the oldest came.
+    fn backlog(&self) -> Result<Vec<Backlog>, StoreError>;
+}
+
+/// Runs of an integration with one outcome, in one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunCount {
+    /// The bucket's start, seconds since the Unix epoch.
+    pub bucket: i64,
+    pub outcome: String,
+    pub runs: u64,
+}
+
+/// Unfinished inbox events of an integration in one status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backlog {
+    pub integration: String,
+    /// `pending` or `running`.
+    pub status: String,
+    pub events: u64,
+    /// When the oldest came, seconds since the Unix epoch.
+    pub oldest: i64,
+}
+
+/// What links a run to others (see `Records::run_links`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RunLinks {
+    /// The dead letter this run left.
+    pub dead_letter: Option<i64>,
+    /// The run whose dead letter this run replays (`RunRecord::replay_of` names the letter).
+    pub replay_of_run: Option<i64>,
+    /// The runs that replay this run's dead letter, oldest first.
+    pub replayed_by: Vec<i64>,
+}
+
+/// Which dead letters to read, replay or discard (the default: every open one).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LetterQuery {
+    /// Only these.
+    pub ids: Option<Vec<i64>>,
+    pub integration: Option<String>,
+    pub step: Option<String>,
+    /// Only those that failed at or after this time (seconds since the Unix epoch).
+    pub since: Option<i64>,
+    /// Only those that failed before this time (seconds since the Unix epoch).
+    pub until: Option<i64>,
+    pub states: LetterStates,
+    /// At most this many, the oldest; all when `None`.
+    pub limit: Option<std::num::NonZeroUsize>,
+}
+
+/// Dead letters by what became of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LetterStates {
+    /// Neither replayed nor discarded: the ones to look at.
+    #[default]
+    Open,
+    Replayed,
+    Discarded,
+    All,
+}
+
+impl LetterStates {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Replayed => "replayed",
+            Self::Discarded => "discarded",
+            Self::All => "all",
+        }
+    }
+}
+
+impl std::str::FromStr for LetterStates {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        [Self::Open, Self::Replayed, Self::Discarded, Self::All]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| format!("`{text}` is not one of open, replayed, discarded, all"))
+    }
+}
+
+/// What became of a dead letter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LetterState {
+    #[default]
+    Open,
+    /// Put back in the inbox as event `replay_event`, whose run names this letter.
+    Replayed {
+        settled_at: i64,
+        replay_event: i64,
+        /// A bulk replay's name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Dropped, and why; the letter is kept as the record of it.
+    Discarded { settled_at: i64, reason: String },
+}
+
+/// The outcome of a run, as the history keeps it: what `--outcome` and the page filter on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    DeadLettered,
+    Skipped,
+    Deferred,
+}
+
+impl RunStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Succeeded,
+        Self::Failed,
+        Self::DeadLettered,
+        Self::Skipped,
+        Self::Deferred,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::DeadLettered => "dead_lettered",
+            Self::Skipped => "skipped",
+            Self::Deferred => "deferred",
+        }
+    }
+}
+
+impl std::str::FromStr for RunStatus {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "`{text}` is not one of succeeded, failed, dead_lettered, skipped, deferred"
+                )
+            })
+    }
 }
 
 /// Which runs of the history to read (the default: all).
@@ -53,8 +231,18 @@ pub struct RunQuery {
     pub integration: Option<String>,
     /// Only those that failed or dead-lettered.
     pub failed_only: bool,
+    /// Only those with this outcome.
+    pub outcome: Option<RunStatus>,
+    /// Only those of events from this trigger (as `integ triggers` names it).
+    pub trigger: Option<String>,
     /// Only those started at or after this time (seconds since the Unix epoch).
     pub since: Option<i64>,
+    /// Only those started before this time (seconds since the Unix epoch).
+    pub until: Option<i64>,
+    /// Only those older than run `before` (the next page of a list).
+    pub before: Option<i64>,
+    /// Only this one.
+    pub id: Option<i64>,
     /// At most this many, the newest; all when `None`.
     pub limit: Option<std::num::NonZeroUsize>,
 }
@@ -69,7 +257,7 @@ pub struct Pruned {
 
 /// An event that could not complete, with everything needed to inspect and replay it.
 /// Secrets are redacted from every field before it is stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct DeadLetter {
     pub integration: String,
     pub step: String,
@@ -83,6 +271,11 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// Seconds since the Unix epoch.
     pub failed_at: i64,
+    /// The run that left it, when the history has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<i64>,
+    #[serde(flatten)]
+    pub state: LetterState,
 }
 
 impl DeadLetter {
@@ -108,6 +301,8 @@ impl DeadLetter {
             error: secrets.redact(step.error.as_deref().unwrap_or("")),
             attempts: step.requests.iter().map(|r| r.attempts).sum(),
             failed_at: now(),
+            run: None,
+            state: LetterState::Open,
         }
     }
 }
@@ -130,6 +325,8 @@ impl DeadLetter {
             error: interrupted_reason(runs),
             attempts: 0,
             failed_at: now(),
+            run: None,
+            state: LetterState::Open,
         }
     }
 }
@@ -142,7 +339,7 @@ pub fn interrupted_reason(runs: u32) -> String {
 }
 
 /// One run in the history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunRecord {
     pub integration: String,
     /// `succeeded`, `failed`, `dead_lettered`, or `skipped` (a schedule's occurrence that
@@ -160,6 +357,81 @@ pub struct RunRecord {
     /// Why a run was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The trigger its event came from, as `integ triggers` names it; the store fills it in
+    /// from the inbox event when the record does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    /// The dead letter this run replays; the store fills it in from the inbox event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<i64>,
+    /// What each step did, in order; secrets redacted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRecord>,
+}
+
+/// A step of a run in the history: what `integ runs` and the run-history page show of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct StepRecord {
+    pub name: String,
+    pub outcome: String,
+    /// Why it failed, with the response's excerpt when there was one; redacted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<RequestRecord>,
+}
+
+/// A request of a step: its method, its URL without the query (which may carry what a
+/// spec did not declare secret), its last status, and how long and how many tries it took.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct RequestRecord {
+    pub method: String,
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub duration_ms: u64,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_hit: Option<bool>,
+}
+
+impl StepRecord {
+    fn from_report(step: &StepReport, secrets: &Secrets) -> Self {
+        let redact = |text: &Option<String>| text.as_deref().map(|t| secrets.redact(t));
+        Self {
+            name: step.name.clone(),
+            outcome: step.outcome.as_str().to_string(),
+            error: redact(&step.error),
+            note: redact(&step.note),
+            fallback: step.fallback.clone(),
+            requests: step
+                .requests
+                .iter()
+                .map(|r| RequestRecord {
+                    method: r.method.clone(),
+                    url: secrets.redact(&without_query(&r.url)),
+                    status: r.status,
+                    duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
+                    attempts: r.attempts,
+                    cache_hit: r.cache_hit,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `url` without its query and fragment, `?…` marking that there was a query.
+fn without_query(url: &str) -> String {
+    match url.find(['?', '#']) {
+        Some(cut) if url[cut..].starts_with('?') => format!("{}?…", &url[..cut]),
+        Some(cut) => url[..cut].to_string(),
+        None => url.to_string(),
+    }
 }
 
 impl RunRecord {
@@ -174,7 +446,7 @@ impl RunRecord {
             attempts: 0,
             error: Some(interrupted_reason(runs)),
             event: Some(event),
-            reason: None,
+            ..Self::default()
         }
     }
 
@@ -186,9 +458,8 @@ impl RunRecord {
             started_at: now(),
             duration_ms: 0,
             attempts: 0,
-            error: None,
-            event: None,
             reason: Some(reason),
+            ..Self::default()
         }
     }
 
@@ -217,7 +488,12 @@ impl RunRecord {
                 secrets.redact(&format!("{}: {}", s.name, s.error.as_deref().unwrap_or("")))
             }),
             event,
-            reason: None,
+            steps: report
+                .steps
+                .iter()
+                .map(|s| StepRecord::from_report(s, secrets))
+                .collect(),
+            ..Self::default()
         }
     }
 }

@@ -127,6 +127,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // one go by the serve retention, in rowid order as before.
     "ALTER TABLE dedupe ADD COLUMN keep_until INTEGER;
     CREATE INDEX dedupe_keep_until ON dedupe (keep_until) WHERE keep_until IS NOT NULL",
+    // The run history as the run-history page reads it: each event's trigger and, for a
+    // replay, the dead letter it replays (copied onto its run); each run's steps (a JSON
+    // array, redacted); each dead letter's run, and what became of it (replayed as an inbox
+    // event, or discarded with a reason: kept, as an audit row). Runs are found by
+    // integration and time, and a run's replays by the dead letter they replay.
+    "ALTER TABLE inbox ADD COLUMN trigger TEXT;
+    ALTER TABLE inbox ADD COLUMN replay_of INTEGER;
+    ALTER TABLE runs ADD COLUMN trigger TEXT;
+    ALTER TABLE runs ADD COLUMN replay_of INTEGER;
+    ALTER TABLE runs ADD COLUMN steps TEXT;
+    ALTER TABLE dead_letters ADD COLUMN run INTEGER;
+    ALTER TABLE dead_letters ADD COLUMN settled_at INTEGER;
+    ALTER TABLE dead_letters ADD COLUMN replay_event INTEGER;
+    ALTER TABLE dead_letters ADD COLUMN reason TEXT;
+    CREATE INDEX runs_integration ON runs (integration, started_at);
+    CREATE INDEX runs_replay_of ON runs (replay_of) WHERE replay_of IS NOT NULL",
 ];
 
 /// The schema version of a state file: how many migrations ran on it.

@@ -147,11 +147,12 @@ pub(super) fn exec<P: rusqlite::Params>(
 pub(super) fn insert_dead_letter(
     connection: &Connection,
     letter: &DeadLetter,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<i64> {
     exec(
         connection,
-        "INSERT INTO dead_letters (integration, step, event, requests, status, error, attempts, failed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO dead_letters (integration, step, event, requests, status, error, attempts,
+             failed_at, run)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             letter.integration,
             letter.step,
@@ -161,17 +162,25 @@ pub(super) fn insert_dead_letter(
             letter.error,
             letter.attempts,
             letter.failed_at,
+            letter.run,
         ],
     )?;
-    Ok(())
+    Ok(connection.last_insert_rowid())
 }
 
-pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<()> {
+/// Adds `run` to the history; returns its id. The trigger and the dead letter replayed
+/// come from its inbox event when the record does not name them.
+pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<i64> {
+    let steps = (!run.steps.is_empty())
+        .then(|| serde_json::to_string(&run.steps).ok())
+        .flatten();
     exec(
         connection,
         "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error, event,
-             reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             reason, trigger, replay_of, steps)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
+             coalesce(?9, (SELECT trigger FROM inbox WHERE id = ?7)),
+             coalesce(?10, (SELECT replay_of FROM inbox WHERE id = ?7)), ?11)",
         params![
             run.integration,
             run.outcome,
@@ -180,10 +189,13 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
             run.attempts,
             run.error,
             run.event,
-            run.reason
+            run.reason,
+            run.trigger,
+            run.replay_of,
+            steps,
         ],
     )?;
-    Ok(())
+    Ok(connection.last_insert_rowid())
 }
 
 #[cfg(test)]
@@ -472,6 +484,7 @@ mod tests {
             error: None,
             event: Some(claimed[0].id),
             reason: None,
+            ..RunRecord::default()
         };
         store.record_run(&run).unwrap();
         let hour = std::time::Duration::from_secs(3600);
@@ -544,6 +557,7 @@ mod tests {
             error: "422 Unprocessable".into(),
             attempts: 1,
             failed_at: 1_700_000_000,
+            ..DeadLetter::default()
         };
         let ending = Finished::DeadLettered(Box::new(letter.clone()));
         finish(&store, item.id, ending, None);
@@ -738,6 +752,7 @@ mod tests {
             error: "status 400: no".into(),
             attempts: 1,
             failed_at: 1_700_000_000,
+            ..DeadLetter::default()
         };
         let id = SqliteStore::open(&path)
             .unwrap()
@@ -753,7 +768,11 @@ mod tests {
             ("demo", &letter.event)
         );
         reopened.dead_letter(&letter).unwrap();
-        assert_eq!(reopened.purge().unwrap(), 1);
+        assert_eq!(
+            reopened.purge().unwrap(),
+            2,
+            "the open one and the record of the replayed one"
+        );
         let version: i64 = Connection::open(&path)
             .unwrap()
             .query_row("PRAGMA user_version", [], |row| row.get(0))

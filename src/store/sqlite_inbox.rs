@@ -19,6 +19,7 @@ impl Inbox for SqliteStore {
             .map(|(event, key)| (event.to_string(), key.clone()))
             .collect();
         let position = new.position.map(|(t, p)| (t.to_string(), p.clone()));
+        let trigger = new.trigger().map(str::to_string);
         let owner = new.owner.cloned();
         let mark = new.mark.cloned();
         let retention = new
@@ -31,7 +32,8 @@ impl Inbox for SqliteStore {
                 .iter()
                 .map(|(event, key)| {
                     let key = key.as_deref().map(|k| (k, keep_until));
-                    insert_event(transaction, &integration, event, key, claim, now)
+                    let source = (integration.as_str(), trigger.as_deref());
+                    insert_event(transaction, source, event, key, claim, now)
                 })
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             if let Some((trigger, position)) = &position {
@@ -168,7 +170,11 @@ fn write_mark(
         ],
     )?;
     for run in &mark.skipped {
-        insert_run(transaction, run)?;
+        let run = RunRecord {
+            trigger: run.trigger.clone().or_else(|| Some(mark.trigger.clone())),
+            ..run.clone()
+        };
+        insert_run(transaction, &run)?;
     }
     Ok(())
 }
@@ -178,7 +184,7 @@ fn write_mark(
 /// applies). With a claim (owner, lease end) it is running from the start, attempt 1.
 fn insert_event(
     transaction: &Connection,
-    integration: &str,
+    (integration, trigger): (&str, Option<&str>),
     event: &str,
     key: Option<(&str, Option<i64>)>,
     claim: Option<(&str, i64)>,
@@ -202,8 +208,8 @@ fn insert_event(
     exec(
         transaction,
         "INSERT INTO inbox (integration, event, created_at, updated_at, status, owner,
-             lease_until, attempts)
-         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7)",
+             lease_until, attempts, trigger)
+         VALUES (?1, ?2, ?3, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             integration,
             event,
@@ -211,7 +217,8 @@ fn insert_event(
             status,
             owner,
             lease_until,
-            attempts
+            attempts,
+            trigger
         ],
     )?;
     Ok(Some(transaction.last_insert_rowid()))
@@ -325,11 +332,13 @@ fn finish(
             params![id],
         )?;
     }
+    let run = run.map(|run| insert_run(transaction, run)).transpose()?;
     if let Finished::DeadLettered(letter) = status {
-        insert_dead_letter(transaction, letter)?;
-    }
-    if let Some(run) = run {
-        insert_run(transaction, run)?;
+        let letter = super::DeadLetter {
+            run: letter.run.or(run),
+            ..(**letter).clone()
+        };
+        insert_dead_letter(transaction, &letter)?;
     }
     Ok(())
 }

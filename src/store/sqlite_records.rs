@@ -4,8 +4,9 @@
 
 use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
 use super::{
-    DeadLetter, Position, Pruned, Records, RunQuery, RunRecord, ScheduleState, StoreError,
-    TriggerHealth, now,
+    Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, Position, Pruned, Records,
+    RunCount, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleState, StoreError, TriggerHealth,
+    now,
 };
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -35,6 +36,35 @@ impl SqliteStore {
     }
 }
 
+/// Which dead letters a `LetterQuery` picks, its parameters numbered as
+/// `letter_parameters` gives them (`?7`, the limit, is the caller's).
+const LETTERS: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))
+    AND (?2 IS NULL OR integration = ?2) AND (?3 IS NULL OR step = ?3)
+    AND (?4 IS NULL OR failed_at >= ?4) AND (?5 IS NULL OR failed_at < ?5)
+    AND (CASE ?6 WHEN 'open' THEN settled_at IS NULL
+        WHEN 'replayed' THEN replay_event IS NOT NULL
+        WHEN 'discarded' THEN settled_at IS NOT NULL AND replay_event IS NULL
+        ELSE 1 END)";
+
+fn letter_parameters(query: &LetterQuery) -> impl rusqlite::Params + '_ {
+    let limit = query
+        .limit
+        .map_or(i64::MAX, |n| i64::try_from(n.get()).unwrap_or(i64::MAX));
+    let ids = query
+        .ids
+        .as_ref()
+        .map(|ids| serde_json::to_string(ids).unwrap_or_default());
+    (
+        ids,
+        query.integration.as_deref(),
+        query.step.as_deref(),
+        query.since,
+        query.until,
+        query.states.as_str(),
+        limit,
+    )
+}
+
 /// A count as SQLite stores it: a signed 64-bit integer.
 fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
@@ -47,18 +77,34 @@ impl Records for SqliteStore {
         Ok(connection.last_insert_rowid())
     }
 
-    fn dead_letters(&self) -> Result<Vec<(i64, DeadLetter)>, StoreError> {
+    fn letters(&self, query: &LetterQuery) -> Result<Vec<(i64, DeadLetter)>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let mut statement = connection
-            .prepare(
-                "SELECT id, integration, step, event, requests, status, error, attempts, failed_at
-                 FROM dead_letters ORDER BY id",
-            )
+            .prepare_cached(&format!(
+                "SELECT id, integration, step, event, requests, status, error, attempts,
+                     failed_at, run, settled_at, replay_event, reason
+                 FROM dead_letters WHERE {LETTERS} ORDER BY id LIMIT ?7"
+            ))
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map([], |row| {
+            .query_map(letter_parameters(query), |row| {
                 let event: String = row.get(3)?;
                 let requests: String = row.get(4)?;
+                let settled: Option<i64> = row.get(10)?;
+                let replay_event: Option<i64> = row.get(11)?;
+                let reason: Option<String> = row.get(12)?;
+                let state = match (settled, replay_event) {
+                    (None, _) => LetterState::Open,
+                    (Some(settled_at), Some(replay_event)) => LetterState::Replayed {
+                        settled_at,
+                        replay_event,
+                        reason,
+                    },
+                    (Some(settled_at), None) => LetterState::Discarded {
+                        settled_at,
+                        reason: reason.unwrap_or_default(),
+                    },
+                };
                 Ok((
                     row.get(0)?,
                     DeadLetter {
@@ -70,6 +116,8 @@ impl Records for SqliteStore {
                         error: row.get(6)?,
                         attempts: row.get(7)?,
                         failed_at: row.get(8)?,
+                        run: row.get(9)?,
+                        state,
                     },
                 ))
             })
@@ -109,7 +157,7 @@ impl Records for SqliteStore {
                      THEN inbox.id END
                  FROM schedules LEFT JOIN inbox
                      ON inbox.id = schedules.event AND inbox.integration = schedules.integration
-                 WHERE schedules.integration = ?1 AND trigger = ?2",
+                 WHERE schedules.integration = ?1 AND schedules.trigger = ?2",
                 params![integration, trigger],
                 |row| {
                     Ok((
@@ -148,30 +196,66 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError> {
-        let letters = self.dead_letters()?;
-        let chosen: Vec<&(i64, DeadLetter)> = letters
-            .iter()
-            .filter(|(id, _)| ids.is_none_or(|ids| ids.contains(id)))
-            .collect();
+    fn replay_matching(
+        &self,
+        query: &LetterQuery,
+        reason: Option<&str>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let open = LetterQuery {
+            states: LetterStates::Open,
+            ..query.clone()
+        };
+        let letters = self.letters(&open)?;
         let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let transaction = connection.transaction().map_err(|e| self.error(e))?;
         let now = now();
-        for (id, letter) in &chosen {
-            exec(&transaction,
-                    "INSERT INTO inbox (integration, event, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-                    params![letter.integration, letter.event.to_string(), now],
-                )
-                .map_err(|e| self.error(e))?;
+        for (id, letter) in &letters {
+            // The replay comes from the trigger the original event came from.
             exec(
                 &transaction,
-                "DELETE FROM dead_letters WHERE id = ?1",
-                params![id],
+                "INSERT INTO inbox (integration, event, created_at, updated_at, replay_of, trigger)
+                 VALUES (?1, ?2, ?3, ?3, ?4, (SELECT trigger FROM runs WHERE id = ?5))",
+                params![
+                    letter.integration,
+                    letter.event.to_string(),
+                    now,
+                    id,
+                    letter.run
+                ],
+            )
+            .map_err(|e| self.error(e))?;
+            let event = transaction.last_insert_rowid();
+            exec(
+                &transaction,
+                "UPDATE dead_letters SET settled_at = ?2, replay_event = ?3, reason = ?4
+                 WHERE id = ?1",
+                params![id, now, event, reason],
             )
             .map_err(|e| self.error(e))?;
         }
         transaction.commit().map_err(|e| self.error(e))?;
-        Ok(chosen.iter().map(|(id, _)| *id).collect())
+        Ok(letters.iter().map(|(id, _)| *id).collect())
+    }
+
+    fn discard(&self, query: &LetterQuery, reason: &str) -> Result<Vec<i64>, StoreError> {
+        let open = LetterQuery {
+            states: LetterStates::Open,
+            ..query.clone()
+        };
+        let ids: Vec<i64> = self.letters(&open)?.into_iter().map(|(id, _)| id).collect();
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        exec(
+            &connection,
+            "UPDATE dead_letters SET settled_at = ?2, reason = ?3
+             WHERE settled_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
+            params![
+                serde_json::to_string(&ids).unwrap_or_default(),
+                now(),
+                reason
+            ],
+        )
+        .map_err(|e| self.error(e))?;
+        Ok(ids)
     }
 
     fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError> {
@@ -212,7 +296,7 @@ impl Records for SqliteStore {
         })
     }
 
-    fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+    fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         insert_run(&connection, run).map_err(|e| self.error(e))
     }
@@ -220,21 +304,38 @@ impl Records for SqliteStore {
     fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let mut statement = connection
-            .prepare(
+            .prepare_cached(
                 "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event,
-                     reason
+                     reason, trigger, replay_of, steps
                  FROM runs
-                 WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR outcome IN ('failed', 'dead_lettered'))
+                 WHERE (?1 IS NULL OR integration = ?1)
+                   AND (?2 = 0 OR outcome IN ('failed', 'dead_lettered'))
                    AND (?3 IS NULL OR started_at >= ?3)
+                   AND (?5 IS NULL OR outcome = ?5)
+                   AND (?6 IS NULL OR trigger = ?6)
+                   AND (?7 IS NULL OR started_at < ?7)
+                   AND (?8 IS NULL OR id < ?8)
+                   AND (?9 IS NULL OR id = ?9)
                  ORDER BY id DESC LIMIT ?4",
             )
             .map_err(|e| self.error(e))?;
         let limit = query
             .limit
             .map_or(i64::MAX, |n| i64::try_from(n.get()).unwrap_or(i64::MAX));
-        let parameters = params![query.integration, query.failed_only, query.since, limit];
+        let parameters = params![
+            query.integration,
+            query.failed_only,
+            query.since,
+            limit,
+            query.outcome.map(RunStatus::as_str),
+            query.trigger,
+            query.until,
+            query.before,
+            query.id,
+        ];
         let rows = statement
             .query_map(parameters, |row| {
+                let steps: Option<String> = row.get(11)?;
                 let record = RunRecord {
                     integration: row.get(1)?,
                     outcome: row.get(2)?,
@@ -244,8 +345,112 @@ impl Records for SqliteStore {
                     error: row.get(6)?,
                     event: row.get(7)?,
                     reason: row.get(8)?,
+                    trigger: row.get(9)?,
+                    replay_of: row.get(10)?,
+                    // The store wrote this array; one edited by hand into something else
+                    // shows no steps rather than hide the run.
+                    steps: steps
+                        .and_then(|s| serde_json::from_str(&s).ok())
+                        .unwrap_or_default(),
                 };
                 Ok((row.get(0)?, record))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
+    }
+
+    fn run_links(&self, id: i64) -> Result<RunLinks, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let links = || -> rusqlite::Result<RunLinks> {
+            let dead_letter = connection
+                .query_row(
+                    "SELECT id FROM dead_letters WHERE run = ?1 ORDER BY id LIMIT 1",
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let replay_of_run = connection
+                .query_row(
+                    "SELECT dead_letters.run FROM runs JOIN dead_letters
+                         ON dead_letters.id = runs.replay_of
+                     WHERE runs.id = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .flatten();
+            let mut statement = connection.prepare_cached(
+                "SELECT runs.id FROM dead_letters JOIN runs ON runs.replay_of = dead_letters.id
+                 WHERE dead_letters.run = ?1 ORDER BY runs.id",
+            )?;
+            let replayed_by = statement
+                .query_map(params![id], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            Ok(RunLinks {
+                dead_letter,
+                replay_of_run,
+                replayed_by,
+            })
+        };
+        links().map_err(|e| self.error(e))
+    }
+
+    fn run_counts(
+        &self,
+        integration: &str,
+        since: i64,
+        width: std::num::NonZeroU32,
+    ) -> Result<Vec<RunCount>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT started_at / ?3 * ?3 AS bucket, outcome, COUNT(*) FROM runs
+                 WHERE integration = ?1 AND started_at >= ?2
+                 GROUP BY bucket, outcome ORDER BY bucket, outcome",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![integration, since, width.get()], |row| {
+                Ok(RunCount {
+                    bucket: row.get(0)?,
+                    outcome: row.get(1)?,
+                    runs: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
+    }
+
+    fn last_success(&self, integration: &str) -> Result<Option<i64>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .query_row(
+                "SELECT max(started_at) FROM runs WHERE integration = ?1 AND outcome = 'succeeded'",
+                params![integration],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.error(e))
+    }
+
+    fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT integration, status, COUNT(*), min(created_at) FROM inbox
+                 WHERE status IN ('pending', 'running')
+                 GROUP BY status, integration ORDER BY integration, status",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok(Backlog {
+                    integration: row.get(0)?,
+                    status: row.get(1)?,
+                    events: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                    oldest: row.get(3)?,
+                })
             })
             .map_err(|e| self.error(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
