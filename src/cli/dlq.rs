@@ -25,9 +25,10 @@ enum Action {
     List {
         #[command(flatten)]
         filter: Filter,
-        /// `open` (neither replayed nor discarded), `replayed`, `discarded` or `all`.
+        /// Which to show: `open` (neither replayed nor discarded), `replayed`,
+        /// `discarded` or `all`.
         #[arg(long, default_value = "open")]
-        state: LetterStates,
+        show: LetterStates,
         /// At most this many, the oldest.
         #[arg(long)]
         limit: Option<NonZeroUsize>,
@@ -107,12 +108,12 @@ pub fn run(args: &DlqArgs) -> ExitCode {
     let result = match &args.action {
         Action::List {
             filter,
-            state,
+            show,
             limit,
         } => {
             let query = LetterQuery {
                 limit: *limit,
-                ..filter.query(&[], *state)
+                ..filter.query(&[], *show)
             };
             store
                 .letters(&query)

@@ -89,6 +89,17 @@ impl Health {
         *dirty = true;
     }
 
+    /// Every trigger's health as counted now, by integration and trigger.
+    pub(super) fn snapshot(&self) -> Vec<TriggerHealth> {
+        let Ok(triggers) = self.triggers.lock() else {
+            return Vec::new();
+        };
+        triggers
+            .values()
+            .map(|(health, _)| health.clone())
+            .collect()
+    }
+
     /// The triggers that changed since the last call, marked clean.
     fn changed(&self) -> Vec<TriggerHealth> {
         let Ok(mut triggers) = self.triggers.lock() else {

@@ -2,6 +2,7 @@
 //! port): what is for the people who run integ, not for the internet that sends webhooks.
 //! `/metrics` for Prometheus; the run-history pages mount here too.
 
+pub mod history;
 mod metrics;
 
 use super::Service;

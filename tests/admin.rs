@@ -1,0 +1,554 @@
+//! The run-history pages of the admin listener, in process over real sockets and a real
+//! SQLite file: each page as HTML and as the JSON its command prints (compared with the
+//! built `integ`), the filters, the guards (CSRF, token, loopback host), no secret on any
+//! page, and a dead letter replayed from the pages in a real headless browser.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use integ::engine::{Engine, Options};
+use integ::mock::{MockResponse, MockServer};
+use integ::secrets::Secrets;
+use integ::serve::admin::history::{Guard, pages};
+use integ::serve::{Service, work};
+use integ::store::{Inbox, NewEvents, Records, RunQuery, SqliteStore};
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A credential the API echoes back in its error: no page may show it.
+const CANARY: &str = "canary-admin-7f3e9c21";
+const HOOK: &str = "webhook POST /hooks/orders";
+
+struct Admin {
+    url: String,
+    api: MockServer,
+    store: Arc<SqliteStore>,
+    state: PathBuf,
+    service: Arc<Service>,
+}
+
+/// Serves integration `orders` whose API refuses the first call (echoing the token, as
+/// some APIs do) and accepts the next, with the run-history pages guarded by `token`; one
+/// event has come from its webhook and been dead-lettered.
+async fn start(name: &str, token: Option<&str>) -> Admin {
+    let api = MockServer::start(vec![common::route(
+        "POST",
+        "/orders",
+        vec![
+            MockResponse::json(
+                400,
+                json!({"error": format!("bad request for token {CANARY}")}),
+            ),
+            MockResponse::json(200, json!({"ok": true})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let spec = format!(
+        r#"integration orders {{
+  connection shop {{
+    base_url "{}"
+    auth bearer secret("SHOP_TOKEN")
+  }}
+  trigger manual
+  step send = shop POST "/orders" {{
+    idempotency_key "order-{{{{ event.id }}}}"
+    body {{ id = $.id, note = $.note }}
+    on_error dead_letter
+  }}
+}}"#,
+        api.url()
+    );
+    let mut files = integ::lint::lint_sources(vec![(PathBuf::from("spec.integ"), spec)]);
+    let model = files.pop().and_then(|f| f.model).unwrap();
+    let plan = Arc::new(integ::plan::compile(&model, None, std::path::Path::new(".")).unwrap());
+    let secrets = Secrets::from_pairs([("SHOP_TOKEN", CANARY)]);
+    let engine = Arc::new(Engine::new(plan, secrets, Options::default()).unwrap());
+    let dir = common::workdir(name);
+    let state = dir.join("state.db");
+    let store = Arc::new(SqliteStore::open(&state).unwrap());
+    let events = [(
+        json!({"id": 7, "note": format!("sent with {CANARY}")}),
+        None,
+    )];
+    store
+        .enqueue(NewEvents::of("orders", &events).from_webhook(HOOK))
+        .await
+        .unwrap();
+    let service = Service::new(vec![engine], store.clone());
+    tokio::spawn(work(service.clone(), 2));
+    let app = pages(
+        service.clone(),
+        Guard::new(token.map(String::from)).unwrap(),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    until(|| store.dead_letters().unwrap().len() == 1).await;
+    Admin {
+        url,
+        api,
+        store,
+        state,
+        service,
+    }
+}
+
+/// Waits for `done`, for up to 30 s: a loaded machine may be slow, never this slow.
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting");
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = client().get(url).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// What the built `integ` prints for `args` on this state file.
+fn cli(admin: &Admin, args: &[&str]) -> String {
+    let state = admin.state.to_str().unwrap();
+    let dir = admin.state.parent().unwrap();
+    let output = common::integ(
+        &[args, &["--state", state, "--format", "json"]].concat(),
+        dir,
+        &[],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        common::text(&output.stderr)
+    );
+    common::text(&output.stdout)
+}
+
+/// The form token of the page at `url`.
+async fn form_token(url: &str) -> String {
+    let (_, html) = get(url).await;
+    let at = html.find("name=\"form_token\" value=\"").expect("a form") + 25;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+async fn post(
+    admin: &Admin,
+    path: &str,
+    origin: Option<&str>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client().post(format!("{}{path}", admin.url)).form(form);
+    if let Some(origin) = origin {
+        request = request.header("Origin", origin);
+    }
+    request.send().await.unwrap()
+}
+
+fn letter_id(admin: &Admin) -> i64 {
+    admin.store.dead_letters().unwrap()[0].0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_answers_the_json_its_command_prints() {
+    let admin = start("admin-json", None).await;
+    let id = letter_id(&admin);
+    let run = admin.store.runs(&RunQuery::default()).unwrap()[0].0;
+    let run_text = run.to_string();
+    let id_text = id.to_string();
+    let pairs: [(String, &[&str]); 7] = [
+        ("/runs?format=json".into(), &["runs"]),
+        (
+            "/runs?integration=orders&outcome=dead_lettered&since=1h&limit=5".into(),
+            &[
+                "runs",
+                "--integration",
+                "orders",
+                "--outcome",
+                "dead_lettered",
+                "--since",
+                "1h",
+                "--limit",
+                "5",
+            ],
+        ),
+        (format!("/runs/{run}"), &["runs", "--id", &run_text]),
+        ("/dead-letters".into(), &["dlq", "list"]),
+        (
+            "/dead-letters?show=all&integration=orders".into(),
+            &["dlq", "list", "--show", "all", "--integration", "orders"],
+        ),
+        (format!("/dead-letters/{id}"), &["dlq", "show", &id_text]),
+        (
+            format!("/runs?trigger={}", HOOK.replace(' ', "+")),
+            &["runs", "--trigger", HOOK],
+        ),
+    ];
+    for (path, args) in &pairs {
+        let response = client()
+            .get(format!("{}{path}", admin.url))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let page = response.text().await.unwrap();
+        assert!(!page.trim().is_empty(), "{path} answered nothing");
+        assert_eq!(page, cli(&admin, args), "{path} against integ {args:?}");
+    }
+    let (status, runs) = get(&format!("{}/runs?format=json", admin.url)).await;
+    assert_eq!(status, 200);
+    let first: serde_json::Value = serde_json::from_str(runs.lines().next().unwrap()).unwrap();
+    assert_eq!(first["trigger"], HOOK, "the run names its trigger");
+    assert_eq!(
+        first["steps"][0]["requests"][0]["status"], 400,
+        "and its steps"
+    );
+    admin.service.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_page_renders_as_html_without_a_secret() {
+    let admin = start("admin-html", None).await;
+    let id = letter_id(&admin);
+    let run = admin.store.runs(&RunQuery::default()).unwrap()[0].0;
+    let pages = [
+        ("/", "orders"),
+        ("/runs", "dead_lettered"),
+        (
+            "/runs?integration=orders&outcome=dead_lettered&trigger=webhook+POST+%2Fhooks%2Forders",
+            &format!("/runs/{run}"),
+        ),
+        (&format!("/runs/{run}"), "POST http:"),
+        ("/dead-letters", &format!("/dead-letters/{id}")),
+        (&format!("/dead-letters/{id}"), "Replay"),
+    ];
+    for (path, shows) in pages {
+        let (status, html) = get(&format!("{}{path}", admin.url)).await;
+        assert_eq!(status, 200, "{path}: {html}");
+        assert!(html.starts_with("<!doctype html>"), "{path}");
+        assert!(
+            html.contains(shows),
+            "{path} does not show {shows}:\n{html}"
+        );
+        assert!(!html.contains(CANARY), "{path} shows the secret:\n{html}");
+        let (_, json) = get(&format!(
+            "{}{path}{}format=json",
+            admin.url,
+            if path.contains('?') { '&' } else { '?' }
+        ))
+        .await;
+        assert!(
+            !json.contains(CANARY),
+            "{path} as JSON shows the secret:\n{json}"
+        );
+    }
+    let (_, run_page) = get(&format!("{}/runs/{run}", admin.url)).await;
+    assert!(
+        run_page.contains("[redacted]"),
+        "the echoed token, redacted:\n{run_page}"
+    );
+    assert!(
+        run_page.contains("<svg") || run_page.contains("class=\"lane\""),
+        "a timeline"
+    );
+    let (_, overview) = get(&format!("{}/", admin.url)).await;
+    assert!(overview.contains("<svg"), "the overview's picture of runs");
+    assert!(
+        overview.contains("not evaluated"),
+        "the alerts' slot says alerts are not evaluated"
+    );
+    let (status, _) = get(&format!("{}/runs?outcome=maybe", admin.url)).await;
+    assert_eq!(status, 400, "an unknown outcome is refused, not ignored");
+    let (status, _) = get(&format!("{}/runs?since=yesterday-ish", admin.url)).await;
+    assert_eq!(status, 400);
+    let (status, _) = get(&format!("{}/runs/999999", admin.url)).await;
+    assert_eq!(status, 404);
+    admin.service.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_are_filtered_and_paged() {
+    let admin = start("admin-filters", None).await;
+    for n in 0..3 {
+        let record = integ::store::RunRecord {
+            integration: "orders".into(),
+            outcome: "succeeded".into(),
+            started_at: 1_700_000_000 + n,
+            trigger: Some("poll 0".into()),
+            ..Default::default()
+        };
+        admin.store.record_run(&record).unwrap();
+    }
+    let ids = |text: &str| -> Vec<i64> {
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (_, all) = get(&format!("{}/runs?format=json", admin.url)).await;
+    assert_eq!(ids(&all).len(), 4);
+    let (_, polled) = get(&format!("{}/runs?format=json&trigger=poll+0", admin.url)).await;
+    assert_eq!(ids(&polled).len(), 3);
+    let (_, old) = get(&format!(
+        "{}/runs?format=json&until=2023-11-14T22:13:22Z",
+        admin.url
+    ))
+    .await;
+    assert_eq!(
+        ids(&old).len(),
+        2,
+        "until is exclusive: 1 700 000 000 and 001"
+    );
+    let (_, failed) = get(&format!("{}/runs?format=json&failed=true", admin.url)).await;
+    assert_eq!(ids(&failed).len(), 1);
+    let (_, page) = get(&format!("{}/runs?trigger=poll+0&limit=2", admin.url)).await;
+    let next = page
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .expect("a next page")
+        .split('"')
+        .next()
+        .unwrap();
+    let next = next.replace("&amp;", "&");
+    assert!(
+        next.contains("trigger=poll+0"),
+        "the next page keeps the filters: {next}"
+    );
+    let (_, rest) = get(&format!("{}{next}&format=json", admin.url)).await;
+    assert_eq!(ids(&rest).len(), 1, "the third, on the next page");
+    admin.service.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_without_this_pages_origin_and_form_token_is_refused() {
+    let admin = start("admin-csrf", None).await;
+    let id = letter_id(&admin).to_string();
+    let token = form_token(&format!("{}/dead-letters/{id}", admin.url)).await;
+    let ours = admin.url.clone();
+    let form = [
+        ("form_token", token.as_str()),
+        ("id", id.as_str()),
+        ("scope", "selected"),
+    ];
+    let refused = [
+        (None, &form[..]),
+        (Some("http://evil.example"), &form[..]),
+        (Some("null"), &form[..]),
+        (Some(ours.as_str()), &form[1..]),
+        (
+            Some(ours.as_str()),
+            &[
+                ("form_token", "0000"),
+                ("id", id.as_str()),
+                ("scope", "selected"),
+            ][..],
+        ),
+    ];
+    for (origin, form) in refused {
+        let response = post(&admin, "/dead-letters/replay", origin, form).await;
+        assert_eq!(response.status(), 403, "{origin:?} {form:?}");
+        let response = post(
+            &admin,
+            "/dead-letters/discard",
+            origin,
+            &[form, &[("reason", "x")]].concat(),
+        )
+        .await;
+        assert_eq!(response.status(), 403, "{origin:?} {form:?}");
+    }
+    let (status, _) = get(&format!(
+        "{}/dead-letters/replay?id={id}&form_token={token}",
+        admin.url
+    ))
+    .await;
+    assert_eq!(status, 405, "no change through GET");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(admin.store.dead_letters().unwrap().len(), 1, "still open");
+    assert_eq!(admin.api.requests().len(), 1, "nothing sent again");
+
+    let response = post(&admin, "/dead-letters/discard", Some(&ours), &form).await;
+    assert_eq!(response.status(), 400, "a discard needs a reason");
+    let with_reason = [&form[..], &[("reason", "a test order")]].concat();
+    let response = post(&admin, "/dead-letters/discard", Some(&ours), &with_reason).await;
+    assert_eq!(response.status(), 303);
+    assert!(admin.store.dead_letters().unwrap().is_empty());
+    let (_, page) = get(&format!("{}/dead-letters/{id}", admin.url)).await;
+    assert!(
+        page.contains("a test order"),
+        "kept, with its reason:\n{page}"
+    );
+    admin.service.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_from_the_list_makes_a_new_run_linked_both_ways() {
+    let admin = start("admin-replay", None).await;
+    let id = letter_id(&admin);
+    let original = admin.store.runs(&RunQuery::default()).unwrap()[0].0;
+    let token = form_token(&format!("{}/dead-letters", admin.url)).await;
+    let form = [
+        ("form_token", token.as_str()),
+        ("scope", "matching"),
+        ("integration", "orders"),
+        ("reason", "API-395: blip"),
+    ];
+    let response = post(
+        &admin,
+        "/dead-letters/replay",
+        Some(&admin.url.clone()),
+        &form,
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    let back = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        back.starts_with("/dead-letters?integration=orders"),
+        "{back}"
+    );
+    until(|| admin.store.runs(&RunQuery::default()).unwrap().len() == 2).await;
+    let (replay, record) = admin.store.runs(&RunQuery::default()).unwrap().remove(0);
+    assert_eq!(
+        (record.outcome.as_str(), record.replay_of),
+        ("succeeded", Some(id))
+    );
+    let (_, page) = get(&format!("{}/runs/{original}", admin.url)).await;
+    assert!(
+        page.contains(&format!("href=\"/runs/{replay}\"")),
+        "the original links to its replay"
+    );
+    let (_, page) = get(&format!("{}/runs/{replay}", admin.url)).await;
+    assert!(
+        page.contains(&format!("href=\"/runs/{original}\"")),
+        "the replay links to its original"
+    );
+    let (_, page) = get(&format!("{}/dead-letters/{id}", admin.url)).await;
+    assert!(
+        page.contains("API-395: blip") && page.contains(&format!("/runs/{replay}")),
+        "{page}"
+    );
+    admin.service.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_token_guards_every_page_and_the_cookie_is_not_the_token() {
+    let secret = "admin-token-5d1c";
+    let admin = start("admin-token", Some(secret)).await;
+    let response = client()
+        .get(format!("{}/runs", admin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login");
+    let response = client()
+        .get(format!("{}/runs?format=json", admin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let response = client()
+        .get(format!("{}/runs?format=json", admin.url))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client()
+        .get(format!("{}/runs?format=json", admin.url))
+        .bearer_auth("admin-token-wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let token = form_token(&format!("{}/login", admin.url)).await;
+    let url = admin.url.clone();
+    let wrong = post(
+        &admin,
+        "/login",
+        Some(&url),
+        &[("form_token", &token), ("token", "nope")],
+    )
+    .await;
+    assert_eq!(wrong.headers()["location"], "/login?wrong=1");
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let foreign = post(
+        &admin,
+        "/login",
+        Some("http://evil.example"),
+        &[("form_token", &token), ("token", secret)],
+    )
+    .await;
+    assert_eq!(foreign.status(), 403);
+    let signed = post(
+        &admin,
+        "/login",
+        Some(&url),
+        &[("form_token", &token), ("token", secret)],
+    )
+    .await;
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        !cookie.contains(secret),
+        "the cookie is not the token: {cookie}"
+    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let session = cookie.split(';').next().unwrap().to_string();
+    let response = client()
+        .get(format!("{}/dead-letters", admin.url))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-frame-options"], "DENY");
+    let html = response.text().await.unwrap();
+    assert!(!html.contains(secret));
+    admin.service.shut_down();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_token_only_loopback_names_are_answered() {
+    let admin = start("admin-loopback", None).await;
+    for host in ["evil.example", "evil.example:9464", "10.1.2.3:9464"] {
+        let response = client()
+            .get(format!("{}/runs", admin.url))
+            .header("Host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            403,
+            "{host}: a name re-pointed at 127.0.0.1 reaches nothing"
+        );
+    }
+    let port = admin.url.rsplit(':').next().unwrap().to_string();
+    let response = client()
+        .get(format!("{}/runs", admin.url))
+        .header("Host", format!("localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    admin.service.shut_down();
+}
