@@ -552,3 +552,79 @@ async fn without_a_token_only_loopback_names_are_answered() {
     assert_eq!(response.status(), 200);
     admin.service.shut_down();
 }
+
+/// The flow people follow, in a real headless Chromium: a failed run shows in the list,
+/// its dead letter is replayed from its page, and the replay's run, which the API now
+/// accepts, links back to it. Skipped, saying why, where no browser is installed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_is_replayed_from_the_pages_in_a_real_browser() {
+    // First: the engine installs the TLS provider every HTTP client here needs.
+    let admin = start("admin-browser", None).await;
+    let browser = match common::browser::Browser::start().await {
+        Ok(browser) => browser,
+        Err(reason) => {
+            println!(
+                "skipped: no headless browser here ({reason}); .ci/run installs chromium and chromium-driver"
+            );
+            admin.service.shut_down();
+            return;
+        }
+    };
+    let id = letter_id(&admin);
+    browser.open(&format!("{}/runs", admin.url)).await;
+    assert!(
+        browser
+            .find("tr.run[data-outcome='dead_lettered']")
+            .await
+            .is_some(),
+        "the failed run is listed:\n{}",
+        browser.source().await
+    );
+    browser.open(&format!("{}/dead-letters", admin.url)).await;
+    browser
+        .click(&format!("a[href='/dead-letters/{id}']"))
+        .await;
+    browser
+        .type_into("input[name='reason']", "the API is back")
+        .await;
+    browser.click("#replay").await;
+    assert!(browser.url().await.contains(&format!("/dead-letters/{id}")));
+    assert_eq!(browser.text("#done").await, "1 dead letter(s) replayed");
+    // The replay runs on the server's workers: the page shows its run once it ended.
+    let mut linked = false;
+    for _ in 0..100 {
+        browser
+            .open(&format!("{}/dead-letters/{id}", admin.url))
+            .await;
+        if browser.find("a.replay-run").await.is_some() {
+            linked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        linked,
+        "the replay's run is linked:\n{}",
+        browser.source().await
+    );
+    browser.click("a.replay-run").await;
+    assert_eq!(browser.text("h1 span").await, "succeeded");
+    assert!(
+        browser
+            .text("#replay-of")
+            .await
+            .contains(&format!("dead letter #{id}"))
+    );
+    browser.click("#replay-of a").await;
+    assert!(
+        browser.text("#replayed-by").await.contains("run #"),
+        "and back"
+    );
+    assert_eq!(
+        admin.api.requests().len(),
+        2,
+        "the API got the event twice: failed, then accepted"
+    );
+    assert!(!browser.source().await.contains(CANARY));
+    admin.service.shut_down();
+}
