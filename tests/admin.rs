@@ -10,7 +10,7 @@ mod common;
 use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer};
 use integ::secrets::Secrets;
-use integ::serve::admin::history::{Guard, pages};
+use integ::serve::admin::{Guard, router};
 use integ::serve::{Service, work};
 use integ::store::{Inbox, NewEvents, Records, RunQuery, SqliteStore};
 use serde_json::json;
@@ -80,11 +80,11 @@ async fn start(name: &str, token: Option<&str>) -> Admin {
         .unwrap();
     let service = Service::new(vec![engine], store.clone());
     tokio::spawn(work(service.clone(), 2));
-    let app = pages(
-        service.clone(),
-        Guard::new(token.map(String::from)).unwrap(),
-    )
-    .unwrap();
+    let admin = integ::serve::admin::Admin {
+        service: service.clone(),
+        exporter: None,
+    };
+    let app = router(admin, Guard::new(token.map(String::from)).unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, app).into_future());
@@ -453,11 +453,29 @@ async fn the_admin_token_guards_every_page_and_the_cookie_is_not_the_token() {
     let admin = start("admin-token", Some(secret)).await;
     let response = client()
         .get(format!("{}/runs", admin.url))
+        .header("Accept", "text/html,application/xhtml+xml")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 303);
+    assert_eq!(response.status(), 303, "a browser is sent to sign in");
     assert_eq!(response.headers()["location"], "/login");
+    let metrics = client()
+        .get(format!("{}/metrics", admin.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        metrics.status(),
+        401,
+        "a scraper without the token is told why"
+    );
+    let metrics = client()
+        .get(format!("{}/metrics", admin.url))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(metrics.status(), 401, "and served with it");
     let response = client()
         .get(format!("{}/runs?format=json", admin.url))
         .send()
@@ -627,4 +645,41 @@ async fn a_dead_letter_is_replayed_from_the_pages_in_a_real_browser() {
     );
     assert!(!browser.source().await.contains(CANARY));
     admin.service.shut_down();
+}
+
+/// `integ serve` refuses an admin listener other machines can reach without a token, and
+/// a token too short to hold, without echoing it.
+#[test]
+fn serve_refuses_an_open_admin_listener_without_a_token() {
+    let dir = common::workdir("admin-open");
+    std::fs::write(
+        dir.join("spec.integ"),
+        "integration quiet {\n  connection api { base_url \"http://127.0.0.1:9\" }\n  trigger manual\n  step ping = api GET \"/ping\"\n}\n",
+    )
+    .unwrap();
+    let serve = |admin: &str, env: &[(&str, &str)]| {
+        let args = [
+            "serve",
+            "spec.integ",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            admin,
+        ];
+        common::integ(&args, &dir, env)
+    };
+    let open = serve("0.0.0.0:0", &[]);
+    assert_eq!(open.status.code(), Some(2));
+    assert!(
+        common::text(&open.stderr).contains("--admin-token"),
+        "{}",
+        common::text(&open.stderr)
+    );
+    let short = serve("0.0.0.0:0", &[("INTEG_ADMIN_TOKEN", "hunter2-short")]);
+    assert_eq!(short.status.code(), Some(2));
+    let said = common::text(&short.stderr);
+    assert!(
+        said.contains("shorter than 16") && !said.contains("hunter2"),
+        "{said}"
+    );
 }

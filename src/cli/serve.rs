@@ -30,6 +30,11 @@ pub struct ServeArgs {
     /// internet; it cannot share the webhook port.
     #[arg(long, default_value = "127.0.0.1:9464")]
     admin_listen: String,
+    /// The token every request to the admin listener must carry (`Authorization: Bearer`,
+    /// or a browser's sign-in): required when --admin-listen is not a loopback address.
+    /// Prefer the environment variable, which `ps` does not show.
+    #[arg(long, env = "INTEG_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    admin_token: Option<AdminToken>,
     /// The state store (inbox, checkpoints, dedupe keys, dead letters): a file path
     /// (SQLite), `sqlite:PATH` or `sqlite://PATH`.
     #[arg(long, default_value = ".integ/state.db")]
@@ -82,6 +87,25 @@ pub struct ServeArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
 }
+
+/// `--admin-token`: a secret, never shown (`Debug` included).
+#[derive(Clone)]
+struct AdminToken(String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken([redacted])")
+    }
+}
+
+/// The token as given; its length is checked at start, where the refusal cannot echo it
+/// (clap's errors show the value).
+fn admin_token(text: &str) -> Result<AdminToken, String> {
+    Ok(AdminToken(text.to_string()))
+}
+
+/// Shorter tokens could be guessed.
+const ADMIN_TOKEN_CHARS: usize = 16;
 
 /// The default of `--workers`. A run holds its worker while it waits for the API and for
 /// the commit of its end, so delivery needs many: with the shared load harness (w2h, 32
@@ -285,6 +309,19 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         let admin_listener = bind_admin(&args.admin_listen, address).await?;
         let admin_address = admin_listener.local_addr().map_err(|e| e.to_string())?;
+        if !admin_address.ip().is_loopback() && args.admin_token.is_none() {
+            return Err(format!(
+                "--admin-listen {admin_address} is reachable from other machines: give --admin-token \
+                 (or INTEG_ADMIN_TOKEN), or listen on 127.0.0.1"
+            ));
+        }
+        let token = args.admin_token.as_ref().map(|t| t.0.clone());
+        if token.as_ref().is_some_and(|t| t.chars().count() < ADMIN_TOKEN_CHARS) {
+            return Err(format!(
+                "--admin-token is shorter than {ADMIN_TOKEN_CHARS} characters; `openssl rand -hex 32` makes a good one"
+            ));
+        }
+        let guard = admin::Guard::new(token)?;
         tracing::info!(listen = %address, admin = %admin_address, webhooks = routes(&service), state = %location, "integ serve started");
         for (integration, alerts) in &unsent_alerts {
             tracing::warn!(integration, alerts, "alerts are not sent yet; watch `integ runs --failed` and `integ dlq list`");
@@ -305,10 +342,13 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         };
         let health = tokio::spawn(keep_health(service.clone()));
         let upkeep = tokio::spawn(keep_metrics(exporter.clone()));
-        let admin_app = admin::router(Admin {
-            service: service.clone(),
-            exporter: Some(exporter),
-        });
+        let admin_app = admin::router(
+            Admin {
+                service: service.clone(),
+                exporter: Some(exporter),
+            },
+            guard,
+        )?;
         let admin_http = HttpOptions {
             max_connections: ADMIN_CONNECTIONS,
             ..http.clone()

@@ -17,11 +17,17 @@ pub struct Admin {
     pub exporter: Option<Exporter>,
 }
 
-/// The admin listener's routes.
-pub fn router(admin: Admin) -> axum::Router {
-    axum::Router::new()
+/// The admin listener's routes (`/metrics` and the run-history pages), every one behind
+/// `guard` (see `history::Guard`).
+pub fn router(admin: Admin, guard: Guard) -> Result<axum::Router, String> {
+    let guard = Arc::new(guard);
+    let pages = history::pages(admin.service.clone(), guard.clone())?;
+    Ok(axum::Router::new()
         .route("/metrics", axum::routing::get(metrics::metrics))
         .with_state(admin)
+        .merge(pages)
+        .layer(axum::middleware::from_fn_with_state(guard, history::guard)))
 }
 
+pub use history::Guard;
 pub use metrics::keep_metrics;

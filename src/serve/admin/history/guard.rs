@@ -152,12 +152,8 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Every request to the admin listener goes through this first.
-pub(super) async fn guard(
-    State(guard): State<Arc<Guard>>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// Every request to the admin listener goes through this first (`/metrics` too).
+pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
@@ -170,7 +166,12 @@ pub(super) async fn guard(
             "this admin listener answers requests to localhost only; give --admin-token to reach it by another name",
         ));
     } else if guard.has_token() && !guard.signed_in(headers) && request.uri().path() != "/login" {
-        let browser = request.method() == Method::GET && !super::view::wants_json(&request);
+        // A person's browser is sent to sign in; a program (a scraper) is told why not.
+        let html = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+        let browser = request.method() == Method::GET && html && !super::view::wants_json(&request);
         if browser {
             return secured(Redirect::to("/login").into_response());
         }

@@ -10,7 +10,7 @@ mod guard;
 mod pages;
 mod view;
 
-pub use guard::Guard;
+pub use guard::{Guard, guard};
 
 use crate::serve::Service;
 use crate::store::{Store, StoreError};
@@ -36,13 +36,13 @@ impl std::fmt::Debug for Admin {
     }
 }
 
-/// The run-history pages, guarded by `guard`, to mount on the admin listener's router.
-pub fn pages(service: Arc<Service>, guard: Guard) -> Result<axum::Router, String> {
-    let guard = Arc::new(guard);
+/// The run-history pages, to mount on the admin listener's router behind `guard` (the
+/// middleware of the same name), whose form token their forms carry.
+pub fn pages(service: Arc<Service>, guard: Arc<Guard>) -> Result<axum::Router, String> {
     let admin = Admin {
         service,
         templates: Arc::new(view::templates()?),
-        guard: guard.clone(),
+        guard,
     };
     Ok(axum::Router::new()
         .route("/", get(pages::overview))
@@ -54,8 +54,7 @@ pub fn pages(service: Arc<Service>, guard: Guard) -> Result<axum::Router, String
         .route("/dead-letters/discard", post(actions::discard))
         .route("/login", get(pages::login).post(actions::login))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BYTES))
-        .with_state(admin)
-        .layer(axum::middleware::from_fn_with_state(guard, guard::guard)))
+        .with_state(admin))
 }
 
 /// A form is ids, filters and a reason: far less than this.
