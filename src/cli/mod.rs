@@ -4,6 +4,7 @@ mod dlq;
 mod fmt;
 mod lint;
 mod load;
+mod progress;
 mod run;
 mod runs;
 mod serve;

@@ -1,5 +1,6 @@
 //! `integ run`: one event through the engine, and a summary of what each step did.
 
+use super::progress::Progress;
 use super::{Color, EXIT_FAILURE, EXIT_USAGE, Format, lint::style, load, use_color, write_failed};
 use crate::engine::{Engine, Invented, Options, RefreshTokens, RunOutcome, RunReport, StepReport};
 use crate::model::Outcome;
@@ -65,8 +66,8 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Ok(secrets) => secrets,
         Err(error) => return usage(&error),
     };
-    let event = match read_event(args.input.as_deref()) {
-        Ok(event) => event,
+    let events = match read_events(args.input.as_deref()) {
+        Ok(events) => events,
         Err(message) => return usage(&message),
     };
     // A dry run sends nothing and keeps nothing. A store that cannot be opened is said
@@ -91,29 +92,147 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return usage(&error),
     };
-    let report = runtime.block_on(engine.run(event.clone()));
-    if let Some(store) = store {
-        match store.and_then(|store| keep(store.as_ref(), &report, &event, engine.secrets())) {
-            Ok(Some(id)) => eprintln!("dead letter #{id} kept in {location}"),
-            Ok(None) => {}
-            Err(error) => eprintln!("error: the state store {location}: {error}"),
+    // A store that cannot be opened is said once; the runs go on without it.
+    let store = match store {
+        Some(Err(error)) => {
+            eprintln!("error: the state store {location}: {error}");
+            None
         }
-    }
-    let written = match args.format {
-        Format::Human => print_human(&report, args.dry_run, use_color(args.color)),
-        Format::Json => serde_json::to_writer(std::io::stdout().lock(), &report)
-            .map_err(std::io::Error::from)
-            .and_then(|()| writeln!(std::io::stdout())),
+        Some(Ok(store)) => Some(store),
+        None => None,
     };
-    if let Err(error) = written {
-        return write_failed(&error);
-    }
-    match report.outcome {
-        RunOutcome::Succeeded => ExitCode::SUCCESS,
-        RunOutcome::Failed | RunOutcome::DeadLettered | RunOutcome::Deferred { .. } => {
-            ExitCode::from(EXIT_FAILURE)
+    let kept = |report: &RunReport, event: &serde_json::Value| {
+        let store = store.as_deref()?;
+        match keep(store, report, event, engine.secrets()) {
+            Ok(Some(id)) => Some(id),
+            Ok(None) => None,
+            Err(error) => {
+                eprintln!("error: the state store {location}: {error}");
+                None
+            }
         }
+    };
+    let events = match events {
+        Events::Many(events) => events,
+        Events::One(event) => {
+            let report = runtime.block_on(engine.run(event.clone()));
+            if let Some(id) = kept(&report, &event) {
+                eprintln!("dead letter #{id} kept in {location}");
+            }
+            let written = match args.format {
+                Format::Human => print_human(&report, args.dry_run, use_color(args.color)),
+                Format::Json => json_line(&report),
+            };
+            if let Err(error) = written {
+                return write_failed(&error);
+            }
+            return exit_code(report.outcome == RunOutcome::Succeeded);
+        }
+    };
+    // Many events: one after the other, each recorded as a run of its own; a line (or a
+    // JSON report) for each, a bar or progress lines on standard error.
+    let total = u64::try_from(events.len()).unwrap_or(u64::MAX);
+    let mut progress = Progress::new("events", Some(total));
+    let mut tally = Tally::default();
+    for (n, event) in events.into_iter().enumerate() {
+        let report = runtime.block_on(engine.run(event.clone()));
+        let letter = kept(&report, &event);
+        tally.add(report.outcome);
+        let written = progress.print(|| match args.format {
+            Format::Human => {
+                writeln!(
+                    std::io::stdout().lock(),
+                    "{}",
+                    batch_line(n + 1, &report, letter)
+                )
+            }
+            Format::Json => json_line(&report),
+        });
+        if let Err(error) = written {
+            progress.finish(&tally.to_string());
+            return write_failed(&error);
+        }
+        progress.advance(1, &tally.to_string());
     }
+    progress.finish(&tally.to_string());
+    exit_code(tally.all_succeeded())
+}
+
+fn exit_code(succeeded: bool) -> ExitCode {
+    if succeeded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_FAILURE)
+    }
+}
+
+/// A run report for programs, on one line.
+fn json_line(report: &RunReport) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, report).map_err(std::io::Error::from)?;
+    writeln!(out)
+}
+
+/// How the runs of many events went so far.
+#[derive(Debug, Default)]
+struct Tally {
+    succeeded: usize,
+    failed: usize,
+    dead_lettered: usize,
+    deferred: usize,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: RunOutcome) {
+        let count = match outcome {
+            RunOutcome::Succeeded => &mut self.succeeded,
+            RunOutcome::Failed => &mut self.failed,
+            RunOutcome::DeadLettered => &mut self.dead_lettered,
+            RunOutcome::Deferred { .. } => &mut self.deferred,
+        };
+        *count += 1;
+    }
+
+    fn all_succeeded(&self) -> bool {
+        self.failed + self.dead_lettered + self.deferred == 0
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} succeeded", self.succeeded)?;
+        for (n, what) in [
+            (self.failed, "failed"),
+            (self.dead_lettered, "dead-lettered"),
+            (self.deferred, "deferred"),
+        ] {
+            if n > 0 {
+                write!(f, ", {n} {what}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One event's run among many, on one line: its number, how it ended, and why it failed.
+fn batch_line(n: usize, report: &RunReport, letter: Option<i64>) -> String {
+    let failed = report
+        .steps
+        .iter()
+        .find(|s| s.failed())
+        .map(|s| {
+            let error = s.error.as_deref().unwrap_or("");
+            format!("  {}: {}", s.name, super::one_line(error, 100))
+        })
+        .unwrap_or_default();
+    let letter = letter
+        .map(|id| format!("  dead letter #{id}"))
+        .unwrap_or_default();
+    format!(
+        "event {n}  {}  {} ms{failed}{letter}",
+        report.outcome.as_str(),
+        report.duration.as_millis()
+    )
 }
 
 /// Records the run in the history and, when it dead-lettered, keeps the event.
@@ -144,15 +263,42 @@ fn usage(error: &dyn std::fmt::Display) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn read_event(input: Option<&std::path::Path>) -> Result<serde_json::Value, String> {
+/// What `--input` holds: one event, or many.
+#[derive(Debug)]
+enum Events {
+    One(serde_json::Value),
+    Many(Vec<serde_json::Value>),
+}
+
+/// The events of `--input`: a JSON array, or JSON values one after another (JSON lines),
+/// is one event each; any other single JSON value is one event. Without `--input`, `{}`.
+fn read_events(input: Option<&std::path::Path>) -> Result<Events, String> {
     let text = match input {
-        None => return Ok(serde_json::json!({})),
+        None => return Ok(Events::One(serde_json::json!({}))),
         Some(path) if path.as_os_str() == "-" => std::io::read_to_string(std::io::stdin())
-            .map_err(|e| format!("cannot read the event from standard input: {e}"))?,
+            .map_err(|e| format!("cannot read the events from standard input: {e}"))?,
         Some(path) => std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?,
     };
-    serde_json::from_str(&text).map_err(|e| format!("the event is not valid JSON: {e}"))
+    let mut values = Vec::new();
+    for (n, value) in serde_json::Deserializer::from_str(&text)
+        .into_iter::<serde_json::Value>()
+        .enumerate()
+    {
+        values.push(value.map_err(|e| format!("event {} is not valid JSON: {e}", n + 1))?);
+    }
+    match values.len() {
+        0 => Err("the input holds no event (an empty file)".into()),
+        1 => match values.pop() {
+            Some(serde_json::Value::Array(events)) if events.is_empty() => {
+                Err("the input is an empty array: no event to run".into())
+            }
+            Some(serde_json::Value::Array(events)) => Ok(Events::Many(events)),
+            Some(event) => Ok(Events::One(event)),
+            None => Err("the input holds no event".into()),
+        },
+        _ => Ok(Events::Many(values)),
+    }
 }
 
 fn print_human(report: &RunReport, dry_run: bool, color: bool) -> std::io::Result<()> {

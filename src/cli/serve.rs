@@ -1,5 +1,6 @@
 //! `integ serve`: webhooks into the durable inbox, workers running the events.
 
+use super::progress::Spinners;
 use super::{Color, EXIT_USAGE, lint::render, lint::style};
 use crate::engine::RefreshTokens;
 use crate::engine::{Engine, Options};
@@ -13,10 +14,12 @@ use crate::serve::{
 use crate::store::{self, Durability, Location};
 use crate::telemetry::{self, labels::StoreKind};
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -169,12 +172,17 @@ enum LogFormat {
 }
 
 /// Logs go to standard error; every line of a run carries its integration, event and run id.
-fn init_logs(format: LogFormat, color: bool) {
+/// With `spinners` (standard error is a terminal), the log pauses them around each line.
+fn init_logs(format: LogFormat, color: bool, spinners: Option<&Spinners>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("INTEG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let writer = match spinners {
+        Some(spinners) => BoxMakeWriter::new(spinners.writer()),
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => logs
             .json()
@@ -242,7 +250,15 @@ fn lock_state(state: &Location) -> Result<Option<std::fs::File>, Failure> {
 }
 
 fn start(args: &ServeArgs) -> Result<(), Failure> {
-    init_logs(args.log_format, super::use_color(args.color));
+    // A poll's first round may read a whole API: on a terminal it shows a spinner.
+    let spinners = std::io::stderr()
+        .is_terminal()
+        .then(|| Arc::new(Spinners::default()));
+    init_logs(
+        args.log_format,
+        super::use_color(args.color),
+        spinners.as_deref(),
+    );
     let location = Location::parse(&args.state).map_err(|e| e.to_string())?;
     // Before any engine or store call resolves its metric handles.
     let exporter = telemetry::install().map_err(|e| e.to_string())?;
@@ -298,6 +314,9 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| secrets.redact(&e.to_string()))?;
     let service = Service::with_max_pending(engines, store, args.max_pending);
+    if let Some(spinners) = spinners {
+        service.report_backfill(spinners);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

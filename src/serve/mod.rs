@@ -7,6 +7,7 @@
 //! so that an event left running by a stopped process resumes at its first unfinished step.
 
 pub mod admin;
+mod backfill;
 mod dispatch;
 mod health;
 mod http;
@@ -23,6 +24,7 @@ mod schedule;
 mod store_calls;
 mod webhook;
 
+pub use backfill::{Backfill, Logged};
 pub use dispatch::work;
 pub use health::keep_health;
 pub use http::{HttpOptions, MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_TIMEOUT, listen};
@@ -58,6 +60,8 @@ pub struct Service {
     /// The hot path's store calls, timed, and whether the last was taken (`/readyz`).
     store_calls: Arc<store_calls::StoreCalls>,
     dispatcher_died: probes::DispatcherDied,
+    /// Hears how polls' backfills go: log lines unless told otherwise.
+    backfill: std::sync::OnceLock<Arc<dyn Backfill>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -94,7 +98,22 @@ impl Service {
             arrivals: Mutex::new(Some(arrivals)),
             store_calls: Arc::new(store_calls::StoreCalls::new()),
             dispatcher_died: probes::DispatcherDied::default(),
+            backfill: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Polls' backfills report to `backfill` (a spinner on a terminal) rather than as log
+    /// lines; said once, before the polls start.
+    pub fn report_backfill(&self, backfill: Arc<dyn Backfill>) {
+        if self.backfill.set(backfill).is_err() {
+            tracing::warn!("backfills already report elsewhere; this is ignored");
+        }
+    }
+
+    pub(super) fn backfill(&self) -> &dyn Backfill {
+        self.backfill
+            .get_or_init(|| Arc::new(Logged::default()))
+            .as_ref()
     }
 
     /// Stops taking webhooks (503) and new work; events in the inbox stay there.

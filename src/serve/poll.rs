@@ -44,7 +44,9 @@ async fn poll_loop(service: Arc<Service>, engine: Arc<Engine>, index: usize) {
             tracing::info!(integration = %engine.plan().name, %trigger, backlog = service.intake.backlog(), "the inbox is at --max-pending; this round is skipped");
         } else {
             // A failed round is tried again next round, from the position it left.
-            match round(&service, &engine, index, &trigger).await {
+            let done = round(&service, &engine, index, &trigger).await;
+            service.backfill().ended(&engine.plan().name, &trigger);
+            match done {
                 Ok(None) => service.trigger_succeeded(&engine, &trigger),
                 Ok(Some(error)) | Err(error) => service.trigger_failed(&engine, &trigger, &error),
             }
@@ -85,6 +87,10 @@ async fn round(
         .await
         .map_err(|e| format!("cannot read the poll's position: {e}"))?
         .map_err(|e| format!("cannot read the poll's position: {e}"))?;
+    // With no position stored, this round reads all the API holds: a backfill, whose
+    // progress is reported page by page.
+    let backfilling = stored.is_none();
+    let (mut pages, mut events) = (0u64, 0u64);
     let mut pass = Pass::read(stored, kind)?;
     if pass.awaits_start()
         && let Some(start) = engine.start_mark(index)?
@@ -128,7 +134,7 @@ async fn round(
             tracing::warn!(%integration, %trigger, mark = %seen.stored(), "an item's mark is later than the clock: the mark stops at the clock, so that later items are not skipped");
         }
         let position = after.stored();
-        service
+        let enqueued = service
             .accept(
                 &integration,
                 keyed.events,
@@ -138,6 +144,13 @@ async fn round(
             .await
             .map_err(|e| format!("cannot commit the page: {e}"))?;
         pass = after;
+        if backfilling {
+            pages = pages.saturating_add(1);
+            events = events.saturating_add(enqueued.accepted() as u64);
+            service
+                .backfill()
+                .page(&integration, trigger, pages, events);
+        }
         // A full backlog ends the round at a committed page: what is not fetched stays
         // with the API until the next round.
         if service.intake.overloaded(0) {
