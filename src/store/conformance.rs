@@ -41,6 +41,7 @@ macro_rules! conformance {
             purge_deletes_every_dead_letter,
             a_replay_is_a_new_run_linked_both_ways_to_the_original,
             a_discarded_dead_letter_is_kept_with_its_reason,
+            a_letter_replayed_by_many_at_once_is_replayed_once,
             runs_are_filtered_by_outcome_trigger_and_time_and_paged,
             prune_forgets_old_records_but_never_pending_running_or_dead_letters,
             runs_are_read_newest_first_by_integration_outcome_time_and_number,
@@ -540,6 +541,40 @@ async fn a_replay_is_a_new_run_linked_both_ways_to_the_original(fresh: Fresh) {
     assert!(
         store.replay_matching(&query, None).unwrap().is_empty(),
         "a letter is replayed once"
+    );
+}
+
+async fn a_letter_replayed_by_many_at_once_is_replayed_once(fresh: Fresh) {
+    // A form sent twice (a double click), or two people replaying at once, must not run
+    // the event twice (mattermost-plugin-playbooks#1773, digdag#1819).
+    let (_dir, store) = fresh();
+    let id = store.dead_letter(&letter("a", 1)).unwrap();
+    let other = store.dead_letter(&letter("a", 2)).unwrap();
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let replays: Vec<_> = (0..8)
+        .map(|n| {
+            let (store, start) = (store.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                if n % 2 == 0 {
+                    store.replay(Some(&[id])).unwrap()
+                } else {
+                    store.discard(&LetterQuery::default(), "at once").unwrap()
+                }
+            })
+        })
+        .collect();
+    let done: Vec<i64> = replays
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let mut settled = done.clone();
+    settled.sort_unstable();
+    assert_eq!(settled, [id, other], "each letter settled once: {done:?}");
+    let replayed = counts(store.as_ref());
+    assert!(
+        replayed.is_empty() || replayed == pending(1),
+        "at most one event back in the inbox: {replayed:?}"
     );
 }
 

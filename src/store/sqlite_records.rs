@@ -209,7 +209,20 @@ impl Records for SqliteStore {
         let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let transaction = connection.transaction().map_err(|e| self.error(e))?;
         let now = now();
+        let mut replayed = Vec::new();
         for (id, letter) in &letters {
+            // Settled in this transaction, and only if still open: a form sent twice (a
+            // double click), or two people at once, replays a letter once.
+            let claimed = exec(
+                &transaction,
+                "UPDATE dead_letters SET settled_at = ?2, reason = ?3
+                 WHERE id = ?1 AND settled_at IS NULL",
+                params![id, now, reason],
+            )
+            .map_err(|e| self.error(e))?;
+            if claimed == 0 {
+                continue;
+            }
             // The replay comes from the trigger the original event came from.
             exec(
                 &transaction,
@@ -227,14 +240,14 @@ impl Records for SqliteStore {
             let event = transaction.last_insert_rowid();
             exec(
                 &transaction,
-                "UPDATE dead_letters SET settled_at = ?2, replay_event = ?3, reason = ?4
-                 WHERE id = ?1",
-                params![id, now, event, reason],
+                "UPDATE dead_letters SET replay_event = ?2 WHERE id = ?1",
+                params![id, event],
             )
             .map_err(|e| self.error(e))?;
+            replayed.push(*id);
         }
         transaction.commit().map_err(|e| self.error(e))?;
-        Ok(letters.iter().map(|(id, _)| *id).collect())
+        Ok(replayed)
     }
 
     fn discard(&self, query: &LetterQuery, reason: &str) -> Result<Vec<i64>, StoreError> {
@@ -244,18 +257,22 @@ impl Records for SqliteStore {
         };
         let ids: Vec<i64> = self.letters(&open)?.into_iter().map(|(id, _)| id).collect();
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        exec(
-            &connection,
-            "UPDATE dead_letters SET settled_at = ?2, reason = ?3
-             WHERE settled_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
-            params![
-                serde_json::to_string(&ids).unwrap_or_default(),
-                now(),
-                reason
-            ],
-        )
-        .map_err(|e| self.error(e))?;
-        Ok(ids)
+        // Only those still open: a letter replayed or discarded meanwhile keeps its record.
+        let mut statement = connection
+            .prepare_cached(
+                "UPDATE dead_letters SET settled_at = ?2, reason = ?3
+                 WHERE settled_at IS NULL AND id IN (SELECT value FROM json_each(?1))
+                 RETURNING id",
+            )
+            .map_err(|e| self.error(e))?;
+        let ids = serde_json::to_string(&ids).unwrap_or_default();
+        let mut discarded = statement
+            .query_map(params![ids, now(), reason], |row| row.get(0))
+            .map_err(|e| self.error(e))?
+            .collect::<rusqlite::Result<Vec<i64>>>()
+            .map_err(|e| self.error(e))?;
+        discarded.sort_unstable();
+        Ok(discarded)
     }
 
     fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError> {
