@@ -797,19 +797,11 @@ fn on_error_action(on_error: &ast::OnError) -> Lowered<model::OnError> {
 }
 
 fn alert(alert: &ast::Alert) -> Lowered<model::Alert> {
-    use model::{AlertChannel, AlertMetric};
-    let metric = match alert.metric.node.as_str() {
-        "dead_letters" => AlertMetric::DeadLetters,
-        "failed_runs" => AlertMetric::FailedRuns,
-        "retries" => AlertMetric::Retries,
-        "rate_limited" => AlertMetric::RateLimited,
-        _ => return unchecked(alert.metric.span, "an unknown alert metric"),
+    let Some(metric) = model::AlertMetric::parse(&alert.metric.node) else {
+        return unchecked(alert.metric.span, "an unknown alert metric");
     };
-    let channel = match alert.channel.node.as_str() {
-        "slack" => AlertChannel::Slack,
-        "webhook" => AlertChannel::Webhook,
-        "email" => AlertChannel::Email,
-        _ => return unchecked(alert.channel.span, "an unknown alert channel"),
+    let Some(channel) = model::AlertChannel::parse(&alert.channel.node) else {
+        return unchecked(alert.channel.span, "an unknown alert channel");
     };
     Ok(model::Alert {
         metric,

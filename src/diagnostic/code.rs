@@ -112,6 +112,7 @@ codes! {
     PerPageOfForEach = "E614",
     PageReadLater = "E615",
     PerPageNested = "E616",
+    RepeatedAlert = "E617",
     RetriedWithoutIdempotencyKey = "W001",
     PollWithoutDedupe = "W002",
     UnusedConnection = "W003",
@@ -134,4 +135,6 @@ codes! {
     DedupeReadsClock = "W018",
     RetryRuleOnUnsafeCall = "W022",
     RuleOnUnseenStatus = "W023",
+    AlertFiresWhenIdle = "W025",
+    AlertNeverFires = "W026",
 }

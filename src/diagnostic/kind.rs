@@ -362,6 +362,12 @@ pub enum DiagnosticKind {
     RetryRuleOnUnsafeCall { step: String },
     #[error("no answer with status `{status}` ever reaches a rule")]
     RuleOnUnseenStatus { status: String },
+    #[error("this alert repeats an earlier one: same condition, channel and target")]
+    RepeatedAlert,
+    #[error("an alert on `{condition}` fires while nothing happens")]
+    AlertFiresWhenIdle { condition: String },
+    #[error("an alert on `{condition}` never fires: counts are whole numbers from 0")]
+    AlertNeverFires { condition: String },
 }
 
 impl DiagnosticKind {
@@ -448,6 +454,9 @@ impl DiagnosticKind {
             Self::PerPageUnread { .. } => Code::PerPageUnread,
             Self::RetryRuleOnUnsafeCall { .. } => Code::RetryRuleOnUnsafeCall,
             Self::RuleOnUnseenStatus { .. } => Code::RuleOnUnseenStatus,
+            Self::RepeatedAlert => Code::RepeatedAlert,
+            Self::AlertFiresWhenIdle { .. } => Code::AlertFiresWhenIdle,
+            Self::AlertNeverFires { .. } => Code::AlertNeverFires,
             Self::NeedsPaginate { .. } => Code::NeedsPaginate,
             Self::DotSegmentPath { .. } => Code::DotSegmentPath,
             Self::UnknownEnvironmentConnection { .. } => Code::UnknownEnvironmentConnection,
@@ -621,6 +630,9 @@ impl DiagnosticKind {
             Self::RetryRuleOnUnsafeCall { .. } => "a `5xx` may come after the API did the work, so it is retried only on calls safe to send again: give the step an `idempotency_key` the API honours, or let the rule look at `429` only".into(),
             Self::RuleOnUnseenStatus { .. } => "a `1xx` is never the final answer, and redirects (`301`, `302`, `303`, `307`, `308`) are followed before the rules read where they lead; name the status that arrives (a `304` does)".into(),
             Self::PerPageUnread { name } => format!("read the page (`body {{ records = ${name} }}`, `for_each ${name}[*]`), or remove `per_page`"),
+            Self::RepeatedAlert => "the two would share one state and send every message twice: remove one".into(),
+            Self::AlertFiresWhenIdle { .. } => "a count of 0 meets it, so the alert fires at start and stays firing while all is well; alert on trouble (`> 0`, `>= 5`)".into(),
+            Self::AlertNeverFires { .. } => "write a threshold some count can meet (`> 0`, `>= 5`)".into(),
             Self::BodyMatchWithoutBody { .. } => "match on the query instead (`\"/orders?page=2\"`), or remove the `where`".into(),
             Self::UnknownEnvironmentConnection { .. } => "an environment overrides fields of connections declared in this spec".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "add `idempotency_key \"...\"` so a retry cannot create a duplicate, or `retry 1` to not retry".into(),

@@ -142,6 +142,8 @@ impl HttpError {
 pub struct Exchange {
     pub result: Result<Response, HttpError>,
     pub attempts: u32,
+    /// Attempts slowed down by the connection's rate or a pause, or refused with a 429.
+    pub rate_limited: u32,
     pub duration: Duration,
 }
 
@@ -194,15 +196,18 @@ impl Connection {
     ) -> Exchange {
         let started = Instant::now();
         let mut attempts = 0;
+        let mut rate_limited = 0;
         loop {
             attempts += 1;
-            let result = self
-                .guarded(request, policy.max_delay)
-                .await
-                .and_then(|answer| judged(answer, judge));
+            let (result, limited) = self.guarded(request, policy.max_delay).await;
+            if limited {
+                rate_limited += 1;
+            }
+            let result = result.and_then(|answer| judged(answer, judge));
             let done = |result| Exchange {
                 result,
                 attempts,
+                rate_limited,
                 duration: started.elapsed(),
             };
             let Err(error) = &result else {
@@ -235,22 +240,31 @@ impl Connection {
 
     /// One attempt within the connection's limits: the breaker admits it, a slot and a rate
     /// token are taken (waiting for a pause of the connection at most `patience`), and the
-    /// outcome teaches the limits.
-    async fn guarded(&self, request: &Request, patience: Duration) -> Result<Answer, HttpError> {
+    /// outcome teaches the limits. Also answers whether a rate limit slowed it down or
+    /// refused it (a 429).
+    async fn guarded(
+        &self,
+        request: &Request,
+        patience: Duration,
+    ) -> (Result<Answer, HttpError>, bool) {
         if let Some(Err(wait)) = self.limits.breaker().map(|b| b.admit()) {
-            return Err(HttpError::CircuitOpen(wait));
+            return (Err(HttpError::CircuitOpen(wait)), false);
         }
-        let slot = self
-            .limits
-            .acquire(patience)
-            .await
-            .map_err(|asked| HttpError::WaitTooLong {
-                status: None,
-                asked,
-                largest: patience,
-            })?;
+        let slot = match self.limits.acquire(patience).await {
+            Ok(slot) => slot,
+            Err(asked) => {
+                let refused = HttpError::WaitTooLong {
+                    status: None,
+                    asked,
+                    largest: patience,
+                };
+                return (Err(refused), true);
+            }
+        };
+        let waited = slot.rate_limited;
         let result = self.attempt(request).await;
         drop(slot);
+        let refused = matches!(&result, Ok(answer) if answer.response.status == 429);
         if let Ok(answer) = &result {
             let response = &answer.response;
             let headers = &response.headers;
@@ -265,7 +279,7 @@ impl Connection {
             };
             breaker.record(failed);
         }
-        result
+        (result, waited || refused)
     }
 
     async fn attempt(&self, request: &Request) -> Result<Answer, HttpError> {

@@ -68,12 +68,14 @@ impl Rate {
 async fn take_within(
     limiter: &DefaultDirectRateLimiter,
     deadline: Option<Instant>,
-) -> Result<(), Duration> {
+) -> Result<bool, Duration> {
     use governor::clock::Clock;
+    let mut waited = false;
     loop {
         let Err(not_until) = limiter.check() else {
-            return Ok(());
+            return Ok(waited);
         };
+        waited = true;
         let wait = not_until.wait_time_from(limiter.clock().now());
         let ready = Instant::now().checked_add(wait);
         if ready.is_none() || deadline.is_some_and(|deadline| ready > Some(deadline)) {
@@ -87,6 +89,9 @@ async fn take_within(
 #[derive(Debug)]
 pub struct Slot {
     _permit: Option<OwnedSemaphorePermit>,
+    /// Whether the request waited for the rate or a pause (the `rate_limited` alerts
+    /// count), not only for a free slot.
+    pub rate_limited: bool,
 }
 
 impl Limits {
@@ -109,6 +114,7 @@ impl Limits {
     /// caller does not hold its worker that long.
     pub async fn acquire(&self, patience: Duration) -> Result<Slot, Duration> {
         let deadline = Instant::now().checked_add(patience);
+        let mut rate_limited = false;
         loop {
             let pause = self.paused_until.lock().ok().and_then(|until| *until);
             let Some(until) = pause.filter(|until| *until > Instant::now()) else {
@@ -117,6 +123,7 @@ impl Limits {
             if deadline.is_some_and(|deadline| until > deadline) {
                 return Err(until.saturating_duration_since(Instant::now()));
             }
+            rate_limited = true;
             tokio::time::sleep_until(until.into()).await;
         }
         let permit = match &self.concurrency {
@@ -127,13 +134,22 @@ impl Limits {
             let rate = rate.as_ref()?;
             Some((rate.limiter.clone(), rate.count < rate.declared.count.get()))
         });
-        match rate {
+        let waited = match rate {
             // A rate the API tightened is a wait the API asks for: bounded like a pause.
             Some((limiter, true)) => take_within(&limiter, deadline).await?,
-            Some((limiter, false)) => limiter.until_ready().await,
-            None => {}
-        }
-        Ok(Slot { _permit: permit })
+            Some((limiter, false)) => {
+                let waits = limiter.check().is_err();
+                if waits {
+                    limiter.until_ready().await;
+                }
+                waits
+            }
+            None => false,
+        };
+        Ok(Slot {
+            _permit: permit,
+            rate_limited: rate_limited || waited,
+        })
     }
 
     /// Learns from a response: a 429, or no requests left in the API's window, pauses the

@@ -494,6 +494,7 @@ impl Engine {
             status: None,
             duration: Duration::ZERO,
             attempts: 0,
+            rate_limited: 0,
             cache_hit: None,
             headers: None,
             body: None,
@@ -541,11 +542,13 @@ impl Engine {
         let Exchange {
             result,
             attempts,
+            rate_limited,
             duration,
         } = connection
             .send(request, &step.retry, idempotent, judge)
             .await;
         report.attempts = attempts;
+        report.rate_limited = rate_limited;
         report.duration = duration;
         // An answer a rule made empty has lost its body: another step could not judge it.
         if let (Some((key, ttl)), Ok(response)) = (cache_key, &result)

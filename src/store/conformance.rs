@@ -8,9 +8,10 @@
 //! back sooner, as SQLite does, whose serving process holds the file alone).
 
 use super::{
-    DeadLetter, Finished, InboxItem, NewEvents, Owner, Position, RunQuery, RunRecord, ScheduleMark,
-    ScheduleState, Store, TriggerHealth, now,
+    AlertCounts, DeadLetter, Finished, InboxItem, NewEvents, Owner, Position, RunQuery, RunRecord,
+    ScheduleMark, ScheduleState, Store, TriggerHealth, now,
 };
+use crate::model::AlertStatus;
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,8 @@ macro_rules! conformance {
             another_integrations_event_is_never_a_schedules_run,
             a_triggers_own_retention_keeps_its_keys_for_that_long,
             refresh_tokens_are_kept_per_integration_and_connection,
+            alert_counts_read_a_window_of_an_integrations_runs,
+            an_alerts_status_and_the_status_notified_are_kept_apart,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -138,6 +141,8 @@ fn run(integration: &str, outcome: &str, started_at: i64) -> RunRecord {
         started_at,
         duration_ms: 7,
         attempts: 1,
+        retries: 0,
+        rate_limited: 0,
         error: (outcome != "succeeded").then(|| format!("post: {outcome}")),
         event: None,
         reason: None,
@@ -776,6 +781,62 @@ async fn refresh_tokens_are_kept_per_integration_and_connection(fresh: Fresh) {
         Some(&b"other"[..])
     );
     assert_eq!(store.load("a", "mail").unwrap(), None);
+}
+
+async fn alert_counts_read_a_window_of_an_integrations_runs(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let now = now();
+    let mut retried = run("a", "succeeded", now - 10);
+    (retried.retries, retried.rate_limited) = (3, 2);
+    for record in [
+        retried,
+        run("a", "failed", now - 5),
+        run("a", "dead_lettered", now),
+        run("a", "dead_lettered", now - 3600),
+        run("b", "dead_lettered", now),
+    ] {
+        store.record_run(&record).unwrap();
+    }
+    let counts = store.alert_counts("a", now - 60).unwrap();
+    let expected = AlertCounts {
+        dead_letters: 1,
+        failed_runs: 2,
+        retries: 3,
+        rate_limited: 2,
+    };
+    assert_eq!(counts, expected);
+    assert_eq!(store.alert_counts("c", 0).unwrap(), AlertCounts::default());
+}
+
+async fn an_alerts_status_and_the_status_notified_are_kept_apart(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert_eq!(store.alerts().unwrap(), Vec::new());
+    store
+        .set_alert_status("a", "x > 0", AlertStatus::Firing, 3)
+        .unwrap();
+    let kept = store.alerts().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].owed(), Some(AlertStatus::Firing));
+    assert_eq!(kept[0].value, 3);
+    store
+        .alert_notified("a", "x > 0", AlertStatus::Firing, None)
+        .unwrap();
+    assert_eq!(store.alerts().unwrap()[0].owed(), None);
+    // A status change leaves what was notified as it was: the resolved message is owed.
+    store
+        .set_alert_status("a", "x > 0", AlertStatus::Ok, 0)
+        .unwrap();
+    let kept = &store.alerts().unwrap()[0];
+    assert_eq!(
+        (kept.status, kept.notified),
+        (AlertStatus::Ok, AlertStatus::Firing)
+    );
+    store
+        .alert_notified("a", "x > 0", AlertStatus::Ok, Some("status 500"))
+        .unwrap();
+    let kept = &store.alerts().unwrap()[0];
+    assert_eq!(kept.owed(), None);
+    assert_eq!(kept.error.as_deref(), Some("status 500"));
 }
 
 /// The SQLite store, in a folder of its own.

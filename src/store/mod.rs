@@ -3,6 +3,7 @@
 //! to install, readable with `sqlite3`); the store is a trait so that a Redis store can
 //! serve a fleet of workers later.
 
+mod alerts;
 #[cfg(test)]
 mod conformance;
 mod inbox;
@@ -18,6 +19,7 @@ mod sqlite_records;
 mod sqlite_writer;
 mod triggers;
 
+pub use alerts::{AlertCounts, AlertState};
 pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Position};
 pub use location::{Location, UrlProblem};
 pub use records::{DeadLetter, Pruned, Records, RunQuery, RunRecord};

@@ -2,8 +2,9 @@
 //! history, poll positions, the triggers' health, the engine's sealed refresh tokens), and
 //! the records themselves, redacted before they are kept.
 
-use super::{Position, StoreError, TriggerHealth, now};
+use super::{AlertCounts, AlertState, Position, StoreError, TriggerHealth, now};
 use crate::engine::{RefreshTokens, RunReport, StepReport};
+use crate::model::AlertStatus;
 use crate::secrets::Secrets;
 use serde::Serialize;
 
@@ -44,6 +45,29 @@ pub trait Records: RefreshTokens + Send + Sync {
     fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
     /// The runs `query` asks for, newest first, each with its id.
     fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError>;
+    /// What the runs of `integration` started at or after `since` (seconds since the Unix
+    /// epoch) count for each alert metric.
+    fn alert_counts(&self, integration: &str, since: i64) -> Result<AlertCounts, StoreError>;
+    /// Every alert's kept state.
+    fn alerts(&self) -> Result<Vec<AlertState>, StoreError>;
+    /// Records that alert `alert` of `integration` moved to `status` at count `value`; a
+    /// new alert starts with nothing owed but this status.
+    fn set_alert_status(
+        &self,
+        integration: &str,
+        alert: &str,
+        status: AlertStatus,
+        value: u64,
+    ) -> Result<(), StoreError>;
+    /// Records that `status` was notified for the alert: sent, or given up on with
+    /// `error` (redacted by the caller).
+    fn alert_notified(
+        &self,
+        integration: &str,
+        alert: &str,
+        status: AlertStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Which runs of the history to read (the default: all).
@@ -153,6 +177,11 @@ pub struct RunRecord {
     pub duration_ms: i64,
     /// Requests made, retries included.
     pub attempts: u32,
+    /// Requests made again after a failure (the `retries` alerts count).
+    pub retries: u32,
+    /// Attempts slowed down by a rate limit or refused with a 429 (the `rate_limited`
+    /// alerts count).
+    pub rate_limited: u32,
     /// The step that failed and why; secrets redacted.
     pub error: Option<String>,
     /// The inbox event the run was of; `None` for `integ run`, which has no inbox.
@@ -172,6 +201,8 @@ impl RunRecord {
             started_at: now(),
             duration_ms: 0,
             attempts: 0,
+            retries: 0,
+            rate_limited: 0,
             error: Some(interrupted_reason(runs)),
             event: Some(event),
             reason: None,
@@ -186,6 +217,8 @@ impl RunRecord {
             started_at: now(),
             duration_ms: 0,
             attempts: 0,
+            retries: 0,
+            rate_limited: 0,
             error: None,
             event: None,
             reason: Some(reason),
@@ -202,17 +235,15 @@ impl RunRecord {
             .iter()
             .find(|s| s.error.is_some() && s.outcome != crate::model::Outcome::Skipped);
         let duration_ms = report.duration.as_millis() as i64;
+        let requests = || report.steps.iter().flat_map(|s| &s.requests);
         Self {
             integration: report.integration.clone(),
             outcome: outcome.unwrap_or_default(),
             started_at: now() - duration_ms / 1000,
             duration_ms,
-            attempts: report
-                .steps
-                .iter()
-                .flat_map(|s| &s.requests)
-                .map(|r| r.attempts)
-                .sum(),
+            attempts: requests().map(|r| r.attempts).sum(),
+            retries: requests().map(|r| r.attempts.saturating_sub(1)).sum(),
+            rate_limited: requests().map(|r| r.rate_limited).sum(),
             error: failed.map(|s| {
                 secrets.redact(&format!("{}: {}", s.name, s.error.as_deref().unwrap_or("")))
             }),

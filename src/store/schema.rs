@@ -127,6 +127,24 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // one go by the serve retention, in rowid order as before.
     "ALTER TABLE dedupe ADD COLUMN keep_until INTEGER;
     CREATE INDEX dedupe_keep_until ON dedupe (keep_until) WHERE keep_until IS NOT NULL",
+    // Alerts: each run's retries and rate-limited calls (the `retries` and `rate_limited`
+    // metrics), the runs of an integration by time (an alert counts a window of them), and
+    // each alert's state and the last state notified, so that a restart neither loses a
+    // firing alert nor sends it again. The target is never kept, only the alert's key.
+    "ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX runs_by_time ON runs (integration, started_at);
+    CREATE TABLE alerts (
+        integration TEXT NOT NULL,
+        alert       TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        value       INTEGER NOT NULL,
+        changed_at  INTEGER NOT NULL,
+        notified    TEXT NOT NULL,
+        notified_at INTEGER,
+        error       TEXT,
+        PRIMARY KEY (integration, alert)
+    )",
 ];
 
 /// The schema version of a state file: how many migrations ran on it.

@@ -170,8 +170,8 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
     exec(
         connection,
         "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error, event,
-             reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             reason, retries, rate_limited)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             run.integration,
             run.outcome,
@@ -180,7 +180,9 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
             run.attempts,
             run.error,
             run.event,
-            run.reason
+            run.reason,
+            run.retries,
+            run.rate_limited
         ],
     )?;
     Ok(())
@@ -469,6 +471,8 @@ mod tests {
             started_at: now(),
             duration_ms: 5,
             attempts: 1,
+            retries: 0,
+            rate_limited: 0,
             error: None,
             event: Some(claimed[0].id),
             reason: None,

@@ -4,9 +4,10 @@
 
 use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
 use super::{
-    DeadLetter, Position, Pruned, Records, RunQuery, RunRecord, ScheduleState, StoreError,
-    TriggerHealth, now,
+    AlertCounts, AlertState, DeadLetter, Position, Pruned, Records, RunQuery, RunRecord,
+    ScheduleState, StoreError, TriggerHealth, now,
 };
+use crate::model::AlertStatus;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 impl SqliteStore {
@@ -222,7 +223,7 @@ impl Records for SqliteStore {
         let mut statement = connection
             .prepare(
                 "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event,
-                     reason
+                     reason, retries, rate_limited
                  FROM runs
                  WHERE (?1 IS NULL OR integration = ?1) AND (?2 = 0 OR outcome IN ('failed', 'dead_lettered'))
                    AND (?3 IS NULL OR started_at >= ?3)
@@ -241,6 +242,8 @@ impl Records for SqliteStore {
                     started_at: row.get(3)?,
                     duration_ms: row.get(4)?,
                     attempts: row.get(5)?,
+                    retries: row.get(9)?,
+                    rate_limited: row.get(10)?,
                     error: row.get(6)?,
                     event: row.get(7)?,
                     reason: row.get(8)?,
@@ -302,6 +305,99 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.error(e))
+    }
+
+    fn alert_counts(&self, integration: &str, since: i64) -> Result<AlertCounts, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .query_row(
+                "SELECT COALESCE(SUM(outcome = 'dead_lettered'), 0),
+                     COALESCE(SUM(outcome IN ('failed', 'dead_lettered')), 0),
+                     COALESCE(SUM(retries), 0), COALESCE(SUM(rate_limited), 0)
+                 FROM runs INDEXED BY runs_by_time WHERE integration = ?1 AND started_at >= ?2",
+                params![integration, since],
+                |row| {
+                    let n = |i| row.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(AlertCounts {
+                        dead_letters: n(0)?,
+                        failed_runs: n(1)?,
+                        retries: n(2)?,
+                        rate_limited: n(3)?,
+                    })
+                },
+            )
+            .map_err(|e| self.error(e))
+    }
+
+    fn alerts(&self) -> Result<Vec<AlertState>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut statement = connection
+            .prepare(
+                "SELECT integration, alert, status, value, changed_at, notified, notified_at, error
+                 FROM alerts ORDER BY integration, alert",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                // The store wrote these; one edited by hand into something else reads as
+                // `ok`, which at worst notifies once more.
+                let status = |i| {
+                    row.get::<_, String>(i)
+                        .map(|s| AlertStatus::parse(&s).unwrap_or(AlertStatus::Ok))
+                };
+                Ok(AlertState {
+                    integration: row.get(0)?,
+                    alert: row.get(1)?,
+                    status: status(2)?,
+                    value: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                    changed_at: row.get(4)?,
+                    notified: status(5)?,
+                    notified_at: row.get(6)?,
+                    error: row.get(7)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
+    }
+
+    fn set_alert_status(
+        &self,
+        integration: &str,
+        alert: &str,
+        status: AlertStatus,
+        value: u64,
+    ) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        exec(
+            &connection,
+            "INSERT INTO alerts (integration, alert, status, value, changed_at, notified)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'ok')
+             ON CONFLICT (integration, alert) DO UPDATE
+                 SET status = excluded.status, value = excluded.value,
+                     changed_at = excluded.changed_at",
+            params![integration, alert, status.as_str(), count(value), now()],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(e))
+    }
+
+    fn alert_notified(
+        &self,
+        integration: &str,
+        alert: &str,
+        status: AlertStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        exec(
+            &connection,
+            "UPDATE alerts SET notified = ?3, notified_at = ?4, error = ?5
+             WHERE integration = ?1 AND alert = ?2",
+            params![integration, alert, status.as_str(), now(), error],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(e))
     }
 
     fn purge(&self) -> Result<usize, StoreError> {
