@@ -2,7 +2,7 @@
 
 use super::expressions::Scope;
 use super::{Checker, suggest};
-use crate::ast::{Mock, OverrideSetting, Test, TestItem};
+use crate::ast::{ExprKind, Mock, OverrideSetting, Test, TestItem};
 use crate::diagnostic::{ALERT_CHANNELS, ALERT_METRICS, Diagnostic, DiagnosticKind, STEP_OUTCOMES};
 use crate::model::{AlertMetric, alert};
 
@@ -42,6 +42,15 @@ impl Checker<'_> {
             }
             if channel.node == "slack" || channel.node == "webhook" {
                 self.credential(&alert.target, "the alert's webhook URL");
+            }
+            if channel.node == "email"
+                && let ExprKind::String(text) = &alert.target.kind
+                && text.value.parse::<lettre::message::Mailbox>().is_err()
+            {
+                let kind = DiagnosticKind::NotAnEmailAddress {
+                    value: text.value.clone(),
+                };
+                self.report(kind, alert.target.span);
             }
             self.expr(&alert.target, &Scope::default());
             self.alert_condition(alert);
@@ -87,7 +96,7 @@ impl Checker<'_> {
                     let kind = DiagnosticKind::RepeatedAlert;
                     let first = *first;
                     self.push(
-                        Diagnostic::new(kind, alert.span).with_secondary(first, "the same alert"),
+                        Diagnostic::new(kind, alert.span).with_secondary(first, "first here"),
                     );
                 }
                 None => seen.push((key, alert.span)),

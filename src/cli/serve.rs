@@ -8,7 +8,8 @@ use crate::plan;
 use crate::secrets::Secrets;
 use crate::serve::admin::{self, Admin, keep_metrics};
 use crate::serve::{
-    HttpOptions, PublicUrl, Service, keep_health, listen, poll, prune, router, schedule, work,
+    AlertOptions, Alerts, HttpOptions, PublicUrl, SMTP_URL, Service, Smtp, alert, keep_health,
+    listen, poll, prune, router, schedule, work,
 };
 use crate::store::{self, Durability, Location};
 use crate::telemetry::{self, labels::StoreKind};
@@ -77,6 +78,16 @@ pub struct ServeArgs {
     /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// How often every `alert` is evaluated over its window. Written as in specs (`15s`).
+    #[arg(long, default_value = "15s", value_parser = alert_every)]
+    alert_every: Duration,
+    /// The URL people reach the admin listener at, for the run-history link in alerts
+    /// (`https://integ-admin.example.com`); by default the `--admin-listen` address.
+    #[arg(long)]
+    admin_url: Option<String>,
+    /// Who e-mail alerts are from; the SMTP server is the secret `INTEG_SMTP_URL`.
+    #[arg(long, default_value = "integ <integ@localhost>")]
+    alert_from: String,
     /// Log lines for people, or one JSON object per line; `INTEG_LOG` sets the level
     /// (`info` by default, `debug`, `warn`, ...).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
@@ -136,6 +147,13 @@ fn read_timeout(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// An evaluation interval from one second to an hour.
+fn alert_every(text: &str) -> Result<Duration, String> {
+    crate::syntax::parse_duration(text)
+        .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(3600))
+        .ok_or_else(|| format!("`{text}` is not a duration from `1s` to `1h`"))
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -237,13 +255,6 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         ));
     }
     let mut plans = Vec::new();
-    // Alerts are checked but not sent yet: say so rather than let anyone count on them.
-    let unsent_alerts: Vec<(String, usize)> = files
-        .iter()
-        .filter_map(|f| f.model.as_ref())
-        .filter(|m| !m.alerts.is_empty())
-        .map(|m| (m.name.clone(), m.alerts.len()))
-        .collect();
     for file in &files {
         let Some(model) = &file.model else { continue };
         let environment = args
@@ -256,7 +267,14 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
                 .map_err(|e| format!("{}: {e}", file.path.display()))?,
         );
     }
-    let names: Vec<&str> = plans.iter().flat_map(|p| p.secrets.for_serve()).collect();
+    let mut names: Vec<&str> = plans.iter().flat_map(|p| p.secrets.for_serve()).collect();
+    let by_email = plans
+        .iter()
+        .flat_map(|p| &p.alerts)
+        .any(|a| a.alert.channel == crate::model::AlertChannel::Email);
+    if by_email {
+        names.push(SMTP_URL);
+    }
     let secrets =
         Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
     let _lock = lock_state(&location)?;
@@ -273,6 +291,10 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         .map(|plan| Engine::new(Arc::new(plan), secrets.clone(), options.clone()).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| secrets.redact(&e.to_string()))?;
+    let smtp = match secrets.get(SMTP_URL).filter(|_| by_email) {
+        Some(url) => Some(Smtp::new(url, &args.alert_from)?),
+        None => None,
+    };
     let service = Service::with_max_pending(engines, store, args.max_pending);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -285,14 +307,21 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         let admin_listener = bind_admin(&args.admin_listen, address).await?;
         let admin_address = admin_listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(listen = %address, admin = %admin_address, webhooks = routes(&service), state = %location, "integ serve started");
-        for (integration, alerts) in &unsent_alerts {
-            tracing::warn!(integration, alerts, "alerts are not sent yet; watch `integ runs --failed` and `integ dlq list`");
+        let options = AlertOptions {
+            every: args.alert_every,
+            admin_url: admin_url(args.admin_url.as_deref(), admin_address),
+            smtp,
+        };
+        let alerts = Arc::new(Alerts::new(&service.engines, options)?);
+        if alerts.longest_window() > args.retention {
+            tracing::warn!("an alert's window is longer than --retention: it counts only the runs kept");
         }
+        tracing::info!(listen = %address, admin = %admin_address, webhooks = routes(&service), state = %location, "integ serve started");
         let workers = tokio::spawn(work(service.clone(), usize::from(args.workers)));
         let schedules = tokio::spawn(schedule(service.clone()));
         let polls = tokio::spawn(poll(service.clone()));
         let pruning = tokio::spawn(prune(service.clone(), args.retention));
+        let alerting = tokio::spawn(alert(service.clone(), alerts));
         let http = HttpOptions {
             read_timeout: args.read_timeout,
             max_connections: usize::from(args.max_connections),
@@ -349,6 +378,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         schedules.abort();
         polls.abort();
         pruning.abort();
+        alerting.abort();
         Ok::<(), String>(())
     });
     // Tasks still running past the drain (a stuck connection or run) are dropped, not
@@ -360,6 +390,15 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
 
 /// Connections the admin listener serves at once: a scraper and a few people.
 const ADMIN_CONNECTIONS: usize = 32;
+
+/// The URL alerts link the run history under: `--admin-url`, else the admin listener's own
+/// address when it names one host (not `0.0.0.0`, which nobody can open).
+fn admin_url(given: Option<&str>, admin: std::net::SocketAddr) -> Option<String> {
+    match given {
+        Some(url) => Some(url.to_string()),
+        None => (!admin.ip().is_unspecified()).then(|| format!("http://{admin}")),
+    }
+}
 
 /// Binds the admin listener, refusing the webhook listener's port: `/metrics` and the
 /// admin pages must never be reachable where the senders of webhooks are.

@@ -113,6 +113,7 @@ codes! {
     PageReadLater = "E615",
     PerPageNested = "E616",
     RepeatedAlert = "E617",
+    NotAnEmailAddress = "E618",
     RetriedWithoutIdempotencyKey = "W001",
     PollWithoutDedupe = "W002",
     UnusedConnection = "W003",

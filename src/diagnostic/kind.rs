@@ -364,6 +364,8 @@ pub enum DiagnosticKind {
     RuleOnUnseenStatus { status: String },
     #[error("this alert repeats an earlier one: same condition, channel and target")]
     RepeatedAlert,
+    #[error("`{value}` is not an e-mail address")]
+    NotAnEmailAddress { value: String },
     #[error("an alert on `{condition}` fires while nothing happens")]
     AlertFiresWhenIdle { condition: String },
     #[error("an alert on `{condition}` never fires: counts are whole numbers from 0")]
@@ -455,6 +457,7 @@ impl DiagnosticKind {
             Self::RetryRuleOnUnsafeCall { .. } => Code::RetryRuleOnUnsafeCall,
             Self::RuleOnUnseenStatus { .. } => Code::RuleOnUnseenStatus,
             Self::RepeatedAlert => Code::RepeatedAlert,
+            Self::NotAnEmailAddress { .. } => Code::NotAnEmailAddress,
             Self::AlertFiresWhenIdle { .. } => Code::AlertFiresWhenIdle,
             Self::AlertNeverFires { .. } => Code::AlertNeverFires,
             Self::NeedsPaginate { .. } => Code::NeedsPaginate,
@@ -518,6 +521,7 @@ impl DiagnosticKind {
             Self::LiteralSecret { .. } => "a credential in plain text".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "retried here".into(),
             Self::MockedTwice { .. } => "mocked again here".into(),
+            Self::RepeatedAlert => "again here".into(),
             Self::PerPageSource { why, .. } => why.clone(),
             Self::WebhookPathClash { .. } | Self::IntegrationNameClash { .. } => "clashes".into(),
             _ => "here".into(),
@@ -631,6 +635,7 @@ impl DiagnosticKind {
             Self::RuleOnUnseenStatus { .. } => "a `1xx` is never the final answer, and redirects (`301`, `302`, `303`, `307`, `308`) are followed before the rules read where they lead; name the status that arrives (a `304` does)".into(),
             Self::PerPageUnread { name } => format!("read the page (`body {{ records = ${name} }}`, `for_each ${name}[*]`), or remove `per_page`"),
             Self::RepeatedAlert => "the two would share one state and send every message twice: remove one".into(),
+            Self::NotAnEmailAddress { .. } => "write an address such as `ops@example.com` or `Ops <ops@example.com>`; the SMTP server is the secret `INTEG_SMTP_URL`".into(),
             Self::AlertFiresWhenIdle { .. } => "a count of 0 meets it, so the alert fires at start and stays firing while all is well; alert on trouble (`> 0`, `>= 5`)".into(),
             Self::AlertNeverFires { .. } => "write a threshold some count can meet (`> 0`, `>= 5`)".into(),
             Self::BodyMatchWithoutBody { .. } => "match on the query instead (`\"/orders?page=2\"`), or remove the `where`".into(),

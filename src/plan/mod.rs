@@ -65,6 +65,8 @@ pub struct Plan {
     pub schedules: Vec<SchedulePlan>,
     /// The poll triggers.
     pub polls: Vec<PollPlan>,
+    /// The alerts, which only `integ serve` evaluates.
+    pub alerts: Vec<AlertPlan>,
     /// Every secret the spec reads, by who reads it, so that each command loads (and
     /// redacts) up front those it uses, and only those.
     pub secrets: SecretNames,
@@ -80,6 +82,9 @@ pub struct SecretNames {
     pub triggers: BTreeSet<String>,
     /// Read only by test blocks.
     pub tests: BTreeSet<String>,
+    /// Read only by alerts (their targets): `integ serve` needs them, `integ run` and
+    /// `integ test` do not.
+    pub alerts: BTreeSet<String>,
 }
 
 impl SecretNames {
@@ -90,12 +95,22 @@ impl SecretNames {
 
     /// What `integ serve` resolves.
     pub fn for_serve(&self) -> impl Iterator<Item = &str> {
-        self.runs.union(&self.triggers).map(String::as_str)
+        let mut all: BTreeSet<&str> = self
+            .runs
+            .union(&self.triggers)
+            .map(String::as_str)
+            .collect();
+        all.extend(self.alerts.iter().map(String::as_str));
+        all.into_iter()
     }
 
-    /// Every name: `integ test` gives each a placeholder.
+    /// Every name but the alerts': `integ test` gives each a placeholder.
     pub fn all(&self) -> impl Iterator<Item = &str> {
-        let mut all: BTreeSet<&str> = self.for_serve().collect();
+        let mut all: BTreeSet<&str> = self
+            .runs
+            .union(&self.triggers)
+            .map(String::as_str)
+            .collect();
         all.extend(self.tests.iter().map(String::as_str));
         all.into_iter()
     }
@@ -108,6 +123,17 @@ impl SecretNames {
 pub enum Parts {
     All,
     WithoutTests,
+}
+
+/// An alert: a metric counted over a sliding window, compared with a threshold, and where
+/// to say when the comparison starts and stops holding.
+#[derive(Debug, Clone)]
+pub struct AlertPlan {
+    pub alert: model::Alert,
+    /// The alert's key (`model::Alert::key`).
+    pub key: String,
+    /// The Slack or webhook URL, or the e-mail address; a secret.
+    pub target: Value,
 }
 
 /// A poll trigger: the request made every interval, and how its answer becomes events.
@@ -610,6 +636,19 @@ pub fn compile_parts(
             })
         })
         .collect::<Result<_, PlanError>>()?;
+    let trigger_secrets = std::mem::take(&mut compiler.secrets);
+    let alerts = integration
+        .alerts
+        .iter()
+        .map(|alert| {
+            Ok(AlertPlan {
+                key: alert.key(),
+                target: compiler.value(&alert.target)?,
+                alert: alert.clone(),
+            })
+        })
+        .collect::<Result<_, PlanError>>()?;
+    let alert_secrets = std::mem::replace(&mut compiler.secrets, trigger_secrets);
     Ok(Plan {
         name: integration.name.clone(),
         concurrency: integration.concurrency,
@@ -621,6 +660,7 @@ pub fn compile_parts(
         webhooks,
         schedules,
         polls,
+        alerts,
         secrets: SecretNames {
             triggers: compiler
                 .secrets
@@ -632,6 +672,10 @@ pub fn compile_parts(
                 .difference(&run_secrets)
                 .filter(|name| !compiler.secrets.contains(*name))
                 .cloned()
+                .collect(),
+            alerts: alert_secrets
+                .into_iter()
+                .filter(|name| !run_secrets.contains(name) && !compiler.secrets.contains(name))
                 .collect(),
             runs: run_secrets,
         },

@@ -7,6 +7,7 @@
 //! so that an event left running by a stopped process resumes at its first unfinished step.
 
 pub mod admin;
+mod alerts;
 mod dispatch;
 mod health;
 mod http;
@@ -23,6 +24,7 @@ mod schedule;
 mod store_calls;
 mod webhook;
 
+pub use alerts::{AlertOptions, Alerts, Notification, SMTP_URL, Smtp, alert};
 pub use dispatch::work;
 pub use health::keep_health;
 pub use http::{HttpOptions, MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_TIMEOUT, listen};
