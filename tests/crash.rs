@@ -1,7 +1,7 @@
 //! `integ serve` as a real process. Nothing is lost: it is killed with SIGKILL at
 //! pseudo-random moments while 1 000 signed webhooks arrive, and restarted each time; every
 //! event must reach the sink (at least once, under its idempotency key), and raw duplicates
-//! are reported. Also: idle CPU, the state-file lock, the start-up warnings, and clients
+//! are reported. Also: idle CPU, the state-file lock, and clients
 //! that are slow or many on purpose.
 
 #![allow(clippy::unwrap_used)]
@@ -290,45 +290,6 @@ async fn a_second_server_on_the_same_state_file_refuses_to_start() {
     healthy(&reqwest::Client::new(), port).await;
     let _ = again.kill();
     let _ = again.wait();
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn declared_alerts_are_said_not_to_be_sent() {
-    let dir = relay_dir("alerts", "http://127.0.0.1:9");
-    let spec = std::fs::read_to_string(dir.join("relay.integ")).unwrap();
-    let with_alert = spec.replacen(
-        "integration relay {",
-        "integration relay {\n  alert when dead_letters > 0 in 1h notify email \"ops@example.com\"",
-        1,
-    );
-    std::fs::write(dir.join("relay.integ"), with_alert).unwrap();
-    let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_integ"))
-        .args([
-            "serve",
-            "relay.integ",
-            "--secrets",
-            "secrets.env",
-            "--state",
-            "state.db",
-        ])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    integ::engine::install_crypto_provider();
-    healthy(&reqwest::Client::new(), port).await;
-    let _ = server.kill();
-    let logs = String::from_utf8_lossy(&server.wait_with_output().unwrap().stderr).into_owned();
-    // Nobody should count on a page that will not come.
-    assert!(logs.contains("alerts are not sent yet"), "{logs}");
-    assert!(
-        logs.contains("integration=\"relay\"") || logs.contains("integration=relay"),
-        "{logs}"
-    );
 }
 
 /// A client that sends `opening`, then one more byte every `every`, reading whatever comes
