@@ -80,10 +80,14 @@ pub fn holds(op: BinaryOp, threshold: f64, value: u64) -> bool {
     }
 }
 
+/// The largest count an alert compares: 2^53, where f64 stops being exact.
+const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
+
 /// Whether some count (a whole number, 0 or more) makes the condition hold.
 pub fn can_hold(op: BinaryOp, threshold: f64) -> bool {
-    // The smallest counts on either side of the threshold settle every comparison.
-    let near = threshold.max(0.0).min(u32::MAX as f64);
+    // The smallest counts on either side of the threshold settle every comparison; counts
+    // stay below 2^53 (where f64 is exact), so a threshold beyond is never passed.
+    let near = threshold.max(0.0).min(MAX_COUNT);
     [
         0,
         near.floor() as u64,
@@ -217,7 +221,8 @@ mod tests {
         assert!(holds(BinaryOp::Gt, 0.0, 1));
         assert!(!holds(BinaryOp::Gt, 0.0, 0));
         assert!(holds(BinaryOp::Ge, 1.5, 2));
-        assert!(can_hold(BinaryOp::Gt, 1e300));
+        assert!(can_hold(BinaryOp::Gt, 1e9));
+        assert!(!can_hold(BinaryOp::Gt, 1e300));
         assert!(can_hold(BinaryOp::Eq, 3.0));
         assert!(!can_hold(BinaryOp::Eq, 2.5));
         assert!(!can_hold(BinaryOp::Lt, 0.0));
