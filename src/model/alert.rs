@@ -87,7 +87,7 @@ const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
 pub fn can_hold(op: BinaryOp, threshold: f64) -> bool {
     // The smallest counts on either side of the threshold settle every comparison; counts
     // stay below 2^53 (where f64 is exact), so a threshold beyond is never passed.
-    let near = threshold.max(0.0).min(MAX_COUNT);
+    let near = threshold.clamp(0.0, MAX_COUNT);
     [
         0,
         near.floor() as u64,
