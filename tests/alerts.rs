@@ -54,12 +54,13 @@ fn ok() -> MockResponse {
 struct Serve {
     child: Child,
     port: u16,
+    admin: u16,
 }
 
 impl Serve {
     async fn start(dir: &Path, extra: &[&str]) -> Self {
         integ::engine::install_crypto_provider();
-        let port = free_port();
+        let (port, admin) = (free_port(), free_port());
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -68,13 +69,9 @@ impl Serve {
         let child = Command::new(env!("CARGO_BIN_EXE_integ"))
             .args(["serve", "shop.integ", "--secrets", "secrets.env"])
             .args(["--state", "state.db", "--alert-every", "1s"])
-            .args([
-                "--log-format",
-                "json",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--listen",
-            ])
+            .args(["--log-format", "json", "--admin-listen"])
+            .arg(format!("127.0.0.1:{admin}"))
+            .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .args(extra)
             .current_dir(dir)
@@ -82,7 +79,7 @@ impl Serve {
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap();
-        let serve = Self { child, port };
+        let serve = Self { child, port, admin };
         serve.healthy().await;
         serve
     }
@@ -107,6 +104,16 @@ impl Serve {
             .await
             .unwrap();
         assert_eq!(answer.status(), 202);
+    }
+
+    /// The lines of `/metrics` about alerts.
+    async fn alert_metrics(&self) -> Vec<String> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.admin);
+        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+        text.lines()
+            .filter(|line| line.starts_with("integ_alert"))
+            .map(String::from)
+            .collect()
     }
 
     fn kill(mut self) {
@@ -229,6 +236,12 @@ async fn a_slack_429_is_waited_out_sent_once_counted_nowhere_and_not_resent_at_r
             message.contains("docs/integrations/shop.md#rb-dead-letters"),
             "{message}"
         );
+        // Without --admin-url, the run history is linked on the admin listener.
+        let runs = format!(
+            "<http://127.0.0.1:{}/runs?integration=shop|Run history>",
+            serve.admin
+        );
+        assert!(message.contains(&runs), "{message}");
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
@@ -238,6 +251,21 @@ async fn a_slack_429_is_waited_out_sent_once_counted_nowhere_and_not_resent_at_r
         slack.requests()
     );
     assert_eq!(ops.request_count(), 0, "{:?}", ops.requests());
+    let metrics = serve.alert_metrics().await;
+    let value = |name: &str, alert: &str, result: &str| {
+        metrics
+            .iter()
+            .find(|l| l.starts_with(name) && l.contains(alert) && l.contains(result))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no {name} {alert} {result} in {metrics:?}"))
+            .to_string()
+    };
+    assert_eq!(value("integ_alerts_firing{", "dead_letters", ""), "1");
+    assert_eq!(value("integ_alerts_firing{", "rate_limited", ""), "0");
+    let sent = "integ_alert_notifications_total{";
+    assert_eq!(value(sent, "dead_letters", "result=\"error\""), "1");
+    assert_eq!(value(sent, "dead_letters", "result=\"ok\""), "1");
+    assert_eq!(value(sent, "retries", "result=\"error\""), "0");
     // A restart finds it notified: it is neither sent again nor resolved.
     serve.kill();
     let again = Serve::start(&dir, &[]).await;
@@ -275,6 +303,42 @@ async fn an_alert_being_sent_when_the_process_is_killed_is_sent_after_the_restar
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(receiver.request_count(), 2, "{:?}", receiver.requests());
     again.kill();
+}
+
+/// A condition that came true while no `integ serve` ran is a change, and is sent at start
+/// (home-assistant/core#59812: an alert true at a reboot never fired).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_recorded_while_serve_was_down_fires_at_start() {
+    let sink = sink().await;
+    let receiver = MockServer::start(vec![route("/alert", vec![ok()])])
+        .await
+        .unwrap();
+    let dir = shop(
+        "alerts-while-down",
+        &sink,
+        r#"  alert when dead_letters > 0 in 1h notify webhook secret("ALERT_URL")"#,
+        &format!("ALERT_URL={}/alert\n", receiver.url()),
+    );
+    std::fs::write(dir.join("order.json"), r#"{"id": 9}"#).unwrap();
+    let run = [
+        "run",
+        "shop.integ",
+        "--input",
+        "order.json",
+        "--state",
+        "state.db",
+    ];
+    let output = integ(&run, &dir, &[]);
+    assert!(
+        text(&output.stdout).contains("dead"),
+        "{}",
+        text(&output.stdout)
+    );
+    let serve = Serve::start(&dir, &[]).await;
+    let posts = received(&receiver, 1).await;
+    assert_eq!(states(&posts), ["firing"]);
+    assert_eq!(posts[0].body["value"], 1);
+    serve.kill();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -395,6 +459,7 @@ fn an_email_alert_without_an_smtp_server_stops_serve_from_starting() {
             "--listen",
             &listen,
         ])
+        .args(["--admin-listen", "127.0.0.1:0"])
         .current_dir(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

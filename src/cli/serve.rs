@@ -452,3 +452,21 @@ async fn signal() {
         let _ = interrupt.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::admin_url;
+
+    #[test]
+    fn alerts_link_the_admin_listener_unless_it_takes_every_interface() {
+        let local = "127.0.0.1:9464".parse().unwrap();
+        let any = "0.0.0.0:9464".parse().unwrap();
+        assert_eq!(
+            admin_url(None, local).as_deref(),
+            Some("http://127.0.0.1:9464")
+        );
+        assert_eq!(admin_url(None, any), None);
+        let given = Some("https://admin.example.com");
+        assert_eq!(admin_url(given, any).as_deref(), given);
+    }
+}

@@ -39,8 +39,28 @@ pub(super) const STORE_ERRORS: Metric = Metric {
     help: "Calls of integ serve's hot path the state store refused.",
 };
 
+pub(super) const ALERTS_FIRING: Metric = Metric {
+    name: "integ_alerts_firing",
+    kind: Kind::Gauge,
+    labels: &["integration", "alert"],
+    help: "1 while an alert's condition holds, else 0.",
+};
+
+pub(super) const ALERT_NOTIFICATIONS: Metric = Metric {
+    name: "integ_alert_notifications_total",
+    kind: Kind::Counter,
+    labels: &["integration", "alert", "result"],
+    help: "Attempts to send an alert's message, by whether the channel took it.",
+};
+
 /// Every metric, in the order `docs/operations.md` lists them.
-pub const METRICS: &[Metric] = &[BUILD_INFO, STORE_OPERATION_DURATION, STORE_ERRORS];
+pub const METRICS: &[Metric] = &[
+    BUILD_INFO,
+    STORE_OPERATION_DURATION,
+    STORE_ERRORS,
+    ALERTS_FIRING,
+    ALERT_NOTIFICATIONS,
+];
 
 /// Gives every metric its `# HELP` line.
 pub(super) fn describe() {

@@ -55,6 +55,24 @@ impl StoreOp {
     }
 }
 
+/// Whether a channel took an alert's message (`integ_alert_notifications_total{result}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Ok,
+    Error,
+}
+
+impl Delivery {
+    pub const ALL: [Delivery; 2] = [Delivery::Ok, Delivery::Error];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Ok => "ok",
+            Delivery::Error => "error",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,8 +9,11 @@
 //! registry lookup per event. Without an installed recorder (`integ run`, `integ test`)
 //! the handles do nothing.
 
+mod alerts;
 mod catalog;
 pub mod labels;
+
+pub use alerts::{alert_firing, alert_notified, alert_series};
 
 pub use catalog::{Kind, METRICS, Metric};
 

@@ -3,8 +3,8 @@
 //! metric, only toward `integ_alert_notifications_total{result="error"}`.
 
 use super::message::Notification;
-use super::meter;
 use crate::secrets::Secrets;
+use crate::telemetry::{self, labels::Delivery};
 use reqwest::header::RETRY_AFTER;
 use std::time::Duration;
 
@@ -90,12 +90,20 @@ pub async fn deliver(
         };
         let failure = match result {
             Ok(()) => {
-                meter::notified(&notification.integration, &notification.alert, true);
+                telemetry::alert_notified(
+                    &notification.integration,
+                    &notification.alert,
+                    Delivery::Ok,
+                );
                 return Ok(());
             }
             Err(failure) => failure,
         };
-        meter::notified(&notification.integration, &notification.alert, false);
+        telemetry::alert_notified(
+            &notification.integration,
+            &notification.alert,
+            Delivery::Error,
+        );
         let (why, after) = match failure {
             Failure::Final(why) => return Err(secrets.redact(&why)),
             Failure::Retry { why, after } => (secrets.redact(&why), after),

@@ -7,7 +7,6 @@
 mod deliver;
 mod email;
 mod message;
-mod meter;
 
 pub use email::{SMTP_URL, Smtp};
 pub use message::Notification;
@@ -17,6 +16,7 @@ use crate::engine::Engine;
 use crate::model::{AlertChannel, AlertStatus};
 use crate::plan::{AlertPlan, Scope};
 use crate::store::{AlertState, Store, now};
+use crate::telemetry;
 use deliver::Target;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -67,6 +67,7 @@ impl Alerts {
         for engine in engines {
             for plan in &engine.plan().alerts {
                 let target = target(engine, plan)?;
+                telemetry::alert_series(&engine.plan().name, &plan.key);
                 watched.push(Watched {
                     engine: engine.clone(),
                     plan: plan.clone(),
@@ -236,7 +237,7 @@ fn evaluate(alerts: &Alerts, store: &dyn Store) -> Vec<Job> {
             }
             (state.status, state.value, state.changed_at) = (status, value, now);
         }
-        meter::firing(integration, key, status == AlertStatus::Firing);
+        telemetry::alert_firing(integration, key, status == AlertStatus::Firing);
         if let Some(status) = state.owed() {
             due.push(Job {
                 index,
