@@ -581,3 +581,56 @@ impl Smtp {
         self.sessions.lock().unwrap().clone()
     }
 }
+
+/// What `rate_limited` and `retries` count is recorded with each run: a 429 then a 200
+/// is one retry and one rate-limited attempt, kept in the run history and alerted on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_answered_run_is_counted_as_rate_limited_and_retried() {
+    let limited =
+        MockResponse::json(429, json!({"error": "slow down"})).with_header("Retry-After", "0");
+    let api = MockServer::start(vec![route("/orders", vec![limited, ok()])])
+        .await
+        .unwrap();
+    let receiver = MockServer::start(vec![route("/alert", vec![ok()])])
+        .await
+        .unwrap();
+    let dir = shop(
+        "alerts-rate-limited",
+        &api,
+        r#"  alert when rate_limited >= 1 in 1h notify webhook secret("ALERT_URL")"#,
+        &format!("ALERT_URL={}/alert\n", receiver.url()),
+    );
+    std::fs::write(dir.join("order.json"), r#"{"id": 9}"#).unwrap();
+    let run = [
+        "run",
+        "shop.integ",
+        "--input",
+        "order.json",
+        "--state",
+        "state.db",
+    ];
+    let output = integ(&run, &dir, &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let runs = integ(
+        &["runs", "--state", "state.db", "--format", "json"],
+        &dir,
+        &[],
+    );
+    let record: serde_json::Value = serde_json::from_str(text(&runs.stdout).trim()).unwrap();
+    assert_eq!(
+        (record["retries"].as_u64(), record["rate_limited"].as_u64()),
+        (Some(1), Some(1)),
+        "{record}"
+    );
+    let serve = Serve::start(&dir, &[]).await;
+    let posts = received(&receiver, 1).await;
+    assert_eq!(states(&posts), ["firing"]);
+    assert_eq!(
+        (
+            posts[0].body["metric"].as_str(),
+            posts[0].body["value"].as_u64()
+        ),
+        (Some("rate_limited"), Some(1))
+    );
+    serve.kill();
+}

@@ -312,8 +312,8 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             admin_url: admin_url(args.admin_url.as_deref(), admin_address),
             smtp,
         };
-        let alerts = Arc::new(Alerts::new(&service.engines, options)?);
-        if alerts.longest_window() > args.retention {
+        let alerts = Alerts::new(&service.engines, options)?.map(Arc::new);
+        if alerts.as_ref().is_some_and(|a| a.longest_window() > args.retention) {
             tracing::warn!("an alert's window is longer than --retention: it counts only the runs kept");
         }
         tracing::info!(listen = %address, admin = %admin_address, webhooks = routes(&service), state = %location, "integ serve started");
@@ -321,7 +321,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let schedules = tokio::spawn(schedule(service.clone()));
         let polls = tokio::spawn(poll(service.clone()));
         let pruning = tokio::spawn(prune(service.clone(), args.retention));
-        let alerting = tokio::spawn(alert(service.clone(), alerts));
+        let alerting = alerts.map(|alerts| tokio::spawn(alert(service.clone(), alerts)));
         let http = HttpOptions {
             read_timeout: args.read_timeout,
             max_connections: usize::from(args.max_connections),
@@ -378,7 +378,9 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         schedules.abort();
         polls.abort();
         pruning.abort();
-        alerting.abort();
+        if let Some(alerting) = alerting {
+            alerting.abort();
+        }
         Ok::<(), String>(())
     });
     // Tasks still running past the drain (a stuck connection or run) are dropped, not

@@ -60,9 +60,10 @@ pub struct Alerts {
 }
 
 impl Alerts {
-    /// Reads every alert's target. A target that cannot be read stops `integ serve` from
-    /// starting: an alert that would never be sent must not look set up.
-    pub fn new(engines: &[Arc<Engine>], options: AlertOptions) -> Result<Self, String> {
+    /// Reads every alert's target; `None` when no integration declares one. A target that
+    /// cannot be read stops `integ serve` from starting: an alert that would never be sent
+    /// must not look set up.
+    pub fn new(engines: &[Arc<Engine>], options: AlertOptions) -> Result<Option<Self>, String> {
         let mut watched = Vec::new();
         for engine in engines {
             for plan in &engine.plan().alerts {
@@ -75,15 +76,14 @@ impl Alerts {
                 });
             }
         }
-        Ok(Self {
+        if watched.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Self {
             watched,
             options,
             client: deliver::client()?,
-        })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.watched.is_empty()
+        }))
     }
 
     /// The longest window of any alert.
@@ -140,9 +140,6 @@ struct Job {
 
 /// Evaluates every alert each `--alert-every` and sends what is owed, until shutdown.
 pub async fn alert(service: Arc<Service>, alerts: Arc<Alerts>) {
-    if alerts.is_empty() {
-        return;
-    }
     let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE);
     let in_flight: Arc<Mutex<HashSet<usize>>> = Arc::default();
     let sender = {
