@@ -451,7 +451,7 @@ fn lower_poll(poll: &ast::Poll, span: Span) -> Lowered<model::Poll> {
             PollSetting::Rules(rules) => Some(rules),
             _ => None,
         })
-        .map(|rules| lower_rules(rules))
+        .map(lower_rules)
         .transpose()?
         .unwrap_or_default(),
     })
@@ -643,7 +643,7 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
             StepSetting::Rules(rules) => Some(rules),
             _ => None,
         })
-        .map(|rules| lower_rules(rules))
+        .map(lower_rules)
         .transpose()?
         .unwrap_or_default(),
         partial_data: find(settings, |s| match s {
@@ -665,8 +665,14 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
     })
 }
 
-fn lower_rules(rules: &[ast::Rule]) -> Lowered<Vec<model::Rule>> {
-    rules.iter().map(lower_rule).collect()
+/// The rules written out, then the preset's: a written rule can take an answer from it.
+fn lower_rules(rules: &ast::Rules) -> Lowered<Vec<model::Rule>> {
+    let preset = match &rules.preset {
+        Some(name) => super::rule_presets::preset(&name.node)
+            .map_or_else(|| unchecked(name.span, "an unknown rules preset"), Ok)?,
+        None => &[],
+    };
+    rules.list.iter().chain(preset).map(lower_rule).collect()
 }
 
 /// A rule without statuses looks at every `2xx`: a condition on the body then never

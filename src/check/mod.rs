@@ -13,6 +13,7 @@ mod jsonpath_regex;
 mod lower;
 mod pages;
 mod policy;
+mod rule_presets;
 mod rules;
 mod settings;
 mod steps;
