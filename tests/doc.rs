@@ -260,3 +260,111 @@ fn no_secret_or_environment_value_reaches_the_docs() {
     }
     assert!(!seen.contains("7f3a9"));
 }
+
+/// Every generated page of the examples: its text (generated once for the tests that
+/// read them, which run at the same time).
+fn example_pages() -> Vec<(String, String)> {
+    static PAGES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    PAGES
+        .get_or_init(|| {
+            let out = workdir("doc_pages");
+            assert!(generate(&out).status.success());
+            files(&out)
+                .into_iter()
+                .map(|(name, bytes)| (name, String::from_utf8(bytes).unwrap()))
+                .collect()
+        })
+        .clone()
+}
+
+#[test]
+fn every_link_inside_a_page_has_its_anchor() {
+    for (name, page) in example_pages() {
+        if name == "index.md" {
+            continue;
+        }
+        for link in page.split("](#").skip(1) {
+            let anchor = &link[..link.find(')').unwrap()];
+            assert!(
+                page.contains(&format!("<a id=\"{anchor}\"></a>")),
+                "{name}: #{anchor} links nowhere"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_alert_links_the_runbook_entry_of_its_metric() {
+    let pages = example_pages();
+    let (_, page) = pages
+        .iter()
+        .find(|(n, _)| n == "hubspot_to_outreach.md")
+        .unwrap();
+    assert!(page.contains("| `dead_letters > 10 in 1h` |"), "{page}");
+    assert!(page.contains("[rb-dead-letters](#rb-dead-letters)"));
+    assert!(page.contains("<a id=\"rb-dead-letters\"></a>"));
+    assert!(page.contains(
+        "sum(increase(integ_dead_letters_total{integration=\"hubspot_to_outreach\"}[1h])) > 10"
+    ));
+}
+
+#[test]
+fn each_runbook_entry_has_every_part_and_a_kept_escalation_block() {
+    for (name, page) in example_pages() {
+        let Some(runbook) = page.split("<a id=\"runbook\"></a>").nth(1) else {
+            assert_eq!(name, "index.md");
+            continue;
+        };
+        let entries: Vec<&str> = runbook.split("### <a id=\"rb-").skip(1).collect();
+        assert!(entries.len() >= 4, "{name}");
+        for entry in entries {
+            let id = format!("rb-{}", &entry[..entry.find('"').unwrap()]);
+            for part in [
+                "**Symptom:**",
+                "**Meaning:**",
+                "**Impact:**",
+                "**Diagnose:**",
+                "```sh\n",
+                "```promql\n",
+                "**Mitigate:**",
+                "**Verify:**",
+                "**Escalate:**",
+            ] {
+                assert!(entry.contains(part), "{name} {id}: no {part}");
+            }
+            assert!(entry.contains("\ninteg "), "{name} {id}: no integ command");
+            assert!(
+                entry.contains(&format!("<!-- BEGIN_HANDWRITTEN {id} -->")),
+                "{name} {id}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_flowcharts_use_safe_ids_and_quoted_labels() {
+    for (name, page) in example_pages() {
+        let Some(chart) = page.split("```mermaid\n").nth(1) else {
+            continue;
+        };
+        let chart = &chart[..chart.find("```").unwrap()];
+        assert!(chart.starts_with("flowchart LR\n"), "{name}");
+        for line in chart.lines().skip(1) {
+            let line = line.trim();
+            let id: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(!id.is_empty() && id != "end", "{name}: {line}");
+            if let Some(at) = line.find(['[', '{', '(']).filter(|&at| at == id.len()) {
+                let label = &line[at..];
+                assert!(label.contains('"'), "{name}: unquoted label {line}");
+                let inner = &label[label.find('"').unwrap() + 1..label.rfind('"').unwrap()];
+                assert!(
+                    !inner.contains('"') && !inner.contains('`'),
+                    "{name}: {line}"
+                );
+            }
+        }
+    }
+}

@@ -10,11 +10,15 @@
 mod capacity;
 mod connections;
 mod environments;
+mod errors;
 mod flow;
 mod handwritten;
 mod index;
+mod mapping;
 mod markdown;
+mod monitoring;
 mod overview;
+mod runbook;
 mod steps;
 mod triggers;
 mod value;
@@ -44,7 +48,14 @@ pub struct Doc {
     pub connections: Vec<connections::ConnectionDoc>,
     pub names: Vec<connections::NameDoc>,
     pub triggers: Vec<triggers::TriggerDoc>,
+    pub steps: Vec<mapping::StepDoc>,
+    pub lineage: Vec<mapping::LineageDoc>,
+    pub errors: Vec<errors::ErrorDoc>,
+    pub capacity: capacity::Capacity,
     pub environments: Vec<environments::EnvironmentDoc>,
+    pub tests: Vec<environments::TestDoc>,
+    pub monitoring: monitoring::Monitoring,
+    pub runbook: Vec<runbook::Entry>,
 }
 
 /// A setting's value in force, and whether it is the engine's default (not in the spec).
@@ -77,8 +88,16 @@ pub fn document(
     options: &Options,
 ) -> Doc {
     let source = Source(text);
+    let steps = mapping::build(model, source);
     Doc {
         schema: SCHEMA,
+        lineage: mapping::lineage(model, &steps),
+        steps,
+        errors: errors::build(model, source),
+        capacity: capacity::build(model),
+        tests: environments::tests(model, source),
+        monitoring: monitoring::build(model, source),
+        runbook: runbook::build(model),
         overview: overview::build(model, source, text, spec),
         connections: model
             .connections
@@ -105,6 +124,22 @@ pub fn markdown(doc: &Doc, previous: Option<&str>) -> Result<String, MarkerError
         &doc.names,
     ));
     out.push_str(&triggers::markdown(&doc.triggers));
+    out.push_str(&mapping::markdown(&doc.steps, &doc.lineage));
+    out.push_str(&errors::markdown(&doc.errors));
+    let concurrency = &doc.overview.concurrency;
+    let concurrency = markdown::effective(concurrency.value.clone(), concurrency.default);
+    out.push_str(&capacity::markdown(&doc.capacity, &concurrency));
+    out.push_str(&environments::markdown(
+        &doc.environments,
+        &doc.connections,
+        &doc.tests,
+        &doc.overview.spec,
+    ));
+    out.push_str(&monitoring::markdown(
+        &doc.monitoring,
+        &doc.overview.integration,
+    ));
+    out.push_str(&runbook::markdown(&doc.runbook, &mut kept));
     let orphans = kept.orphans();
     if !orphans.is_empty() {
         out.push_str(&markdown::heading(2, "kept", "Hand-written text kept"));

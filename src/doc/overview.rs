@@ -77,6 +77,12 @@ pub const SECTIONS: &[(&str, &str)] = &[
     ("overview", "1. Overview"),
     ("connections", "2. Connections and credentials"),
     ("triggers", "3. Triggers and endpoints"),
+    ("mapping", "4. Data mapping"),
+    ("errors", "5. Error handling"),
+    ("capacity", "6. Rate limits and capacity"),
+    ("environments", "7. Environments and tests"),
+    ("monitoring", "8. Monitoring and alerting"),
+    ("runbook", "9. Runbook"),
 ];
 
 pub fn markdown(overview: &Overview, kept: &mut Kept) -> String {

@@ -415,7 +415,7 @@ pub enum ExpectationPlan {
 }
 
 /// Default `for_each` concurrency when the spec gives none.
-const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 /// A schedule's cron expression, with or without seconds, as the plan reads it.
 pub fn cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
