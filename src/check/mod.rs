@@ -27,6 +27,7 @@ mod tests;
 mod triggers;
 
 pub use across::AcrossSpecs;
+pub use policy::format_duration;
 pub use template_filters::{Arg, Filter, INTEG_FILTERS};
 
 use crate::ast::{Integration, Spec};

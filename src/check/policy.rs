@@ -78,7 +78,7 @@ impl Checker<'_> {
 }
 
 /// A duration as a spec would write it: `2m`, `1h30m`, `500ms`.
-pub(super) fn format_duration(duration: Duration) -> String {
+pub fn format_duration(duration: Duration) -> String {
     const UNITS: &[(&str, u128)] = &[
         ("d", 86_400_000),
         ("h", 3_600_000),

@@ -18,9 +18,11 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// the API again, and learns the rest of the wait then.
 pub const MAX_PAUSE: Duration = Duration::from_secs(60 * 60);
 /// A breaker declared without a count opens after this many failures in a row.
-const DEFAULT_FAILURES: u32 = 5;
+pub const BREAKER_FAILURES: u32 = 5;
 /// A breaker declared without a cool-down stays open this long.
-const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
+/// A breaker declared by ratio without `min_calls` judges no fewer calls than this.
+pub const BREAKER_MIN_CALLS: u32 = 10;
 
 #[derive(Debug)]
 pub struct Limits {
@@ -218,20 +220,23 @@ struct BreakerState {
 
 impl Breaker {
     fn new(config: &CircuitBreaker) -> Self {
-        let ratio = config
-            .ratio
-            .as_ref()
-            .map(|r| (r.percent / 100.0, r.window, r.min_calls.unwrap_or(10)));
+        let ratio = config.ratio.as_ref().map(|r| {
+            (
+                r.percent / 100.0,
+                r.window,
+                r.min_calls.unwrap_or(BREAKER_MIN_CALLS),
+            )
+        });
         let failures = match (config.failures, &ratio) {
             (Some(n), _) => n.get(),
             // A breaker declared only by ratio does not also trip on a run of failures.
             (None, Some(_)) => u32::MAX,
-            (None, None) => DEFAULT_FAILURES,
+            (None, None) => BREAKER_FAILURES,
         };
         Self {
             failures,
             ratio,
-            cooldown: config.cooldown.unwrap_or(DEFAULT_COOLDOWN),
+            cooldown: config.cooldown.unwrap_or(BREAKER_COOLDOWN),
             state: Mutex::default(),
         }
     }

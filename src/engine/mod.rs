@@ -16,10 +16,13 @@ mod seal;
 pub mod url;
 
 pub use auth::OAuth2Clients;
-pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
+pub use http::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpError, form_pairs,
+};
+pub use limits::{BREAKER_COOLDOWN, BREAKER_FAILURES, BREAKER_MIN_CALLS, MAX_PAUSE};
 pub use poll::Polled;
 pub use report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
-pub use run::DEFAULT_MAX_COLLECTED_BYTES;
+pub use run::{DEFAULT_MAX_COLLECTED_BYTES, PAGE_LIMIT};
 pub use seal::{KeeperError, RefreshTokens};
 
 use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value, as_text};
@@ -297,7 +300,7 @@ fn connect(
         auth,
         headers,
         encoding: connection.encoding,
-        timeout: connection.timeout.unwrap_or(http::DEFAULT_TIMEOUT),
+        timeout: connection.timeout.unwrap_or(DEFAULT_TIMEOUT),
         max_response_bytes: max_response_bytes(options),
         cache: cache::Cache::default(),
         limits: limits::Limits::new(

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 /// Without `max_pages`, a paginated step stops after this many pages: a safety net against
 /// an API that always answers with a next page.
-pub(super) const PAGE_LIMIT: u32 = 1000;
+pub const PAGE_LIMIT: u32 = 1000;
 
 /// The most a paginated step collects unless the engine is told otherwise, in bytes of its
 /// items as JSON: they are kept in memory and checkpointed as one row.

@@ -157,6 +157,20 @@ pub enum AlertMetric {
     RateLimited,
 }
 
+impl AlertMetric {
+    /// The anchor of the metric's runbook entry in the page `integ doc` writes for an
+    /// integration (`docs/integrations/<integration>.md#rb-dead-letters`): alerts link to it.
+    pub fn runbook_anchor(self) -> String {
+        let name = match self {
+            Self::DeadLetters => "dead_letters",
+            Self::FailedRuns => "failed_runs",
+            Self::Retries => "retries",
+            Self::RateLimited => "rate_limited",
+        };
+        format!("rb-{}", name.replace('_', "-"))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertChannel {
     Slack,

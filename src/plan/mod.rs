@@ -415,7 +415,15 @@ pub enum ExpectationPlan {
 }
 
 /// Default `for_each` concurrency when the spec gives none.
-const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// A schedule's cron expression, with or without seconds, as the plan reads it.
+pub fn cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(text)
+}
 
 /// Compiles a checked model for `environment` (the spec's own connections when `None`).
 /// `base_dir` is where `file("...")` paths start: the spec's folder.
@@ -543,10 +551,7 @@ pub fn compile_parts(
             _ => None,
         })
         .map(|schedule| {
-            let parser = croner::parser::CronParser::builder()
-                .seconds(croner::parser::Seconds::Optional)
-                .build();
-            let cron = parser.parse(&schedule.cron).map_err(|e| PlanError::Cron {
+            let cron = cron(&schedule.cron).map_err(|e| PlanError::Cron {
                 cron: schedule.cron.clone(),
                 detail: e.to_string(),
             })?;
