@@ -6,6 +6,8 @@ use super::limits::Limits;
 use super::url::{UrlError, under_base};
 use crate::ast::Method;
 use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
+use crate::telemetry::ConnectionMetrics;
+use crate::telemetry::labels::{ErrorType, RetryReason};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::Value as Json;
@@ -30,6 +32,7 @@ pub struct Connection {
     pub max_response_bytes: usize,
     pub limits: Limits,
     pub cache: super::cache::Cache,
+    pub metrics: std::sync::Arc<ConnectionMetrics>,
 }
 
 /// A request, fully evaluated.
@@ -229,6 +232,7 @@ impl Connection {
             if over_time {
                 return done(result);
             }
+            self.metrics.retried(retry_reason(error));
             tokio::time::sleep(delay).await;
         }
     }
@@ -238,6 +242,8 @@ impl Connection {
     /// outcome teaches the limits.
     async fn guarded(&self, request: &Request, patience: Duration) -> Result<Answer, HttpError> {
         if let Some(Err(wait)) = self.limits.breaker().map(|b| b.admit()) {
+            self.metrics.failed(ErrorType::CircuitOpen);
+            self.limits.show_breaker();
             return Err(HttpError::CircuitOpen(wait));
         }
         let slot = self
@@ -249,8 +255,18 @@ impl Connection {
                 asked,
                 largest: patience,
             })?;
+        let sent = Instant::now();
         let result = self.attempt(request).await;
         drop(slot);
+        match &result {
+            Ok(answer) => self
+                .metrics
+                .attempted(Some(answer.response.status), sent.elapsed()),
+            Err(error) => {
+                self.metrics.attempted(None, sent.elapsed());
+                self.metrics.failed(error_type(error));
+            }
+        }
         if let Ok(answer) = &result {
             let response = &answer.response;
             let headers = &response.headers;
@@ -264,6 +280,7 @@ impl Connection {
                 Err(_) => false,
             };
             breaker.record(failed);
+            self.limits.show_breaker();
         }
         result
     }
@@ -400,6 +417,33 @@ pub(super) async fn read_capped(
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// What an attempt that got no answer met, for `integ_http_client_errors_total`.
+fn error_type(error: &HttpError) -> ErrorType {
+    match error {
+        HttpError::Timeout => ErrorType::Timeout,
+        HttpError::Network(_) => ErrorType::Connect,
+        HttpError::Transport(_) => ErrorType::Broken,
+        HttpError::TooLarge(_) => ErrorType::TooLarge,
+        HttpError::Url(_) => ErrorType::Redirect,
+        HttpError::CircuitOpen(_) => ErrorType::CircuitOpen,
+        _ => ErrorType::Other,
+    }
+}
+
+/// Why a failed attempt is sent again, for `integ_http_client_retries_total`.
+fn retry_reason(error: &HttpError) -> RetryReason {
+    match error.status() {
+        Some(429) => RetryReason::Status429,
+        Some(500..=599) => RetryReason::Status5xx,
+        Some(_) => RetryReason::Status4xx,
+        None => match error {
+            HttpError::Timeout => RetryReason::Timeout,
+            HttpError::Network(_) | HttpError::Transport(_) => RetryReason::Network,
+            _ => RetryReason::Other,
+        },
+    }
 }
 
 fn classify(error: reqwest::Error) -> HttpError {

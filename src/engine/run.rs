@@ -9,6 +9,7 @@ use crate::model::{OnError, Outcome};
 use crate::plan::{
     BodyPlan, CallPlan, Clock, EvalError, PageStyle, Scope, StepPlan, Value, as_text,
 };
+use crate::telemetry::labels::CacheResult;
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -533,9 +534,13 @@ impl Engine {
             && let Some(response) = connection.cache.get(key)
             && let Some(response) = super::http::accepted(response, judge)
         {
+            connection.metrics.cache(CacheResult::Hit);
             report.cache_hit = Some(true);
             report.status = Some(response.status);
             return (Ok(response), report);
+        }
+        if cache_key.is_some() {
+            connection.metrics.cache(CacheResult::Miss);
         }
         let idempotent = is_idempotent(step, request);
         let Exchange {

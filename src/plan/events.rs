@@ -68,6 +68,8 @@ pub struct Keyed {
     /// and the first reason. They are enqueued without a key: a duplicate may then run
     /// twice, which is better than an event never running; the trigger reports it.
     pub unkeyed: Option<(usize, String)>,
+    /// Events whose `when` was false, dropped.
+    pub filtered: usize,
 }
 
 /// Why a trigger could not tell which events to enqueue. Nothing is enqueued then: a
@@ -140,6 +142,7 @@ pub fn keyed_events(
     let mut keyed = Keyed {
         events: Vec::with_capacity(events.len()),
         unkeyed: None,
+        filtered: 0,
     };
     for event in events {
         let scope = Scope {
@@ -149,6 +152,7 @@ pub fn keyed_events(
         if let Some(when) = when {
             let passes = when.test(env, &scope).map_err(TriggerError::When)?;
             if !passes {
+                keyed.filtered += 1;
                 continue;
             }
         }

@@ -1036,3 +1036,18 @@ impl Compiler {
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
 }
+
+/// How a webhook trigger is named in the logs, in `integ triggers` and in metrics.
+pub fn webhook_name(method: Method, path: &str) -> String {
+    format!("webhook {} {path}", method.as_str())
+}
+
+/// How the poll trigger at `index` is named (see `webhook_name`).
+pub fn poll_name(index: usize) -> String {
+    format!("poll {index}")
+}
+
+/// How the schedule trigger at `index` is named (see `webhook_name`).
+pub fn schedule_name(index: usize) -> String {
+    format!("schedule {index}")
+}
