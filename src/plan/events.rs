@@ -86,11 +86,15 @@ pub enum TriggerError {
 
 impl WebhookPlan {
     /// The request headers `header()` may read: all but credentials and signatures (see
-    /// `RequestHeaders`), this trigger's own signature header included.
+    /// `RequestHeaders`), this trigger's own signature header included. None when the
+    /// trigger reads no header: intake then copies nothing per request.
     pub fn readable_headers<'a>(
         &self,
         pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> RequestHeaders {
+        if !self.reads_headers {
+            return RequestHeaders::default();
+        }
         let signature = match &self.signature {
             Some((crate::model::SignaturePreset::HmacSha256 { header, .. }, _)) => {
                 Some(header.as_str())
@@ -208,6 +212,7 @@ mod tests {
             when,
             dedupe,
             retention: None,
+            reads_headers: true,
         }
     }
 

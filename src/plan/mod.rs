@@ -177,6 +177,8 @@ pub struct WebhookPlan {
     pub dedupe: Option<Value>,
     /// How long this trigger's dedupe keys are kept; `--retention` when `None`.
     pub retention: Option<Duration>,
+    /// Whether `when` or `dedupe` reads a request header: if not, intake copies none.
+    pub reads_headers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -526,6 +528,8 @@ pub fn compile_parts(
             _ => None,
         })
         .map(|webhook| {
+            let when = compiler.optional(webhook.when.as_ref())?;
+            let dedupe = compiler.optional(webhook.dedupe.as_ref().map(|d| &d.key))?;
             Ok(WebhookPlan {
                 path: webhook.path.clone(),
                 method: webhook.method,
@@ -537,8 +541,9 @@ pub fn compile_parts(
                 },
                 tolerance: webhook.tolerance,
                 each: compiler.optional(webhook.each.as_ref())?,
-                when: compiler.optional(webhook.when.as_ref())?,
-                dedupe: compiler.optional(webhook.dedupe.as_ref().map(|d| &d.key))?,
+                reads_headers: when.iter().chain(&dedupe).any(Value::reads_header),
+                when,
+                dedupe,
                 retention: webhook.dedupe.as_ref().and_then(|d| d.retention),
             })
         })
