@@ -368,3 +368,40 @@ fn the_flowcharts_use_safe_ids_and_quoted_labels() {
         }
     }
 }
+
+/// A preset's rules are shown from the preset's own text, which their spans index: read
+/// against the spec's text instead, they showed whatever the spec held at those offsets.
+#[test]
+fn a_rules_preset_is_shown_as_its_rules_read() {
+    let dir = workdir("doc-preset");
+    std::fs::write(
+        dir.join("preset.integ"),
+        r#"integration preset_doc {
+  connection slack {
+    base_url "https://slack.com/api"
+    auth bearer secret("SLACK_TOKEN")
+    rules slack
+  }
+  trigger manual
+  step post = slack POST "/chat.postMessage" {
+    body { text = "hi" }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let made = integ(&[
+        "doc",
+        dir.join("preset.integ").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let page = std::fs::read_to_string(out.join("preset_doc.md")).unwrap();
+    assert!(
+        page.contains("where `$.ok == false` fails without retry")
+            && page.contains("(preset `slack`)"),
+        "{page}"
+    );
+}

@@ -667,17 +667,27 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
 
 /// The rules written out, then the preset's: a written rule can take an answer from it.
 fn lower_rules(rules: &ast::Rules) -> Lowered<Vec<model::Rule>> {
-    let preset = match &rules.preset {
-        Some(name) => super::rule_presets::preset(&name.node)
-            .map_or_else(|| unchecked(name.span, "an unknown rules preset"), Ok)?,
-        None => &[],
+    let written = rules
+        .list
+        .iter()
+        .map(|r| lower_rule(r, model::RuleOrigin::Written));
+    let Some(name) = &rules.preset else {
+        return written.collect();
     };
-    rules.list.iter().chain(preset).map(lower_rule).collect()
+    let (preset, text) = super::rule_presets::preset(&name.node)
+        .map_or_else(|| unchecked(name.span, "an unknown rules preset"), Ok)?;
+    let origin = model::RuleOrigin::Preset {
+        name: name.node.clone(),
+        text,
+    };
+    written
+        .chain(preset.iter().map(|r| lower_rule(r, origin.clone())))
+        .collect()
 }
 
 /// A rule without statuses looks at every `2xx`: a condition on the body then never
 /// shadows the retry policy's `429` and `5xx`.
-fn lower_rule(rule: &ast::Rule) -> Lowered<model::Rule> {
+fn lower_rule(rule: &ast::Rule, origin: model::RuleOrigin) -> Lowered<model::Rule> {
     let statuses = match rule.statuses.as_slice() {
         [] => vec![model::StatusMatch::Class(2)],
         written => written.iter().map(|s| s.node).collect(),
@@ -700,6 +710,7 @@ fn lower_rule(rule: &ast::Rule) -> Lowered<model::Rule> {
         statuses,
         when: rule.when.clone(),
         action,
+        origin,
     })
 }
 

@@ -26,31 +26,41 @@ const PRESETS: &[(&str, &str)] = &[
     ),
 ];
 
-/// A preset's name and its rules (`None`: its text does not parse, which the tests rule out).
-type Parsed = (&'static str, Option<Vec<Rule>>);
+/// A preset's name, the text its rules were parsed from (their spans index it) and its
+/// rules (`None`: its text does not parse, which the tests rule out).
+type Parsed = (&'static str, String, Option<Vec<Rule>>);
 
 static PARSED: LazyLock<Vec<Parsed>> = LazyLock::new(|| {
     PRESETS
         .iter()
-        .map(|(name, text)| (*name, parse(text)))
+        .map(|(name, rules)| {
+            let text = wrapped(rules);
+            let parsed = parse(&text);
+            (*name, text, parsed)
+        })
         .collect()
 });
 
-/// The rules of the preset `name`; `None` for a name that is no preset.
-pub(crate) fn preset(name: &str) -> Option<&'static [Rule]> {
+/// The rules of the preset `name`, with the text their spans index; `None` for a name that
+/// is no preset.
+pub(crate) fn preset(name: &str) -> Option<(&'static [Rule], &'static str)> {
     PARSED
         .iter()
-        .find(|(known, _)| *known == name)
-        .and_then(|(_, rules)| rules.as_deref())
+        .find(|(known, _, _)| *known == name)
+        .and_then(|(_, text, rules)| Some((rules.as_deref()?, text.as_str())))
+}
+
+/// A preset's rules as the rules of a connection of a spec of their own.
+fn wrapped(rules: &str) -> String {
+    format!(
+        "integration preset {{ connection api {{ base_url \"https://api.example.com\" rules {{ {rules} }} }} }}"
+    )
 }
 
 /// A preset's text, parsed as the rules of a connection. `None` if it does not parse, which
 /// the tests below rule out.
-fn parse(rules: &str) -> Option<Vec<Rule>> {
-    let text = format!(
-        "integration preset {{ connection api {{ base_url \"https://api.example.com\" rules {{ {rules} }} }} }}"
-    );
-    let (spec, _) = crate::syntax::parse(&text);
+fn parse(text: &str) -> Option<Vec<Rule>> {
+    let (spec, _) = crate::syntax::parse(text);
     spec?
         .integration
         .connections

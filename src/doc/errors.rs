@@ -7,7 +7,7 @@ use super::value::Source;
 use crate::check::format_duration;
 use crate::model::{
     Backoff, Call, Delay, Integration, OnError, RetryCondition, RetryPolicy, Rule, RuleAction,
-    StatusMatch, Step,
+    RuleOrigin, StatusMatch, Step,
 };
 use serde::Serialize;
 
@@ -148,6 +148,11 @@ fn after(on_error: &OnError) -> String {
 
 /// A response rule in words.
 fn rule(rule: &Rule, source: Source<'_>, whose: &str) -> String {
+    // A preset's rule is shown from the preset's text, which its spans index.
+    let (source, preset) = match &rule.origin {
+        RuleOrigin::Written => (source, String::new()),
+        RuleOrigin::Preset { name, text } => (Source(text), format!(" (preset `{name}`)")),
+    };
     let statuses: Vec<String> = rule
         .statuses
         .iter()
@@ -183,7 +188,7 @@ fn rule(rule: &Rule, source: Source<'_>, whose: &str) -> String {
             )
         }
     };
-    format!("{words} {action}{whose}")
+    format!("{words} {action}{preset}{whose}")
 }
 
 pub fn markdown(errors: &[ErrorDoc]) -> String {

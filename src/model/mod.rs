@@ -17,7 +17,7 @@ mod trigger;
 
 pub use mark::{Mark, MarkError, MarkType};
 pub use policy::{Backoff, OnError, RetryCondition, RetryPolicy};
-pub use rule::{Delay, PartialData, Rule, RuleAction, StatusMatch};
+pub use rule::{Delay, PartialData, Rule, RuleAction, RuleOrigin, StatusMatch};
 pub use step::{
     Answer, Answers, Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle,
     Step, Test, is_mutation,
