@@ -85,7 +85,7 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, RULE_PRESETS, "the diagnostic's list of presets");
         for (name, text) in PRESETS {
-            let rules = preset(name).unwrap_or_else(|| panic!("`{name}` does not parse"));
+            let (rules, _) = preset(name).unwrap_or_else(|| panic!("`{name}` does not parse"));
             assert!(!rules.is_empty(), "{name}");
             let spec = format!(
                 r#"integration written_out {{
