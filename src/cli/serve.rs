@@ -8,8 +8,8 @@ use crate::plan;
 use crate::secrets::Secrets;
 use crate::serve::admin::{self, Admin, keep_metrics};
 use crate::serve::{
-    AlertOptions, Alerts, HttpOptions, PublicUrl, SMTP_URL, Service, Smtp, alert, keep_health,
-    listen, poll, prune, router, schedule, work,
+    AlertOptions, Alerts, HttpOptions, PublicUrl, SMTP_URL, Service, Smtp, alert, keep_gauges,
+    keep_health, listen, poll, prune, router, schedule, work,
 };
 use crate::store::{self, Durability, Location};
 use crate::telemetry::{self, labels::StoreKind};
@@ -334,6 +334,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         };
         let health = tokio::spawn(keep_health(service.clone()));
         let upkeep = tokio::spawn(keep_metrics(exporter.clone()));
+        let gauges = tokio::spawn(keep_gauges(service.clone()));
         let admin_app = admin::router(Admin {
             service: service.clone(),
             exporter: Some(exporter),
@@ -375,6 +376,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let _ = stop_admin.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), admin_server).await;
         upkeep.abort();
+        gauges.abort();
         schedules.abort();
         polls.abort();
         pruning.abort();

@@ -96,6 +96,7 @@ codes! {
     RuleNeverMatches = "E509",
     RetryRuleWithoutRetry = "E510",
     UnknownPartialDataPolicy = "E511",
+    UnknownRulePreset = "E512",
     GraphqlDocument = "E601",
     GraphqlOnly = "E602",
     PaginationWithoutItems = "E603",

@@ -226,6 +226,11 @@ pub enum DiagnosticKind {
         name: String,
         suggestion: Option<String>,
     },
+    #[error("unknown rules preset `{name}`")]
+    UnknownRulePreset {
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("{clause} does not apply to the action `{action}`")]
     MisplacedRuleClause {
         clause: &'static str,
@@ -434,6 +439,7 @@ impl DiagnosticKind {
             Self::UnknownOnErrorAction { .. } => Code::UnknownOnErrorAction,
             Self::UnknownRetryAfterMode { .. } => Code::UnknownRetryAfterMode,
             Self::UnknownRuleAction { .. } => Code::UnknownRuleAction,
+            Self::UnknownRulePreset { .. } => Code::UnknownRulePreset,
             Self::MisplacedRuleClause { .. } => Code::MisplacedRuleClause,
             Self::InvalidRuleStatus { .. } => Code::InvalidRuleStatus,
             Self::RuleNeverMatches => Code::RuleNeverMatches,
@@ -610,6 +616,7 @@ impl DiagnosticKind {
             Self::UnknownOnErrorAction { .. } => "the actions are `dead_letter`, `skip`, `fail` and `fallback NAME`".into(),
             Self::UnknownRetryAfterMode { .. } => "write `retry_after honor` (the default) or `retry_after ignore`".into(),
             Self::UnknownRuleAction { .. } => format!("the actions are {}", join_ticked(RULE_ACTIONS)),
+            Self::UnknownRulePreset { .. } => format!("the presets are {}; or write the rules out: `rules {{ when $.ok == false fail }}`", join_ticked(RULE_PRESETS)),
             Self::MisplacedRuleClause { clause, .. } if clause.starts_with("`after`") => "only a `retry` rule waits: `retry after header \"Retry-After\"`".into(),
             Self::MisplacedRuleClause { .. } => "only `fail` and `retry` rules carry a message".into(),
             Self::InvalidRuleStatus { .. } => "write a status from `100` to `599`, or a class from `1xx` to `5xx`".into(),
@@ -693,6 +700,7 @@ impl DiagnosticKind {
             | Self::UnknownRetryCondition { suggestion, .. }
             | Self::UnknownOnErrorAction { suggestion, .. }
             | Self::UnknownRuleAction { suggestion, .. }
+            | Self::UnknownRulePreset { suggestion, .. }
             | Self::UnknownAlertMetric { suggestion, .. }
             | Self::UnknownAlertChannel { suggestion, .. }
             | Self::UnknownStepOutcome { suggestion, .. }
@@ -707,6 +715,9 @@ impl DiagnosticKind {
 
 /// Words the checker accepts, shared with the help texts above.
 pub const RULE_ACTIONS: &[&str] = &["succeed", "empty", "fail", "retry"];
+
+/// The named presets of response rules (`rules slack`), as `check::rule_presets` defines them.
+pub const RULE_PRESETS: &[&str] = &["shopify", "slack"];
 pub const SIGNATURE_PRESETS: &[&str] =
     &["hmac_sha256", "stripe", "github", "hubspot_v3", "shopify"];
 pub const OVERLAP_POLICIES: &[&str] = &["skip", "queue", "allow"];

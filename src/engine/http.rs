@@ -6,6 +6,8 @@ use super::limits::Limits;
 use super::url::{UrlError, under_base};
 use crate::ast::Method;
 use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
+use crate::telemetry::ConnectionMetrics;
+use crate::telemetry::labels::{ErrorType, RetryReason};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::Value as Json;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 /// A request takes at most this long unless the step or connection says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REDIRECTS: usize = 5;
 
 /// A connection, ready to send.
@@ -30,6 +32,7 @@ pub struct Connection {
     pub max_response_bytes: usize,
     pub limits: Limits,
     pub cache: super::cache::Cache,
+    pub metrics: std::sync::Arc<ConnectionMetrics>,
 }
 
 /// A request, fully evaluated.
@@ -234,6 +237,7 @@ impl Connection {
             if over_time {
                 return done(result);
             }
+            self.metrics.retried(retry_reason(error));
             tokio::time::sleep(delay).await;
         }
     }
@@ -248,6 +252,8 @@ impl Connection {
         patience: Duration,
     ) -> (Result<Answer, HttpError>, bool) {
         if let Some(Err(wait)) = self.limits.breaker().map(|b| b.admit()) {
+            self.metrics.failed(ErrorType::CircuitOpen);
+            self.limits.show_breaker();
             return (Err(HttpError::CircuitOpen(wait)), false);
         }
         let slot = match self.limits.acquire(patience).await {
@@ -262,8 +268,18 @@ impl Connection {
             }
         };
         let waited = slot.rate_limited;
+        let sent = Instant::now();
         let result = self.attempt(request).await;
         drop(slot);
+        match &result {
+            Ok(answer) => self
+                .metrics
+                .attempted(Some(answer.response.status), sent.elapsed()),
+            Err(error) => {
+                self.metrics.attempted(None, sent.elapsed());
+                self.metrics.failed(error_type(error));
+            }
+        }
         let refused = matches!(&result, Ok(answer) if answer.response.status == 429);
         if let Ok(answer) = &result {
             let response = &answer.response;
@@ -278,6 +294,7 @@ impl Connection {
                 Err(_) => false,
             };
             breaker.record(failed);
+            self.limits.show_breaker();
         }
         (result, waited || refused)
     }
@@ -414,6 +431,33 @@ pub(super) async fn read_capped(
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// What an attempt that got no answer met, for `integ_http_client_errors_total`.
+fn error_type(error: &HttpError) -> ErrorType {
+    match error {
+        HttpError::Timeout => ErrorType::Timeout,
+        HttpError::Network(_) => ErrorType::Connect,
+        HttpError::Transport(_) => ErrorType::Broken,
+        HttpError::TooLarge(_) => ErrorType::TooLarge,
+        HttpError::Url(_) => ErrorType::Redirect,
+        HttpError::CircuitOpen(_) => ErrorType::CircuitOpen,
+        _ => ErrorType::Other,
+    }
+}
+
+/// Why a failed attempt is sent again, for `integ_http_client_retries_total`.
+fn retry_reason(error: &HttpError) -> RetryReason {
+    match error.status() {
+        Some(429) => RetryReason::Status429,
+        Some(500..=599) => RetryReason::Status5xx,
+        Some(_) => RetryReason::Status4xx,
+        None => match error {
+            HttpError::Timeout => RetryReason::Timeout,
+            HttpError::Network(_) | HttpError::Transport(_) => RetryReason::Network,
+            _ => RetryReason::Other,
+        },
+    }
 }
 
 fn classify(error: reqwest::Error) -> HttpError {

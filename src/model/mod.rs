@@ -19,7 +19,7 @@ mod trigger;
 pub use alert::{Alert, AlertChannel, AlertMetric, AlertStatus, format_duration};
 pub use mark::{Mark, MarkError, MarkType};
 pub use policy::{Backoff, OnError, RetryCondition, RetryPolicy};
-pub use rule::{Delay, PartialData, Rule, RuleAction, StatusMatch};
+pub use rule::{Delay, PartialData, Rule, RuleAction, RuleOrigin, StatusMatch};
 pub use step::{
     Answer, Answers, Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle,
     Step, Test, is_mutation,

@@ -203,6 +203,8 @@ pub struct WebhookPlan {
     pub dedupe: Option<Value>,
     /// How long this trigger's dedupe keys are kept; `--retention` when `None`.
     pub retention: Option<Duration>,
+    /// Whether `when` or `dedupe` reads a request header: if not, intake copies none.
+    pub reads_headers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -441,7 +443,15 @@ pub enum ExpectationPlan {
 }
 
 /// Default `for_each` concurrency when the spec gives none.
-const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// A schedule's cron expression, with or without seconds, as the plan reads it.
+pub fn cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(text)
+}
 
 /// Compiles a checked model for `environment` (the spec's own connections when `None`).
 /// `base_dir` is where `file("...")` paths start: the spec's folder.
@@ -544,6 +554,8 @@ pub fn compile_parts(
             _ => None,
         })
         .map(|webhook| {
+            let when = compiler.optional(webhook.when.as_ref())?;
+            let dedupe = compiler.optional(webhook.dedupe.as_ref().map(|d| &d.key))?;
             Ok(WebhookPlan {
                 path: webhook.path.clone(),
                 method: webhook.method,
@@ -555,8 +567,9 @@ pub fn compile_parts(
                 },
                 tolerance: webhook.tolerance,
                 each: compiler.optional(webhook.each.as_ref())?,
-                when: compiler.optional(webhook.when.as_ref())?,
-                dedupe: compiler.optional(webhook.dedupe.as_ref().map(|d| &d.key))?,
+                reads_headers: when.iter().chain(&dedupe).any(Value::reads_header),
+                when,
+                dedupe,
                 retention: webhook.dedupe.as_ref().and_then(|d| d.retention),
             })
         })
@@ -569,10 +582,7 @@ pub fn compile_parts(
             _ => None,
         })
         .map(|schedule| {
-            let parser = croner::parser::CronParser::builder()
-                .seconds(croner::parser::Seconds::Optional)
-                .build();
-            let cron = parser.parse(&schedule.cron).map_err(|e| PlanError::Cron {
+            let cron = cron(&schedule.cron).map_err(|e| PlanError::Cron {
                 cron: schedule.cron.clone(),
                 detail: e.to_string(),
             })?;
@@ -1074,4 +1084,19 @@ impl Compiler {
         })?;
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
+}
+
+/// How a webhook trigger is named in the logs, in `integ triggers` and in metrics.
+pub fn webhook_name(method: Method, path: &str) -> String {
+    format!("webhook {} {path}", method.as_str())
+}
+
+/// How the poll trigger at `index` is named (see `webhook_name`).
+pub fn poll_name(index: usize) -> String {
+    format!("poll {index}")
+}
+
+/// How the schedule trigger at `index` is named (see `webhook_name`).
+pub fn schedule_name(index: usize) -> String {
+    format!("schedule {index}")
 }

@@ -9,6 +9,7 @@
 pub mod admin;
 mod alerts;
 mod dispatch;
+mod gauges;
 mod health;
 mod http;
 mod intake;
@@ -26,6 +27,7 @@ mod webhook;
 
 pub use alerts::{AlertOptions, Alerts, Notification, SMTP_URL, Smtp, alert};
 pub use dispatch::work;
+pub use gauges::keep_gauges;
 pub use health::keep_health;
 pub use http::{HttpOptions, MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_TIMEOUT, listen};
 pub use intake::MAX_PENDING;
@@ -60,6 +62,8 @@ pub struct Service {
     /// The hot path's store calls, timed, and whether the last was taken (`/readyz`).
     store_calls: Arc<store_calls::StoreCalls>,
     dispatcher_died: probes::DispatcherDied,
+    /// Requests no webhook took.
+    unrouted: crate::telemetry::UnroutedMetrics,
 }
 
 impl std::fmt::Debug for Service {
@@ -96,6 +100,7 @@ impl Service {
             arrivals: Mutex::new(Some(arrivals)),
             store_calls: Arc::new(store_calls::StoreCalls::new()),
             dispatcher_died: probes::DispatcherDied::default(),
+            unrouted: crate::telemetry::UnroutedMetrics::new(),
         })
     }
 

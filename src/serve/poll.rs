@@ -128,7 +128,8 @@ async fn round(
             tracing::warn!(%integration, %trigger, mark = %seen.stored(), "an item's mark is later than the clock: the mark stops at the clock, so that later items are not skipped");
         }
         let position = after.stored();
-        service
+        let filtered = keyed.filtered;
+        let enqueued = service
             .accept(
                 &integration,
                 keyed.events,
@@ -137,6 +138,9 @@ async fn round(
             )
             .await
             .map_err(|e| format!("cannot commit the page: {e}"))?;
+        if let Some(metrics) = engine.metrics().polls.get(index) {
+            metrics.took(enqueued.accepted(), filtered, enqueued.duplicates());
+        }
         pass = after;
         // A full backlog ends the round at a committed page: what is not fetched stays
         // with the API until the next round.

@@ -39,6 +39,7 @@ macro_rules! conformance {
             a_dead_letter_comes_back_with_its_id,
             replay_moves_the_chosen_dead_letters_back_to_the_inbox,
             purge_deletes_every_dead_letter,
+            the_backlog_counts_unfinished_events_and_dead_letters_by_integration,
             prune_forgets_old_records_but_never_pending_running_or_dead_letters,
             runs_are_read_newest_first_by_integration_outcome_time_and_number,
             saved_trigger_health_replaces_each_trigger_kept,
@@ -442,6 +443,32 @@ async fn replay_moves_the_chosen_dead_letters_back_to_the_inbox(fresh: Fresh) {
     assert!(store.replay(None).unwrap().is_empty());
     let replayed = claim(store.as_ref(), &alive(), 10, &["a"]).await;
     assert_eq!(numbers(&replayed), [2, 1, 3], "each event, to run again");
+}
+
+async fn the_backlog_counts_unfinished_events_and_dead_letters_by_integration(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert_eq!(store.backlog().unwrap(), Vec::new());
+    enqueue(store.as_ref(), "a", &numbered(1..=3)).await;
+    claim(store.as_ref(), &alive(), 1, &["a"]).await;
+    store.dead_letter(&letter("b", 1)).unwrap();
+    let backlog = store.backlog().unwrap();
+    assert_eq!(backlog.len(), 2, "{backlog:?}");
+    let (a, b) = (&backlog[0], &backlog[1]);
+    assert_eq!(
+        (a.integration.as_str(), a.pending, a.running, a.dead_letters),
+        ("a", 2, 1, 0)
+    );
+    assert!(a.oldest.is_some_and(|at| at > 0 && at <= now()), "{a:?}");
+    assert_eq!(
+        (
+            b.integration.as_str(),
+            b.pending,
+            b.running,
+            b.oldest,
+            b.dead_letters
+        ),
+        ("b", 0, 0, None, 1)
+    );
 }
 
 async fn purge_deletes_every_dead_letter(fresh: Fresh) {

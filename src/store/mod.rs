@@ -22,7 +22,7 @@ mod triggers;
 pub use alerts::{AlertCounts, AlertState};
 pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Position};
 pub use location::{Location, UrlProblem};
-pub use records::{DeadLetter, Pruned, Records, RunQuery, RunRecord};
+pub use records::{Backlog, DeadLetter, Pruned, Records, RunQuery, RunRecord};
 pub use schedules::{ScheduleMark, ScheduleState};
 pub use sqlite::SqliteStore;
 pub use triggers::TriggerHealth;

@@ -28,6 +28,9 @@ pub trait Records: RefreshTokens + Send + Sync {
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<Position>, StoreError>;
     /// Inbox events by status, for tests and operations.
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
+    /// Each integration's unfinished events, the oldest one's arrival and its dead
+    /// letters, by integration: what `integ serve` exports as gauges every few seconds.
+    fn backlog(&self) -> Result<Vec<Backlog>, StoreError>;
     /// Moves dead letters back to the inbox (all of them when `ids` is `None`), to run
     /// again; returns the ids replayed.
     fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError>;
@@ -68,6 +71,18 @@ pub trait Records: RefreshTokens + Send + Sync {
         status: AlertStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+}
+
+/// One integration's part of the inbox and of the dead letters (see `Records::backlog`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub integration: String,
+    /// Waiting to run, deferred ones included.
+    pub pending: usize,
+    pub running: usize,
+    /// When the oldest pending or running event came in (Unix seconds).
+    pub oldest: Option<i64>,
+    pub dead_letters: usize,
 }
 
 /// Which runs of the history to read (the default: all).

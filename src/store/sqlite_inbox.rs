@@ -277,6 +277,7 @@ fn claim(
             integration,
             attempts,
             created_at,
+            committed: None,
         });
     }
     Ok(items)

@@ -4,7 +4,7 @@
 
 use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
 use super::{
-    AlertCounts, AlertState, DeadLetter, Position, Pruned, Records, RunQuery, RunRecord,
+    AlertCounts, AlertState, Backlog, DeadLetter, Position, Pruned, Records, RunQuery, RunRecord,
     ScheduleState, StoreError, TriggerHealth, now,
 };
 use crate::model::AlertStatus;
@@ -147,6 +147,61 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.error(e))
+    }
+
+    fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut backlog = std::collections::BTreeMap::<String, Backlog>::new();
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        let mut statement = connection
+            .prepare(
+                "SELECT integration, status, COUNT(*), MIN(created_at) FROM inbox
+                 WHERE status IN ('pending', 'running') GROUP BY integration, status",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (integration, status, n, oldest) = row.map_err(|e| self.error(e))?;
+            let part = backlog
+                .entry(integration.clone())
+                .or_insert_with(|| Backlog {
+                    integration,
+                    ..Backlog::default()
+                });
+            match status.as_str() {
+                "running" => part.running = count(n),
+                _ => part.pending = count(n),
+            }
+            part.oldest = Some(part.oldest.map_or(oldest, |o| o.min(oldest)));
+        }
+        let mut statement = connection
+            .prepare("SELECT integration, COUNT(*) FROM dead_letters GROUP BY integration")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (integration, n) = row.map_err(|e| self.error(e))?;
+            let part = backlog
+                .entry(integration.clone())
+                .or_insert_with(|| Backlog {
+                    integration,
+                    ..Backlog::default()
+                });
+            part.dead_letters = count(n);
+        }
+        Ok(backlog.into_values().collect())
     }
 
     fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError> {

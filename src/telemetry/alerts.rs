@@ -2,12 +2,12 @@
 //! its target), fixed by the spec.
 
 use super::catalog::{ALERT_NOTIFICATIONS, ALERTS_FIRING};
-use super::labels::Delivery;
+use super::labels::Outcome;
 
 /// Exports an alert's series at 0, before it is first evaluated or sent.
 pub fn alert_series(integration: &str, alert: &str) {
     alert_firing(integration, alert, false);
-    for result in Delivery::ALL {
+    for &result in Outcome::ALL {
         notifications(integration, alert, result).increment(0);
     }
 }
@@ -23,11 +23,11 @@ pub fn alert_firing(integration: &str, alert: &str, firing: bool) {
 }
 
 /// `integ_alert_notifications_total`: one attempt to send the alert's message.
-pub fn alert_notified(integration: &str, alert: &str, result: Delivery) {
+pub fn alert_notified(integration: &str, alert: &str, result: Outcome) {
     notifications(integration, alert, result).increment(1);
 }
 
-fn notifications(integration: &str, alert: &str, result: Delivery) -> metrics::Counter {
+fn notifications(integration: &str, alert: &str, result: Outcome) -> metrics::Counter {
     metrics::counter!(
         ALERT_NOTIFICATIONS.name,
         "integration" => integration.to_string(),

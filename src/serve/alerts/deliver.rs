@@ -4,7 +4,7 @@
 
 use super::message::Notification;
 use crate::secrets::Secrets;
-use crate::telemetry::{self, labels::Delivery};
+use crate::telemetry::{self, labels::Outcome};
 use reqwest::header::RETRY_AFTER;
 use std::time::Duration;
 
@@ -93,7 +93,7 @@ pub async fn deliver(
                 telemetry::alert_notified(
                     &notification.integration,
                     &notification.alert,
-                    Delivery::Ok,
+                    Outcome::Ok,
                 );
                 return Ok(());
             }
@@ -102,7 +102,7 @@ pub async fn deliver(
         telemetry::alert_notified(
             &notification.integration,
             &notification.alert,
-            Delivery::Error,
+            Outcome::Error,
         );
         let (why, after) = match failure {
             Failure::Final(why) => return Err(secrets.redact(&why)),
