@@ -11,7 +11,9 @@
 //! on top is `benches/serve.rs`'s.
 //!
 //! Knobs (environment): `INTEG_BENCH_CONC` ("1 32"), `INTEG_BENCH_SECS` (5, the window
-//! per level and side), `INTEG_BENCH_WARMUP_SECS` (1).
+//! per level and side), `INTEG_BENCH_WARMUP_SECS` (1), `INTEG_BENCH_METRICS` (`on`: the
+//! Prometheus recorder is installed, as `integ serve` does, so the engine's metrics are
+//! recorded; `off`: no recorder, as `integ run`).
 
 mod common;
 
@@ -80,6 +82,11 @@ where
 fn main() {
     common::child::play_role_if_asked();
     integ::engine::install_crypto_provider();
+    let metrics = std::env::var("INTEG_BENCH_METRICS").map_or(true, |v| v != "off");
+    if metrics {
+        integ::telemetry::install().expect("the metrics recorder");
+    }
+    println!("metrics: {}", if metrics { "on" } else { "off" });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

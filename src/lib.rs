@@ -10,6 +10,7 @@ pub mod ast;
 pub mod check;
 pub mod cli;
 pub mod diagnostic;
+pub mod doc;
 pub mod engine;
 pub mod fmt;
 pub mod lint;

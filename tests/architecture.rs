@@ -21,6 +21,7 @@ const PIPELINE: &[&str] = &[
     "mock",
     "testing",
     "serve",
+    "doc",
     "lint",
     "cli",
 ];

@@ -31,6 +31,8 @@ fn filled_store(dir: &Path) {
         started_at: 1_700_000_000,
         duration_ms: 3,
         attempts: 1,
+        retries: 0,
+        rate_limited: 0,
         error: None,
         event: None,
         reason: None,

@@ -472,3 +472,38 @@ fn operations_md_lists_every_metric() {
         "documented but not exported: {unknown:?}"
     );
 }
+
+/// The alert rules in `docs/operations.md` read only metrics integ exports.
+#[test]
+fn operations_md_alert_rules_read_exported_metrics() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let rules = doc
+        .split("```yaml\n")
+        .filter_map(|rest| rest.split("```").next())
+        .find(|block| block.starts_with("groups:"))
+        .expect("a yaml block of alert rules");
+    let known: HashSet<&str> = integ::telemetry::METRICS.iter().map(|m| m.name).collect();
+    let mut read = Vec::new();
+    for (at, _) in rules.match_indices("integ_") {
+        let name: String = rules[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name)
+            .to_string();
+        read.push(base);
+    }
+    assert!(read.len() > 10, "{read:?}");
+    let unknown: Vec<&String> = read
+        .iter()
+        .filter(|n| !known.contains(n.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the rules read metrics integ does not export: {unknown:?}"
+    );
+}

@@ -1746,6 +1746,44 @@ async fn slack_ratelimited_is_retried_after_its_retry_after_even_for_a_post() {
     );
 }
 
+/// `rules slack` stands for the two rules written out above: a `ratelimited` refusal in
+/// a `200` waits its `Retry-After` and asks again (a POST too), any other refusal fails.
+#[tokio::test]
+async fn the_slack_preset_waits_on_ratelimited_and_fails_on_any_other_refusal() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/chat.postMessage",
+        vec![
+            ok(json!({"ok": false, "error": "ratelimited"})).with_header("Retry-After", "1"),
+            ok(json!({"ok": false, "error": "channel_not_found"})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let spec = slack_spec("retry 3 constant 10ms..5s\n    on_error fail")
+        .replace(SLACK_RULES, "rules slack");
+    assert!(spec.contains("rules slack"));
+    let engine = engine(
+        &spec,
+        &[&api],
+        &[("SLACK_TOKEN", "xoxb-1")],
+        Options::default(),
+    );
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Failed, "{report:#?}");
+    assert_eq!(
+        step(&report, "post").error.as_deref(),
+        Some("status 200: Slack refused the call: channel_not_found")
+    );
+    let requests = api.requests();
+    assert_eq!(requests.len(), 2, "the refusal is not retried");
+    let waited = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        waited >= std::time::Duration::from_secs(1),
+        "waited {waited:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_body_rule_does_not_shadow_the_retry_of_a_429() {
     // Slack's 429 carries `{"ok": false}` too: rules without statuses read only 2xx.
@@ -1895,6 +1933,11 @@ fn throttled(requested: u32, available: u32, restore_rate: u32) -> Json {
     })
 }
 
+/// The rules block of `SHOPIFY_SPEC`, which the `shopify` preset stands for.
+const SHOPIFY_RULES: &str = r#"rules {
+      when $.errors[0].extensions.code == "THROTTLED" retry after "{{ (body.extensions.cost.requestedQueryCost - body.extensions.cost.throttleStatus.currentlyAvailable) / body.extensions.cost.throttleStatus.restoreRate }}" "Shopify throttled the query"
+    }"#;
+
 const SHOPIFY_SPEC: &str = r#"integration orders {
   connection shopify {
     base_url "{api}"
@@ -1924,6 +1967,39 @@ async fn shopify_throttled_is_retried_after_the_wait_its_cost_gives() {
     .unwrap();
     let engine = engine(
         SHOPIFY_SPEC,
+        &[&api],
+        &[("SHOPIFY_TOKEN", "shpat")],
+        Options::default(),
+    );
+    let report = engine.run(json!({})).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let requests = api.requests();
+    assert_eq!(requests.len(), 2);
+    let waited = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        waited >= std::time::Duration::from_secs(2),
+        "(752 - 652) / 50 = 2 s, waited {waited:?}"
+    );
+}
+
+/// `rules shopify` stands for the THROTTLED rule written out above.
+#[tokio::test]
+async fn the_shopify_preset_waits_what_the_cost_bucket_lacks() {
+    let api = MockServer::start(vec![route(
+        "POST",
+        "/graphql.json",
+        vec![
+            ok(throttled(752, 652, 50)),
+            ok(json!({"data": {"orders": {"nodes": [{"id": "gid://1"}]}}})),
+        ],
+    )])
+    .await
+    .unwrap();
+    let engine = engine(
+        &{
+            assert!(SHOPIFY_SPEC.contains(SHOPIFY_RULES));
+            SHOPIFY_SPEC.replace(SHOPIFY_RULES, "rules shopify")
+        },
         &[&api],
         &[("SHOPIFY_TOKEN", "shpat")],
         Options::default(),

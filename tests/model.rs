@@ -387,3 +387,38 @@ fn a_step_named_secret_is_read_in_templates_as_the_step() {
     );
     assert_eq!(integration.steps.len(), 2);
 }
+
+/// Intake copies a request's headers only for a trigger whose `when` or `dedupe` reads one:
+/// the copy is per request, on the serve hot path.
+#[test]
+fn only_a_webhook_that_reads_a_header_is_given_the_headers() {
+    let spec = r#"
+integration hooks {
+  connection sink {
+    base_url "http://127.0.0.1:9"
+    auth none
+  }
+  trigger webhook "/github" {
+    when header("X-GitHub-Event") == "release"
+  }
+  trigger webhook "/plain" {
+    when $.action == "published"
+  }
+  step post = sink POST "/x" {
+    body { a = $.action }
+  }
+}
+"#;
+    let model = model(spec);
+    let plan = integ::plan::compile(&model, None, std::path::Path::new("."))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pairs = [("X-GitHub-Event", b"release".as_slice())];
+    let read = |path: &str| {
+        let hook = plan.webhooks.iter().find(|w| w.path == path).expect(path);
+        hook.readable_headers(pairs)
+            .get("x-github-event")
+            .map(str::to_string)
+    };
+    assert_eq!(read("/github").as_deref(), Some("release"));
+    assert_eq!(read("/plain"), None);
+}

@@ -304,3 +304,195 @@ async fn an_api_that_pauses_a_connection_does_not_fail_readiness() {
     assert!(body.ends_with("readyz check passed\n"), "{body}");
     assert_eq!(serving.post(2).await, 202);
 }
+
+/// A relay whose webhook drops events marked `skip` (its `when`), its connection with a
+/// circuit breaker.
+fn filtering_relay(name: &str, sink: &str) -> PathBuf {
+    let dir = relay(name, sink);
+    let spec = std::fs::read_to_string(dir.join("relay.integ")).unwrap();
+    let spec = spec
+        .replace(
+            "    dedupe $.id\n",
+            "    when $.skip != true\n    dedupe $.id\n",
+        )
+        .replace(
+            &format!("connection sink {{ base_url \"{sink}\" }}"),
+            &format!("connection sink {{\n    base_url \"{sink}\"\n    circuit_breaker {{\n      failures 5\n    }}\n  }}"),
+        );
+    std::fs::write(dir.join("relay.integ"), spec).unwrap();
+    dir
+}
+
+fn value(sample: &Sample) -> f64 {
+    match &sample.value {
+        Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+        other => panic!("{} is not a number: {other:?}", sample.metric),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scrape_after_real_runs_counts_what_happened_and_shows_every_known_series() {
+    // The API fails once with a 503, then takes the event: one retry.
+    let api = MockServer::start(vec![sink(vec![
+        MockResponse::json(503, json!({})),
+        MockResponse::json(201, json!({})),
+    ])])
+    .await
+    .unwrap();
+    let dir = filtering_relay("operations-scrape", &api.url());
+    let serving = serve(&dir).await;
+    // Before anything happens, every series the spec makes known is there, at 0.
+    let before = serving.scrape().await;
+    let relay = [("integration", "relay")];
+    let hook = [
+        ("integration", "relay"),
+        ("trigger", "webhook POST /hooks/relay"),
+    ];
+    let sink_labels = [("integration", "relay"), ("connection", "sink")];
+    for outcome in ["succeeded", "failed", "dead_lettered", "deferred"] {
+        let labels = [relay[0], ("outcome", outcome)];
+        assert_eq!(value(sample(&before, "integ_runs_total", &labels)), 0.0);
+    }
+    let forward = [relay[0], ("step", "forward"), ("error_type", "http_5xx")];
+    assert_eq!(
+        value(sample(&before, "integ_dead_letters_total", &forward)),
+        0.0
+    );
+    let retries = [sink_labels[0], sink_labels[1], ("reason", "5xx")];
+    assert_eq!(
+        value(sample(&before, "integ_http_client_retries_total", &retries)),
+        0.0
+    );
+    let breaker = [sink_labels[0], sink_labels[1], ("state", "closed")];
+    assert_eq!(
+        value(sample(&before, "integ_circuit_breaker_state", &breaker)),
+        1.0
+    );
+    // Only an OAuth2 connection refreshes tokens, and only a spec with alerts has alerts.
+    let known = integ::telemetry::METRICS.iter().filter(|m| {
+        m.name != "integ_oauth_token_refreshes_total" && !m.name.starts_with("integ_alert")
+    });
+    for metric in known {
+        assert!(
+            before.docs.contains_key(metric.name),
+            "{} has no # HELP",
+            metric.name
+        );
+        assert!(
+            before.samples.iter().any(|s| s.metric == metric.name),
+            "{} has no series before the first event",
+            metric.name
+        );
+    }
+
+    // One event delivered, its duplicate, one filtered, two forgeries, one stray request.
+    assert_eq!(serving.post(1).await, 202);
+    assert_eq!(serving.post(1).await, 202);
+    let skipped = json!({ "id": 3, "skip": true }).to_string();
+    let signed = common::github_signature(SECRET, skipped.as_bytes());
+    let send = |body: String, signature: Option<String>| {
+        let mut request = serving
+            .client
+            .post(format!("{}/hooks/relay", serving.public))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("X-Signature", signature);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send(skipped, Some(signed)).await, 202);
+    assert_eq!(send("{}".into(), Some("sha256=00".into())).await, 401);
+    assert_eq!(send("{}".into(), None).await, 401);
+    let stray = serving.client.post(format!("{}/nowhere", serving.public));
+    assert_eq!(stray.send().await.unwrap().status().as_u16(), 404);
+
+    // Counted once its run has ended.
+    let started = Instant::now();
+    let runs = [relay[0], ("outcome", "succeeded")];
+    let scrape = loop {
+        let scrape = serving.scrape().await;
+        if value(sample(&scrape, "integ_runs_total", &runs)) == 1.0 {
+            break scrape;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no run counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let count = |metric: &str, labels: &[(&str, &str)]| value(sample(&scrape, metric, labels));
+    assert_eq!(
+        count(
+            "integ_webhook_requests_total",
+            &[hook[0], hook[1], ("code", "202")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        count(
+            "integ_webhook_requests_total",
+            &[hook[0], hook[1], ("code", "401")]
+        ),
+        2.0
+    );
+    let unrouted = [
+        ("integration", "_none"),
+        ("trigger", "_none"),
+        ("code", "404"),
+    ];
+    assert_eq!(count("integ_webhook_requests_total", &unrouted), 1.0);
+    for reason in ["mismatch", "missing"] {
+        let labels = [hook[0], hook[1], ("reason", reason)];
+        assert_eq!(
+            count("integ_webhook_signature_failures_total", &labels),
+            1.0,
+            "{reason}"
+        );
+    }
+    assert_eq!(count("integ_events_received_total", &hook), 1.0);
+    for reason in ["duplicate", "filtered"] {
+        let labels = [hook[0], hook[1], ("reason", reason)];
+        assert_eq!(
+            count("integ_events_discarded_total", &labels),
+            1.0,
+            "{reason}"
+        );
+    }
+    assert!(count("integ_trigger_last_success_timestamp_seconds", &hook) > 1.7e9);
+    let step = [relay[0], ("step", "forward"), ("outcome", "succeeded")];
+    assert_eq!(count("integ_step_runs_total", &step), 1.0);
+    for (class, n) in [("5xx", 1.0), ("2xx", 1.0), ("none", 0.0)] {
+        let labels = [sink_labels[0], sink_labels[1], ("code_class", class)];
+        assert_eq!(
+            count("integ_http_client_requests_total", &labels),
+            n,
+            "{class}"
+        );
+    }
+    assert_eq!(count("integ_http_client_retries_total", &retries), 1.0);
+    assert!(count("integ_run_last_success_timestamp_seconds", &relay) > 1.7e9);
+    let histogram = |metric: &str, labels: &[(&str, &str)]| {
+        let found = sample(&scrape, metric, labels);
+        let Value::Histogram(buckets) = &found.value else {
+            panic!("{metric} is not a histogram: {found:?}");
+        };
+        buckets.last().unwrap().count
+    };
+    assert_eq!(histogram("integ_event_latency_seconds", &relay), 1.0);
+    assert_eq!(histogram("integ_run_duration_seconds", &relay), 1.0);
+    assert_eq!(
+        histogram("integ_http_client_request_duration_seconds", &sink_labels),
+        2.0
+    );
+    assert_eq!(
+        histogram("integ_webhook_request_duration_seconds", &hook),
+        5.0
+    );
+    // No label took a value from an event: the ids and the forged signature are nowhere.
+    for sample in &scrape.samples {
+        for (name, value) in sample.labels.iter() {
+            assert!(!value.contains("sha256"), "{name}={value}");
+        }
+    }
+}

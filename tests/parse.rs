@@ -853,6 +853,37 @@ fn spans_are_byte_offsets_into_the_text() {
 }
 
 #[test]
+fn a_rules_preset_alone_or_before_rules_of_its_own() {
+    let (i, _) = parse(
+        r#"  connection slack {
+    base_url "https://slack.com/api"
+    rules slack
+    timeout 10s
+  }
+  step s = slack GET "/x" {
+    rules slack { 404 empty }
+  }"#,
+    );
+    let ConnectionSetting::Rules(rules) = &i.connections[0].settings[1].node else {
+        panic!()
+    };
+    assert_eq!(
+        rules.preset.as_ref().map(|p| p.node.as_str()),
+        Some("slack")
+    );
+    assert!(rules.list.is_empty());
+    let settings = settings_of(&i.steps[0]);
+    let StepSetting::Rules(rules) = settings[0] else {
+        panic!()
+    };
+    assert_eq!(
+        rules.preset.as_ref().map(|p| p.node.as_str()),
+        Some("slack")
+    );
+    assert_eq!(rules.list.len(), 1);
+}
+
+#[test]
 fn response_rules_of_steps_and_connections_and_partial_data() {
     let (i, text) = parse(
         r#"  connection slack {
@@ -872,6 +903,8 @@ fn response_rules_of_steps_and_connections_and_partial_data() {
     let ConnectionSetting::Rules(connection_rules) = &i.connections[0].settings[1].node else {
         panic!()
     };
+    assert_eq!(connection_rules.preset, None);
+    let connection_rules = &connection_rules.list;
     assert_eq!(connection_rules[0].action.node, "fail");
     assert!(connection_rules[0].statuses.is_empty());
     assert_eq!(
@@ -885,6 +918,7 @@ fn response_rules_of_steps_and_connections_and_partial_data() {
     let StepSetting::Rules(rules) = settings[1] else {
         panic!()
     };
+    let rules = &rules.list;
     let statuses: Vec<StatusMatch> = rules[0].statuses.iter().map(|s| s.node).collect();
     assert_eq!(statuses, [StatusMatch::Code(404), StatusMatch::Class(4)]);
     assert!(rules[0].when.is_some());

@@ -1,6 +1,6 @@
 //! Connections: where an API lives and how to talk to it.
 
-use super::{Expr, Name, Rule, Setting, Text};
+use super::{Expr, Name, Rules, Setting, Text};
 use crate::span::Spanned;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ pub enum ConnectionSetting {
     MaxConcurrency(u32),
     CircuitBreaker(Vec<Spanned<BreakerSetting>>),
     /// The rules of every step on the connection, tried after the step's own.
-    Rules(Vec<Rule>),
+    Rules(Rules),
 }
 
 impl Setting for ConnectionSetting {

@@ -13,7 +13,7 @@ mod trigger;
 
 pub use connection::{Auth, BreakerSetting, ConnectionSetting, Entry, Field, RateLimit};
 pub use expr::{BinaryOp, Expr, ExprKind, PathExpr, Text};
-pub use rule::{Delay, Rule, StatusMatch};
+pub use rule::{Delay, Rule, Rules, StatusMatch};
 pub use step::{
     Assignment, Backoff, Body, Call, CallKind, OnError, Pagination, PolicySetting, Retry,
     RetryClause, RetryCondition, Step, StepSetting, TargetSegment,

@@ -3,6 +3,14 @@
 use super::{Expr, Name, Text};
 use crate::span::{Span, Spanned};
 
+/// `rules slack { 404 empty }`: the rules written out, then a named preset's, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rules {
+    /// `slack`, `shopify`; the checker knows the names.
+    pub preset: Option<Name>,
+    pub list: Vec<Rule>,
+}
+
 /// `404 empty`, `when $.ok == false fail "Slack: {{ body.error }}"`,
 /// `429, 5xx when $.code == "busy" retry after header "Retry-After"`.
 #[derive(Clone, Debug, PartialEq)]

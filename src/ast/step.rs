@@ -1,6 +1,6 @@
 //! Steps and their error policies.
 
-use super::{CursorParam, Entry, Expr, Method, Name, NextLink, Rule, Setting, Text};
+use super::{CursorParam, Entry, Expr, Method, Name, NextLink, Rules, Setting, Text};
 use crate::span::{Span, Spanned};
 use std::time::Duration;
 
@@ -60,7 +60,7 @@ pub enum StepSetting {
     OnError(OnError),
     Encoding(Name),
     /// Tried in order before the connection's rules.
-    Rules(Vec<Rule>),
+    Rules(Rules),
     /// GraphQL: `partial_data fail` (the default) or `partial_data accept`.
     PartialData(Name),
 }

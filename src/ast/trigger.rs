@@ -1,6 +1,6 @@
 //! Triggers: what starts a run.
 
-use super::{Body, Entry, Expr, Method, Name, Rule, Setting, Text};
+use super::{Body, Entry, Expr, Method, Name, Rules, Setting, Text};
 use crate::span::{Span, Spanned};
 use std::time::Duration;
 
@@ -97,7 +97,7 @@ pub enum PollSetting {
     Since(Since),
     Body(Body),
     /// Tried in order before the connection's rules.
-    Rules(Vec<Rule>),
+    Rules(Rules),
 }
 
 impl Setting for PollSetting {

@@ -451,7 +451,7 @@ fn lower_poll(poll: &ast::Poll, span: Span) -> Lowered<model::Poll> {
             PollSetting::Rules(rules) => Some(rules),
             _ => None,
         })
-        .map(|rules| lower_rules(rules))
+        .map(lower_rules)
         .transpose()?
         .unwrap_or_default(),
     })
@@ -643,7 +643,7 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
             StepSetting::Rules(rules) => Some(rules),
             _ => None,
         })
-        .map(|rules| lower_rules(rules))
+        .map(lower_rules)
         .transpose()?
         .unwrap_or_default(),
         partial_data: find(settings, |s| match s {
@@ -665,13 +665,29 @@ fn step(step: &ast::Step, defaults: &Defaults) -> Lowered<model::Step> {
     })
 }
 
-fn lower_rules(rules: &[ast::Rule]) -> Lowered<Vec<model::Rule>> {
-    rules.iter().map(lower_rule).collect()
+/// The rules written out, then the preset's: a written rule can take an answer from it.
+fn lower_rules(rules: &ast::Rules) -> Lowered<Vec<model::Rule>> {
+    let written = rules
+        .list
+        .iter()
+        .map(|r| lower_rule(r, model::RuleOrigin::Written));
+    let Some(name) = &rules.preset else {
+        return written.collect();
+    };
+    let (preset, text) = super::rule_presets::preset(&name.node)
+        .map_or_else(|| unchecked(name.span, "an unknown rules preset"), Ok)?;
+    let origin = model::RuleOrigin::Preset {
+        name: name.node.clone(),
+        text,
+    };
+    written
+        .chain(preset.iter().map(|r| lower_rule(r, origin.clone())))
+        .collect()
 }
 
 /// A rule without statuses looks at every `2xx`: a condition on the body then never
 /// shadows the retry policy's `429` and `5xx`.
-fn lower_rule(rule: &ast::Rule) -> Lowered<model::Rule> {
+fn lower_rule(rule: &ast::Rule, origin: model::RuleOrigin) -> Lowered<model::Rule> {
     let statuses = match rule.statuses.as_slice() {
         [] => vec![model::StatusMatch::Class(2)],
         written => written.iter().map(|s| s.node).collect(),
@@ -694,6 +710,7 @@ fn lower_rule(rule: &ast::Rule) -> Lowered<model::Rule> {
         statuses,
         when: rule.when.clone(),
         action,
+        origin,
     })
 }
 
@@ -797,19 +814,11 @@ fn on_error_action(on_error: &ast::OnError) -> Lowered<model::OnError> {
 }
 
 fn alert(alert: &ast::Alert) -> Lowered<model::Alert> {
-    use model::{AlertChannel, AlertMetric};
-    let metric = match alert.metric.node.as_str() {
-        "dead_letters" => AlertMetric::DeadLetters,
-        "failed_runs" => AlertMetric::FailedRuns,
-        "retries" => AlertMetric::Retries,
-        "rate_limited" => AlertMetric::RateLimited,
-        _ => return unchecked(alert.metric.span, "an unknown alert metric"),
+    let Some(metric) = model::AlertMetric::parse(&alert.metric.node) else {
+        return unchecked(alert.metric.span, "an unknown alert metric");
     };
-    let channel = match alert.channel.node.as_str() {
-        "slack" => AlertChannel::Slack,
-        "webhook" => AlertChannel::Webhook,
-        "email" => AlertChannel::Email,
-        _ => return unchecked(alert.channel.span, "an unknown alert channel"),
+    let Some(channel) = model::AlertChannel::parse(&alert.channel.node) else {
+        return unchecked(alert.channel.span, "an unknown alert channel");
     };
     Ok(model::Alert {
         metric,

@@ -13,6 +13,7 @@ mod jsonpath_regex;
 mod lower;
 mod pages;
 mod policy;
+mod rule_presets;
 mod rules;
 mod settings;
 mod steps;
@@ -26,6 +27,7 @@ mod tests;
 mod triggers;
 
 pub use across::AcrossSpecs;
+
 pub use template_filters::{Arg, Filter, INTEG_FILTERS};
 
 use crate::ast::{Integration, Spec};

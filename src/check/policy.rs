@@ -4,7 +4,6 @@ use super::{Checker, suggest};
 use crate::ast::{Retry, RetryClause, RetryCondition};
 use crate::diagnostic::DiagnosticKind;
 use crate::span::Span;
-use std::time::Duration;
 
 const RETRY_KINDS: &[&str] = &["timeout", "network"];
 const RETRY_AFTER_MODES: &[&str] = &["honor", "ignore"];
@@ -77,39 +76,4 @@ impl Checker<'_> {
     }
 }
 
-/// A duration as a spec would write it: `2m`, `1h30m`, `500ms`.
-pub(super) fn format_duration(duration: Duration) -> String {
-    const UNITS: &[(&str, u128)] = &[
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    let mut millis = duration.as_millis();
-    if millis == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in UNITS {
-        if millis >= *size {
-            out.push_str(&format!("{}{unit}", millis / size));
-            millis %= size;
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::format_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_print_as_a_spec_writes_them() {
-        assert_eq!(format_duration(Duration::from_secs(120)), "2m");
-        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(format_duration(Duration::from_millis(1500)), "1s500ms");
-        assert_eq!(format_duration(Duration::ZERO), "0s");
-    }
-}
+pub(super) use crate::model::format_duration;

@@ -3,8 +3,8 @@
 
 use super::expressions::Scope;
 use super::{Checker, suggest};
-use crate::ast::{Delay, Rule, StatusMatch};
-use crate::diagnostic::{Diagnostic, DiagnosticKind, RULE_ACTIONS};
+use crate::ast::{Delay, Name, Rule, Rules, StatusMatch};
+use crate::diagnostic::{Diagnostic, DiagnosticKind, RULE_ACTIONS, RULE_PRESETS};
 
 /// Statuses that are failures someone must see: turned into a success by a rule with no
 /// condition, they pass silently.
@@ -18,14 +18,30 @@ fn hides_failures(status: StatusMatch) -> bool {
 impl Checker<'_> {
     /// A list of rules, read where `scope` says (a step's, or nothing but the answer for
     /// a connection's). `one_attempt` names the step when its retry policy never retries.
-    pub(super) fn rules(&mut self, rules: &[Rule], scope: &Scope<'_>, one_attempt: Option<&str>) {
+    pub(super) fn rules(&mut self, rules: &Rules, scope: &Scope<'_>, one_attempt: Option<&str>) {
+        if let Some(preset) = &rules.preset {
+            self.rule_preset(preset);
+        }
         let scope = Scope {
             answer: true,
             ..*scope
         };
+        let rules = &rules.list;
         for (at, rule) in rules.iter().enumerate() {
             self.rule(rule, &scope, one_attempt);
             self.shadowed(rule, &rules[..at]);
+        }
+    }
+
+    /// A preset is one of ours: its rules are vetted once, by the tests of `rule_presets`.
+    fn rule_preset(&mut self, preset: &Name) {
+        if super::rule_presets::preset(&preset.node).is_none() {
+            let suggestion = suggest::closest(&preset.node, RULE_PRESETS.iter().copied());
+            let kind = DiagnosticKind::UnknownRulePreset {
+                name: preset.node.clone(),
+                suggestion,
+            };
+            self.report(kind, preset.span);
         }
     }
 

@@ -243,7 +243,7 @@ impl<'a> Checker<'a> {
             .settings
             .iter()
             .filter_map(|s| match &s.node {
-                StepSetting::Rules(rules) => Some(rules),
+                StepSetting::Rules(rules) => Some(&rules.list),
                 _ => None,
             })
             .flatten();
@@ -434,7 +434,7 @@ fn connection_rules<'s>(
         .filter(move |c| c.name.node == connection)
         .flat_map(|c| &c.settings)
         .filter_map(|s| match &s.node {
-            ConnectionSetting::Rules(rules) => Some(rules),
+            ConnectionSetting::Rules(rules) => Some(&rules.list),
             _ => None,
         })
         .flatten()

@@ -2,8 +2,9 @@
 
 use super::expressions::Scope;
 use super::{Checker, suggest};
-use crate::ast::{Mock, OverrideSetting, Test, TestItem};
+use crate::ast::{ExprKind, Mock, OverrideSetting, Test, TestItem};
 use crate::diagnostic::{ALERT_CHANNELS, ALERT_METRICS, Diagnostic, DiagnosticKind, STEP_OUTCOMES};
+use crate::model::{AlertMetric, alert};
 
 /// Field names of connections, for "did you mean" on an unknown override.
 const CONNECTION_FIELDS: &[&str] = &[
@@ -42,7 +43,64 @@ impl Checker<'_> {
             if channel.node == "slack" || channel.node == "webhook" {
                 self.credential(&alert.target, "the alert's webhook URL");
             }
+            if channel.node == "email"
+                && let ExprKind::String(text) = &alert.target.kind
+                && text.value.parse::<lettre::message::Mailbox>().is_err()
+            {
+                let kind = DiagnosticKind::NotAnEmailAddress {
+                    value: text.value.clone(),
+                };
+                self.report(kind, alert.target.span);
+            }
             self.expr(&alert.target, &Scope::default());
+            self.alert_condition(alert);
+        }
+        self.repeated_alerts();
+    }
+
+    /// W025 for a condition that holds with nothing happening (it fires at start and stays
+    /// firing while all is well), W026 for one no count can meet.
+    fn alert_condition(&mut self, alert: &crate::ast::Alert) {
+        let (op, threshold) = (alert.op.node, alert.threshold.node);
+        let span = crate::span::Span::new(alert.op.span.start, alert.threshold.span.end);
+        if !alert::can_hold(op, threshold) {
+            let kind = DiagnosticKind::AlertNeverFires {
+                condition: format!("{} {threshold}", op.as_str()),
+            };
+            self.report(kind, span);
+        } else if alert::holds(op, threshold, 0) {
+            let kind = DiagnosticKind::AlertFiresWhenIdle {
+                condition: format!("{} {threshold}", op.as_str()),
+            };
+            self.report(kind, span);
+        }
+    }
+
+    /// E617: two alerts with one condition, channel and target would share one state and
+    /// send every message twice.
+    fn repeated_alerts(&mut self) {
+        let mut seen: Vec<(String, crate::span::Span)> = Vec::new();
+        for alert in &self.spec.alerts {
+            let Some(metric) = AlertMetric::parse(&alert.metric.node) else {
+                continue;
+            };
+            let condition = alert::condition(
+                metric,
+                alert.op.node,
+                alert.threshold.node,
+                alert.window.node,
+            );
+            let key = alert::key(&condition, &alert.channel.node, &alert.target);
+            match seen.iter().find(|(k, _)| *k == key) {
+                Some((_, first)) => {
+                    let kind = DiagnosticKind::RepeatedAlert;
+                    let first = *first;
+                    self.push(
+                        Diagnostic::new(kind, alert.span).with_secondary(first, "first here"),
+                    );
+                }
+                None => seen.push((key, alert.span)),
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! The `integ` command line: argument parsing and output. Only this module prints.
 
 mod dlq;
+mod doc;
 mod fmt;
 mod lint;
 mod load;
@@ -36,6 +37,8 @@ enum Command {
     Run(run::RunArgs),
     /// Run the specs' `test` blocks against local mock servers.
     Test(test::TestArgs),
+    /// Generate the documentation of specs (Markdown or JSON), or check it is current.
+    Doc(doc::DocArgs),
     /// Serve the specs' webhooks into a durable inbox and run the events.
     Serve(serve::ServeArgs),
     /// Inspect, replay or purge the dead letters of a state store.
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Doc(args) => doc::run(&args),
         Command::Dlq(args) => dlq::run(&args),
         Command::Runs(args) => runs::run(&args),
         Command::Triggers(args) => triggers::run(&args),

@@ -9,7 +9,8 @@ use crate::plan;
 use crate::secrets::Secrets;
 use crate::serve::admin::{self, Admin, keep_metrics};
 use crate::serve::{
-    HttpOptions, PublicUrl, Service, keep_health, listen, poll, prune, router, schedule, work,
+    AlertOptions, Alerts, HttpOptions, PublicUrl, SMTP_URL, Service, Smtp, alert, keep_gauges,
+    keep_health, listen, poll, prune, router, schedule, work,
 };
 use crate::store::{self, Durability, Location};
 use crate::telemetry::{self, labels::StoreKind};
@@ -85,6 +86,16 @@ pub struct ServeArgs {
     /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+    /// How often every `alert` is evaluated over its window. Written as in specs (`15s`).
+    #[arg(long, default_value = "15s", value_parser = alert_every)]
+    alert_every: Duration,
+    /// The URL people reach the admin listener at, for the run-history link in alerts
+    /// (`https://integ-admin.example.com`); by default the `--admin-listen` address.
+    #[arg(long)]
+    admin_url: Option<String>,
+    /// Who e-mail alerts are from; the SMTP server is the secret `INTEG_SMTP_URL`.
+    #[arg(long, default_value = "integ <integ@localhost>")]
+    alert_from: String,
     /// Log lines for people, or one JSON object per line; `INTEG_LOG` sets the level
     /// (`info` by default, `debug`, `warn`, ...).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
@@ -163,6 +174,13 @@ fn read_timeout(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(duration)
+}
+
+/// An evaluation interval from one second to an hour.
+fn alert_every(text: &str) -> Result<Duration, String> {
+    crate::syntax::parse_duration(text)
+        .filter(|d| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(3600))
+        .ok_or_else(|| format!("`{text}` is not a duration from `1s` to `1h`"))
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -277,13 +295,6 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         ));
     }
     let mut plans = Vec::new();
-    // Alerts are checked but not sent yet: say so rather than let anyone count on them.
-    let unsent_alerts: Vec<(String, usize)> = files
-        .iter()
-        .filter_map(|f| f.model.as_ref())
-        .filter(|m| !m.alerts.is_empty())
-        .map(|m| (m.name.clone(), m.alerts.len()))
-        .collect();
     for file in &files {
         let Some(model) = &file.model else { continue };
         let environment = args
@@ -296,7 +307,14 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
                 .map_err(|e| format!("{}: {e}", file.path.display()))?,
         );
     }
-    let names: Vec<&str> = plans.iter().flat_map(|p| p.secrets.for_serve()).collect();
+    let mut names: Vec<&str> = plans.iter().flat_map(|p| p.secrets.for_serve()).collect();
+    let by_email = plans
+        .iter()
+        .flat_map(|p| &p.alerts)
+        .any(|a| a.alert.channel == crate::model::AlertChannel::Email);
+    if by_email {
+        names.push(SMTP_URL);
+    }
     let secrets =
         Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
     let _lock = lock_state(&location)?;
@@ -313,6 +331,10 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         .map(|plan| Engine::new(Arc::new(plan), secrets.clone(), options.clone()).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| secrets.redact(&e.to_string()))?;
+    let smtp = match secrets.get(SMTP_URL).filter(|_| by_email) {
+        Some(url) => Some(Smtp::new(url, &args.alert_from)?),
+        None => None,
+    };
     let service = Service::with_max_pending(engines, store, args.max_pending);
     if let Some(spinners) = spinners {
         service.report_backfill(spinners);
@@ -341,14 +363,21 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             ));
         }
         let guard = admin::Guard::new(token)?;
-        tracing::info!(listen = %address, admin = %admin_address, webhooks = routes(&service), state = %location, "integ serve started");
-        for (integration, alerts) in &unsent_alerts {
-            tracing::warn!(integration, alerts, "alerts are not sent yet; watch `integ runs --failed` and `integ dlq list`");
+        let options = AlertOptions {
+            every: args.alert_every,
+            admin_url: admin_url(args.admin_url.as_deref(), admin_address),
+            smtp,
+        };
+        let alerts = Alerts::new(&service.engines, options)?.map(Arc::new);
+        if alerts.as_ref().is_some_and(|a| a.longest_window() > args.retention) {
+            tracing::warn!("an alert's window is longer than --retention: it counts only the runs kept");
         }
+        tracing::info!(listen = %address, admin = %admin_address, webhooks = routes(&service), state = %location, "integ serve started");
         let workers = tokio::spawn(work(service.clone(), usize::from(args.workers)));
         let schedules = tokio::spawn(schedule(service.clone()));
         let polls = tokio::spawn(poll(service.clone()));
         let pruning = tokio::spawn(prune(service.clone(), args.retention));
+        let alerting = alerts.map(|alerts| tokio::spawn(alert(service.clone(), alerts)));
         let http = HttpOptions {
             read_timeout: args.read_timeout,
             max_connections: usize::from(args.max_connections),
@@ -361,6 +390,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         };
         let health = tokio::spawn(keep_health(service.clone()));
         let upkeep = tokio::spawn(keep_metrics(exporter.clone()));
+        let gauges = tokio::spawn(keep_gauges(service.clone()));
         let admin_app = admin::router(
             Admin {
                 service: service.clone(),
@@ -405,9 +435,13 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let _ = stop_admin.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), admin_server).await;
         upkeep.abort();
+        gauges.abort();
         schedules.abort();
         polls.abort();
         pruning.abort();
+        if let Some(alerting) = alerting {
+            alerting.abort();
+        }
         Ok::<(), String>(())
     });
     // Tasks still running past the drain (a stuck connection or run) are dropped, not
@@ -419,6 +453,15 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
 
 /// Connections the admin listener serves at once: a scraper and a few people.
 const ADMIN_CONNECTIONS: usize = 32;
+
+/// The URL alerts link the run history under: `--admin-url`, else the admin listener's own
+/// address when it names one host (not `0.0.0.0`, which nobody can open).
+fn admin_url(given: Option<&str>, admin: std::net::SocketAddr) -> Option<String> {
+    match given {
+        Some(url) => Some(url.to_string()),
+        None => (!admin.ip().is_unspecified()).then(|| format!("http://{admin}")),
+    }
+}
 
 /// Binds the admin listener, refusing the webhook listener's port: `/metrics` and the
 /// admin pages must never be reachable where the senders of webhooks are.
@@ -470,5 +513,23 @@ async fn signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admin_url;
+
+    #[test]
+    fn alerts_link_the_admin_listener_unless_it_takes_every_interface() {
+        let local = "127.0.0.1:9464".parse().unwrap();
+        let any = "0.0.0.0:9464".parse().unwrap();
+        assert_eq!(
+            admin_url(None, local).as_deref(),
+            Some("http://127.0.0.1:9464")
+        );
+        assert_eq!(admin_url(None, any), None);
+        let given = Some("https://admin.example.com");
+        assert_eq!(admin_url(given, any).as_deref(), given);
     }
 }

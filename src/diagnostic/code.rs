@@ -96,6 +96,7 @@ codes! {
     RuleNeverMatches = "E509",
     RetryRuleWithoutRetry = "E510",
     UnknownPartialDataPolicy = "E511",
+    UnknownRulePreset = "E512",
     GraphqlDocument = "E601",
     GraphqlOnly = "E602",
     PaginationWithoutItems = "E603",
@@ -112,6 +113,8 @@ codes! {
     PerPageOfForEach = "E614",
     PageReadLater = "E615",
     PerPageNested = "E616",
+    RepeatedAlert = "E617",
+    NotAnEmailAddress = "E618",
     RetriedWithoutIdempotencyKey = "W001",
     PollWithoutDedupe = "W002",
     UnusedConnection = "W003",
@@ -134,4 +137,6 @@ codes! {
     DedupeReadsClock = "W018",
     RetryRuleOnUnsafeCall = "W022",
     RuleOnUnseenStatus = "W023",
+    AlertFiresWhenIdle = "W025",
+    AlertNeverFires = "W026",
 }

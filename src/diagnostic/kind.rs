@@ -226,6 +226,11 @@ pub enum DiagnosticKind {
         name: String,
         suggestion: Option<String>,
     },
+    #[error("unknown rules preset `{name}`")]
+    UnknownRulePreset {
+        name: String,
+        suggestion: Option<String>,
+    },
     #[error("{clause} does not apply to the action `{action}`")]
     MisplacedRuleClause {
         clause: &'static str,
@@ -362,6 +367,14 @@ pub enum DiagnosticKind {
     RetryRuleOnUnsafeCall { step: String },
     #[error("no answer with status `{status}` ever reaches a rule")]
     RuleOnUnseenStatus { status: String },
+    #[error("this alert repeats an earlier one: same condition, channel and target")]
+    RepeatedAlert,
+    #[error("`{value}` is not an e-mail address")]
+    NotAnEmailAddress { value: String },
+    #[error("an alert on `{condition}` fires while nothing happens")]
+    AlertFiresWhenIdle { condition: String },
+    #[error("an alert on `{condition}` never fires: counts are whole numbers from 0")]
+    AlertNeverFires { condition: String },
 }
 
 impl DiagnosticKind {
@@ -426,6 +439,7 @@ impl DiagnosticKind {
             Self::UnknownOnErrorAction { .. } => Code::UnknownOnErrorAction,
             Self::UnknownRetryAfterMode { .. } => Code::UnknownRetryAfterMode,
             Self::UnknownRuleAction { .. } => Code::UnknownRuleAction,
+            Self::UnknownRulePreset { .. } => Code::UnknownRulePreset,
             Self::MisplacedRuleClause { .. } => Code::MisplacedRuleClause,
             Self::InvalidRuleStatus { .. } => Code::InvalidRuleStatus,
             Self::RuleNeverMatches => Code::RuleNeverMatches,
@@ -448,6 +462,10 @@ impl DiagnosticKind {
             Self::PerPageUnread { .. } => Code::PerPageUnread,
             Self::RetryRuleOnUnsafeCall { .. } => Code::RetryRuleOnUnsafeCall,
             Self::RuleOnUnseenStatus { .. } => Code::RuleOnUnseenStatus,
+            Self::RepeatedAlert => Code::RepeatedAlert,
+            Self::NotAnEmailAddress { .. } => Code::NotAnEmailAddress,
+            Self::AlertFiresWhenIdle { .. } => Code::AlertFiresWhenIdle,
+            Self::AlertNeverFires { .. } => Code::AlertNeverFires,
             Self::NeedsPaginate { .. } => Code::NeedsPaginate,
             Self::DotSegmentPath { .. } => Code::DotSegmentPath,
             Self::UnknownEnvironmentConnection { .. } => Code::UnknownEnvironmentConnection,
@@ -509,6 +527,7 @@ impl DiagnosticKind {
             Self::LiteralSecret { .. } => "a credential in plain text".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "retried here".into(),
             Self::MockedTwice { .. } => "mocked again here".into(),
+            Self::RepeatedAlert => "again here".into(),
             Self::PerPageSource { why, .. } => why.clone(),
             Self::WebhookPathClash { .. } | Self::IntegrationNameClash { .. } => "clashes".into(),
             _ => "here".into(),
@@ -597,6 +616,7 @@ impl DiagnosticKind {
             Self::UnknownOnErrorAction { .. } => "the actions are `dead_letter`, `skip`, `fail` and `fallback NAME`".into(),
             Self::UnknownRetryAfterMode { .. } => "write `retry_after honor` (the default) or `retry_after ignore`".into(),
             Self::UnknownRuleAction { .. } => format!("the actions are {}", join_ticked(RULE_ACTIONS)),
+            Self::UnknownRulePreset { .. } => format!("the presets are {}; or write the rules out: `rules {{ when $.ok == false fail }}`", join_ticked(RULE_PRESETS)),
             Self::MisplacedRuleClause { clause, .. } if clause.starts_with("`after`") => "only a `retry` rule waits: `retry after header \"Retry-After\"`".into(),
             Self::MisplacedRuleClause { .. } => "only `fail` and `retry` rules carry a message".into(),
             Self::InvalidRuleStatus { .. } => "write a status from `100` to `599`, or a class from `1xx` to `5xx`".into(),
@@ -621,6 +641,10 @@ impl DiagnosticKind {
             Self::RetryRuleOnUnsafeCall { .. } => "a `5xx` may come after the API did the work, so it is retried only on calls safe to send again: give the step an `idempotency_key` the API honours, or let the rule look at `429` only".into(),
             Self::RuleOnUnseenStatus { .. } => "a `1xx` is never the final answer, and redirects (`301`, `302`, `303`, `307`, `308`) are followed before the rules read where they lead; name the status that arrives (a `304` does)".into(),
             Self::PerPageUnread { name } => format!("read the page (`body {{ records = ${name} }}`, `for_each ${name}[*]`), or remove `per_page`"),
+            Self::RepeatedAlert => "the two would share one state and send every message twice: remove one".into(),
+            Self::NotAnEmailAddress { .. } => "write an address such as `ops@example.com` or `Ops <ops@example.com>`; the SMTP server is the secret `INTEG_SMTP_URL`".into(),
+            Self::AlertFiresWhenIdle { .. } => "a count of 0 meets it, so the alert fires at start and stays firing while all is well; alert on trouble (`> 0`, `>= 5`)".into(),
+            Self::AlertNeverFires { .. } => "write a threshold some count can meet (`> 0`, `>= 5`)".into(),
             Self::BodyMatchWithoutBody { .. } => "match on the query instead (`\"/orders?page=2\"`), or remove the `where`".into(),
             Self::UnknownEnvironmentConnection { .. } => "an environment overrides fields of connections declared in this spec".into(),
             Self::RetriedWithoutIdempotencyKey { .. } => "add `idempotency_key \"...\"` so a retry cannot create a duplicate, or `retry 1` to not retry".into(),
@@ -676,6 +700,7 @@ impl DiagnosticKind {
             | Self::UnknownRetryCondition { suggestion, .. }
             | Self::UnknownOnErrorAction { suggestion, .. }
             | Self::UnknownRuleAction { suggestion, .. }
+            | Self::UnknownRulePreset { suggestion, .. }
             | Self::UnknownAlertMetric { suggestion, .. }
             | Self::UnknownAlertChannel { suggestion, .. }
             | Self::UnknownStepOutcome { suggestion, .. }
@@ -690,6 +715,9 @@ impl DiagnosticKind {
 
 /// Words the checker accepts, shared with the help texts above.
 pub const RULE_ACTIONS: &[&str] = &["succeed", "empty", "fail", "retry"];
+
+/// The named presets of response rules (`rules slack`), as `check::rule_presets` defines them.
+pub const RULE_PRESETS: &[&str] = &["shopify", "slack"];
 pub const SIGNATURE_PRESETS: &[&str] =
     &["hmac_sha256", "stripe", "github", "hubspot_v3", "shopify"];
 pub const OVERLAP_POLICIES: &[&str] = &["skip", "queue", "allow"];

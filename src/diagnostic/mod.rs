@@ -9,7 +9,7 @@ pub mod suggest;
 pub use code::Code;
 pub use kind::{
     ALERT_CHANNELS, ALERT_METRICS, DiagnosticKind, MISSED_POLICIES, OVERLAP_POLICIES, RULE_ACTIONS,
-    SIGNATURE_PRESETS, STEP_OUTCOMES, Severity,
+    RULE_PRESETS, SIGNATURE_PRESETS, STEP_OUTCOMES, Severity,
 };
 pub use render::{Report, Style, json_record, line_col};
 

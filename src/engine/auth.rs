@@ -6,6 +6,7 @@
 use super::http::{HttpError, read_capped};
 use super::seal::{RefreshTokens, Sealer};
 use crate::secrets::{Redaction, Source};
+use crate::telemetry::{TokenMetrics, labels::Outcome};
 use reqwest::{RequestBuilder, Url};
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ pub struct OAuth2 {
     /// The names the rotated refresh token is kept under: one per connection sharing this
     /// client (see `OAuth2Clients`). A synchronous lock, never held across an await.
     kept_as: std::sync::Mutex<Vec<KeptAs>>,
+    /// Token fetches, counted under the connection that set the client up.
+    metrics: TokenMetrics,
     max_response_bytes: usize,
     timeout: Duration,
     /// The current tokens. A tokio lock held across the token fetch: concurrent callers
@@ -236,6 +239,7 @@ impl OAuth2 {
             redaction: context.redaction.clone(),
             keeper,
             kept_as: std::sync::Mutex::new(Vec::new()),
+            metrics: TokenMetrics::new(&context.integration, &context.connection),
             max_response_bytes: context.max_response_bytes,
             timeout: context.timeout.unwrap_or(TOKEN_TIMEOUT),
             state: Mutex::new(State {
@@ -301,7 +305,12 @@ impl OAuth2 {
         {
             return Ok((token.access_token.clone(), token.generation));
         }
-        let answer = self.request(client, state.refresh_token.as_deref()).await?;
+        let answer = self.request(client, state.refresh_token.as_deref()).await;
+        self.metrics.refreshed(match answer {
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::Error,
+        });
+        let answer = answer?;
         // Redacted from the moment they exist, before anything can echo them.
         self.obtained.add(&answer.access_token);
         if let Some(rotated) = &answer.refresh_token {

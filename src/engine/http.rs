@@ -6,6 +6,8 @@ use super::limits::Limits;
 use super::url::{UrlError, under_base};
 use crate::ast::Method;
 use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
+use crate::telemetry::ConnectionMetrics;
+use crate::telemetry::labels::{ErrorType, RetryReason};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::Value as Json;
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
 /// A request takes at most this long unless the step or connection says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REDIRECTS: usize = 5;
 
 /// A connection, ready to send.
@@ -30,6 +32,7 @@ pub struct Connection {
     pub max_response_bytes: usize,
     pub limits: Limits,
     pub cache: super::cache::Cache,
+    pub metrics: std::sync::Arc<ConnectionMetrics>,
 }
 
 /// A request, fully evaluated.
@@ -142,6 +145,8 @@ impl HttpError {
 pub struct Exchange {
     pub result: Result<Response, HttpError>,
     pub attempts: u32,
+    /// Attempts slowed down by the connection's rate or a pause, or refused with a 429.
+    pub rate_limited: u32,
     pub duration: Duration,
 }
 
@@ -194,15 +199,18 @@ impl Connection {
     ) -> Exchange {
         let started = Instant::now();
         let mut attempts = 0;
+        let mut rate_limited = 0;
         loop {
             attempts += 1;
-            let result = self
-                .guarded(request, policy.max_delay)
-                .await
-                .and_then(|answer| judged(answer, judge));
+            let (result, limited) = self.guarded(request, policy.max_delay).await;
+            if limited {
+                rate_limited += 1;
+            }
+            let result = result.and_then(|answer| judged(answer, judge));
             let done = |result| Exchange {
                 result,
                 attempts,
+                rate_limited,
                 duration: started.elapsed(),
             };
             let Err(error) = &result else {
@@ -229,28 +237,50 @@ impl Connection {
             if over_time {
                 return done(result);
             }
+            self.metrics.retried(retry_reason(error));
             tokio::time::sleep(delay).await;
         }
     }
 
     /// One attempt within the connection's limits: the breaker admits it, a slot and a rate
     /// token are taken (waiting for a pause of the connection at most `patience`), and the
-    /// outcome teaches the limits.
-    async fn guarded(&self, request: &Request, patience: Duration) -> Result<Answer, HttpError> {
+    /// outcome teaches the limits. Also answers whether a rate limit slowed it down or
+    /// refused it (a 429).
+    async fn guarded(
+        &self,
+        request: &Request,
+        patience: Duration,
+    ) -> (Result<Answer, HttpError>, bool) {
         if let Some(Err(wait)) = self.limits.breaker().map(|b| b.admit()) {
-            return Err(HttpError::CircuitOpen(wait));
+            self.metrics.failed(ErrorType::CircuitOpen);
+            self.limits.show_breaker();
+            return (Err(HttpError::CircuitOpen(wait)), false);
         }
-        let slot = self
-            .limits
-            .acquire(patience)
-            .await
-            .map_err(|asked| HttpError::WaitTooLong {
-                status: None,
-                asked,
-                largest: patience,
-            })?;
+        let slot = match self.limits.acquire(patience).await {
+            Ok(slot) => slot,
+            Err(asked) => {
+                let refused = HttpError::WaitTooLong {
+                    status: None,
+                    asked,
+                    largest: patience,
+                };
+                return (Err(refused), true);
+            }
+        };
+        let waited = slot.rate_limited;
+        let sent = Instant::now();
         let result = self.attempt(request).await;
         drop(slot);
+        match &result {
+            Ok(answer) => self
+                .metrics
+                .attempted(Some(answer.response.status), sent.elapsed()),
+            Err(error) => {
+                self.metrics.attempted(None, sent.elapsed());
+                self.metrics.failed(error_type(error));
+            }
+        }
+        let refused = matches!(&result, Ok(answer) if answer.response.status == 429);
         if let Ok(answer) = &result {
             let response = &answer.response;
             let headers = &response.headers;
@@ -264,8 +294,9 @@ impl Connection {
                 Err(_) => false,
             };
             breaker.record(failed);
+            self.limits.show_breaker();
         }
-        result
+        (result, waited || refused)
     }
 
     async fn attempt(&self, request: &Request) -> Result<Answer, HttpError> {
@@ -400,6 +431,33 @@ pub(super) async fn read_capped(
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+/// What an attempt that got no answer met, for `integ_http_client_errors_total`.
+fn error_type(error: &HttpError) -> ErrorType {
+    match error {
+        HttpError::Timeout => ErrorType::Timeout,
+        HttpError::Network(_) => ErrorType::Connect,
+        HttpError::Transport(_) => ErrorType::Broken,
+        HttpError::TooLarge(_) => ErrorType::TooLarge,
+        HttpError::Url(_) => ErrorType::Redirect,
+        HttpError::CircuitOpen(_) => ErrorType::CircuitOpen,
+        _ => ErrorType::Other,
+    }
+}
+
+/// Why a failed attempt is sent again, for `integ_http_client_retries_total`.
+fn retry_reason(error: &HttpError) -> RetryReason {
+    match error.status() {
+        Some(429) => RetryReason::Status429,
+        Some(500..=599) => RetryReason::Status5xx,
+        Some(_) => RetryReason::Status4xx,
+        None => match error {
+            HttpError::Timeout => RetryReason::Timeout,
+            HttpError::Network(_) | HttpError::Transport(_) => RetryReason::Network,
+            _ => RetryReason::Other,
+        },
+    }
 }
 
 fn classify(error: reqwest::Error) -> HttpError {

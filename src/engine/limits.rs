@@ -4,6 +4,7 @@
 //! the circuit breaker.
 
 use crate::model::{CircuitBreaker, RateLimit};
+use crate::telemetry::{ConnectionMetrics, labels::BreakerState as Circuit};
 use governor::{DefaultDirectRateLimiter, Quota};
 use reqwest::header::HeaderMap;
 use std::num::NonZeroU32;
@@ -18,9 +19,11 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// the API again, and learns the rest of the wait then.
 pub const MAX_PAUSE: Duration = Duration::from_secs(60 * 60);
 /// A breaker declared without a count opens after this many failures in a row.
-const DEFAULT_FAILURES: u32 = 5;
+pub const BREAKER_FAILURES: u32 = 5;
 /// A breaker declared without a cool-down stays open this long.
-const DEFAULT_COOLDOWN: Duration = Duration::from_secs(30);
+pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
+/// A breaker declared by ratio without `min_calls` judges no fewer calls than this.
+pub const BREAKER_MIN_CALLS: u32 = 10;
 
 #[derive(Debug)]
 pub struct Limits {
@@ -30,6 +33,7 @@ pub struct Limits {
     /// Until when every caller waits: set from 429s and exhausted rate-limit headers.
     paused_until: Mutex<Option<Instant>>,
     breaker: Option<Breaker>,
+    metrics: Arc<ConnectionMetrics>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,21 +68,24 @@ impl Rate {
     }
 }
 
-/// Takes a rate token, waiting for it only until `deadline`: `Err` names the wait left.
+/// Takes a rate token, waiting for it only until `deadline`: `Err` names the wait left,
+/// `Ok` whether it waited.
 async fn take_within(
     limiter: &DefaultDirectRateLimiter,
     deadline: Option<Instant>,
-) -> Result<(), Duration> {
+) -> Result<bool, Duration> {
     use governor::clock::Clock;
+    let mut waited = false;
     loop {
         let Err(not_until) = limiter.check() else {
-            return Ok(());
+            return Ok(waited);
         };
         let wait = not_until.wait_time_from(limiter.clock().now());
         let ready = Instant::now().checked_add(wait);
         if ready.is_none() || deadline.is_some_and(|deadline| ready > Some(deadline)) {
             return Err(wait);
         }
+        waited = true;
         tokio::time::sleep(wait).await;
     }
 }
@@ -87,6 +94,9 @@ async fn take_within(
 #[derive(Debug)]
 pub struct Slot {
     _permit: Option<OwnedSemaphorePermit>,
+    /// Whether the request waited for the rate or a pause (the `rate_limited` alerts
+    /// count), not only for a free slot.
+    pub rate_limited: bool,
 }
 
 impl Limits {
@@ -94,12 +104,14 @@ impl Limits {
         rate: Option<RateLimit>,
         concurrency: Option<u32>,
         breaker: Option<&CircuitBreaker>,
+        metrics: Arc<ConnectionMetrics>,
     ) -> Self {
         Self {
             rate: Mutex::new(rate.and_then(|limit| Rate::new(limit, limit.count))),
             concurrency: concurrency.map(|n| Arc::new(Semaphore::new(n as usize))),
             paused_until: Mutex::new(None),
             breaker: breaker.map(Breaker::new),
+            metrics,
         }
     }
 
@@ -108,7 +120,18 @@ impl Limits {
     /// API set is waited for at most `patience` in all: `Err` names the rest of it, and the
     /// caller does not hold its worker that long.
     pub async fn acquire(&self, patience: Duration) -> Result<Slot, Duration> {
+        let started = Instant::now();
+        let (slot, crowded) = self.acquire_slot(patience).await?;
+        self.metrics
+            .waited(started.elapsed(), slot.rate_limited || crowded);
+        Ok(slot)
+    }
+
+    /// `acquire`, and whether a full concurrency held the call back (the slot itself says
+    /// whether a pause or the rate did).
+    async fn acquire_slot(&self, patience: Duration) -> Result<(Slot, bool), Duration> {
         let deadline = Instant::now().checked_add(patience);
+        let mut paced = false;
         loop {
             let pause = self.paused_until.lock().ok().and_then(|until| *until);
             let Some(until) = pause.filter(|until| *until > Instant::now()) else {
@@ -117,10 +140,18 @@ impl Limits {
             if deadline.is_some_and(|deadline| until > deadline) {
                 return Err(until.saturating_duration_since(Instant::now()));
             }
+            paced = true;
             tokio::time::sleep_until(until.into()).await;
         }
+        let mut crowded = false;
         let permit = match &self.concurrency {
-            Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
+            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    crowded = true;
+                    semaphore.clone().acquire_owned().await.ok()
+                }
+            },
             None => None,
         };
         let rate = self.rate.lock().ok().and_then(|rate| {
@@ -129,11 +160,18 @@ impl Limits {
         });
         match rate {
             // A rate the API tightened is a wait the API asks for: bounded like a pause.
-            Some((limiter, true)) => take_within(&limiter, deadline).await?,
-            Some((limiter, false)) => limiter.until_ready().await,
-            None => {}
+            Some((limiter, true)) => paced |= take_within(&limiter, deadline).await?,
+            Some((limiter, false)) if limiter.check().is_err() => {
+                paced = true;
+                limiter.until_ready().await;
+            }
+            Some(_) | None => {}
         }
-        Ok(Slot { _permit: permit })
+        let slot = Slot {
+            _permit: permit,
+            rate_limited: paced,
+        };
+        Ok((slot, crowded))
     }
 
     /// Learns from a response: a 429, or no requests left in the API's window, pauses the
@@ -166,7 +204,10 @@ impl Limits {
             return;
         };
         if let Ok(mut paused) = self.paused_until.lock() {
-            *paused = Some(paused.map_or(until, |current| current.max(until)));
+            let until = paused.map_or(until, |current| current.max(until));
+            *paused = Some(until);
+            self.metrics
+                .paused_for(until.saturating_duration_since(Instant::now()));
         }
     }
 
@@ -187,6 +228,14 @@ impl Limits {
 
     pub fn breaker(&self) -> Option<&Breaker> {
         self.breaker.as_ref()
+    }
+
+    /// Exports the breaker's state, after a call it admitted or refused, or whose outcome
+    /// it recorded.
+    pub fn show_breaker(&self) {
+        if let Some(breaker) = &self.breaker {
+            self.metrics.breaker(breaker.state());
+        }
     }
 
     /// How much longer the pause an API asked for holds every call, if one does.
@@ -218,20 +267,23 @@ struct BreakerState {
 
 impl Breaker {
     fn new(config: &CircuitBreaker) -> Self {
-        let ratio = config
-            .ratio
-            .as_ref()
-            .map(|r| (r.percent / 100.0, r.window, r.min_calls.unwrap_or(10)));
+        let ratio = config.ratio.as_ref().map(|r| {
+            (
+                r.percent / 100.0,
+                r.window,
+                r.min_calls.unwrap_or(BREAKER_MIN_CALLS),
+            )
+        });
         let failures = match (config.failures, &ratio) {
             (Some(n), _) => n.get(),
             // A breaker declared only by ratio does not also trip on a run of failures.
             (None, Some(_)) => u32::MAX,
-            (None, None) => DEFAULT_FAILURES,
+            (None, None) => BREAKER_FAILURES,
         };
         Self {
             failures,
             ratio,
-            cooldown: config.cooldown.unwrap_or(DEFAULT_COOLDOWN),
+            cooldown: config.cooldown.unwrap_or(BREAKER_COOLDOWN),
             state: Mutex::default(),
         }
     }
@@ -241,6 +293,19 @@ impl Breaker {
         self.state
             .lock()
             .is_ok_and(|state| state.open_until.is_some())
+    }
+
+    /// Closed, open (failing fast), or half-open (its probe out, or due).
+    fn state(&self) -> Circuit {
+        let Ok(state) = self.state.lock() else {
+            return Circuit::Closed;
+        };
+        match state.open_until {
+            None => Circuit::Closed,
+            Some(_) if state.probing => Circuit::HalfOpen,
+            Some(until) if Instant::now() >= until => Circuit::HalfOpen,
+            Some(_) => Circuit::Open,
+        }
     }
 
     /// `Err(wait)` while the circuit is open: the call fails fast, to be retried after `wait`.
@@ -310,7 +375,7 @@ mod tests {
             per: Duration::from_secs(60),
             burst: None,
         };
-        let limits = Limits::new(Some(declared), None, None);
+        let limits = Limits::new(Some(declared), None, None, unwatched());
         let mut headers = HeaderMap::new();
         headers.insert("x-ratelimit-limit", "1".parse().unwrap());
         limits.observe(200, &headers, None);
@@ -325,6 +390,10 @@ mod tests {
             .expect("waited for the API's whole window");
         let wait = second.expect_err("a wait longer than the patience is refused");
         assert!(wait > Duration::from_secs(30), "{wait:?}");
+    }
+
+    fn unwatched() -> Arc<ConnectionMetrics> {
+        Arc::new(ConnectionMetrics::new("test", "test", false))
     }
 
     fn breaker(failures: u32, cooldown: Duration) -> Breaker {
@@ -368,7 +437,7 @@ mod tests {
             per: Duration::from_secs(1),
             burst: None,
         };
-        let limits = Limits::new(Some(declared), None, None);
+        let limits = Limits::new(Some(declared), None, None, unwatched());
         let count = || limits.rate.lock().unwrap().as_ref().map(|r| r.count);
         let mut headers = HeaderMap::new();
         headers.insert("x-ratelimit-limit", "50".parse().unwrap());
@@ -381,7 +450,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pause_the_api_asks_for_is_capped_and_waited_for_only_as_long_as_the_caller_may() {
-        let limits = Limits::new(None, None, None);
+        let limits = Limits::new(None, None, None, unwatched());
         // The largest `Retry-After` there is: no overflow, and the pause is cut to the cap.
         limits.observe(429, &HeaderMap::new(), Some(Duration::from_secs(u64::MAX)));
         let started = Instant::now();
@@ -399,7 +468,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_short_pause_is_waited_for() {
-        let limits = Limits::new(None, None, None);
+        let limits = Limits::new(None, None, None, unwatched());
         limits.observe(429, &HeaderMap::new(), Some(Duration::from_millis(200)));
         let started = Instant::now();
         assert!(limits.acquire(Duration::from_secs(1)).await.is_ok());

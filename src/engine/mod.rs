@@ -16,14 +16,18 @@ mod seal;
 pub mod url;
 
 pub use auth::OAuth2Clients;
-pub use http::{DEFAULT_MAX_RESPONSE_BYTES, HttpError, form_pairs};
+pub use http::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpError, form_pairs,
+};
+pub use limits::{BREAKER_COOLDOWN, BREAKER_FAILURES, BREAKER_MIN_CALLS, MAX_PAUSE};
 pub use poll::Polled;
 pub use report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
-pub use run::DEFAULT_MAX_COLLECTED_BYTES;
+pub use run::{DEFAULT_MAX_COLLECTED_BYTES, PAGE_LIMIT};
 pub use seal::{KeeperError, RefreshTokens};
 
 use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value, as_text};
 use crate::secrets::Secrets;
+use crate::telemetry::{ConnectionMetrics, IntegrationMetrics, PlanNames};
 use serde_json::Value as Json;
 use std::sync::Arc;
 
@@ -80,6 +84,7 @@ pub struct Engine {
     connections: Vec<http::Connection>,
     secrets: Secrets,
     options: Options,
+    metrics: IntegrationMetrics,
 }
 
 impl Engine {
@@ -108,12 +113,19 @@ impl Engine {
                 }
             }
         }
+        let metrics = IntegrationMetrics::new(&plan_names(&plan));
         Ok(Self {
             plan,
             connections,
             secrets,
             options,
+            metrics,
         })
+    }
+
+    /// The integration's metric handles (no-ops where no recorder is installed).
+    pub fn metrics(&self) -> &IntegrationMetrics {
+        &self.metrics
     }
 
     pub fn plan(&self) -> &Plan {
@@ -152,6 +164,23 @@ pub struct HeldConnection<'a> {
     /// The rest of a pause the API asked for (a 429, an exhausted window).
     pub paused_for: Option<std::time::Duration>,
     pub circuit_open: bool,
+}
+
+/// The names of `plan`'s series: every step and trigger is known when the plan loads.
+fn plan_names(plan: &Plan) -> PlanNames<'_> {
+    PlanNames {
+        integration: &plan.name,
+        steps: plan.steps.iter().map(|s| s.name.as_str()).collect(),
+        webhooks: plan
+            .webhooks
+            .iter()
+            .map(|w| crate::plan::webhook_name(w.method, &w.path))
+            .collect(),
+        polls: (0..plan.polls.len()).map(crate::plan::poll_name).collect(),
+        schedules: (0..plan.schedules.len())
+            .map(crate::plan::schedule_name)
+            .collect(),
+    }
 }
 
 /// OAuth2 scopes as the token endpoint wants them: one string, a list joined by spaces.
@@ -291,19 +320,26 @@ fn connect(
             connection: name.clone(),
             detail: e.to_string(),
         })?;
+    let metrics = Arc::new(ConnectionMetrics::new(
+        &plan.name,
+        &name,
+        connection.circuit_breaker.is_some(),
+    ));
     Ok(http::Connection {
         base,
         client,
         auth,
         headers,
         encoding: connection.encoding,
-        timeout: connection.timeout.unwrap_or(http::DEFAULT_TIMEOUT),
+        timeout: connection.timeout.unwrap_or(DEFAULT_TIMEOUT),
         max_response_bytes: max_response_bytes(options),
         cache: cache::Cache::default(),
         limits: limits::Limits::new(
             connection.rate_limit,
             connection.max_concurrency.map(|n| n.get()),
             connection.circuit_breaker.as_ref(),
+            metrics.clone(),
         ),
+        metrics,
     })
 }

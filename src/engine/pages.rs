@@ -3,9 +3,12 @@
 //! its steps return for it) at a time, and the first record is delivered after the first
 //! page, not after the last.
 //!
-//! After each page whose steps all ran, the position of the next page is checkpointed, so a
-//! run resumed under `integ serve` (after a crash or a deferral) goes on from the next page
-//! rather than deliver the pages before it again.
+//! After each `per_page` step on a page, the run is checkpointed within the page (its items,
+//! what its steps returned, where the next page starts); once the page is done, at the
+//! position of the next page. A run resumed under `integ serve` (after a crash or a
+//! deferral) goes on after the last step that ran: it neither delivers the pages before
+//! again nor sends a page's earlier steps again (a `POST` without a key would create its
+//! records twice). Only the step in flight runs again.
 
 use super::Engine;
 use super::http::{HttpError, Request, Response};
@@ -86,52 +89,72 @@ impl Engine {
                 .await;
         };
         start_page(&pagination.style, &mut request);
-        let mut page = 1;
-        if let Some((resumed, from)) = self.resumed(source, &request, done) {
-            request = resumed;
-            page = from;
-            merged.resumed_at(page);
-        }
-        let mut asked = HashMap::from([(position(&request), page)]);
         let key = page_key(&source.name);
+        let mut page = 1;
+        // A page partly handled when the run stopped: handled on from its checkpoint.
+        let mut within = None;
+        match done
+            .get(&key)
+            .and_then(|saved| self.resumed(source, &request, saved))
+        {
+            Some(Resumed::Page(resumed, from)) => {
+                request = resumed;
+                page = from;
+                merged.resumed_at(page);
+            }
+            Some(Resumed::Within(from, partly)) => {
+                page = from;
+                merged.resumed_at(page);
+                within = Some(partly);
+            }
+            None => {}
+        }
+        let mut asked = HashMap::new();
+        if within.is_none() {
+            asked.insert(position(&request), page);
+        }
         let mut stop = None;
         loop {
-            let scope = Scope::of_step(event, results, self.secrets(), clock);
-            let (result, report) = self.exchange(source, &request, &scope).await;
-            merged.request(0, report);
-            let read = result.and_then(|response| {
-                self.page_items(
-                    source,
-                    &request,
-                    response,
-                    page,
-                    Scope::of_step(event, results, self.secrets(), clock),
-                )
-            });
-            let next = match read {
-                Ok(PageRead {
-                    items,
-                    next,
-                    warnings,
-                }) => {
-                    for warning in warnings {
-                        merged.warn(0, Some(warning));
+            let (next, from) = if let Some(partly) = within.take() {
+                partly.restore(&source.name, &steps[members.clone()], results)
+            } else {
+                let scope = Scope::of_step(event, results, self.secrets(), clock);
+                let (result, report) = self.exchange(source, &request, &scope).await;
+                merged.request(0, report);
+                let read = result.and_then(|response| {
+                    self.page_items(
+                        source,
+                        &request,
+                        response,
+                        page,
+                        Scope::of_step(event, results, self.secrets(), clock),
+                    )
+                });
+                match read {
+                    Ok(PageRead {
+                        items,
+                        next,
+                        warnings,
+                    }) => {
+                        for warning in warnings {
+                            merged.warn(0, Some(warning));
+                        }
+                        results.insert(source.name.clone(), Json::Array(items));
+                        (next, 0)
                     }
-                    results.insert(source.name.clone(), Json::Array(items));
-                    next
-                }
-                Err(StepError::Http(error @ HttpError::WaitTooLong { asked, .. }))
-                    if self.options.defer_long_waits =>
-                {
-                    // Nothing of this page was handed on: the event comes back to it.
-                    let wait = asked.min(super::limits::MAX_PAUSE);
-                    merged.deferred(0, &error);
-                    return (merged.finish(), Some(RunOutcome::Deferred { wait }));
-                }
-                Err(error) => {
-                    return self
-                        .source_failed(at, merged, event, results, error, clock)
-                        .await;
+                    Err(StepError::Http(error @ HttpError::WaitTooLong { asked, .. }))
+                        if self.options.defer_long_waits =>
+                    {
+                        // Nothing of this page was handed on: the event comes back to it.
+                        let wait = asked.min(super::limits::MAX_PAUSE);
+                        merged.deferred(0, &error);
+                        return (merged.finish(), Some(RunOutcome::Deferred { wait }));
+                    }
+                    Err(error) => {
+                        return self
+                            .source_failed(at, merged, event, results, error, clock)
+                            .await;
+                    }
                 }
             };
             // A page without items is not handed on: its steps would send an empty batch.
@@ -143,8 +166,31 @@ impl Engine {
                 None
             } else {
                 merged.page();
-                self.page_steps(members.clone(), event, results, guessed, &mut merged, clock)
-                    .await
+                let run = PageRun {
+                    source: &source.name,
+                    members: members.clone(),
+                    from,
+                    key: &key,
+                    page,
+                    // Where the next page starts, as a checkpoint within this one says it;
+                    // `None` when it cannot be kept (it holds a secret).
+                    next: match &next {
+                        Some(next) => page
+                            .checked_add(1)
+                            .and_then(|after| self.saved(next, after)),
+                        None => Some(Json::Null),
+                    },
+                };
+                self.page_steps(
+                    &run,
+                    event,
+                    results,
+                    guessed,
+                    &mut merged,
+                    checkpoint,
+                    clock,
+                )
+                .await
             };
             results.remove(&source.name);
             for member in &steps[members.clone()] {
@@ -177,23 +223,27 @@ impl Engine {
         (merged.finish(), stop)
     }
 
-    /// Runs the `per_page` steps on the page in `results`; how the run ends if one of them
-    /// stops it.
-    async fn page_steps(
+    /// Runs the `per_page` steps on the page in `results` from `run.from` on, each
+    /// checkpointed within the page; how the run ends if one of them stops it.
+    #[allow(clippy::too_many_arguments)]
+    async fn page_steps<Checkpointed: Future<Output = ()>>(
         &self,
-        members: Range<usize>,
+        run: &PageRun<'_>,
         event: &Json,
         results: &mut Map<String, Json>,
         guessed: &[&str],
         merged: &mut Merged,
+        checkpoint: &mut impl FnMut(&str, Option<&Json>) -> Checkpointed,
         clock: Clock,
     ) -> Option<RunOutcome> {
         let mut stop = None;
-        for (slot, index) in members.enumerate() {
+        // Whether the steps before this one on the page are checkpointed.
+        let mut kept = false;
+        for (slot, index) in run.members.clone().enumerate().skip(run.from) {
             let member = &self.plan().steps[index];
-            // Deferred, a page runs again from its first step: only that one may defer,
-            // since the steps after it may have sent this page already.
-            let may_defer = slot == 0;
+            // Deferred, the page runs again from its first step not checkpointed: a step
+            // may defer only if it is that step, so that none is sent again.
+            let may_defer = slot == run.from || kept;
             let ended = match self
                 .run_step(member, event, results, guessed, may_defer, clock)
                 .await
@@ -217,9 +267,53 @@ impl Engine {
                 if !self.options.dry_run {
                     break;
                 }
+            } else if index + 1 < run.members.end && !self.options.dry_run {
+                kept = self.checkpoint_within(run, slot, results, checkpoint).await;
             }
         }
         stop
+    }
+
+    /// Checkpoints the page within, after the step at `slot` ran: the page's items, what
+    /// its steps up to that one returned, and where the next page starts. Whether it was
+    /// kept: not when it would hold a secret (the state file never holds one; a resumed run
+    /// then goes back to the last checkpoint kept).
+    async fn checkpoint_within<Checkpointed: Future<Output = ()>>(
+        &self,
+        run: &PageRun<'_>,
+        slot: usize,
+        results: &Map<String, Json>,
+        checkpoint: &mut impl FnMut(&str, Option<&Json>) -> Checkpointed,
+    ) -> bool {
+        let steps = &self.plan().steps;
+        let Some(next) = &run.next else {
+            return false;
+        };
+        let source = run.source;
+        let ran: Map<String, Json> = run
+            .members
+            .clone()
+            .take(slot + 1)
+            .map(|index| {
+                let name = &steps[index].name;
+                (
+                    name.clone(),
+                    results.get(name).cloned().unwrap_or(Json::Null),
+                )
+            })
+            .collect();
+        let saved = json!({
+            "page": run.page,
+            "items": results.get(source).cloned().unwrap_or(Json::Null),
+            "ran": ran,
+            "next": next,
+        });
+        if self.secrets().redact_json(&saved) != saved {
+            tracing::info!(step = %source, "a page, or what its steps returned, holds a secret; not checkpointed within the page");
+            return false;
+        }
+        checkpoint(run.key, Some(&saved)).await;
+        true
     }
 
     /// The items of one page and the request of the next (none after the last page), with
@@ -341,15 +435,42 @@ impl Engine {
         Some(saved)
     }
 
-    /// The request of the page a resumed run goes on from, and its number, from the
-    /// checkpoint `saved` wrote; held to the connection's base URL like a next link.
-    fn resumed(
-        &self,
-        step: &StepPlan,
-        first: &Request,
-        done: &Map<String, Json>,
-    ) -> Option<(Request, u32)> {
-        let saved = done.get(&page_key(&step.name))?;
+    /// Where a resumed run goes on, from the page checkpoint `saved`: a page to fetch, or
+    /// a page partly handled. `None` (with a warning) for one that does not read.
+    fn resumed(&self, step: &StepPlan, first: &Request, saved: &Json) -> Option<Resumed> {
+        let Some(items) = saved.get("items") else {
+            return self
+                .page_at(step, first, saved)
+                .map(|(request, page)| Resumed::Page(request, page));
+        };
+        let page = saved
+            .get("page")
+            .and_then(Json::as_u64)
+            .and_then(|p| u32::try_from(p).ok())
+            .filter(|p| *p >= 1 && *p <= page_limit(step));
+        let ran = saved.get("ran").and_then(Json::as_object);
+        let next = match saved.get("next") {
+            Some(Json::Null) => Some(None),
+            Some(next) => self
+                .page_at(step, first, next)
+                .map(|(request, _)| Some(request)),
+            None => None,
+        };
+        let (Some(page), Some(ran), Some(next)) = (page, ran, next) else {
+            tracing::warn!(step = %step.name, "a checkpoint within a page that does not read; starting from the first page");
+            return None;
+        };
+        let within = Within {
+            items: items.clone(),
+            ran: ran.clone(),
+            next,
+        };
+        Some(Resumed::Within(page, within))
+    }
+
+    /// The request of the page `saved` names, and its number; held to the connection's
+    /// base URL like a next link.
+    fn page_at(&self, step: &StepPlan, first: &Request, saved: &Json) -> Option<(Request, u32)> {
         let page = saved
             .get("page")
             .and_then(Json::as_u64)
@@ -379,6 +500,59 @@ impl Engine {
         }
         Some((request, page))
     }
+}
+
+/// Where a resumed run goes on.
+enum Resumed {
+    /// Fetch this page, numbered so.
+    Page(Request, u32),
+    /// Handle on this page, numbered so, from its checkpoint.
+    Within(u32, Within),
+}
+
+/// A page partly handled when the run stopped, as its checkpoint holds it.
+struct Within {
+    items: Json,
+    /// What the page's first `per_page` steps returned (null: nothing).
+    ran: Map<String, Json>,
+    /// The request of the page after it, if any.
+    next: Option<Request>,
+}
+
+impl Within {
+    /// Puts the page and what its steps returned back in `results`; the request of the
+    /// next page, and the slot of the first step still to run.
+    fn restore(
+        self,
+        source: &str,
+        members: &[StepPlan],
+        results: &mut Map<String, Json>,
+    ) -> (Option<Request>, usize) {
+        let from = members
+            .iter()
+            .take_while(|m| self.ran.contains_key(&m.name))
+            .count();
+        results.insert(source.to_string(), self.items);
+        for member in &members[..from] {
+            if let Some(result) = self.ran.get(&member.name).filter(|r| !r.is_null()) {
+                results.insert(member.name.clone(), result.clone());
+            }
+        }
+        (self.next, from)
+    }
+}
+
+/// One page's `per_page` steps: the paged step, its `per_page` steps and the first still
+/// to run on the page, and what a checkpoint within it says.
+struct PageRun<'a> {
+    /// The paged step.
+    source: &'a str,
+    members: Range<usize>,
+    from: usize,
+    key: &'a str,
+    page: u32,
+    /// Where the next page starts (null after the last); `None` when it cannot be kept.
+    next: Option<Json>,
 }
 
 /// One page read: its items, the request of the next page (none after the last), and a

@@ -76,6 +76,10 @@ pub struct RequestReport {
     #[serde(serialize_with = "millis")]
     pub duration: Duration,
     pub attempts: u32,
+    /// Attempts slowed down by a rate limit (the connection's rate or a pause an API asked
+    /// for) or refused with a 429.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rate_limited: u32,
     /// For a cached step: whether the response came from the cache.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_hit: Option<bool>,
@@ -111,6 +115,10 @@ impl StepReport {
             Outcome::Failed | Outcome::DeadLettered | Outcome::FellBack => true,
         }
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {

@@ -9,6 +9,7 @@ use crate::model::{OnError, Outcome};
 use crate::plan::{
     BodyPlan, CallPlan, Clock, EvalError, PageStyle, Scope, StepPlan, Value, as_text,
 };
+use crate::telemetry::labels::CacheResult;
 use futures_util::StreamExt;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// Without `max_pages`, a paginated step stops after this many pages: a safety net against
 /// an API that always answers with a next page.
-pub(super) const PAGE_LIMIT: u32 = 1000;
+pub const PAGE_LIMIT: u32 = 1000;
 
 /// The most a paginated step collects unless the engine is told otherwise, in bytes of its
 /// items as JSON: they are kept in memory and checkpointed as one row.
@@ -494,6 +495,7 @@ impl Engine {
             status: None,
             duration: Duration::ZERO,
             attempts: 0,
+            rate_limited: 0,
             cache_hit: None,
             headers: None,
             body: None,
@@ -533,19 +535,25 @@ impl Engine {
             && let Some(response) = connection.cache.get(key)
             && let Some(response) = super::http::accepted(response, judge)
         {
+            connection.metrics.cache(CacheResult::Hit);
             report.cache_hit = Some(true);
             report.status = Some(response.status);
             return (Ok(response), report);
+        }
+        if cache_key.is_some() {
+            connection.metrics.cache(CacheResult::Miss);
         }
         let idempotent = is_idempotent(step, request);
         let Exchange {
             result,
             attempts,
+            rate_limited,
             duration,
         } = connection
             .send(request, &step.retry, idempotent, judge)
             .await;
         report.attempts = attempts;
+        report.rate_limited = rate_limited;
         report.duration = duration;
         // An answer a rule made empty has lost its body: another step could not judge it.
         if let (Some((key, ttl)), Ok(response)) = (cache_key, &result)

@@ -54,6 +54,16 @@ impl MarkType {
         })
     }
 
+    /// The name a spec writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rfc3339 => "rfc3339",
+            Self::EpochSeconds => "epoch_s",
+            Self::EpochMillis => "epoch_ms",
+            Self::Integer => "integer",
+        }
+    }
+
     fn expected(self) -> &'static str {
         match self {
             Self::Rfc3339 => "an RFC 3339 time such as \"2026-12-01T09:30:00Z\"",

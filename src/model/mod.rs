@@ -6,6 +6,7 @@
 //! Built only from a spec without errors (`check::check_and_lower`), so no field carries
 //! the possibility of a mistake the checker already reported.
 
+pub mod alert;
 pub mod filters;
 pub mod http;
 pub use http::split_query;
@@ -15,9 +16,10 @@ mod rule;
 mod step;
 mod trigger;
 
+pub use alert::{Alert, AlertChannel, AlertMetric, AlertStatus, format_duration};
 pub use mark::{Mark, MarkError, MarkType};
 pub use policy::{Backoff, OnError, RetryCondition, RetryPolicy};
-pub use rule::{Delay, PartialData, Rule, RuleAction, StatusMatch};
+pub use rule::{Delay, PartialData, Rule, RuleAction, RuleOrigin, StatusMatch};
 pub use step::{
     Answer, Answers, Body, Call, Expectation, ForEach, Mock, Outcome, Pagination, PaginationStyle,
     Step, Test, is_mutation,
@@ -27,7 +29,7 @@ pub use trigger::{
     Since, Trigger, Webhook,
 };
 
-use crate::ast::{BinaryOp, Entry, Expr};
+use crate::ast::{Entry, Expr};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -137,31 +139,6 @@ pub struct FailureRatio {
     pub percent: f64,
     pub window: Duration,
     pub min_calls: Option<u32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Alert {
-    pub metric: AlertMetric,
-    pub op: BinaryOp,
-    pub threshold: f64,
-    pub window: Duration,
-    pub channel: AlertChannel,
-    pub target: Expr,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertMetric {
-    DeadLetters,
-    FailedRuns,
-    Retries,
-    RateLimited,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertChannel {
-    Slack,
-    Webhook,
-    Email,
 }
 
 /// An environment: every connection of the integration with the environment's overrides

@@ -11,6 +11,18 @@ pub struct Rule {
     /// Read over the answer: `$` is its body.
     pub when: Option<Expr>,
     pub action: RuleAction,
+    pub origin: RuleOrigin,
+}
+
+/// Where a rule was written: its spans index the spec, or a preset's own text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleOrigin {
+    Written,
+    /// `rules slack`: `text` is what the preset's rules were parsed from.
+    Preset {
+        name: String,
+        text: &'static str,
+    },
 }
 
 #[derive(Debug, Clone)]

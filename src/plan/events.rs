@@ -68,6 +68,8 @@ pub struct Keyed {
     /// and the first reason. They are enqueued without a key: a duplicate may then run
     /// twice, which is better than an event never running; the trigger reports it.
     pub unkeyed: Option<(usize, String)>,
+    /// Events whose `when` was false, dropped.
+    pub filtered: usize,
 }
 
 /// Why a trigger could not tell which events to enqueue. Nothing is enqueued then: a
@@ -84,11 +86,15 @@ pub enum TriggerError {
 
 impl WebhookPlan {
     /// The request headers `header()` may read: all but credentials and signatures (see
-    /// `RequestHeaders`), this trigger's own signature header included.
+    /// `RequestHeaders`), this trigger's own signature header included. None when the
+    /// trigger reads no header: intake then copies nothing per request.
     pub fn readable_headers<'a>(
         &self,
         pairs: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> RequestHeaders {
+        if !self.reads_headers {
+            return RequestHeaders::default();
+        }
         let signature = match &self.signature {
             Some((crate::model::SignaturePreset::HmacSha256 { header, .. }, _)) => {
                 Some(header.as_str())
@@ -140,6 +146,7 @@ pub fn keyed_events(
     let mut keyed = Keyed {
         events: Vec::with_capacity(events.len()),
         unkeyed: None,
+        filtered: 0,
     };
     for event in events {
         let scope = Scope {
@@ -149,6 +156,7 @@ pub fn keyed_events(
         if let Some(when) = when {
             let passes = when.test(env, &scope).map_err(TriggerError::When)?;
             if !passes {
+                keyed.filtered += 1;
                 continue;
             }
         }
@@ -204,6 +212,7 @@ mod tests {
             when,
             dedupe,
             retention: None,
+            reads_headers: true,
         }
     }
 

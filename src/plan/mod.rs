@@ -65,6 +65,8 @@ pub struct Plan {
     pub schedules: Vec<SchedulePlan>,
     /// The poll triggers.
     pub polls: Vec<PollPlan>,
+    /// The alerts, which only `integ serve` evaluates.
+    pub alerts: Vec<AlertPlan>,
     /// Every secret the spec reads, by who reads it, so that each command loads (and
     /// redacts) up front those it uses, and only those.
     pub secrets: SecretNames,
@@ -80,6 +82,9 @@ pub struct SecretNames {
     pub triggers: BTreeSet<String>,
     /// Read only by test blocks.
     pub tests: BTreeSet<String>,
+    /// Read only by alerts (their targets): `integ serve` needs them, `integ run` and
+    /// `integ test` do not.
+    pub alerts: BTreeSet<String>,
 }
 
 impl SecretNames {
@@ -90,12 +95,22 @@ impl SecretNames {
 
     /// What `integ serve` resolves.
     pub fn for_serve(&self) -> impl Iterator<Item = &str> {
-        self.runs.union(&self.triggers).map(String::as_str)
+        let mut all: BTreeSet<&str> = self
+            .runs
+            .union(&self.triggers)
+            .map(String::as_str)
+            .collect();
+        all.extend(self.alerts.iter().map(String::as_str));
+        all.into_iter()
     }
 
-    /// Every name: `integ test` gives each a placeholder.
+    /// Every name but the alerts': `integ test` gives each a placeholder.
     pub fn all(&self) -> impl Iterator<Item = &str> {
-        let mut all: BTreeSet<&str> = self.for_serve().collect();
+        let mut all: BTreeSet<&str> = self
+            .runs
+            .union(&self.triggers)
+            .map(String::as_str)
+            .collect();
         all.extend(self.tests.iter().map(String::as_str));
         all.into_iter()
     }
@@ -108,6 +123,17 @@ impl SecretNames {
 pub enum Parts {
     All,
     WithoutTests,
+}
+
+/// An alert: a metric counted over a sliding window, compared with a threshold, and where
+/// to say when the comparison starts and stops holding.
+#[derive(Debug, Clone)]
+pub struct AlertPlan {
+    pub alert: model::Alert,
+    /// The alert's key (`model::Alert::key`).
+    pub key: String,
+    /// The Slack or webhook URL, or the e-mail address; a secret.
+    pub target: Value,
 }
 
 /// A poll trigger: the request made every interval, and how its answer becomes events.
@@ -177,6 +203,8 @@ pub struct WebhookPlan {
     pub dedupe: Option<Value>,
     /// How long this trigger's dedupe keys are kept; `--retention` when `None`.
     pub retention: Option<Duration>,
+    /// Whether `when` or `dedupe` reads a request header: if not, intake copies none.
+    pub reads_headers: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -415,7 +443,15 @@ pub enum ExpectationPlan {
 }
 
 /// Default `for_each` concurrency when the spec gives none.
-const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+/// A schedule's cron expression, with or without seconds, as the plan reads it.
+pub fn cron(text: &str) -> Result<croner::Cron, croner::errors::CronError> {
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build()
+        .parse(text)
+}
 
 /// Compiles a checked model for `environment` (the spec's own connections when `None`).
 /// `base_dir` is where `file("...")` paths start: the spec's folder.
@@ -518,6 +554,8 @@ pub fn compile_parts(
             _ => None,
         })
         .map(|webhook| {
+            let when = compiler.optional(webhook.when.as_ref())?;
+            let dedupe = compiler.optional(webhook.dedupe.as_ref().map(|d| &d.key))?;
             Ok(WebhookPlan {
                 path: webhook.path.clone(),
                 method: webhook.method,
@@ -529,8 +567,9 @@ pub fn compile_parts(
                 },
                 tolerance: webhook.tolerance,
                 each: compiler.optional(webhook.each.as_ref())?,
-                when: compiler.optional(webhook.when.as_ref())?,
-                dedupe: compiler.optional(webhook.dedupe.as_ref().map(|d| &d.key))?,
+                reads_headers: when.iter().chain(&dedupe).any(Value::reads_header),
+                when,
+                dedupe,
                 retention: webhook.dedupe.as_ref().and_then(|d| d.retention),
             })
         })
@@ -543,10 +582,7 @@ pub fn compile_parts(
             _ => None,
         })
         .map(|schedule| {
-            let parser = croner::parser::CronParser::builder()
-                .seconds(croner::parser::Seconds::Optional)
-                .build();
-            let cron = parser.parse(&schedule.cron).map_err(|e| PlanError::Cron {
+            let cron = cron(&schedule.cron).map_err(|e| PlanError::Cron {
                 cron: schedule.cron.clone(),
                 detail: e.to_string(),
             })?;
@@ -610,6 +646,19 @@ pub fn compile_parts(
             })
         })
         .collect::<Result<_, PlanError>>()?;
+    let trigger_secrets = std::mem::take(&mut compiler.secrets);
+    let alerts = integration
+        .alerts
+        .iter()
+        .map(|alert| {
+            Ok(AlertPlan {
+                key: alert.key(),
+                target: compiler.value(&alert.target)?,
+                alert: alert.clone(),
+            })
+        })
+        .collect::<Result<_, PlanError>>()?;
+    let alert_secrets = std::mem::replace(&mut compiler.secrets, trigger_secrets);
     Ok(Plan {
         name: integration.name.clone(),
         concurrency: integration.concurrency,
@@ -621,6 +670,7 @@ pub fn compile_parts(
         webhooks,
         schedules,
         polls,
+        alerts,
         secrets: SecretNames {
             triggers: compiler
                 .secrets
@@ -632,6 +682,10 @@ pub fn compile_parts(
                 .difference(&run_secrets)
                 .filter(|name| !compiler.secrets.contains(*name))
                 .cloned()
+                .collect(),
+            alerts: alert_secrets
+                .into_iter()
+                .filter(|name| !run_secrets.contains(name) && !compiler.secrets.contains(name))
                 .collect(),
             runs: run_secrets,
         },
@@ -1030,4 +1084,19 @@ impl Compiler {
         })?;
         Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
     }
+}
+
+/// How a webhook trigger is named in the logs, in `integ triggers` and in metrics.
+pub fn webhook_name(method: Method, path: &str) -> String {
+    format!("webhook {} {path}", method.as_str())
+}
+
+/// How the poll trigger at `index` is named (see `webhook_name`).
+pub fn poll_name(index: usize) -> String {
+    format!("poll {index}")
+}
+
+/// How the schedule trigger at `index` is named (see `webhook_name`).
+pub fn schedule_name(index: usize) -> String {
+    format!("schedule {index}")
 }

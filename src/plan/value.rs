@@ -42,6 +42,21 @@ pub enum Value {
     Binary(BinaryOp, Box<Value>, Box<Value>),
 }
 
+impl Value {
+    /// Whether evaluating this reads a request header (`header()`), anywhere inside it.
+    pub fn reads_header(&self) -> bool {
+        match self {
+            Value::Header(_) => true,
+            Value::Env { default, .. } => default.as_deref().is_some_and(Value::reads_header),
+            Value::Array(items) => items.iter().any(Value::reads_header),
+            Value::Object(fields) => fields.iter().any(|(_, value)| value.reads_header()),
+            Value::Not(inner) => inner.reads_header(),
+            Value::Binary(_, left, right) => left.reads_header() || right.reads_header(),
+            Value::Literal(_) | Value::Path(_) | Value::Template(_) | Value::Secret(_) => false,
+        }
+    }
+}
+
 /// A compiled JSONPath and the document it reads.
 #[derive(Debug, Clone)]
 pub struct Path {

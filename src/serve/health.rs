@@ -16,18 +16,7 @@ pub(super) struct Health {
     triggers: Mutex<BTreeMap<(String, String), (TriggerHealth, bool)>>,
 }
 
-/// How a trigger is named in the logs and in `integ triggers`.
-pub(super) fn webhook_name(method: crate::ast::Method, path: &str) -> String {
-    format!("webhook {} {path}", method.as_str())
-}
-
-pub(super) fn poll_name(index: usize) -> String {
-    format!("poll {index}")
-}
-
-pub(super) fn schedule_name(index: usize) -> String {
-    format!("schedule {index}")
-}
+pub(super) use crate::plan::{poll_name, schedule_name, webhook_name};
 
 fn trigger_names(plan: &Plan) -> impl Iterator<Item = String> + '_ {
     let webhooks = plan
@@ -132,6 +121,9 @@ impl Health {
 impl Service {
     /// A trigger did its work: events committed, a poll round done, an occurrence enqueued.
     pub(super) fn trigger_succeeded(&self, engine: &Engine, trigger: &str) {
+        if let Some(metrics) = engine.metrics().trigger(trigger) {
+            metrics.succeeded();
+        }
         self.health.update(&engine.plan().name, trigger, |health| {
             health.last_success_at = Some(now());
             health.consecutive_failures = 0;
@@ -144,6 +136,9 @@ impl Service {
     pub(super) fn trigger_failed(&self, engine: &Engine, trigger: &str, error: &str) {
         let error = engine.secrets().redact(error);
         let integration = &engine.plan().name;
+        if let Some(metrics) = engine.metrics().trigger(trigger) {
+            metrics.failed();
+        }
         tracing::warn!(integration = %integration, trigger, error = %error, "trigger failed");
         self.health.update(integration, trigger, |health| {
             health.last_error_at = Some(now());

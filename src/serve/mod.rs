@@ -7,8 +7,10 @@
 //! so that an event left running by a stopped process resumes at its first unfinished step.
 
 pub mod admin;
+mod alerts;
 mod backfill;
 mod dispatch;
+mod gauges;
 mod health;
 mod http;
 mod intake;
@@ -24,8 +26,10 @@ mod schedule;
 mod store_calls;
 mod webhook;
 
+pub use alerts::{AlertOptions, Alerts, Notification, SMTP_URL, Smtp, alert};
 pub use backfill::{Backfill, Logged};
 pub use dispatch::work;
+pub use gauges::keep_gauges;
 pub use health::keep_health;
 pub use http::{HttpOptions, MAX_CONNECTIONS, READ_TIMEOUT, REQUEST_TIMEOUT, listen};
 pub use intake::MAX_PENDING;
@@ -62,6 +66,8 @@ pub struct Service {
     dispatcher_died: probes::DispatcherDied,
     /// Hears how polls' backfills go: log lines unless told otherwise.
     backfill: std::sync::OnceLock<Arc<dyn Backfill>>,
+    /// Requests no webhook took.
+    unrouted: crate::telemetry::UnroutedMetrics,
 }
 
 impl std::fmt::Debug for Service {
@@ -99,6 +105,7 @@ impl Service {
             store_calls: Arc::new(store_calls::StoreCalls::new()),
             dispatcher_died: probes::DispatcherDied::default(),
             backfill: std::sync::OnceLock::new(),
+            unrouted: crate::telemetry::UnroutedMetrics::new(),
         })
     }
 

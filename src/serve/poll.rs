@@ -134,6 +134,7 @@ async fn round(
             tracing::warn!(%integration, %trigger, mark = %seen.stored(), "an item's mark is later than the clock: the mark stops at the clock, so that later items are not skipped");
         }
         let position = after.stored();
+        let filtered = keyed.filtered;
         let enqueued = service
             .accept(
                 &integration,
@@ -143,6 +144,9 @@ async fn round(
             )
             .await
             .map_err(|e| format!("cannot commit the page: {e}"))?;
+        if let Some(metrics) = engine.metrics().polls.get(index) {
+            metrics.took(enqueued.accepted(), filtered, enqueued.duplicates());
+        }
         pass = after;
         if backfilling {
             pages = pages.saturating_add(1);

@@ -1,9 +1,9 @@
 //! One inbox event's run: checkpoints as it goes, then its end and its history record.
 
 use super::Service;
-use crate::engine::{Engine, RunOutcome};
+use crate::engine::{Engine, RunOutcome, RunReport};
 use crate::store::{DeadLetter, Finished, RunRecord};
-use crate::telemetry::labels::StoreOp;
+use crate::telemetry::labels::{DeadLetterType, RunOutcome as Ended, StepOutcome, StoreOp};
 use serde_json::Value as Json;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -40,6 +40,9 @@ pub(super) async fn run_item(
             "the process stopped during every earlier run of this event; dead-lettered, not run"
         );
         drop(_entered);
+        let metrics = engine.metrics();
+        metrics.ran(Ended::DeadLettered, None, Some(latency(&item)));
+        metrics.interrupted();
         let letter = DeadLetter::interrupted(
             &item.integration,
             &item.event,
@@ -56,6 +59,7 @@ pub(super) async fn run_item(
         .await;
     }
     let resumed = item.done.len();
+    let latency_from = (item.committed, item.created_at);
     tracing::debug!(resumed_steps = resumed, "run started");
     drop(_entered);
     let report = tracing::Instrument::instrument(
@@ -81,23 +85,83 @@ pub(super) async fn run_item(
     log_run(&report, resumed);
     let finished = ending(&report, &item.event, engine.secrets());
     let mut run = RunRecord::from_run(&report, engine.secrets(), Some(id));
+    let mut too_long = false;
     let finished = match finished {
         Finished::Deferred { not_before }
             if not_before.saturating_sub(item.created_at) > MAX_DEFERRAL.as_secs() as i64 =>
         {
             tracing::error!("deferred past 24 h since the event came; dead-lettered");
             run.outcome = "dead_lettered".into();
+            too_long = true;
             deferred_too_long(&report, &item.event, engine.secrets())
         }
         other => other,
     };
+    count(engine, &report, &finished, too_long, since(latency_from));
     drop(_entered);
     end(service, id, finished, Some(run)).await
 }
 
+/// How long ago an event came in: to the millisecond when this process committed it,
+/// else from the second the store kept.
+fn since((committed, created_at): (Option<Instant>, i64)) -> Duration {
+    committed.map_or_else(
+        || {
+            Duration::from_secs(
+                u64::try_from(crate::store::now().saturating_sub(created_at)).unwrap_or(0),
+            )
+        },
+        |at| at.elapsed(),
+    )
+}
+
+fn latency(item: &crate::store::InboxItem) -> Duration {
+    since((item.committed, item.created_at))
+}
+
+/// Counts a run's end, its steps', and its dead letter, if it made one.
+fn count(
+    engine: &Engine,
+    report: &RunReport,
+    finished: &Finished,
+    too_long: bool,
+    latency: Duration,
+) {
+    let metrics = engine.metrics();
+    for step in &report.steps {
+        metrics.stepped(&step.name, step_outcome(step.outcome));
+    }
+    let ended = match finished {
+        Finished::Done => Ended::Succeeded,
+        Finished::Failed => Ended::Failed,
+        Finished::DeadLettered(letter) => {
+            let kind = if too_long {
+                DeadLetterType::DeferredTooLong
+            } else {
+                DeadLetterType::of(letter.status)
+            };
+            metrics.dead_lettered(&letter.step, kind);
+            Ended::DeadLettered
+        }
+        Finished::Deferred { .. } => Ended::Deferred,
+    };
+    metrics.ran(ended, Some(report.duration), Some(latency));
+}
+
+fn step_outcome(outcome: crate::model::Outcome) -> StepOutcome {
+    use crate::model::Outcome;
+    match outcome {
+        Outcome::Succeeded => StepOutcome::Succeeded,
+        Outcome::Skipped => StepOutcome::Skipped,
+        Outcome::Failed => StepOutcome::Failed,
+        Outcome::DeadLettered => StepOutcome::DeadLettered,
+        Outcome::FellBack => StepOutcome::FellBack,
+    }
+}
+
 /// The dead letter of an event an API kept asking to wait for past `MAX_DEFERRAL`.
 fn deferred_too_long(
-    report: &crate::engine::RunReport,
+    report: &RunReport,
     event: &Json,
     secrets: &crate::secrets::Secrets,
 ) -> Finished {
@@ -151,7 +215,7 @@ pub(super) async fn end(
 
 /// One line for the run at `info` (with the failing step's error), one per step at
 /// `debug`, a warning for each step warning; inside the run's span.
-fn log_run(report: &crate::engine::RunReport, resumed: usize) {
+fn log_run(report: &RunReport, resumed: usize) {
     for step in &report.steps {
         let error = step.error.as_deref().unwrap_or("");
         tracing::debug!(step = %step.name, outcome = step.outcome.as_str(), requests = step.requests.len(), error, "step");
@@ -188,11 +252,7 @@ fn log_run(report: &crate::engine::RunReport, resumed: usize) {
 }
 
 /// How the inbox event of a run ends; a dead-lettered one carries its dead letter.
-fn ending(
-    report: &crate::engine::RunReport,
-    event: &Json,
-    secrets: &crate::secrets::Secrets,
-) -> Finished {
+fn ending(report: &RunReport, event: &Json, secrets: &crate::secrets::Secrets) -> Finished {
     match report.outcome {
         RunOutcome::Succeeded => Finished::Done,
         RunOutcome::Deferred { wait } => Finished::deferred(wait),

@@ -167,10 +167,13 @@ impl Schedule<'_> {
             waiting: tick.waiting,
             skipped,
         };
-        service
+        let enqueued = service
             .accept_tick(integration, events, mark)
             .await
             .map_err(|e: StoreError| format!("cannot enqueue the occurrence: {e}"))?;
+        if let Some(metrics) = engine.metrics().trigger(self.trigger) {
+            metrics.took(enqueued.accepted(), 0, enqueued.duplicates());
+        }
         match unrun {
             Some(error) => service.trigger_failed(engine, self.trigger, &error),
             None => service.trigger_succeeded(engine, self.trigger),

@@ -5,14 +5,15 @@ use super::health::webhook_name;
 use super::{HttpOptions, Service, probes};
 use crate::engine::Engine;
 use crate::plan::WebhookPlan;
-use crate::webhook::signature::{self, Incoming};
+use crate::telemetry::labels::SignatureReason;
+use crate::webhook::signature::{self, Incoming, SignatureError};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 /// Webhook bodies above this size are refused with a 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -67,8 +68,22 @@ fn refuse(status: StatusCode, reason: impl Into<String>) -> Response {
 }
 
 /// Reads the body within the read timeout (a body that trickles in is cut off with a 408),
-/// then checks and commits it within the request timeout.
+/// then checks and commits it within the request timeout. Every answer is counted, by its
+/// webhook and status, with the time it took.
 async fn webhook(State(front): State<Front>, request: Request) -> Response {
+    let started = Instant::now();
+    let route = route(&front.service, request.method(), request.uri().path());
+    let response = answer(&front, route, request).await;
+    let status = response.status().as_u16();
+    match route {
+        Ok((engine, hook)) => front.service.engines[engine].metrics().webhooks[hook]
+            .answered(status, started.elapsed()),
+        Err(_) => front.service.unrouted.answered(status),
+    }
+    response
+}
+
+async fn answer(front: &Front, route: Result<Route, Unrouted>, request: Request) -> Response {
     let (read, check) = (front.options.read_timeout, front.options.request_timeout);
     let (method, uri, headers) = (
         request.method().clone(),
@@ -89,7 +104,7 @@ async fn webhook(State(front): State<Front>, request: Request) -> Response {
             );
         }
     };
-    let handled = handle(&front, method, uri, headers, body);
+    let handled = handle(front, route, method, uri, headers, body);
     match tokio::time::timeout(check, handled).await {
         Ok(response) => response,
         Err(_) => {
@@ -102,8 +117,37 @@ async fn webhook(State(front): State<Front>, request: Request) -> Response {
     }
 }
 
+/// A webhook: its engine's index and its own among the engine's plan's webhooks.
+type Route = (usize, usize);
+
+/// Why no webhook takes a request.
+#[derive(Debug, Clone, Copy)]
+enum Unrouted {
+    NotFound,
+    /// A webhook has the path, for this method.
+    MethodNotAllowed(crate::ast::Method),
+}
+
+/// The webhook a request's method and path name.
+fn route(service: &Service, method: &Method, path: &str) -> Result<Route, Unrouted> {
+    let mut other_method = None;
+    for (e, engine) in service.engines.iter().enumerate() {
+        for (w, hook) in engine.plan().webhooks.iter().enumerate() {
+            if hook.path != path {
+                continue;
+            }
+            if hook.method.as_str() == method.as_str() {
+                return Ok((e, w));
+            }
+            other_method.get_or_insert(hook.method);
+        }
+    }
+    Err(other_method.map_or(Unrouted::NotFound, Unrouted::MethodNotAllowed))
+}
+
 async fn handle(
     front: &Front,
+    route: Result<Route, Unrouted>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -113,34 +157,30 @@ async fn handle(
     if service.stopping() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
     }
-    let routes: Vec<(&Arc<Engine>, &WebhookPlan)> = service
-        .engines
-        .iter()
-        .flat_map(|engine| engine.plan().webhooks.iter().map(move |w| (engine, w)))
-        .filter(|(_, w)| w.path == uri.path())
-        .collect();
-    let Some((engine, hook)) = routes
-        .iter()
-        .find(|(_, w)| w.method.as_str() == method.as_str())
-        .copied()
-    else {
-        return if routes.is_empty() {
-            refuse(
+    let (engine, hook) = match route {
+        Ok((engine, hook)) => (engine, hook),
+        Err(Unrouted::NotFound) => {
+            return refuse(
                 StatusCode::NOT_FOUND,
                 format!("no webhook at {}", uri.path()),
-            )
-        } else {
-            refuse(
+            );
+        }
+        Err(Unrouted::MethodNotAllowed(allowed)) => {
+            return refuse(
                 StatusCode::METHOD_NOT_ALLOWED,
-                format!("{} takes {}", uri.path(), routes[0].1.method.as_str()),
-            )
-        };
+                format!("{} takes {}", uri.path(), allowed.as_str()),
+            );
+        }
     };
+    let metrics = &service.engines[engine].metrics().webhooks[hook];
+    let engine = &service.engines[engine];
+    let hook = &engine.plan().webhooks[hook];
     if service.intake.overloaded(0) {
         return overloaded(service);
     }
     let url = front.options.public_url.of(&uri, &headers);
-    if let Err(error) = check_signature(engine, hook, &method, &url, &headers, &body) {
+    if let Err((reason, error)) = check_signature(engine, hook, &method, &url, &headers, &body) {
+        metrics.signature_refused(reason);
         tracing::warn!(integration = %engine.plan().name, path = uri.path(), %error, "webhook refused: 401");
         return refuse(StatusCode::UNAUTHORIZED, error);
     }
@@ -180,6 +220,7 @@ async fn handle(
     if service.intake.overloaded(keyed.events.len()) {
         return overloaded(service);
     }
+    let filtered = keyed.filtered;
     match service
         .accept_webhook(
             (&engine.plan().name, &trigger),
@@ -190,6 +231,7 @@ async fn handle(
     {
         Ok(enqueued) => {
             let (accepted, duplicates) = (enqueued.accepted(), enqueued.duplicates());
+            metrics.trigger.took(accepted, filtered, duplicates);
             tracing::debug!(integration = %engine.plan().name, path = uri.path(), accepted, duplicates, "webhook committed");
             match keyed.unkeyed {
                 Some(unkeyed) => service.trigger_failed(engine, &trigger, &unkeyed_error(unkeyed)),
@@ -223,7 +265,7 @@ fn check_signature(
     url: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), String> {
+) -> Result<(), (SignatureReason, String)> {
     let Some((preset, secret)) = &hook.signature else {
         return Ok(());
     };
@@ -233,7 +275,10 @@ fn check_signature(
         .ok()
         .flatten()
         .map(|s| crate::plan::as_text(Some(&s)))
-        .ok_or("the signing secret is not available")?;
+        .ok_or((
+            SignatureReason::NoSecret,
+            "the signing secret is not available".to_string(),
+        ))?;
     let incoming = Incoming {
         method: method.as_str(),
         url,
@@ -241,6 +286,13 @@ fn check_signature(
         body,
         now: SystemTime::now(),
     };
-    signature::verify(preset, secret.as_bytes(), hook.tolerance, &incoming)
-        .map_err(|e| e.to_string())
+    signature::verify(preset, secret.as_bytes(), hook.tolerance, &incoming).map_err(|e| {
+        let reason = match e {
+            SignatureError::Missing(_) => SignatureReason::Missing,
+            SignatureError::Malformed { .. } => SignatureReason::Malformed,
+            SignatureError::Mismatch => SignatureReason::Mismatch,
+            SignatureError::Stale(_) => SignatureReason::Stale,
+        };
+        (reason, e.to_string())
+    })
 }

@@ -8,10 +8,11 @@
 //! back sooner, as SQLite does, whose serving process holds the file alone).
 
 use super::{
-    DeadLetter, Finished, InboxItem, LetterQuery, LetterState, LetterStates, NewEvents, Owner,
-    Position, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleMark, ScheduleState, Store,
-    TriggerHealth, now,
+    AlertCounts, DeadLetter, Finished, InboxItem, LetterQuery, LetterState, LetterStates,
+    NewEvents, Owner, Position, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleMark,
+    ScheduleState, Store, TriggerHealth, now,
 };
+use crate::model::AlertStatus;
 use serde_json::{Value as Json, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,7 @@ macro_rules! conformance {
             a_discarded_dead_letter_is_kept_with_its_reason,
             a_letter_replayed_by_many_at_once_is_replayed_once,
             runs_are_filtered_by_outcome_trigger_and_time_and_paged,
+            the_backlog_counts_unfinished_events_and_dead_letters_by_integration,
             prune_forgets_old_records_but_never_pending_running_or_dead_letters,
             runs_are_read_newest_first_by_integration_outcome_time_and_number,
             saved_trigger_health_replaces_each_trigger_kept,
@@ -51,6 +53,8 @@ macro_rules! conformance {
             another_integrations_event_is_never_a_schedules_run,
             a_triggers_own_retention_keeps_its_keys_for_that_long,
             refresh_tokens_are_kept_per_integration_and_connection,
+            alert_counts_read_a_window_of_an_integrations_runs,
+            an_alerts_status_and_the_status_notified_are_kept_apart,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -144,6 +148,8 @@ fn run(integration: &str, outcome: &str, started_at: i64) -> RunRecord {
         started_at,
         duration_ms: 7,
         attempts: 1,
+        retries: 0,
+        rate_limited: 0,
         error: (outcome != "succeeded").then(|| format!("post: {outcome}")),
         event: None,
         reason: None,
@@ -444,6 +450,40 @@ async fn replay_moves_the_chosen_dead_letters_back_to_the_inbox(fresh: Fresh) {
     assert!(store.replay(None).unwrap().is_empty());
     let replayed = claim(store.as_ref(), &alive(), 10, &["a"]).await;
     assert_eq!(numbers(&replayed), [2, 1, 3], "each event, to run again");
+}
+
+async fn the_backlog_counts_unfinished_events_and_dead_letters_by_integration(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert_eq!(store.backlog().unwrap(), Vec::new());
+    enqueue(store.as_ref(), "a", &numbered(1..=3)).await;
+    claim(store.as_ref(), &alive(), 1, &["a"]).await;
+    store.dead_letter(&letter("b", 1)).unwrap();
+    let backlog = store.backlog().unwrap();
+    assert_eq!(backlog.len(), 2, "{backlog:?}");
+    let (a, b) = (&backlog[0], &backlog[1]);
+    assert_eq!(
+        (a.integration.as_str(), a.pending, a.running, a.dead_letters),
+        ("a", 2, 1, 0)
+    );
+    assert!(a.oldest.is_some_and(|at| at > 0 && at <= now()), "{a:?}");
+    assert_eq!(
+        (
+            b.integration.as_str(),
+            b.pending,
+            b.running,
+            b.oldest,
+            b.dead_letters
+        ),
+        ("b", 0, 0, None, 1)
+    );
+    // A dead letter replayed or discarded is kept, as a record, but waits no more.
+    let discard = LetterQuery {
+        integration: Some("b".into()),
+        ..LetterQuery::default()
+    };
+    store.discard(&discard, "handled by hand").unwrap();
+    let backlog = store.backlog().unwrap();
+    assert_eq!(backlog.len(), 1, "only a waits: {backlog:?}");
 }
 
 async fn purge_deletes_every_dead_letter(fresh: Fresh) {
@@ -1031,6 +1071,62 @@ async fn refresh_tokens_are_kept_per_integration_and_connection(fresh: Fresh) {
         Some(&b"other"[..])
     );
     assert_eq!(store.load("a", "mail").unwrap(), None);
+}
+
+async fn alert_counts_read_a_window_of_an_integrations_runs(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    let now = now();
+    let mut retried = run("a", "succeeded", now - 10);
+    (retried.retries, retried.rate_limited) = (3, 2);
+    for record in [
+        retried,
+        run("a", "failed", now - 5),
+        run("a", "dead_lettered", now),
+        run("a", "dead_lettered", now - 3600),
+        run("b", "dead_lettered", now),
+    ] {
+        store.record_run(&record).unwrap();
+    }
+    let counts = store.alert_counts("a", now - 60).unwrap();
+    let expected = AlertCounts {
+        dead_letters: 1,
+        failed_runs: 2,
+        retries: 3,
+        rate_limited: 2,
+    };
+    assert_eq!(counts, expected);
+    assert_eq!(store.alert_counts("c", 0).unwrap(), AlertCounts::default());
+}
+
+async fn an_alerts_status_and_the_status_notified_are_kept_apart(fresh: Fresh) {
+    let (_dir, store) = fresh();
+    assert_eq!(store.alerts().unwrap(), Vec::new());
+    store
+        .set_alert_status("a", "x > 0", AlertStatus::Firing, 3)
+        .unwrap();
+    let kept = store.alerts().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].owed(), Some(AlertStatus::Firing));
+    assert_eq!(kept[0].value, 3);
+    store
+        .alert_notified("a", "x > 0", AlertStatus::Firing, None)
+        .unwrap();
+    assert_eq!(store.alerts().unwrap()[0].owed(), None);
+    // A status change leaves what was notified as it was: the resolved message is owed.
+    store
+        .set_alert_status("a", "x > 0", AlertStatus::Ok, 0)
+        .unwrap();
+    let kept = &store.alerts().unwrap()[0];
+    assert_eq!(
+        (kept.status, kept.notified),
+        (AlertStatus::Ok, AlertStatus::Firing)
+    );
+    store
+        .alert_notified("a", "x > 0", AlertStatus::Ok, Some("status 500"))
+        .unwrap();
+    let kept = &store.alerts().unwrap()[0];
+    assert_eq!(kept.owed(), None);
+    assert_eq!(kept.error.as_deref(), Some("status 500"));
 }
 
 /// The SQLite store, in a folder of its own.

@@ -219,6 +219,9 @@ pub struct InboxItem {
     pub attempts: u32,
     /// When it came into the inbox (seconds since the Unix epoch).
     pub created_at: i64,
+    /// When this process committed it, for an event handed over from memory: the start of
+    /// its latency to the millisecond (`created_at` counts whole seconds).
+    pub committed: Option<std::time::Instant>,
 }
 
 impl InboxItem {
@@ -231,6 +234,7 @@ impl InboxItem {
             done: serde_json::Map::new(),
             attempts: 1,
             created_at,
+            committed: Some(std::time::Instant::now()),
         }
     }
 }

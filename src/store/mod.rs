@@ -3,6 +3,7 @@
 //! to install, readable with `sqlite3`); the store is a trait so that a Redis store can
 //! serve a fleet of workers later.
 
+mod alerts;
 #[cfg(test)]
 mod conformance;
 mod inbox;
@@ -19,6 +20,7 @@ mod sqlite_records;
 mod sqlite_writer;
 mod triggers;
 
+pub use alerts::{AlertCounts, AlertState};
 pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Position};
 pub use location::{Location, UrlProblem};
 pub use query::{letters_lines, parse_time, run_json, runs_lines, with_id};

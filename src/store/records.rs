@@ -2,8 +2,9 @@
 //! history, poll positions, the triggers' health, the engine's sealed refresh tokens), and
 //! the records themselves, redacted before they are kept.
 
-use super::{Position, StoreError, TriggerHealth, now};
+use super::{AlertCounts, AlertState, Position, StoreError, TriggerHealth, now};
 use crate::engine::{RefreshTokens, RunReport, StepReport};
+use crate::model::AlertStatus;
 use crate::secrets::Secrets;
 use serde::Serialize;
 
@@ -31,6 +32,9 @@ pub trait Records: RefreshTokens + Send + Sync {
     fn position(&self, integration: &str, trigger: &str) -> Result<Option<Position>, StoreError>;
     /// Inbox events by status, for tests and operations.
     fn inbox_counts(&self) -> Result<Vec<(String, usize)>, StoreError>;
+    /// Each integration's unfinished events, the oldest one's arrival and its dead
+    /// letters, by integration: what `integ serve` exports as gauges every few seconds.
+    fn backlog(&self) -> Result<Vec<Backlog>, StoreError>;
     /// Moves open dead letters back to the inbox (all of them when `ids` is `None`), to
     /// run again; returns the ids replayed.
     fn replay(&self, ids: Option<&[i64]>) -> Result<Vec<i64>, StoreError> {
@@ -78,9 +82,29 @@ pub trait Records: RefreshTokens + Send + Sync {
     ) -> Result<Vec<RunCount>, StoreError>;
     /// When the last run of `integration` that succeeded started.
     fn last_success(&self, integration: &str) -> Result<Option<i64>, StoreError>;
-    /// The unfinished inbox events (pending or running) by integration and status, with
-    /// the time the oldest came.
-    fn backlog(&self) -> Result<Vec<Backlog>, StoreError>;
+    /// What the runs of `integration` started at or after `since` (seconds since the Unix
+    /// epoch) count for each alert metric.
+    fn alert_counts(&self, integration: &str, since: i64) -> Result<AlertCounts, StoreError>;
+    /// Every alert's kept state.
+    fn alerts(&self) -> Result<Vec<AlertState>, StoreError>;
+    /// Records that alert `alert` of `integration` moved to `status` at count `value`; a
+    /// new alert starts with nothing owed but this status.
+    fn set_alert_status(
+        &self,
+        integration: &str,
+        alert: &str,
+        status: AlertStatus,
+        value: u64,
+    ) -> Result<(), StoreError>;
+    /// Records that `status` was notified for the alert: sent, or given up on with
+    /// `error` (redacted by the caller).
+    fn alert_notified(
+        &self,
+        integration: &str,
+        alert: &str,
+        status: AlertStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Runs of an integration with one outcome, in one time bucket.
@@ -90,17 +114,6 @@ pub struct RunCount {
     pub bucket: i64,
     pub outcome: String,
     pub runs: u64,
-}
-
-/// Unfinished inbox events of an integration in one status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Backlog {
-    pub integration: String,
-    /// `pending` or `running`.
-    pub status: String,
-    pub events: u64,
-    /// When the oldest came, seconds since the Unix epoch.
-    pub oldest: i64,
 }
 
 /// What links a run to others (see `Records::run_links`).
@@ -222,6 +235,18 @@ impl std::str::FromStr for RunStatus {
                 )
             })
     }
+}
+
+/// One integration's part of the inbox and of the dead letters (see `Records::backlog`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Backlog {
+    pub integration: String,
+    /// Waiting to run, deferred ones included.
+    pub pending: usize,
+    pub running: usize,
+    /// When the oldest pending or running event came in (Unix seconds).
+    pub oldest: Option<i64>,
+    pub dead_letters: usize,
 }
 
 /// Which runs of the history to read (the default: all).
@@ -350,6 +375,11 @@ pub struct RunRecord {
     pub duration_ms: i64,
     /// Requests made, retries included.
     pub attempts: u32,
+    /// Requests made again after a failure (the `retries` alerts count).
+    pub retries: u32,
+    /// Attempts slowed down by a rate limit or refused with a 429 (the `rate_limited`
+    /// alerts count).
+    pub rate_limited: u32,
     /// The step that failed and why; secrets redacted.
     pub error: Option<String>,
     /// The inbox event the run was of; `None` for `integ run`, which has no inbox.
@@ -444,6 +474,8 @@ impl RunRecord {
             started_at: now(),
             duration_ms: 0,
             attempts: 0,
+            retries: 0,
+            rate_limited: 0,
             error: Some(interrupted_reason(runs)),
             event: Some(event),
             ..Self::default()
@@ -458,6 +490,8 @@ impl RunRecord {
             started_at: now(),
             duration_ms: 0,
             attempts: 0,
+            retries: 0,
+            rate_limited: 0,
             reason: Some(reason),
             ..Self::default()
         }
@@ -473,17 +507,15 @@ impl RunRecord {
             .iter()
             .find(|s| s.error.is_some() && s.outcome != crate::model::Outcome::Skipped);
         let duration_ms = report.duration.as_millis() as i64;
+        let requests = || report.steps.iter().flat_map(|s| &s.requests);
         Self {
             integration: report.integration.clone(),
             outcome: outcome.unwrap_or_default(),
             started_at: now() - duration_ms / 1000,
             duration_ms,
-            attempts: report
-                .steps
-                .iter()
-                .flat_map(|s| &s.requests)
-                .map(|r| r.attempts)
-                .sum(),
+            attempts: requests().map(|r| r.attempts).sum(),
+            retries: requests().map(|r| r.attempts.saturating_sub(1)).sum(),
+            rate_limited: requests().map(|r| r.rate_limited).sum(),
             error: failed.map(|s| {
                 secrets.redact(&format!("{}: {}", s.name, s.error.as_deref().unwrap_or("")))
             }),

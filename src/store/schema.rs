@@ -127,11 +127,30 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // one go by the serve retention, in rowid order as before.
     "ALTER TABLE dedupe ADD COLUMN keep_until INTEGER;
     CREATE INDEX dedupe_keep_until ON dedupe (keep_until) WHERE keep_until IS NOT NULL",
+    // Alerts: each run's retries and rate-limited calls (the `retries` and `rate_limited`
+    // metrics), the runs of an integration by time (an alert counts a window of them), and
+    // each alert's state and the last state notified, so that a restart neither loses a
+    // firing alert nor sends it again. The target is never kept, only the alert's key.
+    "ALTER TABLE runs ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN rate_limited INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX runs_by_time ON runs (integration, started_at);
+    CREATE TABLE alerts (
+        integration TEXT NOT NULL,
+        alert       TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        value       INTEGER NOT NULL,
+        changed_at  INTEGER NOT NULL,
+        notified    TEXT NOT NULL,
+        notified_at INTEGER,
+        error       TEXT,
+        PRIMARY KEY (integration, alert)
+    )",
     // The run history as the run-history page reads it: each event's trigger and, for a
     // replay, the dead letter it replays (copied onto its run); each run's steps (a JSON
     // array, redacted); each dead letter's run, and what became of it (replayed as an inbox
     // event, or discarded with a reason: kept, as an audit row). Runs are found by
-    // integration and time, and a run's replays by the dead letter they replay.
+    // integration and time (`runs_by_time`, above), a run's replays by the dead letter
+    // they replay.
     "ALTER TABLE inbox ADD COLUMN trigger TEXT;
     ALTER TABLE inbox ADD COLUMN replay_of INTEGER;
     ALTER TABLE runs ADD COLUMN trigger TEXT;
@@ -141,7 +160,6 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE dead_letters ADD COLUMN settled_at INTEGER;
     ALTER TABLE dead_letters ADD COLUMN replay_event INTEGER;
     ALTER TABLE dead_letters ADD COLUMN reason TEXT;
-    CREATE INDEX runs_integration ON runs (integration, started_at);
     CREATE INDEX runs_replay_of ON runs (replay_of) WHERE replay_of IS NOT NULL",
 ];
 

@@ -177,10 +177,10 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
     exec(
         connection,
         "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error, event,
-             reason, trigger, replay_of, steps)
+             reason, trigger, replay_of, steps, retries, rate_limited)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,
              coalesce(?9, (SELECT trigger FROM inbox WHERE id = ?7)),
-             coalesce(?10, (SELECT replay_of FROM inbox WHERE id = ?7)), ?11)",
+             coalesce(?10, (SELECT replay_of FROM inbox WHERE id = ?7)), ?11, ?12, ?13)",
         params![
             run.integration,
             run.outcome,
@@ -193,6 +193,8 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
             run.trigger,
             run.replay_of,
             steps,
+            run.retries,
+            run.rate_limited,
         ],
     )?;
     Ok(connection.last_insert_rowid())
@@ -481,6 +483,8 @@ mod tests {
             started_at: now(),
             duration_ms: 5,
             attempts: 1,
+            retries: 0,
+            rate_limited: 0,
             error: None,
             event: Some(claimed[0].id),
             reason: None,

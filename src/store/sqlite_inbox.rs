@@ -284,6 +284,7 @@ fn claim(
             integration,
             attempts,
             created_at,
+            committed: None,
         });
     }
     Ok(items)

@@ -4,10 +4,11 @@
 
 use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
 use super::{
-    Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, Position, Pruned, Records,
-    RunCount, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleState, StoreError, TriggerHealth,
-    now,
+    AlertCounts, AlertState, Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, Position,
+    Pruned, Records, RunCount, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleState, StoreError,
+    TriggerHealth, now,
 };
+use crate::model::AlertStatus;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 impl SqliteStore {
@@ -196,6 +197,64 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
+    fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut backlog = std::collections::BTreeMap::<String, Backlog>::new();
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        let mut statement = connection
+            .prepare(
+                "SELECT integration, status, COUNT(*), MIN(created_at) FROM inbox
+                 WHERE status IN ('pending', 'running') GROUP BY integration, status",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (integration, status, n, oldest) = row.map_err(|e| self.error(e))?;
+            let part = backlog
+                .entry(integration.clone())
+                .or_insert_with(|| Backlog {
+                    integration,
+                    ..Backlog::default()
+                });
+            match status.as_str() {
+                "running" => part.running = count(n),
+                _ => part.pending = count(n),
+            }
+            part.oldest = Some(part.oldest.map_or(oldest, |o| o.min(oldest)));
+        }
+        let mut statement = connection
+            .prepare(
+                "SELECT integration, COUNT(*) FROM dead_letters WHERE settled_at IS NULL
+                 GROUP BY integration",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })
+            .map_err(|e| self.error(e))?;
+        for row in rows {
+            let (integration, n) = row.map_err(|e| self.error(e))?;
+            let part = backlog
+                .entry(integration.clone())
+                .or_insert_with(|| Backlog {
+                    integration,
+                    ..Backlog::default()
+                });
+            part.dead_letters = count(n);
+        }
+        Ok(backlog.into_values().collect())
+    }
+
     fn replay_matching(
         &self,
         query: &LetterQuery,
@@ -323,7 +382,7 @@ impl Records for SqliteStore {
         let mut statement = connection
             .prepare_cached(
                 "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event,
-                     reason, trigger, replay_of, steps
+                     reason, trigger, replay_of, steps, retries, rate_limited
                  FROM runs
                  WHERE (?1 IS NULL OR integration = ?1)
                    AND (?2 = 0 OR outcome IN ('failed', 'dead_lettered'))
@@ -359,6 +418,8 @@ impl Records for SqliteStore {
                     started_at: row.get(3)?,
                     duration_ms: row.get(4)?,
                     attempts: row.get(5)?,
+                    retries: row.get(12)?,
+                    rate_limited: row.get(13)?,
                     error: row.get(6)?,
                     event: row.get(7)?,
                     reason: row.get(8)?,
@@ -451,29 +512,6 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn backlog(&self) -> Result<Vec<Backlog>, StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut statement = connection
-            .prepare_cached(
-                "SELECT integration, status, COUNT(*), min(created_at) FROM inbox
-                 WHERE status IN ('pending', 'running')
-                 GROUP BY status, integration ORDER BY integration, status",
-            )
-            .map_err(|e| self.error(e))?;
-        let rows = statement
-            .query_map([], |row| {
-                Ok(Backlog {
-                    integration: row.get(0)?,
-                    status: row.get(1)?,
-                    events: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
-                    oldest: row.get(3)?,
-                })
-            })
-            .map_err(|e| self.error(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.error(e))
-    }
-
     fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError> {
         let mut connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let transaction = connection.transaction().map_err(|e| self.error(e))?;
@@ -524,6 +562,99 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.error(e))
+    }
+
+    fn alert_counts(&self, integration: &str, since: i64) -> Result<AlertCounts, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        connection
+            .query_row(
+                "SELECT COALESCE(SUM(outcome = 'dead_lettered'), 0),
+                     COALESCE(SUM(outcome IN ('failed', 'dead_lettered')), 0),
+                     COALESCE(SUM(retries), 0), COALESCE(SUM(rate_limited), 0)
+                 FROM runs INDEXED BY runs_by_time WHERE integration = ?1 AND started_at >= ?2",
+                params![integration, since],
+                |row| {
+                    let n = |i| row.get::<_, i64>(i).map(|n| u64::try_from(n).unwrap_or(0));
+                    Ok(AlertCounts {
+                        dead_letters: n(0)?,
+                        failed_runs: n(1)?,
+                        retries: n(2)?,
+                        rate_limited: n(3)?,
+                    })
+                },
+            )
+            .map_err(|e| self.error(e))
+    }
+
+    fn alerts(&self) -> Result<Vec<AlertState>, StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut statement = connection
+            .prepare(
+                "SELECT integration, alert, status, value, changed_at, notified, notified_at, error
+                 FROM alerts ORDER BY integration, alert",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], |row| {
+                // The store wrote these; one edited by hand into something else reads as
+                // `ok`, which at worst notifies once more.
+                let status = |i| {
+                    row.get::<_, String>(i)
+                        .map(|s| AlertStatus::parse(&s).unwrap_or(AlertStatus::Ok))
+                };
+                Ok(AlertState {
+                    integration: row.get(0)?,
+                    alert: row.get(1)?,
+                    status: status(2)?,
+                    value: u64::try_from(row.get::<_, i64>(3)?).unwrap_or(0),
+                    changed_at: row.get(4)?,
+                    notified: status(5)?,
+                    notified_at: row.get(6)?,
+                    error: row.get(7)?,
+                })
+            })
+            .map_err(|e| self.error(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.error(e))
+    }
+
+    fn set_alert_status(
+        &self,
+        integration: &str,
+        alert: &str,
+        status: AlertStatus,
+        value: u64,
+    ) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        exec(
+            &connection,
+            "INSERT INTO alerts (integration, alert, status, value, changed_at, notified)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'ok')
+             ON CONFLICT (integration, alert) DO UPDATE
+                 SET status = excluded.status, value = excluded.value,
+                     changed_at = excluded.changed_at",
+            params![integration, alert, status.as_str(), count(value), now()],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(e))
+    }
+
+    fn alert_notified(
+        &self,
+        integration: &str,
+        alert: &str,
+        status: AlertStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        exec(
+            &connection,
+            "UPDATE alerts SET notified = ?3, notified_at = ?4, error = ?5
+             WHERE integration = ?1 AND alert = ?2",
+            params![integration, alert, status.as_str(), now(), error],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(e))
     }
 
     fn purge(&self) -> Result<usize, StoreError> {

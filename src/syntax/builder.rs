@@ -757,8 +757,18 @@ impl Builder {
         Ok(Retry { attempts, clauses })
     }
 
-    fn rules(&mut self, children: Children<'_>) -> Built<Vec<ResponseRule>> {
-        children.rest().map(|pair| self.rule(pair)).collect()
+    fn rules(&mut self, children: Children<'_>) -> Built<Rules> {
+        let mut rules = Rules {
+            preset: None,
+            list: Vec::new(),
+        };
+        for pair in children.rest() {
+            match pair.as_rule() {
+                Rule::name => rules.preset = Some(name(pair)),
+                _ => rules.list.push(self.rule(pair)?),
+            }
+        }
+        Ok(rules)
     }
 
     /// `STATUSES? (when EXPR)? ACTION (after DELAY)? MESSAGE?`

@@ -9,10 +9,19 @@
 //! registry lookup per event. Without an installed recorder (`integ run`, `integ test`)
 //! the handles do nothing.
 
+mod alerts;
 mod catalog;
+mod connection;
+mod integration;
 pub mod labels;
 
+pub use alerts::{alert_firing, alert_notified, alert_series};
+
 pub use catalog::{Kind, METRICS, Metric};
+pub use connection::{ConnectionMetrics, TokenMetrics};
+pub use integration::{
+    IntegrationMetrics, PlanNames, TriggerMetrics, UnroutedMetrics, WebhookMetrics,
+};
 
 use labels::StoreOp;
 use metrics::{Counter, Histogram};
@@ -82,18 +91,21 @@ pub fn build_info(store: labels::StoreKind) {
 /// The store calls' handles, one per operation.
 #[derive(Debug)]
 pub struct StoreOpMetrics {
-    ops: [(Histogram, Counter); StoreOp::ALL.len()],
+    ops: Box<[(Histogram, Counter)]>,
 }
 
 /// Resolves the store calls' handles, every series at 0.
 pub fn store_ops() -> StoreOpMetrics {
     StoreOpMetrics {
-        ops: StoreOp::ALL.map(|op| {
-            (
-                metrics::histogram!(catalog::STORE_OPERATION_DURATION.name, "op" => op.as_str()),
-                metrics::counter!(catalog::STORE_ERRORS.name, "op" => op.as_str()),
-            )
-        }),
+        ops: StoreOp::ALL
+            .iter()
+            .map(|op| {
+                (
+                    metrics::histogram!(catalog::STORE_OPERATION_DURATION.name, "op" => op.as_str()),
+                    metrics::counter!(catalog::STORE_ERRORS.name, "op" => op.as_str()),
+                )
+            })
+            .collect(),
     }
 }
 

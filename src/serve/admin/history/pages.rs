@@ -4,9 +4,10 @@
 use super::filters::{self, Fields, LETTER_FILTERS, MOST_PER_PAGE, RUN_FILTERS};
 use super::view::{self, Spark};
 use super::{Admin, bad_request, on_store};
+use crate::model::AlertStatus;
 use crate::store::{
-    Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, RunLinks, RunQuery, RunRecord,
-    RunStatus, TriggerHealth, letters_lines, now, run_json, runs_lines, with_id,
+    DeadLetter, LetterQuery, LetterState, LetterStates, RunLinks, RunQuery, RunRecord, RunStatus,
+    TriggerHealth, letters_lines, now, run_json, runs_lines, with_id,
 };
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
@@ -40,16 +41,31 @@ struct Summary {
     runs_day: u64,
     failures_day: u64,
     /// Inbox events waiting and running.
-    pending: u64,
-    running: u64,
+    pending: usize,
+    running: usize,
     /// When the oldest unfinished event came.
     oldest: Option<i64>,
     dead_letters: usize,
     last_success: Option<i64>,
     triggers: Vec<TriggerHealth>,
-    /// The alerts firing, once alerts are evaluated; `None` until then.
+    /// The conditions of the integration's alerts firing now; `None` when it declares none.
     alerts: Option<Vec<String>>,
     spark: Spark,
+}
+
+/// The keys of each integration's alerts, by integration; one declaring none is absent.
+fn declared_alerts(admin: &Admin) -> std::collections::HashMap<String, Vec<String>> {
+    admin
+        .service
+        .engines
+        .iter()
+        .map(|engine| engine.plan())
+        .filter(|plan| !plan.alerts.is_empty())
+        .map(|plan| {
+            let keys = plan.alerts.iter().map(|a| a.key.clone()).collect();
+            (plan.name.clone(), keys)
+        })
+        .collect()
 }
 
 fn failed(outcome: &str) -> bool {
@@ -63,11 +79,17 @@ pub(super) async fn overview(State(admin): State<Admin>, request: Request) -> Re
         .iter()
         .map(|e| e.plan().name.clone())
         .collect();
+    let declared = declared_alerts(&admin);
     let triggers = admin.service.health.snapshot();
     let now = now();
     let read = on_store(&admin, move |store| {
         let backlog = store.backlog()?;
-        let letters = store.dead_letters()?;
+        let firing: Vec<(String, String)> = store
+            .alerts()?
+            .into_iter()
+            .filter(|a| a.status == AlertStatus::Firing)
+            .map(|a| (a.integration, a.alert))
+            .collect();
         let mut summaries = Vec::new();
         for name in names {
             let day = store.run_counts(&name, now - DAY, HALF_HOUR)?;
@@ -75,10 +97,10 @@ pub(super) async fn overview(State(admin): State<Admin>, request: Request) -> Re
             let last_success = store.last_success(&name)?;
             summaries.push((name, day, hour, last_success));
         }
-        Ok((backlog, letters, summaries))
+        Ok((backlog, firing, summaries))
     })
     .await;
-    let (backlog, letters, counted) = match read {
+    let (backlog, firing, counted) = match read {
         Ok(read) => read,
         Err(response) => return response,
     };
@@ -93,32 +115,30 @@ pub(super) async fn overview(State(admin): State<Admin>, request: Request) -> Re
                     .sum()
             };
             let runs_hour = sum(&hour, false);
-            let of = |status: &str| -> Option<&Backlog> {
-                backlog
-                    .iter()
-                    .find(|b| b.integration == name && b.status == status)
-            };
-            let (pending, running) = (of("pending"), of("running"));
+            let part = backlog.iter().find(|b| b.integration == name);
             Summary {
                 runs_hour,
                 per_minute: format!("{:.1}", runs_hour as f64 / 60.0),
                 failures_hour: sum(&hour, true),
                 runs_day: sum(&day, false),
                 failures_day: sum(&day, true),
-                pending: pending.map_or(0, |b| b.events),
-                running: running.map_or(0, |b| b.events),
-                oldest: [pending, running].iter().flatten().map(|b| b.oldest).min(),
-                dead_letters: letters
-                    .iter()
-                    .filter(|(_, l)| l.integration == name)
-                    .count(),
+                pending: part.map_or(0, |b| b.pending),
+                running: part.map_or(0, |b| b.running),
+                oldest: part.and_then(|b| b.oldest),
+                dead_letters: part.map_or(0, |b| b.dead_letters),
                 last_success,
                 triggers: triggers
                     .iter()
                     .filter(|t| t.integration == name)
                     .cloned()
                     .collect(),
-                alerts: None,
+                alerts: declared.get(&name).map(|keys| {
+                    firing
+                        .iter()
+                        .filter(|(integration, key)| *integration == name && keys.contains(key))
+                        .map(|(_, key)| key.clone())
+                        .collect()
+                }),
                 spark: Spark::of(&buckets(&day, now)),
                 name,
             }

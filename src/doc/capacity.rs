@@ -1,0 +1,279 @@
+//! §6: what keeps each connection within its API's limits, and the ceiling in events per
+//! minute that those limits put on each trigger.
+
+use super::markdown::{code, heading, slug, table};
+use crate::model::format_duration;
+use crate::model::{CircuitBreaker, Connection, Integration, Step, Trigger};
+use serde::Serialize;
+
+/// A circuit breaker in words, its engine defaults filled in.
+pub fn breaker(breaker: &CircuitBreaker) -> String {
+    let mut opens = Vec::new();
+    match (breaker.failures, &breaker.ratio) {
+        (Some(n), _) => opens.push(format!("after {n} failed calls in a row")),
+        (None, None) => opens.push(format!(
+            "after {} failed calls in a row *(default)*",
+            crate::engine::BREAKER_FAILURES
+        )),
+        (None, Some(_)) => {}
+    }
+    if let Some(ratio) = &breaker.ratio {
+        let min_calls = ratio.min_calls.map_or_else(
+            || format!("{} *(default)*", crate::engine::BREAKER_MIN_CALLS),
+            |n| n.to_string(),
+        );
+        opens.push(format!(
+            "when {}% of the calls within {} fail, once {min_calls} calls were made",
+            ratio.percent,
+            format_duration(ratio.window)
+        ));
+    }
+    let cooldown = breaker.cooldown.map_or_else(
+        || {
+            format!(
+                "{} *(default)*",
+                format_duration(crate::engine::BREAKER_COOLDOWN)
+            )
+        },
+        format_duration,
+    );
+    format!(
+        "opens {}; stays open {cooldown} (calls fail at once, without reaching the API), then \
+        lets one call through to probe",
+        opens.join(" or ")
+    )
+}
+
+/// One connection's share of the load: its limit, and what each event asks of it.
+#[derive(Debug, Serialize)]
+pub struct ConnectionLoad {
+    pub connection: String,
+    /// `count per duration [burst n]`.
+    pub limit: Option<String>,
+    /// Requests per minute the limit allows.
+    pub per_minute: Option<f64>,
+    /// Requests an event makes on it at least, and at most (`None`: one per item, unbounded).
+    pub calls_min: u32,
+    pub calls_max: Option<u32>,
+    /// The steps that call it, in words (`contact`, `upsert` per item).
+    pub calls: Vec<String>,
+    /// Events per minute this limit allows: at least, and at most.
+    pub events_min: Option<f64>,
+    pub events_max: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Capacity {
+    pub connections: Vec<ConnectionLoad>,
+    /// The connection whose limit caps events first.
+    pub bottleneck: Option<String>,
+    /// Per trigger, the ceiling in words.
+    pub triggers: Vec<String>,
+}
+
+pub fn build(model: &Integration) -> Capacity {
+    let connections: Vec<ConnectionLoad> = model
+        .connections
+        .iter()
+        .map(|c| load(c, &model.steps))
+        .collect();
+    let bottleneck = connections
+        .iter()
+        .filter_map(|c| Some((c, c.events_max.or(c.events_min)?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c.connection.clone());
+    let ceiling = bottleneck
+        .as_ref()
+        .and_then(|name| connections.iter().find(|c| &c.connection == name));
+    let triggers = model
+        .triggers
+        .iter()
+        .enumerate()
+        .map(|(i, t)| trigger_ceiling(i + 1, t, ceiling))
+        .collect();
+    Capacity {
+        connections,
+        bottleneck,
+        triggers,
+    }
+}
+
+fn load(connection: &Connection, steps: &[Step]) -> ConnectionLoad {
+    let per_minute = connection
+        .rate_limit
+        .map(|limit| f64::from(limit.count.get()) * 60.0 / limit.per.as_secs_f64().max(0.001));
+    let (mut calls_min, mut calls_max) = (0u32, Some(0u32));
+    let mut calls = Vec::new();
+    for step in steps.iter().filter(|s| s.connection == connection.name) {
+        let pages = |s: &Step| {
+            s.pagination.as_ref().map_or(1, |p| {
+                p.max_pages.map_or(crate::engine::PAGE_LIMIT, |n| n.get())
+            })
+        };
+        let per_page_of = step
+            .per_page
+            .as_ref()
+            .and_then(|name| steps.iter().find(|s| &s.name == name));
+        let (low, high, words) = if step.for_each.is_some() {
+            (0, None, format!("`{}` once per item", step.name))
+        } else if let Some(paged) = per_page_of {
+            let n = pages(paged);
+            (
+                1,
+                Some(n),
+                format!(
+                    "`{}` once per page of `{}` (up to {n})",
+                    step.name, paged.name
+                ),
+            )
+        } else if step.pagination.is_some() {
+            let n = pages(step);
+            (1, Some(n), format!("`{}` 1 to {n} pages", step.name))
+        } else {
+            (1, Some(1), format!("`{}`", step.name))
+        };
+        let low = if step.when.is_some() { 0 } else { low };
+        let mut words = words;
+        if step.when.is_some() {
+            words.push_str(" when its condition holds");
+        }
+        if step.cache.is_some() {
+            words.push_str(", cached");
+        }
+        calls_min = calls_min.saturating_add(low);
+        calls_max = calls_max.zip(high).map(|(a, b)| a.saturating_add(b));
+        calls.push(words);
+    }
+    let events = |calls: u32| per_minute.map(|rate| rate / f64::from(calls.max(1)));
+    ConnectionLoad {
+        connection: connection.name.clone(),
+        limit: connection.rate_limit.map(|limit| {
+            let burst = limit
+                .burst
+                .map(|b| format!(" burst {b}"))
+                .unwrap_or_default();
+            format!("{} per {}{burst}", limit.count, format_duration(limit.per))
+        }),
+        per_minute,
+        calls_min,
+        calls_max,
+        calls,
+        events_min: calls_max.and_then(events),
+        events_max: if calls_min == 0 {
+            None
+        } else {
+            events(calls_min)
+        },
+    }
+}
+
+fn trigger_ceiling(number: usize, trigger: &Trigger, ceiling: Option<&ConnectionLoad>) -> String {
+    let at = format!("[Trigger {number}](#trigger-{number})");
+    let Some(load) = ceiling else {
+        return format!(
+            "{at}: no declared limit caps it; `integ serve --workers`, the integration's \
+            `concurrency` and the APIs' own answers do"
+        );
+    };
+    let range = events_range(load);
+    match trigger {
+        Trigger::Webhook(_) => format!(
+            "{at}: {range} sustained, set by `{}`'s limit; above it events wait in the inbox \
+            (none is lost) and the backlog grows",
+            load.connection
+        ),
+        Trigger::Poll(poll) => format!(
+            "{at}: {range} sustained, set by `{}`'s limit; each round (every {}) also makes \
+            one request per page on `{}`",
+            load.connection,
+            format_duration(poll.every),
+            poll.connection
+        ),
+        Trigger::Schedule(_) | Trigger::Manual => format!(
+            "{at}: one event per occurrence; a run's requests on `{}` are paced by its limit \
+            ({range})",
+            load.connection
+        ),
+    }
+}
+
+/// `at most 10 events/min`, `2.78 to 5.56 events/min`.
+fn events_range(load: &ConnectionLoad) -> String {
+    match (load.events_min, load.events_max) {
+        (Some(low), Some(high)) if (high - low).abs() < 0.005 => {
+            format!("**{} events/min**", number(low))
+        }
+        (Some(low), Some(high)) => format!("**{} to {} events/min**", number(low), number(high)),
+        (None, Some(high)) => format!("**at most {} events/min**", number(high)),
+        (Some(low), None) => format!("**at least {} events/min**", number(low)),
+        (None, None) => "**fewer events/min the more items each has**".into(),
+    }
+}
+
+/// A rate with at most two decimals, without trailing zeros.
+fn number(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+pub fn markdown(capacity: &Capacity, model_concurrency: &str) -> String {
+    let mut out = heading(2, "capacity", "6. Rate limits and capacity");
+    out.push_str(
+        "A connection's limits are shared by every step and trigger that uses it and are taken \
+        before each attempt, retries included. A `429` pauses the whole connection for the wait \
+        the API names (at most 1h); the limit the API announces in its headers tightens the \
+        declared one.\n\n",
+    );
+    let rows: Vec<Vec<String>> = capacity
+        .connections
+        .iter()
+        .map(|c| {
+            let calls = match (c.calls_min, c.calls_max) {
+                (low, Some(high)) if low == high => low.to_string(),
+                (low, Some(high)) => format!("{low} to {high}"),
+                (low, None) => format!("{low} or more"),
+            };
+            let mut events = events_range(c);
+            if capacity.bottleneck.as_deref() == Some(c.connection.as_str()) {
+                events.push_str(", the bottleneck");
+            }
+            vec![
+                format!("[{}](#conn-{})", c.connection, slug(&c.connection)),
+                c.limit.clone().map_or("none declared".into(), |l| code(&l)),
+                c.per_minute.map_or("—".into(), number),
+                format!(
+                    "{calls}: {}",
+                    if c.calls.is_empty() {
+                        "none".into()
+                    } else {
+                        c.calls.join(", ")
+                    }
+                ),
+                if c.per_minute.is_some() {
+                    events
+                } else {
+                    "—".into()
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "Connection",
+            "Limit",
+            "Requests/min",
+            "Calls per event",
+            "Events/min it allows",
+        ],
+        &rows,
+    ));
+    out.push_str(&format!(
+        "Events of this integration run at once: {model_concurrency}.\n\n"
+    ));
+    out.push_str("**Ceiling per trigger:**\n\n");
+    for line in &capacity.triggers {
+        out.push_str(&format!("- {line}\n"));
+    }
+    out.push('\n');
+    out
+}

@@ -1,0 +1,237 @@
+//! §5: what happens when a call fails, in words: each step's retry rule (attempts, backoff,
+//! what is retried, `Retry-After`), its response rules, its timeout, what happens after the
+//! last attempt; then what a dead letter holds and how it is replayed.
+
+use super::markdown::{code, effective, heading, table};
+use super::value::Source;
+use crate::model::format_duration;
+use crate::model::{
+    Backoff, Call, Delay, Integration, OnError, RetryCondition, RetryPolicy, Rule, RuleAction,
+    RuleOrigin, StatusMatch, Step,
+};
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ErrorDoc {
+    pub step: String,
+    /// `step-NAME`, the step's anchor in §4.
+    pub id: String,
+    pub retry: String,
+    /// Whether this is the engine's own policy (no `retry` in the step or the defaults).
+    pub retry_default: bool,
+    /// Only for a call that is not idempotent.
+    pub unsafe_call: Option<String>,
+    pub timeout: String,
+    pub after_last_attempt: String,
+    /// The step's rules, then its connection's, in the order they are tried.
+    pub rules: Vec<String>,
+}
+
+pub fn build(model: &Integration, source: Source<'_>) -> Vec<ErrorDoc> {
+    model
+        .steps
+        .iter()
+        .chain(&model.fallbacks)
+        .map(|step| {
+            let connection = model.connection(&step.connection);
+            let connection_rules = connection.map_or(&[][..], |c| c.rules.as_slice());
+            let timeout = match (step.timeout, connection.and_then(|c| c.timeout)) {
+                (Some(t), _) => format_duration(t),
+                (None, Some(t)) => format!("{} (the connection's)", format_duration(t)),
+                (None, None) => effective(format_duration(crate::engine::DEFAULT_TIMEOUT), true),
+            };
+            ErrorDoc {
+                step: step.name.clone(),
+                id: format!("step-{}", super::markdown::slug(&step.name)),
+                retry: retry(&step.retry),
+                retry_default: step.retry == RetryPolicy::default(),
+                unsafe_call: unsafe_call(step),
+                timeout,
+                after_last_attempt: after(&step.on_error),
+                rules: step
+                    .rules
+                    .iter()
+                    .map(|r| rule(r, source, ""))
+                    .chain(
+                        connection_rules
+                            .iter()
+                            .map(|r| rule(r, source, " (the connection's)")),
+                    )
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// A retry policy in words.
+pub fn retry(policy: &RetryPolicy) -> String {
+    let attempts = policy.attempts.get();
+    if attempts == 1 {
+        return "1 attempt, no retry".into();
+    }
+    let backoff = match policy.backoff {
+        Backoff::Constant => format!("{} between attempts", format_duration(policy.initial_delay)),
+        Backoff::Linear => format!(
+            "linear backoff from {} to {}",
+            format_duration(policy.initial_delay),
+            format_duration(policy.max_delay)
+        ),
+        Backoff::Exponential => format!(
+            "exponential backoff from {} to {}",
+            format_duration(policy.initial_delay),
+            format_duration(policy.max_delay)
+        ),
+    };
+    let jitter = if policy.jitter { " with jitter" } else { "" };
+    let on: Vec<String> = policy.on.iter().map(|c| condition(*c)).collect();
+    let mut words = format!(
+        "{attempts} attempts, {backoff}{jitter}; retried on {}",
+        on.join(", ")
+    );
+    if policy.honor_retry_after {
+        words.push_str(&format!(
+            "; a `Retry-After` (or rate-limit reset) sets the wait, up to {}, and a longer one \
+            fails the attempt (under `integ serve` the event waits instead)",
+            format_duration(policy.max_delay)
+        ));
+    } else {
+        words.push_str("; `Retry-After` is not read");
+    }
+    if let Some(total) = policy.max_elapsed {
+        words.push_str(&format!(
+            "; no retry starts after {} in all",
+            format_duration(total)
+        ));
+    }
+    words
+}
+
+fn condition(condition: RetryCondition) -> String {
+    match condition {
+        RetryCondition::Status(status) => status.to_string(),
+        RetryCondition::Class(class) => format!("{class}xx"),
+        RetryCondition::Timeout => "timeouts".into(),
+        RetryCondition::Network => "connection errors".into(),
+    }
+}
+
+/// A POST or PATCH without an idempotency key, and a GraphQL mutation, may have been done
+/// when an answer is lost: the engine re-sends those only when the failure proves not.
+fn unsafe_call(step: &Step) -> Option<String> {
+    let unsafe_method = match &step.call {
+        Call::Http(method) => !method.is_idempotent(),
+        Call::GraphQl { document, .. } => crate::model::is_mutation(document),
+    };
+    (unsafe_method && step.idempotency_key.is_none() && step.retry.attempts.get() > 1).then(|| {
+        "not idempotent and without an idempotency key: retried only after a `429` or a \
+        connection that was never made, never after a timeout or a `5xx` (the API may have \
+        done it)"
+            .into()
+    })
+}
+
+fn after(on_error: &OnError) -> String {
+    match on_error {
+        OnError::DeadLetter => "dead letter: the event is kept with its input, the step, the \
+            request, the answer and the error, for `integ dlq replay`"
+            .into(),
+        OnError::Skip => "skip: the step's result is null and the run goes on".into(),
+        OnError::Fail => "the run fails, recorded in `integ runs`; the event is not kept for \
+            replay"
+            .into(),
+        OnError::Fallback(name) => format!(
+            "runs the fallback step [{name}](#step-{}); its result becomes this step's",
+            super::markdown::slug(name)
+        ),
+    }
+}
+
+/// A response rule in words.
+fn rule(rule: &Rule, source: Source<'_>, whose: &str) -> String {
+    // A preset's rule is shown from the preset's text, which its spans index.
+    let (source, preset) = match &rule.origin {
+        RuleOrigin::Written => (source, String::new()),
+        RuleOrigin::Preset { name, text } => (Source(text), format!(" (preset `{name}`)")),
+    };
+    let statuses: Vec<String> = rule
+        .statuses
+        .iter()
+        .map(|s| match s {
+            StatusMatch::Code(code) => code.to_string(),
+            StatusMatch::Class(class) => format!("{class}xx"),
+        })
+        .collect();
+    let mut words = format!("an answer {}", statuses.join(", "));
+    if let Some(when) = &rule.when {
+        words.push_str(&format!(" where {}", code(&source.written(when.span))));
+    }
+    let message = |m: &Option<crate::model::Text>| {
+        m.as_ref()
+            .map(|m| format!(" with the message {}", code(&m.value)))
+            .unwrap_or_default()
+    };
+    let action = match &rule.action {
+        RuleAction::Succeed => "is a success".to_string(),
+        RuleAction::Empty => "is a success with no result (no items, no next page)".into(),
+        RuleAction::Fail { message: m } => format!("fails without retry{}", message(m)),
+        RuleAction::Retry { after, message: m } => {
+            let wait = match after {
+                Some(Delay::Header(header)) => format!(" after the wait in {}", code(header)),
+                Some(Delay::Value(value)) => {
+                    format!(" after {} seconds", code(&source.written(value.span)))
+                }
+                None => String::new(),
+            };
+            format!(
+                "is retried{wait}{} (the wait pauses the whole connection)",
+                message(m)
+            )
+        }
+    };
+    format!("{words} {action}{preset}{whose}")
+}
+
+pub fn markdown(errors: &[ErrorDoc]) -> String {
+    let mut out = heading(2, "errors", "5. Error handling");
+    out.push_str(
+        "Each step's effective policy: its own, else the spec's `defaults`, else the engine's \
+        (marked *(default)*). A step's response rules read each answer before its status \
+        does, the step's first, then its connection's.\n\n",
+    );
+    for error in errors {
+        let mut rows = vec![
+            vec![
+                "Retry".into(),
+                effective(error.retry.clone(), error.retry_default),
+            ],
+            vec!["Timeout per attempt".into(), error.timeout.clone()],
+        ];
+        if let Some(unsafe_call) = &error.unsafe_call {
+            rows.push(vec!["Not idempotent".into(), unsafe_call.clone()]);
+        }
+        for rule in &error.rules {
+            rows.push(vec!["Response rule".into(), rule.clone()]);
+        }
+        rows.push(vec![
+            "After the last attempt".into(),
+            error.after_last_attempt.clone(),
+        ]);
+        let id = format!("errors-{}", error.id);
+        out.push_str(&heading(
+            3,
+            &id,
+            &format!("[`{}`](#{})", error.step, error.id),
+        ));
+        out.push_str(&table(&["", ""], &rows));
+    }
+    out.push_str(&heading(3, "dead-letters", "Dead letters and replay"));
+    out.push_str(
+        "A dead letter holds the event, the step that failed, its last request and answer \
+        (secrets redacted), the error and the attempts. `integ dlq list` and `integ dlq show \
+        ID` read them; `integ dlq replay ID` (or `--all`) puts them back in the inbox for \
+        `integ serve` to run again from the start. Delivery is at least once: a replayed or \
+        recovered event runs its steps again, so a step that creates something should send \
+        an idempotency key.\n\n",
+    );
+    out
+}

@@ -1,0 +1,212 @@
+//! A spec's value as the documentation shows it: a constant, an environment variable, a
+//! secret's name (never its value: the doc never reads one), or the expression as written.
+
+use crate::ast::{Expr, ExprKind};
+use crate::span::Span;
+use serde::Serialize;
+
+/// The text of the spec, to show expressions as they are written.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a>(pub &'a str);
+
+impl Source<'_> {
+    /// The text of `span` on one line (runs of white space made one). An expression's span
+    /// leaves out the parentheses around its first or last operand (`($.a ?? "") != ""`
+    /// starts at `$.a`): those are taken back in, so that the text reads as written.
+    pub fn written(&self, span: Span) -> String {
+        let (mut start, mut end) = (span.start, span.end);
+        let text = |start, end| self.0.get(start..end).unwrap_or("");
+        let (lowest, balance) = paren_balance(text(start, end));
+        let mut opens = -lowest;
+        while opens > 0 {
+            match self.0.get(..start).map(|before| before.trim_end()) {
+                Some(before) if before.ends_with('(') => {
+                    start = before.len() - 1;
+                    opens -= 1;
+                }
+                _ => break,
+            }
+        }
+        let mut closes = balance - lowest;
+        while closes > 0 {
+            let after = self.0.get(end..).unwrap_or("");
+            let trimmed = after.trim_start();
+            if !trimmed.starts_with(')') {
+                break;
+            }
+            end += after.len() - trimmed.len() + 1;
+            closes -= 1;
+        }
+        text(start, end)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub fn value(&self, expr: &Expr) -> Value {
+        match &expr.kind {
+            ExprKind::String(text) => Value::Constant {
+                text: text.value.clone(),
+            },
+            ExprKind::Call { function, args } if function.node == "secret" => {
+                match args.first().map(|a| &a.kind) {
+                    Some(ExprKind::String(name)) => Value::Secret {
+                        name: name.value.clone(),
+                    },
+                    _ => self.expression(expr),
+                }
+            }
+            ExprKind::Call { function, args } if function.node == "env" => {
+                match (args.first().map(|a| &a.kind), args.get(1)) {
+                    (Some(ExprKind::String(name)), default) => Value::Env {
+                        name: name.value.clone(),
+                        default: default.map(|d| self.value(d).to_string()),
+                    },
+                    _ => self.expression(expr),
+                }
+            }
+            ExprKind::Number(_) | ExprKind::Bool(_) | ExprKind::Null => Value::Constant {
+                text: self.written(expr.span),
+            },
+            _ => self.expression(expr),
+        }
+    }
+
+    fn expression(&self, expr: &Expr) -> Value {
+        Value::Expression {
+            text: self.written(expr.span),
+        }
+    }
+}
+
+/// The lowest running count of `(` less `)` outside string literals (how many `(` are
+/// missing before the text), and the count at the end.
+fn paren_balance(text: &str) -> (i64, i64) {
+    let (mut lowest, mut balance) = (0, 0);
+    let mut quote = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(_), _) if escaped => escaped = false,
+            (Some(_), '\\') => escaped = true,
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(') => balance += 1,
+            (None, ')') => balance -= 1,
+            (None, _) => {}
+        }
+        lowest = lowest.min(balance);
+    }
+    (lowest, balance)
+}
+
+/// How a value is resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Value {
+    Constant {
+        text: String,
+    },
+    /// `env("NAME", default)`: read from the environment when the spec is run.
+    Env {
+        name: String,
+        default: Option<String>,
+    },
+    /// `secret("NAME")`: only the name, never a value.
+    Secret {
+        name: String,
+    },
+    /// Evaluated per event (a JSONPath, a template, an operator), as written.
+    Expression {
+        text: String,
+    },
+    /// A credential that is neither a secret nor an environment variable: never shown.
+    Withheld,
+}
+
+impl Value {
+    /// The value of a credential: its name when it has one, else nothing of it. (The
+    /// checker refuses a credential written out; this holds even if it let one through.)
+    pub fn credential(self) -> Self {
+        match self {
+            Self::Secret { name } => Self::Secret { name },
+            Self::Env { name, .. } => Self::Env {
+                name,
+                default: None,
+            },
+            _ => Self::Withheld,
+        }
+    }
+}
+
+/// Plain text, for labels and JSON.
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Constant { text } | Self::Expression { text } => f.write_str(text),
+            Self::Env {
+                name,
+                default: Some(default),
+            } => write!(f, "env {name} (default {default})"),
+            Self::Env {
+                name,
+                default: None,
+            } => write!(f, "env {name}"),
+            Self::Secret { name } => write!(f, "secret {name}"),
+            Self::Withheld => f.write_str("(not shown)"),
+        }
+    }
+}
+
+/// Every `secret()` and `env()` name a value reads, in the order written (templates can
+/// call neither: the checker refuses them there).
+pub fn names(expr: &Expr, found: &mut Vec<(NameKind, String)>) {
+    match &expr.kind {
+        ExprKind::Call { function, args } => {
+            let kind = match function.node.as_str() {
+                "secret" => Some(NameKind::Secret),
+                "env" => Some(NameKind::Env),
+                _ => None,
+            };
+            if let (Some(kind), Some(ExprKind::String(name))) =
+                (kind, args.first().map(|a| &a.kind))
+            {
+                found.push((kind, name.value.clone()));
+            }
+            args.iter().for_each(|a| names(a, found));
+        }
+        ExprKind::Array(items) => items.iter().for_each(|i| names(i, found)),
+        ExprKind::Object(fields) => fields.iter().for_each(|(_, v)| names(v, found)),
+        ExprKind::Not(inner) => names(inner, found),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            names(lhs, found);
+            names(rhs, found);
+        }
+        _ => {}
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameKind {
+    Secret,
+    Env,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Source;
+    use crate::span::Span;
+
+    #[test]
+    fn the_parentheses_an_expression_span_leaves_out_are_taken_back() {
+        let text = r#"when ($.note ?? "(") != "" or ($.a == 1)"#;
+        let start = text.find("$.note").unwrap_or(0);
+        let end = text.rfind("== 1").unwrap_or(0) + 4;
+        assert_eq!(
+            Source(text).written(Span::new(start, end)),
+            r#"($.note ?? "(") != "" or ($.a == 1)"#
+        );
+    }
+}

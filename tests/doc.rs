@@ -1,0 +1,407 @@
+//! `integ doc` through the built binary: the committed docs of the example specs are
+//! current, a re-run is byte-identical, `--check` finds a stale file and writes nothing,
+//! hand-written blocks survive, and no secret value ever reaches the output.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn integ(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_integ"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A fresh folder under the target dir, named after the test.
+fn workdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every file of a folder, by name, with its bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn generate(out: &Path) -> Output {
+    integ(&["doc", "specs/", "--out", out.to_str().unwrap()])
+}
+
+#[test]
+fn the_committed_docs_of_the_example_specs_are_current() {
+    let output = integ(&["doc", "--check", "specs/", "--out", "docs/integrations"]);
+    assert!(
+        output.status.success(),
+        "docs/integrations is stale; run `integ doc specs/ --out docs/integrations`:\n{}{}",
+        stdout(&output),
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_rerun_is_byte_identical_and_touches_nothing() {
+    let (first, second) = (workdir("doc_first"), workdir("doc_second"));
+    assert!(generate(&first).status.success());
+    assert!(generate(&second).status.success());
+    assert_eq!(files(&first), files(&second));
+    let again = generate(&first);
+    assert!(again.status.success());
+    assert!(stderr(&again).starts_with("0 of "), "{}", stderr(&again));
+    let md = |_| stdout(&integ(&["doc", "specs/hubspot_to_outreach.integ"]));
+    assert_eq!(md(1), md(2));
+    let json = |_| stdout(&integ(&["doc", "--format", "json", "specs/"]));
+    assert_eq!(json(1), json(2));
+}
+
+#[test]
+fn check_exits_1_with_a_diff_on_a_stale_or_missing_file_and_writes_nothing() {
+    let out = workdir("doc_check");
+    assert!(generate(&out).status.success());
+    let check = || integ(&["doc", "--check", "specs/", "--out", out.to_str().unwrap()]);
+    assert_eq!(check().status.code(), Some(0), "{}", stderr(&check()));
+
+    let page = out.join("github_releases.md");
+    let current = std::fs::read_to_string(&page).unwrap();
+    let stale = current.replace("| Timeout | 15s |", "| Timeout | 10s |");
+    let stale = if stale == current {
+        current.replacen("# github_releases", "# github_releases (old)", 1)
+    } else {
+        stale
+    };
+    std::fs::write(&page, &stale).unwrap();
+    let output = check();
+    assert_eq!(output.status.code(), Some(1));
+    let diff = stdout(&output);
+    assert!(diff.contains("github_releases.md"), "{diff}");
+    assert!(
+        diff.lines()
+            .any(|l| l.starts_with('-') && !l.starts_with("---")),
+        "{diff}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&page).unwrap(),
+        stale,
+        "--check wrote"
+    );
+
+    std::fs::remove_file(out.join("index.md")).unwrap();
+    std::fs::write(&page, &current).unwrap();
+    let output = check();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).contains("index.md"));
+    assert!(!out.join("index.md").exists(), "--check wrote");
+}
+
+#[test]
+fn a_spec_with_errors_gets_no_docs_and_exit_2() {
+    let dir = workdir("doc_errors");
+    let spec = dir.join("broken.integ");
+    std::fs::write(
+        &spec,
+        "integration broken {\n  connection api { base_url \"https://api.example.com\" auth none }\n  trigger manual\n  step get = apii GET \"/things\"\n}\n",
+    )
+    .unwrap();
+    let out = dir.join("docs");
+    let output = integ(&[
+        "doc",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("E"), "{}", stderr(&output));
+    assert!(!out.exists());
+    let check = integ(&[
+        "doc",
+        "--check",
+        spec.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(check.status.code(), Some(2));
+}
+
+#[test]
+fn hand_written_blocks_survive_regeneration_and_are_not_stale() {
+    let out = workdir("doc_markers");
+    assert!(generate(&out).status.success());
+    let page = out.join("hubspot_to_outreach.md");
+    let generated = std::fs::read_to_string(&page).unwrap();
+    let owners = "Ann Lee (RevOps), #revops-oncall | pager: *revops*\n\n  second paragraph\n";
+    let edited = replace_block(&generated, "owners", owners);
+    let edited = edited.replacen("# hubspot_to_outreach", "# stale title", 1);
+    std::fs::write(&page, &edited).unwrap();
+
+    assert!(generate(&out).status.success());
+    let regenerated = std::fs::read_to_string(&page).unwrap();
+    assert!(regenerated.contains(&format!(
+        "<!-- BEGIN_HANDWRITTEN owners -->\n{owners}<!-- END_HANDWRITTEN owners -->"
+    )));
+    assert!(regenerated.contains("# hubspot_to_outreach\n"));
+    let check = integ(&["doc", "--check", "specs/", "--out", out.to_str().unwrap()]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+}
+
+#[test]
+fn a_block_whose_part_is_gone_is_kept_at_the_end() {
+    let out = workdir("doc_orphans");
+    assert!(generate(&out).status.success());
+    let page = out.join("hubspot_to_outreach.md");
+    let generated = std::fs::read_to_string(&page).unwrap();
+    let orphan = "<!-- BEGIN_HANDWRITTEN rb-removed-scenario -->\nCall Bob.\n<!-- END_HANDWRITTEN rb-removed-scenario -->\n";
+    std::fs::write(&page, format!("{generated}\n{orphan}")).unwrap();
+    assert!(generate(&out).status.success());
+    let regenerated = std::fs::read_to_string(&page).unwrap();
+    assert!(regenerated.contains(orphan), "{regenerated}");
+}
+
+#[test]
+fn markers_that_do_not_pair_up_stop_the_write() {
+    let out = workdir("doc_bad_markers");
+    assert!(generate(&out).status.success());
+    let page = out.join("hubspot_to_outreach.md");
+    let generated = std::fs::read_to_string(&page).unwrap();
+    let broken = generated.replace("<!-- END_HANDWRITTEN owners -->", "");
+    std::fs::write(&page, &broken).unwrap();
+    let output = generate(&out);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("owners"), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(&page).unwrap(), broken);
+}
+
+fn replace_block(text: &str, id: &str, body: &str) -> String {
+    let begin = format!("<!-- BEGIN_HANDWRITTEN {id} -->\n");
+    let end = format!("<!-- END_HANDWRITTEN {id} -->");
+    let start = text.find(&begin).unwrap() + begin.len();
+    let stop = text.find(&end).unwrap();
+    format!("{}{body}{}", &text[..start], &text[stop..])
+}
+
+/// Every secret and environment variable the example specs read, set to a canary in the
+/// environment: no value, nor a prefix of one, may appear in any output.
+#[test]
+fn no_secret_or_environment_value_reaches_the_docs() {
+    let dir = workdir("doc_canary");
+    let json = stdout(&integ(&["doc", "--format", "json", "specs/"]));
+    let mut names = Vec::new();
+    for line in json.lines() {
+        let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+        for name in doc["names"].as_array().unwrap() {
+            names.push(name["name"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(names.len() > 20, "{names:?}");
+    let canary = |name: &str| format!("canary-{}-7f3a9", name.to_lowercase());
+    // A secrets file cannot even be named: the doc reads no secret.
+    let secrets = dir.join("secrets.env");
+    let lines: Vec<String> = names.iter().map(|n| format!("{n}={}", canary(n))).collect();
+    std::fs::write(&secrets, lines.join("\n")).unwrap();
+    let refused = integ(&["doc", "specs/", "--secrets", secrets.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(!stdout(&refused).contains("7f3a9") && !stderr(&refused).contains("7f3a9"));
+
+    let run = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_integ"));
+        command.args(args);
+        for name in &names {
+            command.env(name, canary(name));
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        format!("{}{}", stdout(&output), stderr(&output))
+    };
+    let out = dir.join("docs");
+    let mut seen = run(&["doc", "specs/"]);
+    seen.push_str(&run(&["doc", "--format", "json", "specs/"]));
+    run(&["doc", "specs/", "--out", out.to_str().unwrap()]);
+    run(&[
+        "doc",
+        "--format",
+        "json",
+        "specs/",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    for (_, bytes) in files(&out) {
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    assert!(seen.contains("HUBSPOT_TOKEN"), "names are shown");
+    for name in &names {
+        let value = canary(name);
+        assert!(
+            !seen.contains(&value),
+            "the value of {name} reached the docs"
+        );
+        assert!(
+            !seen.contains(&value[..12]),
+            "a prefix of {name}'s value reached the docs"
+        );
+    }
+    assert!(!seen.contains("7f3a9"));
+}
+
+/// Every generated page of the examples: its text (generated once for the tests that
+/// read them, which run at the same time).
+fn example_pages() -> Vec<(String, String)> {
+    static PAGES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    PAGES
+        .get_or_init(|| {
+            let out = workdir("doc_pages");
+            assert!(generate(&out).status.success());
+            files(&out)
+                .into_iter()
+                .map(|(name, bytes)| (name, String::from_utf8(bytes).unwrap()))
+                .collect()
+        })
+        .clone()
+}
+
+#[test]
+fn every_link_inside_a_page_has_its_anchor() {
+    for (name, page) in example_pages() {
+        if name == "index.md" {
+            continue;
+        }
+        for link in page.split("](#").skip(1) {
+            let anchor = &link[..link.find(')').unwrap()];
+            assert!(
+                page.contains(&format!("<a id=\"{anchor}\"></a>")),
+                "{name}: #{anchor} links nowhere"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_alert_links_the_runbook_entry_of_its_metric() {
+    let pages = example_pages();
+    let (_, page) = pages
+        .iter()
+        .find(|(n, _)| n == "hubspot_to_outreach.md")
+        .unwrap();
+    assert!(page.contains("| `dead_letters > 10 in 1h` |"), "{page}");
+    assert!(page.contains("[rb-dead-letters](#rb-dead-letters)"));
+    assert!(page.contains("<a id=\"rb-dead-letters\"></a>"));
+    assert!(page.contains(
+        "sum(increase(integ_dead_letters_total{integration=\"hubspot_to_outreach\"}[1h])) > 10"
+    ));
+}
+
+#[test]
+fn each_runbook_entry_has_every_part_and_a_kept_escalation_block() {
+    for (name, page) in example_pages() {
+        let Some(runbook) = page.split("<a id=\"runbook\"></a>").nth(1) else {
+            assert_eq!(name, "index.md");
+            continue;
+        };
+        let entries: Vec<&str> = runbook.split("### <a id=\"rb-").skip(1).collect();
+        assert!(entries.len() >= 4, "{name}");
+        for entry in entries {
+            let id = format!("rb-{}", &entry[..entry.find('"').unwrap()]);
+            for part in [
+                "**Symptom:**",
+                "**Meaning:**",
+                "**Impact:**",
+                "**Diagnose:**",
+                "```sh\n",
+                "```promql\n",
+                "**Mitigate:**",
+                "**Verify:**",
+                "**Escalate:**",
+            ] {
+                assert!(entry.contains(part), "{name} {id}: no {part}");
+            }
+            assert!(entry.contains("\ninteg "), "{name} {id}: no integ command");
+            assert!(
+                entry.contains(&format!("<!-- BEGIN_HANDWRITTEN {id} -->")),
+                "{name} {id}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_flowcharts_use_safe_ids_and_quoted_labels() {
+    for (name, page) in example_pages() {
+        let Some(chart) = page.split("```mermaid\n").nth(1) else {
+            continue;
+        };
+        let chart = &chart[..chart.find("```").unwrap()];
+        assert!(chart.starts_with("flowchart LR\n"), "{name}");
+        for line in chart.lines().skip(1) {
+            let line = line.trim();
+            let id: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            assert!(!id.is_empty() && id != "end", "{name}: {line}");
+            if let Some(at) = line.find(['[', '{', '(']).filter(|&at| at == id.len()) {
+                let label = &line[at..];
+                assert!(label.contains('"'), "{name}: unquoted label {line}");
+                let inner = &label[label.find('"').unwrap() + 1..label.rfind('"').unwrap()];
+                assert!(
+                    !inner.contains('"') && !inner.contains('`'),
+                    "{name}: {line}"
+                );
+            }
+        }
+    }
+}
+
+/// A preset's rules are shown from the preset's own text, which their spans index: read
+/// against the spec's text instead, they showed whatever the spec held at those offsets.
+#[test]
+fn a_rules_preset_is_shown_as_its_rules_read() {
+    let dir = workdir("doc-preset");
+    std::fs::write(
+        dir.join("preset.integ"),
+        r#"integration preset_doc {
+  connection slack {
+    base_url "https://slack.com/api"
+    auth bearer secret("SLACK_TOKEN")
+    rules slack
+  }
+  trigger manual
+  step post = slack POST "/chat.postMessage" {
+    body { text = "hi" }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let made = integ(&[
+        "doc",
+        dir.join("preset.integ").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let page = std::fs::read_to_string(out.join("preset_doc.md")).unwrap();
+    assert!(
+        page.contains("where `$.ok == false` fails without retry")
+            && page.contains("(preset `slack`)"),
+        "{page}"
+    );
+}
