@@ -269,8 +269,8 @@ async fn every_page_renders_as_html_without_a_secret() {
     let (_, overview) = get(&format!("{}/", admin.url)).await;
     assert!(overview.contains("<svg"), "the overview's picture of runs");
     assert!(
-        overview.contains("not evaluated"),
-        "the alerts' slot says alerts are not evaluated"
+        overview.contains("none declared"),
+        "the alerts' slot says the integration declares none"
     );
     let (status, _) = get(&format!("{}/runs?outcome=maybe", admin.url)).await;
     assert_eq!(status, 400, "an unknown outcome is refused, not ignored");
@@ -644,6 +644,7 @@ async fn a_dead_letter_is_replayed_from_the_pages_in_a_real_browser() {
         "the API got the event twice: failed, then accepted"
     );
     assert!(!browser.source().await.contains(CANARY));
+    browser.quit().await;
     admin.service.shut_down();
 }
 

@@ -338,6 +338,14 @@ async fn a_dead_letter_recorded_while_serve_was_down_fires_at_start() {
     let posts = received(&receiver, 1).await;
     assert_eq!(states(&posts), ["firing"]);
     assert_eq!(posts[0].body["value"], 1);
+    // The run-history overview shows it firing, by its condition and target's name.
+    let overview = format!("http://127.0.0.1:{}/?format=json", serve.admin);
+    let overview: serde_json::Value = reqwest::get(overview).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        overview["integrations"][0]["alerts"],
+        json!([r#"dead_letters > 0 in 1h notify webhook secret("ALERT_URL")"#]),
+        "{overview}"
+    );
     serve.kill();
 }
 

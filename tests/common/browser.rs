@@ -4,13 +4,15 @@
 //! for five endpoints.
 
 use serde_json::{Value as Json, json};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The key of an element reference in WebDriver answers.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A browser session; the driver stops when it is dropped.
+/// A browser session. `quit` ends it; dropped without that (a test that panicked), the
+/// driver's whole process group is killed, so no Chromium outlives the test.
 pub struct Browser {
     driver: Child,
     session: String,
@@ -40,8 +42,10 @@ impl Browser {
     pub async fn start() -> Result<Browser, String> {
         let (driver, binary) = programs()?;
         let port = super::free_port();
+        // Its own process group: the browsers it starts join it, and one signal ends them all.
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -193,10 +197,26 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Ends the session: the driver closes its browser.
+    pub async fn quit(self) {
+        if !self.session.is_empty()
+            && let Err(error) = self.call("DELETE", &self.path(""), Json::Null).await
+        {
+            eprintln!("cannot end the browser session: {error}");
+        }
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The driver takes its browser down with it.
-        let _ = self.driver.kill();
+        // The group's id is the driver's pid (`process_group(0)`); killing the group takes
+        // down a browser the driver left behind as well.
+        let group = format!("-{}", self.driver.id());
+        let killed = Command::new("kill").args(["-KILL", "--", &group]).status();
+        if !killed.is_ok_and(|status| status.success()) {
+            let _ = self.driver.kill();
+        }
         let _ = self.driver.wait();
     }
 }
