@@ -1,10 +1,10 @@
 //! `integ lint`.
 
-use super::{Color, EXIT_FAILURE, EXIT_USAGE, Format, use_color, write_failed};
-use crate::diagnostic::{Report, Style, json_record};
+use super::{Color, EXIT_FAILURE, EXIT_USAGE, use_color, write_failed};
+use crate::diagnostic::{Report, SarifFile, SarifLinks, Style, json_record, sarif_log};
 use crate::lint::{self, LintedFile};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -12,15 +12,38 @@ pub struct LintArgs {
     /// Spec files, or folders searched recursively for `*.integ` files.
     #[arg(default_value = ".")]
     paths: Vec<PathBuf>,
-    /// `human` for people, `json` for one JSON object per diagnostic per line.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    format: Format,
+    /// `human` for people, `json` for one JSON object per diagnostic per line, `sarif` for
+    /// one SARIF 2.1.0 log (CI systems that show diagnostics inline, e.g. GitHub code
+    /// scanning).
+    #[arg(long, value_enum, default_value_t = LintFormat::Human)]
+    format: LintFormat,
+    /// With `--format sarif`: where integ's `docs/language.md` is published (an absolute
+    /// URL); each rule then links to its code's section there (`helpUri`).
+    #[arg(long, value_name = "URL", value_parser = docs_url)]
+    docs_url: Option<String>,
     /// Fail (exit 1) on warnings too.
     #[arg(long)]
     deny_warnings: bool,
     /// Colours: `auto` uses them on a terminal unless NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     color: Color,
+}
+
+/// Output for people or for programs.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LintFormat {
+    Human,
+    Json,
+    Sarif,
+}
+
+/// An absolute URL without a fragment: the rules' links add theirs.
+fn docs_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|error| format!("not an absolute URL: {error}"))?;
+    if url.fragment().is_some() {
+        return Err("the URL must not have a fragment (`#...`): each rule adds its own".into());
+    }
+    Ok(url.to_string())
 }
 
 pub fn run(args: &LintArgs) -> ExitCode {
@@ -32,8 +55,9 @@ pub fn run(args: &LintArgs) -> ExitCode {
         }
     };
     let written = match args.format {
-        Format::Human => print_human(&files, style(args.color)),
-        Format::Json => print_json(&files),
+        LintFormat::Human => print_human(&files, style(args.color)),
+        LintFormat::Json => print_json(&files),
+        LintFormat::Sarif => print_sarif(&files, args.docs_url.as_deref()),
     };
     if let Err(error) = written {
         return write_failed(&error);
@@ -105,4 +129,50 @@ fn print_json(files: &[LintedFile]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_sarif(files: &[LintedFile], docs_url: Option<&str>) -> std::io::Result<()> {
+    let root = std::env::current_dir().ok();
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|file| match &root {
+            Some(root) => relative_to(&file.path, root),
+            None => file.path.clone(),
+        })
+        .collect();
+    let files: Vec<SarifFile<'_>> = files
+        .iter()
+        .zip(&paths)
+        .map(|(file, path)| SarifFile {
+            path,
+            text: &file.text,
+            diagnostics: &file.diagnostics,
+        })
+        .collect();
+    let links = SarifLinks {
+        root: root.as_deref(),
+        docs_url,
+    };
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &sarif_log(&files, &links))?;
+    writeln!(out)
+}
+
+/// `path` relative to `root` when it lies under it, else absolute; `.` and `..` resolved
+/// by name, not through symbolic links, so a link in the checkout keeps its own path.
+fn relative_to(path: &Path, root: &Path) -> PathBuf {
+    let mut absolute = PathBuf::new();
+    for component in root.join(path).components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                absolute.pop();
+            }
+            other => absolute.push(other),
+        }
+    }
+    match absolute.strip_prefix(root) {
+        Ok(relative) => relative.to_path_buf(),
+        Err(_) => absolute,
+    }
 }

@@ -4,6 +4,19 @@
 //! Ranges: E0xx syntax, E1xx names and references, E2xx expressions, E3xx triggers,
 //! E4xx connections, E5xx error policies, E6xx steps, alerts and tests, Wxxx warnings.
 
+use super::Severity;
+
+impl Code {
+    /// `W` codes are warnings, the others errors.
+    pub fn severity(self) -> Severity {
+        if self.as_str().starts_with('W') {
+            Severity::Warning
+        } else {
+            Severity::Error
+        }
+    }
+}
+
 macro_rules! codes {
     ($($variant:ident = $code:literal,)*) => {
         /// A stable diagnostic code.

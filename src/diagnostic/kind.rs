@@ -508,11 +508,7 @@ impl DiagnosticKind {
     }
 
     pub fn severity(&self) -> Severity {
-        if self.code().as_str().starts_with('W') {
-            Severity::Warning
-        } else {
-            Severity::Error
-        }
+        self.code().severity()
     }
 
     /// The text under the span.

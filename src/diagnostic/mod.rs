@@ -4,6 +4,7 @@
 mod code;
 mod kind;
 mod render;
+mod sarif;
 pub mod suggest;
 
 pub use code::Code;
@@ -11,7 +12,8 @@ pub use kind::{
     ALERT_CHANNELS, ALERT_METRICS, DiagnosticKind, MISSED_POLICIES, OVERLAP_POLICIES, RULE_ACTIONS,
     RULE_PRESETS, SIGNATURE_PRESETS, STEP_OUTCOMES, Severity,
 };
-pub use render::{Report, Style, json_record, line_col};
+pub use render::{Report, Style, json_record, line_col, line_col_utf16};
+pub use sarif::{SarifFile, SarifLinks, sarif_log};
 
 use crate::span::Span;
 

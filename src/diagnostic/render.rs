@@ -93,11 +93,24 @@ impl miette::Diagnostic for Report<'_> {
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let (line, before) = line_and_prefix(text, offset);
+    (line, before.chars().count() + 1)
+}
+
+/// 1-based line and column in UTF-16 code units of a byte offset: SARIF's default column
+/// unit, the one GitHub and VS Code count in.
+pub fn line_col_utf16(text: &str, offset: usize) -> (usize, usize) {
+    let (line, before) = line_and_prefix(text, offset);
+    (line, before.encode_utf16().count() + 1)
+}
+
+/// The 1-based line of a byte offset and the part of that line before it.
+fn line_and_prefix(text: &str, offset: usize) -> (usize, &str) {
     let offset = floor_char_boundary(text, offset.min(text.len()));
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
+    (line, &before[line_start..])
 }
 
 fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
