@@ -285,6 +285,8 @@ mod tests {
             "specs/a%20b%231%25.integ"
         );
         assert_eq!(uri_reference(Path::new("été.integ")), "%C3%A9t%C3%A9.integ");
+        // A colon in the first segment would read as a scheme (code scanning refuses it).
+        assert_eq!(uri_reference(Path::new("a:b.integ")), "a%3Ab.integ");
         assert_eq!(
             uri_reference(Path::new("/srv/x.integ")),
             "file:///srv/x.integ"
