@@ -114,6 +114,81 @@ fn check_exits_1_with_a_diff_on_a_stale_or_missing_file_and_writes_nothing() {
 }
 
 #[test]
+fn check_names_a_generated_file_whose_integration_is_gone_and_leaves_other_files_alone() {
+    let out = workdir("doc_leftover");
+    assert!(generate(&out).status.success());
+    let page = std::fs::read_to_string(out.join("github_releases.md")).unwrap();
+    let gone = page.replace("# github_releases", "# renamed_away");
+    std::fs::write(out.join("renamed_away.md"), &gone).unwrap();
+    // Not ours: no marker, or another format's file.
+    std::fs::write(
+        out.join("README.md"),
+        "# Our integrations\n\nHand-written.\n",
+    )
+    .unwrap();
+    std::fs::write(out.join("notes.json"), "{\"schema\": \"theirs\"}\n").unwrap();
+    let json = stdout(&integ(&[
+        "doc",
+        "--format",
+        "json",
+        "specs/github_releases.integ",
+    ]));
+    std::fs::write(out.join("old_json.json"), &json).unwrap();
+    let before = files(&out);
+
+    let check = || integ(&["doc", "--check", "specs/", "--out", out.to_str().unwrap()]);
+    let output = check();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let errors = stderr(&output);
+    let leftover = out.join("renamed_away.md");
+    assert!(
+        errors.contains(&format!(
+            "`{}` documents `renamed_away`, an integration none of the specs has",
+            leftover.display()
+        )) && errors.contains(&format!("git rm '{}'", leftover.display())),
+        "{errors}"
+    );
+    for theirs in ["README.md", "notes.json", "old_json.json"] {
+        assert!(!errors.contains(theirs), "{theirs} flagged: {errors}");
+    }
+    assert_eq!(files(&out), before, "--check touched the folder");
+
+    let written = generate(&out);
+    assert!(written.status.success());
+    assert!(
+        stderr(&written).contains("warning: `"),
+        "{}",
+        stderr(&written)
+    );
+    assert_eq!(files(&out), before, "nothing deleted, nothing rewritten");
+
+    std::fs::remove_file(&leftover).unwrap();
+    assert_eq!(check().status.code(), Some(0), "{}", stderr(&check()));
+
+    let json_check = |out: &Path| {
+        integ(&[
+            "doc",
+            "--check",
+            "--format",
+            "json",
+            "specs/github_releases.integ",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let json_out = workdir("doc_leftover_json");
+    std::fs::write(json_out.join("github_releases.json"), json.trim_end()).unwrap();
+    std::fs::write(json_out.join("gone.json"), &json).unwrap();
+    let output = json_check(&json_out);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("documents `gone`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_spec_with_errors_gets_no_docs_and_exit_2() {
     let dir = workdir("doc_errors");
     let spec = dir.join("broken.integ");

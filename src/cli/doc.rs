@@ -87,11 +87,60 @@ pub fn run(args: &DocArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let leftovers = match leftovers(out, &outputs, args.format) {
+        Ok(leftovers) => leftovers,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     if args.check {
-        check(&outputs)
+        check(&outputs, &leftovers)
     } else {
-        write(&outputs, out)
+        let code = write(&outputs, out);
+        for leftover in &leftovers {
+            eprintln!("warning: {}", leftover_note(leftover));
+        }
+        code
     }
+}
+
+/// The files `integ doc` wrote in `out` (they carry its marker) for integrations the specs
+/// no longer have: what a renamed or deleted integration leaves behind. Files of this
+/// format only (`NAME.json` is not stale for a Markdown run), never a file people wrote.
+fn leftovers(out: &Path, outputs: &[Output], format: DocFormat) -> Result<Vec<PathBuf>, String> {
+    let extension = match format {
+        DocFormat::Md => "md",
+        DocFormat::Json => "json",
+    };
+    let entries = match std::fs::read_dir(out) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read `{}`: {e}", out.display())),
+    };
+    let mut leftovers = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| format!("cannot read `{}`: {e}", out.display()))?
+            .path();
+        let ours = path.is_file()
+            && path.extension().is_some_and(|e| e == extension)
+            && !outputs.iter().any(|output| output.path == path);
+        if ours && read(&path)?.is_some_and(|text| doc::is_generated(&text)) {
+            leftovers.push(path);
+        }
+    }
+    leftovers.sort();
+    Ok(leftovers)
+}
+
+fn leftover_note(path: &Path) -> String {
+    let name = path.file_stem().unwrap_or_default().to_string_lossy();
+    format!(
+        "`{path}` documents `{name}`, an integration none of the specs has (renamed or \
+        removed): delete it (`git rm '{path}'`), after moving any hand-written text it holds",
+        path = path.display()
+    )
 }
 
 fn print(docs: &[Doc], format: DocFormat) -> ExitCode {
@@ -156,8 +205,12 @@ fn read(path: &Path) -> Result<Option<String>, String> {
     }
 }
 
-/// Exit 1 and a unified diff for each file that is missing or differs.
-fn check(outputs: &[Output]) -> ExitCode {
+/// Exit 1 and a unified diff for each file that is missing or differs, and a note for each
+/// file left by an integration that is gone.
+fn check(outputs: &[Output], leftovers: &[PathBuf]) -> ExitCode {
+    for leftover in leftovers {
+        eprintln!("error: {}", leftover_note(leftover));
+    }
     let mut stale = 0;
     let mut stdout = std::io::stdout().lock();
     for output in outputs {
@@ -181,9 +234,12 @@ fn check(outputs: &[Output]) -> ExitCode {
             return write_failed(&error);
         }
     }
-    if stale == 0 {
+    if stale == 0 && leftovers.is_empty() {
         eprintln!("{} files up to date", outputs.len());
         return ExitCode::SUCCESS;
+    }
+    if stale == 0 {
+        return ExitCode::from(EXIT_FAILURE);
     }
     eprintln!(
         "error: {stale} of {} files are out of date: run `integ doc` with the same paths and \
