@@ -480,3 +480,75 @@ fn a_rules_preset_is_shown_as_its_rules_read() {
         "{page}"
     );
 }
+
+/// The metric a name in the docs refers to: itself, or the histogram whose series it is
+/// (`_bucket`, `_sum`, `_count`), with the labels that series has.
+fn exported(name: &str) -> Option<(&'static str, Vec<&'static str>)> {
+    use integ::telemetry::{Kind, METRICS};
+    let metric = |name: &str| METRICS.iter().find(|m| m.name == name);
+    if let Some(m) = metric(name) {
+        return Some((m.name, m.labels.to_vec()));
+    }
+    let (base, suffix) = ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|suffix| Some((name.strip_suffix(suffix)?, *suffix)))?;
+    let m = metric(base).filter(|m| m.kind == Kind::Histogram)?;
+    let mut labels = m.labels.to_vec();
+    if suffix == "_bucket" {
+        labels.push("le");
+    }
+    Some((m.name, labels))
+}
+
+#[test]
+fn every_metric_the_docs_name_is_exported_with_the_labels_they_use() {
+    let name = regex::Regex::new(r"integ_[a-z_]+").unwrap();
+    let selector = regex::Regex::new(r#"(integ_[a-z_]+)\{([^}]*)\}"#).unwrap();
+    let label = regex::Regex::new(r"([a-z_]+)\s*(?:=~|!~|!=|=)").unwrap();
+    let by = regex::Regex::new(r"by \(([a-z_, ]+)\)[^;]*?(integ_[a-z_]+)").unwrap();
+
+    let mut generated: Vec<String> = example_pages().into_iter().map(|(_, t)| t).collect();
+    generated.push(stdout(&integ(&["doc", "--format", "json", "specs/"])));
+    // The names written in src/doc reach the docs only for the specs that need them: read
+    // them where they are written too, so that no branch the examples miss goes unchecked.
+    let sources: Vec<String> = std::fs::read_dir("src/doc")
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+
+    let mut problems = std::collections::BTreeSet::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for text in generated.iter().chain(&sources) {
+        for found in name.find_iter(text) {
+            seen.insert(found.as_str());
+            if exported(found.as_str()).is_none() {
+                problems.insert(format!("`{}` is not exported", found.as_str()));
+            }
+        }
+    }
+    for text in &generated {
+        let text = text.replace("\\\"", "\"");
+        for found in selector.captures_iter(&text) {
+            let Some((metric, labels)) = exported(&found[1]) else {
+                continue;
+            };
+            for used in label.captures_iter(&found[2]) {
+                if !labels.contains(&&used[1]) {
+                    problems.insert(format!("`{metric}` has no label `{}`", &used[1]));
+                }
+            }
+        }
+        for found in by.captures_iter(&text) {
+            let Some((metric, labels)) = exported(&found[2]) else {
+                continue;
+            };
+            for used in found[1].split(',').map(str::trim) {
+                if !labels.contains(&used) {
+                    problems.insert(format!("`{metric}` has no label `{used}` (by)"));
+                }
+            }
+        }
+    }
+    assert!(seen.len() >= 10, "too few metric names found: {seen:?}");
+    assert!(problems.is_empty(), "{problems:#?}");
+}

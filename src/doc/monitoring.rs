@@ -199,10 +199,7 @@ fn queries(model: &Integration) -> Vec<Query> {
                 "a poll that has not succeeded for two intervals ({})",
                 format_duration(every * 2)
             ),
-            promql: format!(
-                "time() - integ_poll_last_success_timestamp_seconds{{integration=\"{x}\"}} > {}",
-                (every * 2).as_secs()
-            ),
+            promql: stalled_poll_promql(x, every),
         });
     }
     if model
@@ -210,11 +207,14 @@ fn queries(model: &Integration) -> Vec<Query> {
         .iter()
         .any(|t| matches!(t, Trigger::Schedule(_)))
     {
+        let [ran, failed] = schedule_promql(x);
         queries.push(Query {
-            what: "schedule occurrences fired and missed, last day".into(),
-            promql: format!(
-                "sum by (result) (increase(integ_schedule_runs_total{{integration=\"{x}\"}}[1d]))"
-            ),
+            what: "schedule occurrences that ran, last day".into(),
+            promql: ran,
+        });
+        queries.push(Query {
+            what: "schedule occurrences that did not run, last day".into(),
+            promql: failed,
         });
     }
     let breakers: Vec<&str> = model
@@ -248,6 +248,29 @@ fn queries(model: &Integration) -> Vec<Query> {
         });
     }
     queries
+}
+
+/// PromQL: a poll of integration `x` without a successful round for two intervals. Triggers
+/// are labelled as `plan::poll_name` names them, `poll N`.
+pub fn stalled_poll_promql(x: &str, every: std::time::Duration) -> String {
+    format!(
+        "time() - integ_trigger_last_success_timestamp_seconds{{integration=\"{x}\",trigger=~\"poll .*\"}} > {}",
+        (every * 2).as_secs()
+    )
+}
+
+/// PromQL: each schedule's occurrences that ran (their event committed), and those that did
+/// not (`plan::schedule_name` labels them `schedule N`), over the last day.
+pub fn schedule_promql(x: &str) -> [String; 2] {
+    [
+        "integ_events_received_total",
+        "integ_trigger_failures_total",
+    ]
+    .map(|metric| {
+        format!(
+            "sum by (trigger) (increase({metric}{{integration=\"{x}\",trigger=~\"schedule .*\"}}[1d]))"
+        )
+    })
 }
 
 /// The longest poll interval, so that a "stalled" query fires for none on time.

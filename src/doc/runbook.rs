@@ -4,7 +4,7 @@
 
 use super::handwritten::Kept;
 use super::markdown::heading;
-use super::monitoring::{connections_matcher, slowest_poll};
+use super::monitoring::{connections_matcher, schedule_promql, slowest_poll, stalled_poll_promql};
 use crate::model::format_duration;
 use crate::model::{AlertMetric, Auth, Integration, OnError, Trigger};
 use serde::Serialize;
@@ -467,10 +467,7 @@ fn poll_stalled(f: &Facts<'_>, every: std::time::Duration) -> Entry {
             good round starts where the last committed page ended."
             .into(),
         commands: vec![format!("integ triggers --integration {x}")],
-        promql: vec![format!(
-            "time() - integ_poll_last_success_timestamp_seconds{{integration=\"{x}\"}} > {}",
-            (every * 2).as_secs()
-        )],
+        promql: vec![stalled_poll_promql(x, every)],
         mitigate: "Read the trigger's last error: `401`/`403` → [rb-auth](#rb-auth); `429` → \
             [rb-rate-limited](#rb-rate-limited); `5xx` → [rb-upstream-down](#rb-upstream-down); \
             an item the trigger's `when` cannot read → fix the spec."
@@ -496,9 +493,7 @@ fn schedule_missed(f: &Facts<'_>) -> Entry {
             format!("integ runs --integration {x} --since 1d"),
             format!("integ triggers --integration {x}"),
         ],
-        promql: vec![format!(
-            "sum by (result) (increase(integ_schedule_runs_total{{integration=\"{x}\"}}[1d]))"
-        )],
+        promql: schedule_promql(x).into(),
         mitigate: format!(
             "Run it by hand if it must not wait: `integ run SPEC` (the spec of `{x}`, with the \
             schedule's event as `--input`)."
