@@ -552,3 +552,118 @@ fn every_metric_the_docs_name_is_exported_with_the_labels_they_use() {
     assert!(seen.len() >= 10, "too few metric names found: {seen:?}");
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// A spec of 40 steps: a condition on every tenth, a fallback on s15, a skip on s25, a
+/// failure that ends the run on s12, dead letters for the others (the default).
+fn forty_steps() -> String {
+    let mut spec = String::from(
+        "integration long_chain {\n  \
+        connection a { base_url \"https://a.example.com\" auth none }\n  \
+        connection b { base_url \"https://b.example.com\" auth none }\n  \
+        trigger manual\n",
+    );
+    for n in 1..=40 {
+        let connection = if n % 2 == 1 { "a" } else { "b" };
+        let settings = [
+            (n % 10 == 0, "when $.flag == true"),
+            (n == 15, "on_error fallback backup"),
+            (n == 25, "on_error skip"),
+            (n == 12, "on_error fail"),
+        ];
+        let settings: Vec<&str> = settings.iter().filter(|s| s.0).map(|s| s.1).collect();
+        spec.push_str(&format!("  step s{n} = {connection} GET \"/n/{n}\""));
+        if settings.is_empty() {
+            spec.push('\n');
+        } else {
+            spec.push_str(&format!(" {{\n    {}\n  }}\n", settings.join("\n    ")));
+        }
+    }
+    spec + "  fallback backup = b GET \"/backup\"\n}\n"
+}
+
+#[test]
+fn a_long_flow_is_drawn_with_runs_of_plain_steps_grouped_and_every_branch_kept() {
+    let dir = workdir("doc_long_flow");
+    let spec = dir.join("long.integ");
+    std::fs::write(&spec, forty_steps()).unwrap();
+    let output = integ(&["doc", spec.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = stdout(&output);
+    let after = page.split("```mermaid\n").nth(1).unwrap();
+    let (chart, after) = after.split_once("```").unwrap();
+    let lines: Vec<&str> = chart.lines().map(str::trim).collect();
+
+    let nodes: Vec<&str> = lines
+        .iter()
+        .filter(|line| {
+            let id = line
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(line.len());
+            id > 0 && line[id..].starts_with(['[', '{', '('])
+        })
+        .copied()
+        .collect();
+    assert!(nodes.len() <= 25, "{} nodes:\n{chart}", nodes.len());
+    let has = |line: &str| lines.contains(&line);
+
+    // Each step is drawn, or in exactly one group whose range holds it.
+    let groups: Vec<(u32, u32)> = nodes
+        .iter()
+        .filter_map(|node| {
+            let label = node.split_once("[\"steps s")?.1;
+            let (first, rest) = label.split_once(" … s")?;
+            let last = rest.split_once(' ')?.0;
+            Some((first.parse().ok()?, last.parse().ok()?))
+        })
+        .collect();
+    assert!(groups.len() >= 4, "{chart}");
+    for n in 1..=40 {
+        let drawn = nodes.iter().any(|l| l.starts_with(&format!("st_s{n}[")));
+        let grouped = groups.iter().filter(|(a, b)| (a..=b).contains(&&n)).count();
+        assert_eq!(usize::from(drawn) + grouped, 1, "s{n}:\n{chart}");
+    }
+    for n in [10, 20, 30, 40] {
+        assert!(
+            has(&format!("cond_s{n} -->|yes| st_s{n}")),
+            "s{n}:\n{chart}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("cond_s{n} -->|no| "))),
+            "s{n}:\n{chart}"
+        );
+    }
+    assert!(
+        has("st_s15 -.->|fails after 3 attempts| fb_backup"),
+        "{chart}"
+    );
+    assert!(has("fb_backup -.->|fails after 3 attempts| dlq"), "{chart}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("st_s25 -.->|fails after 3 attempts, skipped| ")),
+        "{chart}"
+    );
+    // Every group's steps dead-letter by default; the one holding s12 also fails the run.
+    for (first, last) in &groups {
+        let id = format!("grp_s{first}");
+        let to_dlq = lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{id} -.->|")) && l.ends_with("| dlq"));
+        assert!(to_dlq, "{id}:\n{chart}");
+        if (first..=last).contains(&&12) {
+            assert!(has(&format!("{id} -.->|s12 fails| failed")), "{chart}");
+        }
+    }
+    assert!(
+        after
+            .trim_start()
+            .starts_with("With 40 steps, the chart draws each run"),
+        "no note under the chart:\n{after}"
+    );
+
+    let json = stdout(&integ(&["doc", "--format", "json", spec.to_str().unwrap()]));
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(doc["overview"]["flowchart_note"].is_string(), "{json}");
+}

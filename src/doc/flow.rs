@@ -7,16 +7,24 @@ use super::markdown::shorten;
 use super::value::Source;
 use crate::model::{Integration, OnError, Step, Trigger};
 
+/// Above this many steps the chart draws each run of plain steps (no condition, no
+/// fallback, no skip: nothing branches off them) as one node, so that it stays readable.
+const MAX_STEPS: usize = 25;
+
 pub fn flowchart(model: &Integration, source: Source<'_>) -> String {
     let mut chart = Chart::default();
     chart.line("flowchart LR".into());
-    let first = model.steps.first().map_or("ok".to_string(), entry);
+    let units = units(&model.steps);
+    let first = units.first().map_or("ok".to_string(), Unit::entry);
     for (index, trigger) in model.triggers.iter().enumerate() {
         chart.trigger(index + 1, trigger, source, &first);
     }
-    for (index, step) in model.steps.iter().enumerate() {
-        let next = model.steps.get(index + 1).map_or("ok".to_string(), entry);
-        chart.step(step, source, &next, model);
+    for (index, unit) in units.iter().enumerate() {
+        let next = units.get(index + 1).map_or("ok".to_string(), Unit::entry);
+        match unit {
+            Unit::Step(step) => chart.step(step, source, &next, model),
+            Unit::Group(steps) => chart.group(steps, &next),
+        }
     }
     for connection in &model.connections {
         let id = format!("conn_{}", connection.name);
@@ -26,13 +34,73 @@ pub fn flowchart(model: &Integration, source: Source<'_>) -> String {
     chart.lines.join("\n")
 }
 
-/// The node a step is entered by: its condition when it has one.
-fn entry(step: &Step) -> String {
-    if step.when.is_some() {
-        format!("cond_{}", step.name)
-    } else {
-        format!("st_{}", step.name)
+/// What the chart says under it when it grouped steps: how many, and where every step is.
+pub fn note(model: &Integration) -> Option<String> {
+    let groups: Vec<usize> = units(&model.steps)
+        .iter()
+        .filter_map(|unit| match unit {
+            Unit::Group(steps) => Some(steps.len()),
+            Unit::Step(_) => None,
+        })
+        .collect();
+    if groups.is_empty() {
+        return None;
     }
+    Some(format!(
+        "With {} steps, the chart draws each run of consecutive steps without a condition, \
+        fallback or skip as one node: {} steps in {} nodes. Every step is in \
+        [4. Data mapping](#mapping) and [5. Error handling](#errors).",
+        model.steps.len(),
+        groups.iter().sum::<usize>(),
+        groups.len()
+    ))
+}
+
+/// What the chart draws as one: a step, or a run of plain steps.
+enum Unit<'a> {
+    Step(&'a Step),
+    Group(&'a [Step]),
+}
+
+impl Unit<'_> {
+    /// The node the unit is entered by: a step's condition when it has one.
+    fn entry(&self) -> String {
+        match self {
+            Unit::Step(step) if step.when.is_some() => format!("cond_{}", step.name),
+            Unit::Step(step) => format!("st_{}", step.name),
+            Unit::Group(steps) => group_id(steps),
+        }
+    }
+}
+
+/// Every step on its own, or, above `MAX_STEPS`, runs of two or more plain steps grouped.
+fn units(steps: &[Step]) -> Vec<Unit<'_>> {
+    if steps.len() <= MAX_STEPS {
+        return steps.iter().map(Unit::Step).collect();
+    }
+    let mut units = Vec::new();
+    let mut rest = steps;
+    while let Some(step) = rest.first() {
+        let run = rest.iter().take_while(|s| plain(s)).count();
+        let (unit, taken) = if run >= 2 {
+            (Unit::Group(&rest[..run]), run)
+        } else {
+            (Unit::Step(step), 1)
+        };
+        units.push(unit);
+        rest = &rest[taken..];
+    }
+    units
+}
+
+/// A step nothing branches off besides the end of the run: no condition, and a failure
+/// that ends the run (dead letter or failed), which its group's edges show.
+fn plain(step: &Step) -> bool {
+    step.when.is_none() && matches!(step.on_error, OnError::DeadLetter | OnError::Fail)
+}
+
+fn group_id(steps: &[Step]) -> String {
+    format!("grp_{}", steps.first().map_or("", |s| s.name.as_str()))
 }
 
 #[derive(Default)]
@@ -142,6 +210,40 @@ impl Chart {
         self.step_node(step, &id, source);
         self.edge(&id, "-->", None, next);
         self.failure(step, &id, next, model, source);
+    }
+
+    /// A run of plain steps as one node: its connections, and an edge for each way one of
+    /// its steps can end the run.
+    fn group(&mut self, steps: &[Step], next: &str) {
+        let (Some(first), Some(last)) = (steps.first(), steps.last()) else {
+            return;
+        };
+        let id = group_id(steps);
+        let label = format!("steps {} … {} ({})", first.name, last.name, steps.len());
+        self.node(&id, "[", &[label], "]");
+        let mut connections: Vec<&str> = Vec::new();
+        for step in steps {
+            if !connections.contains(&step.connection.as_str()) {
+                connections.push(&step.connection);
+                self.edge(&id, "---", None, &format!("conn_{}", step.connection));
+            }
+        }
+        self.edge(&id, "-->", None, next);
+        for (end, on_error) in [("dlq", OnError::DeadLetter), ("failed", OnError::Fail)] {
+            let failing: Vec<&str> = steps
+                .iter()
+                .filter(|s| s.on_error == on_error)
+                .map(|s| s.name.as_str())
+                .collect();
+            let label = match failing.as_slice() {
+                [] => continue,
+                [one] => format!("{one} fails"),
+                _ => "a step fails".to_string(),
+            };
+            self.dead_letters |= end == "dlq";
+            self.failed |= end == "failed";
+            self.edge(&id, "-.->", Some(&label), end);
+        }
     }
 
     fn step_node(&mut self, step: &Step, id: &str, source: Source<'_>) {

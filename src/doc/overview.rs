@@ -28,6 +28,9 @@ pub struct Overview {
     pub fallbacks: Vec<String>,
     /// Mermaid source.
     pub flowchart: String,
+    /// Said under the chart when it grouped steps to stay readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flowchart_note: Option<String>,
 }
 
 pub fn build(model: &Integration, source: Source<'_>, text: &str, spec: &str) -> Overview {
@@ -53,6 +56,7 @@ pub fn build(model: &Integration, source: Source<'_>, text: &str, spec: &str) ->
         steps: model.steps.iter().map(|s| s.name.clone()).collect(),
         fallbacks: model.fallbacks.iter().map(|s| s.name.clone()).collect(),
         flowchart: flow::flowchart(model, source),
+        flowchart_note: flow::note(model),
     }
 }
 
@@ -130,6 +134,9 @@ pub fn markdown(overview: &Overview, kept: &mut Kept) -> String {
     out.push_str("```mermaid\n");
     out.push_str(&overview.flowchart);
     out.push_str("\n```\n\n");
+    if let Some(note) = &overview.flowchart_note {
+        out.push_str(&format!("{note}\n\n"));
+    }
     out
 }
 
