@@ -667,3 +667,27 @@ fn a_long_flow_is_drawn_with_runs_of_plain_steps_grouped_and_every_branch_kept()
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert!(doc["overview"]["flowchart_note"].is_string(), "{json}");
 }
+
+/// The README shows what `integ doc` makes: it links generated pages, and they exist.
+#[test]
+fn the_readme_links_generated_pages_that_exist() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let links: Vec<&str> = readme
+        .split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(link, _)| link))
+        .filter(|link| link.starts_with("docs/integrations/"))
+        .collect();
+    let pages: Vec<&&str> = links
+        .iter()
+        .filter(|l| l.ends_with(".md") && !l.ends_with("/index.md"))
+        .collect();
+    assert!(!pages.is_empty(), "no sample page linked: {links:?}");
+    for link in &links {
+        let page = std::fs::read_to_string(link).unwrap_or_else(|e| panic!("{link}: {e}"));
+        assert!(
+            page.starts_with(integ::doc::GENERATED),
+            "{link} is not generated"
+        );
+    }
+}
