@@ -225,6 +225,20 @@ fn exit_codes_are_those_of_the_other_formats() {
         Some(2),
         "a rule's link must be absolute"
     );
+    let human = integ(
+        &dir,
+        &[
+            "lint",
+            "--docs-url",
+            "https://example.org/l.md",
+            "warns.integ",
+        ],
+    );
+    assert_eq!(
+        human.status.code(),
+        Some(2),
+        "--docs-url means nothing there"
+    );
 }
 
 #[test]

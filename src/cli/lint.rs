@@ -47,6 +47,10 @@ fn docs_url(text: &str) -> Result<String, String> {
 }
 
 pub fn run(args: &LintArgs) -> ExitCode {
+    if args.docs_url.is_some() && !matches!(args.format, LintFormat::Sarif) {
+        eprintln!("error: --docs-url is for --format sarif, whose rules it links");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let files = match lint::lint_paths(&args.paths) {
         Ok(files) => files,
         Err(error) => {
