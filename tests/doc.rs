@@ -691,3 +691,90 @@ fn the_readme_links_generated_pages_that_exist() {
         );
     }
 }
+
+/// One state file holds the dead letters of every spec `integ serve` runs: a runbook that
+/// says `integ dlq replay --all` would replay every team's letters at 3 a.m.
+#[test]
+fn every_dead_letter_command_a_page_gives_names_its_integration() {
+    let command = regex::Regex::new(r"integ dlq (list|replay --all)[^`\n]*").unwrap();
+    let mut found = 0;
+    for (name, text) in example_pages() {
+        let Some(integration) = name.strip_suffix(".md").filter(|n| *n != "index") else {
+            continue;
+        };
+        for used in command.find_iter(&text) {
+            found += 1;
+            assert!(
+                used.as_str()
+                    .contains(&format!("--integration {integration}")),
+                "{name}: `{}` acts on every integration's dead letters",
+                used.as_str()
+            );
+        }
+    }
+    assert!(found >= 10, "too few dead-letter commands found: {found}");
+}
+
+/// Connection names repeat across specs (two may have a `slack`): a selector on a
+/// connection without the integration counts another integration's calls.
+#[test]
+fn every_selector_on_a_connection_names_its_integration() {
+    let selector = regex::Regex::new(r#"integ_[a-z_]+\{[^}]*connection=[^}]*\}"#).unwrap();
+    let mut found = 0;
+    for (name, text) in example_pages() {
+        let text = text.replace("\\\"", "\"");
+        for used in selector.find_iter(&text) {
+            found += 1;
+            assert!(
+                used.as_str().contains("integration=\""),
+                "{name}: `{}` mixes integrations",
+                used.as_str()
+            );
+        }
+    }
+    assert!(found >= 10, "too few connection selectors found: {found}");
+}
+
+/// An event needs every connection it calls: the ceiling runs from the lowest of their
+/// floors to the lowest of their ceilings, not one connection's range.
+#[test]
+fn the_ceiling_spans_every_connections_limits() {
+    let dir = workdir("doc_ceiling");
+    std::fs::write(
+        dir.join("two.integ"),
+        r#"integration two {
+  connection slow {
+    base_url "https://slow.example.com"
+    rate_limit 60 per 1m
+  }
+  connection fast {
+    base_url "https://fast.example.com"
+    rate_limit 50 per 1m
+  }
+  trigger manual
+  step read = slow GET "/items" {
+    paginate cursor $.next into "cursor"
+    items $.results[*]
+    max_pages 5
+  }
+  step write = fast POST "/items" {
+    body { id = $.id }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let output = integ(&[
+        "doc",
+        dir.join("two.integ").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = std::fs::read_to_string(out.join("two.md")).unwrap();
+    assert!(
+        page.contains("paced by the limits of `slow` and `fast` (**12 to 50 events/min**)"),
+        "{page}"
+    );
+}

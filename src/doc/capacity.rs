@@ -77,19 +77,13 @@ pub fn build(model: &Integration) -> Capacity {
         .iter()
         .map(|c| load(c, &model.steps))
         .collect();
-    let bottleneck = connections
-        .iter()
-        .filter_map(|c| Some((c, c.events_max.or(c.events_min)?)))
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(c, _)| c.connection.clone());
-    let ceiling = bottleneck
-        .as_ref()
-        .and_then(|name| connections.iter().find(|c| &c.connection == name));
+    let ceiling = Ceiling::of(&connections);
+    let bottleneck = ceiling.as_ref().map(|c| c.by.clone());
     let triggers = model
         .triggers
         .iter()
         .enumerate()
-        .map(|(i, t)| trigger_ceiling(i + 1, t, ceiling))
+        .map(|(i, t)| trigger_ceiling(i + 1, t, ceiling.as_ref()))
         .collect();
     Capacity {
         connections,
@@ -167,7 +161,47 @@ fn load(connection: &Connection, steps: &[Step]) -> ConnectionLoad {
     }
 }
 
-fn trigger_ceiling(number: usize, trigger: &Trigger, ceiling: Option<&ConnectionLoad>) -> String {
+/// What the connections' limits allow together: an event needs every connection it calls,
+/// so the range runs from the lowest of their lows to the lowest of their highs.
+struct Ceiling {
+    events_min: Option<f64>,
+    events_max: Option<f64>,
+    /// The connection with the lowest high (else the lowest low): the bottleneck.
+    by: String,
+    /// The connection with the lowest low, when another one.
+    floor_by: Option<String>,
+}
+
+impl Ceiling {
+    fn of(connections: &[ConnectionLoad]) -> Option<Ceiling> {
+        let limited: Vec<&ConnectionLoad> = connections
+            .iter()
+            .filter(|c| c.per_minute.is_some())
+            .collect();
+        let lowest = |value: fn(&ConnectionLoad) -> Option<f64>| {
+            limited
+                .iter()
+                .filter_map(|c| Some((*c, value(c)?)))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+        };
+        let high = lowest(|c| c.events_max);
+        let low = lowest(|c| c.events_min);
+        let by = high.or(low)?.0.connection.clone();
+        let floor_by = low
+            .map(|l| l.0.connection.clone())
+            .filter(|name| *name != by);
+        // One connection without a floor (one call per item, unbounded) leaves none.
+        let floorless = limited.iter().any(|c| c.events_min.is_none());
+        Some(Ceiling {
+            events_min: if floorless { None } else { low.map(|l| l.1) },
+            events_max: high.map(|h| h.1),
+            by,
+            floor_by,
+        })
+    }
+}
+
+fn trigger_ceiling(number: usize, trigger: &Trigger, ceiling: Option<&Ceiling>) -> String {
     let at = format!("[Trigger {number}](#trigger-{number})");
     let Some(load) = ceiling else {
         return format!(
@@ -175,31 +209,31 @@ fn trigger_ceiling(number: usize, trigger: &Trigger, ceiling: Option<&Connection
             `concurrency` and the APIs' own answers do"
         );
     };
-    let range = events_range(load);
+    let range = events_range(load.events_min, load.events_max);
+    let set_by = match &load.floor_by {
+        Some(floor) => format!("the limits of `{floor}` and `{}`", load.by),
+        None => format!("`{}`'s limit", load.by),
+    };
     match trigger {
         Trigger::Webhook(_) => format!(
-            "{at}: {range} sustained, set by `{}`'s limit; above it events wait in the inbox \
-            (none is lost) and the backlog grows",
-            load.connection
+            "{at}: {range} sustained, set by {set_by}; above it events wait in the inbox \
+            (none is lost) and the backlog grows"
         ),
         Trigger::Poll(poll) => format!(
-            "{at}: {range} sustained, set by `{}`'s limit; each round (every {}) also makes \
+            "{at}: {range} sustained, set by {set_by}; each round (every {}) also makes \
             one request per page on `{}`",
-            load.connection,
             format_duration(poll.every),
             poll.connection
         ),
         Trigger::Schedule(_) | Trigger::Manual => format!(
-            "{at}: one event per occurrence; a run's requests on `{}` are paced by its limit \
-            ({range})",
-            load.connection
+            "{at}: one event per occurrence; a run's requests are paced by {set_by} ({range})"
         ),
     }
 }
 
 /// `at most 10 events/min`, `2.78 to 5.56 events/min`.
-fn events_range(load: &ConnectionLoad) -> String {
-    match (load.events_min, load.events_max) {
+fn events_range(events_min: Option<f64>, events_max: Option<f64>) -> String {
+    match (events_min, events_max) {
         (Some(low), Some(high)) if (high - low).abs() < 0.005 => {
             format!("**{} events/min**", number(low))
         }
@@ -233,7 +267,7 @@ pub fn markdown(capacity: &Capacity, model_concurrency: &str) -> String {
                 (low, Some(high)) => format!("{low} to {high}"),
                 (low, None) => format!("{low} or more"),
             };
-            let mut events = events_range(c);
+            let mut events = events_range(c.events_min, c.events_max);
             if capacity.bottleneck.as_deref() == Some(c.connection.as_str()) {
                 events.push_str(", the bottleneck");
             }

@@ -191,7 +191,7 @@ fn rule(rule: &Rule, source: Source<'_>, whose: &str) -> String {
     format!("{words} {action}{preset}{whose}")
 }
 
-pub fn markdown(errors: &[ErrorDoc]) -> String {
+pub fn markdown(integration: &str, errors: &[ErrorDoc]) -> String {
     let mut out = heading(2, "errors", "5. Error handling");
     out.push_str(
         "Each step's effective policy: its own, else the spec's `defaults`, else the engine's \
@@ -225,13 +225,14 @@ pub fn markdown(errors: &[ErrorDoc]) -> String {
         out.push_str(&table(&["", ""], &rows));
     }
     out.push_str(&heading(3, "dead-letters", "Dead letters and replay"));
-    out.push_str(
+    out.push_str(&format!(
         "A dead letter holds the event, the step that failed, its last request and answer \
-        (secrets redacted), the error and the attempts. `integ dlq list` and `integ dlq show \
-        ID` read them; `integ dlq replay ID` (or `--all`) puts them back in the inbox for \
-        `integ serve` to run again from the start. Delivery is at least once: a replayed or \
+        (secrets redacted), the error and the attempts. `integ dlq list --integration \
+        {integration}` and `integ dlq show ID` read them; `integ dlq replay ID` (or `integ dlq \
+        replay --all --integration {integration}`) puts them back in the inbox for `integ \
+        serve` to run again from the start. Delivery is at least once: a replayed or \
         recovered event runs its steps again, so a step that creates something should send \
-        an idempotency key.\n\n",
-    );
+        an idempotency key.\n\n"
+    ));
     out
 }

@@ -141,7 +141,7 @@ pub fn markdown(doc: &Doc, previous: Option<&str>) -> Result<String, MarkerError
     ));
     out.push_str(&triggers::markdown(&doc.triggers));
     out.push_str(&mapping::markdown(&doc.steps, &doc.lineage));
-    out.push_str(&errors::markdown(&doc.errors));
+    out.push_str(&errors::markdown(&doc.overview.integration, &doc.errors));
     let concurrency = &doc.overview.concurrency;
     let concurrency = markdown::effective(concurrency.value.clone(), concurrency.default);
     out.push_str(&capacity::markdown(&doc.capacity, &concurrency));

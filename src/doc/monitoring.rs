@@ -36,12 +36,21 @@ pub struct Monitoring {
     pub commands: Vec<String>,
 }
 
-/// The label matcher of this integration's connections: `connection=~"a|b"`.
+/// The label matchers of this integration's connections:
+/// `integration="x",connection=~"a|b"`. Connection names repeat across integrations (two
+/// specs may each have a `slack`), so the integration is always part of it.
 pub fn connections_matcher(model: &Integration) -> String {
     let names: Vec<&str> = model.connections.iter().map(|c| c.name.as_str()).collect();
-    match names.as_slice() {
-        [one] => format!("connection=\"{one}\""),
-        _ => format!("connection=~\"{}\"", names.join("|")),
+    matcher_of(model, &names)
+}
+
+/// The label matchers of some of this integration's connections (see `connections_matcher`).
+pub fn matcher_of(model: &Integration, names: &[&str]) -> String {
+    let integration = format!("integration=\"{}\"", model.name);
+    match names {
+        [] => integration,
+        [one] => format!("{integration},connection=\"{one}\""),
+        _ => format!("{integration},connection=~\"{}\"", names.join("|")),
     }
 }
 
@@ -56,7 +65,7 @@ pub fn alert_promql(model: &Integration, metric: AlertMetric, window: &str) -> S
             )
         }
         AlertMetric::FailedRuns => format!(
-            "sum(increase(integ_runs_total{{integration=\"{integration}\",outcome=\"failed\"}}[{window}]))"
+            "sum(increase(integ_runs_total{{integration=\"{integration}\",outcome=~\"failed|dead_lettered\"}}[{window}]))"
         ),
         AlertMetric::Retries => {
             format!("sum(increase(integ_http_client_retries_total{{{connections}}}[{window}]))")
@@ -227,8 +236,8 @@ fn queries(model: &Integration) -> Vec<Query> {
         queries.push(Query {
             what: "circuit breakers open".into(),
             promql: format!(
-                "integ_circuit_breaker_state{{connection=~\"{}\",state=\"open\"}} == 1",
-                breakers.join("|")
+                "integ_circuit_breaker_state{{{},state=\"open\"}} == 1",
+                matcher_of(model, &breakers)
             ),
         });
     }
@@ -242,8 +251,8 @@ fn queries(model: &Integration) -> Vec<Query> {
         queries.push(Query {
             what: "OAuth2 token fetches, by result".into(),
             promql: format!(
-                "sum by (connection, result) (increase(integ_oauth_token_refreshes_total{{connection=~\"{}\"}}[1h]))",
-                oauth.join("|")
+                "sum by (connection, result) (increase(integ_oauth_token_refreshes_total{{{}}}[1h]))",
+                matcher_of(model, &oauth)
             ),
         });
     }
@@ -289,7 +298,7 @@ fn commands(integration: &str) -> Vec<String> {
     vec![
         format!("integ runs --integration {integration} --failed --since 1h"),
         format!("integ triggers --integration {integration}"),
-        "integ dlq list".into(),
+        format!("integ dlq list --integration {integration}"),
     ]
 }
 

@@ -4,7 +4,9 @@
 
 use super::handwritten::Kept;
 use super::markdown::heading;
-use super::monitoring::{connections_matcher, schedule_promql, slowest_poll, stalled_poll_promql};
+use super::monitoring::{
+    connections_matcher, matcher_of, schedule_promql, slowest_poll, stalled_poll_promql,
+};
 use crate::model::format_duration;
 use crate::model::{AlertMetric, Auth, Integration, OnError, Trigger};
 use serde::Serialize;
@@ -126,8 +128,8 @@ fn dead_letters(f: &Facts<'_>) -> Entry {
         id: "rb-dead-letters",
         title: "Dead letters accumulating",
         symptom: f.alert_on(AlertMetric::DeadLetters).map_or_else(
-            || format!("`integ_dead_letters{{integration=\"{x}\"}}` above 0; `integ dlq list` shows entries of `{x}`."),
-            |alert| format!("{alert} fires; `integ dlq list` shows entries of `{x}`."),
+            || format!("`integ_dead_letters{{integration=\"{x}\"}}` above 0; `integ dlq list --integration {x}` shows entries."),
+            |alert| format!("{alert} fires; `integ dlq list --integration {x}` shows entries."),
         ),
         meaning: format!(
             "Events used up the attempts of a step whose `on_error` is a dead letter ({}), or \
@@ -140,22 +142,22 @@ fn dead_letters(f: &Facts<'_>) -> Entry {
             is lost: each event waits in the dead letters until it is replayed."
             .into(),
         commands: vec![
-            "integ dlq list".into(),
+            format!("integ dlq list --integration {x}"),
             "integ dlq show ID        # the step, status, answer excerpt, attempts".into(),
             format!("integ runs --integration {x} --failed --since 1h"),
         ],
         promql: vec![format!(
             "sum by (step, error_type) (increase(integ_dead_letters_total{{integration=\"{x}\"}}[1h]))"
         )],
-        mitigate: "By the error: `401`/`403` → [rb-auth](#rb-auth); `429` → \
+        mitigate: format!("By the error: `401`/`403` → [rb-auth](#rb-auth); `429` → \
             [rb-rate-limited](#rb-rate-limited); `5xx` or timeouts → \
             [rb-upstream-down](#rb-upstream-down), wait for the API to recover; `400`/`422` \
             or a missing field → the mapping ([4. Data mapping](#mapping)): fix the spec, \
-            `integ lint`, `integ test`, deploy. Then `integ dlq replay ID` (or `--all`); steps \
-            with an idempotency key are not done twice."
-            .into(),
+            `integ lint`, `integ test`, deploy. Then `integ dlq replay ID` (or `integ dlq replay \
+            --all --integration {x}`); steps with an idempotency key are not done twice."
+        ),
         verify: format!(
-            "`integ dlq list` no longer shows them; `integ_dead_letters{{integration=\"{x}\"}}` \
+            "`integ dlq list --integration {x}` no longer shows them; `integ_dead_letters{{integration=\"{x}\"}}` \
             is back to 0 and `integ runs --integration {x}` shows the replays succeeded."
         ),
     }
@@ -215,10 +217,11 @@ fn auth(f: &Facts<'_>) -> Entry {
         secret is wrong or expired, or the account lost a scope. The secrets each connection \
         reads are listed in [2. Connections and credentials](#secrets)."
         .to_string();
-    let mut mitigate = "Put the right value in the secrets file (or the environment) under \
-        the secret's name, then restart `integ serve` (secrets are read at start). Replay what \
-        was dead-lettered meanwhile: `integ dlq replay --all`."
-        .to_string();
+    let mut mitigate = format!(
+        "Put the right value in the secrets file (or the environment) under the secret's \
+        name, then restart `integ serve` (secrets are read at start). Replay what was \
+        dead-lettered meanwhile: `integ dlq replay --all --integration {x}`."
+    );
     if !oauth.is_empty() {
         meaning.push_str(&format!(
             " For the OAuth2 connections ({}), the token endpoint may refuse the refresh token \
@@ -241,7 +244,7 @@ fn auth(f: &Facts<'_>) -> Entry {
             .into(),
         commands: vec![
             format!("integ runs --integration {x} --failed --since 1h"),
-            "integ dlq list".into(),
+            format!("integ dlq list --integration {x}"),
         ],
         promql: {
             let mut queries = vec![format!(
@@ -250,8 +253,8 @@ fn auth(f: &Facts<'_>) -> Entry {
             )];
             if !oauth.is_empty() {
                 queries.push(format!(
-                    "sum by (connection) (increase(integ_oauth_token_refreshes_total{{connection=~\"{}\",result=\"error\"}}[1h]))",
-                    oauth.join("|")
+                    "sum by (connection) (increase(integ_oauth_token_refreshes_total{{{},result=\"error\"}}[1h]))",
+                    matcher_of(f.model, &oauth)
                 ));
             }
             queries
@@ -318,7 +321,7 @@ fn retries(f: &Facts<'_>) -> Entry {
             f.connections
         )],
         mitigate: "By the reason: `429` → [rb-rate-limited](#rb-rate-limited); `5xx`, \
-            `timeout`, `connect` → [rb-upstream-down](#rb-upstream-down)."
+            `timeout`, `network` → [rb-upstream-down](#rb-upstream-down)."
             .into(),
         verify: "Retries per connection fall back to their usual level.".into(),
     }
@@ -346,8 +349,8 @@ fn upstream_down(f: &Facts<'_>) -> Entry {
             list(&breakers)
         ));
         promql.push(format!(
-            "integ_circuit_breaker_state{{connection=~\"{}\",state=\"open\"}} == 1",
-            breakers.join("|")
+            "integ_circuit_breaker_state{{{},state=\"open\"}} == 1",
+            matcher_of(f.model, &breakers)
         ));
     }
     Entry {
@@ -361,12 +364,14 @@ fn upstream_down(f: &Facts<'_>) -> Entry {
             .into(),
         commands: vec![
             format!("integ runs --integration {} --failed --since 1h", f.name),
-            "integ dlq list".into(),
+            format!("integ dlq list --integration {}", f.name),
         ],
         promql,
-        mitigate: "Check the vendor's status page. Nothing to change in integ while the API \
-            is down; once it is back, `integ dlq replay --all`."
-            .into(),
+        mitigate: format!(
+            "Check the vendor's status page. Nothing to change in integ while the API is \
+            down; once it is back, `integ dlq replay --all --integration {}`.",
+            f.name
+        ),
         verify: "`5xx`/`none` answers fall to their usual level; the replays succeed.".into(),
     }
 }
