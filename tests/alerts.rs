@@ -8,7 +8,8 @@
 
 mod common;
 
-use common::{Serving, free_port, integ, text, workdir};
+use common::serving::Serving;
+use common::{free_port, integ, text, workdir};
 use integ::mock::{MockResponse, MockServer, Recorded, Route};
 use serde_json::json;
 use std::path::{Path, PathBuf};

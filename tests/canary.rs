@@ -12,7 +12,7 @@ mod common;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use base64::Engine as _;
-use common::Serving;
+use common::serving::Serving;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::Serving;
+use common::serving::Serving;
 use integ::mock::{MockResponse, MockServer, Route};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
@@ -852,8 +852,15 @@ async fn sigkill_between_two_per_page_steps_resumes_within_the_page_and_sends_no
 
     let _server = serve().await;
     wait_for("page 3's notice", || sent("/notify").len() == 4).await;
-    // Time for a batch sent again to arrive, had the resumed run gone back to page 2.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The run ended: whatever it sent again, had it gone back to page 2, is in.
+    let done = || {
+        let state = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+        let status = state.query_row("SELECT status FROM inbox", [], |row| {
+            row.get::<_, String>(0)
+        });
+        status.is_ok_and(|status| status == "done")
+    };
+    wait_for("the run's end", done).await;
     let batches = sent("/batches");
     assert_eq!(
         batches,

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{Serving, free_port, workdir};
+use common::serving::Serving;
+use common::{free_port, workdir};
 use integ::mock::{MockResponse, MockServer, Route};
 use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::json;

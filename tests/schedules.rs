@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::{Serving, integ, text, workdir};
+use common::serving::Serving;
+use common::{integ, text, workdir};
 use integ::mock::{MockResponse, MockServer, Route};
 use serde_json::{Value as Json, json};
 use std::path::Path;

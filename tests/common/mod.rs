@@ -5,9 +5,7 @@
 
 pub mod browser;
 pub mod crm;
-mod serving;
-
-pub use serving::Serving;
+pub mod serving;
 
 use hmac::{KeyInit, Mac};
 use integ::mock::{MockResponse, Route};
