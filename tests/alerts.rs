@@ -8,12 +8,12 @@
 
 mod common;
 
+use common::serving::Serving;
 use common::{free_port, integ, text, workdir};
 use integ::mock::{MockResponse, MockServer, Recorded, Route};
 use serde_json::json;
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A folder with `shop.integ`: a webhook whose events the sink refuses (422, so each is
@@ -51,54 +51,24 @@ fn ok() -> MockResponse {
 
 /// `integ serve` on the shop in `dir`, evaluating alerts every second, its logs (JSON)
 /// appended to `serve.log`.
-struct Serve {
-    child: Child,
-    port: u16,
-    admin: u16,
-}
+struct Serve(Serving);
 
 impl Serve {
     async fn start(dir: &Path, extra: &[&str]) -> Self {
-        integ::engine::install_crypto_provider();
-        let (port, admin) = (free_port(), free_port());
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("serve.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_integ"))
-            .args(["serve", "shop.integ", "--secrets", "secrets.env"])
-            .args(["--state", "state.db", "--alert-every", "1s"])
-            .args(["--log-format", "json", "--admin-listen"])
-            .arg(format!("127.0.0.1:{admin}"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .args(extra)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap();
-        let serve = Self { child, port, admin };
-        serve.healthy().await;
-        serve
-    }
-
-    async fn healthy(&self) {
-        for _ in 0..400 {
-            let answer = reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port)).await;
-            if answer.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("integ serve did not come up");
+        let args = ["shop.integ", "--secrets", "secrets.env"];
+        let args = [
+            &args[..],
+            &["--state", "state.db", "--alert-every", "1s"],
+            extra,
+        ]
+        .concat();
+        Self(Serving::start(dir, &args).await)
     }
 
     /// Sends one order, which the sink refuses: one dead letter.
     async fn order(&self, id: u64) {
         let answer = reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/hooks/shop", self.port))
+            .post(format!("{}/hooks/shop", self.0.url))
             .json(&json!({ "id": id }))
             .send()
             .await
@@ -108,7 +78,7 @@ impl Serve {
 
     /// The lines of `/metrics` about alerts.
     async fn alert_metrics(&self) -> Vec<String> {
-        let url = format!("http://127.0.0.1:{}/metrics", self.admin);
+        let url = format!("{}/metrics", self.0.admin);
         let text = reqwest::get(url).await.unwrap().text().await.unwrap();
         text.lines()
             .filter(|line| line.starts_with("integ_alert"))
@@ -116,16 +86,8 @@ impl Serve {
             .collect()
     }
 
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn kill(self) {
+        drop(self.0);
     }
 }
 
@@ -237,10 +199,7 @@ async fn a_slack_429_is_waited_out_sent_once_counted_nowhere_and_not_resent_at_r
             "{message}"
         );
         // Without --admin-url, the run history is linked on the admin listener.
-        let runs = format!(
-            "<http://127.0.0.1:{}/runs?integration=shop|Run history>",
-            serve.admin
-        );
+        let runs = format!("<{}/runs?integration=shop|Run history>", serve.0.admin);
         assert!(message.contains(&runs), "{message}");
     }
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -339,7 +298,7 @@ async fn a_dead_letter_recorded_while_serve_was_down_fires_at_start() {
     assert_eq!(states(&posts), ["firing"]);
     assert_eq!(posts[0].body["value"], 1);
     // The run-history overview shows it firing, by its condition and target's name.
-    let overview = format!("http://127.0.0.1:{}/?format=json", serve.admin);
+    let overview = format!("{}/?format=json", serve.0.admin);
     let overview: serde_json::Value = reqwest::get(overview).await.unwrap().json().await.unwrap();
     assert_eq!(
         overview["integrations"][0]["alerts"],

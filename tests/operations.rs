@@ -5,12 +5,13 @@
 
 mod common;
 
+use common::serving::Serving;
 use common::{free_port, workdir};
 use integ::mock::{MockResponse, MockServer, Route};
 use prometheus_parse::{Sample, Scrape, Value};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "operations-secret";
@@ -37,52 +38,28 @@ fn relay(name: &str, sink: &str) -> PathBuf {
     dir
 }
 
-/// `integ serve` on the relay of `dir`; killed when dropped.
-struct Serving {
-    child: Child,
+/// `integ serve` on the relay of `dir` (killed when dropped), and a client.
+struct Relay {
+    serving: Serving,
+    /// The webhook listener's URL.
     public: String,
+    /// The admin listener's URL.
     admin: String,
     client: reqwest::Client,
 }
 
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn serve(dir: &Path) -> Serving {
-    let (public, admin) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_integ"))
-        .args(["serve", "relay.integ", "--secrets", "secrets.env"])
-        .args(["--state", "state.db", "--workers", "4"])
-        .args(["--listen", &format!("127.0.0.1:{public}")])
-        .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    integ::engine::install_crypto_provider();
-    let serving = Serving {
-        child,
-        public: format!("http://127.0.0.1:{public}"),
-        admin: format!("http://127.0.0.1:{admin}"),
+async fn serve(dir: &Path) -> Relay {
+    let args = ["relay.integ", "--secrets", "secrets.env"];
+    let serving = Serving::start(dir, &[&args[..], &["--state", "state.db"]].concat()).await;
+    Relay {
+        public: serving.url.clone(),
+        admin: serving.admin.clone(),
+        serving,
         client: reqwest::Client::new(),
-    };
-    let started = Instant::now();
-    while serving.get(&serving.admin, "/metrics").await.is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "integ serve did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    serving
 }
 
-impl Serving {
+impl Relay {
     /// The status and body of a GET, or `None` when nothing answers.
     async fn get(&self, base: &str, path: &str) -> Option<(u16, String)> {
         let response = self.client.get(format!("{base}{path}")).send().await.ok()?;
@@ -115,11 +92,7 @@ impl Serving {
 
     /// Sends SIGTERM.
     fn terminate(&self) {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        self.serving.terminate();
     }
 }
 

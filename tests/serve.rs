@@ -122,7 +122,8 @@ async fn post(url: &str, body: &[u8], signature: Option<String>) -> (u16, serde_
 
 /// Waits for `done`, for up to 30 s: a loaded machine may be slow, never this slow.
 async fn until(mut done: impl FnMut() -> bool) {
-    for _ in 0..600 {
+    // A minute at most: a loaded machine is slow, not stuck.
+    for _ in 0..1200 {
         if done() {
             return;
         }

@@ -2,12 +2,20 @@
 //! poll, the mark of the pass being read (one result set, page after page) and the largest
 //! mark seen in it so far.
 //!
-//! The mark moves only when a pass ends, to the largest value its items held: never to a
-//! clock reading (a long round would skip what changed while it ran), never in the middle
-//! of a pass (its later pages may hold smaller values), never backwards, and never past the
-//! clock at the start of the round (an item stamped in the future would hide everything
-//! until then). Each page's `Pass` is stored in the write of that page's events, so a
-//! crash resumes at the last committed page, with the mark the pass started from.
+//! The mark moves only when a pass ends, to the largest value its items held that was
+//! there when the pass began: never to a clock reading (a long round would skip what
+//! changed while it ran), never in the middle of a pass (its later pages may hold smaller
+//! values), never backwards, and never past the clock at the start of the round (an item
+//! stamped in the future would hide everything until then). Each page's `Pass` is stored
+//! in the write of that page's events, so a crash resumes at the last committed page, with
+//! the mark the pass started from.
+//!
+//! Why "there when the pass began": a row committed late during a pass, stamped up to the
+//! look-back before the newest row then, may fall behind the cursor. The next pass asks
+//! from the new mark less the look-back, which reaches it only if the new mark is no later
+//! than the newest row when the pass began. A pass that lasts (chasing new rows, failing
+//! and retried, spread over rounds or processes) sees rows far newer than that; its
+//! largest value would skip the late row for good.
 
 use crate::model::{Mark, MarkType};
 use crate::store::Position;
@@ -20,6 +28,9 @@ pub(super) struct Pass {
     pub mark: Option<Mark>,
     /// The largest mark seen in the pass so far.
     pub high: Option<Mark>,
+    /// The largest mark known to be there when the pass began: what the passes before it
+    /// saw, and the items of its first page. The mark moves no further when it ends.
+    pub known: Option<Mark>,
 }
 
 impl Pass {
@@ -38,6 +49,7 @@ impl Pass {
             page: position.page,
             mark: mark(position.mark)?,
             high: mark(position.high)?,
+            known: mark(position.known)?,
         })
     }
 
@@ -46,6 +58,7 @@ impl Pass {
             page: self.page.clone(),
             mark: self.mark.map(Mark::stored),
             high: self.high.map(Mark::stored),
+            known: self.known.map(Mark::stored),
         }
     }
 
@@ -69,20 +82,33 @@ impl Pass {
         incremental: bool,
     ) -> Self {
         let high = self.high.max(seen);
+        // The first page's items were there when the pass began.
+        let known = match self.page {
+            None => self.known.max(seen),
+            Some(_) => self.known,
+        };
         match next {
             Some(page) => Self {
                 page: Some(page),
                 mark: self.mark,
                 high,
+                known,
             },
-            None if incremental => Self {
-                page: None,
-                mark: self.mark.max(match (high, ceiling) {
-                    (Some(high), Some(ceiling)) => Some(high.min(ceiling)),
-                    (high, _) => high,
-                }),
-                high: None,
-            },
+            None if incremental => {
+                // `None` (nothing seen, or nothing known) leaves the mark where it is.
+                let reach = high.min(known);
+                let reach = match ceiling {
+                    Some(ceiling) => reach.map(|reach| reach.min(ceiling)),
+                    None => reach,
+                };
+                Self {
+                    page: None,
+                    mark: self.mark.max(reach),
+                    high: None,
+                    // All this pass saw is there before the next one begins.
+                    known: known.max(high),
+                }
+            }
             None => self.clone(),
         }
     }
@@ -101,7 +127,13 @@ mod tests {
             page: page.map(String::from),
             mark,
             high,
+            known: None,
         }
+    }
+
+    /// A pass between two others, its first page read: `known` is what was there.
+    fn known(pass: Pass, known: Option<Mark>) -> Pass {
+        Pass { known, ..pass }
     }
 
     #[test]
@@ -111,11 +143,29 @@ mod tests {
         let one = start.after(Some("p2".into()), at(30), None, true);
         assert_eq!(
             one,
-            pass(Some("p2"), at(10), at(30)),
+            known(pass(Some("p2"), at(10), at(30)), at(30)),
             "mid-pass: the mark stays"
         );
         let two = one.after(None, at(20), None, true);
-        assert_eq!(two, pass(None, at(30), None));
+        assert_eq!(two, known(pass(None, at(30), None), at(30)));
+    }
+
+    #[test]
+    fn a_pass_ends_at_most_at_what_was_there_when_it_began() {
+        // Its first page holds 12; later pages 40 and 50, come while it ran.
+        let start = pass(None, at(10), None);
+        let one = start.after(Some("p2".into()), at(12), None, true);
+        let two = one.after(Some("p3".into()), at(40), None, true);
+        let ended = two.after(None, at(50), None, true);
+        assert_eq!(
+            ended,
+            known(pass(None, at(12), None), at(50)),
+            "a row committed late behind the cursor, stamped after 12 less the \
+             look-back, is asked for by the next pass"
+        );
+        // The next pass: all the last one saw was there when it began.
+        let next = ended.after(Some("p2".into()), at(13), None, true);
+        assert_eq!(next.after(None, at(51), None, true).mark, at(50));
     }
 
     #[test]
@@ -123,8 +173,8 @@ mod tests {
         let start = pass(None, at(10), None);
         assert_eq!(start.after(None, None, None, true), start);
         assert_eq!(
-            start.after(None, at(3), None, true),
-            start,
+            start.after(None, at(3), None, true).mark,
+            at(10),
             "never backwards"
         );
     }
@@ -154,7 +204,7 @@ mod tests {
 
     #[test]
     fn a_position_round_trips_and_an_unreadable_mark_says_so() {
-        let kept = pass(Some("p2"), at(0), at(-4));
+        let kept = known(pass(Some("p2"), at(0), at(-4)), at(-6));
         let read = Pass::read(Some(kept.stored()), Some(MarkType::Integer)).unwrap();
         assert_eq!(read, kept);
         let stored = Position {

@@ -988,6 +988,7 @@ async fn a_poll_position_is_kept_per_integration_and_trigger(fresh: Fresh) {
         page: Some("page-3".into()),
         mark: Some("2026-12-01T00:00:00Z".into()),
         high: Some("2026-12-01T09:30:00.5Z".into()),
+        known: Some("2026-12-01T00:10:00Z".into()),
     };
     store
         .enqueue(NewEvents::of("a", &events).at("poll 0", Some(&marked)))
@@ -1000,7 +1001,7 @@ async fn a_poll_position_is_kept_per_integration_and_trigger(fresh: Fresh) {
     assert_eq!(
         store.position("a", "poll 0").unwrap(),
         Some(marked),
-        "moved with its page's events, in one write: page, mark and high together"
+        "moved with its page's events, in one write: page, mark, high and known together"
     );
     assert_eq!(
         store.position("a", "poll 1").unwrap(),

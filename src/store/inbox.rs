@@ -84,8 +84,11 @@ pub struct Position {
     pub page: Option<String>,
     /// An incremental poll's mark: the pass being read asks for what changed since it.
     pub mark: Option<String>,
-    /// The largest mark seen so far in the pass being read: the mark once the pass ends.
+    /// The largest mark seen so far in the pass being read.
     pub high: Option<String>,
+    /// The largest mark there when the pass being read began: how far the mark may move
+    /// when it ends.
+    pub known: Option<String>,
 }
 
 impl Position {

@@ -161,6 +161,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE dead_letters ADD COLUMN replay_event INTEGER;
     ALTER TABLE dead_letters ADD COLUMN reason TEXT;
     CREATE INDEX runs_replay_of ON runs (replay_of) WHERE replay_of IS NOT NULL",
+    // An incremental poll's pass keeps the largest mark there when it began: the mark
+    // moves no further when the pass ends, so that a row committed late behind a long
+    // pass's cursor is asked for by the next one. Absent: the next pass's first page.
+    "ALTER TABLE poll_positions ADD COLUMN known TEXT",
 ];
 
 /// The schema version of a state file: how many migrations ran on it.

@@ -39,14 +39,16 @@ impl Inbox for SqliteStore {
             if let Some((trigger, position)) = &position {
                 exec(
                     transaction,
-                    "INSERT OR REPLACE INTO poll_positions (integration, trigger, page, mark, high)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO poll_positions
+                         (integration, trigger, page, mark, high, known)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
                         integration,
                         trigger,
                         position.page,
                         position.mark,
-                        position.high
+                        position.high,
+                        position.known
                     ],
                 )?;
             }

@@ -131,7 +131,7 @@ impl Records for SqliteStore {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         connection
             .query_row(
-                "SELECT page, mark, high FROM poll_positions
+                "SELECT page, mark, high, known FROM poll_positions
                  WHERE integration = ?1 AND trigger = ?2",
                 params![integration, trigger],
                 |row| {
@@ -139,6 +139,7 @@ impl Records for SqliteStore {
                         page: row.get(0)?,
                         mark: row.get(1)?,
                         high: row.get(2)?,
+                        known: row.get(3)?,
                     })
                 },
             )

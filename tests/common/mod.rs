@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod crm;
+pub mod serving;
 
 use hmac::{KeyInit, Mac};
 use integ::mock::{MockResponse, Route};
@@ -88,28 +89,4 @@ pub fn integ(args: &[&str], dir: &std::path::Path, env: &[(&str, &str)]) -> std:
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A running `integ serve`, killed when dropped: a test that fails must not leave it
-/// posting every second to a port that another test's mock may have next.
-pub struct Serving(pub std::process::Child);
-
-impl std::ops::Deref for Serving {
-    type Target = std::process::Child;
-    fn deref(&self) -> &std::process::Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Serving {
-    fn deref_mut(&mut self) -> &mut std::process::Child {
-        &mut self.0
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
