@@ -50,7 +50,7 @@ struct StepMetrics {
 
 /// The label value of what no spec name names: dead letters of no step (an event the
 /// process kept stopping during), requests no webhook took.
-const NONE: &str = "_none";
+pub(super) const NONE: &str = "_none";
 
 fn integration_label(integration: &str) -> Vec<Label> {
     vec![Label::new("integration", integration.to_string())]
