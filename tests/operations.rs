@@ -580,3 +580,80 @@ async fn a_call_in_flight_shows_as_a_busy_worker_and_a_request_in_flight() {
     }
     assert_eq!(gauges(&serving.scrape().await), (1.0, 1.0, 3.0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_from_the_admin_pages_is_counted() {
+    // The API refuses the event (a 400 is not retried: dead-lettered), then takes it.
+    let api = MockServer::start(vec![sink(vec![
+        MockResponse::json(400, json!({})),
+        MockResponse::json(201, json!({})),
+    ])])
+    .await
+    .unwrap();
+    let dir = relay("operations-replays", &api.url());
+    let serving = serve(&dir).await;
+    let relay = [("integration", "relay")];
+    let replays =
+        |scrape: &Scrape| value(sample(scrape, "integ_dead_letter_replays_total", &relay));
+    assert_eq!(replays(&serving.scrape().await), 0.0);
+    assert_eq!(serving.post(1).await, 202);
+    let runs = |scrape: &Scrape, outcome: &str| {
+        value(sample(
+            scrape,
+            "integ_runs_total",
+            &[relay[0], ("outcome", outcome)],
+        ))
+    };
+    let started = Instant::now();
+    while runs(&serving.scrape().await, "dead_lettered") < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // The run is counted before its dead letter is written: replay until there was one.
+    loop {
+        let (_, page) = serving.get(&serving.admin, "/dead-letters").await.unwrap();
+        let at = page.find("name=\"form_token\" value=\"").expect("a form") + 25;
+        let token = page[at..].split('"').next().unwrap();
+        let form = [
+            ("form_token", token),
+            ("scope", "matching"),
+            ("integration", "relay"),
+        ];
+        let answer = no_redirect
+            .post(format!("{}/dead-letters/replay", serving.admin))
+            .header("Origin", &serving.admin)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 303);
+        let back = answer.headers()["location"].to_str().unwrap().to_string();
+        if back.contains("done=1+dead") {
+            break;
+        }
+        assert!(back.contains("done=0+dead"), "{back}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no dead letter"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let scrape = serving.scrape().await;
+    assert_eq!(replays(&scrape), 1.0);
+    // The replay's run counts as a run, not as another replay.
+    while runs(&serving.scrape().await, "succeeded") < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the replay did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(replays(&serving.scrape().await), 1.0);
+}

@@ -151,6 +151,13 @@ metric!(
     "Events dead-lettered, by the step that failed (_none: the process stopped during every run) and the last answer."
 );
 metric!(
+    DEAD_LETTER_REPLAYS,
+    "integ_dead_letter_replays_total",
+    Counter,
+    ["integration"],
+    "Dead letters put back in the inbox from this process's admin pages; the replay's run counts in integ_runs_total."
+);
+metric!(
     DEAD_LETTERS,
     "integ_dead_letters",
     Gauge,
@@ -308,6 +315,7 @@ pub const METRICS: &[Metric] = &[
     RUN_LAST_SUCCESS,
     STEP_RUNS,
     DEAD_LETTERS_ADDED,
+    DEAD_LETTER_REPLAYS,
     DEAD_LETTERS,
     HTTP_CLIENT_REQUESTS,
     HTTP_CLIENT_REQUEST_DURATION,

@@ -21,6 +21,7 @@ pub use catalog::{Kind, METRICS, Metric};
 pub use connection::{ConnectionMetrics, InFlight, TokenMetrics};
 pub use integration::{
     IntegrationMetrics, PlanNames, TriggerMetrics, UnroutedMetrics, WebhookMetrics,
+    dead_letters_replayed,
 };
 
 use labels::{StoreOp, WorkerState};
