@@ -71,9 +71,11 @@ pub fn install() -> Result<Exporter, TelemetryError> {
                 .and_then(|builder| builder.install_recorder())
                 .map_err(|e| TelemetryError::Install(e.to_string()))?;
             catalog::describe();
+            // Read at each render only: a process nobody scrapes never reads /proc (and a
+            // run under valgrind, which procfs' rustix cannot read the aux vector under,
+            // rustix#1559, works as long as nothing scrapes it).
             let process = metrics_process::Collector::default();
             process.describe();
-            process.collect();
             Ok(Exporter { handle, process })
         })
         .clone()
