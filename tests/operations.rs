@@ -341,6 +341,43 @@ async fn a_scrape_after_real_runs_counts_what_happened_and_shows_every_known_ser
         value(sample(&before, "integ_circuit_breaker_state", &breaker)),
         1.0
     );
+    // The workers, all idle; the integration served, with its spec's fingerprint.
+    let workers =
+        |scrape: &Scrape, state: &str| value(sample(scrape, "integ_workers", &[("state", state)]));
+    assert_eq!(
+        (workers(&before, "busy"), workers(&before, "idle")),
+        (0.0, 4.0)
+    );
+    let text = std::fs::read_to_string(dir.join("relay.integ")).unwrap();
+    let fingerprint = integ::doc::spec_sha256(&text);
+    let info = [
+        relay[0],
+        ("spec_sha256", &fingerprint),
+        ("environment", "_none"),
+    ];
+    assert_eq!(value(sample(&before, "integ_integration_info", &info)), 1.0);
+    // A duration series for the one method the spec sends on the connection, no other.
+    let post = [sink_labels[0], sink_labels[1], ("method", "POST")];
+    sample(&before, "integ_http_client_request_duration_seconds", &post);
+    let durations = samples(
+        &before,
+        "integ_http_client_request_duration_seconds",
+        &sink_labels,
+    );
+    assert_eq!(durations.len(), 1, "{durations:#?}");
+    assert_eq!(
+        value(sample(
+            &before,
+            "integ_http_client_in_flight_requests",
+            &sink_labels
+        )),
+        0.0
+    );
+    // The process's own, read at the scrape.
+    assert!(value(sample(&before, "process_resident_memory_bytes", &[])) > 1e6);
+    assert!(value(sample(&before, "process_open_fds", &[])) >= 3.0);
+    assert!(value(sample(&before, "process_start_time_seconds", &[])) > 1.7e9);
+    assert!(value(sample(&before, "process_cpu_seconds_total", &[])) >= 0.0);
     // Only an OAuth2 connection refreshes tokens, and only a spec with alerts has alerts.
     let known = integ::telemetry::METRICS.iter().filter(|m| {
         m.name != "integ_oauth_token_refreshes_total" && !m.name.starts_with("integ_alert")
@@ -455,9 +492,31 @@ async fn a_scrape_after_real_runs_counts_what_happened_and_shows_every_known_ser
     assert_eq!(histogram("integ_event_latency_seconds", &relay), 1.0);
     assert_eq!(histogram("integ_run_duration_seconds", &relay), 1.0);
     assert_eq!(
-        histogram("integ_http_client_request_duration_seconds", &sink_labels),
+        histogram("integ_http_client_request_duration_seconds", &post),
         2.0
     );
+    // Both answers' bodies ("{}"), in byte buckets.
+    let body = sample(
+        &scrape,
+        "integ_http_client_response_body_bytes",
+        &sink_labels,
+    );
+    let Value::Histogram(buckets) = &body.value else {
+        panic!("not a histogram: {body:?}");
+    };
+    assert_eq!(buckets.len(), 10, "9 bounds and +Inf: {buckets:?}");
+    assert_eq!((buckets[0].less_than, buckets[0].count), (256.0, 2.0));
+    let bytes = sample(
+        &scrape,
+        "integ_http_client_response_body_bytes_sum",
+        &sink_labels,
+    );
+    assert_eq!(value(bytes), 4.0);
+    assert_eq!(
+        count("integ_http_client_in_flight_requests", &sink_labels),
+        0.0
+    );
+    assert_eq!(workers(&scrape, "busy") + workers(&scrape, "idle"), 4.0);
     assert_eq!(
         histogram("integ_webhook_request_duration_seconds", &hook),
         5.0
@@ -468,4 +527,106 @@ async fn a_scrape_after_real_runs_counts_what_happened_and_shows_every_known_ser
             assert!(!value.contains("sha256"), "{name}={value}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_in_flight_shows_as_a_busy_worker_and_a_request_in_flight() {
+    // The API answers after a minute: the scrapes meanwhile see the call under way (the
+    // scrape test sees both gauges back at 0 once its calls are answered).
+    let slow = MockResponse::json(201, json!({})).after(Duration::from_secs(60));
+    let api = MockServer::start(vec![sink(vec![slow])]).await.unwrap();
+    let dir = relay("operations-in-flight", &api.url());
+    let serving = serve(&dir).await;
+    let sink_labels = [("integration", "relay"), ("connection", "sink")];
+    let gauges = |scrape: &Scrape| {
+        let in_flight = sample(scrape, "integ_http_client_in_flight_requests", &sink_labels);
+        let busy = sample(scrape, "integ_workers", &[("state", "busy")]);
+        let idle = sample(scrape, "integ_workers", &[("state", "idle")]);
+        (value(in_flight), value(busy), value(idle))
+    };
+    assert_eq!(gauges(&serving.scrape().await), (0.0, 0.0, 4.0));
+    assert_eq!(serving.post(1).await, 202);
+    let started = Instant::now();
+    while api.request_count() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "not sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gauges(&serving.scrape().await), (1.0, 1.0, 3.0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_from_the_admin_pages_is_counted() {
+    // The API refuses the event (a 400 is not retried: dead-lettered), then takes it.
+    let api = MockServer::start(vec![sink(vec![
+        MockResponse::json(400, json!({})),
+        MockResponse::json(201, json!({})),
+    ])])
+    .await
+    .unwrap();
+    let dir = relay("operations-replays", &api.url());
+    let serving = serve(&dir).await;
+    let relay = [("integration", "relay")];
+    let replays =
+        |scrape: &Scrape| value(sample(scrape, "integ_dead_letter_replays_total", &relay));
+    assert_eq!(replays(&serving.scrape().await), 0.0);
+    assert_eq!(serving.post(1).await, 202);
+    let runs = |scrape: &Scrape, outcome: &str| {
+        value(sample(
+            scrape,
+            "integ_runs_total",
+            &[relay[0], ("outcome", outcome)],
+        ))
+    };
+    let started = Instant::now();
+    while runs(&serving.scrape().await, "dead_lettered") < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // The run is counted before its dead letter is written: replay until there was one.
+    loop {
+        let (_, page) = serving.get(&serving.admin, "/dead-letters").await.unwrap();
+        let at = page.find("name=\"form_token\" value=\"").expect("a form") + 25;
+        let token = page[at..].split('"').next().unwrap();
+        let form = [
+            ("form_token", token),
+            ("scope", "matching"),
+            ("integration", "relay"),
+        ];
+        let answer = no_redirect
+            .post(format!("{}/dead-letters/replay", serving.admin))
+            .header("Origin", &serving.admin)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 303);
+        let back = answer.headers()["location"].to_str().unwrap().to_string();
+        if back.contains("done=1+dead") {
+            break;
+        }
+        assert!(back.contains("done=0+dead"), "{back}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no dead letter"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let scrape = serving.scrape().await;
+    assert_eq!(replays(&scrape), 1.0);
+    // The replay's run counts as a run, not as another replay.
+    while runs(&serving.scrape().await, "succeeded") < 1.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the replay did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(replays(&serving.scrape().await), 1.0);
 }

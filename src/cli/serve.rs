@@ -302,6 +302,8 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             .as_deref()
             .filter(|e| model.environments.iter().any(|m| m.name == *e));
         let base_dir = file.path.parent().unwrap_or(Path::new("."));
+        let fingerprint = crate::doc::spec_sha256(&file.text);
+        telemetry::integration_info(&model.name, &fingerprint, environment);
         plans.push(
             plan::compile_parts(model, environment, base_dir, plan::Parts::WithoutTests)
                 .map_err(|e| format!("{}: {e}", file.path.display()))?,

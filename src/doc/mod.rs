@@ -25,6 +25,7 @@ mod value;
 
 pub use handwritten::MarkerError;
 pub use index::index;
+pub use overview::spec_sha256;
 
 use handwritten::Kept;
 use serde::Serialize;

@@ -47,7 +47,7 @@ pub fn build(model: &Integration, source: Source<'_>, text: &str, spec: &str) ->
         owner: model.owner.clone(),
         tags: model.tags.clone(),
         spec,
-        spec_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        spec_sha256: spec_sha256(text),
         concurrency: match model.concurrency {
             Some(n) => Effective::set(n.to_string()),
             None => Effective::default_of("unbounded (`integ serve --workers` bounds all)".into()),
@@ -58,6 +58,12 @@ pub fn build(model: &Integration, source: Source<'_>, text: &str, spec: &str) ->
         flowchart: flow::flowchart(model, source),
         flowchart_note: flow::note(model),
     }
+}
+
+/// The fingerprint of a spec: the SHA-256 of its text, in hex. The same in the page `integ
+/// doc` writes and in `integ serve`'s `integ_integration_info`, so that one leads to the other.
+pub fn spec_sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 fn trigger(trigger: &Trigger) -> String {

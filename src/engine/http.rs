@@ -7,7 +7,7 @@ use super::url::{UrlError, under_base};
 use crate::ast::Method;
 use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
 use crate::telemetry::ConnectionMetrics;
-use crate::telemetry::labels::{ErrorType, RetryReason};
+use crate::telemetry::labels::{ErrorType, HttpMethod, RetryReason};
 use reqwest::Url;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde_json::Value as Json;
@@ -269,14 +269,18 @@ impl Connection {
         };
         let waited = slot.rate_limited;
         let sent = Instant::now();
+        let in_flight = self.metrics.in_flight();
         let result = self.attempt(request).await;
+        drop(in_flight);
         drop(slot);
+        let method = method_label(request.method);
         match &result {
-            Ok(answer) => self
-                .metrics
-                .attempted(Some(answer.response.status), sent.elapsed()),
+            Ok(answer) => {
+                let status = Some(answer.response.status);
+                self.metrics.attempted(method, status, sent.elapsed())
+            }
             Err(error) => {
-                self.metrics.attempted(None, sent.elapsed());
+                self.metrics.attempted(method, None, sent.elapsed());
                 self.metrics.failed(error_type(error));
             }
         }
@@ -364,6 +368,7 @@ impl Connection {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = read_capped(&mut response, self.max_response_bytes).await?;
+        self.metrics.answered(bytes.len());
         let body = decode(&headers, &bytes);
         Ok(Answer {
             excerpt: (!is_success(status)).then(|| excerpt(&bytes)),
@@ -374,6 +379,19 @@ impl Connection {
                 empty: false,
             },
         })
+    }
+}
+
+/// A spec's method as the metrics label it.
+pub(super) fn method_label(method: Method) -> HttpMethod {
+    match method {
+        Method::Get => HttpMethod::Get,
+        Method::Post => HttpMethod::Post,
+        Method::Put => HttpMethod::Put,
+        Method::Patch => HttpMethod::Patch,
+        Method::Delete => HttpMethod::Delete,
+        Method::Head => HttpMethod::Head,
+        Method::Options => HttpMethod::Options,
     }
 }
 

@@ -393,7 +393,7 @@ mod tests {
     }
 
     fn unwatched() -> Arc<ConnectionMetrics> {
-        Arc::new(ConnectionMetrics::new("test", "test", false))
+        Arc::new(ConnectionMetrics::new("test", "test", false, &[]))
     }
 
     fn breaker(failures: u32, cooldown: Duration) -> Breaker {

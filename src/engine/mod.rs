@@ -27,6 +27,7 @@ pub use seal::{KeeperError, RefreshTokens};
 
 use crate::plan::{AuthPlan, ConnectionPlan, EvalError, Plan, Scope, Value, as_text};
 use crate::secrets::Secrets;
+use crate::telemetry::labels::HttpMethod;
 use crate::telemetry::{ConnectionMetrics, IntegrationMetrics, PlanNames};
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -98,7 +99,8 @@ impl Engine {
             .enumerate()
             .map(|(index, connection)| {
                 let base_url = options.base_urls.get(index).cloned().flatten();
-                connect(&plan, connection, base_url, &secrets, &options)
+                let methods = methods(&plan, index);
+                connect(&plan, connection, base_url, &secrets, &options, &methods)
             })
             .collect::<Result<_, _>>()?;
         // Credentials read with env() rather than secret(), and the forms they take on the
@@ -217,12 +219,27 @@ fn max_response_bytes(options: &Options) -> usize {
         .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES)
 }
 
+/// The methods the plan sends on connection `index`: its steps', fallbacks' and polls'.
+fn methods(plan: &Plan, index: usize) -> Vec<HttpMethod> {
+    let steps = plan.steps.iter().chain(&plan.fallbacks);
+    let steps = steps.filter(|s| s.connection == index).map(|s| s.method());
+    let polls = plan.polls.iter().filter(|p| p.connection == index);
+    let mut methods: Vec<HttpMethod> = steps
+        .chain(polls.map(|p| p.method))
+        .map(http::method_label)
+        .collect();
+    methods.sort_by_key(|m| *m as usize);
+    methods.dedup();
+    methods
+}
+
 fn connect(
     plan: &Plan,
     connection: &ConnectionPlan,
     base_url: Option<String>,
     secrets: &Secrets,
     options: &Options,
+    methods: &[HttpMethod],
 ) -> Result<http::Connection, EngineError> {
     let name = connection.name.clone();
     let scope = Scope::fixed(secrets);
@@ -324,6 +341,7 @@ fn connect(
         &plan.name,
         &name,
         connection.circuit_breaker.is_some(),
+        methods,
     ));
     Ok(http::Connection {
         base,

@@ -442,20 +442,18 @@ impl Engine {
         {
             headers.push(("Idempotency-Key".to_string(), as_text(Some(&key))));
         }
-        let (method, body) = match &step.call {
-            CallPlan::Http(method) => (*method, self.body(step, scope)?),
+        let body = match &step.call {
+            CallPlan::Http(_) => self.body(step, scope)?,
             CallPlan::GraphQl {
                 document,
                 variables,
                 ..
             } => {
                 let variables = mapping(variables, env, scope)?;
-                (
-                    Method::Post,
-                    Some(serde_json::json!({ "query": document, "variables": variables })),
-                )
+                Some(serde_json::json!({ "query": document, "variables": variables }))
             }
         };
+        let method = step.method();
         Ok(Request {
             graphql: matches!(step.call, CallPlan::GraphQl { .. }),
             method,

@@ -276,6 +276,16 @@ pub struct StepPlan {
     pub per_page: Option<usize>,
 }
 
+impl StepPlan {
+    /// The method the step sends: a GraphQL call is a POST.
+    pub fn method(&self) -> Method {
+        match self.call {
+            CallPlan::Http(method) => method,
+            CallPlan::GraphQl { .. } => Method::Post,
+        }
+    }
+}
+
 /// A response rule with its values compiled.
 #[derive(Debug, Clone)]
 pub struct RulePlan {

@@ -6,6 +6,7 @@ use super::Service;
 use super::lanes::Lanes;
 use super::run::{end, run_item};
 use crate::store::{Finished, InboxItem};
+use crate::telemetry::WorkerMetrics;
 use crate::telemetry::labels::StoreOp;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,13 @@ use tokio::sync::mpsc;
 
 /// Runs inbox events until the service shuts down: at most `workers` at once in all, and
 /// at most an integration's `concurrency` of its own.
-pub async fn work(service: Arc<Service>, workers: usize) {
+pub fn work(service: Arc<Service>, workers: usize) -> impl Future<Output = ()> {
+    // Now, not when the task first runs: a scrape right after the start sees the workers.
+    let metrics = WorkerMetrics::new(workers.max(1));
+    dispatch(service, metrics)
+}
+
+async fn dispatch(service: Arc<Service>, metrics: WorkerMetrics) {
     let Some(mut arrivals) = service.arrivals.lock().ok().and_then(|mut a| a.take()) else {
         tracing::error!("the workers were started twice; the second start does nothing");
         return;
@@ -33,7 +40,7 @@ pub async fn work(service: Arc<Service>, workers: usize) {
     }
     recount(&service).await;
     let heartbeat = tokio::spawn(heartbeat(service.clone()));
-    let mut dispatcher = Dispatcher::new(&service, workers.max(1));
+    let mut dispatcher = Dispatcher::new(&service, metrics);
     while !service.stopping() {
         dispatcher.reap(&service).await;
         while let Ok(item) = arrivals.try_recv() {
@@ -133,6 +140,8 @@ const RECOUNT: Duration = Duration::from_secs(10);
 /// worker keeps a burst from queueing behind one busy worker.
 struct Dispatcher {
     workers: usize,
+    /// `integ_workers`: set whenever a task starts or ends.
+    metrics: WorkerMetrics,
     /// Handed over or claimed, not started yet.
     lanes: Lanes,
     /// Each running event's task; it answers whether the event left the backlog.
@@ -149,9 +158,10 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    fn new(service: &Service, workers: usize) -> Self {
+    fn new(service: &Service, metrics: WorkerMetrics) -> Self {
         Self {
-            workers,
+            workers: metrics.workers(),
+            metrics,
             lanes: Lanes::new(&service.engines),
             running: tokio::task::JoinSet::new(),
             tasks: Default::default(),
@@ -204,6 +214,7 @@ impl Dispatcher {
                 .spawn(async move { run_item(&service, &engine, item).await });
             self.tasks.insert(task.id(), running);
         }
+        self.metrics.busy(self.running.len());
     }
 
     /// How many events to claim from the store, and from which integrations: those served
@@ -297,6 +308,7 @@ impl Dispatcher {
         };
         let (lane, integration, event) = self.tasks.remove(&id)?;
         self.lanes.done(lane);
+        self.metrics.busy(self.running.len());
         match joined {
             Ok((_, true)) => service.intake.finished_one(),
             Ok((_, false)) => {}

@@ -96,6 +96,15 @@ metric!(
     "When the oldest unfinished inbox event came in (Unix seconds); now when there is none."
 );
 
+// Workers.
+metric!(
+    WORKERS,
+    "integ_workers",
+    Gauge,
+    ["state"],
+    "integ serve's workers (--workers), busy running an event or idle; their sum is the number configured."
+);
+
 // Runs.
 metric!(
     RUNS,
@@ -142,6 +151,13 @@ metric!(
     "Events dead-lettered, by the step that failed (_none: the process stopped during every run) and the last answer."
 );
 metric!(
+    DEAD_LETTER_REPLAYS,
+    "integ_dead_letter_replays_total",
+    Counter,
+    ["integration"],
+    "Dead letters put back in the inbox from this process's admin pages; the replay's run counts in integ_runs_total."
+);
+metric!(
     DEAD_LETTERS,
     "integ_dead_letters",
     Gauge,
@@ -161,8 +177,22 @@ metric!(
     HTTP_CLIENT_REQUEST_DURATION,
     "integ_http_client_request_duration_seconds",
     Histogram,
-    ["integration", "connection"],
+    ["integration", "connection", "method"],
     "Time an attempt took, from sending to the whole answer read."
+);
+metric!(
+    HTTP_CLIENT_IN_FLIGHT,
+    "integ_http_client_in_flight_requests",
+    Gauge,
+    ["integration", "connection"],
+    "Attempts sent to an API and not answered yet."
+);
+metric!(
+    HTTP_CLIENT_RESPONSE_BODY_BYTES,
+    "integ_http_client_response_body_bytes",
+    Histogram,
+    ["integration", "connection"],
+    "Size of the answers' bodies as read (decompressed), in bytes; an answer over the cap is not read and not counted here."
 );
 metric!(
     HTTP_CLIENT_ERRORS,
@@ -230,6 +260,13 @@ metric!(
     "Always 1: the integ version running and the state store it serves."
 );
 metric!(
+    INTEGRATION_INFO,
+    "integ_integration_info",
+    Gauge,
+    ["integration", "spec_sha256", "environment"],
+    "Always 1: each integration served, the SHA-256 of its spec's text (as integ doc shows it) and the environment applied (_none: none)."
+);
+metric!(
     STORE_OPERATION_DURATION,
     "integ_store_operation_duration_seconds",
     Histogram,
@@ -271,15 +308,19 @@ pub const METRICS: &[Metric] = &[
     TRIGGER_FAILURES,
     INBOX_EVENTS,
     INBOX_OLDEST,
+    WORKERS,
     RUNS,
     RUN_DURATION,
     EVENT_LATENCY,
     RUN_LAST_SUCCESS,
     STEP_RUNS,
     DEAD_LETTERS_ADDED,
+    DEAD_LETTER_REPLAYS,
     DEAD_LETTERS,
     HTTP_CLIENT_REQUESTS,
     HTTP_CLIENT_REQUEST_DURATION,
+    HTTP_CLIENT_IN_FLIGHT,
+    HTTP_CLIENT_RESPONSE_BODY_BYTES,
     HTTP_CLIENT_ERRORS,
     HTTP_CLIENT_RETRIES,
     RATE_LIMIT_WAIT,
@@ -289,6 +330,7 @@ pub const METRICS: &[Metric] = &[
     CACHE_REQUESTS,
     OAUTH_TOKEN_REFRESHES,
     BUILD_INFO,
+    INTEGRATION_INFO,
     STORE_OPERATION_DURATION,
     STORE_ERRORS,
     ALERTS_FIRING,

@@ -2,12 +2,14 @@
 //! circuit breaker and the response cache.
 
 use super::catalog::{
-    CACHE_REQUESTS, CIRCUIT_BREAKER_STATE, HTTP_CLIENT_ERRORS, HTTP_CLIENT_REQUEST_DURATION,
-    HTTP_CLIENT_REQUESTS, HTTP_CLIENT_RETRIES, OAUTH_TOKEN_REFRESHES, RATE_LIMIT_PAUSED_UNTIL,
-    RATE_LIMIT_THROTTLED, RATE_LIMIT_WAIT,
+    CACHE_REQUESTS, CIRCUIT_BREAKER_STATE, HTTP_CLIENT_ERRORS, HTTP_CLIENT_IN_FLIGHT,
+    HTTP_CLIENT_REQUEST_DURATION, HTTP_CLIENT_REQUESTS, HTTP_CLIENT_RESPONSE_BODY_BYTES,
+    HTTP_CLIENT_RETRIES, OAUTH_TOKEN_REFRESHES, RATE_LIMIT_PAUSED_UNTIL, RATE_LIMIT_THROTTLED,
+    RATE_LIMIT_WAIT,
 };
 use super::labels::{
-    BreakerState, CacheResult, CodeClass, ErrorType, Outcome, RetryReason, ThrottleSource,
+    BreakerState, CacheResult, CodeClass, ErrorType, HttpMethod, Outcome, RetryReason,
+    ThrottleSource,
 };
 use metrics::{Counter, Gauge, Histogram, Label};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,8 +17,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// One connection's handles, resolved when its engine is built.
 #[derive(Debug)]
 pub struct ConnectionMetrics {
+    /// The labels naming the connection.
+    labels: Vec<Label>,
     requests: Box<[Counter]>,
-    duration: Histogram,
+    /// By `HttpMethod`: only the methods the plan sends on this connection have a handle.
+    durations: Box<[Option<Histogram>]>,
+    in_flight: Gauge,
+    body_bytes: Histogram,
     errors: Box<[Counter]>,
     retries: Box<[Counter]>,
     throttled: Box<[Counter]>,
@@ -53,8 +60,15 @@ pub(super) fn family<T: Copy, H>(
 }
 
 impl ConnectionMetrics {
-    /// Every series of connection `connection` of `integration`, at 0.
-    pub fn new(integration: &str, connection: &str, has_breaker: bool) -> Self {
+    /// Every series of connection `connection` of `integration`, at 0; a duration series
+    /// for each of the `methods` its plan sends (7 methods would make 140 series, most
+    /// never used).
+    pub fn new(
+        integration: &str,
+        connection: &str,
+        has_breaker: bool,
+        methods: &[HttpMethod],
+    ) -> Self {
         let labels = named(integration, connection);
         let counter = |metric: &'static str| move |l: Vec<Label>| metrics::counter!(metric, l);
         let breaker = has_breaker.then(|| {
@@ -68,6 +82,10 @@ impl ConnectionMetrics {
             gauges[BreakerState::Closed as usize].set(1.0);
             gauges
         });
+        let durations = HttpMethod::ALL
+            .iter()
+            .map(|method| methods.contains(method).then(|| duration(&labels, *method)))
+            .collect();
         Self {
             requests: family(
                 CodeClass::ALL,
@@ -76,7 +94,9 @@ impl ConnectionMetrics {
                 CodeClass::as_str,
                 counter(HTTP_CLIENT_REQUESTS.name),
             ),
-            duration: metrics::histogram!(HTTP_CLIENT_REQUEST_DURATION.name, labels.clone()),
+            durations,
+            in_flight: metrics::gauge!(HTTP_CLIENT_IN_FLIGHT.name, labels.clone()),
+            body_bytes: metrics::histogram!(HTTP_CLIENT_RESPONSE_BODY_BYTES.name, labels.clone()),
             errors: family(
                 ErrorType::ALL,
                 &labels,
@@ -108,16 +128,35 @@ impl ConnectionMetrics {
                 CacheResult::as_str,
                 counter(CACHE_REQUESTS.name),
             ),
+            labels,
         }
     }
 
-    /// An attempt ended after `took`: answered with `status`, or not answered (`None`).
-    pub fn attempted(&self, status: Option<u16>, took: Duration) {
+    /// An attempt with `method` ended after `took`: answered with `status`, or not
+    /// answered (`None`).
+    pub fn attempted(&self, method: HttpMethod, status: Option<u16>, took: Duration) {
         self.requests[CodeClass::of(status) as usize].increment(1);
-        self.duration.record(took.as_secs_f64());
+        match &self.durations[method as usize] {
+            Some(histogram) => histogram.record(took.as_secs_f64()),
+            // A method the plan was not seen to send: counted all the same, at the cost
+            // of a registry lookup.
+            None => duration(&self.labels, method).record(took.as_secs_f64()),
+        }
         if status == Some(429) {
             self.throttled[ThrottleSource::Remote as usize].increment(1);
         }
+    }
+
+    /// An attempt is sent: counted in flight until the guard is dropped (answered, failed
+    /// or abandoned).
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.increment(1.0);
+        InFlight(&self.in_flight)
+    }
+
+    /// An answer's body was read: `bytes` long.
+    pub fn answered(&self, bytes: usize) {
+        self.body_bytes.record(bytes as f64);
     }
 
     /// A call got no answer, or was not sent (an open circuit).
@@ -157,6 +196,22 @@ impl ConnectionMetrics {
 
     pub fn cache(&self, result: CacheResult) {
         self.cache[result as usize].increment(1);
+    }
+}
+
+fn duration(labels: &[Label], method: HttpMethod) -> Histogram {
+    let mut labels = labels.to_vec();
+    labels.push(Label::new("method", method.as_str()));
+    metrics::histogram!(HTTP_CLIENT_REQUEST_DURATION.name, labels)
+}
+
+/// An attempt in flight; dropping it takes it out of `integ_http_client_in_flight_requests`.
+#[derive(Debug)]
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 

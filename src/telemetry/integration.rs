@@ -2,9 +2,10 @@
 //! triggers, and its part of the inbox.
 
 use super::catalog::{
-    DEAD_LETTERS, DEAD_LETTERS_ADDED, EVENT_LATENCY, EVENTS_DISCARDED, EVENTS_RECEIVED,
-    INBOX_EVENTS, INBOX_OLDEST, RUN_DURATION, RUN_LAST_SUCCESS, RUNS, STEP_RUNS, TRIGGER_FAILURES,
-    TRIGGER_LAST_SUCCESS, WEBHOOK_REQUEST_DURATION, WEBHOOK_REQUESTS, WEBHOOK_SIGNATURE_FAILURES,
+    DEAD_LETTER_REPLAYS, DEAD_LETTERS, DEAD_LETTERS_ADDED, EVENT_LATENCY, EVENTS_DISCARDED,
+    EVENTS_RECEIVED, INBOX_EVENTS, INBOX_OLDEST, RUN_DURATION, RUN_LAST_SUCCESS, RUNS, STEP_RUNS,
+    TRIGGER_FAILURES, TRIGGER_LAST_SUCCESS, WEBHOOK_REQUEST_DURATION, WEBHOOK_REQUESTS,
+    WEBHOOK_SIGNATURE_FAILURES,
 };
 use super::connection::family;
 use super::labels::{
@@ -50,7 +51,7 @@ struct StepMetrics {
 
 /// The label value of what no spec name names: dead letters of no step (an event the
 /// process kept stopping during), requests no webhook took.
-const NONE: &str = "_none";
+pub(super) const NONE: &str = "_none";
 
 fn integration_label(integration: &str) -> Vec<Label> {
     vec![Label::new("integration", integration.to_string())]
@@ -93,6 +94,8 @@ impl IntegrationMetrics {
         let mut interrupted = with(&labels, "step", NONE);
         interrupted.push(Label::new("error_type", "interrupted"));
         let trigger = |name: &String| TriggerMetrics::new(&labels, name);
+        // Counted by `dead_letters_replayed` (the admin pages), at 0 from here.
+        metrics::counter!(DEAD_LETTER_REPLAYS.name, labels.clone()).increment(0);
         let oldest = metrics::gauge!(INBOX_OLDEST.name, labels.clone());
         oldest.set(unix_now());
         Self {
@@ -183,6 +186,16 @@ impl IntegrationMetrics {
             .chain(&self.schedules)
             .find(|t| t.name == name)
     }
+}
+
+/// `count` dead letters of `integration` were put back in the inbox (a replay from the
+/// admin pages: rare, so the handle is looked up here, not kept).
+pub fn dead_letters_replayed(integration: &str, count: usize) {
+    metrics::counter!(
+        DEAD_LETTER_REPLAYS.name,
+        "integration" => integration.to_string(),
+    )
+    .increment(count as u64);
 }
 
 fn unix_now() -> f64 {

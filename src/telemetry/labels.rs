@@ -210,6 +210,20 @@ impl CodeClass {
 }
 
 closed_set! {
+    /// The method of an outbound call (`integ_http_client_request_duration_seconds{method}`):
+    /// the methods a spec can write.
+    HttpMethod {
+        Get => "GET",
+        Post => "POST",
+        Put => "PUT",
+        Patch => "PATCH",
+        Delete => "DELETE",
+        Head => "HEAD",
+        Options => "OPTIONS",
+    }
+}
+
+closed_set! {
     /// Why an outbound call got no answer (`integ_http_client_errors_total{error_type}`).
     ErrorType {
         Timeout => "timeout",
@@ -283,6 +297,15 @@ closed_set! {
         /// Waiting to run (deferred ones included).
         Pending => "pending",
         Running => "running",
+    }
+}
+
+closed_set! {
+    /// What one of `integ serve`'s `--workers` is doing (`integ_workers{state}`).
+    WorkerState {
+        /// Running an event.
+        Busy => "busy",
+        Idle => "idle",
     }
 }
 

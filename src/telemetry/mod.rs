@@ -18,14 +18,15 @@ pub mod labels;
 pub use alerts::{alert_firing, alert_notified, alert_series};
 
 pub use catalog::{Kind, METRICS, Metric};
-pub use connection::{ConnectionMetrics, TokenMetrics};
+pub use connection::{ConnectionMetrics, InFlight, TokenMetrics};
 pub use integration::{
     IntegrationMetrics, PlanNames, TriggerMetrics, UnroutedMetrics, WebhookMetrics,
+    dead_letters_replayed,
 };
 
-use labels::StoreOp;
-use metrics::{Counter, Histogram};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use labels::{StoreOp, WorkerState};
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
 /// The buckets of every duration histogram, in seconds: OpenTelemetry's HTTP buckets, plus
@@ -33,6 +34,12 @@ use std::sync::OnceLock;
 pub const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
     300.0,
+];
+
+/// The buckets of the byte-size histograms: powers of 4 from 256 B to 16 MiB (the default
+/// cap on an answer is 10 MiB).
+pub const BYTE_BUCKETS: &[f64] = &[
+    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
 ];
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,6 +52,8 @@ pub enum TelemetryError {
 #[derive(Debug, Clone)]
 pub struct Exporter {
     handle: PrometheusHandle,
+    /// The standard `process_*` metrics, read again at each render.
+    process: metrics_process::Collector,
 }
 
 static INSTALLED: OnceLock<Result<Exporter, TelemetryError>> = OnceLock::new();
@@ -55,19 +64,28 @@ static INSTALLED: OnceLock<Result<Exporter, TelemetryError>> = OnceLock::new();
 pub fn install() -> Result<Exporter, TelemetryError> {
     INSTALLED
         .get_or_init(|| {
+            let bytes = Matcher::Full(catalog::HTTP_CLIENT_RESPONSE_BODY_BYTES.name.into());
             let handle = PrometheusBuilder::new()
                 .set_buckets(DURATION_BUCKETS)
+                .and_then(|builder| builder.set_buckets_for_metric(bytes, BYTE_BUCKETS))
                 .and_then(|builder| builder.install_recorder())
                 .map_err(|e| TelemetryError::Install(e.to_string()))?;
             catalog::describe();
-            Ok(Exporter { handle })
+            // Read at each render only: a process nobody scrapes never reads /proc (and a
+            // run under valgrind, which procfs' rustix cannot read the aux vector under,
+            // rustix#1559, works as long as nothing scrapes it).
+            let process = metrics_process::Collector::default();
+            process.describe();
+            Ok(Exporter { handle, process })
         })
         .clone()
 }
 
 impl Exporter {
-    /// Every series, in the Prometheus text format (version 0.0.4).
+    /// Every series, in the Prometheus text format (version 0.0.4), the process's read
+    /// now.
     pub fn render(&self) -> String {
+        self.process.collect();
         self.handle.render()
     }
 
@@ -86,6 +104,52 @@ pub fn build_info(store: labels::StoreKind) {
         "store" => store.as_str(),
     )
     .set(1.0);
+}
+
+/// `integ_integration_info`: 1, labelled with the integration's name, the SHA-256 of its
+/// spec's text (hex) and the environment applied to it (`None`: none).
+pub fn integration_info(integration: &str, spec_sha256: &str, environment: Option<&str>) {
+    metrics::gauge!(
+        catalog::INTEGRATION_INFO.name,
+        "integration" => integration.to_string(),
+        "spec_sha256" => spec_sha256.to_string(),
+        "environment" => environment.unwrap_or(integration::NONE).to_string(),
+    )
+    .set(1.0);
+}
+
+/// `integ_workers`: how many of the workers run an event.
+#[derive(Debug)]
+pub struct WorkerMetrics {
+    workers: usize,
+    busy: Gauge,
+    idle: Gauge,
+}
+
+impl WorkerMetrics {
+    /// `workers` workers, all idle.
+    pub fn new(workers: usize) -> Self {
+        let gauge =
+            |state: WorkerState| metrics::gauge!(catalog::WORKERS.name, "state" => state.as_str());
+        let metrics = Self {
+            workers,
+            busy: gauge(WorkerState::Busy),
+            idle: gauge(WorkerState::Idle),
+        };
+        metrics.busy(0);
+        metrics
+    }
+
+    /// How many workers there are.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// `busy` of the workers run an event now.
+    pub fn busy(&self, busy: usize) {
+        self.busy.set(busy as f64);
+        self.idle.set(self.workers.saturating_sub(busy) as f64);
+    }
 }
 
 /// The store calls' handles, one per operation.

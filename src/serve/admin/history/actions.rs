@@ -4,7 +4,8 @@
 
 use super::filters::{self, Fields, LETTER_FILTERS};
 use super::{Admin, bad_request, on_store};
-use crate::store::{LetterQuery, LetterStates};
+use crate::store::{DeadLetter, LetterQuery, LetterStates};
+use crate::telemetry;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -69,11 +70,21 @@ pub(super) async fn replay(State(admin): State<Admin>, body: Bytes) -> Response 
     };
     let reason = form.get("reason").map(String::from);
     let replayed = on_store(&admin, move |store| {
-        store.replay_matching(&query, reason.as_deref())
+        // The letters first, for their integrations: replay_matching answers only ids.
+        let open = LetterQuery {
+            states: LetterStates::Open,
+            ..query.clone()
+        };
+        let letters = store.letters(&open)?;
+        let ids = store.replay_matching(&query, reason.as_deref())?;
+        Ok((by_integration(&letters, &ids), ids))
     })
     .await;
     match replayed {
-        Ok(ids) => {
+        Ok((counts, ids)) => {
+            for (integration, count) in counts {
+                telemetry::dead_letters_replayed(&integration, count);
+            }
             tracing::info!(
                 replayed = ids.len(),
                 "dead letters replayed from the admin pages"
@@ -82,6 +93,21 @@ pub(super) async fn replay(State(admin): State<Admin>, body: Bytes) -> Response 
         }
         Err(response) => response,
     }
+}
+
+/// How many of `replayed` each integration had among `letters`.
+fn by_integration(
+    letters: &[(i64, DeadLetter)],
+    replayed: &[i64],
+) -> std::collections::BTreeMap<String, usize> {
+    let replayed: std::collections::HashSet<&i64> = replayed.iter().collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for (id, letter) in letters {
+        if replayed.contains(id) {
+            *counts.entry(letter.integration.clone()).or_insert(0) += 1;
+        }
+    }
+    counts
 }
 
 pub(super) async fn discard(State(admin): State<Admin>, body: Bytes) -> Response {
