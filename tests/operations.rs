@@ -50,7 +50,11 @@ struct Relay {
 
 async fn serve(dir: &Path) -> Relay {
     let args = ["relay.integ", "--secrets", "secrets.env"];
-    let serving = Serving::start(dir, &[&args[..], &["--state", "state.db"]].concat()).await;
+    let serving = Serving::start(
+        dir,
+        &[&args[..], &["--state", "state.db", "--workers", "4"]].concat(),
+    )
+    .await;
     Relay {
         public: serving.url.clone(),
         admin: serving.admin.clone(),
