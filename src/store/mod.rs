@@ -15,6 +15,7 @@ mod schedules;
 mod schema;
 mod sqlite;
 mod sqlite_checkpoint;
+mod sqlite_filter;
 mod sqlite_inbox;
 mod sqlite_records;
 mod sqlite_writer;
