@@ -139,6 +139,8 @@ pub struct LetterQuery {
     /// Only those that failed before this time (seconds since the Unix epoch).
     pub until: Option<i64>,
     pub states: LetterStates,
+    /// Only those newer than dead letter `after` (the next page of a list).
+    pub after: Option<i64>,
     /// At most this many, the oldest; all when `None`.
     pub limit: Option<std::num::NonZeroUsize>,
 }

@@ -6,7 +6,7 @@ use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
 use super::sqlite_filter::Filter;
 use super::{
     AlertCounts, AlertState, Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, Position,
-    Pruned, Records, RunCount, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleState, StoreError,
+    Pruned, Records, RunCount, RunLinks, RunQuery, RunRecord, ScheduleState, StoreError,
     TriggerHealth, now,
 };
 use crate::model::AlertStatus;
@@ -50,6 +50,7 @@ fn letter_filter(query: &LetterQuery) -> Filter {
     filter.and_some("step = ?", query.step.clone());
     filter.and_some("failed_at >= ?", query.since);
     filter.and_some("failed_at < ?", query.until);
+    filter.and_some("id > ?", query.after);
     match query.states {
         LetterStates::Open => filter.and_always("settled_at IS NULL"),
         LetterStates::Replayed => filter.and_always("replay_event IS NOT NULL"),
@@ -464,9 +465,7 @@ impl Records for SqliteStore {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let links = || -> rusqlite::Result<RunLinks> {
             let dead_letter = connection
-                .query_row(LETTER_OF_RUN, params![id],
-                    |row| row.get(0),
-                )
+                .query_row(LETTER_OF_RUN, params![id], |row| row.get(0))
                 .optional()?;
             let replay_of_run = connection
                 .query_row(RUN_REPLAYED, params![id], |row| row.get(0))
@@ -515,11 +514,7 @@ impl Records for SqliteStore {
     fn last_success(&self, integration: &str) -> Result<Option<i64>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         connection
-            .query_row(
-                LAST_SUCCESS,
-                params![integration],
-                |row| row.get(0),
-            )
+            .query_row(LAST_SUCCESS, params![integration], |row| row.get(0))
             .map_err(|e| self.error(e))
     }
 
@@ -712,7 +707,7 @@ impl crate::engine::RefreshTokens for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{LetterQuery, RunQuery};
+    use crate::store::{LetterQuery, RunQuery, RunStatus};
 
     fn fresh(name: &str) -> (std::path::PathBuf, SqliteStore) {
         let dir = std::env::temp_dir().join(format!("integ-plan-{name}-{}", std::process::id()));
