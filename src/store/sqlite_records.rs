@@ -418,6 +418,13 @@ impl Records for SqliteStore {
                  AND id IN (SELECT id FROM runs ORDER BY id LIMIT ?2)",
                 cutoff,
             )?,
+            // Settled letters only, by their index: an open one waits for a person.
+            dead_letters: self.delete_in_batches(
+                "DELETE FROM dead_letters WHERE id IN (
+                     SELECT id FROM dead_letters INDEXED BY dead_letters_settled
+                     WHERE settled_at IS NOT NULL AND settled_at < ?1 LIMIT ?2)",
+                cutoff,
+            )?,
         })
     }
 
