@@ -337,6 +337,79 @@ async fn runs_are_filtered_and_paged() {
     admin.service.shut_down();
 }
 
+/// Adds `n` open dead letters of integration `orders` to the state file at once.
+fn many_letters(admin: &Admin, n: u32) {
+    let file = rusqlite::Connection::open(&admin.state).unwrap();
+    file.busy_timeout(Duration::from_secs(20)).unwrap();
+    file.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO dead_letters (integration, step, event, requests, error, attempts, failed_at)
+         SELECT 'orders', 'send', '{}', '[]', 'refused', 1, 1700000000 + i FROM n",
+        [n],
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_included() {
+    let admin = start("admin-letter-pages", None).await;
+    many_letters(&admin, 1_000);
+    let ids = |text: &str| -> Vec<i64> {
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    // 1001 open letters: JSON, as the command, lists the oldest 1000 and names the next page.
+    let response = client()
+        .get(format!("{}/dead-letters?format=json", admin.url))
+        .send()
+        .await
+        .unwrap();
+    let next = response.headers()["link"].to_str().unwrap().to_string();
+    let first = response.text().await.unwrap();
+    assert_eq!(ids(&first).len(), 1_000, "a hard cap on the JSON list");
+    assert_eq!(first, cli(&admin, &["dlq", "list"]));
+    let last = *ids(&first).last().unwrap();
+    assert_eq!(
+        next,
+        format!("</dead-letters?after={last}&format=json>; rel=\"next\"")
+    );
+    let after = last.to_string();
+    let (_, rest) = get(&format!(
+        "{}/dead-letters?after={last}&format=json",
+        admin.url
+    ))
+    .await;
+    assert_eq!(ids(&rest).len(), 1, "the newest, on the next page");
+    assert_eq!(rest, cli(&admin, &["dlq", "list", "--after", &after]));
+    // The page: a link to the next, keeping the filters and the size.
+    let (_, page) = get(&format!(
+        "{}/dead-letters?integration=orders&limit=2",
+        admin.url
+    ))
+    .await;
+    let next = page
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .expect("a next page")
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(
+        next.contains("integration=orders") && next.contains("limit=2"),
+        "the next page keeps the filters: {next}"
+    );
+    let (_, second) = get(&format!("{}{next}&format=json", admin.url)).await;
+    let (_, both) = get(&format!("{}/dead-letters?format=json&limit=4", admin.url)).await;
+    assert_eq!(ids(&second), ids(&both)[2..].to_vec());
+    admin.service.shut_down();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_change_without_this_pages_origin_and_form_token_is_refused() {
     let admin = start("admin-csrf", None).await;

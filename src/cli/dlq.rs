@@ -1,7 +1,9 @@
 //! `integ dlq`: the dead letters of a state store: list, show, replay, discard, purge.
 
 use super::{EXIT_FAILURE, EXIT_USAGE, Format, existing_store, write_failed};
-use crate::store::{DeadLetter, LetterQuery, LetterStates, letters_lines, parse_time, with_id};
+use crate::store::{
+    DeadLetter, LETTERS_PER_PAGE, LetterQuery, LetterStates, letters_lines, parse_time, with_id,
+};
 use std::ffi::OsString;
 use std::io::Write;
 use std::num::NonZeroUsize;
@@ -29,9 +31,12 @@ enum Action {
         /// `discarded` or `all`.
         #[arg(long, default_value = "open")]
         show: LetterStates,
-        /// At most this many, the oldest.
-        #[arg(long)]
-        limit: Option<NonZeroUsize>,
+        /// At most this many, the oldest; a note on stderr names the next page.
+        #[arg(long, default_value_t = NonZeroUsize::new(LETTERS_PER_PAGE).expect("not zero"))]
+        limit: NonZeroUsize,
+        /// Only those after dead letter ID: the next page of a list.
+        #[arg(long, value_name = "ID")]
+        after: Option<i64>,
     },
     /// One dead letter, whole.
     Show { id: i64 },
@@ -92,6 +97,7 @@ impl Filter {
             since: self.since,
             until: self.until,
             states,
+            after: None,
             limit: None,
         }
     }
@@ -110,14 +116,17 @@ pub fn run(args: &DlqArgs) -> ExitCode {
             filter,
             show,
             limit,
+            after,
         } => {
+            // One more than shown tells whether there is a next page.
             let query = LetterQuery {
-                limit: *limit,
+                limit: limit.checked_add(1),
+                after: *after,
                 ..filter.query(&[], *show)
             };
             store
                 .letters(&query)
-                .map(|letters| list(&letters, args.format))
+                .map(|letters| list(letters, *limit, args.format))
         }
         Action::Show { id } => {
             let query = LetterQuery {
@@ -178,12 +187,18 @@ pub fn run(args: &DlqArgs) -> ExitCode {
     }
 }
 
-fn list(letters: &[(i64, DeadLetter)], format: Format) -> std::io::Result<ExitCode> {
+fn list(
+    mut letters: Vec<(i64, DeadLetter)>,
+    limit: NonZeroUsize,
+    format: Format,
+) -> std::io::Result<ExitCode> {
+    let more = letters.len() > limit.get();
+    letters.truncate(limit.get());
     let mut out = std::io::stdout().lock();
     match format {
-        Format::Json => out.write_all(letters_lines(letters).as_bytes())?,
+        Format::Json => out.write_all(letters_lines(&letters).as_bytes())?,
         Format::Human => {
-            for (id, letter) in letters {
+            for (id, letter) in &letters {
                 let status = letter
                     .status
                     .map_or_else(|| "---".to_string(), |s| s.to_string());
@@ -198,6 +213,9 @@ fn list(letters: &[(i64, DeadLetter)], format: Format) -> std::io::Result<ExitCo
             }
             eprintln!("{} dead letter(s)", letters.len());
         }
+    }
+    if let Some((last, _)) = letters.last().filter(|_| more) {
+        eprintln!("more dead letters match: --after {last} lists the next page");
     }
     Ok(ExitCode::SUCCESS)
 }

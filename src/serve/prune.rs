@@ -18,6 +18,7 @@ pub async fn prune(service: Arc<Service>, retention: Duration) {
                 dedupe_keys = pruned.dedupe_keys,
                 events = pruned.events,
                 runs = pruned.runs,
+                dead_letters = pruned.dead_letters,
                 "forgot state older than the retention"
             ),
             Ok(Err(error)) => tracing::warn!(%error, "cannot prune old state"),

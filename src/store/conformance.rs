@@ -46,6 +46,7 @@ macro_rules! conformance {
             runs_are_filtered_by_outcome_trigger_and_time_and_paged,
             the_backlog_counts_unfinished_events_and_dead_letters_by_integration,
             prune_forgets_old_records_but_never_pending_running_or_dead_letters,
+            prune_forgets_settled_dead_letters_never_open_ones,
             runs_are_read_newest_first_by_integration_outcome_time_and_number,
             saved_trigger_health_replaces_each_trigger_kept,
             a_poll_position_is_kept_per_integration_and_trigger,
@@ -741,6 +742,37 @@ async fn runs_are_filtered_by_outcome_trigger_and_time_and_paged(fresh: Fresh) {
     );
     assert_eq!(store.last_success("a").unwrap(), Some(400));
     assert_eq!(store.last_success("b").unwrap(), None);
+}
+
+async fn prune_forgets_settled_dead_letters_never_open_ones(fresh: Fresh) {
+    // Replayed and discarded letters are kept as records, each with its whole event: kept
+    // forever, they would grow the store without end.
+    let (_dir, store) = fresh();
+    let ids: Vec<i64> = (1..=3)
+        .map(|n| store.dead_letter(&letter("a", n)).unwrap())
+        .collect();
+    let one = |id: i64| LetterQuery {
+        ids: Some(vec![id]),
+        ..LetterQuery::default()
+    };
+    assert_eq!(store.replay_matching(&one(ids[0]), None).unwrap(), [ids[0]]);
+    assert_eq!(store.discard(&one(ids[1]), "a test").unwrap(), [ids[1]]);
+    let pruned = store.prune(Duration::from_secs(3600)).unwrap();
+    assert_eq!(pruned.dead_letters, 0, "settled within the retention");
+    a_second_passes().await;
+    let pruned = store.prune(Duration::ZERO).unwrap();
+    assert_eq!(pruned.dead_letters, 2, "the replayed and the discarded one");
+    let all = LetterQuery {
+        states: LetterStates::All,
+        ..LetterQuery::default()
+    };
+    let kept: Vec<i64> = store
+        .letters(&all)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(kept, [ids[2]], "the open one stays, however old");
 }
 
 async fn prune_forgets_old_records_but_never_pending_running_or_dead_letters(fresh: Fresh) {

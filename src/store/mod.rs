@@ -15,6 +15,7 @@ mod schedules;
 mod schema;
 mod sqlite;
 mod sqlite_checkpoint;
+mod sqlite_filter;
 mod sqlite_inbox;
 mod sqlite_records;
 mod sqlite_writer;
@@ -23,7 +24,7 @@ mod triggers;
 pub use alerts::{AlertCounts, AlertState};
 pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Position};
 pub use location::{Location, UrlProblem};
-pub use query::{letters_lines, parse_time, run_json, runs_lines, with_id};
+pub use query::{LETTERS_PER_PAGE, letters_lines, parse_time, run_json, runs_lines, with_id};
 pub use records::{
     Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, Pruned, Records, RequestRecord,
     RunCount, RunLinks, RunQuery, RunRecord, RunStatus, StepRecord,

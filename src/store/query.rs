@@ -5,6 +5,10 @@
 use super::{DeadLetter, RunLinks, RunRecord};
 use serde_json::Value as Json;
 
+/// As many dead letters as `integ dlq list` and the dead-letters page (JSON included) list
+/// at once unless told: a next page (`--after`, `after`) has the others.
+pub const LETTERS_PER_PAGE: usize = 1000;
+
 /// A stored record for programs: its JSON with its id.
 pub fn with_id(id: i64, record: &impl serde::Serialize) -> Json {
     let mut value = serde_json::to_value(record).unwrap_or_default();

@@ -58,8 +58,9 @@ pub trait Records: RefreshTokens + Send + Sync {
     /// Deletes every dead letter; returns how many there were.
     fn purge(&self) -> Result<usize, StoreError>;
     /// Forgets what is older than `retention`: dedupe keys first seen before, finished
-    /// events (and checkpoints an older version left them) and runs. Pending and running events, and dead
-    /// letters, are kept whatever their age.
+    /// events (and checkpoints an older version left them), runs, and dead letters settled
+    /// (replayed or discarded) before. Pending and running events, and open dead letters,
+    /// are kept whatever their age.
     fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
     /// Writes the health of these triggers, replacing what was kept of each.
     fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError>;
@@ -139,6 +140,8 @@ pub struct LetterQuery {
     /// Only those that failed before this time (seconds since the Unix epoch).
     pub until: Option<i64>,
     pub states: LetterStates,
+    /// Only those newer than dead letter `after` (the next page of a list).
+    pub after: Option<i64>,
     /// At most this many, the oldest; all when `None`.
     pub limit: Option<std::num::NonZeroUsize>,
 }
@@ -278,6 +281,8 @@ pub struct Pruned {
     pub dedupe_keys: usize,
     pub events: usize,
     pub runs: usize,
+    /// Dead letters replayed or discarded before the retention.
+    pub dead_letters: usize,
 }
 
 /// An event that could not complete, with everything needed to inspect and replay it.

@@ -165,6 +165,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // moves no further when the pass ends, so that a row committed late behind a long
     // pass's cursor is asked for by the next one. Absent: the next pass's first page.
     "ALTER TABLE poll_positions ADD COLUMN known TEXT",
+    // The history's reads as seeks, not scans of tables that only grow: a run's dead letter
+    // (and the runs replaying it); the open dead letters, by integration (the gauges every
+    // few seconds, the list); the settled ones by when, for pruning; an integration's runs
+    // by outcome (its last success is the last entry of one range, `/runs?outcome=` a
+    // range).
+    "CREATE INDEX dead_letters_by_run ON dead_letters (run) WHERE run IS NOT NULL;
+    CREATE INDEX dead_letters_open ON dead_letters (integration, id) WHERE settled_at IS NULL;
+    CREATE INDEX dead_letters_settled ON dead_letters (settled_at) WHERE settled_at IS NOT NULL;
+    CREATE INDEX runs_by_outcome ON runs (integration, outcome, started_at)",
 ];
 
 /// The schema version of a state file: how many migrations ran on it.

@@ -3,9 +3,10 @@
 //! path: on the records' connection, outside the writer thread.
 
 use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
+use super::sqlite_filter::Filter;
 use super::{
     AlertCounts, AlertState, Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, Position,
-    Pruned, Records, RunCount, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleState, StoreError,
+    Pruned, Records, RunCount, RunLinks, RunQuery, RunRecord, ScheduleState, StoreError,
     TriggerHealth, now,
 };
 use crate::model::AlertStatus;
@@ -37,33 +38,86 @@ impl SqliteStore {
     }
 }
 
-/// Which dead letters a `LetterQuery` picks, its parameters numbered as
-/// `letter_parameters` gives them (`?7`, the limit, is the caller's).
-const LETTERS: &str = "(?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))
-    AND (?2 IS NULL OR integration = ?2) AND (?3 IS NULL OR step = ?3)
-    AND (?4 IS NULL OR failed_at >= ?4) AND (?5 IS NULL OR failed_at < ?5)
-    AND (CASE ?6 WHEN 'open' THEN settled_at IS NULL
-        WHEN 'replayed' THEN replay_event IS NOT NULL
-        WHEN 'discarded' THEN settled_at IS NOT NULL AND replay_event IS NULL
-        ELSE 1 END)";
+/// The clause of the dead letters `query` picks, for an index to find them.
+fn letter_filter(query: &LetterQuery) -> Filter {
+    let mut filter = Filter::default();
+    if let Some(ids) = &query.ids {
+        // The ids as one bound JSON array: each a seek by primary key.
+        let ids = serde_json::to_string(ids).unwrap_or_default();
+        filter.and("id IN (SELECT value FROM json_each(?))", ids);
+    }
+    filter.and_some("integration = ?", query.integration.clone());
+    filter.and_some("step = ?", query.step.clone());
+    filter.and_some("failed_at >= ?", query.since);
+    filter.and_some("failed_at < ?", query.until);
+    filter.and_some("id > ?", query.after);
+    match query.states {
+        LetterStates::Open => filter.and_always("settled_at IS NULL"),
+        LetterStates::Replayed => filter.and_always("replay_event IS NOT NULL"),
+        LetterStates::Discarded => {
+            filter.and_always("settled_at IS NOT NULL AND replay_event IS NULL")
+        }
+        LetterStates::All => {}
+    }
+    filter
+}
 
-fn letter_parameters(query: &LetterQuery) -> impl rusqlite::Params + '_ {
-    let limit = query
-        .limit
-        .map_or(i64::MAX, |n| i64::try_from(n.get()).unwrap_or(i64::MAX));
-    let ids = query
-        .ids
-        .as_ref()
-        .map(|ids| serde_json::to_string(ids).unwrap_or_default());
-    (
-        ids,
-        query.integration.as_deref(),
-        query.step.as_deref(),
-        query.since,
-        query.until,
-        query.states.as_str(),
-        limit,
+/// The clause of the runs `query` picks, for an index to find them.
+fn run_filter(query: &RunQuery) -> Filter {
+    let mut filter = Filter::default();
+    filter.and_some("id = ?", query.id);
+    filter.and_some("integration = ?", query.integration.clone());
+    if query.failed_only {
+        filter.and_always("outcome IN ('failed', 'dead_lettered')");
+    }
+    filter.and_some("outcome = ?", query.outcome.map(|o| o.as_str().to_string()));
+    filter.and_some("trigger = ?", query.trigger.clone());
+    filter.and_some("started_at >= ?", query.since);
+    filter.and_some("started_at < ?", query.until);
+    filter.and_some("id < ?", query.before);
+    filter
+}
+
+fn letters_sql(filter: &Filter) -> String {
+    format!(
+        "SELECT id, integration, step, event, requests, status, error, attempts,
+             failed_at, run, settled_at, replay_event, reason
+         FROM dead_letters{} ORDER BY id LIMIT ?",
+        filter.sql()
     )
+}
+
+fn runs_sql(filter: &Filter) -> String {
+    format!(
+        "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event,
+             reason, trigger, replay_of, steps, retries, rate_limited
+         FROM runs{} ORDER BY id DESC LIMIT ?",
+        filter.sql()
+    )
+}
+
+/// The dead letter run `?1` left.
+const LETTER_OF_RUN: &str = "SELECT id FROM dead_letters INDEXED BY dead_letters_by_run
+     WHERE run = ?1 ORDER BY id LIMIT 1";
+/// The run whose dead letter run `?1` replays.
+const RUN_REPLAYED: &str = "SELECT dead_letters.run FROM runs JOIN dead_letters
+         ON dead_letters.id = runs.replay_of
+     WHERE runs.id = ?1";
+/// The runs that replay the dead letters of run `?1`.
+const REPLAYED_BY: &str = "SELECT runs.id FROM dead_letters INDEXED BY dead_letters_by_run
+         JOIN runs INDEXED BY runs_replay_of ON runs.replay_of = dead_letters.id
+     WHERE dead_letters.run = ?1 AND runs.replay_of IS NOT NULL ORDER BY runs.id";
+/// When the last run of `?1` that succeeded started: the end of one range of an index.
+const LAST_SUCCESS: &str = "SELECT max(started_at) FROM runs INDEXED BY runs_by_outcome
+     WHERE integration = ?1 AND outcome = 'succeeded'";
+/// Each integration's open dead letters, from the index of the open ones alone.
+const OPEN_LETTERS: &str = "SELECT integration, COUNT(*) FROM dead_letters
+         INDEXED BY dead_letters_open
+     WHERE settled_at IS NULL GROUP BY integration";
+
+/// A limit as SQLite takes it; `None` is no limit.
+fn limit(limit: Option<std::num::NonZeroUsize>) -> i64 {
+    limit.map_or(i64::MAX, |n| i64::try_from(n.get()).unwrap_or(i64::MAX))
 }
 
 /// A count as SQLite stores it: a signed 64-bit integer.
@@ -80,15 +134,12 @@ impl Records for SqliteStore {
 
     fn letters(&self, query: &LetterQuery) -> Result<Vec<(i64, DeadLetter)>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let filter = letter_filter(query);
         let mut statement = connection
-            .prepare_cached(&format!(
-                "SELECT id, integration, step, event, requests, status, error, attempts,
-                     failed_at, run, settled_at, replay_event, reason
-                 FROM dead_letters WHERE {LETTERS} ORDER BY id LIMIT ?7"
-            ))
+            .prepare_cached(&letters_sql(&filter))
             .map_err(|e| self.error(e))?;
         let rows = statement
-            .query_map(letter_parameters(query), |row| {
+            .query_map(filter.params(limit(query.limit)), |row| {
                 let event: String = row.get(3)?;
                 let requests: String = row.get(4)?;
                 let settled: Option<i64> = row.get(10)?;
@@ -233,10 +284,7 @@ impl Records for SqliteStore {
             part.oldest = Some(part.oldest.map_or(oldest, |o| o.min(oldest)));
         }
         let mut statement = connection
-            .prepare(
-                "SELECT integration, COUNT(*) FROM dead_letters WHERE settled_at IS NULL
-                 GROUP BY integration",
-            )
+            .prepare(OPEN_LETTERS)
             .map_err(|e| self.error(e))?;
         let rows = statement
             .query_map([], |row| {
@@ -370,6 +418,13 @@ impl Records for SqliteStore {
                  AND id IN (SELECT id FROM runs ORDER BY id LIMIT ?2)",
                 cutoff,
             )?,
+            // Settled letters only, by their index: an open one waits for a person.
+            dead_letters: self.delete_in_batches(
+                "DELETE FROM dead_letters WHERE id IN (
+                     SELECT id FROM dead_letters INDEXED BY dead_letters_settled
+                     WHERE settled_at IS NOT NULL AND settled_at < ?1 LIMIT ?2)",
+                cutoff,
+            )?,
         })
     }
 
@@ -380,38 +435,12 @@ impl Records for SqliteStore {
 
     fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        let filter = run_filter(query);
         let mut statement = connection
-            .prepare_cached(
-                "SELECT id, integration, outcome, started_at, duration_ms, attempts, error, event,
-                     reason, trigger, replay_of, steps, retries, rate_limited
-                 FROM runs
-                 WHERE (?1 IS NULL OR integration = ?1)
-                   AND (?2 = 0 OR outcome IN ('failed', 'dead_lettered'))
-                   AND (?3 IS NULL OR started_at >= ?3)
-                   AND (?5 IS NULL OR outcome = ?5)
-                   AND (?6 IS NULL OR trigger = ?6)
-                   AND (?7 IS NULL OR started_at < ?7)
-                   AND (?8 IS NULL OR id < ?8)
-                   AND (?9 IS NULL OR id = ?9)
-                 ORDER BY id DESC LIMIT ?4",
-            )
+            .prepare_cached(&runs_sql(&filter))
             .map_err(|e| self.error(e))?;
-        let limit = query
-            .limit
-            .map_or(i64::MAX, |n| i64::try_from(n.get()).unwrap_or(i64::MAX));
-        let parameters = params![
-            query.integration,
-            query.failed_only,
-            query.since,
-            limit,
-            query.outcome.map(RunStatus::as_str),
-            query.trigger,
-            query.until,
-            query.before,
-            query.id,
-        ];
         let rows = statement
-            .query_map(parameters, |row| {
+            .query_map(filter.params(limit(query.limit)), |row| {
                 let steps: Option<String> = row.get(11)?;
                 let record = RunRecord {
                     integration: row.get(1)?,
@@ -443,26 +472,13 @@ impl Records for SqliteStore {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         let links = || -> rusqlite::Result<RunLinks> {
             let dead_letter = connection
-                .query_row(
-                    "SELECT id FROM dead_letters WHERE run = ?1 ORDER BY id LIMIT 1",
-                    params![id],
-                    |row| row.get(0),
-                )
+                .query_row(LETTER_OF_RUN, params![id], |row| row.get(0))
                 .optional()?;
             let replay_of_run = connection
-                .query_row(
-                    "SELECT dead_letters.run FROM runs JOIN dead_letters
-                         ON dead_letters.id = runs.replay_of
-                     WHERE runs.id = ?1",
-                    params![id],
-                    |row| row.get(0),
-                )
+                .query_row(RUN_REPLAYED, params![id], |row| row.get(0))
                 .optional()?
                 .flatten();
-            let mut statement = connection.prepare_cached(
-                "SELECT runs.id FROM dead_letters JOIN runs ON runs.replay_of = dead_letters.id
-                 WHERE dead_letters.run = ?1 ORDER BY runs.id",
-            )?;
+            let mut statement = connection.prepare_cached(REPLAYED_BY)?;
             let replayed_by = statement
                 .query_map(params![id], |row| row.get(0))?
                 .collect::<rusqlite::Result<Vec<i64>>>()?;
@@ -505,11 +521,7 @@ impl Records for SqliteStore {
     fn last_success(&self, integration: &str) -> Result<Option<i64>, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         connection
-            .query_row(
-                "SELECT max(started_at) FROM runs WHERE integration = ?1 AND outcome = 'succeeded'",
-                params![integration],
-                |row| row.get(0),
-            )
+            .query_row(LAST_SUCCESS, params![integration], |row| row.get(0))
             .map_err(|e| self.error(e))
     }
 
@@ -696,5 +708,107 @@ impl crate::engine::RefreshTokens for SqliteStore {
         )
         .map(|_| ())
         .map_err(|e| self.error(e).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{LetterQuery, RunQuery, RunStatus};
+
+    fn fresh(name: &str) -> (std::path::PathBuf, SqliteStore) {
+        let dir = std::env::temp_dir().join(format!("integ-plan-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        (dir, store)
+    }
+
+    /// SQLite's plan for `sql`, one line per step.
+    fn plan(store: &SqliteStore, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+        let connection = store.connection.lock().unwrap();
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        statement
+            .query_map(params, |row| row.get::<_, String>(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// Whether a step of `plan` reads all of a table: a `SCAN` that uses no index.
+    fn scans_a_table(plan: &[String]) -> bool {
+        plan.iter()
+            .any(|step| step.starts_with("SCAN ") && !step.contains("INDEX"))
+    }
+
+    fn run_plan(store: &SqliteStore, query: RunQuery) -> Vec<String> {
+        let filter = run_filter(&query);
+        let sql = runs_sql(&filter);
+        plan(store, &sql, filter.params(10))
+    }
+
+    fn letter_plan(store: &SqliteStore, query: LetterQuery) -> Vec<String> {
+        let filter = letter_filter(&query);
+        let sql = letters_sql(&filter);
+        plan(store, &sql, filter.params(10))
+    }
+
+    #[test]
+    fn reads_of_one_record_or_one_integration_seek_an_index_and_scan_no_table() {
+        // The records' connection is the one the serve path shares (tokens, positions,
+        // alerts, gauges): a page that scans a table holds all of them up.
+        let (dir, store) = fresh("seeks");
+        let by_id = run_plan(
+            &store,
+            RunQuery {
+                id: Some(7),
+                ..RunQuery::default()
+            },
+        );
+        assert!(
+            by_id.iter().any(|s| s.contains("INTEGER PRIMARY KEY")),
+            "{by_id:?}"
+        );
+        let rare = run_plan(
+            &store,
+            RunQuery {
+                integration: Some("rare".into()),
+                outcome: Some(RunStatus::Failed),
+                ..RunQuery::default()
+            },
+        );
+        assert!(!scans_a_table(&rare), "{rare:?}");
+        let mut integration_only = RunQuery {
+            integration: Some("rare".into()),
+            ..RunQuery::default()
+        };
+        integration_only.before = Some(100);
+        let page = run_plan(&store, integration_only);
+        assert!(!scans_a_table(&page), "{page:?}");
+        let letter = letter_plan(
+            &store,
+            LetterQuery {
+                ids: Some(vec![7]),
+                states: LetterStates::All,
+                ..LetterQuery::default()
+            },
+        );
+        assert!(!scans_a_table(&letter), "{letter:?}");
+        let open = letter_plan(
+            &store,
+            LetterQuery {
+                integration: Some("rare".into()),
+                ..LetterQuery::default()
+            },
+        );
+        assert!(!scans_a_table(&open), "{open:?}");
+        for sql in [LETTER_OF_RUN, RUN_REPLAYED, REPLAYED_BY, LAST_SUCCESS] {
+            let steps = plan(&store, sql, params![7]);
+            assert!(!scans_a_table(&steps), "{sql}: {steps:?}");
+        }
+        let steps = plan(&store, OPEN_LETTERS, []);
+        assert!(!scans_a_table(&steps), "{steps:?}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

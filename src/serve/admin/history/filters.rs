@@ -1,7 +1,7 @@
 //! The pages' filters, from a query string or a form: the names and forms of the flags of
 //! `integ runs` and `integ dlq list`, so that a page answers what its command prints.
 
-use crate::store::{LetterQuery, LetterStates, RunQuery, RunStatus, parse_time};
+use crate::store::{LETTERS_PER_PAGE, LetterQuery, LetterStates, RunQuery, RunStatus, parse_time};
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 
@@ -103,7 +103,8 @@ pub(super) const RUN_FILTERS: [&str; 7] = [
 ];
 
 /// The fields that filter dead letters, as `integ dlq list` names its flags.
-pub(super) const LETTER_FILTERS: [&str; 5] = ["integration", "step", "since", "until", "show"];
+pub(super) const LETTER_FILTERS: [&str; 6] =
+    ["integration", "step", "since", "until", "show", "limit"];
 
 /// The runs `fields` ask for: `limit` of them (50 unless said), newest first.
 pub(super) fn runs(fields: &Fields) -> Result<RunQuery, String> {
@@ -124,7 +125,8 @@ pub(super) fn runs(fields: &Fields) -> Result<RunQuery, String> {
     })
 }
 
-/// The dead letters `fields` ask for (every one, as `integ dlq list`, unless `limit`).
+/// The dead letters `fields` ask for: `limit` of them (as many as `integ dlq list` unless
+/// said), oldest first, after dead letter `after` when given.
 pub(super) fn letters(fields: &Fields) -> Result<LetterQuery, String> {
     let states = fields
         .get("show")
@@ -138,6 +140,7 @@ pub(super) fn letters(fields: &Fields) -> Result<LetterQuery, String> {
         since: fields.time("since")?,
         until: fields.time("until")?,
         states,
-        limit: fields.limit(None)?,
+        after: fields.number("after")?,
+        limit: fields.limit(Some(LETTERS_PER_PAGE))?,
     })
 }

@@ -353,22 +353,28 @@ pub(super) async fn letters(State(admin): State<Admin>, request: Request) -> Res
         Ok(query) => query,
         Err(problem) => return bad_request(&admin, json, &problem),
     };
-    // A page lists at most `MOST_PER_PAGE`; JSON, as `integ dlq list`, all unless asked.
+    // A page, JSON included, lists `limit` at most, as `integ dlq list` does; one more
+    // than shown tells whether there is a next page.
     let shown = query.limit.map_or(MOST_PER_PAGE, NonZeroUsize::get);
-    if !json {
-        query.limit = NonZeroUsize::new(shown.saturating_add(1));
-    }
+    query.limit = NonZeroUsize::new(shown.saturating_add(1));
     let states = query.states;
     let mut letters = match on_store(&admin, move |store| store.letters(&query)).await {
         Ok(letters) => letters,
         Err(response) => return response,
     };
-    if json {
-        return view::json_lines(letters_lines(&letters));
-    }
     let more = letters.len() > shown;
     letters.truncate(shown);
     let kept = fields.filters(&LETTER_FILTERS);
+    let next = letters
+        .last()
+        .filter(|_| more)
+        .map(|(id, _)| Fields::link(&kept, &[("after", id.to_string())]));
+    if json {
+        return view::json_lines_paged(
+            letters_lines(&letters),
+            next.map(|next| format!("/dead-letters?{next}&format=json")),
+        );
+    }
     let rows: Vec<_> = letters
         .iter()
         .map(|(id, letter)| letter_row(*id, letter))
@@ -379,8 +385,7 @@ pub(super) async fn letters(State(admin): State<Admin>, request: Request) -> Res
         "Dead letters",
         context! {
             letters => v(&rows),
-            more => more,
-            shown => shown,
+            next => next,
             open => states == LetterStates::Open,
             hidden => v(&kept),
             json_link => Fields::link(&fields.filters(&LETTER_FILTERS), &[("format", "json".to_string())]),

@@ -119,6 +119,17 @@ pub(super) fn json_lines(lines: String) -> Response {
     ([(header::CONTENT_TYPE, "application/x-ndjson")], lines).into_response()
 }
 
+/// JSON lines of one page of a list, with a `Link` header to the next page if there is one
+/// (the body stays what the command prints).
+pub(super) fn json_lines_paged(lines: String, next: Option<String>) -> Response {
+    let mut response = json_lines(lines);
+    let link = next.and_then(|next| format!("<{next}>; rel=\"next\"").parse().ok());
+    if let Some(link) = link {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
 /// One JSON object, on one line, as `integ runs --id` and `integ dlq show` print it.
 pub(super) fn json_object(value: &serde_json::Value) -> Response {
     (
