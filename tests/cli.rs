@@ -1,8 +1,10 @@
 //! End-to-end tests of `integ lint` through the built binary: exit codes, output formats,
 //! colours and folders.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::files::{integ_in, workdir, write};
+use std::process::Output;
 
 const CLEAN: &str = r#"integration clean {
   connection api { base_url "https://api.example.com" auth none }
@@ -26,32 +28,6 @@ const BROKEN: &str = r#"integration broken {
 }
 "#;
 
-/// A fresh folder under the target dir, named after the test.
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
-    dir
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{parent:?}: {e}"));
-    }
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    path
-}
-
-fn integ(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_integ"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run integ: {e}"))
-}
-
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -64,7 +40,7 @@ fn stderr(output: &Output) -> String {
 fn a_clean_spec_exits_zero_and_says_so() {
     let dir = workdir("clean");
     write(&dir, "clean.integ", CLEAN);
-    let output = integ(&["lint", "clean.integ"], &dir);
+    let output = integ_in(&dir, &["lint", "clean.integ"]);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(stdout(&output), "");
     assert_eq!(stderr(&output), "no problems in 1 file\n");
@@ -74,7 +50,7 @@ fn a_clean_spec_exits_zero_and_says_so() {
 fn errors_exit_one_with_the_rendered_diagnostic() {
     let dir = workdir("broken");
     write(&dir, "broken.integ", BROKEN);
-    let output = integ(&["lint", "broken.integ"], &dir);
+    let output = integ_in(&dir, &["lint", "broken.integ"]);
     assert_eq!(output.status.code(), Some(1));
     let out = stdout(&output);
     assert!(out.starts_with("E102\n"), "{out}");
@@ -88,10 +64,10 @@ fn errors_exit_one_with_the_rendered_diagnostic() {
 fn warnings_pass_unless_denied() {
     let dir = workdir("warns");
     write(&dir, "warns.integ", WARNS);
-    let allowed = integ(&["lint", "warns.integ"], &dir);
+    let allowed = integ_in(&dir, &["lint", "warns.integ"]);
     assert_eq!(allowed.status.code(), Some(0));
     assert!(stdout(&allowed).contains("W003"));
-    let denied = integ(&["lint", "--deny-warnings", "warns.integ"], &dir);
+    let denied = integ_in(&dir, &["lint", "--deny-warnings", "warns.integ"]);
     assert_eq!(denied.status.code(), Some(1));
 }
 
@@ -104,7 +80,7 @@ fn an_unsigned_webhook_warns_unless_unsigned_on_purpose() {
         )
     };
     write(&dir, "unsigned.integ", &spec("dedupe $.id"));
-    let unsigned = integ(&["lint", "--deny-warnings", "unsigned.integ"], &dir);
+    let unsigned = integ_in(&dir, &["lint", "--deny-warnings", "unsigned.integ"]);
     assert_eq!(unsigned.status.code(), Some(1));
     assert!(stdout(&unsigned).contains("W010"), "{}", stdout(&unsigned));
     write(
@@ -112,7 +88,7 @@ fn an_unsigned_webhook_warns_unless_unsigned_on_purpose() {
         "on_purpose.integ",
         &spec("signature none\n    dedupe $.id"),
     );
-    let on_purpose = integ(&["lint", "--deny-warnings", "on_purpose.integ"], &dir);
+    let on_purpose = integ_in(&dir, &["lint", "--deny-warnings", "on_purpose.integ"]);
     assert_eq!(on_purpose.status.code(), Some(0), "{}", stdout(&on_purpose));
 }
 
@@ -121,7 +97,7 @@ fn json_format_prints_one_record_per_diagnostic() {
     let dir = workdir("json");
     write(&dir, "broken.integ", BROKEN);
     write(&dir, "warns.integ", WARNS);
-    let output = integ(&["lint", "--format", "json", "."], &dir);
+    let output = integ_in(&dir, &["lint", "--format", "json", "."]);
     assert_eq!(output.status.code(), Some(1));
     let records: Vec<serde_json::Value> = stdout(&output)
         .lines()
@@ -149,12 +125,12 @@ fn folders_are_searched_recursively_for_integ_files_only() {
     write(&dir, "a/one.integ", CLEAN);
     write(&dir, "a/b/two.integ", BROKEN);
     write(&dir, "a/b/notes.txt", "not a spec {");
-    let output = integ(&["lint", "--format", "json", "a"], &dir);
+    let output = integ_in(&dir, &["lint", "--format", "json", "a"]);
     let out = stdout(&output);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("\"file\":\"a/b/two.integ\""), "{out}");
     assert_eq!(
-        stderr(&integ(&["lint", "a"], &dir)).trim(),
+        stderr(&integ_in(&dir, &["lint", "a"])).trim(),
         "1 error in 2 files"
     );
 }
@@ -162,19 +138,19 @@ fn folders_are_searched_recursively_for_integ_files_only() {
 #[test]
 fn unreadable_paths_and_bad_flags_exit_two() {
     let dir = workdir("usage");
-    let missing = integ(&["lint", "nope.integ"], &dir);
+    let missing = integ_in(&dir, &["lint", "nope.integ"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("cannot read `nope.integ`"));
-    let bad_flag = integ(&["lint", "--format", "xml"], &dir);
+    let bad_flag = integ_in(&dir, &["lint", "--format", "xml"]);
     assert_eq!(bad_flag.status.code(), Some(2));
-    let no_command = integ(&[], &dir);
+    let no_command = integ_in(&dir, &[]);
     assert_eq!(no_command.status.code(), Some(2));
-    let short_retention = integ(&["serve", "--retention", "10m"], &dir);
+    let short_retention = integ_in(&dir, &["serve", "--retention", "10m"]);
     assert_eq!(short_retention.status.code(), Some(2));
     assert!(stderr(&short_retention).contains("at least `1h`"));
-    let not_a_duration = integ(&["serve", "--retention", "a month"], &dir);
+    let not_a_duration = integ_in(&dir, &["serve", "--retention", "a month"]);
     assert!(stderr(&not_a_duration).contains("is not a duration such as `30d`"));
-    let no_workers = integ(&["serve", "--workers", "0"], &dir);
+    let no_workers = integ_in(&dir, &["serve", "--workers", "0"]);
     assert_eq!(no_workers.status.code(), Some(2));
     for (flags, says) in [
         (
@@ -200,7 +176,7 @@ fn unreadable_paths_and_bad_flags_exit_two() {
         ),
         (&["--max-connections", "0"], "--max-connections"),
     ] {
-        let refused = integ(&[&["serve"][..], flags].concat(), &dir);
+        let refused = integ_in(&dir, &[&["serve"][..], flags].concat());
         assert_eq!(refused.status.code(), Some(2), "{flags:?}");
         assert!(
             stderr(&refused).contains(says),
@@ -215,19 +191,19 @@ fn colours_only_when_asked_or_on_a_terminal() {
     let dir = workdir("colours");
     write(&dir, "broken.integ", BROKEN);
     // stdout is a pipe here, so `auto` means no colour.
-    let auto = integ(&["lint", "broken.integ"], &dir);
+    let auto = integ_in(&dir, &["lint", "broken.integ"]);
     assert!(!stdout(&auto).contains('\u{1b}'));
-    let always = integ(&["lint", "--color", "always", "broken.integ"], &dir);
+    let always = integ_in(&dir, &["lint", "--color", "always", "broken.integ"]);
     assert!(stdout(&always).contains('\u{1b}'));
 }
 
 #[test]
 fn help_is_available_on_every_command() {
     let dir = workdir("help");
-    let top = integ(&["--help"], &dir);
+    let top = integ_in(&dir, &["--help"]);
     assert_eq!(top.status.code(), Some(0));
     assert!(stdout(&top).contains("lint"));
-    let lint = integ(&["lint", "--help"], &dir);
+    let lint = integ_in(&dir, &["lint", "--help"]);
     assert!(stdout(&lint).contains("--deny-warnings"));
 }
 
@@ -258,7 +234,7 @@ fn lint_never_touches_the_network() {
     );
     let dir = workdir("no-network");
     write(&dir, "offline.integ", &spec);
-    let output = integ(&["lint", "offline.integ"], &dir);
+    let output = integ_in(&dir, &["lint", "offline.integ"]);
     assert!(output.status.code().is_some(), "{}", stderr(&output));
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

@@ -1,7 +1,10 @@
 //! `integ fmt` through the built binary: files rewritten, `--check`, standard input, and a
 //! spec with a syntax error that stops the run before anything is written.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::files::{workdir, write};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 const UNTIDY: &str = "integration untidy {\n connection api { base_url \"https://api.example.com\" auth none }\n    trigger manual\n  step get=api GET \"/things\"   # the one step\n}\n";
@@ -9,19 +12,6 @@ const UNTIDY: &str = "integration untidy {\n connection api { base_url \"https:/
 const TIDY: &str = "integration untidy {\n  connection api { base_url \"https://api.example.com\" auth none }\n  trigger manual\n  step get = api GET \"/things\"  # the one step\n}\n";
 
 const BROKEN: &str = "integration broken {\n  step get = api GET\n}\n";
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
-    dir
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    path
-}
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"))

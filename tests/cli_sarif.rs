@@ -4,8 +4,10 @@
 //! resolve back to the files.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use common::files::{integ_in, workdir, write};
+use std::path::Path;
 
 /// An error (E103, after a 4-byte and a 2-byte character on its line) and a warning (W003).
 const BROKEN: &str = r#"integration broken {
@@ -31,34 +33,10 @@ const WARNS: &str = r#"integration warns {
 }
 "#;
 
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
-    dir
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{parent:?}: {e}"));
-    }
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    path
-}
-
-fn integ(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_integ"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run integ: {e}"))
-}
-
 /// `integ lint --format sarif ARGS` in `dir`: its exit code and its log, checked against
 /// the schema.
 fn lint_sarif(dir: &Path, args: &[&str]) -> (Option<i32>, Value) {
-    let output = integ(dir, &[&["lint", "--format", "sarif"], args].concat());
+    let output = integ_in(dir, &[&["lint", "--format", "sarif"], args].concat());
     let log = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON: {e}\n{}{}",
@@ -207,10 +185,10 @@ fn exit_codes_are_those_of_the_other_formats() {
         lint_sarif(&dir, &["warns.integ", "--deny-warnings"]).0,
         Some(1)
     );
-    let nothing = integ(&dir, &["lint", "--format", "sarif", "missing.integ"]);
+    let nothing = integ_in(&dir, &["lint", "--format", "sarif", "missing.integ"]);
     assert_eq!(nothing.status.code(), Some(2));
     assert!(nothing.stdout.is_empty(), "no log on a usage error");
-    let relative = integ(
+    let relative = integ_in(
         &dir,
         &[
             "lint",
@@ -225,7 +203,7 @@ fn exit_codes_are_those_of_the_other_formats() {
         Some(2),
         "a rule's link must be absolute"
     );
-    let human = integ(
+    let human = integ_in(
         &dir,
         &[
             "lint",

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod crm;
+pub mod files;
 pub mod serving;
 
 use hmac::{KeyInit, Mac};
