@@ -41,6 +41,18 @@ fn engine(
     .unwrap()
 }
 
+/// Runs `input` once on `engine`; the run must succeed.
+async fn succeeded(engine: &Engine, input: Json) -> RunReport {
+    let report = engine.run(input).await;
+    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    report
+}
+
+/// The time between the first two requests a server received.
+fn gap(requests: &[Recorded]) -> std::time::Duration {
+    requests[1].at.duration_since(requests[0].at)
+}
+
 fn step<'a>(report: &'a RunReport, name: &str) -> &'a integ::engine::StepReport {
     report
         .steps
@@ -86,8 +98,7 @@ async fn a_lookup_then_a_mapped_post() {
   }
 }"#;
     let engine = engine(spec, &[&api], &[("TOKEN", "tok-1")], Options::default());
-    let report = engine.run(json!({"id": 123})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let report = succeeded(&engine, json!({"id": 123})).await;
     let requests = api.requests();
     assert_eq!(requests.len(), 2);
     let lookup = &requests[0];
@@ -274,8 +285,7 @@ async fn oauth2_tokens_are_cached_and_refreshed_once_on_401() {
         &[("ID", "client"), ("SECRET", "s3cret"), ("REFRESH", "r-1")],
         Options::default(),
     );
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({})).await;
     let requests = api.requests();
     let tokens: Vec<&Recorded> = requests
         .iter()
@@ -946,7 +956,7 @@ async fn a_429_pauses_the_whole_connection_until_its_reset() {
     let report = engine.run(json!({})).await;
     assert_eq!(report.outcome, RunOutcome::Succeeded);
     let requests = api.requests();
-    let gap = requests[1].at.duration_since(requests[0].at);
+    let gap = gap(&requests);
     assert!(
         gap >= std::time::Duration::from_millis(950),
         "retried after {gap:?}, before the reset"
@@ -1106,8 +1116,7 @@ async fn graphql_pages_move_through_variables_and_when_reads_each_item() {
 }"#;
     let engine = engine(spec, &[&api], &[], Options::default());
     let event = json!({"items": [{"id": 1, "active": true}, {"id": 2, "active": false}, {"id": 3, "active": true}]});
-    let report = engine.run(event).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, event).await;
     let requests = api.requests();
     let pages: Vec<&Recorded> = requests.iter().filter(|r| r.path == "/graphql").collect();
     assert_eq!(pages.len(), 2);
@@ -1246,8 +1255,7 @@ async fn a_lone_expression_reading_a_missing_value_leaves_the_field_out() {
   }
 }"#;
     let engine = engine(spec, &[&api], &[], Options::default());
-    let report = engine.run(json!({"id": 1, "n": null})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({"id": 1, "n": null})).await;
     let requests = api.requests();
     assert_eq!(requests[0].body, json!({"null_value": null, "kept": 1}));
 }
@@ -1472,8 +1480,7 @@ async fn a_link_header_target_with_a_comma_is_followed_whole() {
   step all = api GET "/items" { paginate next_link header items $[*] max_pages 5 }
 }"#;
     let engine = engine(spec, &[&api], &[], Options::default());
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({})).await;
     let second = &api.requests()[1];
     assert_eq!(second.query_param("ids"), Some("1,2"));
     assert_eq!(second.query_param("page"), Some("2"));
@@ -1545,8 +1552,7 @@ async fn the_page_limit_without_max_pages_is_reported_not_silent() {
   step capped = api GET "/full" { paginate offset "offset" limit "limit" 1 items $.rows[*] max_pages 3 }
 }"#;
     let engine = engine(spec, &[&api], &[], Options::default());
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let report = succeeded(&engine, json!({})).await;
     assert_eq!(api.request_count(), 1003);
     assert_eq!(
         step(&report, "all").warnings,
@@ -1735,11 +1741,10 @@ async fn slack_ratelimited_is_retried_after_its_retry_after_even_for_a_post() {
         &[("SLACK_TOKEN", "xoxb-1")],
         Options::default(),
     );
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({})).await;
     let requests = api.requests();
     assert_eq!(requests.len(), 2);
-    let waited = requests[1].at.duration_since(requests[0].at);
+    let waited = gap(&requests);
     assert!(
         waited >= std::time::Duration::from_secs(1),
         "waited {waited:?}, not the second Retry-After asked for"
@@ -1777,7 +1782,7 @@ async fn the_slack_preset_waits_on_ratelimited_and_fails_on_any_other_refusal() 
     );
     let requests = api.requests();
     assert_eq!(requests.len(), 2, "the refusal is not retried");
-    let waited = requests[1].at.duration_since(requests[0].at);
+    let waited = gap(&requests);
     assert!(
         waited >= std::time::Duration::from_secs(1),
         "waited {waited:?}"
@@ -1805,8 +1810,7 @@ async fn a_body_rule_does_not_shadow_the_retry_of_a_429() {
         &[("SLACK_TOKEN", "xoxb-1")],
         Options::default(),
     );
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({})).await;
     assert_eq!(api.request_count(), 2);
 }
 
@@ -1912,8 +1916,7 @@ async fn step_rules_are_tried_before_the_connections() {
   step a = api GET "/a" { rules { 404 empty } }
 }"#;
     let engine = engine(spec, &[&api], &[("TOKEN", "t")], Options::default());
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({})).await;
 }
 
 /// Shopify's GraphQL Admin API answers a throttled query `200` with a `THROTTLED` error
@@ -1971,11 +1974,10 @@ async fn shopify_throttled_is_retried_after_the_wait_its_cost_gives() {
         &[("SHOPIFY_TOKEN", "shpat")],
         Options::default(),
     );
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({})).await;
     let requests = api.requests();
     assert_eq!(requests.len(), 2);
-    let waited = requests[1].at.duration_since(requests[0].at);
+    let waited = gap(&requests);
     assert!(
         waited >= std::time::Duration::from_secs(2),
         "(752 - 652) / 50 = 2 s, waited {waited:?}"
@@ -2004,11 +2006,10 @@ async fn the_shopify_preset_waits_what_the_cost_bucket_lacks() {
         &[("SHOPIFY_TOKEN", "shpat")],
         Options::default(),
     );
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({})).await;
     let requests = api.requests();
     assert_eq!(requests.len(), 2);
-    let waited = requests[1].at.duration_since(requests[0].at);
+    let waited = gap(&requests);
     assert!(
         waited >= std::time::Duration::from_secs(2),
         "(752 - 652) / 50 = 2 s, waited {waited:?}"
@@ -2229,8 +2230,7 @@ async fn rules_read_headers_and_status_and_an_empty_body_never_crashes_them() {
   step cart = api DELETE "/carts/1" { on_error fail }
 }"#;
     let engine = engine(spec, &[&api], &[("TOKEN", "t")], Options::default());
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let report = succeeded(&engine, json!({})).await;
     assert_eq!(
         step(&report, "store").warnings,
         ["a response rule took the answer (status 200) as empty"]
@@ -2291,8 +2291,7 @@ async fn per_page_steps_get_each_page_before_the_next_is_fetched() {
         .await
         .unwrap();
     let engine = engine(PER_PAGE, &[&api, &crm], &[], Options::default());
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    let report = succeeded(&engine, json!({})).await;
     let expected: Vec<Vec<u64>> = (1..=5).map(|n| vec![2 * n - 1, 2 * n]).collect();
     assert_eq!(batches(&crm), expected);
     // Delivery as pages arrive: each batch is sent before the next page is asked for, so
@@ -2448,8 +2447,7 @@ async fn an_empty_last_page_is_not_handed_on() {
         "paginate offset \"offset\" limit \"limit\" 2",
     );
     let engine = engine(&spec, &[&api, &crm], &[], Options::default());
-    let report = engine.run(json!({})).await;
-    assert_eq!(report.outcome, RunOutcome::Succeeded, "{report:#?}");
+    succeeded(&engine, json!({})).await;
     assert_eq!(api.requests().len(), 3);
     assert_eq!(batches(&crm), [vec![1, 2], vec![3, 4]], "no empty batch");
 }
@@ -2704,7 +2702,7 @@ async fn a_retry_rule_with_a_wait_pauses_the_connection_like_a_429() {
     let _ = tokio::join!(first, second);
     let requests = api.requests();
     assert_eq!(requests.len(), 3);
-    let gap = requests[1].at.duration_since(requests[0].at);
+    let gap = gap(&requests);
     assert!(
         gap >= std::time::Duration::from_millis(1_500),
         "another event called {gap:?} after the API asked the connection to wait 2 s"
