@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::files::{integ_in, workdir, write};
+use common::files::{workdir, write};
 use std::process::Output;
 
 const CLEAN: &str = r#"integration clean {
@@ -40,7 +40,7 @@ fn stderr(output: &Output) -> String {
 fn a_clean_spec_exits_zero_and_says_so() {
     let dir = workdir("clean");
     write(&dir, "clean.integ", CLEAN);
-    let output = integ_in(&dir, &["lint", "clean.integ"]);
+    let output = common::integ(&["lint", "clean.integ"], &dir, &[]);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(stdout(&output), "");
     assert_eq!(stderr(&output), "no problems in 1 file\n");
@@ -50,7 +50,7 @@ fn a_clean_spec_exits_zero_and_says_so() {
 fn errors_exit_one_with_the_rendered_diagnostic() {
     let dir = workdir("broken");
     write(&dir, "broken.integ", BROKEN);
-    let output = integ_in(&dir, &["lint", "broken.integ"]);
+    let output = common::integ(&["lint", "broken.integ"], &dir, &[]);
     assert_eq!(output.status.code(), Some(1));
     let out = stdout(&output);
     assert!(out.starts_with("E102\n"), "{out}");
@@ -64,10 +64,10 @@ fn errors_exit_one_with_the_rendered_diagnostic() {
 fn warnings_pass_unless_denied() {
     let dir = workdir("warns");
     write(&dir, "warns.integ", WARNS);
-    let allowed = integ_in(&dir, &["lint", "warns.integ"]);
+    let allowed = common::integ(&["lint", "warns.integ"], &dir, &[]);
     assert_eq!(allowed.status.code(), Some(0));
     assert!(stdout(&allowed).contains("W003"));
-    let denied = integ_in(&dir, &["lint", "--deny-warnings", "warns.integ"]);
+    let denied = common::integ(&["lint", "--deny-warnings", "warns.integ"], &dir, &[]);
     assert_eq!(denied.status.code(), Some(1));
 }
 
@@ -80,7 +80,7 @@ fn an_unsigned_webhook_warns_unless_unsigned_on_purpose() {
         )
     };
     write(&dir, "unsigned.integ", &spec("dedupe $.id"));
-    let unsigned = integ_in(&dir, &["lint", "--deny-warnings", "unsigned.integ"]);
+    let unsigned = common::integ(&["lint", "--deny-warnings", "unsigned.integ"], &dir, &[]);
     assert_eq!(unsigned.status.code(), Some(1));
     assert!(stdout(&unsigned).contains("W010"), "{}", stdout(&unsigned));
     write(
@@ -88,7 +88,7 @@ fn an_unsigned_webhook_warns_unless_unsigned_on_purpose() {
         "on_purpose.integ",
         &spec("signature none\n    dedupe $.id"),
     );
-    let on_purpose = integ_in(&dir, &["lint", "--deny-warnings", "on_purpose.integ"]);
+    let on_purpose = common::integ(&["lint", "--deny-warnings", "on_purpose.integ"], &dir, &[]);
     assert_eq!(on_purpose.status.code(), Some(0), "{}", stdout(&on_purpose));
 }
 
@@ -97,7 +97,7 @@ fn json_format_prints_one_record_per_diagnostic() {
     let dir = workdir("json");
     write(&dir, "broken.integ", BROKEN);
     write(&dir, "warns.integ", WARNS);
-    let output = integ_in(&dir, &["lint", "--format", "json", "."]);
+    let output = common::integ(&["lint", "--format", "json", "."], &dir, &[]);
     assert_eq!(output.status.code(), Some(1));
     let records: Vec<serde_json::Value> = stdout(&output)
         .lines()
@@ -125,12 +125,12 @@ fn folders_are_searched_recursively_for_integ_files_only() {
     write(&dir, "a/one.integ", CLEAN);
     write(&dir, "a/b/two.integ", BROKEN);
     write(&dir, "a/b/notes.txt", "not a spec {");
-    let output = integ_in(&dir, &["lint", "--format", "json", "a"]);
+    let output = common::integ(&["lint", "--format", "json", "a"], &dir, &[]);
     let out = stdout(&output);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("\"file\":\"a/b/two.integ\""), "{out}");
     assert_eq!(
-        stderr(&integ_in(&dir, &["lint", "a"])).trim(),
+        stderr(&common::integ(&["lint", "a"], &dir, &[])).trim(),
         "1 error in 2 files"
     );
 }
@@ -138,19 +138,19 @@ fn folders_are_searched_recursively_for_integ_files_only() {
 #[test]
 fn unreadable_paths_and_bad_flags_exit_two() {
     let dir = workdir("usage");
-    let missing = integ_in(&dir, &["lint", "nope.integ"]);
+    let missing = common::integ(&["lint", "nope.integ"], &dir, &[]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("cannot read `nope.integ`"));
-    let bad_flag = integ_in(&dir, &["lint", "--format", "xml"]);
+    let bad_flag = common::integ(&["lint", "--format", "xml"], &dir, &[]);
     assert_eq!(bad_flag.status.code(), Some(2));
-    let no_command = integ_in(&dir, &[]);
+    let no_command = common::integ(&[], &dir, &[]);
     assert_eq!(no_command.status.code(), Some(2));
-    let short_retention = integ_in(&dir, &["serve", "--retention", "10m"]);
+    let short_retention = common::integ(&["serve", "--retention", "10m"], &dir, &[]);
     assert_eq!(short_retention.status.code(), Some(2));
     assert!(stderr(&short_retention).contains("at least `1h`"));
-    let not_a_duration = integ_in(&dir, &["serve", "--retention", "a month"]);
+    let not_a_duration = common::integ(&["serve", "--retention", "a month"], &dir, &[]);
     assert!(stderr(&not_a_duration).contains("is not a duration such as `30d`"));
-    let no_workers = integ_in(&dir, &["serve", "--workers", "0"]);
+    let no_workers = common::integ(&["serve", "--workers", "0"], &dir, &[]);
     assert_eq!(no_workers.status.code(), Some(2));
     for (flags, says) in [
         (
@@ -176,7 +176,7 @@ fn unreadable_paths_and_bad_flags_exit_two() {
         ),
         (&["--max-connections", "0"], "--max-connections"),
     ] {
-        let refused = integ_in(&dir, &[&["serve"][..], flags].concat());
+        let refused = common::integ(&[&["serve"][..], flags].concat(), &dir, &[]);
         assert_eq!(refused.status.code(), Some(2), "{flags:?}");
         assert!(
             stderr(&refused).contains(says),
@@ -191,19 +191,19 @@ fn colours_only_when_asked_or_on_a_terminal() {
     let dir = workdir("colours");
     write(&dir, "broken.integ", BROKEN);
     // stdout is a pipe here, so `auto` means no colour.
-    let auto = integ_in(&dir, &["lint", "broken.integ"]);
+    let auto = common::integ(&["lint", "broken.integ"], &dir, &[]);
     assert!(!stdout(&auto).contains('\u{1b}'));
-    let always = integ_in(&dir, &["lint", "--color", "always", "broken.integ"]);
+    let always = common::integ(&["lint", "--color", "always", "broken.integ"], &dir, &[]);
     assert!(stdout(&always).contains('\u{1b}'));
 }
 
 #[test]
 fn help_is_available_on_every_command() {
     let dir = workdir("help");
-    let top = integ_in(&dir, &["--help"]);
+    let top = common::integ(&["--help"], &dir, &[]);
     assert_eq!(top.status.code(), Some(0));
     assert!(stdout(&top).contains("lint"));
-    let lint = integ_in(&dir, &["lint", "--help"]);
+    let lint = common::integ(&["lint", "--help"], &dir, &[]);
     assert!(stdout(&lint).contains("--deny-warnings"));
 }
 
@@ -234,7 +234,7 @@ fn lint_never_touches_the_network() {
     );
     let dir = workdir("no-network");
     write(&dir, "offline.integ", &spec);
-    let output = integ_in(&dir, &["lint", "offline.integ"]);
+    let output = common::integ(&["lint", "offline.integ"], &dir, &[]);
     assert!(output.status.code().is_some(), "{}", stderr(&output));
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

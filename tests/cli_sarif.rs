@@ -6,7 +6,7 @@
 use serde_json::Value;
 mod common;
 
-use common::files::{integ_in, workdir, write};
+use common::files::{workdir, write};
 use std::path::Path;
 
 /// An error (E103, after a 4-byte and a 2-byte character on its line) and a warning (W003).
@@ -36,7 +36,7 @@ const WARNS: &str = r#"integration warns {
 /// `integ lint --format sarif ARGS` in `dir`: its exit code and its log, checked against
 /// the schema.
 fn lint_sarif(dir: &Path, args: &[&str]) -> (Option<i32>, Value) {
-    let output = integ_in(dir, &[&["lint", "--format", "sarif"], args].concat());
+    let output = common::integ(&[&["lint", "--format", "sarif"], args].concat(), dir, &[]);
     let log = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "not JSON: {e}\n{}{}",
@@ -185,11 +185,10 @@ fn exit_codes_are_those_of_the_other_formats() {
         lint_sarif(&dir, &["warns.integ", "--deny-warnings"]).0,
         Some(1)
     );
-    let nothing = integ_in(&dir, &["lint", "--format", "sarif", "missing.integ"]);
+    let nothing = common::integ(&["lint", "--format", "sarif", "missing.integ"], &dir, &[]);
     assert_eq!(nothing.status.code(), Some(2));
     assert!(nothing.stdout.is_empty(), "no log on a usage error");
-    let relative = integ_in(
-        &dir,
+    let relative = common::integ(
         &[
             "lint",
             "--format",
@@ -197,20 +196,23 @@ fn exit_codes_are_those_of_the_other_formats() {
             "--docs-url",
             "docs/language.md",
         ],
+        &dir,
+        &[],
     );
     assert_eq!(
         relative.status.code(),
         Some(2),
         "a rule's link must be absolute"
     );
-    let human = integ_in(
-        &dir,
+    let human = common::integ(
         &[
             "lint",
             "--docs-url",
             "https://example.org/l.md",
             "warns.integ",
         ],
+        &dir,
+        &[],
     );
     assert_eq!(
         human.status.code(),

@@ -1,7 +1,7 @@
-//! Folders and files for tests that run the built binary on specs they write.
+//! Folders and files for tests that write specs and run the built binary on them
+//! (`common::integ`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 /// A fresh folder under the target dir, named after the test.
 pub fn workdir(name: &str) -> PathBuf {
@@ -19,14 +19,4 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     }
     std::fs::write(&path, text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     path
-}
-
-/// `integ ARGS` run in `dir`, with `NO_COLOR` unset so colour tests decide it themselves.
-pub fn integ_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_integ"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run integ: {e}"))
 }
