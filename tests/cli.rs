@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::files::{workdir, write};
+use common::{workdir, write};
 use std::process::Output;
 
 const CLEAN: &str = r#"integration clean {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::files::{workdir, write};
+use common::{workdir, write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 

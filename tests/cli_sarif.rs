@@ -6,7 +6,7 @@
 use serde_json::Value;
 mod common;
 
-use common::files::{workdir, write};
+use common::{workdir, write};
 use std::path::Path;
 
 /// An error (E103, after a 4-byte and a 2-byte character on its line) and a warning (W003).

@@ -5,7 +5,6 @@
 
 pub mod browser;
 pub mod crm;
-pub mod files;
 pub mod serving;
 
 use hmac::{KeyInit, Mac};
@@ -75,6 +74,16 @@ pub fn workdir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Writes `text` to `dir/name`, creating the folders on the way.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// Runs the built `integ` in `dir` with `env` added (and `NO_COLOR` unset: output to a
