@@ -34,19 +34,29 @@ struct Admin {
 /// some APIs do) and accepts the next, with the run-history pages guarded by `token`; one
 /// event has come from its webhook and been dead-lettered.
 async fn start(name: &str, token: Option<&str>) -> Admin {
-    let api = MockServer::start(vec![common::route(
-        "POST",
-        "/orders",
-        vec![
-            MockResponse::json(
-                400,
-                json!({"error": format!("bad request for token {CANARY}")}),
-            ),
-            MockResponse::json(200, json!({"ok": true})),
-        ],
-    )])
-    .await
-    .unwrap();
+    let refuses_once = vec![
+        MockResponse::json(
+            400,
+            json!({"error": format!("bad request for token {CANARY}")}),
+        ),
+        MockResponse::json(200, json!({"ok": true})),
+    ];
+    let admin = launch(name, token, refuses_once, "on_error dead_letter").await;
+    until(|| admin.store.dead_letters().unwrap().len() == 1).await;
+    admin
+}
+
+/// Serves integration `orders`, whose API answers `answers` in turn and whose one step has
+/// `policy`, with one event from its webhook in the inbox.
+async fn launch(
+    name: &str,
+    token: Option<&str>,
+    answers: Vec<MockResponse>,
+    policy: &str,
+) -> Admin {
+    let api = MockServer::start(vec![common::route("POST", "/orders", answers)])
+        .await
+        .unwrap();
     let spec = format!(
         r#"integration orders {{
   connection shop {{
@@ -57,7 +67,7 @@ async fn start(name: &str, token: Option<&str>) -> Admin {
   step send = shop POST "/orders" {{
     idempotency_key "order-{{{{ event.id }}}}"
     body {{ id = $.id, note = $.note }}
-    on_error dead_letter
+    {policy}
   }}
 }}"#,
         api.url()
@@ -88,7 +98,6 @@ async fn start(name: &str, token: Option<&str>) -> Admin {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(axum::serve(listener, app).into_future());
-    until(|| store.dead_letters().unwrap().len() == 1).await;
     Admin {
         url,
         api,
@@ -218,6 +227,59 @@ async fn every_page_answers_the_json_its_command_prints() {
         first["steps"][0]["requests"][0]["status"], 400,
         "and its steps"
     );
+    admin.service.shut_down();
+}
+
+/// A request retried after a 503 shows each attempt on its run's page and in `integ runs`:
+/// when it began, its status and the start of its answer, a secret in the answer redacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_request_shows_each_attempt_its_status_and_answer() {
+    let busy_then_created = vec![
+        MockResponse::json(503, json!({"error": format!("busy, token {CANARY}")})),
+        MockResponse::json(201, json!({"id": "ord_1"})),
+    ];
+    let policy = "retry 3 constant 300ms..1s on 5xx";
+    let admin = launch("admin-tries", None, busy_then_created, policy).await;
+    let succeeded = || {
+        let runs = admin.store.runs(&RunQuery::default()).unwrap();
+        runs.into_iter()
+            .find(|(_, run)| run.outcome == "succeeded")
+            .map(|(id, _)| id)
+    };
+    until(|| succeeded().is_some()).await;
+    let run = succeeded().unwrap().to_string();
+    let record: serde_json::Value =
+        serde_json::from_str(&cli(&admin, &["runs", "--id", &run])).unwrap();
+    let request = &record["steps"][0]["requests"][0];
+    let tries = request["tries"].as_array().expect("the attempts");
+    assert_eq!(tries.len(), 2, "{request}");
+    assert_eq!(
+        (&tries[0]["status"], &tries[1]["status"]),
+        (&json!(503), &json!(201))
+    );
+    assert!(
+        tries[1]["at"].as_u64().unwrap() >= 300,
+        "after the backoff: {request}"
+    );
+    let answers = format!("{} {}", tries[0]["answer"], tries[1]["answer"]);
+    assert!(
+        answers.contains("busy, token [redacted]") && answers.contains("ord_1"),
+        "{answers}"
+    );
+    assert!(
+        request["at_ms"].is_u64(),
+        "where the request starts in the run: {request}"
+    );
+    let (_, page) = get(&format!("{}/runs/{run}", admin.url)).await;
+    let shown = page
+        .split("<ol class=\"tries\">")
+        .nth(1)
+        .expect("a list of attempts");
+    assert!(
+        shown.contains("503") && shown.contains("201") && shown.contains("ord_1"),
+        "{page}"
+    );
+    assert!(!page.contains(CANARY), "{page}");
     admin.service.shut_down();
 }
 

@@ -76,11 +76,22 @@ pub enum Verdict {
 /// status: the step's response rules.
 pub type Judge<'a> = dyn Fn(&Response) -> Option<Verdict> + Send + Sync + 'a;
 
-/// An answer read whole, before it is judged: the excerpt is kept for an answer that is
-/// not a success (errors and dead letters show it).
+/// An answer read whole, before it is judged, with the start of its body (errors, dead
+/// letters and the run's timeline show it).
 struct Answer {
     response: Response,
-    excerpt: Option<String>,
+    excerpt: String,
+}
+
+/// One attempt as `guarded` made it.
+struct Guarded {
+    result: Result<Answer, HttpError>,
+    /// Whether a rate limit slowed it down or refused it (a 429).
+    limited: bool,
+    /// Before it was sent, for the breaker and the connection's limits.
+    waited: Duration,
+    /// From sending to the answer read whole.
+    duration: Duration,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -144,10 +155,28 @@ impl HttpError {
 #[derive(Debug, Clone)]
 pub struct Exchange {
     pub result: Result<Response, HttpError>,
-    pub attempts: u32,
+    /// Each try in order, the last one's answer being `result`; never empty.
+    pub tries: Vec<Try>,
     /// Attempts slowed down by the connection's rate or a pause, or refused with a 429.
     pub rate_limited: u32,
     pub duration: Duration,
+}
+
+/// One try of a request, for the run's timeline. Texts are as the API sent them: the
+/// engine redacts them before they leave it.
+#[derive(Debug, Clone)]
+pub struct Try {
+    /// When the try began, counted from the request's first try (backoff included).
+    pub at: Duration,
+    /// How long it waited for the connection's limits (a slot, a rate token, a pause).
+    pub waited: Duration,
+    /// From sending to the answer read whole (or the failure).
+    pub duration: Duration,
+    pub status: Option<u16>,
+    /// Why it failed, when no status says it (a timeout, a broken connection, a rule).
+    pub error: Option<String>,
+    /// The start of the answer's body, when one came.
+    pub answer: Option<String>,
 }
 
 /// A header as the client sends it. The error names the header, never its value (which
@@ -198,23 +227,40 @@ impl Connection {
         judge: Option<&Judge<'_>>,
     ) -> Exchange {
         let started = Instant::now();
-        let mut attempts = 0;
+        let mut tries = Vec::with_capacity(1);
         let mut rate_limited = 0;
         loop {
-            attempts += 1;
-            let (result, limited) = self.guarded(request, policy.max_delay).await;
+            let at = started.elapsed();
+            let Guarded {
+                result,
+                limited,
+                waited,
+                duration,
+            } = self.guarded(request, policy.max_delay).await;
             if limited {
                 rate_limited += 1;
             }
+            let answer = result.as_ref().ok().map(|a| a.excerpt.clone());
             let result = result.and_then(|answer| judged(answer, judge));
-            let done = |result| Exchange {
+            tries.push(Try {
+                at,
+                waited,
+                duration,
+                status: result
+                    .as_ref()
+                    .map_or_else(HttpError::status, |r| Some(r.status)),
+                error: result.as_ref().err().and_then(unexplained),
+                answer,
+            });
+            let attempts = u32::try_from(tries.len()).unwrap_or(u32::MAX);
+            let done = |result, tries| Exchange {
                 result,
-                attempts,
+                tries,
                 rate_limited,
                 duration: started.elapsed(),
             };
             let Err(error) = &result else {
-                return done(result);
+                return done(result, tries);
             };
             if let HttpError::RuleRetry {
                 after: Some(wait), ..
@@ -225,17 +271,17 @@ impl Connection {
             }
             let retryable = retries(policy, error) && (idempotent || never_processed(error));
             if !retryable || attempts >= policy.attempts.get() {
-                return done(result);
+                return done(result, tries);
             }
             let delay = match retry_delay(policy, attempts, error) {
                 Ok(delay) => delay,
-                Err(too_long) => return done(Err(too_long)),
+                Err(too_long) => return done(Err(too_long), tries),
             };
             let over_time = policy
                 .max_elapsed
                 .is_some_and(|max| started.elapsed().saturating_add(delay) > max);
             if over_time {
-                return done(result);
+                return done(result, tries);
             }
             self.metrics.retried(retry_reason(error));
             tokio::time::sleep(delay).await;
@@ -244,17 +290,19 @@ impl Connection {
 
     /// One attempt within the connection's limits: the breaker admits it, a slot and a rate
     /// token are taken (waiting for a pause of the connection at most `patience`), and the
-    /// outcome teaches the limits. Also answers whether a rate limit slowed it down or
-    /// refused it (a 429).
-    async fn guarded(
-        &self,
-        request: &Request,
-        patience: Duration,
-    ) -> (Result<Answer, HttpError>, bool) {
+    /// outcome teaches the limits.
+    async fn guarded(&self, request: &Request, patience: Duration) -> Guarded {
+        let began = Instant::now();
+        let unsent = |result, limited| Guarded {
+            result,
+            limited,
+            waited: began.elapsed(),
+            duration: Duration::ZERO,
+        };
         if let Some(Err(wait)) = self.limits.breaker().map(|b| b.admit()) {
             self.metrics.failed(ErrorType::CircuitOpen);
             self.limits.show_breaker();
-            return (Err(HttpError::CircuitOpen(wait)), false);
+            return unsent(Err(HttpError::CircuitOpen(wait)), false);
         }
         let slot = match self.limits.acquire(patience).await {
             Ok(slot) => slot,
@@ -264,10 +312,10 @@ impl Connection {
                     asked,
                     largest: patience,
                 };
-                return (Err(refused), true);
+                return unsent(Err(refused), true);
             }
         };
-        let waited = slot.rate_limited;
+        let held_back = slot.rate_limited;
         let sent = Instant::now();
         let in_flight = self.metrics.in_flight();
         let result = self.attempt(request).await;
@@ -300,7 +348,12 @@ impl Connection {
             breaker.record(failed);
             self.limits.show_breaker();
         }
-        (result, waited || refused)
+        Guarded {
+            result,
+            limited: held_back || refused,
+            waited: sent.duration_since(began),
+            duration: sent.elapsed(),
+        }
     }
 
     async fn attempt(&self, request: &Request) -> Result<Answer, HttpError> {
@@ -371,7 +424,7 @@ impl Connection {
         self.metrics.answered(bytes.len());
         let body = decode(&headers, &bytes);
         Ok(Answer {
-            excerpt: (!is_success(status)).then(|| excerpt(&bytes)),
+            excerpt: excerpt(&bytes),
             response: Response {
                 status,
                 headers,
@@ -420,7 +473,7 @@ fn judged(answer: Answer, judge: Option<&Judge<'_>>) -> Result<Response, HttpErr
         None if is_success(status) => Ok(response),
         None => Err(HttpError::Status {
             status,
-            excerpt: excerpt.unwrap_or_default(),
+            excerpt,
             headers: Box::new(response.headers),
         }),
     }
@@ -431,7 +484,7 @@ fn judged(answer: Answer, judge: Option<&Judge<'_>>) -> Result<Response, HttpErr
 pub(super) fn accepted(response: Response, judge: Option<&Judge<'_>>) -> Option<Response> {
     let answer = Answer {
         response,
-        excerpt: None,
+        excerpt: String::new(),
     };
     judged(answer, judge).ok()
 }
@@ -521,6 +574,15 @@ pub fn excerpt(bytes: &[u8]) -> String {
         format!("{text}…")
     } else {
         text
+    }
+}
+
+/// What a failed try's status and answer do not say already: a rule's message, a timeout,
+/// a broken connection.
+fn unexplained(error: &HttpError) -> Option<String> {
+    match error {
+        HttpError::Status { .. } => None,
+        other => Some(other.to_string()),
     }
 }
 

@@ -21,7 +21,7 @@ pub use http::{
 };
 pub use limits::{BREAKER_COOLDOWN, BREAKER_FAILURES, BREAKER_MIN_CALLS, MAX_PAUSE};
 pub use poll::Polled;
-pub use report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
+pub use report::{AttemptReport, Invented, RequestReport, RunOutcome, RunReport, StepReport};
 pub use run::{DEFAULT_MAX_COLLECTED_BYTES, PAGE_LIMIT};
 pub use seal::{KeeperError, RefreshTokens};
 

@@ -2,19 +2,22 @@
 
 use crate::model::Outcome;
 use serde::Serialize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub integration: String,
     pub outcome: RunOutcome,
     pub steps: Vec<StepReport>,
-    #[serde(serialize_with = "millis")]
+    #[serde(with = "millis")]
     pub duration: Duration,
     /// In a dry run, the step where a real run would have stopped: a dry run goes on, to
     /// show every step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub real_run_stops_at: Option<String>,
+    /// When the run began, so that the history places each request on its timeline.
+    #[serde(skip)]
+    pub began: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,9 +76,15 @@ pub struct RequestReport {
     pub method: String,
     pub url: String,
     pub status: Option<u16>,
-    #[serde(serialize_with = "millis")]
+    #[serde(with = "millis")]
     pub duration: Duration,
     pub attempts: u32,
+    /// Each attempt of a request that was sent, in order; secrets redacted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tries: Vec<AttemptReport>,
+    /// When the first attempt began (none in a dry run or from the cache).
+    #[serde(skip)]
+    pub began: Option<Instant>,
     /// Attempts slowed down by a rate limit (the connection's rate or a pause an API asked
     /// for) or refused with a 429.
     #[serde(skip_serializing_if = "is_zero")]
@@ -94,6 +103,26 @@ pub struct RequestReport {
     pub invented: Option<Invented>,
 }
 
+/// One attempt of a request; secrets redacted. The run history keeps it as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AttemptReport {
+    /// When it began, counted from the request's first attempt (backoff included).
+    #[serde(with = "millis")]
+    pub at: Duration,
+    /// How long it waited for the connection's limits before it was sent.
+    #[serde(with = "millis")]
+    pub waited: Duration,
+    #[serde(with = "millis")]
+    pub duration: Duration,
+    pub status: Option<u16>,
+    /// Why it failed, when its status does not say it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The start of the answer's body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+}
+
 /// A response a dry run made up for a request it did not send, so that later steps have
 /// something to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,6 +131,20 @@ pub struct Invented {
     /// The test whose mock of this request gave the response; `None` when no mock
     /// matched and the response is an empty `null` body.
     pub mock_of_test: Option<String>,
+}
+
+impl AttemptReport {
+    /// The report of `attempt`, its texts passed through `redact`.
+    pub(super) fn redacted(attempt: super::http::Try, redact: impl Fn(&str) -> String) -> Self {
+        Self {
+            at: attempt.at,
+            waited: attempt.waited,
+            duration: attempt.duration,
+            status: attempt.status,
+            error: attempt.error.as_deref().map(&redact),
+            answer: attempt.answer.as_deref().map(&redact),
+        }
+    }
 }
 
 impl StepReport {
@@ -121,8 +164,18 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-fn millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_u64(duration.as_millis() as u64)
+/// Durations as whole milliseconds, as the history stores them.
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        u64::deserialize(deserializer).map(Duration::from_millis)
+    }
 }
 
 fn outcome_name<S: serde::Serializer>(outcome: &Outcome, serializer: S) -> Result<S::Ok, S::Error> {

@@ -2,7 +2,7 @@
 //! `for_each`, pagination, GraphQL, and the error policy after the last attempt.
 
 use super::http::{Exchange, HttpError, Request, Response};
-use super::report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
+use super::report::{AttemptReport, Invented, RequestReport, RunOutcome, RunReport, StepReport};
 use super::{Engine, url};
 use crate::ast::{Method, TargetSegment};
 use crate::model::{OnError, Outcome};
@@ -176,6 +176,7 @@ impl Engine {
             steps: reports,
             duration: started.elapsed(),
             real_run_stops_at,
+            began: started,
         }
     }
 
@@ -493,6 +494,8 @@ impl Engine {
             status: None,
             duration: Duration::ZERO,
             attempts: 0,
+            tries: Vec::new(),
+            began: None,
             rate_limited: 0,
             cache_hit: None,
             headers: None,
@@ -542,15 +545,20 @@ impl Engine {
             connection.metrics.cache(CacheResult::Miss);
         }
         let idempotent = is_idempotent(step, request);
+        report.began = Some(Instant::now());
         let Exchange {
             result,
-            attempts,
+            tries,
             rate_limited,
             duration,
         } = connection
             .send(request, &step.retry, idempotent, judge)
             .await;
-        report.attempts = attempts;
+        report.attempts = u32::try_from(tries.len()).unwrap_or(u32::MAX);
+        report.tries = tries
+            .into_iter()
+            .map(|t| AttemptReport::redacted(t, &redact))
+            .collect();
         report.rate_limited = rate_limited;
         report.duration = duration;
         // An answer a rule made empty has lost its body: another step could not judge it.

@@ -3,10 +3,11 @@
 //! the records themselves, redacted before they are kept.
 
 use super::{AlertCounts, AlertState, Position, StoreError, TriggerHealth, now};
-use crate::engine::{RefreshTokens, RunReport, StepReport};
+use crate::engine::{AttemptReport, RefreshTokens, RunReport, StepReport};
 use crate::model::AlertStatus;
 use crate::secrets::Secrets;
 use serde::Serialize;
+use std::time::{Duration, Instant};
 
 /// What every backend keeps beside the inbox, off the hot path: read by the operations
 /// commands, written by `integ run`, the poll, health and pruning tasks of `integ serve`.
@@ -61,7 +62,7 @@ pub trait Records: RefreshTokens + Send + Sync {
     /// events (and checkpoints an older version left them), runs, and dead letters settled
     /// (replayed or discarded) before. Pending and running events, and open dead letters,
     /// are kept whatever their age.
-    fn prune(&self, retention: std::time::Duration) -> Result<Pruned, StoreError>;
+    fn prune(&self, retention: Duration) -> Result<Pruned, StoreError>;
     /// Writes the health of these triggers, replacing what was kept of each.
     fn save_triggers(&self, triggers: &[TriggerHealth]) -> Result<(), StoreError>;
     /// The health of every trigger, by integration and trigger.
@@ -433,10 +434,17 @@ pub struct RequestRecord {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache_hit: Option<bool>,
+    /// When it began, counted from the start of the run (an older record has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<u64>,
+    /// Each attempt: when, how long it waited for the limits, its status, why it failed and
+    /// the start of the answer (an older record has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tries: Vec<AttemptReport>,
 }
 
 impl StepRecord {
-    fn from_report(step: &StepReport, secrets: &Secrets) -> Self {
+    fn from_report(step: &StepReport, began: Instant, secrets: &Secrets) -> Self {
         let redact = |text: &Option<String>| text.as_deref().map(|t| secrets.redact(t));
         Self {
             name: step.name.clone(),
@@ -451,13 +459,21 @@ impl StepRecord {
                     method: r.method.clone(),
                     url: secrets.redact(&without_query(&r.url)),
                     status: r.status,
-                    duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),
+                    duration_ms: millis(r.duration),
                     attempts: r.attempts,
                     cache_hit: r.cache_hit,
+                    at_ms: r
+                        .began
+                        .map(|at| millis(at.saturating_duration_since(began))),
+                    tries: r.tries.clone(),
                 })
                 .collect(),
         }
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `url` without its query and fragment, `?…` marking that there was a query.
@@ -528,7 +544,7 @@ impl RunRecord {
             steps: report
                 .steps
                 .iter()
-                .map(|s| StepRecord::from_report(s, secrets))
+                .map(|s| StepRecord::from_report(s, report.began, secrets))
                 .collect(),
             ..Self::default()
         }
@@ -559,8 +575,9 @@ mod tests {
             integration: "demo".into(),
             outcome: RunOutcome::DeadLettered,
             steps: vec![step.clone()],
-            duration: std::time::Duration::ZERO,
+            duration: Duration::ZERO,
             real_run_stops_at: None,
+            began: Instant::now(),
         };
         let event = json!({"id": 7, "pin": 12345, "password": r#"pa"ss"#});
         let letter = DeadLetter::from_run(&report, &step, &event, &secrets);

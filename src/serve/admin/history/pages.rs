@@ -264,7 +264,8 @@ fn trigger_names(admin: &Admin) -> Vec<String> {
 }
 
 /// A step on the run's timeline: where its requests start and how long they took, as
-/// shares of the whole run's request time.
+/// shares of the whole run. Records from before requests kept their start are laid end to
+/// end.
 #[derive(Debug, Serialize)]
 struct Lane {
     step: crate::store::StepRecord,
@@ -274,31 +275,32 @@ struct Lane {
 }
 
 fn lanes(run: &RunRecord) -> Vec<Lane> {
-    let took = |s: &crate::store::StepRecord| -> u64 {
-        s.requests
-            .iter()
-            .map(|r| r.duration_ms)
-            .fold(0, u64::saturating_add)
-    };
-    let total = run
+    let mut next = 0u64;
+    let spans: Vec<(u64, u64)> = run
         .steps
         .iter()
-        .map(took)
-        .fold(0, u64::saturating_add)
-        .max(1) as f64;
-    let mut start = 0u64;
+        .map(|step| {
+            let start = step.requests.iter().filter_map(|r| r.at_ms).min();
+            let start = start.unwrap_or(next);
+            let end = step
+                .requests
+                .iter()
+                .map(|r| r.at_ms.unwrap_or(start).saturating_add(r.duration_ms))
+                .fold(start, u64::max);
+            next = end;
+            (start, end)
+        })
+        .collect();
+    let run_ms = u64::try_from(run.duration_ms).unwrap_or(0);
+    let total = spans.iter().map(|s| s.1).fold(run_ms, u64::max).max(1) as f64;
     run.steps
         .iter()
-        .map(|step| {
-            let duration_ms = took(step);
-            let lane = Lane {
-                offset: (start as f64 / total * 100.0).min(100.0),
-                width: (duration_ms as f64 / total * 100.0).max(0.5),
-                duration_ms,
-                step: step.clone(),
-            };
-            start = start.saturating_add(duration_ms);
-            lane
+        .zip(spans)
+        .map(|(step, (start, end))| Lane {
+            offset: (start as f64 / total * 100.0).min(100.0),
+            width: ((end - start) as f64 / total * 100.0).max(0.5),
+            duration_ms: end - start,
+            step: step.clone(),
         })
         .collect()
 }
