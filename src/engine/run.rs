@@ -557,7 +557,7 @@ impl Engine {
         report.attempts = u32::try_from(tries.len()).unwrap_or(u32::MAX);
         report.tries = tries
             .into_iter()
-            .map(|t| AttemptReport::redacted(t, &redact))
+            .map(|t| AttemptReport::redacted(t, redact))
             .collect();
         report.rate_limited = rate_limited;
         report.duration = duration;
