@@ -507,3 +507,35 @@ fn operations_md_alert_rules_read_exported_metrics() {
         "the rules read metrics integ does not export: {unknown:?}"
     );
 }
+
+/// Each ready-made alert rule about an integration links a runbook entry that `integ doc`
+/// writes (the examples' generated docs hold every kind of entry between them).
+#[test]
+fn operations_md_alert_rules_link_runbook_entries_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    let mut anchors = HashSet::new();
+    for entry in std::fs::read_dir(root.join("docs/integrations")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for (at, _) in text.match_indices("<a id=\"rb-") {
+            let id: String = text[at + 7..].chars().take_while(|c| *c != '"').collect();
+            anchors.insert(id);
+        }
+    }
+    let mut linked = 0;
+    let mut rule = "";
+    for line in doc.lines() {
+        if let Some(name) = line.trim().strip_prefix("- alert: ") {
+            rule = name;
+        }
+        if let Some(url) = line.trim().strip_prefix("runbook_url: ") {
+            let anchor = url.trim_matches('"').rsplit('#').next().unwrap();
+            assert!(
+                anchors.contains(anchor),
+                "{rule} links #{anchor}, which no runbook has"
+            );
+            linked += 1;
+        }
+    }
+    assert!(linked >= 14, "only {linked} rules link a runbook entry");
+}
