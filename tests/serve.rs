@@ -165,8 +165,8 @@ async fn a_signed_webhook_is_committed_then_delivered_once() {
         (status, answer),
         (202, json!({"accepted": 0, "duplicates": 0}))
     );
+    // The one event finished: every call of its run is made, and there was no other.
     until(|| running.store.inbox_counts().unwrap() == [("done".to_string(), 1)]).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(running.sink.requests().len(), 1);
     // Its run names the inbox event it ran.
     let runs = running.store.runs(&RunQuery::default()).unwrap();
