@@ -283,6 +283,54 @@ async fn a_retried_request_shows_each_attempt_its_status_and_answer() {
     admin.service.shut_down();
 }
 
+/// The overview counts what happened: a dead-lettered run and a successful one give two
+/// runs, one failure, one open dead letter and a last success, and its picture draws the
+/// failure in red.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_overview_counts_runs_failures_dead_letters_and_the_last_success() {
+    let admin = start("admin-overview", None).await;
+    let events = [(json!({"id": 8, "note": "second"}), None)];
+    admin
+        .store
+        .enqueue(NewEvents::of("orders", &events).from_webhook(HOOK))
+        .await
+        .unwrap();
+    let ended = || admin.store.runs(&RunQuery::default()).unwrap().len() == 2;
+    until(ended).await;
+    let (status, body) = get(&format!("{}/?format=json", admin.url)).await;
+    assert_eq!(status, 200, "{body}");
+    let overview: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let orders = &overview["integrations"][0];
+    assert_eq!(orders["name"], "orders", "{orders}");
+    let counted = [
+        &orders["runs_hour"],
+        &orders["failures_hour"],
+        &orders["runs_day"],
+        &orders["failures_day"],
+        &orders["dead_letters"],
+        &orders["pending"],
+    ];
+    assert_eq!(
+        counted,
+        [
+            &json!(2),
+            &json!(1),
+            &json!(2),
+            &json!(1),
+            &json!(1),
+            &json!(0)
+        ],
+        "{orders}"
+    );
+    assert!(orders["last_success"].as_i64().is_some(), "{orders}");
+    let (_, html) = get(&format!("{}/", admin.url)).await;
+    assert!(
+        html.contains("fill=\"#c22\""),
+        "the failure, red in the picture:\n{html}"
+    );
+    admin.service.shut_down();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_page_renders_as_html_without_a_secret() {
     let admin = start("admin-html", None).await;
