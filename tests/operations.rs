@@ -49,7 +49,12 @@ struct Relay {
 }
 
 async fn serve(dir: &Path) -> Relay {
-    let args = ["relay.integ", "--secrets", "secrets.env"];
+    serve_spec(dir, "relay.integ").await
+}
+
+/// `integ serve` on `spec` in `dir`, with `dir`'s secrets file.
+async fn serve_spec(dir: &Path, spec: &str) -> Relay {
+    let args = [spec, "--secrets", "secrets.env"];
     let serving = Serving::start(
         dir,
         &[&args[..], &["--state", "state.db", "--workers", "4"]].concat(),
@@ -633,4 +638,34 @@ async fn a_replay_from_the_admin_pages_is_counted() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(replays(&serving.scrape().await), 1.0);
+}
+
+/// An OAuth2 connection's token refreshes are exported at 0, ok and error, before the
+/// first token is fetched: an alert on `increase(...{result="error"})` sees the first
+/// failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oauth2_connection_exports_its_token_refreshes_at_zero_before_any_run() {
+    let dir = workdir("operations-oauth2-zero");
+    let spec = r#"integration crm_sync {
+  connection crm {
+    base_url "http://127.0.0.1:9"
+    auth oauth2 {
+      token_url "http://127.0.0.1:9/token"
+      client_id secret("ID")
+      client_secret secret("SECRET")
+    }
+  }
+  trigger manual
+  step get = crm GET "/contacts"
+}"#;
+    common::write(&dir, "crm.integ", spec);
+    common::write(&dir, "secrets.env", "ID=id\nSECRET=secret\n");
+    let relay = serve_spec(&dir, "crm.integ").await;
+    let scrape = relay.scrape().await;
+    let labels = [("integration", "crm_sync"), ("connection", "crm")];
+    for result in ["ok", "error"] {
+        let labels = [labels[0], labels[1], ("result", result)];
+        let refreshes = sample(&scrape, "integ_oauth_token_refreshes_total", &labels);
+        assert_eq!(value(refreshes), 0.0, "{result}");
+    }
 }
