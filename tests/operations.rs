@@ -669,3 +669,26 @@ async fn an_oauth2_connection_exports_its_token_refreshes_at_zero_before_any_run
         assert_eq!(value(refreshes), 0.0, "{result}");
     }
 }
+
+/// The admin token may come from the secrets file: the pages then ask for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_token_may_come_from_the_secrets_file() {
+    let dir = relay("operations-admin-token-file", "http://127.0.0.1:9");
+    let token = "token-from-the-secrets-file-5d1c";
+    let secrets = std::fs::read_to_string(dir.join("secrets.env")).unwrap();
+    common::write(
+        &dir,
+        "secrets.env",
+        &format!("{secrets}INTEG_ADMIN_TOKEN={token}\n"),
+    );
+    let relay = serve(&dir).await;
+    let runs = format!("{}/runs?format=json", relay.admin);
+    let status = |request: reqwest::RequestBuilder| async move {
+        request.send().await.unwrap().status().as_u16()
+    };
+    assert_eq!(status(relay.client.get(&runs)).await, 401, "no token");
+    assert_eq!(
+        status(relay.client.get(&runs).bearer_auth(token)).await,
+        200
+    );
+}

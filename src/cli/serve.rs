@@ -37,7 +37,8 @@ pub struct ServeArgs {
     /// The token every request to the admin listener must carry (`Authorization: Bearer`,
     /// or a browser's sign-in): required when --admin-listen is not a loopback address.
     /// Prefer the environment variable, which `ps` does not show.
-    #[arg(long, env = "INTEG_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    /// Also read from the secrets file (--secrets) as `INTEG_ADMIN_TOKEN`.
+    #[arg(long, env = ADMIN_TOKEN, hide_env_values = true, value_parser = admin_token)]
     admin_token: Option<AdminToken>,
     /// The state store (inbox, checkpoints, dedupe keys, dead letters): a file path
     /// (SQLite), `sqlite:PATH` or `sqlite://PATH`.
@@ -117,6 +118,9 @@ impl std::fmt::Debug for AdminToken {
 fn admin_token(text: &str) -> Result<AdminToken, String> {
     Ok(AdminToken(text.to_string()))
 }
+
+/// The admin token's name in the environment and in the secrets file.
+const ADMIN_TOKEN: &str = "INTEG_ADMIN_TOKEN";
 
 /// Shorter tokens could be guessed.
 const ADMIN_TOKEN_CHARS: usize = 16;
@@ -317,8 +321,15 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
     if by_email {
         names.push(SMTP_URL);
     }
-    let secrets =
-        Secrets::load(names, args.secrets.as_deref(), false).map_err(|e| e.to_string())?;
+    // The admin token may come from the secrets file too, and is then redacted like them.
+    let optional = args.admin_token.is_none().then_some(ADMIN_TOKEN);
+    let secrets = Secrets::load_with_optional(names, optional, args.secrets.as_deref(), false)
+        .map_err(|e| e.to_string())?;
+    let admin_token = args
+        .admin_token
+        .as_ref()
+        .map(|t| t.0.clone())
+        .or_else(|| secrets.get(ADMIN_TOKEN).map(String::from));
     let _lock = lock_state(&location)?;
     let store = store::open_with(&location, args.durability.into()).map_err(|e| e.to_string())?;
     // The engines keep rotated OAuth2 refresh tokens in the store, sealed. A long wait an
@@ -352,13 +363,13 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let address = listener.local_addr().map_err(|e| e.to_string())?;
         let admin_listener = bind_admin(&args.admin_listen, address).await?;
         let admin_address = admin_listener.local_addr().map_err(|e| e.to_string())?;
-        if !admin_address.ip().is_loopback() && args.admin_token.is_none() {
+        if !admin_address.ip().is_loopback() && admin_token.is_none() {
             return Err(format!(
                 "--admin-listen {admin_address} is reachable from other machines: give --admin-token \
-                 (or INTEG_ADMIN_TOKEN), or listen on 127.0.0.1"
+                 (or {ADMIN_TOKEN} in the environment or the secrets file), or listen on 127.0.0.1"
             ));
         }
-        let token = args.admin_token.as_ref().map(|t| t.0.clone());
+        let token = admin_token;
         if token.as_ref().is_some_and(|t| t.chars().count() < ADMIN_TOKEN_CHARS) {
             return Err(format!(
                 "--admin-token is shorter than {ADMIN_TOKEN_CHARS} characters; `openssl rand -hex 32` makes a good one"

@@ -50,18 +50,31 @@ impl Secrets {
         file: Option<&Path>,
         allow_missing: bool,
     ) -> Result<Self, SecretsError> {
+        Self::load_with_optional(names, [], file, allow_missing)
+    }
+
+    /// `load`, with `optional` secrets added where the file or the environment has them
+    /// (and left out, not missing, where neither has).
+    pub fn load_with_optional<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        optional: impl IntoIterator<Item = &'a str>,
+        file: Option<&Path>,
+        allow_missing: bool,
+    ) -> Result<Self, SecretsError> {
         let from_file = match file {
             Some(path) => file::read(path)?,
             None => BTreeMap::new(),
         };
+        let lookup = |name: &str| {
+            from_file
+                .get(name)
+                .cloned()
+                .or_else(|| std::env::var(name).ok())
+        };
         let mut values = BTreeMap::new();
         let mut missing = Vec::new();
         for name in names {
-            let value = from_file
-                .get(name)
-                .cloned()
-                .or_else(|| std::env::var(name).ok());
-            match value {
+            match lookup(name) {
                 Some(value) => {
                     values.insert(name.to_string(), value);
                 }
@@ -69,6 +82,11 @@ impl Secrets {
                     values.insert(name.to_string(), format!("<secret {name}>"));
                 }
                 None => missing.push(name.to_string()),
+            }
+        }
+        for name in optional {
+            if let Some(value) = lookup(name) {
+                values.insert(name.to_string(), value);
             }
         }
         if missing.is_empty() {
