@@ -98,47 +98,81 @@ fn every_lint_case_that_parses_formats_to_itself_or_its_golden() {
             }
             continue;
         }
-        if bless {
-            if let Some(parent) = golden.parent() {
-                std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{parent:?}: {e}"));
-            }
-            std::fs::write(&golden, &result).unwrap_or_else(|e| panic!("{golden:?}: {e}"));
-            continue;
-        }
-        match std::fs::read_to_string(&golden) {
-            Ok(expected) if expected == result => {}
-            Ok(expected) => failures.push(format!(
-                "{name}: differs from {golden:?}\n{}",
-                pretty_assertions::StrComparison::new(&expected, &result)
-            )),
-            Err(_) => failures.push(format!("{name}: changes, and has no golden {golden:?}")),
-        }
+        compare_golden(&name, &result, &golden, bless, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(checked >= 100, "only {checked} lint cases parse");
 }
 
-/// The specs written inline in the test files (raw strings that parse) keep their AST and
-/// are stable; they are not required to be formatted.
+/// The specs written inline in the test files (raw strings that parse) keep their AST, are
+/// stable, and format to a reviewed golden: one per test file, `tests/fmt/inline/FILE.integ`,
+/// holding its specs formatted, in order (`INTEG_BLESS=1` regenerates).
 #[test]
-fn every_spec_written_in_a_test_keeps_its_ast_and_is_stable() {
+fn every_spec_written_in_a_test_formats_to_its_golden() {
+    let bless = std::env::var_os("INTEG_BLESS").is_some();
     let raw = Regex::new(r##"(?s)r#"(\s*integration .*?)"#"##).unwrap_or_else(|e| panic!("{e}"));
+    let inline = Path::new("tests/fmt/inline");
     let mut checked = 0;
-    for entry in std::fs::read_dir("tests").unwrap_or_else(|e| panic!("tests: {e}")) {
-        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
-        if path.extension().is_none_or(|e| e != "rs") {
-            continue;
-        }
+    let mut failures = Vec::new();
+    let mut goldens = Vec::new();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir("tests")
+        .unwrap_or_else(|e| panic!("tests: {e}"))
+        .map(|entry| entry.unwrap_or_else(|e| panic!("{e}")).path())
+        .filter(|path| path.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    sources.sort();
+    for path in sources {
         let source = read(&path);
+        let name = path.display().to_string();
+        let mut result = String::new();
         for found in raw.captures_iter(&source) {
             let text = &found[1];
             if syntax::parse(text).1.is_empty() && syntax::parse(text).0.is_some() {
-                formatted(&path.display().to_string(), text);
+                result.push_str("# ----\n");
+                result.push_str(&formatted(&name, text));
                 checked += 1;
             }
         }
+        if result.is_empty() {
+            continue;
+        }
+        let stem = path.file_stem().unwrap_or_default().to_string_lossy();
+        let golden = inline.join(format!("{stem}.integ"));
+        goldens.push(golden.clone());
+        compare_golden(&name, &result, &golden, bless, &mut failures);
     }
+    for stale in specs(inline).into_iter().filter(|g| !goldens.contains(g)) {
+        failures.push(format!(
+            "{stale:?} is the golden of no test file: remove it"
+        ));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(checked >= 50, "only {checked} specs found in the tests");
+}
+
+/// Compares `result` with the golden file (or, blessing, writes it).
+fn compare_golden(
+    name: &str,
+    result: &str,
+    golden: &Path,
+    bless: bool,
+    failures: &mut Vec<String>,
+) {
+    if bless {
+        if let Some(parent) = golden.parent() {
+            std::fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{parent:?}: {e}"));
+        }
+        std::fs::write(golden, result).unwrap_or_else(|e| panic!("{golden:?}: {e}"));
+        return;
+    }
+    match std::fs::read_to_string(golden) {
+        Ok(expected) if expected == result => {}
+        Ok(expected) => failures.push(format!(
+            "{name}: differs from {golden:?}\n{}",
+            pretty_assertions::StrComparison::new(&expected, result)
+        )),
+        Err(_) => failures.push(format!("{name}: changes, and has no golden {golden:?}")),
+    }
 }
 
 const MESSY: &str = r#"
