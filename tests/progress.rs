@@ -7,6 +7,7 @@
 mod common;
 
 use common::crm::Crm;
+use common::serving::Serving;
 use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer};
 use integ::secrets::Secrets;
@@ -235,5 +236,53 @@ async fn a_polls_first_round_reports_its_backfill_page_by_page() {
     assert!(
         heard[first_end + 1..].iter().all(|h| h.ends_with("ended")),
         "later rounds, from a stored position, are no backfill: {heard:?}"
+    );
+}
+
+/// `integ serve` with its log on a file (no terminal): a poll's backfill is told in log
+/// lines, the last one with its totals.
+#[tokio::test(flavor = "multi_thread")]
+async fn integ_serve_on_a_pipe_logs_a_polls_backfill_and_its_end() {
+    let crm = Crm::start().await;
+    for id in 1..=5 {
+        crm.put(id, &format!("2021-01-0{id}T00:00:00Z"));
+    }
+    let dir = common::workdir("progress-backfill-log");
+    common::write(&dir, "crm.integ", &crm.spec());
+    let _serving = Serving::start(&dir, &["crm.integ", "--state", "state.db"]).await;
+    let log = dir.join("serve.log");
+    let ended = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|line| line["fields"]["message"] == "backfill: the poll's first round ended")
+    };
+    for _ in 0..600 {
+        if ended().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let line = ended().expect("a log line when the backfill ended");
+    let fields = &line["fields"];
+    assert_eq!(
+        (
+            &fields["integration"],
+            &fields["trigger"],
+            &fields["pages"],
+            &fields["events"]
+        ),
+        (&json!("crm_sync"), &json!("poll 0"), &json!(3), &json!(5)),
+        "{line}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("backfill: the poll's first round goes on"),
+        "a line while it went on:\n{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no spinner drawn on a file:\n{text}"
     );
 }
