@@ -17,6 +17,8 @@ pub mod lint;
 pub mod mock;
 pub mod model;
 pub mod plan;
+#[cfg(test)]
+mod scratch;
 pub mod secrets;
 pub mod serve;
 pub mod span;

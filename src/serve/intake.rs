@@ -220,8 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_committed_for_a_caller_that_went_away_are_still_handed_over() {
-        let dir = std::env::temp_dir().join(format!("integ-intake-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::scratch::Scratch::new("intake");
         let store = Arc::new(SqliteStore::open(&dir.join("state.db")).unwrap());
         let service = Service::new(Vec::new(), store);
         let mut arrivals = service.arrivals.lock().unwrap().take().unwrap();
@@ -238,6 +237,5 @@ mod tests {
         let item = handed.unwrap().unwrap();
         assert_eq!((item.event, item.attempts), (json!({"n": 1}), 1));
         assert_eq!(service.intake.backlog(), 1);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -207,8 +207,9 @@ pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::scratch::Scratch;
     use crate::store::{
         Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Pruned, Records, now,
     };
@@ -260,9 +261,8 @@ mod tests {
     }
 
     /// An empty store in a folder of its own, and that folder.
-    fn fresh(name: &str) -> (std::path::PathBuf, SqliteStore) {
-        let dir = std::env::temp_dir().join(format!("integ-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    pub(crate) fn fresh(name: &str) -> (Scratch, SqliteStore) {
+        let dir = Scratch::new(name);
         let store = SqliteStore::open(&dir.join("state.db")).unwrap();
         (dir, store)
     }
@@ -283,7 +283,7 @@ mod tests {
     fn two_openers_of_a_fresh_file_at_once_both_open_it_migrated() {
         // `integ runs` run while `integ serve` creates the file failed with "table
         // dead_letters already exists": both read version 0, then both migrated.
-        let dir = std::env::temp_dir().join(format!("integ-racing-{}", std::process::id()));
+        let dir = Scratch::new("racing");
         for round in 0..30 {
             let _ = std::fs::remove_dir_all(&dir);
             let path = dir.join("state.db");
@@ -304,7 +304,6 @@ mod tests {
             let connection = Connection::open(&path).unwrap();
             assert_eq!(schema::version(&connection).unwrap(), MIGRATIONS.len());
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -327,7 +326,6 @@ mod tests {
         }
         assert!(size() >= 1_000_000, "{} bytes in the file", size());
         drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -359,12 +357,11 @@ mod tests {
             "the log started over {again} times in {written} writes of 200 KB"
         );
         drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
-        let (dir, store) = fresh("writer-panic");
+        let (_dir, store) = fresh("writer-panic");
         let panicked = wait(
             store
                 .writer
@@ -376,7 +373,6 @@ mod tests {
             (1, 0)
         );
         drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -391,7 +387,6 @@ mod tests {
                 .unwrap();
             assert_eq!(set, synchronous, "{durability:?}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -474,7 +469,6 @@ mod tests {
             (1, 0),
             "and may come again"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -525,12 +519,11 @@ mod tests {
             checkpoints, 1,
             "only the running event's checkpoint is left"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn concurrent_enqueues_each_get_their_own_counts_from_a_group_commit() {
-        let (dir, store) = fresh("group");
+        let (_dir, store) = fresh("group");
         let store = Arc::new(store);
         // Eight writers at once; call n of a writer enqueues n % 4 + 1 events, and its
         // last key repeats its first, so each call has its own answer to get back.
@@ -557,12 +550,11 @@ mod tests {
             store.inbox_counts().unwrap(),
             [("pending".to_string(), total)]
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_dead_lettered_event_ends_with_its_dead_letter_in_one_write() {
-        let (dir, store) = fresh("ending");
+        let (_dir, store) = fresh("ending");
         enqueue(&store, "demo", &[(serde_json::json!({"id": 1}), None)]);
         let item = claim(&store, 1, &["demo"]).remove(0);
         let letter = DeadLetter {
@@ -583,7 +575,6 @@ mod tests {
             store.inbox_counts().unwrap(),
             [("dead_lettered".to_string(), 1)]
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -607,15 +598,13 @@ mod tests {
             !bytes.windows(12).any(|w| w == b"canary-acces"),
             "and not left in a free page of the file"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[cfg(unix)]
     #[test]
     fn the_state_folder_and_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("integ-private-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = Scratch::new("private");
         let path = dir.join("nested/state.db");
         let store = SqliteStore::open(&path).unwrap();
         enqueue(&store, "demo", &[(serde_json::json!({"id": 1}), None)]);
@@ -631,12 +620,11 @@ mod tests {
         std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
         SqliteStore::open(&old).unwrap();
         assert_eq!(mode(&old), 0o600);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_claim_takes_only_the_integrations_it_is_given() {
-        let (dir, store) = fresh("skip");
+        let (_dir, store) = fresh("skip");
         for (integration, n) in [("busy", 1), ("free", 2), ("busy", 3), ("free", 4)] {
             enqueue(
                 &store,
@@ -659,12 +647,11 @@ mod tests {
             [1, 3],
             "the oldest of both, up to the limit"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn claims_are_counted_and_an_unstarted_claim_is_given_back() {
-        let (dir, store) = fresh("attempts");
+        let (_dir, store) = fresh("attempts");
         let events = [
             (serde_json::json!({ "n": 1 }), None),
             (serde_json::json!({ "n": 2 }), None),
@@ -680,12 +667,11 @@ mod tests {
         recover(&store);
         let again = claim(&store, 2, &["demo"]);
         assert_eq!(again.iter().map(|i| i.attempts).collect::<Vec<_>>(), [2, 1]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_deferred_event_is_claimed_only_from_its_time_on_with_its_checkpoints() {
-        let (dir, store) = fresh("deferred");
+        let (_dir, store) = fresh("deferred");
         for n in [1, 2] {
             enqueue(&store, "demo", &[(serde_json::json!({ "n": n }), None)]);
         }
@@ -720,12 +706,11 @@ mod tests {
             (again.id, again.done["lookup"].clone()),
             (first.id, serde_json::json!({"x": 1}))
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn claims_are_index_seeks_for_due_and_deferred_events() {
-        let (dir, store) = fresh("claim-plan");
+        let (_dir, store) = fresh("claim-plan");
         let plan = |condition: &str| -> Vec<String> {
             let connection = store.connection.lock().unwrap();
             let mut statement = connection
@@ -752,14 +737,12 @@ mod tests {
             ),
             "{deferred:?}"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn dead_letters_survive_reopening_and_migrations_run_once() {
-        let dir = std::env::temp_dir().join(format!("integ-store-{}", std::process::id()));
+        let dir = Scratch::new("store");
         let path = dir.join("nested/state.db");
-        let _ = std::fs::remove_dir_all(&dir);
         let letter = DeadLetter {
             integration: "demo".into(),
             step: "post".into(),
@@ -795,7 +778,6 @@ mod tests {
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -841,6 +823,5 @@ mod tests {
             start.elapsed()
         );
         drop(store);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

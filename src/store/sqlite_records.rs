@@ -714,14 +714,8 @@ impl crate::engine::RefreshTokens for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::tests::fresh;
     use crate::store::{LetterQuery, RunQuery, RunStatus};
-
-    fn fresh(name: &str) -> (std::path::PathBuf, SqliteStore) {
-        let dir = std::env::temp_dir().join(format!("integ-plan-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let store = SqliteStore::open(&dir.join("state.db")).unwrap();
-        (dir, store)
-    }
 
     /// SQLite's plan for `sql`, one line per step.
     fn plan(store: &SqliteStore, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
