@@ -6,7 +6,7 @@
 
 use crate::ast::{self, ConnectionSetting, PollSetting, Setting, StepSetting, WebhookSetting};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
-use crate::model::{self, Encoding, RetryPolicy};
+use crate::model::{self, Defaults, Encoding, RetryPolicy};
 use crate::span::{Span, Spanned};
 use std::num::NonZeroU32;
 use std::str::FromStr;
@@ -44,7 +44,7 @@ fn find<'a, S: Setting, T>(
 }
 
 pub fn integration(spec: &ast::Integration) -> Lowered<model::Integration> {
-    let defaults = Defaults::of(spec)?;
+    let defaults = defaults(spec)?;
     let steps = |steps: &[ast::Step]| {
         steps
             .iter()
@@ -82,36 +82,29 @@ pub fn integration(spec: &ast::Integration) -> Lowered<model::Integration> {
             .collect::<Lowered<_>>()?,
         tests: spec.tests.iter().map(test).collect::<Lowered<_>>()?,
         connections,
+        defaults,
     })
 }
 
 /// The integration's `defaults { }`, resolved.
-struct Defaults {
-    retry: Option<RetryPolicy>,
-    on_error: Option<model::OnError>,
-    timeout: Option<std::time::Duration>,
-}
-
-impl Defaults {
-    fn of(spec: &ast::Integration) -> Lowered<Self> {
-        let settings = &spec.defaults;
-        let retry = find(settings, |s| match s {
-            ast::PolicySetting::Retry(retry) => Some(retry),
+fn defaults(spec: &ast::Integration) -> Lowered<Defaults> {
+    let settings = &spec.defaults;
+    let retry = find(settings, |s| match s {
+        ast::PolicySetting::Retry(retry) => Some(retry),
+        _ => None,
+    });
+    let on_error = find(settings, |s| match s {
+        ast::PolicySetting::OnError(on_error) => Some(on_error),
+        _ => None,
+    });
+    Ok(Defaults {
+        retry: retry.map(retry_policy).transpose()?,
+        on_error: on_error.map(on_error_action).transpose()?,
+        timeout: find(settings, |s| match s {
+            ast::PolicySetting::Timeout(timeout) => Some(*timeout),
             _ => None,
-        });
-        let on_error = find(settings, |s| match s {
-            ast::PolicySetting::OnError(on_error) => Some(on_error),
-            _ => None,
-        });
-        Ok(Self {
-            retry: retry.map(retry_policy).transpose()?,
-            on_error: on_error.map(on_error_action).transpose()?,
-            timeout: find(settings, |s| match s {
-                ast::PolicySetting::Timeout(timeout) => Some(*timeout),
-                _ => None,
-            }),
-        })
-    }
+        }),
+    })
 }
 
 fn connection(connection: &ast::Connection) -> Lowered<model::Connection> {

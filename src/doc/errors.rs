@@ -6,8 +6,8 @@ use super::markdown::{code, effective, heading, table};
 use super::value::Source;
 use crate::model::format_duration;
 use crate::model::{
-    Backoff, Call, Delay, Integration, OnError, RetryCondition, RetryPolicy, Rule, RuleAction,
-    RuleOrigin, StatusMatch, Step,
+    Backoff, Call, Defaults, Delay, Integration, OnError, RetryCondition, RetryPolicy, Rule,
+    RuleAction, RuleOrigin, StatusMatch, Step,
 };
 use serde::Serialize;
 
@@ -25,6 +25,41 @@ pub struct ErrorDoc {
     pub after_last_attempt: String,
     /// The step's rules, then its connection's, in the order they are tried.
     pub rules: Vec<String>,
+    /// What the step takes from the spec's `defaults { }`: `retry`, `timeout`, `on_error`.
+    pub from_defaults: Vec<&'static str>,
+}
+
+/// The spec's `defaults { }`, in words; what it leaves out is the engine's.
+#[derive(Debug, Serialize)]
+pub struct DefaultsDoc {
+    pub retry: Option<String>,
+    pub timeout: Option<String>,
+    pub after_last_attempt: Option<String>,
+}
+
+/// The spec's `defaults { }`, or `None` when it has none.
+pub fn defaults(model: &Integration) -> Option<DefaultsDoc> {
+    let defaults = &model.defaults;
+    (*defaults != Defaults::default()).then(|| DefaultsDoc {
+        retry: defaults.retry.as_ref().map(retry),
+        timeout: defaults.timeout.map(format_duration),
+        after_last_attempt: defaults.on_error.as_ref().map(after),
+    })
+}
+
+/// The settings `step` has as the defaults set them (its own may say the same).
+fn from_defaults(step: &Step, defaults: &Defaults) -> Vec<&'static str> {
+    let mut taken = Vec::new();
+    if defaults.retry.as_ref() == Some(&step.retry) {
+        taken.push("retry");
+    }
+    if defaults.timeout.is_some() && defaults.timeout == step.timeout {
+        taken.push("timeout");
+    }
+    if defaults.on_error.as_ref() == Some(&step.on_error) {
+        taken.push("on_error");
+    }
+    taken
 }
 
 pub fn build(model: &Integration, source: Source<'_>) -> Vec<ErrorDoc> {
@@ -58,6 +93,7 @@ pub fn build(model: &Integration, source: Source<'_>) -> Vec<ErrorDoc> {
                             .map(|r| rule(r, source, " (the connection's)")),
                     )
                     .collect(),
+                from_defaults: from_defaults(step, &model.defaults),
             }
         })
         .collect()
@@ -191,20 +227,41 @@ fn rule(rule: &Rule, source: Source<'_>, whose: &str) -> String {
     format!("{words} {action}{preset}{whose}")
 }
 
-pub fn markdown(integration: &str, errors: &[ErrorDoc]) -> String {
+pub fn markdown(integration: &str, defaults: Option<&DefaultsDoc>, errors: &[ErrorDoc]) -> String {
     let mut out = heading(2, "errors", "5. Error handling");
     out.push_str(
-        "Each step's effective policy: its own, else the spec's `defaults`, else the engine's \
-        (marked *(default)*). A step's response rules read each answer before its status \
-        does, the step's first, then its connection's.\n\n",
+        "Each step's effective policy: its own, else the spec's `defaults` (marked *(from \
+        defaults)*), else the engine's (marked *(default)*). A step's response rules read each \
+        answer before its status does, the step's first, then its connection's.\n\n",
     );
+    if let Some(defaults) = defaults {
+        out.push_str(&heading(3, "errors-defaults", "The spec's defaults"));
+        let engine = "*(not set: the engine's)*".to_string();
+        let rows = [
+            ("Retry", &defaults.retry),
+            ("Timeout per attempt", &defaults.timeout),
+            ("After the last attempt", &defaults.after_last_attempt),
+        ]
+        .map(|(what, set)| vec![what.to_string(), set.clone().unwrap_or(engine.clone())]);
+        out.push_str(&table(&["", ""], &rows));
+    }
     for error in errors {
+        let marked = |text: &str, setting: &str| {
+            if error.from_defaults.contains(&setting) {
+                format!("{text} *(from defaults)*")
+            } else {
+                text.to_string()
+            }
+        };
         let mut rows = vec![
             vec![
                 "Retry".into(),
-                effective(error.retry.clone(), error.retry_default),
+                effective(marked(&error.retry, "retry"), error.retry_default),
             ],
-            vec!["Timeout per attempt".into(), error.timeout.clone()],
+            vec![
+                "Timeout per attempt".into(),
+                marked(&error.timeout, "timeout"),
+            ],
         ];
         if let Some(unsafe_call) = &error.unsafe_call {
             rows.push(vec!["Not idempotent".into(), unsafe_call.clone()]);
@@ -214,7 +271,7 @@ pub fn markdown(integration: &str, errors: &[ErrorDoc]) -> String {
         }
         rows.push(vec![
             "After the last attempt".into(),
-            error.after_last_attempt.clone(),
+            marked(&error.after_last_attempt, "on_error"),
         ]);
         let id = format!("errors-{}", error.id);
         out.push_str(&heading(
@@ -235,4 +292,67 @@ pub fn markdown(integration: &str, errors: &[ErrorDoc]) -> String {
         an idempotency key.\n\n"
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"integration orders {
+  defaults {
+    retry 5 exponential 1s..30s on 5xx
+    timeout 7s
+  }
+  connection shop { base_url "https://shop.example.com" auth none }
+  trigger manual
+  step first = shop GET "/a"
+  step second = shop GET "/b" { retry 2 constant 1s on 429 }
+}
+"#;
+
+    fn page(spec: &str) -> String {
+        let mut files = crate::lint::lint_sources(vec![("spec.integ".into(), spec.to_string())]);
+        let model = files.pop().and_then(|f| f.model).expect("a valid spec");
+        let source = Source(spec);
+        markdown("orders", defaults(&model).as_ref(), &build(&model, source))
+    }
+
+    #[test]
+    fn the_defaults_get_their_table_and_each_setting_taken_from_them_says_so() {
+        let page = page(SPEC);
+        let defaults = page.split("The spec's defaults").nth(1).expect("the table");
+        assert!(defaults.contains("| Timeout per attempt | 7s |"), "{page}");
+        assert!(
+            defaults.contains("*(not set: the engine's)*"),
+            "on_error: {page}"
+        );
+        let first = page.split("[`first`]").nth(1).expect("step first");
+        let first = first.split("[`second`]").next().unwrap_or_default();
+        assert!(
+            first.contains("5 attempts") && first.contains("5xx"),
+            "{first}"
+        );
+        assert_eq!(
+            first.matches("*(from defaults)*").count(),
+            2,
+            "retry, timeout: {first}"
+        );
+        let second = page.split("[`second`]").nth(1).expect("step second");
+        assert!(
+            second.contains("| Timeout per attempt | 7s *(from defaults)* |"),
+            "{second}"
+        );
+        assert!(
+            !second.contains("attempts, constant backoff from 1s *(from"),
+            "{second}"
+        );
+        assert_eq!(second.matches("*(from defaults)*").count(), 1, "{second}");
+    }
+
+    #[test]
+    fn a_spec_without_defaults_has_no_such_table() {
+        let without = SPEC.replace("retry 5 exponential 1s..30s on 5xx\n    timeout 7s\n", "");
+        assert!(!page(&without).contains("The spec's defaults"));
+        assert!(!page(&without).contains("*(from defaults)* |"));
+    }
 }

@@ -67,6 +67,8 @@ pub struct Doc {
     pub triggers: Vec<triggers::TriggerDoc>,
     pub steps: Vec<mapping::StepDoc>,
     pub lineage: Vec<mapping::LineageDoc>,
+    /// The spec's `defaults { }`, when it has one.
+    pub defaults: Option<errors::DefaultsDoc>,
     pub errors: Vec<errors::ErrorDoc>,
     pub capacity: capacity::Capacity,
     pub environments: Vec<environments::EnvironmentDoc>,
@@ -110,6 +112,7 @@ pub fn document(
         schema: SCHEMA,
         lineage: mapping::lineage(model, &steps),
         steps,
+        defaults: errors::defaults(model),
         errors: errors::build(model, source),
         capacity: capacity::build(model),
         tests: environments::tests(model, source),
@@ -142,7 +145,11 @@ pub fn markdown(doc: &Doc, previous: Option<&str>) -> Result<String, MarkerError
     ));
     out.push_str(&triggers::markdown(&doc.triggers));
     out.push_str(&mapping::markdown(&doc.steps, &doc.lineage));
-    out.push_str(&errors::markdown(&doc.overview.integration, &doc.errors));
+    out.push_str(&errors::markdown(
+        &doc.overview.integration,
+        doc.defaults.as_ref(),
+        &doc.errors,
+    ));
     let concurrency = &doc.overview.concurrency;
     let concurrency = markdown::effective(concurrency.value.clone(), concurrency.default);
     out.push_str(&capacity::markdown(&doc.capacity, &concurrency));

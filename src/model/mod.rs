@@ -52,6 +52,17 @@ pub struct Integration {
     pub alerts: Vec<Alert>,
     pub environments: Vec<Environment>,
     pub tests: Vec<Test>,
+    /// The spec's `defaults { }`, already applied to each step: kept for the docs, which
+    /// say where a step's policy comes from.
+    pub defaults: Defaults,
+}
+
+/// A spec's `defaults { }`: what a step that does not say gets instead of the engine's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Defaults {
+    pub retry: Option<RetryPolicy>,
+    pub on_error: Option<OnError>,
+    pub timeout: Option<Duration>,
 }
 
 impl Integration {
