@@ -427,3 +427,73 @@ async fn a_secret_sent_with_text_around_it_arrives_whole_and_is_never_shown() {
     );
     assert_eq!(dead_letters(&dir.join("state/state.db")), 1);
 }
+
+/// A query string can carry what a spec did not declare secret (here a value read with
+/// `env()`, which is not redacted): the run history keeps each URL without its query, and
+/// so must the dead letter, which `integ dlq` and the admin pages show.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_string_is_kept_neither_in_the_runs_nor_in_the_dead_letters() {
+    const KEY: &str = "canary-query-key-5c1e";
+    use integ::mock::{MockResponse, MockServer, Route};
+    let api = MockServer::start(vec![Route {
+        method: "POST".into(),
+        path: "/notes".into(),
+        responses: vec![MockResponse::json(
+            422,
+            serde_json::json!({"error": "refused"}),
+        )],
+    }])
+    .await
+    .unwrap();
+    let dir = common::workdir("canary-query");
+    let spec = format!(
+        r#"integration notes {{
+  connection api {{ base_url "{}" }}
+  trigger manual
+  step note = api POST "/notes" {{
+    idempotency_key "note-{{{{ event.id }}}}"
+    query {{ partner_ref = env("PARTNER_REF") }}
+    body {{ id = $.id }}
+  }}
+}}"#,
+        api.url()
+    );
+    std::fs::write(dir.join("notes.integ"), spec).unwrap();
+    std::fs::write(dir.join("event.json"), r#"{"id": 7}"#).unwrap();
+    let run_dir = dir.clone();
+    let ran = tokio::task::spawn_blocking(move || {
+        let args = ["run", "notes.integ", "--input", "event.json"];
+        let args = [&args[..], &["--state", "state.db"]].concat();
+        common::integ(&args, &run_dir, &[("PARTNER_REF", KEY)])
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran.status.code(), Some(1), "{}", common::text(&ran.stderr));
+    // The key did go out: what is kept is what must not hold it.
+    assert_eq!(api.requests()[0].query_param("partner_ref"), Some(KEY));
+    assert_eq!(dead_letters(&dir.join("state.db")), 1);
+    let canaries = [KEY.to_string()];
+    let mut leaks = Vec::new();
+    for (table, value) in every_table(&dir.join("state.db")) {
+        for form in forms_of_in(&canaries, &value) {
+            leaks.push(format!("table {table}: {form}"));
+        }
+    }
+    let listed = common::integ(
+        &["dlq", "list", "--state", "state.db", "--format", "json"],
+        &dir,
+        &[],
+    );
+    assert_eq!(listed.status.code(), Some(0));
+    for form in forms_of_in(&canaries, &listed.stdout) {
+        leaks.push(format!("integ dlq: {form}"));
+    }
+    let letter: serde_json::Value =
+        serde_json::from_str(common::text(&listed.stdout).trim()).unwrap();
+    assert!(leaks.is_empty(), "{leaks:#?}\n{letter}");
+    // What the request was is kept all the same, its query marked as left out.
+    assert_eq!(
+        letter["requests"],
+        serde_json::json!([format!("POST {}/notes?…", api.url())])
+    );
+}

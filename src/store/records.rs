@@ -293,7 +293,7 @@ pub struct DeadLetter {
     pub integration: String,
     pub step: String,
     pub event: serde_json::Value,
-    /// `METHOD URL` of each request the step made.
+    /// `METHOD URL` of each request the step made, the URL without its query.
     pub requests: Vec<String>,
     /// The last response status, when there was a response.
     pub status: Option<u16>,
@@ -326,7 +326,7 @@ impl DeadLetter {
             requests: step
                 .requests
                 .iter()
-                .map(|r| secrets.redact(&format!("{} {}", r.method, r.url)))
+                .map(|r| format!("{} {}", r.method, kept_url(&r.url, secrets)))
                 .collect(),
             status: last.and_then(|r| r.status),
             error: secrets.redact(step.error.as_deref().unwrap_or("")),
@@ -457,7 +457,7 @@ impl StepRecord {
                 .iter()
                 .map(|r| RequestRecord {
                     method: r.method.clone(),
-                    url: secrets.redact(&without_query(&r.url)),
+                    url: kept_url(&r.url, secrets),
                     status: r.status,
                     duration_ms: millis(r.duration),
                     attempts: r.attempts,
@@ -474,6 +474,12 @@ impl StepRecord {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A request's URL as the run history and the dead letters keep it: without its query
+/// (which may carry a key a spec did not declare secret) and redacted.
+fn kept_url(url: &str, secrets: &Secrets) -> String {
+    secrets.redact(&without_query(url))
 }
 
 /// `url` without its query and fragment, `?…` marking that there was a query.

@@ -174,6 +174,17 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX dead_letters_open ON dead_letters (integration, id) WHERE settled_at IS NULL;
     CREATE INDEX dead_letters_settled ON dead_letters (settled_at) WHERE settled_at IS NOT NULL;
     CREATE INDEX runs_by_outcome ON runs (integration, outcome, started_at)",
+    // Dead letters kept each request's URL whole, its query included, which may carry a key
+    // a spec did not declare secret (the run history never kept it): cut as
+    // `records::without_query` cuts, `?…` marking that there was one.
+    "UPDATE dead_letters SET requests = (
+        SELECT json_group_array(CASE
+            WHEN q > 0 AND (h = 0 OR q < h) THEN substr(value, 1, q - 1) || '?…'
+            WHEN h > 0 THEN substr(value, 1, h - 1)
+            ELSE value END)
+        FROM (SELECT value, instr(value, '?') AS q, instr(value, '#') AS h
+              FROM json_each(dead_letters.requests)))
+    WHERE json_valid(requests) AND (requests LIKE '%?%' OR requests LIKE '%#%')",
 ];
 
 /// The schema version of a state file: how many migrations ran on it.

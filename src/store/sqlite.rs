@@ -781,6 +781,40 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn dead_letters_kept_with_their_query_strings_lose_them_at_the_migration() {
+        let (dir, store) = fresh("letters-query");
+        drop(store);
+        let path = dir.join("state.db");
+        let raw = Connection::open(&path).unwrap();
+        let requests = serde_json::json!([
+            "GET https://api.example.com/a?api_key=canary-7&x=1",
+            "POST https://api.example.com/b#part?not-a-query",
+            "POST https://api.example.com/c",
+        ]);
+        raw.execute(
+            "INSERT INTO dead_letters (integration, step, event, requests, error, attempts,
+                 failed_at)
+             VALUES ('demo', 'post', '{}', ?1, 'status 400', 1, 0)",
+            [requests.to_string()],
+        )
+        .unwrap();
+        // As a file the migration had not run on yet.
+        let before = MIGRATIONS.len() as i64 - 1;
+        raw.pragma_update(None, "user_version", before).unwrap();
+        drop(raw);
+        let store = SqliteStore::open(&path).unwrap();
+        let letter = &store.dead_letters().unwrap()[0].1;
+        assert_eq!(
+            letter.requests,
+            [
+                "GET https://api.example.com/a?…",
+                "POST https://api.example.com/b",
+                "POST https://api.example.com/c",
+            ]
+        );
+    }
+
+    #[test]
     fn the_log_stops_growing_under_a_writer_that_never_pauses() {
         // The checkpointer copies the log while the writer keeps committing; SQLite starts
         // the log over only when a write begins with every frame copied, which a writer
