@@ -49,15 +49,15 @@ struct Relay {
 }
 
 async fn serve(dir: &Path) -> Relay {
-    serve_spec(dir, "relay.integ").await
+    serve_spec(dir, "relay.integ", &[]).await
 }
 
-/// `integ serve` on `spec` in `dir`, with `dir`'s secrets file.
-async fn serve_spec(dir: &Path, spec: &str) -> Relay {
+/// `integ serve` on `spec` in `dir`, with `dir`'s secrets file and `extra` arguments.
+async fn serve_spec(dir: &Path, spec: &str, extra: &[&str]) -> Relay {
     let args = [spec, "--secrets", "secrets.env"];
     let serving = Serving::start(
         dir,
-        &[&args[..], &["--state", "state.db", "--workers", "4"]].concat(),
+        &[&args[..], &["--state", "state.db", "--workers", "4"], extra].concat(),
     )
     .await;
     Relay {
@@ -215,7 +215,7 @@ async fn the_probes_answer_ok_and_list_their_checks_when_asked() {
     assert_eq!(status, 200);
     assert_eq!(
         ready,
-        "[+]plan ok\n[+]store ok\n[+]draining ok\n[+]backlog ok\nreadyz check passed\n"
+        "[+]plan ok\n[+]store ok\n[+]draining ok\n[i]backlog: 0 events due of --max-pending 10000\nreadyz check passed\n"
     );
     // The probes are the webhooks listener's; the admin one has none.
     let (status, _) = serving.get(&serving.admin, "/readyz").await.unwrap();
@@ -228,7 +228,8 @@ async fn readyz_fails_while_draining_after_sigterm_and_the_listener_stays_up_mea
     let slow = MockResponse::json(201, json!({})).after(Duration::from_secs(4));
     let api = MockServer::start(vec![sink(vec![slow])]).await.unwrap();
     let dir = relay("operations-drain", &api.url());
-    let serving = serve(&dir).await;
+    // No delay: webhooks are refused from the signal on.
+    let serving = serve_spec(&dir, "relay.integ", &["--drain-delay", "0s"]).await;
     assert_eq!(serving.post(1).await, 202);
     let started = Instant::now();
     while api.request_count() == 0 {
@@ -255,6 +256,53 @@ async fn readyz_fails_while_draining_after_sigterm_and_the_listener_stays_up_mea
     assert_eq!(serving.post(2).await, 503);
 }
 
+/// An idle process must not close its listener at SIGTERM: a load balancer has to see
+/// `/readyz` fail before the webhooks are refused, so for `--drain-delay` (5 s by default)
+/// readiness fails while webhooks are still taken and run.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_process_fails_readiness_for_the_drain_delay_and_still_takes_webhooks() {
+    let api = MockServer::start(vec![sink(vec![MockResponse::json(201, json!({}))])])
+        .await
+        .unwrap();
+    let dir = relay("operations-drain-delay", &api.url());
+    let mut serving = serve(&dir).await;
+    let signalled = Instant::now();
+    serving.terminate();
+    let mut answer = None;
+    while signalled.elapsed() < Duration::from_secs(20) {
+        match serving.get(&serving.public, "/readyz?verbose").await {
+            Some((503, body)) => {
+                answer = Some(body);
+                break;
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            None => break,
+        }
+    }
+    let body = answer.expect("the listener closed before /readyz answered 503");
+    assert!(body.contains("[-]draining failed: "), "{body}");
+    assert!(body.ends_with("readyz check failed\n"), "{body}");
+    // The delay is for the load balancer to notice; the inbox still takes what comes.
+    assert_eq!(serving.post(1).await, 202);
+    while api.request_count() == 0 {
+        assert!(signalled.elapsed() < Duration::from_secs(20), "not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = loop {
+        if let Some(status) = serving.serving.try_wait().unwrap() {
+            break status;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(40), "still running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(5),
+        "stopped {:?} after the signal, before the drain delay ended",
+        signalled.elapsed()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_that_pauses_a_connection_does_not_fail_readiness() {
     // A 429 asking for a minute: the connection pauses and the event is put back for
@@ -273,7 +321,7 @@ async fn an_api_that_pauses_a_connection_does_not_fail_readiness() {
             .await
             .unwrap();
         assert_eq!(status, 200, "{body}");
-        if body.contains("[i]") {
+        if body.contains("[i]connection") {
             break body;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "{body}");
@@ -660,7 +708,7 @@ async fn an_oauth2_connection_exports_its_token_refreshes_at_zero_before_any_run
 }"#;
     common::write(&dir, "crm.integ", spec);
     common::write(&dir, "secrets.env", "ID=id\nSECRET=secret\n");
-    let relay = serve_spec(&dir, "crm.integ").await;
+    let relay = serve_spec(&dir, "crm.integ", &[]).await;
     let scrape = relay.scrape().await;
     let labels = [("integration", "crm_sync"), ("connection", "crm")];
     for result in ["ok", "error"] {

@@ -56,8 +56,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = WORKERS, value_parser = clap::value_parser!(u16).range(1..))]
     workers: u16,
     /// Events waiting or running past which webhooks are refused (503 with Retry-After,
-    /// the sender retries), polls wait and /readyz fails, so that an accepted event is
-    /// delivered in seconds, not minutes.
+    /// the sender retries) and polls wait, so that an accepted event is delivered in
+    /// seconds, not minutes. /readyz does not fail on it: the inbox is the buffer.
     #[arg(long, default_value_t = crate::serve::MAX_PENDING, value_parser = max_pending)]
     max_pending: usize,
     /// What an accepted webhook survives: `full` (the inbox is synced to disk before the
@@ -73,6 +73,12 @@ pub struct ServeArgs {
     /// slower one is cut off. Written as in specs (`10s`).
     #[arg(long, default_value = "10s", value_parser = read_timeout)]
     read_timeout: Duration,
+    /// How long after SIGTERM or SIGINT /readyz fails while webhooks are still taken, so
+    /// that a load balancer stops sending before they are refused; written as in specs
+    /// (`5s`), `0` for none, at most `20s`. A second signal ends it early. It counts in the
+    /// 30 s a shutdown takes at most.
+    #[arg(long, default_value = "5s", value_parser = drain_delay)]
+    drain_delay: Duration,
     /// Connections served at once; more wait until one closes.
     #[arg(long, default_value_t = crate::serve::MAX_CONNECTIONS, value_parser = clap::value_parser!(u16).range(1..))]
     max_connections: u16,
@@ -180,6 +186,24 @@ fn read_timeout(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The longest `--drain-delay`: the in-flight events keep at least 10 s of the drain.
+const MAX_DRAIN_DELAY: Duration = Duration::from_secs(20);
+
+/// A delay from none (`0`, `0s`) to `MAX_DRAIN_DELAY`.
+fn drain_delay(text: &str) -> Result<Duration, String> {
+    let duration = match text {
+        "0" => Some(Duration::ZERO),
+        "" => None,
+        _ => crate::syntax::parse_duration(text),
+    };
+    duration.filter(|d| *d <= MAX_DRAIN_DELAY).ok_or_else(|| {
+        format!(
+            "`{text}` is not a duration from `0s` to `{}s`",
+            MAX_DRAIN_DELAY.as_secs()
+        )
+    })
+}
+
 /// An evaluation interval from one second to an hour.
 fn alert_every(text: &str) -> Result<Duration, String> {
     crate::syntax::parse_duration(text)
@@ -215,8 +239,9 @@ fn init_logs(format: LogFormat, color: bool, spinners: Option<&Spinners>) {
     };
 }
 
-/// How long a shutdown may take from the signal: in-flight events and requests finish
-/// within it; events still running then go back to the inbox at the next start.
+/// How long a shutdown may take from the signal, `--drain-delay` included: in-flight
+/// events and requests finish within it; events still running then go back to the inbox at
+/// the next start.
 const DRAIN: Duration = Duration::from_secs(30);
 
 pub fn run(args: &ServeArgs) -> ExitCode {
@@ -431,12 +456,20 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
             .await;
         });
         signal().await;
-        tracing::info!("stopping: in-flight events finish, the rest stay in the inbox");
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        // First /readyz fails while webhooks are still taken and run, for the load
+        // balancer's probe to see it and send elsewhere (an idle process would otherwise
+        // close at once, and the senders' next webhooks find nothing listening).
+        service.drain();
+        tracing::info!(drain_delay = ?args.drain_delay, "stopping: /readyz fails; webhooks are taken until the drain delay ends");
+        tokio::select! {
+            () = tokio::time::sleep(args.drain_delay) => {}
+            () = signal() => {}
+        }
+        tracing::info!("stopping: webhooks are refused, in-flight events finish, the rest stay in the inbox");
         service.shut_down();
         // The listener stays open while in-flight events finish, answering 503 to
-        // webhooks and to /readyz, so that a load balancer sees the drain and moves the
-        // senders elsewhere; then it lets each connection finish its request.
-        let deadline = tokio::time::Instant::now() + DRAIN;
+        // webhooks and to /readyz; then it lets each connection finish its request.
         let finished = tokio::time::timeout_at(deadline, workers).await;
         let _ = stop.send(());
         let closed = tokio::time::timeout_at(deadline, server).await;
@@ -531,7 +564,19 @@ async fn signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::admin_url;
+    use super::{admin_url, drain_delay};
+    use std::time::Duration;
+
+    #[test]
+    fn a_drain_delay_is_from_none_to_20_seconds() {
+        assert_eq!(drain_delay("0"), Ok(Duration::ZERO));
+        assert_eq!(drain_delay("0s"), Ok(Duration::ZERO));
+        assert_eq!(drain_delay("2500ms"), Ok(Duration::from_millis(2500)));
+        assert_eq!(drain_delay("20s"), Ok(Duration::from_secs(20)));
+        for refused in ["21s", "1m", "5", "soon", ""] {
+            assert!(drain_delay(refused).is_err(), "{refused}");
+        }
+    }
 
     #[test]
     fn alerts_link_the_admin_listener_unless_it_takes_every_interface() {

@@ -56,6 +56,8 @@ pub struct Service {
     /// This process, as the owner of the events it claims.
     owner: Owner,
     health: health::Health,
+    /// `/readyz` fails: SIGTERM came (see `drain`).
+    draining: AtomicBool,
     shutting_down: AtomicBool,
     work: Notify,
     intake: Arc<intake::Intake>,
@@ -98,6 +100,7 @@ impl Service {
             store,
             owner: Owner::new(LEASE),
             health,
+            draining: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             work: Notify::new(),
             intake,
@@ -123,10 +126,23 @@ impl Service {
             .as_ref()
     }
 
-    /// Stops taking webhooks (503) and new work; events in the inbox stay there.
+    /// Fails `/readyz` from now on, while webhooks are still taken and run: the first
+    /// step of a shutdown, so that a load balancer stops sending before `shut_down`
+    /// refuses what it sends.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops taking webhooks (503) and new work (and fails `/readyz`); events in the inbox
+    /// stay there.
     pub fn shut_down(&self) {
+        self.drain();
         self.shutting_down.store(true, Ordering::SeqCst);
         self.work.notify_waiters();
+    }
+
+    pub(super) fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     pub(super) fn stopping(&self) -> bool {

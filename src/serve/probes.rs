@@ -3,11 +3,12 @@
 //!
 //! `/livez` answers whether restarting would help: the process answers and its dispatcher
 //! has not died under it. `/readyz` whether the process can durably accept work: its specs
-//! are planned (always, once it listens), its store took its last write, it is not draining
-//! after SIGTERM and its backlog is under `--max-pending`. Third-party trouble (a paused
-//! connection, an open circuit) never fails readiness: the inbox holds events meanwhile,
-//! and failing would make the senders' webhooks fail instead. It shows as `[i]` lines.
-//! Both are cheap: atomics and memory, no store call.
+//! are planned (always, once it listens), its store took its last write and it is not
+//! draining after SIGTERM. Third-party trouble (a paused connection, an open circuit) never
+//! fails readiness, nor does the backlog it leaves (at `--max-pending` the webhooks answer
+//! 503 with `Retry-After` themselves): the inbox holds events meanwhile, and failing would
+//! take the process out of the load balancer for the senders' webhooks. Those show as
+//! `[i]` lines. Both are cheap: atomics and memory, no store call.
 
 use super::Service;
 use axum::extract::{RawQuery, State};
@@ -62,22 +63,22 @@ pub(super) async fn readyz(
     } else {
         Check::Passed("store")
     });
-    checks.push(if service.stopping() {
+    checks.push(if service.draining() {
         Check::Failed("draining", "shutting down".into())
     } else {
         Check::Passed("draining")
     });
-    checks.push(if service.intake.overloaded(0) {
-        // A probe's reader runs this server: it may see the numbers.
-        let reason = format!(
-            "overloaded: {} events due, --max-pending is {}",
-            service.intake.backlog(),
-            service.intake.max_pending
-        );
-        Check::Failed("backlog", reason)
+    // A probe's reader runs this server: it may see the numbers.
+    let refusing = if service.intake.overloaded(0) {
+        ": webhooks are answered 503 with Retry-After"
     } else {
-        Check::Passed("backlog")
-    });
+        ""
+    };
+    checks.push(Check::Info(format!(
+        "backlog: {} events due of --max-pending {}{refusing}",
+        service.intake.backlog(),
+        service.intake.max_pending
+    )));
     for engine in &service.engines {
         for held in engine.held_connections() {
             let integration = &engine.plan().name;
