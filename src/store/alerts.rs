@@ -51,3 +51,23 @@ impl AlertState {
         (self.status != self.notified).then_some(self.status)
     }
 }
+
+/// Names one alert: its integration and its key (`model::Alert::key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertKey<'a> {
+    pub integration: &'a str,
+    pub alert: &'a str,
+}
+
+/// What became of an alert, to keep (`Records::save_alert`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertChange<'a> {
+    /// It moved to `status` at count `value`; a new alert starts with nothing owed but
+    /// this status.
+    Status { status: AlertStatus, value: u64 },
+    /// `status` was notified: sent, or given up on with `error` (redacted by the caller).
+    Notified {
+        status: AlertStatus,
+        error: Option<&'a str>,
+    },
+}

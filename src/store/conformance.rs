@@ -8,9 +8,9 @@
 //! back sooner, as SQLite does, whose serving process holds the file alone).
 
 use super::{
-    AlertCounts, DeadLetter, Finished, InboxItem, LetterQuery, LetterState, LetterStates,
-    NewEvents, Owner, Position, RunLinks, RunQuery, RunRecord, RunStatus, ScheduleMark,
-    ScheduleState, Store, TriggerHealth, now,
+    AlertChange, AlertCounts, AlertKey, DeadLetter, Finished, InboxItem, LetterQuery, LetterState,
+    LetterStates, NewEvents, Owner, Position, RunLinks, RunQuery, RunRecord, RunStatus,
+    ScheduleMark, ScheduleState, Store, TriggerHealth, now,
 };
 use crate::model::AlertStatus;
 use serde_json::{Value as Json, json};
@@ -1133,29 +1133,33 @@ async fn alert_counts_read_a_window_of_an_integrations_runs(fresh: Fresh) {
 
 async fn an_alerts_status_and_the_status_notified_are_kept_apart(fresh: Fresh) {
     let (_dir, store) = fresh();
+    let alert = AlertKey {
+        integration: "a",
+        alert: "x > 0",
+    };
+    let status = |status, value| AlertChange::Status { status, value };
+    let notified = |status, error| AlertChange::Notified { status, error };
     assert_eq!(store.alerts().unwrap(), Vec::new());
     store
-        .set_alert_status("a", "x > 0", AlertStatus::Firing, 3)
+        .save_alert(alert, status(AlertStatus::Firing, 3))
         .unwrap();
     let kept = store.alerts().unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].owed(), Some(AlertStatus::Firing));
     assert_eq!(kept[0].value, 3);
     store
-        .alert_notified("a", "x > 0", AlertStatus::Firing, None)
+        .save_alert(alert, notified(AlertStatus::Firing, None))
         .unwrap();
     assert_eq!(store.alerts().unwrap()[0].owed(), None);
     // A status change leaves what was notified as it was: the resolved message is owed.
-    store
-        .set_alert_status("a", "x > 0", AlertStatus::Ok, 0)
-        .unwrap();
+    store.save_alert(alert, status(AlertStatus::Ok, 0)).unwrap();
     let kept = &store.alerts().unwrap()[0];
     assert_eq!(
         (kept.status, kept.notified),
         (AlertStatus::Ok, AlertStatus::Firing)
     );
     store
-        .alert_notified("a", "x > 0", AlertStatus::Ok, Some("status 500"))
+        .save_alert(alert, notified(AlertStatus::Ok, Some("status 500")))
         .unwrap();
     let kept = &store.alerts().unwrap()[0];
     assert_eq!(kept.owed(), None);

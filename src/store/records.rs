@@ -2,9 +2,10 @@
 //! history, poll positions, the triggers' health, the engine's sealed refresh tokens), and
 //! the records themselves, redacted before they are kept.
 
-use super::{AlertCounts, AlertState, Position, StoreError, TriggerHealth, now};
+use super::{
+    AlertChange, AlertCounts, AlertKey, AlertState, Position, StoreError, TriggerHealth, now,
+};
 use crate::engine::{AttemptReport, RefreshTokens, RunReport, StepReport};
-use crate::model::AlertStatus;
 use crate::secrets::Secrets;
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -89,24 +90,9 @@ pub trait Records: RefreshTokens + Send + Sync {
     fn alert_counts(&self, integration: &str, since: i64) -> Result<AlertCounts, StoreError>;
     /// Every alert's kept state.
     fn alerts(&self) -> Result<Vec<AlertState>, StoreError>;
-    /// Records that alert `alert` of `integration` moved to `status` at count `value`; a
-    /// new alert starts with nothing owed but this status.
-    fn set_alert_status(
-        &self,
-        integration: &str,
-        alert: &str,
-        status: AlertStatus,
-        value: u64,
-    ) -> Result<(), StoreError>;
-    /// Records that `status` was notified for the alert: sent, or given up on with
-    /// `error` (redacted by the caller).
-    fn alert_notified(
-        &self,
-        integration: &str,
-        alert: &str,
-        status: AlertStatus,
-        error: Option<&str>,
-    ) -> Result<(), StoreError>;
+    /// Keeps what became of an alert: its status changed, or a status was notified (each
+    /// leaves the other as it was).
+    fn save_alert(&self, alert: AlertKey<'_>, change: AlertChange<'_>) -> Result<(), StoreError>;
 }
 
 /// Runs of an integration with one outcome, in one time bucket.

@@ -5,9 +5,9 @@
 use super::sqlite::{SqliteStore, exec, insert_dead_letter, insert_run};
 use super::sqlite_filter::Filter;
 use super::{
-    AlertCounts, AlertState, Backlog, DeadLetter, LetterQuery, LetterState, LetterStates, Position,
-    Pruned, Records, RunCount, RunLinks, RunQuery, RunRecord, ScheduleState, StoreError,
-    TriggerHealth, now,
+    AlertChange, AlertCounts, AlertKey, AlertState, Backlog, DeadLetter, LetterQuery, LetterState,
+    LetterStates, Position, Pruned, Records, RunCount, RunLinks, RunQuery, RunRecord,
+    ScheduleState, StoreError, TriggerHealth, now,
 };
 use crate::model::AlertStatus;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
@@ -631,43 +631,27 @@ impl Records for SqliteStore {
             .map_err(|e| self.error(e))
     }
 
-    fn set_alert_status(
-        &self,
-        integration: &str,
-        alert: &str,
-        status: AlertStatus,
-        value: u64,
-    ) -> Result<(), StoreError> {
+    fn save_alert(&self, alert: AlertKey<'_>, change: AlertChange<'_>) -> Result<(), StoreError> {
+        let AlertKey { integration, alert } = alert;
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        exec(
-            &connection,
-            "INSERT INTO alerts (integration, alert, status, value, changed_at, notified)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'ok')
-             ON CONFLICT (integration, alert) DO UPDATE
-                 SET status = excluded.status, value = excluded.value,
-                     changed_at = excluded.changed_at",
-            params![integration, alert, status.as_str(), count(value), now()],
-        )
-        .map(|_| ())
-        .map_err(|e| self.error(e))
-    }
-
-    fn alert_notified(
-        &self,
-        integration: &str,
-        alert: &str,
-        status: AlertStatus,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        exec(
-            &connection,
-            "UPDATE alerts SET notified = ?3, notified_at = ?4, error = ?5
-             WHERE integration = ?1 AND alert = ?2",
-            params![integration, alert, status.as_str(), now(), error],
-        )
-        .map(|_| ())
-        .map_err(|e| self.error(e))
+        let written = match change {
+            AlertChange::Status { status, value } => exec(
+                &connection,
+                "INSERT INTO alerts (integration, alert, status, value, changed_at, notified)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'ok')
+                 ON CONFLICT (integration, alert) DO UPDATE
+                     SET status = excluded.status, value = excluded.value,
+                         changed_at = excluded.changed_at",
+                params![integration, alert, status.as_str(), count(value), now()],
+            ),
+            AlertChange::Notified { status, error } => exec(
+                &connection,
+                "UPDATE alerts SET notified = ?3, notified_at = ?4, error = ?5
+                 WHERE integration = ?1 AND alert = ?2",
+                params![integration, alert, status.as_str(), now(), error],
+            ),
+        };
+        written.map(|_| ()).map_err(|e| self.error(e))
     }
 
     fn purge(&self) -> Result<usize, StoreError> {

@@ -15,7 +15,7 @@ use super::Service;
 use crate::engine::Engine;
 use crate::model::{AlertChannel, AlertStatus};
 use crate::plan::{AlertPlan, Scope};
-use crate::store::{AlertState, Store, now};
+use crate::store::{AlertChange, AlertKey, AlertState, Store, now};
 use crate::telemetry;
 use deliver::Target;
 use std::collections::HashSet;
@@ -220,7 +220,14 @@ fn evaluate(alerts: &Alerts, store: &dyn Store) -> Vec<Job> {
             error: None,
         });
         if status != state.status {
-            if let Err(error) = store.set_alert_status(integration, key, status, value) {
+            let (alert, change) = (
+                AlertKey {
+                    integration,
+                    alert: key,
+                },
+                AlertChange::Status { status, value },
+            );
+            if let Err(error) = store.save_alert(alert, change) {
                 tracing::error!(integration, alert = key, %error, "cannot record the alert's state; evaluated again shortly");
                 continue;
             }
@@ -301,7 +308,15 @@ async fn send(alerts: Arc<Alerts>, store: Arc<dyn Store>, job: Job) {
             error.clone(),
         );
         let recorded = tokio::task::spawn_blocking(move || {
-            store.alert_notified(&integration, &key, job.status, error.as_deref())
+            let alert = AlertKey {
+                integration: &integration,
+                alert: &key,
+            };
+            let change = AlertChange::Notified {
+                status: job.status,
+                error: error.as_deref(),
+            };
+            store.save_alert(alert, change)
         })
         .await;
         match recorded {
