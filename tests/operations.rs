@@ -292,7 +292,10 @@ async fn an_idle_process_fails_readiness_for_the_drain_delay_and_still_takes_web
         if let Some(status) = serving.serving.try_wait().unwrap() {
             break status;
         }
-        assert!(signalled.elapsed() < Duration::from_secs(40), "still running");
+        assert!(
+            signalled.elapsed() < Duration::from_secs(40),
+            "still running"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
@@ -333,6 +336,70 @@ async fn an_api_that_pauses_a_connection_does_not_fail_readiness() {
     );
     assert!(body.ends_with("readyz check passed\n"), "{body}");
     assert_eq!(serving.post(2).await, 202);
+}
+
+/// A run that dead-letters is counted so once its dead letter is kept: while the store
+/// refuses the write, the refusal is counted (and logged), not a dead letter that is not
+/// there; once it takes it, the run counts once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_letter_the_store_refuses_is_not_counted_until_it_is_kept() {
+    let api = MockServer::start(vec![sink(vec![MockResponse::json(422, json!({}))])])
+        .await
+        .unwrap();
+    let dir = relay("operations-letter-refused", &api.url());
+    let state = dir.join("state.db");
+    drop(integ::store::SqliteStore::open(&state).unwrap());
+    let raw = rusqlite::Connection::open(&state).unwrap();
+    raw.execute_batch(
+        "CREATE TRIGGER refuse_letters BEFORE INSERT ON dead_letters
+         BEGIN SELECT RAISE(ABORT, 'the disk is failing'); END",
+    )
+    .unwrap();
+    let serving = serve(&dir).await;
+    assert_eq!(serving.post(1).await, 202);
+    let relay = [("integration", "relay")];
+    let dead_lettered = [("integration", "relay"), ("outcome", "dead_lettered")];
+    let started = Instant::now();
+    let scrape = loop {
+        let scrape = serving.scrape().await;
+        if value(sample(
+            &scrape,
+            "integ_store_errors_total",
+            &[("op", "finish")],
+        )) >= 1.0
+        {
+            break scrape;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        value(sample(&scrape, "integ_runs_total", &dead_lettered)),
+        0.0
+    );
+    let letters: f64 = samples(&scrape, "integ_dead_letters_total", &relay)
+        .iter()
+        .map(|s| value(s))
+        .sum();
+    assert_eq!(letters, 0.0);
+    let log = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(log.contains("cannot record the end of the run"), "{log}");
+    // The disk is mended: the next try keeps the letter, and the run counts once.
+    raw.execute_batch("DROP TRIGGER refuse_letters").unwrap();
+    loop {
+        let scrape = serving.scrape().await;
+        if value(sample(&scrape, "integ_runs_total", &dead_lettered)) == 1.0 {
+            let letters: f64 = samples(&scrape, "integ_dead_letters_total", &relay)
+                .iter()
+                .map(|s| value(s))
+                .sum();
+            assert_eq!(letters, 1.0);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "never kept");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(api.request_count(), 1, "the event ran once");
 }
 
 /// A relay whose webhook drops events marked `skip` (its `when`), its connection with a

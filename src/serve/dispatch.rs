@@ -291,7 +291,7 @@ impl Dispatcher {
             // On a task: the store may take a while to accept it (see `end`).
             let service = service.clone();
             tokio::spawn(async move {
-                if end(&service, event, Finished::Failed, None).await {
+                if end(&service, event, Finished::Failed.into()).await {
                     service.intake.finished_one();
                 }
             });

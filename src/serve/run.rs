@@ -2,7 +2,7 @@
 
 use super::Service;
 use crate::engine::{Engine, RunOutcome, RunReport};
-use crate::store::{DeadLetter, Finished, RunRecord};
+use crate::store::{DeadLetter, Ending, Finished, RunRecord};
 use crate::telemetry::labels::{DeadLetterType, RunOutcome as Ended, StepOutcome, StoreOp};
 use serde_json::Value as Json;
 use std::sync::atomic::Ordering;
@@ -40,9 +40,12 @@ pub(super) async fn run_item(
             "the process stopped during every earlier run of this event; dead-lettered, not run"
         );
         drop(_entered);
-        let metrics = engine.metrics();
-        metrics.ran(Ended::DeadLettered, None, Some(latency(&item)));
-        metrics.interrupted();
+        let tally = Tally {
+            ended: Ended::DeadLettered,
+            letter: Letter::Interrupted,
+            took: None,
+            came: (item.committed, item.created_at),
+        };
         let letter = DeadLetter::interrupted(
             &item.integration,
             &item.event,
@@ -50,16 +53,11 @@ pub(super) async fn run_item(
             engine.secrets(),
         );
         let run = RunRecord::interrupted(&item.integration, id, interrupted);
-        return end(
-            service,
-            id,
-            Finished::DeadLettered(Box::new(letter)),
-            Some(run),
-        )
-        .await;
+        let ending = Ending::new(Finished::DeadLettered(Box::new(letter)), Some(run));
+        return end_counted(service, engine, id, ending, tally).await;
     }
     let resumed = item.done.len();
-    let latency_from = (item.committed, item.created_at);
+    let came = (item.committed, item.created_at);
     tracing::debug!(resumed_steps = resumed, "run started");
     drop(_entered);
     let report = tracing::Instrument::instrument(
@@ -97,9 +95,33 @@ pub(super) async fn run_item(
         }
         other => other,
     };
-    count(engine, &report, &finished, too_long, since(latency_from));
+    for step in &report.steps {
+        engine
+            .metrics()
+            .stepped(&step.name, step_outcome(step.outcome));
+    }
+    let tally = Tally::of(&finished, too_long, report.duration, came);
     drop(_entered);
-    end(service, id, finished, Some(run)).await
+    // Encoded here, on this worker, not on the store's one writer.
+    let ending = Ending::new(finished, Some(run));
+    end_counted(service, engine, id, ending, tally).await
+}
+
+/// Ends the event (see `end`) and counts its run once the end is kept: a run whose end
+/// the store refused is counted by the store's errors (and logged), then again when its
+/// event runs again; never as a dead letter that is not there.
+async fn end_counted(
+    service: &Service,
+    engine: &Engine,
+    id: i64,
+    ending: Ending,
+    tally: Tally,
+) -> bool {
+    let ended = end(service, id, ending).await;
+    if ended {
+        tally.count(engine);
+    }
+    ended
 }
 
 /// How long ago an event came in: to the millisecond when this process committed it,
@@ -115,37 +137,61 @@ fn since((committed, created_at): (Option<Instant>, i64)) -> Duration {
     )
 }
 
-fn latency(item: &crate::store::InboxItem) -> Duration {
-    since((item.committed, item.created_at))
+/// What a run's end counts, once it is kept: the run by outcome, its dead letter, and
+/// the time from its event's commit (see `since`) to then.
+struct Tally {
+    ended: Ended,
+    letter: Letter,
+    took: Option<Duration>,
+    came: (Option<Instant>, i64),
 }
 
-/// Counts a run's end, its steps', and its dead letter, if it made one.
-fn count(
-    engine: &Engine,
-    report: &RunReport,
-    finished: &Finished,
-    too_long: bool,
-    latency: Duration,
-) {
-    let metrics = engine.metrics();
-    for step in &report.steps {
-        metrics.stepped(&step.name, step_outcome(step.outcome));
-    }
-    let ended = match finished {
-        Finished::Done => Ended::Succeeded,
-        Finished::Failed => Ended::Failed,
-        Finished::DeadLettered(letter) => {
-            let kind = if too_long {
-                DeadLetterType::DeferredTooLong
-            } else {
-                DeadLetterType::of(letter.status)
-            };
-            metrics.dead_lettered(&letter.step, kind);
-            Ended::DeadLettered
+/// The dead letter a run's end counts.
+enum Letter {
+    None,
+    /// Left at this step, for this reason.
+    At(String, DeadLetterType),
+    /// The process stopped during every run of the event.
+    Interrupted,
+}
+
+impl Tally {
+    fn of(
+        finished: &Finished,
+        too_long: bool,
+        took: Duration,
+        came: (Option<Instant>, i64),
+    ) -> Self {
+        let (ended, letter) = match finished {
+            Finished::Done => (Ended::Succeeded, Letter::None),
+            Finished::Failed => (Ended::Failed, Letter::None),
+            Finished::DeadLettered(letter) => {
+                let kind = if too_long {
+                    DeadLetterType::DeferredTooLong
+                } else {
+                    DeadLetterType::of(letter.status)
+                };
+                (Ended::DeadLettered, Letter::At(letter.step.clone(), kind))
+            }
+            Finished::Deferred { .. } => (Ended::Deferred, Letter::None),
+        };
+        Self {
+            ended,
+            letter,
+            took: Some(took),
+            came,
         }
-        Finished::Deferred { .. } => Ended::Deferred,
-    };
-    metrics.ran(ended, Some(report.duration), Some(latency));
+    }
+
+    fn count(self, engine: &Engine) {
+        let metrics = engine.metrics();
+        match &self.letter {
+            Letter::None => {}
+            Letter::At(step, kind) => metrics.dead_lettered(step, *kind),
+            Letter::Interrupted => metrics.interrupted(),
+        }
+        metrics.ran(self.ended, self.took, Some(since(self.came)));
+    }
 }
 
 fn step_outcome(outcome: crate::model::Outcome) -> StepOutcome {
@@ -180,21 +226,17 @@ fn deferred_too_long(
 /// busy for a while) before its event is put back to run again.
 const END_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Ends inbox event `id` with its history record: run with `run`'s results, the run of a
-/// deferred event included, it leaves the backlog of events due. Answers whether it did.
+/// Ends inbox event `id` as `ending` says, with its history record: run with its results,
+/// the run of a deferred event included, it leaves the backlog of events due. Answers
+/// whether it did.
 /// An end the store refuses is tried again for `END_PATIENCE`, then the event is put back
 /// to run again (its request may go twice; its end is never lost), for else it would stay
 /// running under this process, which never runs it again before a restart.
-pub(super) async fn end(
-    service: &Service,
-    id: i64,
-    finished: Finished,
-    run: Option<RunRecord>,
-) -> bool {
+pub(super) async fn end(service: &Service, id: i64, ending: Ending) -> bool {
     let started = Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
-        let finish = service.store.finish(id, finished.clone(), run.clone());
+        let finish = service.store.finish(id, ending.clone());
         let Err(error) = service.store_calls.call(StoreOp::Finish, finish).await else {
             return true;
         };

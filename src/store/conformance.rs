@@ -8,9 +8,9 @@
 //! back sooner, as SQLite does, whose serving process holds the file alone).
 
 use super::{
-    AlertChange, AlertCounts, AlertKey, DeadLetter, Finished, InboxItem, LetterQuery, LetterState,
-    LetterStates, NewEvents, Owner, Position, RunLinks, RunQuery, RunRecord, RunStatus,
-    ScheduleMark, ScheduleState, Store, TriggerHealth, now,
+    AlertChange, AlertCounts, AlertKey, DeadLetter, Ending, Finished, InboxItem, LetterQuery,
+    LetterState, LetterStates, NewEvents, Owner, Position, RunLinks, RunQuery, RunRecord,
+    RunStatus, ScheduleMark, ScheduleState, Store, TriggerHealth, now,
 };
 use crate::model::AlertStatus;
 use serde_json::{Value as Json, json};
@@ -301,7 +301,7 @@ async fn checkpoints_come_back_with_a_claim_until_the_event_finishes(fresh: Fres
         json!({ "lookup": { "id": 7 }, "skipped": null })
     );
     store
-        .finish(resumed.id, Finished::Done, None)
+        .finish(resumed.id, Finished::Done.into())
         .await
         .unwrap();
     assert_eq!(
@@ -325,7 +325,7 @@ async fn a_deferred_event_keeps_its_checkpoints_and_waits_for_its_time(fresh: Fr
     let later = Finished::Deferred {
         not_before: now().saturating_add(1),
     };
-    store.finish(first.id, later, None).await.unwrap();
+    store.finish(first.id, later.into()).await.unwrap();
     assert_eq!(
         store.due(&names(&["x"])).await.unwrap(),
         1,
@@ -349,11 +349,11 @@ async fn a_finished_event_is_not_claimed_again_and_keeps_its_records(fresh: Fres
     let mut succeeded = run("x", "succeeded", now());
     succeeded.event = Some(ids[0]);
     store
-        .finish(ids[0], Finished::Done, Some(succeeded.clone()))
+        .finish(ids[0], Ending::new(Finished::Done, Some(succeeded.clone())))
         .await
         .unwrap();
     let ending = Finished::DeadLettered(Box::new(letter("x", 2)));
-    store.finish(ids[1], ending, None).await.unwrap();
+    store.finish(ids[1], ending.into()).await.unwrap();
     assert_eq!(
         store
             .due(&names(&["a", "x", "y", "busy", "free"]))
@@ -514,7 +514,10 @@ async fn a_replay_is_a_new_run_linked_both_ways_to_the_original(fresh: Fresh) {
         ..run("a", "dead_lettered", now())
     };
     let ending = Finished::DeadLettered(Box::new(letter("a", 1)));
-    store.finish(first, ending, Some(failed)).await.unwrap();
+    store
+        .finish(first, Ending::new(ending, Some(failed)))
+        .await
+        .unwrap();
     let (original, kept) = store.runs(&RunQuery::default()).unwrap().remove(0);
     assert_eq!(kept.trigger.as_deref(), Some(hook), "from its inbox event");
     let (letter_id, letter) = store.dead_letters().unwrap().remove(0);
@@ -550,7 +553,7 @@ async fn a_replay_is_a_new_run_linked_both_ways_to_the_original(fresh: Fresh) {
         ..run("a", "succeeded", now())
     };
     store
-        .finish(replay_event, Finished::Done, Some(succeeded))
+        .finish(replay_event, Ending::new(Finished::Done, Some(succeeded)))
         .await
         .unwrap();
     let (replay, record) = store.runs(&RunQuery::default()).unwrap().remove(0);
@@ -785,11 +788,11 @@ async fn prune_forgets_old_records_but_never_pending_running_or_dead_letters(fre
     claim(store.as_ref(), &owner, 3, &["a"]).await;
     let recent = run("a", "succeeded", now());
     store
-        .finish(ids[0], Finished::Done, Some(recent))
+        .finish(ids[0], Ending::new(Finished::Done, Some(recent)))
         .await
         .unwrap();
     let ending = Finished::DeadLettered(Box::new(letter("a", 2)));
-    store.finish(ids[1], ending, None).await.unwrap();
+    store.finish(ids[1], ending.into()).await.unwrap();
     store.dead_letter(&letter("a", 9)).unwrap();
     store.record_run(&run("a", "failed", 0)).unwrap();
     let hour = Duration::from_secs(3600);
@@ -968,7 +971,7 @@ async fn a_schedule_mark_commits_with_its_runs_and_skips(fresh: Fresh) {
     let owner = alive();
     let claimed = store.claim(&owner, 1, &names(&["a"])).await.unwrap();
     assert_eq!(claimed[0].id, run);
-    store.finish(run, Finished::Done, None).await.unwrap();
+    store.finish(run, Finished::Done.into()).await.unwrap();
     let state = store.schedule_state("a", "schedule 0").unwrap().unwrap();
     assert_eq!(state.busy, None);
     assert_eq!(store.schedule_state("a", "schedule 1").unwrap(), None);
@@ -994,7 +997,7 @@ async fn another_integrations_event_is_never_a_schedules_run(fresh: Fresh) {
     let run = enqueued.ids[0].unwrap();
     let owner = alive();
     store.claim(&owner, 1, &names(&["a"])).await.unwrap();
-    store.finish(run, Finished::Done, None).await.unwrap();
+    store.finish(run, Finished::Done.into()).await.unwrap();
     a_second_passes().await;
     store.prune(Duration::ZERO).unwrap();
     for n in 0..3 {

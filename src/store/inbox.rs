@@ -4,9 +4,11 @@
 //! its writer thread, a network store sends it) and the caller awaits the answer without
 //! holding a thread of the runtime or of its blocking pool.
 
+use super::records::LetterText;
 use super::{RunRecord, StoreError};
 use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The answer of a hot-path call, to await.
@@ -31,10 +33,11 @@ pub trait Inbox: Send + Sync {
     /// has redacted: what is kept is kept redacted).
     fn checkpoint(&self, id: i64, step: &str, result: Option<&Json>) -> Pending<()>;
 
-    /// Ends inbox event `id`, with its run added to the history and its checkpoints (raw
-    /// step results, which may hold what an API echoed) deleted in the same write. A
-    /// deferred event is not ended: it goes back to pending and keeps its checkpoints.
-    fn finish(&self, id: i64, status: Finished, run: Option<RunRecord>) -> Pending<()>;
+    /// Ends inbox event `id` as `ending` says, with its run added to the history and its
+    /// checkpoints (raw step results, which may hold what an API echoed) deleted in the
+    /// same write. A deferred event is not ended: it goes back to pending and keeps its
+    /// checkpoints.
+    fn finish(&self, id: i64, ending: Ending) -> Pending<()>;
 
     /// Extends the lease of every event `owner` has running to its lease from now; returns
     /// how many. An owner that stops heartbeating loses its events to `recover`.
@@ -255,6 +258,50 @@ pub enum Finished {
     Deferred {
         not_before: i64,
     },
+}
+
+/// How an inbox event ends, with its run record, ready to write: what the store keeps as
+/// JSON text (a run's steps, a dead letter's event and requests) is encoded when it is
+/// made, on the caller's thread (a worker), so that a backend's writer only binds it. A
+/// clone shares it: a write tried again encodes and copies nothing.
+#[derive(Debug, Clone)]
+pub struct Ending(Arc<Encoded>);
+
+#[derive(Debug)]
+pub(super) struct Encoded {
+    pub(super) status: Finished,
+    pub(super) run: Option<RunRecord>,
+    /// The run's steps.
+    pub(super) steps: Option<String>,
+    /// The dead letter's, when `status` is `DeadLettered`.
+    pub(super) letter: Option<LetterText>,
+}
+
+impl Ending {
+    pub fn new(status: Finished, run: Option<RunRecord>) -> Self {
+        let steps = run.as_ref().and_then(RunRecord::steps_text);
+        let letter = match &status {
+            Finished::DeadLettered(letter) => Some(letter.text()),
+            _ => None,
+        };
+        Self(Arc::new(Encoded {
+            status,
+            run,
+            steps,
+            letter,
+        }))
+    }
+
+    pub(super) fn parts(&self) -> &Encoded {
+        &self.0
+    }
+}
+
+/// An end without a run record.
+impl From<Finished> for Ending {
+    fn from(status: Finished) -> Self {
+        Self::new(status, None)
+    }
 }
 
 impl Finished {

@@ -22,7 +22,9 @@ mod sqlite_writer;
 mod triggers;
 
 pub use alerts::{AlertChange, AlertCounts, AlertKey, AlertState};
-pub use inbox::{Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Position};
+pub use inbox::{
+    Ending, Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Position,
+};
 pub use location::{Location, UrlProblem};
 pub use query::{LETTERS_PER_PAGE, letters_lines, parse_time, run_json, runs_lines, with_id};
 pub use records::{

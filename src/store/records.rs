@@ -324,7 +324,22 @@ impl DeadLetter {
     }
 }
 
+/// A dead letter's event and requests as the store keeps them: JSON text.
+#[derive(Debug)]
+pub(super) struct LetterText {
+    pub(super) event: String,
+    pub(super) requests: String,
+}
+
 impl DeadLetter {
+    /// Its event and requests encoded as the store keeps them.
+    pub(super) fn text(&self) -> LetterText {
+        LetterText {
+            event: self.event.to_string(),
+            requests: serde_json::to_string(&self.requests).unwrap_or_default(),
+        }
+    }
+
     /// The dead letter of an event that was never finished because the process stopped
     /// during each of its last `runs` runs: it is not run again, in case it is the cause.
     pub fn interrupted(
@@ -478,6 +493,13 @@ fn without_query(url: &str) -> String {
 }
 
 impl RunRecord {
+    /// Its steps encoded as the store keeps them (JSON text); `None` when it has none.
+    pub(super) fn steps_text(&self) -> Option<String> {
+        (!self.steps.is_empty())
+            .then(|| serde_json::to_string(&self.steps).ok())
+            .flatten()
+    }
+
     /// The history record of inbox event `event`, dead-lettered unrun (see
     /// `DeadLetter::interrupted`).
     pub fn interrupted(integration: &str, event: i64, runs: u32) -> Self {

@@ -2,6 +2,7 @@
 //! `sqlite_inbox`), the records on a connection behind a mutex.
 
 use super::private;
+use super::records::LetterText;
 use super::schema::{self, MIGRATIONS, migrate};
 use super::sqlite_checkpoint::Checkpointer;
 use super::sqlite_writer::Writer;
@@ -150,9 +151,13 @@ pub(super) fn exec<P: rusqlite::Params>(
     connection.prepare_cached(sql)?.execute(params)
 }
 
+/// Adds `letter` to the dead letters, its event and requests as `text` (encoded by the
+/// caller), left by run `run`; returns its id.
 pub(super) fn insert_dead_letter(
     connection: &Connection,
     letter: &DeadLetter,
+    text: &LetterText,
+    run: Option<i64>,
 ) -> rusqlite::Result<i64> {
     exec(
         connection,
@@ -162,24 +167,26 @@ pub(super) fn insert_dead_letter(
         params![
             letter.integration,
             letter.step,
-            letter.event.to_string(),
-            serde_json::to_string(&letter.requests).unwrap_or_default(),
+            text.event,
+            text.requests,
             letter.status,
             letter.error,
             letter.attempts,
             letter.failed_at,
-            letter.run,
+            run,
         ],
     )?;
     Ok(connection.last_insert_rowid())
 }
 
-/// Adds `run` to the history; returns its id. The trigger and the dead letter replayed
-/// come from its inbox event when the record does not name them.
-pub(super) fn insert_run(connection: &Connection, run: &RunRecord) -> rusqlite::Result<i64> {
-    let steps = (!run.steps.is_empty())
-        .then(|| serde_json::to_string(&run.steps).ok())
-        .flatten();
+/// Adds `run` to the history, its steps as `steps` (encoded by the caller); returns its
+/// id. The trigger and the dead letter replayed come from its inbox event when the record
+/// does not name them.
+pub(super) fn insert_run(
+    connection: &Connection,
+    run: &RunRecord,
+    steps: Option<&str>,
+) -> rusqlite::Result<i64> {
     exec(
         connection,
         "INSERT INTO runs (integration, outcome, started_at, duration_ms, attempts, error, event,
@@ -211,7 +218,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::scratch::Scratch;
     use crate::store::{
-        Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Pruned, Records, now,
+        Ending, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, Pruned, Records, now,
     };
     use std::sync::Arc;
 
@@ -248,7 +255,7 @@ pub(crate) mod tests {
     }
 
     fn finish(store: &SqliteStore, id: i64, status: Finished, run: Option<RunRecord>) {
-        wait(store.finish(id, status, run)).unwrap()
+        wait(store.finish(id, Ending::new(status, run))).unwrap()
     }
 
     fn unclaim(store: &SqliteStore, ids: &[i64]) {

@@ -4,7 +4,8 @@
 use super::SqliteStore;
 use super::sqlite::{exec, insert_dead_letter, insert_run};
 use super::{
-    Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, RunRecord, ScheduleMark,
+    Ending, Enqueued, Finished, Inbox, InboxItem, NewEvents, Owner, Pending, RunRecord,
+    ScheduleMark,
 };
 use rusqlite::{Connection, params};
 use serde_json::Value as Json;
@@ -81,9 +82,9 @@ impl Inbox for SqliteStore {
         })
     }
 
-    fn finish(&self, id: i64, status: Finished, run: Option<RunRecord>) -> Pending<()> {
+    fn finish(&self, id: i64, ending: Ending) -> Pending<()> {
         self.writer
-            .call(move |transaction, now| finish(transaction, id, &status, run.as_ref(), now))
+            .call(move |transaction, now| finish(transaction, id, ending.parts(), now))
     }
 
     fn heartbeat(&self, owner: &Owner) -> Pending<usize> {
@@ -176,7 +177,7 @@ fn write_mark(
             trigger: run.trigger.clone().or_else(|| Some(mark.trigger.clone())),
             ..run.clone()
         };
-        insert_run(transaction, &run)?;
+        insert_run(transaction, &run, run.steps_text().as_deref())?;
     }
     Ok(())
 }
@@ -314,10 +315,10 @@ fn checkpoints(
 fn finish(
     transaction: &Connection,
     id: i64,
-    status: &Finished,
-    run: Option<&RunRecord>,
+    ending: &super::inbox::Encoded,
     now: i64,
 ) -> rusqlite::Result<()> {
+    let status = &ending.status;
     exec(
         transaction,
         // A deferred run ended cleanly: its claim was no crash, so it is not counted.
@@ -335,13 +336,13 @@ fn finish(
             params![id],
         )?;
     }
-    let run = run.map(|run| insert_run(transaction, run)).transpose()?;
-    if let Finished::DeadLettered(letter) = status {
-        let letter = super::DeadLetter {
-            run: letter.run.or(run),
-            ..(**letter).clone()
-        };
-        insert_dead_letter(transaction, &letter)?;
+    let run = ending
+        .run
+        .as_ref()
+        .map(|run| insert_run(transaction, run, ending.steps.as_deref()))
+        .transpose()?;
+    if let (Finished::DeadLettered(letter), Some(text)) = (status, &ending.letter) {
+        insert_dead_letter(transaction, letter, text, letter.run.or(run))?;
     }
     Ok(())
 }

@@ -127,9 +127,9 @@ fn count(n: u64) -> i64 {
 
 impl Records for SqliteStore {
     fn dead_letter(&self, letter: &DeadLetter) -> Result<i64, StoreError> {
+        let text = letter.text();
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        insert_dead_letter(&connection, letter).map_err(|e| self.error(e))?;
-        Ok(connection.last_insert_rowid())
+        insert_dead_letter(&connection, letter, &text, letter.run).map_err(|e| self.error(e))
     }
 
     fn letters(&self, query: &LetterQuery) -> Result<Vec<(i64, DeadLetter)>, StoreError> {
@@ -429,8 +429,9 @@ impl Records for SqliteStore {
     }
 
     fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
+        let steps = run.steps_text();
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
-        insert_run(&connection, run).map_err(|e| self.error(e))
+        insert_run(&connection, run, steps.as_deref()).map_err(|e| self.error(e))
     }
 
     fn runs(&self, query: &RunQuery) -> Result<Vec<(i64, RunRecord)>, StoreError> {
