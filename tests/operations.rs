@@ -99,6 +99,20 @@ impl Relay {
         Scrape::parse(text.lines().map(|line| Ok(line.to_string()))).unwrap()
     }
 
+    /// The verbose answer of `/readyz` once it fails (polled); fails the test if the
+    /// listener closes first, or after 20 s.
+    async fn unready(&self) -> String {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(20) {
+            match self.get(&self.public, "/readyz?verbose").await {
+                Some((503, body)) => return body,
+                Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                None => panic!("the listener closed before /readyz answered 503"),
+            }
+        }
+        panic!("/readyz did not fail within 20 s");
+    }
+
     /// Sends SIGTERM.
     fn terminate(&self) {
         self.serving.terminate();
@@ -120,6 +134,15 @@ fn sample<'a>(scrape: &'a Scrape, metric: &str, labels: &[(&str, &str)]) -> &'a 
     let found = samples(scrape, metric, labels);
     assert_eq!(found.len(), 1, "{metric} {labels:?}: {found:#?}");
     found[0]
+}
+
+/// Waits for `api`'s first request, for up to 20 s.
+async fn sent(api: &MockServer) {
+    let started = Instant::now();
+    while api.request_count() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(20), "not sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn sink(responses: Vec<MockResponse>) -> Route {
@@ -157,11 +180,7 @@ async fn metrics_are_served_on_the_admin_listener_and_not_on_the_webhooks_one() 
         );
     }
     assert_eq!(serving.post(1).await, 202);
-    let started = Instant::now();
-    while api.request_count() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(20), "not delivered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sent(&api).await;
     let scrape = serving.scrape().await;
     let enqueue = sample(
         &scrape,
@@ -231,24 +250,9 @@ async fn readyz_fails_while_draining_after_sigterm_and_the_listener_stays_up_mea
     // No delay: webhooks are refused from the signal on.
     let serving = serve_spec(&dir, "relay.integ", &["--drain-delay", "0s"]).await;
     assert_eq!(serving.post(1).await, 202);
-    let started = Instant::now();
-    while api.request_count() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(20), "not sent");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sent(&api).await;
     serving.terminate();
-    let mut answer = None;
-    while started.elapsed() < Duration::from_secs(20) {
-        match serving.get(&serving.public, "/readyz?verbose").await {
-            Some((503, body)) => {
-                answer = Some(body);
-                break;
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            None => break,
-        }
-    }
-    let body = answer.expect("/readyz never answered 503 before the listener closed");
+    let body = serving.unready().await;
     assert!(body.contains("[-]draining failed: shutting down"), "{body}");
     assert!(body.contains("[+]store ok"), "{body}");
     assert!(body.ends_with("readyz check failed\n"), "{body}");
@@ -268,26 +272,12 @@ async fn an_idle_process_fails_readiness_for_the_drain_delay_and_still_takes_web
     let mut serving = serve(&dir).await;
     let signalled = Instant::now();
     serving.terminate();
-    let mut answer = None;
-    while signalled.elapsed() < Duration::from_secs(20) {
-        match serving.get(&serving.public, "/readyz?verbose").await {
-            Some((503, body)) => {
-                answer = Some(body);
-                break;
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            None => break,
-        }
-    }
-    let body = answer.expect("the listener closed before /readyz answered 503");
+    let body = serving.unready().await;
     assert!(body.contains("[-]draining failed: "), "{body}");
     assert!(body.ends_with("readyz check failed\n"), "{body}");
     // The delay is for the load balancer to notice; the inbox still takes what comes.
     assert_eq!(serving.post(1).await, 202);
-    while api.request_count() == 0 {
-        assert!(signalled.elapsed() < Duration::from_secs(20), "not run");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sent(&api).await;
     let status = loop {
         if let Some(status) = serving.serving.try_wait().unwrap() {
             break status;
@@ -670,11 +660,7 @@ async fn a_call_in_flight_shows_as_a_busy_worker_and_a_request_in_flight() {
     };
     assert_eq!(gauges(&serving.scrape().await), (0.0, 0.0, 4.0));
     assert_eq!(serving.post(1).await, 202);
-    let started = Instant::now();
-    while api.request_count() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(20), "not sent");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sent(&api).await;
     assert_eq!(gauges(&serving.scrape().await), (1.0, 1.0, 3.0));
 }
 
