@@ -311,8 +311,8 @@ mod tests {
 "#;
 
     fn page(spec: &str) -> String {
-        let mut files = crate::lint::lint_sources(vec![("spec.integ".into(), spec.to_string())]);
-        let model = files.pop().and_then(|f| f.model).expect("a valid spec");
+        let (parsed, _) = crate::syntax::parse(spec);
+        let model = crate::check::lower(&parsed.expect("a spec")).expect("a valid spec");
         let source = Source(spec);
         markdown("orders", defaults(&model).as_ref(), &build(&model, source))
     }
