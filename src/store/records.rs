@@ -107,6 +107,8 @@ pub trait Records: RefreshTokens + Send + Sync {
         status: AlertStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+    /// Forgets the state of alert `alert` of `integration` (one no longer declared).
+    fn forget_alert(&self, integration: &str, alert: &str) -> Result<(), StoreError>;
 }
 
 /// Runs of an integration with one outcome, in one time bucket.

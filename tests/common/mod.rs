@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod alerting;
 pub mod browser;
 pub mod crm;
 pub mod serving;
