@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::json_ids;
 use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer};
 use integ::secrets::Secrets;
@@ -146,6 +147,26 @@ fn cli(admin: &Admin, args: &[&str]) -> String {
         common::text(&output.stderr)
     );
     common::text(&output.stdout)
+}
+
+/// The link to a page's next page, unescaped.
+fn next_link(page: &str) -> String {
+    page.split("rel=\"next\" href=\"")
+        .nth(1)
+        .expect("a next page")
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+}
+
+/// GET `path` with `headers` added.
+async fn get_with(admin: &Admin, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client().get(format!("{}{path}", admin.url));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
 }
 
 /// The form token of the page at `url`.
@@ -404,46 +425,30 @@ async fn runs_are_filtered_and_paged() {
         };
         admin.store.record_run(&record).unwrap();
     }
-    let ids = |text: &str| -> Vec<i64> {
-        text.lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect()
-    };
     let (_, all) = get(&format!("{}/runs?format=json", admin.url)).await;
-    assert_eq!(ids(&all).len(), 4);
+    assert_eq!(json_ids(&all).len(), 4);
     let (_, polled) = get(&format!("{}/runs?format=json&trigger=poll+0", admin.url)).await;
-    assert_eq!(ids(&polled).len(), 3);
+    assert_eq!(json_ids(&polled).len(), 3);
     let (_, old) = get(&format!(
         "{}/runs?format=json&until=2023-11-14T22:13:22Z",
         admin.url
     ))
     .await;
     assert_eq!(
-        ids(&old).len(),
+        json_ids(&old).len(),
         2,
         "until is exclusive: 1 700 000 000 and 001"
     );
     let (_, failed) = get(&format!("{}/runs?format=json&failed=true", admin.url)).await;
-    assert_eq!(ids(&failed).len(), 1);
+    assert_eq!(json_ids(&failed).len(), 1);
     let (_, page) = get(&format!("{}/runs?trigger=poll+0&limit=2", admin.url)).await;
-    let next = page
-        .split("rel=\"next\" href=\"")
-        .nth(1)
-        .expect("a next page")
-        .split('"')
-        .next()
-        .unwrap();
-    let next = next.replace("&amp;", "&");
+    let next = next_link(&page);
     assert!(
         next.contains("trigger=poll+0"),
         "the next page keeps the filters: {next}"
     );
     let (_, rest) = get(&format!("{}{next}&format=json", admin.url)).await;
-    assert_eq!(ids(&rest).len(), 1, "the third, on the next page");
+    assert_eq!(json_ids(&rest).len(), 1, "the third, on the next page");
     admin.service.shut_down();
 }
 
@@ -464,15 +469,6 @@ fn many_letters(admin: &Admin, n: u32) {
 async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_included() {
     let admin = start("admin-letter-pages", None).await;
     many_letters(&admin, 1_000);
-    let ids = |text: &str| -> Vec<i64> {
-        text.lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect()
-    };
     // 1001 open letters: JSON, as the command, lists the oldest 1000 and names the next page.
     let response = client()
         .get(format!("{}/dead-letters?format=json", admin.url))
@@ -481,9 +477,9 @@ async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_includ
         .unwrap();
     let next = response.headers()["link"].to_str().unwrap().to_string();
     let first = response.text().await.unwrap();
-    assert_eq!(ids(&first).len(), 1_000, "a hard cap on the JSON list");
+    assert_eq!(json_ids(&first).len(), 1_000, "a hard cap on the JSON list");
     assert_eq!(first, cli(&admin, &["dlq", "list"]));
-    let last = *ids(&first).last().unwrap();
+    let last = *json_ids(&first).last().unwrap();
     assert_eq!(
         next,
         format!("</dead-letters?after={last}&format=json>; rel=\"next\"")
@@ -494,7 +490,7 @@ async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_includ
         admin.url
     ))
     .await;
-    assert_eq!(ids(&rest).len(), 1, "the newest, on the next page");
+    assert_eq!(json_ids(&rest).len(), 1, "the newest, on the next page");
     assert_eq!(rest, cli(&admin, &["dlq", "list", "--after", &after]));
     // The page: a link to the next, keeping the filters and the size.
     let (_, page) = get(&format!(
@@ -502,21 +498,14 @@ async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_includ
         admin.url
     ))
     .await;
-    let next = page
-        .split("rel=\"next\" href=\"")
-        .nth(1)
-        .expect("a next page")
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&amp;", "&");
+    let next = next_link(&page);
     assert!(
         next.contains("integration=orders") && next.contains("limit=2"),
         "the next page keeps the filters: {next}"
     );
     let (_, second) = get(&format!("{}{next}&format=json", admin.url)).await;
     let (_, both) = get(&format!("{}/dead-letters?format=json&limit=4", admin.url)).await;
-    assert_eq!(ids(&second), ids(&both)[2..].to_vec());
+    assert_eq!(json_ids(&second), json_ids(&both)[2..].to_vec());
     admin.service.shut_down();
 }
 
@@ -634,51 +623,30 @@ async fn replay_from_the_list_makes_a_new_run_linked_both_ways() {
 async fn the_admin_token_guards_every_page_and_the_cookie_is_not_the_token() {
     let secret = "admin-token-5d1c";
     let admin = start("admin-token", Some(secret)).await;
-    let response = client()
-        .get(format!("{}/runs", admin.url))
-        .header("Accept", "text/html,application/xhtml+xml")
-        .send()
-        .await
-        .unwrap();
+    let bearer = |token: &str| format!("Bearer {token}");
+    let html = ("Accept", "text/html,application/xhtml+xml");
+    let response = get_with(&admin, "/runs", &[html]).await;
     assert_eq!(response.status(), 303, "a browser is sent to sign in");
     assert_eq!(response.headers()["location"], "/login");
-    let metrics = client()
-        .get(format!("{}/metrics", admin.url))
-        .send()
-        .await
-        .unwrap();
+    let metrics = get_with(&admin, "/metrics", &[]).await;
     assert_eq!(
         metrics.status(),
         401,
         "a scraper without the token is told why"
     );
-    let metrics = client()
-        .get(format!("{}/metrics", admin.url))
-        .bearer_auth(secret)
-        .send()
-        .await
-        .unwrap();
+    let metrics = get_with(&admin, "/metrics", &[("Authorization", &bearer(secret))]).await;
     assert_ne!(metrics.status(), 401, "and served with it");
-    let response = client()
-        .get(format!("{}/runs?format=json", admin.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let response = client()
-        .get(format!("{}/runs?format=json", admin.url))
-        .bearer_auth(secret)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let response = client()
-        .get(format!("{}/runs?format=json", admin.url))
-        .bearer_auth("admin-token-wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    let asked = [
+        (None, 401),
+        (Some(secret), 200),
+        (Some("admin-token-wrong"), 401),
+    ];
+    for (token, status) in asked {
+        let header = token.map(|t| ("Authorization", bearer(t)));
+        let headers: Vec<(&str, &str)> = header.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response = get_with(&admin, "/runs?format=json", &headers).await;
+        assert_eq!(response.status(), status, "{token:?}");
+    }
 
     let token = form_token(&format!("{}/login", admin.url)).await;
     let url = admin.url.clone();
@@ -713,17 +681,38 @@ async fn the_admin_token_guards_every_page_and_the_cookie_is_not_the_token() {
         "the cookie is not the token: {cookie}"
     );
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("Max-Age=43200"), "it ends: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP on loopback: a Secure cookie would not be kept: {cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_string();
-    let response = client()
-        .get(format!("{}/dead-letters", admin.url))
-        .header("Cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(&admin, "/dead-letters", &[("Cookie", &session)]).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-frame-options"], "DENY");
     let html = response.text().await.unwrap();
     assert!(!html.contains(secret));
+
+    // Behind a TLS proxy the cookie is Secure; by another name in clear, no sign-in at all.
+    let form = [("form_token", token.as_str()), ("token", secret)];
+    let via = |origin: &'static str, host: &'static str| {
+        client()
+            .post(format!("{}/login", admin.url))
+            .header("Origin", origin)
+            .header("Host", host)
+            .form(&form)
+            .send()
+    };
+    let proxied = via("https://integ-admin.example", "integ-admin.example")
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 303);
+    let cookie = proxied.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let clear = via("http://10.1.2.3:9464", "10.1.2.3:9464").await.unwrap();
+    assert_eq!(clear.status(), 400);
+    assert!(clear.headers().get("set-cookie").is_none());
+    assert!(clear.text().await.unwrap().contains("HTTPS"));
     admin.service.shut_down();
 }
 

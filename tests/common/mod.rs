@@ -98,6 +98,17 @@ pub fn integ(args: &[&str], dir: &std::path::Path, env: &[(&str, &str)]) -> std:
     command.output().unwrap()
 }
 
+/// The `id` of each JSON line of `text`.
+pub fn json_ids(text: &str) -> Vec<i64> {
+    text.lines()
+        .map(|line| {
+            serde_json::from_str::<Json>(line).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

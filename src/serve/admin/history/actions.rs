@@ -3,12 +3,13 @@
 //! has checked the request's origin before.
 
 use super::filters::{self, Fields, LETTER_FILTERS};
+use super::guard::{self, Transport};
 use super::{Admin, bad_request, on_store};
 use crate::store::{DeadLetter, LetterQuery, LetterStates};
 use crate::telemetry;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 /// What a replay or discard form asks for: the boxes checked, or every open dead letter its
@@ -135,13 +136,25 @@ pub(super) async fn discard(State(admin): State<Admin>, body: Bytes) -> Response
     }
 }
 
-pub(super) async fn login(State(admin): State<Admin>, body: Bytes) -> Response {
+pub(super) async fn login(State(admin): State<Admin>, headers: HeaderMap, body: Bytes) -> Response {
+    let secure = match guard::transport(&headers) {
+        Transport::Https => true,
+        Transport::LoopbackHttp => false,
+        Transport::PlainHttp => {
+            tracing::warn!("admin sign-in refused: plain HTTP from another machine");
+            return bad_request(
+                &admin,
+                false,
+                "sign in over HTTPS (a TLS proxy in front of the admin listener): the session cookie would cross the network in clear. Programs may send the token as a bearer header.",
+            );
+        }
+    };
     let form = Fields::parse(&body);
     let fresh = form
         .get("form_token")
         .is_some_and(|t| admin.guard.form_token_is(t));
     let given = form.get("token").is_some_and(|t| admin.guard.token_is(t));
-    match admin.guard.session_cookie() {
+    match admin.guard.session_cookie(secure, crate::store::now()) {
         Some(cookie) if fresh && given => {
             let mut response = Redirect::to("/").into_response();
             if let Ok(value) = cookie.parse() {
