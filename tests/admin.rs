@@ -558,6 +558,9 @@ async fn a_change_without_this_pages_origin_and_form_token_is_refused() {
 
     let response = post(&admin, "/dead-letters/discard", Some(&ours), &form).await;
     assert_eq!(response.status(), 400, "a discard needs a reason");
+    let blank = [&form[..], &[("reason", " \t ")]].concat();
+    let response = post(&admin, "/dead-letters/discard", Some(&ours), &blank).await;
+    assert_eq!(response.status(), 400, "a blank reason is none");
     let with_reason = [&form[..], &[("reason", "a test order")]].concat();
     let response = post(&admin, "/dead-letters/discard", Some(&ours), &with_reason).await;
     assert_eq!(response.status(), 303);
@@ -570,31 +573,109 @@ async fn a_change_without_this_pages_origin_and_form_token_is_refused() {
     admin.service.shut_down();
 }
 
+/// The hidden fields of the form on `html`, unescaped.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let value = rest
+                .split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let value = value.replace("&#x2f;", "/").replace("&amp;", "&");
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+/// Replaying all that match a filter is confirmed first: the count and the filter with its
+/// times as instants, carried by the form, so that a letter failing meanwhile is not
+/// replayed; and a reason is required (operations-and-docs.md B7).
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_from_the_list_makes_a_new_run_linked_both_ways() {
     let admin = start("admin-replay", None).await;
     let id = letter_id(&admin);
     let original = admin.store.runs(&RunQuery::default()).unwrap()[0].0;
     let token = form_token(&format!("{}/dead-letters", admin.url)).await;
-    let form = [
+    let ours = admin.url.clone();
+    let asked = [
         ("form_token", token.as_str()),
         ("scope", "matching"),
         ("integration", "orders"),
-        ("reason", "API-395: blip"),
+        ("since", "2h"),
     ];
-    let response = post(
-        &admin,
-        "/dead-letters/replay",
-        Some(&admin.url.clone()),
-        &form,
+    let confirm = post(&admin, "/dead-letters/replay", Some(&ours), &asked).await;
+    assert_eq!(confirm.status(), 200, "a confirmation first");
+    let page = confirm.text().await.unwrap();
+    assert!(page.contains("Replay 1 dead letter(s)?"), "{page}");
+    let hidden = hidden_fields(&page);
+    let field = |name: &str| {
+        hidden
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {hidden:?}"))
+    };
+    for name in ["since", "until"] {
+        let instant = field(name);
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(&instant).is_ok(),
+            "{name} resolved to an instant: {instant}"
+        );
+        assert!(page.contains(&format!(">{instant}<")), "and shown: {page}");
+    }
+    assert_eq!(field("confirmed"), "1");
+    assert_eq!(admin.store.dead_letters().unwrap().len(), 1, "nothing yet");
+    // A letter failing after the confirmation is not among those confirmed.
+    let later = integ::store::now() + 60;
+    let file = rusqlite::Connection::open(&admin.state).unwrap();
+    file.busy_timeout(Duration::from_secs(20)).unwrap();
+    file.execute(
+        "INSERT INTO dead_letters (integration, step, event, requests, error, attempts, failed_at)
+         VALUES ('orders', 'send', '{}', '[]', 'refused', 1, ?1)",
+        [later],
     )
-    .await;
+    .unwrap();
+    let form: Vec<(&str, &str)> = hidden
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let unexplained = post(&admin, "/dead-letters/replay", Some(&ours), &form).await;
+    assert_eq!(unexplained.status(), 400, "a reason is required");
+    let blank = [&form[..], &[("reason", "   ")]].concat();
+    let unexplained = post(&admin, "/dead-letters/replay", Some(&ours), &blank).await;
+    assert_eq!(unexplained.status(), 400, "a blank reason is none");
+    let relative: Vec<(&str, &str)> = form
+        .iter()
+        .map(|&(n, v)| if n == "since" { (n, "2h") } else { (n, v) })
+        .chain([("reason", "API-395: blip")])
+        .collect();
+    let reread = post(&admin, "/dead-letters/replay", Some(&ours), &relative).await;
+    assert_eq!(
+        reread.status(),
+        400,
+        "a time ago is never read again at the POST"
+    );
+    assert_eq!(
+        admin.store.dead_letters().unwrap().len(),
+        2,
+        "nothing replayed"
+    );
+    let confirmed = [&form[..], &[("reason", "API-395: blip")]].concat();
+    let response = post(&admin, "/dead-letters/replay", Some(&ours), &confirmed).await;
     assert_eq!(response.status(), 303);
     let back = response.headers()["location"].to_str().unwrap().to_string();
     assert!(
         back.starts_with("/dead-letters?integration=orders"),
         "{back}"
     );
+    let open = admin.store.dead_letters().unwrap();
+    assert_eq!(open.len(), 1, "the later letter stays open");
+    assert_ne!(open[0].0, id);
     until(|| admin.store.runs(&RunQuery::default()).unwrap().len() == 2).await;
     let (replay, record) = admin.store.runs(&RunQuery::default()).unwrap().remove(0);
     assert_eq!(
