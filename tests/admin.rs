@@ -897,6 +897,17 @@ async fn a_dead_letter_is_replayed_from_the_pages_in_a_real_browser() {
         "the API got the event twice: failed, then accepted"
     );
     assert!(!browser.source().await.contains(CANARY));
+    // Every letter matching, through the confirmation page.
+    many_letters(&admin, 1);
+    browser.open(&format!("{}/dead-letters", admin.url)).await;
+    browser.click("#replay-matching").await;
+    assert_eq!(browser.text("h1").await, "Replay 1 dead letter(s)?");
+    assert!(browser.text("#until").await.ends_with('Z'), "an instant");
+    browser
+        .type_into("input[name='reason']", "backlog after the outage")
+        .await;
+    browser.click("#confirm").await;
+    assert_eq!(browser.text("#done").await, "1 dead letter(s) replayed");
     browser.quit().await;
     admin.service.shut_down();
 }
