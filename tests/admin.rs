@@ -552,8 +552,13 @@ async fn a_change_without_this_pages_origin_and_form_token_is_refused() {
     ))
     .await;
     assert_eq!(status, 405, "no change through GET");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // A replay is put in the inbox before its answer: none waits or runs, none will.
     assert_eq!(admin.store.dead_letters().unwrap().len(), 1, "still open");
+    let queued = admin.store.backlog().unwrap();
+    assert!(
+        queued.iter().all(|b| b.pending + b.running == 0),
+        "nothing to send again: {queued:?}"
+    );
     assert_eq!(admin.api.requests().len(), 1, "nothing sent again");
 
     let response = post(&admin, "/dead-letters/discard", Some(&ours), &form).await;
