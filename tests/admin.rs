@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::json_ids;
 use integ::engine::{Engine, Options};
 use integ::mock::{MockResponse, MockServer};
 use integ::secrets::Secrets;
@@ -146,6 +147,26 @@ fn cli(admin: &Admin, args: &[&str]) -> String {
         common::text(&output.stderr)
     );
     common::text(&output.stdout)
+}
+
+/// The link to a page's next page, unescaped.
+fn next_link(page: &str) -> String {
+    page.split("rel=\"next\" href=\"")
+        .nth(1)
+        .expect("a next page")
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&")
+}
+
+/// GET `path` with `headers` added.
+async fn get_with(admin: &Admin, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = client().get(format!("{}{path}", admin.url));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
 }
 
 /// The form token of the page at `url`.
@@ -404,46 +425,30 @@ async fn runs_are_filtered_and_paged() {
         };
         admin.store.record_run(&record).unwrap();
     }
-    let ids = |text: &str| -> Vec<i64> {
-        text.lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect()
-    };
     let (_, all) = get(&format!("{}/runs?format=json", admin.url)).await;
-    assert_eq!(ids(&all).len(), 4);
+    assert_eq!(json_ids(&all).len(), 4);
     let (_, polled) = get(&format!("{}/runs?format=json&trigger=poll+0", admin.url)).await;
-    assert_eq!(ids(&polled).len(), 3);
+    assert_eq!(json_ids(&polled).len(), 3);
     let (_, old) = get(&format!(
         "{}/runs?format=json&until=2023-11-14T22:13:22Z",
         admin.url
     ))
     .await;
     assert_eq!(
-        ids(&old).len(),
+        json_ids(&old).len(),
         2,
         "until is exclusive: 1 700 000 000 and 001"
     );
     let (_, failed) = get(&format!("{}/runs?format=json&failed=true", admin.url)).await;
-    assert_eq!(ids(&failed).len(), 1);
+    assert_eq!(json_ids(&failed).len(), 1);
     let (_, page) = get(&format!("{}/runs?trigger=poll+0&limit=2", admin.url)).await;
-    let next = page
-        .split("rel=\"next\" href=\"")
-        .nth(1)
-        .expect("a next page")
-        .split('"')
-        .next()
-        .unwrap();
-    let next = next.replace("&amp;", "&");
+    let next = next_link(&page);
     assert!(
         next.contains("trigger=poll+0"),
         "the next page keeps the filters: {next}"
     );
     let (_, rest) = get(&format!("{}{next}&format=json", admin.url)).await;
-    assert_eq!(ids(&rest).len(), 1, "the third, on the next page");
+    assert_eq!(json_ids(&rest).len(), 1, "the third, on the next page");
     admin.service.shut_down();
 }
 
@@ -464,15 +469,6 @@ fn many_letters(admin: &Admin, n: u32) {
 async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_included() {
     let admin = start("admin-letter-pages", None).await;
     many_letters(&admin, 1_000);
-    let ids = |text: &str| -> Vec<i64> {
-        text.lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect()
-    };
     // 1001 open letters: JSON, as the command, lists the oldest 1000 and names the next page.
     let response = client()
         .get(format!("{}/dead-letters?format=json", admin.url))
@@ -481,9 +477,9 @@ async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_includ
         .unwrap();
     let next = response.headers()["link"].to_str().unwrap().to_string();
     let first = response.text().await.unwrap();
-    assert_eq!(ids(&first).len(), 1_000, "a hard cap on the JSON list");
+    assert_eq!(json_ids(&first).len(), 1_000, "a hard cap on the JSON list");
     assert_eq!(first, cli(&admin, &["dlq", "list"]));
-    let last = *ids(&first).last().unwrap();
+    let last = *json_ids(&first).last().unwrap();
     assert_eq!(
         next,
         format!("</dead-letters?after={last}&format=json>; rel=\"next\"")
@@ -494,7 +490,7 @@ async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_includ
         admin.url
     ))
     .await;
-    assert_eq!(ids(&rest).len(), 1, "the newest, on the next page");
+    assert_eq!(json_ids(&rest).len(), 1, "the newest, on the next page");
     assert_eq!(rest, cli(&admin, &["dlq", "list", "--after", &after]));
     // The page: a link to the next, keeping the filters and the size.
     let (_, page) = get(&format!(
@@ -502,21 +498,14 @@ async fn dead_letters_are_listed_a_page_at_a_time_json_and_integ_dlq_list_includ
         admin.url
     ))
     .await;
-    let next = page
-        .split("rel=\"next\" href=\"")
-        .nth(1)
-        .expect("a next page")
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&amp;", "&");
+    let next = next_link(&page);
     assert!(
         next.contains("integration=orders") && next.contains("limit=2"),
         "the next page keeps the filters: {next}"
     );
     let (_, second) = get(&format!("{}{next}&format=json", admin.url)).await;
     let (_, both) = get(&format!("{}/dead-letters?format=json&limit=4", admin.url)).await;
-    assert_eq!(ids(&second), ids(&both)[2..].to_vec());
+    assert_eq!(json_ids(&second), json_ids(&both)[2..].to_vec());
     admin.service.shut_down();
 }
 
@@ -563,12 +552,20 @@ async fn a_change_without_this_pages_origin_and_form_token_is_refused() {
     ))
     .await;
     assert_eq!(status, 405, "no change through GET");
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // A replay is put in the inbox before its answer: none waits or runs, none will.
     assert_eq!(admin.store.dead_letters().unwrap().len(), 1, "still open");
+    let queued = admin.store.backlog().unwrap();
+    assert!(
+        queued.iter().all(|b| b.pending + b.running == 0),
+        "nothing to send again: {queued:?}"
+    );
     assert_eq!(admin.api.requests().len(), 1, "nothing sent again");
 
     let response = post(&admin, "/dead-letters/discard", Some(&ours), &form).await;
     assert_eq!(response.status(), 400, "a discard needs a reason");
+    let blank = [&form[..], &[("reason", " \t ")]].concat();
+    let response = post(&admin, "/dead-letters/discard", Some(&ours), &blank).await;
+    assert_eq!(response.status(), 400, "a blank reason is none");
     let with_reason = [&form[..], &[("reason", "a test order")]].concat();
     let response = post(&admin, "/dead-letters/discard", Some(&ours), &with_reason).await;
     assert_eq!(response.status(), 303);
@@ -581,31 +578,109 @@ async fn a_change_without_this_pages_origin_and_form_token_is_refused() {
     admin.service.shut_down();
 }
 
+/// The hidden fields of the form on `html`, unescaped.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    html.split("<input type=\"hidden\" name=\"")
+        .skip(1)
+        .map(|rest| {
+            let (name, rest) = rest.split_once('"').unwrap();
+            let value = rest
+                .split("value=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            let value = value.replace("&#x2f;", "/").replace("&amp;", "&");
+            (name.to_string(), value)
+        })
+        .collect()
+}
+
+/// Replaying all that match a filter is confirmed first: the count and the filter with its
+/// times as instants, carried by the form, so that a letter failing meanwhile is not
+/// replayed; and a reason is required (operations-and-docs.md B7).
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_from_the_list_makes_a_new_run_linked_both_ways() {
     let admin = start("admin-replay", None).await;
     let id = letter_id(&admin);
     let original = admin.store.runs(&RunQuery::default()).unwrap()[0].0;
     let token = form_token(&format!("{}/dead-letters", admin.url)).await;
-    let form = [
+    let ours = admin.url.clone();
+    let asked = [
         ("form_token", token.as_str()),
         ("scope", "matching"),
         ("integration", "orders"),
-        ("reason", "API-395: blip"),
+        ("since", "2h"),
     ];
-    let response = post(
-        &admin,
-        "/dead-letters/replay",
-        Some(&admin.url.clone()),
-        &form,
+    let confirm = post(&admin, "/dead-letters/replay", Some(&ours), &asked).await;
+    assert_eq!(confirm.status(), 200, "a confirmation first");
+    let page = confirm.text().await.unwrap();
+    assert!(page.contains("Replay 1 dead letter(s)?"), "{page}");
+    let hidden = hidden_fields(&page);
+    let field = |name: &str| {
+        hidden
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {hidden:?}"))
+    };
+    for name in ["since", "until"] {
+        let instant = field(name);
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(&instant).is_ok(),
+            "{name} resolved to an instant: {instant}"
+        );
+        assert!(page.contains(&format!(">{instant}<")), "and shown: {page}");
+    }
+    assert_eq!(field("confirmed"), "1");
+    assert_eq!(admin.store.dead_letters().unwrap().len(), 1, "nothing yet");
+    // A letter failing after the confirmation is not among those confirmed.
+    let later = integ::store::now() + 60;
+    let file = rusqlite::Connection::open(&admin.state).unwrap();
+    file.busy_timeout(Duration::from_secs(20)).unwrap();
+    file.execute(
+        "INSERT INTO dead_letters (integration, step, event, requests, error, attempts, failed_at)
+         VALUES ('orders', 'send', '{}', '[]', 'refused', 1, ?1)",
+        [later],
     )
-    .await;
+    .unwrap();
+    let form: Vec<(&str, &str)> = hidden
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let unexplained = post(&admin, "/dead-letters/replay", Some(&ours), &form).await;
+    assert_eq!(unexplained.status(), 400, "a reason is required");
+    let blank = [&form[..], &[("reason", "   ")]].concat();
+    let unexplained = post(&admin, "/dead-letters/replay", Some(&ours), &blank).await;
+    assert_eq!(unexplained.status(), 400, "a blank reason is none");
+    let relative: Vec<(&str, &str)> = form
+        .iter()
+        .map(|&(n, v)| if n == "since" { (n, "2h") } else { (n, v) })
+        .chain([("reason", "API-395: blip")])
+        .collect();
+    let reread = post(&admin, "/dead-letters/replay", Some(&ours), &relative).await;
+    assert_eq!(
+        reread.status(),
+        400,
+        "a time ago is never read again at the POST"
+    );
+    assert_eq!(
+        admin.store.dead_letters().unwrap().len(),
+        2,
+        "nothing replayed"
+    );
+    let confirmed = [&form[..], &[("reason", "API-395: blip")]].concat();
+    let response = post(&admin, "/dead-letters/replay", Some(&ours), &confirmed).await;
     assert_eq!(response.status(), 303);
     let back = response.headers()["location"].to_str().unwrap().to_string();
     assert!(
         back.starts_with("/dead-letters?integration=orders"),
         "{back}"
     );
+    let open = admin.store.dead_letters().unwrap();
+    assert_eq!(open.len(), 1, "the later letter stays open");
+    assert_ne!(open[0].0, id);
     until(|| admin.store.runs(&RunQuery::default()).unwrap().len() == 2).await;
     let (replay, record) = admin.store.runs(&RunQuery::default()).unwrap().remove(0);
     assert_eq!(
@@ -634,51 +709,30 @@ async fn replay_from_the_list_makes_a_new_run_linked_both_ways() {
 async fn the_admin_token_guards_every_page_and_the_cookie_is_not_the_token() {
     let secret = "admin-token-5d1c";
     let admin = start("admin-token", Some(secret)).await;
-    let response = client()
-        .get(format!("{}/runs", admin.url))
-        .header("Accept", "text/html,application/xhtml+xml")
-        .send()
-        .await
-        .unwrap();
+    let bearer = |token: &str| format!("Bearer {token}");
+    let html = ("Accept", "text/html,application/xhtml+xml");
+    let response = get_with(&admin, "/runs", &[html]).await;
     assert_eq!(response.status(), 303, "a browser is sent to sign in");
     assert_eq!(response.headers()["location"], "/login");
-    let metrics = client()
-        .get(format!("{}/metrics", admin.url))
-        .send()
-        .await
-        .unwrap();
+    let metrics = get_with(&admin, "/metrics", &[]).await;
     assert_eq!(
         metrics.status(),
         401,
         "a scraper without the token is told why"
     );
-    let metrics = client()
-        .get(format!("{}/metrics", admin.url))
-        .bearer_auth(secret)
-        .send()
-        .await
-        .unwrap();
+    let metrics = get_with(&admin, "/metrics", &[("Authorization", &bearer(secret))]).await;
     assert_ne!(metrics.status(), 401, "and served with it");
-    let response = client()
-        .get(format!("{}/runs?format=json", admin.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    let response = client()
-        .get(format!("{}/runs?format=json", admin.url))
-        .bearer_auth(secret)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let response = client()
-        .get(format!("{}/runs?format=json", admin.url))
-        .bearer_auth("admin-token-wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    let asked = [
+        (None, 401),
+        (Some(secret), 200),
+        (Some("admin-token-wrong"), 401),
+    ];
+    for (token, status) in asked {
+        let header = token.map(|t| ("Authorization", bearer(t)));
+        let headers: Vec<(&str, &str)> = header.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let response = get_with(&admin, "/runs?format=json", &headers).await;
+        assert_eq!(response.status(), status, "{token:?}");
+    }
 
     let token = form_token(&format!("{}/login", admin.url)).await;
     let url = admin.url.clone();
@@ -713,17 +767,38 @@ async fn the_admin_token_guards_every_page_and_the_cookie_is_not_the_token() {
         "the cookie is not the token: {cookie}"
     );
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("Max-Age=43200"), "it ends: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP on loopback: a Secure cookie would not be kept: {cookie}"
+    );
     let session = cookie.split(';').next().unwrap().to_string();
-    let response = client()
-        .get(format!("{}/dead-letters", admin.url))
-        .header("Cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(&admin, "/dead-letters", &[("Cookie", &session)]).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-frame-options"], "DENY");
     let html = response.text().await.unwrap();
     assert!(!html.contains(secret));
+
+    // Behind a TLS proxy the cookie is Secure; by another name in clear, no sign-in at all.
+    let form = [("form_token", token.as_str()), ("token", secret)];
+    let via = |origin: &'static str, host: &'static str| {
+        client()
+            .post(format!("{}/login", admin.url))
+            .header("Origin", origin)
+            .header("Host", host)
+            .form(&form)
+            .send()
+    };
+    let proxied = via("https://integ-admin.example", "integ-admin.example")
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 303);
+    let cookie = proxied.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let clear = via("http://10.1.2.3:9464", "10.1.2.3:9464").await.unwrap();
+    assert_eq!(clear.status(), 400);
+    assert!(clear.headers().get("set-cookie").is_none());
+    assert!(clear.text().await.unwrap().contains("HTTPS"));
     admin.service.shut_down();
 }
 
@@ -827,6 +902,17 @@ async fn a_dead_letter_is_replayed_from_the_pages_in_a_real_browser() {
         "the API got the event twice: failed, then accepted"
     );
     assert!(!browser.source().await.contains(CANARY));
+    // Every letter matching, through the confirmation page.
+    many_letters(&admin, 1);
+    browser.open(&format!("{}/dead-letters", admin.url)).await;
+    browser.click("#replay-matching").await;
+    assert_eq!(browser.text("h1").await, "Replay 1 dead letter(s)?");
+    assert!(browser.text("#until").await.ends_with('Z'), "an instant");
+    browser
+        .type_into("input[name='reason']", "backlog after the outage")
+        .await;
+    browser.click("#confirm").await;
+    assert_eq!(browser.text("#done").await, "1 dead letter(s) replayed");
     browser.quit().await;
     admin.service.shut_down();
 }

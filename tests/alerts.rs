@@ -8,117 +8,20 @@
 
 mod common;
 
-use common::serving::Serving;
+use common::alerting::{
+    Serve, alert_rows, ok, received, receiver, route, rows_until, run_once, said, shop, sink,
+    states, write_shop,
+};
 use common::{free_port, integ, text, workdir};
-use integ::mock::{MockResponse, MockServer, Recorded, Route};
+use integ::mock::{MockResponse, MockServer};
 use serde_json::json;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A folder with `shop.integ`: a webhook whose events the sink refuses (422, so each is
-/// dead-lettered), with `alerts` declared; and `secrets.env` holding `secrets`.
-fn shop(name: &str, sink: &MockServer, alerts: &str, secrets: &str) -> PathBuf {
-    let dir = workdir(name);
-    let spec = format!(
-        r#"integration shop {{
-  connection sink {{ base_url "{}" }}
-  trigger webhook "/hooks/shop" {{ signature none }}
-  step forward = sink POST "/orders" {{ body {{ id = $.id }} }}
-{alerts}
-}}"#,
-        sink.url()
-    );
-    std::fs::write(dir.join("shop.integ"), spec).unwrap();
-    std::fs::write(dir.join("secrets.env"), secrets).unwrap();
-    dir
-}
-
-async fn sink() -> MockServer {
-    let refused = MockResponse::json(422, json!({"error": "invalid order"}));
-    MockServer::start(vec![route("/orders", vec![refused])])
-        .await
-        .unwrap()
-}
-
-fn route(path: &str, responses: Vec<MockResponse>) -> Route {
-    common::route("POST", path, responses)
-}
-
-fn ok() -> MockResponse {
-    MockResponse::json(200, json!("ok"))
-}
-
-/// `integ serve` on the shop in `dir`, evaluating alerts every second, its logs (JSON)
-/// appended to `serve.log`.
-struct Serve(Serving);
-
-impl Serve {
-    async fn start(dir: &Path, extra: &[&str]) -> Self {
-        let args = ["shop.integ", "--secrets", "secrets.env"];
-        let args = [
-            &args[..],
-            &["--state", "state.db", "--alert-every", "1s"],
-            extra,
-        ]
-        .concat();
-        Self(Serving::start(dir, &args).await)
-    }
-
-    /// Sends one order, which the sink refuses: one dead letter.
-    async fn order(&self, id: u64) {
-        let answer = reqwest::Client::new()
-            .post(format!("{}/hooks/shop", self.0.url))
-            .json(&json!({ "id": id }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 202);
-    }
-
-    /// The lines of `/metrics` about alerts.
-    async fn alert_metrics(&self) -> Vec<String> {
-        let url = format!("{}/metrics", self.0.admin);
-        let text = reqwest::get(url).await.unwrap().text().await.unwrap();
-        text.lines()
-            .filter(|line| line.starts_with("integ_alert"))
-            .map(String::from)
-            .collect()
-    }
-
-    fn kill(self) {
-        drop(self.0);
-    }
-}
-
-/// The first `n` requests `receiver` got, waiting up to 30 s for them.
-async fn received(receiver: &MockServer, n: usize) -> Vec<Recorded> {
-    let started = Instant::now();
-    while receiver.request_count() < n {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{} requests of {n} after 30 s: {:?}",
-            receiver.request_count(),
-            receiver.requests()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    receiver.requests().into_iter().take(n).collect()
-}
-
-fn states(requests: &[Recorded]) -> Vec<String> {
-    requests
-        .iter()
-        .map(|r| r.body["state"].as_str().unwrap_or("?").to_string())
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_alert_fires_once_re_arms_only_once_cleared_and_says_resolved() {
     let sink = sink().await;
-    let receiver = MockServer::start(vec![route("/alert", vec![ok()])])
-        .await
-        .unwrap();
+    let receiver = receiver("/alert", vec![ok()]).await;
     let dir = shop(
         "alerts-fire-once",
         &sink,
@@ -156,7 +59,9 @@ async fn an_alert_fires_once_re_arms_only_once_cleared_and_says_resolved() {
     serve.order(3).await;
     let all = received(&receiver, 4).await;
     assert_eq!(states(&all), ["firing", "resolved", "firing", "resolved"]);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Past the window and the messages' recording, nothing more is owed.
+    rows_until(&dir, |rows| rows.iter().all(|r| r.notified == "ok")).await;
+    serve.evaluated(4).await;
     assert_eq!(receiver.request_count(), 4, "{:?}", receiver.requests());
     serve.kill();
 }
@@ -165,12 +70,8 @@ async fn an_alert_fires_once_re_arms_only_once_cleared_and_says_resolved() {
 async fn a_slack_429_is_waited_out_sent_once_counted_nowhere_and_not_resent_at_restart() {
     let sink = sink().await;
     let limited = MockResponse::json(429, json!("rate_limited")).with_header("Retry-After", "1");
-    let slack = MockServer::start(vec![route("/slack", vec![limited, ok()])])
-        .await
-        .unwrap();
-    let ops = MockServer::start(vec![route("/ops", vec![ok()])])
-        .await
-        .unwrap();
+    let slack = receiver("/slack", vec![limited, ok()]).await;
+    let ops = receiver("/ops", vec![ok()]).await;
     // Were a failed delivery counted as a rate-limited call or a retry, these would fire.
     let alerts = r#"  alert when dead_letters > 0 in 1h notify slack secret("SLACK_URL")
   alert when rate_limited > 0 in 1h notify webhook secret("OPS_URL")
@@ -202,7 +103,12 @@ async fn a_slack_429_is_waited_out_sent_once_counted_nowhere_and_not_resent_at_r
         let runs = format!("<{}/runs?integration=shop|Run history>", serve.0.admin);
         assert!(message.contains(&runs), "{message}");
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let notified = |rows: &[common::alerting::Row]| {
+        rows.iter()
+            .any(|r| r.alert == "dead_letters/slack" && r.notified == "firing")
+    };
+    rows_until(&dir, notified).await;
+    serve.evaluated(2).await;
     assert_eq!(
         slack.request_count(),
         2,
@@ -210,25 +116,34 @@ async fn a_slack_429_is_waited_out_sent_once_counted_nowhere_and_not_resent_at_r
         slack.requests()
     );
     assert_eq!(ops.request_count(), 0, "{:?}", ops.requests());
-    let metrics = serve.alert_metrics().await;
-    let value = |name: &str, alert: &str, result: &str| {
-        metrics
-            .iter()
-            .find(|l| l.starts_with(name) && l.contains(alert) && l.contains(result))
-            .and_then(|l| l.rsplit(' ').next())
-            .unwrap_or_else(|| panic!("no {name} {alert} {result} in {metrics:?}"))
-            .to_string()
-    };
-    assert_eq!(value("integ_alerts_firing{", "dead_letters", ""), "1");
-    assert_eq!(value("integ_alerts_firing{", "rate_limited", ""), "0");
-    let sent = "integ_alert_notifications_total{";
-    assert_eq!(value(sent, "dead_letters", "result=\"error\""), "1");
-    assert_eq!(value(sent, "dead_letters", "result=\"ok\""), "1");
-    assert_eq!(value(sent, "retries", "result=\"error\""), "0");
+    let firing = "integ_alerts_firing";
+    let alert = |key| [("integration", "shop"), ("alert", key)];
+    assert_eq!(
+        serve.metric(firing, &alert("dead_letters/slack")).await,
+        1.0
+    );
+    assert_eq!(
+        serve.metric(firing, &alert("rate_limited/webhook")).await,
+        0.0
+    );
+    let sent = "integ_alert_notifications_total";
+    let result = |key, result| [("integration", "shop"), ("alert", key), ("result", result)];
+    let dead_letters = "dead_letters/slack";
+    assert_eq!(
+        serve.metric(sent, &result(dead_letters, "error")).await,
+        1.0
+    );
+    assert_eq!(serve.metric(sent, &result(dead_letters, "ok")).await, 1.0);
+    assert_eq!(
+        serve
+            .metric(sent, &result("retries/webhook", "error"))
+            .await,
+        0.0
+    );
     // A restart finds it notified: it is neither sent again nor resolved.
     serve.kill();
     let again = Serve::start(&dir, &[]).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    again.evaluated(2).await;
     assert_eq!(
         slack.request_count(),
         2,
@@ -243,9 +158,7 @@ async fn a_slack_429_is_waited_out_sent_once_counted_nowhere_and_not_resent_at_r
 async fn an_alert_being_sent_when_the_process_is_killed_is_sent_after_the_restart() {
     let sink = sink().await;
     let slow = ok().after(Duration::from_secs(60));
-    let receiver = MockServer::start(vec![route("/alert", vec![slow, ok()])])
-        .await
-        .unwrap();
+    let receiver = receiver("/alert", vec![slow, ok()]).await;
     let dir = shop(
         "alerts-restart",
         &sink,
@@ -259,9 +172,95 @@ async fn an_alert_being_sent_when_the_process_is_killed_is_sent_after_the_restar
     let again = Serve::start(&dir, &[]).await;
     let posts = received(&receiver, 2).await;
     assert_eq!(states(&posts), ["firing", "firing"]);
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    rows_until(&dir, |rows| rows.iter().all(|r| r.notified == "firing")).await;
+    again.evaluated(2).await;
     assert_eq!(receiver.request_count(), 2, "{:?}", receiver.requests());
     again.kill();
+}
+
+/// A message the channel took before a SIGTERM is recorded before the process exits: the
+/// next start does not send it again (argoproj-labs/argocd-notifications#211).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_the_channel_took_during_the_shutdown_is_not_sent_again() {
+    let sink = sink().await;
+    let slow = ok().after(Duration::from_secs(3));
+    let receiver = receiver("/alert", vec![slow, ok()]).await;
+    let dir = shop(
+        "alerts-shutdown",
+        &sink,
+        r#"  alert when dead_letters > 0 in 1h notify webhook secret("ALERT_URL")"#,
+        &format!("ALERT_URL={}/alert\n", receiver.url()),
+    );
+    let mut serve = Serve::start(&dir, &[]).await;
+    serve.order(1).await;
+    received(&receiver, 1).await;
+    serve.0.terminate();
+    let started = Instant::now();
+    while serve.0.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rows = alert_rows(&dir);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].notified, "firing", "recorded before the exit");
+    let again = Serve::start(&dir, &[]).await;
+    again.evaluated(2).await;
+    assert_eq!(receiver.request_count(), 1, "{:?}", receiver.requests());
+    again.kill();
+}
+
+/// An alert is known by its metric and channel: editing its threshold, window or target
+/// keeps its state (no second firing message, and the edit that clears it resolves it),
+/// and the state of an alert no longer declared is forgotten at start.
+#[tokio::test(flavor = "multi_thread")]
+async fn editing_an_alert_keeps_its_state_and_a_removed_one_is_forgotten() {
+    let sink = sink().await;
+    let receiver = MockServer::start(vec![
+        route("/alert", vec![ok()]),
+        route("/other", vec![ok()]),
+    ])
+    .await
+    .unwrap();
+    let secrets = format!("ALERT_URL={0}/alert\nOTHER_URL={0}/other\n", receiver.url());
+    let dir = shop(
+        "alerts-edited",
+        &sink,
+        r#"  alert when dead_letters > 0 in 1h notify webhook secret("ALERT_URL")
+  alert when failed_runs > 0 in 1h notify webhook secret("ALERT_URL")"#,
+        &secrets,
+    );
+    let serve = Serve::start(&dir, &[]).await;
+    serve.order(1).await;
+    assert_eq!(states(&received(&receiver, 2).await), ["firing", "firing"]);
+    rows_until(&dir, |rows| rows.iter().all(|r| r.notified == "firing")).await;
+    serve.kill();
+    // Threshold, window and target edited (the condition holds still), one alert removed.
+    let edited = r#"  alert when dead_letters >= 1 in 2h notify webhook secret("OTHER_URL")"#;
+    write_shop(&dir, &sink, edited);
+    let again = Serve::start(&dir, &[]).await;
+    again.evaluated(2).await;
+    let rows = alert_rows(&dir);
+    let keys: Vec<&str> = rows.iter().map(|r| r.alert.as_str()).collect();
+    assert_eq!(keys, ["dead_letters/webhook"], "{rows:?}");
+    assert_eq!(
+        (rows[0].status.as_str(), rows[0].notified.as_str()),
+        ("firing", "firing")
+    );
+    assert_eq!(receiver.request_count(), 2, "{:?}", receiver.requests());
+    let logs = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    assert!(
+        logs.contains("an alert no longer declared was firing"),
+        "{logs}"
+    );
+    again.kill();
+    // Edited so that it no longer holds: the firing alert resolves, at its new target.
+    let cleared = r#"  alert when dead_letters > 5 in 2h notify webhook secret("OTHER_URL")"#;
+    write_shop(&dir, &sink, cleared);
+    let cleared = Serve::start(&dir, &[]).await;
+    let posts = received(&receiver, 3).await;
+    assert_eq!(states(&posts), ["firing", "firing", "resolved"]);
+    assert_eq!(posts[2].path, "/other");
+    cleared.kill();
 }
 
 /// A condition that came true while no `integ serve` ran is a change, and is sent at start
@@ -269,40 +268,25 @@ async fn an_alert_being_sent_when_the_process_is_killed_is_sent_after_the_restar
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_letter_recorded_while_serve_was_down_fires_at_start() {
     let sink = sink().await;
-    let receiver = MockServer::start(vec![route("/alert", vec![ok()])])
-        .await
-        .unwrap();
+    let receiver = receiver("/alert", vec![ok()]).await;
     let dir = shop(
         "alerts-while-down",
         &sink,
         r#"  alert when dead_letters > 0 in 1h notify webhook secret("ALERT_URL")"#,
         &format!("ALERT_URL={}/alert\n", receiver.url()),
     );
-    std::fs::write(dir.join("order.json"), r#"{"id": 9}"#).unwrap();
-    let run = [
-        "run",
-        "shop.integ",
-        "--input",
-        "order.json",
-        "--state",
-        "state.db",
-    ];
-    let output = integ(&run, &dir, &[]);
-    assert!(
-        text(&output.stdout).contains("dead"),
-        "{}",
-        text(&output.stdout)
-    );
+    let output = run_once(&dir);
+    assert!(said(&output).contains("dead"), "{}", said(&output));
     let serve = Serve::start(&dir, &[]).await;
     let posts = received(&receiver, 1).await;
     assert_eq!(states(&posts), ["firing"]);
     assert_eq!(posts[0].body["value"], 1);
-    // The run-history overview shows it firing, by its condition and target's name.
+    // The run-history overview shows it firing, by its condition and channel.
     let overview = format!("{}/?format=json", serve.0.admin);
     let overview: serde_json::Value = reqwest::get(overview).await.unwrap().json().await.unwrap();
     assert_eq!(
         overview["integrations"][0]["alerts"],
-        json!([r#"dead_letters > 0 in 1h notify webhook secret("ALERT_URL")"#]),
+        json!(["dead_letters > 0 in 1h notify webhook"]),
         "{overview}"
     );
     serve.kill();
@@ -317,9 +301,7 @@ async fn the_alert_url_appears_in_no_log_state_or_output() {
         MockResponse::json(500, json!("oops")),
         MockResponse::json(404, json!("no_service")),
     ];
-    let receiver = MockServer::start(vec![route(&path, refusals)])
-        .await
-        .unwrap();
+    let receiver = receiver(&path, refusals).await;
     let dir = shop(
         "alerts-canary",
         &sink,
@@ -341,7 +323,8 @@ async fn the_alert_url_appears_in_no_log_state_or_output() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(logs.contains("status 404"), "{logs}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    rows_until(&dir, |rows| rows.iter().any(|r| r.error.is_some())).await;
+    serve.evaluated(1).await;
     serve.kill();
     let logs = std::fs::read_to_string(dir.join("serve.log")).unwrap();
     assert!(!logs.contains("CANARY"), "{logs}");
@@ -383,7 +366,8 @@ async fn an_email_alert_goes_through_the_smtp_server() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    rows_until(&dir, |rows| rows.iter().all(|r| r.notified == "firing")).await;
+    serve.evaluated(2).await;
     let messages = smtp.messages();
     assert_eq!(messages.len(), 1, "{messages:?}");
     let message = &messages[0];
@@ -400,7 +384,15 @@ async fn an_email_alert_goes_through_the_smtp_server() {
         message.contains("docs/integrations/shop.md#rb-failed-runs"),
         "{message}"
     );
+    // The address is no label (operations-and-docs.md B2) and no log line's.
+    let (metrics, _) = serve.metrics().await;
+    assert!(metrics.contains("alert=\"failed_runs/email\""), "{metrics}");
     serve.kill();
+    let logs = std::fs::read_to_string(dir.join("serve.log")).unwrap();
+    for shown in [&metrics, &logs] {
+        assert!(!shown.contains("ops@example.com"), "{shown}");
+        assert!(!shown.contains("Shop Ops"), "{shown}");
+    }
 }
 
 #[test]
@@ -451,9 +443,7 @@ fn an_email_alert_without_an_smtp_server_stops_serve_from_starting() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_and_test_need_none_of_the_alerts_secrets() {
-    let api = MockServer::start(vec![route("/orders", vec![ok()])])
-        .await
-        .unwrap();
+    let api = receiver("/orders", vec![ok()]).await;
     let dir = workdir("alerts-run-test");
     let spec = format!(
         r#"integration shop {{
@@ -555,29 +545,16 @@ impl Smtp {
 async fn a_429_answered_run_is_counted_as_rate_limited_and_retried() {
     let limited =
         MockResponse::json(429, json!({"error": "slow down"})).with_header("Retry-After", "0");
-    let api = MockServer::start(vec![route("/orders", vec![limited, ok()])])
-        .await
-        .unwrap();
-    let receiver = MockServer::start(vec![route("/alert", vec![ok()])])
-        .await
-        .unwrap();
+    let api = receiver("/orders", vec![limited, ok()]).await;
+    let receiver = receiver("/alert", vec![ok()]).await;
     let dir = shop(
         "alerts-rate-limited",
         &api,
         r#"  alert when rate_limited >= 1 in 1h notify webhook secret("ALERT_URL")"#,
         &format!("ALERT_URL={}/alert\n", receiver.url()),
     );
-    std::fs::write(dir.join("order.json"), r#"{"id": 9}"#).unwrap();
-    let run = [
-        "run",
-        "shop.integ",
-        "--input",
-        "order.json",
-        "--state",
-        "state.db",
-    ];
-    let output = integ(&run, &dir, &[]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = run_once(&dir);
+    assert!(output.status.success(), "{}", said(&output));
     let runs = integ(
         &["runs", "--state", "state.db", "--format", "json"],
         &dir,

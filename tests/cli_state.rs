@@ -78,6 +78,55 @@ fn the_commands_that_read_the_state_take_a_path_or_a_sqlite_url() {
     }
 }
 
+/// A reason is the record of why: one with nothing to read is refused (exit 2), and the
+/// letter stays open; as is a replay or discard that names no letter and no `--all`.
+#[test]
+fn a_blank_reason_or_no_letter_is_refused_and_the_letter_stays_open() {
+    let dir = workdir("state-blank-reason");
+    filled_store(&dir);
+    let state = ["--state", "state/integ.db"];
+    let refused = [
+        &["dlq", "discard", "1", "--reason", ""][..],
+        &["dlq", "discard", "1", "--reason", "  \t "],
+        &["dlq", "discard", "--all", "--reason", " "],
+        &["dlq", "replay", "1", "--reason", " "],
+        &["dlq", "discard", "--reason", "a test order"],
+        &["dlq", "replay"],
+    ];
+    for args in refused {
+        let output = integ(&[args, &state[..]].concat(), &dir, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let said = text(&output.stderr);
+        assert!(
+            said.contains("say why") || said.contains("<IDS>"),
+            "{args:?}: {said}"
+        );
+    }
+    let open = integ(
+        &[&["dlq", "list", "--format", "json"][..], &state].concat(),
+        &dir,
+        &[],
+    );
+    assert_eq!(integrations(&open), ["demo"], "still open");
+    let discard = ["dlq", "discard", "1", "--reason", " a test order "];
+    let output = integ(
+        &[&discard[..], &state, &["--format", "json"]].concat(),
+        &dir,
+        &[],
+    );
+    assert_eq!(
+        text(&output.stdout).trim(),
+        r#"{"discarded":[1],"missing":[]}"#
+    );
+    let all = ["dlq", "list", "--show", "all", "--format", "json"];
+    let kept = integ(&[&all[..], &state].concat(), &dir, &[]);
+    assert!(
+        text(&kept.stdout).contains(r#""reason":"a test order""#),
+        "{}",
+        text(&kept.stdout)
+    );
+}
+
 #[test]
 fn a_missing_store_is_not_created_by_the_commands_that_read_it() {
     let dir = workdir("state-missing");

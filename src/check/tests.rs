@@ -90,7 +90,7 @@ impl Checker<'_> {
                 alert.threshold.node,
                 alert.window.node,
             );
-            let key = alert::key(&condition, &alert.channel.node, &alert.target);
+            let key = alert::identity(&condition, &alert.channel.node, &alert.target);
             match seen.iter().find(|(k, _)| *k == key) {
                 Some((_, first)) => {
                     let kind = DiagnosticKind::RepeatedAlert;

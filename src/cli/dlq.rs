@@ -43,32 +43,52 @@ enum Action {
     /// Put open dead letters back in the inbox, for `integ serve` to run again; each
     /// letter is kept, marked replayed, and the new run names it.
     Replay {
-        /// The dead letters to replay.
-        ids: Vec<i64>,
-        /// Replay every open dead letter the filters match.
-        #[arg(long, conflicts_with = "ids")]
-        all: bool,
         #[command(flatten)]
-        filter: Filter,
+        chosen: Chosen,
         /// A name for the replay, kept with each letter.
-        #[arg(long)]
+        #[arg(long, value_parser = reason)]
         reason: Option<String>,
     },
     /// Mark open dead letters discarded, with why; they are kept as the record of it.
     Discard {
-        /// The dead letters to discard.
-        ids: Vec<i64>,
-        /// Discard every open dead letter the filters match.
-        #[arg(long, conflicts_with = "ids")]
-        all: bool,
         #[command(flatten)]
-        filter: Filter,
+        chosen: Chosen,
         /// Why they are dropped.
-        #[arg(long)]
+        #[arg(long, value_parser = reason)]
         reason: String,
     },
     /// Delete every dead letter, and the record of those replayed or discarded.
     Purge,
+}
+
+/// The open dead letters a replay or discard acts on: those named, or `--all` the filters
+/// match.
+#[derive(Debug, Clone, clap::Args)]
+struct Chosen {
+    /// The dead letters, by id.
+    #[arg(required_unless_present = "all")]
+    ids: Vec<i64>,
+    /// Every open dead letter the filters match.
+    #[arg(long, conflicts_with = "ids")]
+    all: bool,
+    #[command(flatten)]
+    filter: Filter,
+}
+
+impl Chosen {
+    fn query(&self) -> LetterQuery {
+        self.filter.query(&self.ids, LetterStates::Open)
+    }
+}
+
+/// A reason as given, trimmed; one with nothing to read is refused (exit 2): it would be
+/// the record of why.
+fn reason(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("say why: the reason is kept as the record of it".into());
+    }
+    Ok(text.to_string())
 }
 
 /// Which dead letters, as the run-history page filters them.
@@ -138,36 +158,12 @@ pub fn run(args: &DlqArgs) -> ExitCode {
                 .letters(&query)
                 .map(|letters| show(&letters, *id, args.format))
         }
-        Action::Replay {
-            ids,
-            all,
-            filter,
-            reason,
-        } => {
-            if ids.is_empty() && !all {
-                eprintln!("error: name the dead letters to replay, or give --all");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            let query = filter.query(ids, LetterStates::Open);
-            store
-                .replay_matching(&query, reason.as_deref())
-                .map(|replayed| done("replayed", &replayed, ids, args.format))
-        }
-        Action::Discard {
-            ids,
-            all,
-            filter,
-            reason,
-        } => {
-            if ids.is_empty() && !all {
-                eprintln!("error: name the dead letters to discard, or give --all");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            let query = filter.query(ids, LetterStates::Open);
-            store
-                .discard(&query, reason)
-                .map(|discarded| done("discarded", &discarded, ids, args.format))
-        }
+        Action::Replay { chosen, reason } => store
+            .replay_matching(&chosen.query(), reason.as_deref())
+            .map(|replayed| done("replayed", &replayed, &chosen.ids, args.format)),
+        Action::Discard { chosen, reason } => store
+            .discard(&chosen.query(), reason)
+            .map(|discarded| done("discarded", &discarded, &chosen.ids, args.format)),
         Action::Purge => store.purge().map(|n| {
             let mut out = std::io::stdout().lock();
             match args.format {

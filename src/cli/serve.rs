@@ -9,8 +9,8 @@ use crate::plan;
 use crate::secrets::Secrets;
 use crate::serve::admin::{self, Admin, keep_metrics};
 use crate::serve::{
-    AlertOptions, Alerts, HttpOptions, PublicUrl, SMTP_URL, Service, Smtp, alert, keep_gauges,
-    keep_health, listen, poll, prune, router, schedule, work,
+    AlertOptions, Alerts, HttpOptions, PublicUrl, SMTP_URL, Service, Smtp, alert,
+    forget_undeclared, keep_gauges, keep_health, listen, poll, prune, router, schedule, work,
 };
 use crate::store::{self, Durability, Location};
 use crate::telemetry::{self, labels::StoreKind};
@@ -374,6 +374,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         None => None,
     };
     let service = Service::with_max_pending(engines, store, args.max_pending);
+    forget_undeclared(&service);
     if let Some(spinners) = spinners {
         service.report_backfill(spinners);
     }
@@ -485,8 +486,10 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         schedules.abort();
         polls.abort();
         pruning.abort();
+        // Alert messages being sent end and are recorded, or are cut (sent again at the
+        // next start); bounded by the alerts' own grace.
         if let Some(alerting) = alerting {
-            alerting.abort();
+            let _ = tokio::time::timeout(Duration::from_secs(15), alerting).await;
         }
         Ok::<(), String>(())
     });

@@ -19,11 +19,10 @@ impl Alert {
         condition(self.metric, self.op, self.threshold, self.window)
     }
 
-    /// What tells this alert apart from the others of its integration: its condition,
-    /// channel and target (by the name it is read from, never its value). Its state is
-    /// kept under this key, and metrics label it so.
-    pub fn key(&self) -> String {
-        key(&self.condition(), self.channel.as_str(), &self.target)
+    /// The condition and channel, for people: `dead_letters > 0 in 15m notify slack` (never
+    /// the target, which may be an e-mail address).
+    pub fn describe(&self) -> String {
+        format!("{} notify {}", self.condition(), self.channel.as_str())
     }
 
     /// Whether the condition holds for `value`, the metric's count over the window.
@@ -42,9 +41,30 @@ pub fn condition(metric: AlertMetric, op: BinaryOp, threshold: f64, window: Dura
     )
 }
 
-/// An alert's key: `dead_letters > 0 in 15m notify slack secret("SLACK_URL")`.
-pub fn key(condition: &str, channel: &str, target: &Expr) -> String {
+/// What makes two alerts of an integration the same alert written twice (E617): their
+/// condition, channel and target (by the name it is read from).
+pub fn identity(condition: &str, channel: &str, target: &Expr) -> String {
     format!("{condition} notify {channel} {}", target_name(target))
+}
+
+/// The keys of an integration's alerts, in the order written: the metric and channel
+/// (`dead_letters/slack`), numbered from the second alert on the same pair
+/// (`dead_letters/slack/2`). Their state is kept under it, and metrics and logs name them
+/// so: spec names and closed sets only, never the target (an e-mail address, a secret's
+/// name) nor the threshold or window, so that editing those keeps the alert's state.
+pub fn keys(alerts: &[Alert]) -> Vec<String> {
+    alerts
+        .iter()
+        .enumerate()
+        .map(|(at, alert)| {
+            let same = |a: &&Alert| a.metric == alert.metric && a.channel == alert.channel;
+            let key = format!("{}/{}", alert.metric.as_str(), alert.channel.as_str());
+            match alerts[..at].iter().filter(same).count() {
+                0 => key,
+                before => format!("{key}/{}", before + 1),
+            }
+        })
+        .collect()
 }
 
 /// Where a target is read from, never a value read at run time: `secret("NAME")`,
@@ -228,6 +248,36 @@ mod tests {
         assert!(!can_hold(BinaryOp::Lt, 0.0));
         assert!(!can_hold(BinaryOp::Le, -1.0));
         assert!(can_hold(BinaryOp::Ne, -1.0));
+    }
+
+    #[test]
+    fn keys_name_metric_and_channel_numbered_from_the_second_alike() {
+        let alert = |metric, threshold, channel| Alert {
+            metric,
+            op: BinaryOp::Gt,
+            threshold,
+            window: Duration::from_secs(60),
+            channel,
+            target: Expr {
+                kind: ExprKind::Null,
+                span: crate::span::Span::new(0, 0),
+            },
+        };
+        let alerts = [
+            alert(AlertMetric::DeadLetters, 0.0, AlertChannel::Slack),
+            alert(AlertMetric::DeadLetters, 9.0, AlertChannel::Email),
+            alert(AlertMetric::DeadLetters, 5.0, AlertChannel::Slack),
+            alert(AlertMetric::Retries, 5.0, AlertChannel::Slack),
+        ];
+        assert_eq!(
+            keys(&alerts),
+            [
+                "dead_letters/slack",
+                "dead_letters/email",
+                "dead_letters/slack/2",
+                "retries/slack"
+            ]
+        );
     }
 
     #[test]

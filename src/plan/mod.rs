@@ -130,7 +130,7 @@ pub enum Parts {
 #[derive(Debug, Clone)]
 pub struct AlertPlan {
     pub alert: model::Alert,
-    /// The alert's key (`model::Alert::key`).
+    /// The alert's key (`model::alert::keys`).
     pub key: String,
     /// The Slack or webhook URL, or the e-mail address; a secret.
     pub target: Value,
@@ -660,9 +660,10 @@ pub fn compile_parts(
     let alerts = integration
         .alerts
         .iter()
-        .map(|alert| {
+        .zip(model::alert::keys(&integration.alerts))
+        .map(|(alert, key)| {
             Ok(AlertPlan {
-                key: alert.key(),
+                key,
                 target: compiler.value(&alert.target)?,
                 alert: alert.clone(),
             })

@@ -26,7 +26,7 @@ mod schedule;
 mod store_calls;
 mod webhook;
 
-pub use alerts::{AlertOptions, Alerts, Notification, SMTP_URL, Smtp, alert};
+pub use alerts::{AlertOptions, Alerts, Notification, SMTP_URL, Smtp, alert, forget_undeclared};
 pub use backfill::{Backfill, Logged};
 pub use dispatch::work;
 pub use gauges::keep_gauges;

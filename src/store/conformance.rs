@@ -1167,6 +1167,17 @@ async fn an_alerts_status_and_the_status_notified_are_kept_apart(fresh: Fresh) {
     let kept = &store.alerts().unwrap()[0];
     assert_eq!(kept.owed(), None);
     assert_eq!(kept.error.as_deref(), Some("status 500"));
+    let other = AlertKey {
+        integration: "a",
+        alert: "y > 0",
+    };
+    store
+        .save_alert(other, status(AlertStatus::Firing, 1))
+        .unwrap();
+    store.forget_alert(alert).unwrap();
+    let kept = store.alerts().unwrap();
+    assert_eq!(kept.len(), 1, "only the alert forgotten goes");
+    assert_eq!(kept[0].alert, "y > 0");
 }
 
 /// The SQLite store, in a folder of its own.

@@ -93,6 +93,8 @@ pub trait Records: RefreshTokens + Send + Sync {
     /// Keeps what became of an alert: its status changed, or a status was notified (each
     /// leaves the other as it was).
     fn save_alert(&self, alert: AlertKey<'_>, change: AlertChange<'_>) -> Result<(), StoreError>;
+    /// Forgets the state of an alert (one no longer declared).
+    fn forget_alert(&self, alert: AlertKey<'_>) -> Result<(), StoreError>;
 }
 
 /// Runs of an integration with one outcome, in one time bucket.

@@ -655,6 +655,17 @@ impl Records for SqliteStore {
         written.map(|_| ()).map_err(|e| self.error(e))
     }
 
+    fn forget_alert(&self, alert: AlertKey<'_>) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        exec(
+            &connection,
+            "DELETE FROM alerts WHERE integration = ?1 AND alert = ?2",
+            params![alert.integration, alert.alert],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(e))
+    }
+
     fn purge(&self) -> Result<usize, StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         exec(&connection, "DELETE FROM dead_letters", []).map_err(|e| self.error(e))

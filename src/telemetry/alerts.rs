@@ -1,7 +1,7 @@
-//! The alerts' metrics. `alert` is the alert's key (its condition, channel and the name of
-//! its target), fixed by the spec.
+//! The alerts' metrics. `alert` is the alert's key (its metric and channel, numbered when
+//! several share them: `model::alert::keys`), never its target.
 
-use super::catalog::{ALERT_NOTIFICATIONS, ALERTS_FIRING};
+use super::catalog::{ALERT_EVALUATIONS, ALERT_NOTIFICATIONS, ALERTS_FIRING};
 use super::labels::Outcome;
 
 /// Exports an alert's series at 0, before it is first evaluated or sent.
@@ -10,6 +10,12 @@ pub fn alert_series(integration: &str, alert: &str) {
     for &result in Outcome::ALL {
         notifications(integration, alert, result).increment(0);
     }
+}
+
+/// `integ_alert_evaluations_total`: exported at 0 before the first evaluation, then one
+/// more after each evaluation of every alert.
+pub fn alert_evaluated(evaluations: u64) {
+    metrics::counter!(ALERT_EVALUATIONS.name).increment(evaluations);
 }
 
 /// `integ_alerts_firing`: whether the alert's condition holds now.

@@ -296,6 +296,13 @@ metric!(
     ["integration", "alert", "result"],
     "Attempts to send an alert's message, by whether the channel took it."
 );
+metric!(
+    ALERT_EVALUATIONS,
+    "integ_alert_evaluations_total",
+    Counter,
+    [],
+    "Evaluations of every declared alert over its window, one each --alert-every."
+);
 
 /// Every metric, in the order `docs/operations.md` lists them.
 pub const METRICS: &[Metric] = &[
@@ -335,6 +342,7 @@ pub const METRICS: &[Metric] = &[
     STORE_ERRORS,
     ALERTS_FIRING,
     ALERT_NOTIFICATIONS,
+    ALERT_EVALUATIONS,
 ];
 
 /// Gives every metric its `# HELP` line.

@@ -15,7 +15,7 @@ mod connection;
 mod integration;
 pub mod labels;
 
-pub use alerts::{alert_firing, alert_notified, alert_series};
+pub use alerts::{alert_evaluated, alert_firing, alert_notified, alert_series};
 
 pub use catalog::{Kind, METRICS, Metric};
 pub use connection::{ConnectionMetrics, InFlight, TokenMetrics};

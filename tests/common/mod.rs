@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod alerting;
 pub mod browser;
 pub mod crm;
 pub mod serving;
@@ -95,6 +96,17 @@ pub fn integ(args: &[&str], dir: &std::path::Path, env: &[(&str, &str)]) -> std:
         command.env(key, value);
     }
     command.output().unwrap()
+}
+
+/// The `id` of each JSON line of `text`.
+pub fn json_ids(text: &str) -> Vec<i64> {
+    text.lines()
+        .map(|line| {
+            serde_json::from_str::<Json>(line).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
 }
 
 pub fn text(bytes: &[u8]) -> String {

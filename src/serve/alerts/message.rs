@@ -7,8 +7,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
     pub integration: String,
-    /// The alert's key: its condition, channel and target's name.
+    /// The alert's key: its metric and channel (`dead_letters/slack`), numbered from the
+    /// second alert on the same pair (`model::alert::keys`).
     pub alert: String,
+    /// As a spec writes it: `dead_letters > 0 in 15m`.
+    pub condition: String,
     /// `firing` when the condition started to hold, `resolved` when it stopped.
     pub state: &'static str,
     /// The same, in one line for people.
@@ -49,6 +52,7 @@ impl Notification {
         Self {
             integration: integration.to_string(),
             alert: key.to_string(),
+            condition: condition.clone(),
             state,
             text: format!(
                 "[{}] {integration}: {condition} (now {value})",

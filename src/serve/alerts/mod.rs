@@ -7,9 +7,11 @@
 mod deliver;
 mod email;
 mod message;
+mod undeclared;
 
 pub use email::{SMTP_URL, Smtp};
 pub use message::Notification;
+pub use undeclared::forget_undeclared;
 
 use super::Service;
 use crate::engine::Engine;
@@ -18,19 +20,20 @@ use crate::plan::{AlertPlan, Scope};
 use crate::store::{AlertChange, AlertKey, AlertState, Store, now};
 use crate::telemetry;
 use deliver::Target;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// Notifications waiting for a sender. Each alert has at most one queued or in flight, so
-/// the queue fills only with more alerts than this; one left out waits for the next
-/// evaluation, as it is still owed.
-const QUEUE: usize = 64;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// How many times recording a delivery is tried before it is left to the next start
 /// (which then sends it once more).
 const RECORD_ATTEMPTS: u32 = 5;
+
+/// How long the messages being sent at shutdown may go on: one answer's wait, or most of it.
+const GRACE: Duration = Duration::from_secs(5);
+/// How long a message the channel took may then take to be recorded: every attempt.
+const RECORDING: Duration = Duration::from_secs(RECORD_ATTEMPTS as u64 + 1);
 
 /// What `integ serve` was told about alerts.
 #[derive(Debug, Default)]
@@ -79,6 +82,7 @@ impl Alerts {
         if watched.is_empty() {
             return Ok(None);
         }
+        telemetry::alert_evaluated(0);
         Ok(Some(Self {
             watched,
             options,
@@ -138,44 +142,110 @@ struct Job {
     since: i64,
 }
 
-/// Evaluates every alert each `--alert-every` and sends what is owed, until shutdown.
+/// Evaluates every alert each `--alert-every` and sends what is owed, until shutdown; then
+/// gives the messages under way `GRACE` to end and be recorded.
 pub async fn alert(service: Arc<Service>, alerts: Arc<Alerts>) {
-    let (queue, mut jobs) = mpsc::channel::<Job>(QUEUE);
-    let in_flight: Arc<Mutex<HashSet<usize>>> = Arc::default();
-    let sender = {
-        let (alerts, store, in_flight) = (alerts.clone(), service.store.clone(), in_flight.clone());
-        tokio::spawn(async move {
-            while let Some(job) = jobs.recv().await {
-                let sent = send(alerts.clone(), store.clone(), job);
-                let in_flight = in_flight.clone();
-                tokio::spawn(async move {
-                    sent.await;
-                    if let Ok(mut in_flight) = in_flight.lock() {
-                        in_flight.remove(&job.index);
-                    }
-                });
-            }
-        })
-    };
-    while !service.stopping() {
+    let (cut, cut_heard) = watch::channel(false);
+    let mut deliveries = Deliveries::default();
+    loop {
+        // Enabled before the flag is read: a shutdown between the two still wakes the wait.
+        let stop = service.work.notified();
+        tokio::pin!(stop);
+        stop.as_mut().enable();
+        if service.stopping() {
+            break;
+        }
+        deliveries.reap();
         let (watched, store) = (alerts.clone(), service.store.clone());
         let due = tokio::task::spawn_blocking(move || evaluate(&watched, store.as_ref()))
             .await
             .unwrap_or_default();
         for job in due {
-            let Ok(mut in_flight) = in_flight.lock() else {
-                break;
-            };
-            if in_flight.insert(job.index) && queue.try_send(job).is_err() {
-                in_flight.remove(&job.index);
-                tracing::warn!(
-                    "the alerts' queue is full; the notification is sent after the next evaluation"
-                );
-            }
+            let sent = send(
+                alerts.clone(),
+                service.store.clone(),
+                job,
+                cut_heard.clone(),
+            );
+            deliveries.start(job.index, sent);
         }
-        tokio::time::sleep(alerts.options.every).await;
+        tokio::select! {
+            () = tokio::time::sleep(alerts.options.every) => {}
+            () = &mut stop => {}
+        }
     }
-    sender.abort();
+    deliveries.end(&cut).await;
+}
+
+/// The messages being sent: at most one per alert, so as many as the alerts declared.
+#[derive(Default)]
+struct Deliveries {
+    tasks: JoinSet<()>,
+    /// The alert each task sends, by task.
+    alerts: HashMap<tokio::task::Id, usize>,
+}
+
+impl Deliveries {
+    /// Sends alert `index`'s message, unless one of its messages is still being sent (the
+    /// next evaluation owes the newer state once that one is recorded).
+    fn start(&mut self, index: usize, sent: impl Future<Output = ()> + Send + 'static) {
+        if !self.alerts.values().any(|i| *i == index) {
+            let task = self.tasks.spawn(sent);
+            self.alerts.insert(task.id(), index);
+        }
+    }
+
+    /// Forgets the deliveries that ended.
+    fn reap(&mut self) {
+        while let Some(ended) = self.tasks.try_join_next_with_id() {
+            self.ended(ended);
+        }
+    }
+
+    fn ended(&mut self, ended: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match ended {
+            Ok((id, ())) => id,
+            Err(error) => {
+                tracing::error!(%error, "an alert's delivery stopped; its message is owed still");
+                error.id()
+            }
+        };
+        self.alerts.remove(&id);
+    }
+
+    async fn all_ended(&mut self) {
+        while let Some(ended) = self.tasks.join_next_with_id().await {
+            self.ended(ended);
+        }
+    }
+
+    /// At shutdown: deliveries under way get `GRACE` to end; then those still waiting for
+    /// an answer are cut (they record nothing, so the next start sends them again), and
+    /// those recording an answer get `RECORDING` to finish: a message a channel took is
+    /// never sent again.
+    async fn end(mut self, cut: &watch::Sender<bool>) {
+        if tokio::time::timeout(GRACE, self.all_ended()).await.is_ok() {
+            return;
+        }
+        let _ = cut.send(true);
+        if tokio::time::timeout(RECORDING, self.all_ended())
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                left = self.tasks.len(),
+                "alert messages were still being recorded at shutdown; they may be sent again at the next start"
+            );
+        }
+    }
+}
+
+/// Ends when the shutdown cuts the messages still waiting for an answer.
+async fn cut_at_shutdown(cut: &mut watch::Receiver<bool>) {
+    if cut.wait_for(|cut| *cut).await.is_err() {
+        // The sender is gone only with the deliveries themselves: nothing to cut.
+        std::future::pending::<()>().await;
+    }
 }
 
 /// One evaluation of every alert: moves each whose condition changed, and answers the
@@ -251,12 +321,18 @@ fn evaluate(alerts: &Alerts, store: &dyn Store) -> Vec<Job> {
             });
         }
     }
+    telemetry::alert_evaluated(1);
     due
 }
 
 /// Sends one notification and records it as notified, sent or given up on, so that
 /// neither the next evaluation nor a restart sends it again.
-async fn send(alerts: Arc<Alerts>, store: Arc<dyn Store>, job: Job) {
+async fn send(
+    alerts: Arc<Alerts>,
+    store: Arc<dyn Store>,
+    job: Job,
+    mut cut: watch::Receiver<bool>,
+) {
     let Some(watched) = alerts.watched.get(job.index) else {
         return;
     };
@@ -271,14 +347,26 @@ async fn send(alerts: Arc<Alerts>, store: Arc<dyn Store>, job: Job) {
         job.since,
         alerts.options.admin_url.as_deref(),
     );
-    let sent = deliver::deliver(
+    let delivered = deliver::deliver(
         &alerts.client,
         &watched.target,
         &notification,
         watched.engine.secrets(),
         alerts.options.smtp.as_ref(),
-    )
-    .await;
+    );
+    // Only the wait for an answer may be cut: once one came, it is recorded.
+    let sent = tokio::select! {
+        sent = delivered => sent,
+        () = cut_at_shutdown(&mut cut) => {
+            tracing::warn!(
+                integration,
+                alert = key,
+                state = notification.state,
+                "the alert's message was cut by the shutdown before an answer; it is sent again at the next start"
+            );
+            return;
+        }
+    };
     let error = match sent {
         Ok(()) => {
             tracing::info!(

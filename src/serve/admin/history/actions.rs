@@ -3,17 +3,46 @@
 //! has checked the request's origin before.
 
 use super::filters::{self, Fields, LETTER_FILTERS};
-use super::{Admin, bad_request, on_store};
-use crate::store::{DeadLetter, LetterQuery, LetterStates};
+use super::guard::{self, Transport};
+use super::{Admin, bad_request, on_store, view};
+use crate::store::{DeadLetter, LetterQuery, LetterStates, now};
 use crate::telemetry;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+
+/// What a form asks to do with dead letters.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Replay,
+    Discard,
+}
+
+impl Change {
+    fn path(self) -> &'static str {
+        match self {
+            Self::Replay => "/dead-letters/replay",
+            Self::Discard => "/dead-letters/discard",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Self::Replay => "Replay",
+            Self::Discard => "Discard",
+        }
+    }
+}
 
 /// What a replay or discard form asks for: the boxes checked, or every open dead letter its
-/// filters match; and where to go back to.
-fn chosen(admin: &Admin, form: &Fields) -> Result<(LetterQuery, String), Box<Response>> {
+/// filters match, once confirmed (`confirm`); and where to go back to.
+async fn chosen(
+    admin: &Admin,
+    form: &Fields,
+    change: Change,
+) -> Result<(LetterQuery, String), Box<Response>> {
     if !form
         .get("form_token")
         .is_some_and(|t| admin.guard.form_token_is(t))
@@ -26,10 +55,20 @@ fn chosen(admin: &Admin, form: &Fields) -> Result<(LetterQuery, String), Box<Res
     let ids = form.ids().map_err(problem)?;
     let matching = form.get("scope") == Some("matching");
     let query = if matching {
-        let query = filters::letters(form).map_err(problem)?;
+        if form.get("confirmed").is_none() {
+            return Err(Box::new(confirm(admin, form, change).await));
+        }
+        if form.get("reason").is_none() {
+            return Err(problem(format!(
+                "say why every dead letter matching is {} (reason): it is kept with each",
+                done_verb(change)
+            )));
+        }
+        let query = filters::confirmed_letters(form).map_err(problem)?;
         LetterQuery {
             states: LetterStates::Open,
             limit: None,
+            after: None,
             ..query
         }
     } else if ids.is_empty() {
@@ -53,6 +92,70 @@ fn chosen(admin: &Admin, form: &Fields) -> Result<(LetterQuery, String), Box<Res
     Ok((query, back))
 }
 
+fn done_verb(change: Change) -> &'static str {
+    match change {
+        Change::Replay => "replayed",
+        Change::Discard => "discarded",
+    }
+}
+
+/// The step before a change to every open dead letter a filter matches: how many, and the
+/// filter with its times as instants (a `since` of `2h` read now, `until` now when not
+/// given: the next second), which the form carries so that the change acts on the letters shown, none that
+/// failed since; and the reason, required.
+async fn confirm(admin: &Admin, form: &Fields, change: Change) -> Response {
+    let query = match filters::letters(form) {
+        Ok(query) => query,
+        Err(problem) => return bad_request(admin, false, &problem),
+    };
+    let query = LetterQuery {
+        states: LetterStates::Open,
+        // `until` is exclusive: the letters of this very second are among those shown.
+        until: Some(query.until.unwrap_or_else(|| now().saturating_add(1))),
+        after: None,
+        limit: None,
+        ..query
+    };
+    let (since, until) = (query.since.map(instant), query.until.map(instant));
+    let mut hidden: Vec<(String, String)> = ["integration", "step"]
+        .into_iter()
+        .filter_map(|name| form.get(name).map(|v| (name.to_string(), v.to_string())))
+        .collect();
+    hidden.extend(since.clone().map(|t| ("since".to_string(), t)));
+    hidden.extend(until.clone().map(|t| ("until".to_string(), t)));
+    let count = match on_store(admin, move |store| store.letters(&query)).await {
+        Ok(letters) => letters.len(),
+        Err(response) => return response,
+    };
+    view::page(
+        &admin.templates,
+        "confirm.html",
+        &format!("{} dead letters", change.verb()),
+        context! {
+            action => change.path(),
+            verb => change.verb(),
+            replay => matches!(change, Change::Replay),
+            count => count,
+            integration => form.get("integration"),
+            step => form.get("step"),
+            since => since,
+            until => until,
+            hidden => hidden,
+            reason => form.get("reason"),
+            form_token => admin.guard.form_token(),
+            back => Fields::link(&form.filters(&LETTER_FILTERS), &[]),
+        },
+    )
+}
+
+/// A store time as the instant a form carries: RFC 3339 in UTC.
+fn instant(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0).map_or_else(
+        || seconds.to_string(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
 fn done(back: &str, what: &str, ids: &[i64]) -> Response {
     let join = if back.contains('?') { '&' } else { '?' };
     let message = format!("{} dead letter(s) {what}", ids.len());
@@ -64,7 +167,7 @@ fn done(back: &str, what: &str, ids: &[i64]) -> Response {
 
 pub(super) async fn replay(State(admin): State<Admin>, body: Bytes) -> Response {
     let form = Fields::parse(&body);
-    let (query, back) = match chosen(&admin, &form) {
+    let (query, back) = match chosen(&admin, &form, Change::Replay).await {
         Ok(chosen) => chosen,
         Err(response) => return *response,
     };
@@ -112,7 +215,7 @@ fn by_integration(
 
 pub(super) async fn discard(State(admin): State<Admin>, body: Bytes) -> Response {
     let form = Fields::parse(&body);
-    let (query, back) = match chosen(&admin, &form) {
+    let (query, back) = match chosen(&admin, &form, Change::Discard).await {
         Ok(chosen) => chosen,
         Err(response) => return *response,
     };
@@ -135,13 +238,25 @@ pub(super) async fn discard(State(admin): State<Admin>, body: Bytes) -> Response
     }
 }
 
-pub(super) async fn login(State(admin): State<Admin>, body: Bytes) -> Response {
+pub(super) async fn login(State(admin): State<Admin>, headers: HeaderMap, body: Bytes) -> Response {
+    let secure = match guard::transport(&headers) {
+        Transport::Https => true,
+        Transport::LoopbackHttp => false,
+        Transport::PlainHttp => {
+            tracing::warn!("admin sign-in refused: plain HTTP from another machine");
+            return bad_request(
+                &admin,
+                false,
+                "sign in over HTTPS (a TLS proxy in front of the admin listener): the session cookie would cross the network in clear. Programs may send the token as a bearer header.",
+            );
+        }
+    };
     let form = Fields::parse(&body);
     let fresh = form
         .get("form_token")
         .is_some_and(|t| admin.guard.form_token_is(t));
     let given = form.get("token").is_some_and(|t| admin.guard.token_is(t));
-    match admin.guard.session_cookie() {
+    match admin.guard.session_cookie(secure, now()) {
         Some(cookie) if fresh && given => {
             let mut response = Redirect::to("/").into_response();
             if let Ok(value) = cookie.parse() {

@@ -125,6 +125,21 @@ pub(super) fn runs(fields: &Fields) -> Result<RunQuery, String> {
     })
 }
 
+/// The dead letters a confirmed change acts on: as `letters`, with the instants the
+/// confirmation showed (RFC 3339; `until` always), never a time ago read again now.
+pub(super) fn confirmed_letters(fields: &Fields) -> Result<LetterQuery, String> {
+    let instant = |text: &str| chrono::DateTime::parse_from_rfc3339(text).is_ok();
+    let since = fields.get("since").is_none_or(instant);
+    let until = fields.get("until").is_some_and(instant);
+    if !(since && until) {
+        return Err(
+            "since, until: not the instants the confirmation showed; start again from the dead letters"
+                .into(),
+        );
+    }
+    letters(fields)
+}
+
 /// The dead letters `fields` ask for: `limit` of them (as many as `integ dlq list` unless
 /// said), oldest first, after dead letter `after` when given.
 pub(super) fn letters(fields: &Fields) -> Result<LetterQuery, String> {

@@ -1,6 +1,7 @@
 //! Who may use the admin listener, and what a request may change: the `--admin-token`
-//! (a bearer header for programs, a session cookie for browsers, derived from the token so
-//! the cookie is never the token), a loopback-only `Host` when there is no token (so that a
+//! (a bearer header for programs, a session cookie for browsers, signed with the token so
+//! the cookie is never the token, and expiring after `SESSION`; `Secure` unless signed in
+//! over plain HTTP on this machine's loopback), a loopback-only `Host` when there is no token (so that a
 //! site re-pointing its name at 127.0.0.1 reaches nothing), and for every POST an `Origin`
 //! of this listener plus the form's token. Answers carry headers that keep the pages out
 //! of frames and caches.
@@ -16,12 +17,14 @@ use subtle::ConstantTimeEq;
 /// The cookie a browser keeps after it gave the token.
 pub(super) const SESSION_COOKIE: &str = "integ_admin";
 
+/// How long a sign-in lasts: a working day. The cookie says so (`Max-Age`) and carries its
+/// end, signed, so that a copy of it is refused afterwards too.
+const SESSION: i64 = 12 * 3600;
+
 /// What guards the admin listener.
 pub struct Guard {
-    /// The `--admin-token`, if one was given.
+    /// The `--admin-token`, if one was given; it also signs the session cookies.
     token: Option<String>,
-    /// The session cookie's value: HMAC-SHA256 of a fixed text under the token.
-    session: Option<String>,
     /// The token every form carries: random for each process, so that a page from another
     /// site, which cannot read ours, cannot know it.
     form_token: String,
@@ -41,10 +44,8 @@ impl Guard {
         let mut random = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut random)
             .map_err(|_| "no randomness for the admin pages' form token".to_string())?;
-        let session = token.as_deref().map(session_of).transpose()?;
         Ok(Self {
             token,
-            session,
             form_token: hex::encode(random),
         })
     }
@@ -69,15 +70,21 @@ impl Guard {
             .is_some_and(|token| equal(given, token))
     }
 
-    /// The session cookie a browser gets once it gave the token.
-    pub(super) fn session_cookie(&self) -> Option<String> {
-        self.session
-            .as_ref()
-            .map(|session| format!("{SESSION_COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict"))
+    /// The session cookie a browser gets once it gave the token, at `now` (seconds since
+    /// the Unix epoch); `Secure` unless the sign-in came over plain HTTP on loopback.
+    pub(super) fn session_cookie(&self, secure: bool, now: i64) -> Option<String> {
+        let token = self.token.as_deref()?;
+        let ends = now.saturating_add(SESSION);
+        let session = format!("{ends}.{}", session_mac(token, ends));
+        let secure = if secure { "; Secure" } else { "" };
+        Some(format!(
+            "{SESSION_COOKIE}={session}; Path=/; Max-Age={SESSION}; HttpOnly; SameSite=Strict{secure}"
+        ))
     }
 
-    /// Whether a request carries the token (a bearer header) or the session cookie.
-    fn signed_in(&self, headers: &HeaderMap) -> bool {
+    /// Whether a request carries the token (a bearer header) or a session cookie that has
+    /// not ended at `now`.
+    fn signed_in(&self, headers: &HeaderMap, now: i64) -> bool {
         let bearer = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -85,19 +92,54 @@ impl Guard {
         if bearer.is_some_and(|b| self.token_is(b)) {
             return true;
         }
-        let Some(session) = &self.session else {
+        let Some(token) = &self.token else {
             return false;
         };
-        cookies(headers).any(|(name, value)| name == SESSION_COOKIE && equal(value, session))
+        cookies(headers)
+            .filter(|(name, _)| *name == SESSION_COOKIE)
+            .filter_map(|(_, value)| value.split_once('.'))
+            .any(|(ends, mac)| {
+                ends.parse::<i64>()
+                    .is_ok_and(|ends| now < ends && equal(mac, &session_mac(token, ends)))
+            })
     }
 }
 
-/// The session cookie's value for `token`: HMAC-SHA256 of a fixed text under it.
-fn session_of(token: &str) -> Result<String, String> {
+/// The signature of a session ending at `ends`: HMAC-SHA256 under the token.
+fn session_mac(token: &str, ends: i64) -> String {
+    // HMAC takes a key of any length.
     let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(token.as_bytes())
-        .map_err(|_| "the admin token cannot key a session".to_string())?;
-    mac.update(b"integ admin session");
-    Ok(hex::encode(mac.finalize().into_bytes()))
+        .expect("HMAC takes any key length");
+    mac.update(format!("integ admin session until {ends}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Over what a sign-in came, from the page that posted it (its `Origin`, else `Referer`)
+/// and the `Host` it was sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Transport {
+    /// HTTPS (a TLS proxy in front of the listener): the cookie is `Secure`.
+    Https,
+    /// Plain HTTP to this machine's loopback: nothing crosses a network.
+    LoopbackHttp,
+    /// Plain HTTP by another name: the cookie would cross a network in clear.
+    PlainHttp,
+}
+
+pub(super) fn transport(headers: &HeaderMap) -> Transport {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let page = text(header::ORIGIN).or_else(|| text(header::REFERER));
+    if page.is_some_and(|p| p.starts_with("https://")) {
+        Transport::Https
+    } else if loopback_host(text(header::HOST).unwrap_or("")) {
+        Transport::LoopbackHttp
+    } else {
+        Transport::PlainHttp
+    }
 }
 
 fn equal(a: &str, b: &str) -> bool {
@@ -168,7 +210,10 @@ pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next
             StatusCode::FORBIDDEN,
             "this admin listener answers requests to localhost only; give --admin-token to reach it by another name",
         ));
-    } else if guard.has_token() && !guard.signed_in(headers) && request.uri().path() != "/login" {
+    } else if guard.has_token()
+        && !guard.signed_in(headers, crate::store::now())
+        && request.uri().path() != "/login"
+    {
         // A person's browser is sent to sign in; a program (a scraper) is told why not.
         let html = headers
             .get(header::ACCEPT)
@@ -245,6 +290,35 @@ mod tests {
         ] {
             assert!(!loopback_host(host), "{host}");
         }
+    }
+
+    #[test]
+    fn a_session_cookie_holds_until_it_ends_and_only_as_signed() {
+        let guard = Guard::new(Some("a-token-of-sixteen-chars".into())).unwrap();
+        let cookie = guard.session_cookie(true, 1_000).unwrap();
+        assert!(cookie.contains("; Max-Age=43200;") && cookie.ends_with("; Secure"));
+        let pair = cookie.split(';').next().unwrap();
+        let with = |pair: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, HeaderValue::from_str(pair).unwrap());
+            headers
+        };
+        assert!(guard.signed_in(&with(pair), 1_000 + SESSION - 1));
+        assert!(!guard.signed_in(&with(pair), 1_000 + SESSION), "ended");
+        let (_, mac) = pair.split_once('.').unwrap();
+        let later = format!("{SESSION_COOKIE}={}.{mac}", 1_000 + 10 * SESSION);
+        assert!(
+            !guard.signed_in(&with(&later), 1_000 + SESSION),
+            "its end moved"
+        );
+        let other = Guard::new(Some("another-token-sixteen".into())).unwrap();
+        assert!(!other.signed_in(&with(pair), 1_000), "another token's");
+        assert!(
+            !guard
+                .session_cookie(false, 1_000)
+                .unwrap()
+                .contains("Secure")
+        );
     }
 
     #[test]

@@ -53,8 +53,9 @@ struct Summary {
     spark: Spark,
 }
 
-/// The keys of each integration's alerts, by integration; one declaring none is absent.
-fn declared_alerts(admin: &Admin) -> std::collections::HashMap<String, Vec<String>> {
+/// Each integration's alerts, by integration, as (key, condition and channel); one
+/// declaring none is absent.
+fn declared_alerts(admin: &Admin) -> std::collections::HashMap<String, Vec<(String, String)>> {
     admin
         .service
         .engines
@@ -62,8 +63,12 @@ fn declared_alerts(admin: &Admin) -> std::collections::HashMap<String, Vec<Strin
         .map(|engine| engine.plan())
         .filter(|plan| !plan.alerts.is_empty())
         .map(|plan| {
-            let keys = plan.alerts.iter().map(|a| a.key.clone()).collect();
-            (plan.name.clone(), keys)
+            let alerts = plan
+                .alerts
+                .iter()
+                .map(|a| (a.key.clone(), a.alert.describe()))
+                .collect();
+            (plan.name.clone(), alerts)
         })
         .collect()
 }
@@ -132,11 +137,11 @@ pub(super) async fn overview(State(admin): State<Admin>, request: Request) -> Re
                     .filter(|t| t.integration == name)
                     .cloned()
                     .collect(),
-                alerts: declared.get(&name).map(|keys| {
-                    firing
+                alerts: declared.get(&name).map(|alerts| {
+                    alerts
                         .iter()
-                        .filter(|(integration, key)| *integration == name && keys.contains(key))
-                        .map(|(_, key)| key.clone())
+                        .filter(|(key, _)| firing.contains(&(name.clone(), key.clone())))
+                        .map(|(_, shown)| shown.clone())
                         .collect()
                 }),
                 spark: Spark::of(&buckets(&day, now)),

@@ -8,13 +8,14 @@ use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 
 /// Every page's template, embedded: no files to install, no build step.
-const TEMPLATES: [(&str, &str); 8] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("templates/base.html")),
     ("overview.html", include_str!("templates/overview.html")),
     ("runs.html", include_str!("templates/runs.html")),
     ("run.html", include_str!("templates/run.html")),
     ("letters.html", include_str!("templates/letters.html")),
     ("letter.html", include_str!("templates/letter.html")),
+    ("confirm.html", include_str!("templates/confirm.html")),
     ("login.html", include_str!("templates/login.html")),
     ("problem.html", include_str!("templates/problem.html")),
 ];
