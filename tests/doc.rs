@@ -105,12 +105,12 @@ fn check_exits_1_with_a_diff_on_a_stale_or_missing_file_and_writes_nothing() {
         "--check wrote"
     );
 
-    std::fs::remove_file(out.join("index.md")).unwrap();
+    std::fs::remove_file(out.join(integ::doc::INDEX_FILE)).unwrap();
     std::fs::write(&page, &current).unwrap();
     let output = check();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stdout(&output).contains("index.md"));
-    assert!(!out.join("index.md").exists(), "--check wrote");
+    assert!(stdout(&output).contains(integ::doc::INDEX_FILE));
+    assert!(!out.join(integ::doc::INDEX_FILE).exists(), "--check wrote");
 }
 
 #[test]
@@ -355,7 +355,7 @@ fn example_pages() -> Vec<(String, String)> {
 #[test]
 fn every_link_inside_a_page_has_its_anchor() {
     for (name, page) in example_pages() {
-        if name == "index.md" {
+        if name == integ::doc::INDEX_FILE {
             continue;
         }
         for link in page.split("](#").skip(1) {
@@ -387,7 +387,7 @@ fn each_alert_links_the_runbook_entry_of_its_metric() {
 fn each_runbook_entry_has_every_part_and_a_kept_escalation_block() {
     for (name, page) in example_pages() {
         let Some(runbook) = page.split("<a id=\"runbook\"></a>").nth(1) else {
-            assert_eq!(name, "index.md");
+            assert_eq!(name, integ::doc::INDEX_FILE);
             continue;
         };
         let entries: Vec<&str> = runbook.split("### <a id=\"rb-").skip(1).collect();
@@ -680,7 +680,7 @@ fn the_readme_links_generated_pages_that_exist() {
         .collect();
     let pages: Vec<&&str> = links
         .iter()
-        .filter(|l| l.ends_with(".md") && !l.ends_with("/index.md"))
+        .filter(|l| l.ends_with(".md") && !l.ends_with(integ::doc::INDEX_FILE))
         .collect();
     assert!(!pages.is_empty(), "no sample page linked: {links:?}");
     for link in &links {
@@ -777,4 +777,87 @@ fn the_ceiling_spans_every_connections_limits() {
         page.contains("paced by the limits of `slow` and `fast` (**12 to 50 events/min**)"),
         "{page}"
     );
+}
+
+/// The page `integ doc` prints for the spec `text` (written in a folder named `test`).
+fn page_of(test: &str, text: &str) -> String {
+    let dir = workdir(test);
+    let spec = dir.join("spec.integ");
+    std::fs::write(&spec, text).unwrap();
+    let output = integ(&["doc", spec.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+}
+
+/// An integration named `index` (or `Index`) once wrote `index.md` over the folder's index,
+/// and the index over it: every run rewrote both and `--check` never passed.
+#[test]
+fn an_integration_named_index_settles_beside_the_index() {
+    let dir = workdir("doc_index_name");
+    std::fs::write(
+        dir.join("index.integ"),
+        "integration index {\n  trigger manual\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("upper.integ"),
+        "integration Index {\n  trigger manual\n}\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let run = |check: bool| {
+        let mut args = vec!["doc", dir.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        if check {
+            args.insert(1, "--check");
+        }
+        integ(&args)
+    };
+    assert!(run(false).status.success());
+    let again = run(false);
+    assert!(
+        stderr(&again).starts_with("0 of 3 files"),
+        "{}",
+        stderr(&again)
+    );
+    let check = run(true);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    let page = std::fs::read_to_string(out.join("index.md")).unwrap();
+    assert!(page.contains("\n# index\n"), "{page}");
+    let index = std::fs::read_to_string(out.join(integ::doc::INDEX_FILE)).unwrap();
+    assert!(index.contains("[index](index.md)") && index.contains("[Index](Index.md)"));
+}
+
+/// `specs/`, `./specs/` and the absolute path are one folder: the pages must not differ by
+/// how it was typed (CI and people type it differently).
+#[test]
+fn every_spelling_of_the_spec_folder_gives_the_same_bytes() {
+    let absolute = std::env::current_dir().unwrap().join("specs");
+    let absolute = absolute.to_str().unwrap();
+    let mut outputs = Vec::new();
+    for (n, spelt) in ["specs/", "./specs/", absolute].into_iter().enumerate() {
+        let check = integ(&["doc", "--check", spelt, "--out", "docs/integrations"]);
+        assert!(
+            check.status.success(),
+            "{spelt}: {}{}",
+            stdout(&check),
+            stderr(&check)
+        );
+        let out = workdir(&format!("doc_spelling_{n}"));
+        let written = integ(&["doc", spelt, "--out", out.to_str().unwrap()]);
+        assert!(written.status.success(), "{}", stderr(&written));
+        outputs.push(files(&out));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
+
+#[test]
+fn check_without_out_is_a_usage_error() {
+    let output = integ(&["doc", "--check", "specs/"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }

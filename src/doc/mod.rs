@@ -24,8 +24,8 @@ mod triggers;
 mod value;
 
 pub use handwritten::MarkerError;
-pub use index::index;
-pub use overview::spec_sha256;
+pub use index::{FILE as INDEX_FILE, index};
+pub use overview::{spec_path, spec_sha256};
 
 use handwritten::Kept;
 use serde::Serialize;
@@ -99,7 +99,7 @@ impl<T> Effective<T> {
 }
 
 /// The documentation of `model`, the checked model of the spec `text` found at `spec`
-/// (a path as the user named it).
+/// (named by `spec_path`).
 pub fn document(
     model: &crate::model::Integration,
     text: &str,
