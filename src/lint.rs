@@ -16,6 +16,9 @@ pub struct LintedFile {
     pub diagnostics: Vec<Diagnostic>,
     /// The checked model, when the spec has no errors.
     pub model: Option<Integration>,
+    /// Where the spec's `# comments` are, so that text shown as written can leave them out
+    /// (`integ doc`).
+    pub comments: Vec<Span>,
 }
 
 /// Paths that give no specs to lint: a usage problem, not a spec problem.
@@ -99,11 +102,16 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
             if let Some(spec) = &spec {
                 across.add(file_index, &path.display().to_string(), &text, spec);
             }
+            let comments = spec
+                .iter()
+                .flat_map(|spec| spec.comments.iter().map(|c| c.span))
+                .collect();
             LintedFile {
                 path,
                 text,
                 diagnostics,
                 model,
+                comments,
             }
         })
         .collect();

@@ -75,7 +75,13 @@ pub fn run(args: &DocArgs) -> ExitCode {
         .filter_map(|file| {
             let model = file.model.as_ref()?;
             let spec = doc::spec_path(&file.path, cwd.as_deref());
-            Some(doc::document(model, &file.text, &spec, &options))
+            Some(doc::document(
+                model,
+                &file.text,
+                &file.comments,
+                &spec,
+                &options,
+            ))
         })
         .collect();
     let Some(out) = &args.out else {

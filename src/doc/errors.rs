@@ -187,7 +187,9 @@ fn rule(rule: &Rule, source: Source<'_>, whose: &str) -> String {
     // A preset's rule is shown from the preset's text, which its spans index.
     let (source, preset) = match &rule.origin {
         RuleOrigin::Written => (source, String::new()),
-        RuleOrigin::Preset { name, text } => (Source(text), format!(" (preset `{name}`)")),
+        RuleOrigin::Preset { name, text } => {
+            (Source::new(text, &[]), format!(" (preset `{name}`)"))
+        }
     };
     let statuses: Vec<String> = rule
         .statuses
@@ -313,7 +315,7 @@ mod tests {
     fn page(spec: &str) -> String {
         let mut files = crate::lint::lint_sources(vec![("spec.integ".into(), spec.to_string())]);
         let model = files.pop().and_then(|f| f.model).expect("a valid spec");
-        let source = Source(spec);
+        let source = Source::new(spec, &[]);
         markdown("orders", defaults(&model).as_ref(), &build(&model, source))
     }
 

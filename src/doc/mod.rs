@@ -99,14 +99,15 @@ impl<T> Effective<T> {
 }
 
 /// The documentation of `model`, the checked model of the spec `text` found at `spec`
-/// (named by `spec_path`).
+/// (named by `spec_path`), whose `# comments` are at `comments`.
 pub fn document(
     model: &crate::model::Integration,
     text: &str,
+    comments: &[crate::span::Span],
     spec: &str,
     options: &Options,
 ) -> Doc {
-    let source = Source(text);
+    let source = Source::new(text, comments);
     let steps = mapping::build(model, source);
     Doc {
         schema: SCHEMA,
