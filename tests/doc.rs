@@ -861,3 +861,80 @@ fn check_without_out_is_a_usage_error() {
     let output = integ(&["doc", "--check", "specs/"]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 }
+
+/// `\|` is how a table cell holds a pipe; anywhere else GitHub shows the backslash.
+#[test]
+fn pipes_are_escaped_in_table_cells_and_nowhere_else() {
+    let page = page_of(
+        "doc_pipes",
+        r#"integration pipes {
+  connection api { base_url "https://api.example.com" auth none }
+  trigger manual
+  step send = api POST "/x/{{ event.id | upper }}" {
+    idempotency_key "k-{{ event.id | lower }}"
+    body { name = "{{ event.name | title }}" }
+  }
+}
+"#,
+    );
+    let heading = page.lines().find(|l| l.contains("4.1 `send`")).unwrap();
+    assert!(
+        heading.contains("`POST /x/{{ event.id | upper }}`"),
+        "{heading}"
+    );
+    assert!(
+        page.contains("Idempotency key `\"k-{{ event.id | lower }}\"`"),
+        "{page}"
+    );
+    assert!(
+        page.contains("| `body.name` | `\"{{ event.name \\| title }}\"` |"),
+        "{page}"
+    );
+    for line in page.lines().filter(|l| !l.starts_with('|')) {
+        assert!(!line.contains("\\|"), "escaped outside a table: {line}");
+    }
+}
+
+/// A description is the spec's text, not HTML: an unclosed `<!--` in it once hid the rest
+/// of the page.
+#[test]
+fn a_description_cannot_hide_the_page() {
+    let page = page_of(
+        "doc_description_html",
+        "integration html {\n  description \"Syncs <!-- everything & <b>more</b>\"\n  owner \"<team>\"\n  trigger manual\n}\n",
+    );
+    assert!(
+        page.contains("\nSyncs &lt;!-- everything &amp; &lt;b&gt;more&lt;/b&gt;\n"),
+        "{page}"
+    );
+    assert!(page.contains("| Owner | &lt;team&gt; |"), "{page}");
+    assert!(
+        !page.contains("<!-- everything") && !page.contains("<b>"),
+        "{page}"
+    );
+}
+
+/// A comment inside a multi-line condition explains it to the spec's reader; the docs show
+/// the condition alone (and a `#` inside a string is not a comment).
+#[test]
+fn comments_inside_an_expression_stay_out_of_the_docs() {
+    let page = page_of(
+        "doc_comments",
+        r##"integration commented {
+  connection api { base_url "https://api.example.com" auth none }
+  trigger manual
+  step send = api POST "/x" {
+    when $.total > 0 # no $0 trial invoices
+      and $.tag != "#internal" # (tagged by hand
+    body { id = $.id }
+  }
+}
+"##,
+    );
+    assert!(!page.contains("trial invoices"), "{page}");
+    assert!(!page.contains("tagged by hand"), "{page}");
+    assert!(
+        page.contains("Runs only when `$.total > 0 and $.tag != \"#internal\"`;"),
+        "{page}"
+    );
+}

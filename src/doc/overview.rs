@@ -139,7 +139,7 @@ pub fn markdown(overview: &Overview, kept: &mut Kept) -> String {
     );
     out.push_str(&format!("# {}\n\n", overview.integration));
     if let Some(description) = &overview.description {
-        out.push_str(&format!("{description}\n\n"));
+        out.push_str(&format!("{}\n\n", super::markdown::text(description)));
     }
     let mut rows = vec![
         vec!["Spec".into(), code(&overview.spec)],
