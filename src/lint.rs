@@ -53,12 +53,18 @@ pub fn lint_paths(paths: &[PathBuf]) -> Result<Vec<LintedFile>, PathsError> {
     Ok(lint_bytes(sources))
 }
 
-/// Lints specs given as bytes; text that is not UTF-8 gets a diagnostic at the first bad
-/// byte, with the rest shown lossily.
+/// Lints specs given as bytes, a leading byte-order mark left out; text that is not UTF-8
+/// gets a diagnostic at the first bad byte, with the rest shown lossily.
 pub fn lint_bytes(sources: Vec<(PathBuf, Vec<u8>)>) -> Vec<LintedFile> {
     let mut invalid = Vec::new();
     let texts = sources
         .into_iter()
+        .map(|(path, mut bytes)| {
+            if bytes.starts_with(syntax::BOM) {
+                bytes.drain(..syntax::BOM.len());
+            }
+            (path, bytes)
+        })
         .enumerate()
         .map(|(index, (path, bytes))| match String::from_utf8(bytes) {
             Ok(text) => (path, text),
