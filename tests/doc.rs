@@ -938,3 +938,111 @@ fn comments_inside_an_expression_stay_out_of_the_docs() {
         "{page}"
     );
 }
+
+/// The runbook of a spec for the runbook tests: a Shopify webhook (no signed timestamp), a
+/// weekly schedule, a manual trigger, and alerts by e-mail and by an environment variable.
+fn runbook_spec(breaker: &str) -> String {
+    format!(
+        r#"integration shop {{
+  connection api {{
+    base_url "https://api.example.com"
+    auth bearer secret("API_TOKEN")
+    rate_limit 60 per 1m
+    {breaker}
+  }}
+  trigger webhook "/hooks/shop" {{
+    signature shopify secret("SHOP_SECRET")
+  }}
+  trigger schedule "0 9 * * MON"
+  trigger manual
+  step send = api POST "/x" {{ body {{ id = $.id }} }}
+  alert when dead_letters > 0 in 1h notify email "ops@example.com"
+  alert when retries > 10 in 1h notify webhook env("OPS_HOOK")
+}}
+"#
+    )
+}
+
+/// The runbook below a heading: `### <a id="ID"></a>...` up to the next entry.
+fn runbook_entry<'a>(page: &'a str, id: &str) -> Option<&'a str> {
+    let start = page.find(&format!("<a id=\"{id}\"></a>"))?;
+    let rest = &page[start..];
+    Some(&rest[..rest[1..].find("### <a id=").map_or(rest.len(), |n| n + 1)])
+}
+
+#[test]
+fn the_runbook_words_fit_what_the_spec_declares() {
+    let path = "target/doc_runbook_words.integ";
+    std::fs::write(path, runbook_spec("")).unwrap();
+    let output = integ(&["doc", &format!("./{path}")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = stdout(&output);
+
+    let signature = runbook_entry(&page, "rb-webhook-signature").unwrap();
+    assert!(
+        !signature.contains("tolerance"),
+        "Shopify signs no time: {signature}"
+    );
+    let channel = runbook_entry(&page, "rb-alert-channel").unwrap();
+    assert!(
+        channel.contains("correct the address written in the spec")
+            && channel.contains("INTEG_SMTP_URL")
+            && channel.contains("set the environment variable `OPS_HOOK` to a working URL"),
+        "{channel}"
+    );
+    assert!(!channel.contains("channel's secret name"), "{channel}");
+    let schedule = runbook_entry(&page, "rb-schedule-missed").unwrap();
+    assert!(
+        schedule.contains("integ runs --integration shop --since 14d")
+            && schedule.contains("[14d]")
+            && schedule.contains(&format!("`integ run {path}`")),
+        "{schedule}"
+    );
+    assert!(!schedule.contains("SPEC"), "{schedule}");
+    assert!(
+        page.contains("[Trigger 3](#trigger-3): one event per `integ run`"),
+        "{page}"
+    );
+    assert!(runbook_entry(&page, "rb-breaker-open").is_none());
+
+    let stripe = page_of(
+        "doc_runbook_stripe",
+        &runbook_spec("").replace("signature shopify", "signature stripe"),
+    );
+    let signature = runbook_entry(&stripe, "rb-webhook-signature").unwrap();
+    assert!(signature.contains("tolerance"), "{signature}");
+}
+
+#[test]
+fn a_declared_breaker_gets_its_runbook_entry() {
+    let page = page_of(
+        "doc_breaker_entry",
+        &runbook_spec("circuit_breaker { failures 5 cooldown 30s }"),
+    );
+    let entry = runbook_entry(&page, "rb-breaker-open").unwrap();
+    assert!(
+        entry.contains("integ_circuit_breaker_state{integration=\"shop\",connection=\"api\",state=\"open\"} == 1"),
+        "{entry}"
+    );
+    assert!(entry.contains("<!-- BEGIN_HANDWRITTEN rb-breaker-open -->"));
+}
+
+/// Without a connection nothing calls an API: no query or entry about API answers.
+#[test]
+fn a_spec_without_connections_gets_no_api_queries_or_entries() {
+    let page = page_of(
+        "doc_no_connections",
+        "integration lonely {\n  trigger manual\n  alert when retries > 1 in 1h notify webhook env(\"HOOK\")\n}\n",
+    );
+    for absent in [
+        "integ_http_client_requests_total",
+        "integ_rate_limit_throttled_total",
+        "<a id=\"rb-rate-limited\"></a>",
+        "<a id=\"rb-upstream-down\"></a>",
+        "](#rb-rate-limited)",
+        "](#rb-upstream-down)",
+    ] {
+        assert!(!page.contains(absent), "{absent} in {page}");
+    }
+    assert!(page.contains("<a id=\"rb-backlog\"></a>"));
+}

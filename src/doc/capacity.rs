@@ -225,9 +225,12 @@ fn trigger_ceiling(number: usize, trigger: &Trigger, ceiling: Option<&Ceiling>) 
             format_duration(poll.every),
             poll.connection
         ),
-        Trigger::Schedule(_) | Trigger::Manual => format!(
+        Trigger::Schedule(_) => format!(
             "{at}: one event per occurrence; a run's requests are paced by {set_by} ({range})"
         ),
+        Trigger::Manual => {
+            format!("{at}: one event per `integ run`; its requests are paced by {set_by} ({range})")
+        }
     }
 }
 

@@ -118,7 +118,7 @@ pub fn document(
         capacity: capacity::build(model),
         tests: environments::tests(model, source),
         monitoring: monitoring::build(model, source),
-        runbook: runbook::build(model),
+        runbook: runbook::build(model, spec),
         overview: overview::build(model, source, text, spec),
         connections: model
             .connections
