@@ -1046,3 +1046,73 @@ fn a_spec_without_connections_gets_no_api_queries_or_entries() {
     }
     assert!(page.contains("<a id=\"rb-backlog\"></a>"));
 }
+
+/// §6 shows each connection's concurrency and breaker and each step's cache, and says that
+/// concurrency bounds the ceiling beside the rate limits.
+#[test]
+fn capacity_shows_concurrency_breakers_and_caches() {
+    let page = page_of(
+        "doc_capacity_more",
+        r#"integration busy {
+  concurrency 3
+  connection api {
+    base_url "https://api.example.com"
+    rate_limit 60 per 1m
+    max_concurrency 4
+    circuit_breaker { failures 7 cooldown 1m }
+  }
+  trigger manual
+  step read = api GET "/x" { cache 5m }
+}
+"#,
+    );
+    let capacity = page.split("<a id=\"capacity\"></a>").nth(1).unwrap();
+    let capacity = &capacity[..capacity.find("\n## ").unwrap()];
+    assert!(
+        capacity.contains("| 1: `read`, cached 5m (a repeat within it makes no request) |"),
+        "{capacity}"
+    );
+    assert!(
+        capacity.contains("| 4 | opens after 7 failed calls in a row; stays open 1m"),
+        "{capacity}"
+    );
+    assert!(
+        capacity.contains("`api` takes 4 requests at once, so at most 4 ÷ its answer time")
+            && capacity.contains("the integration runs 3 events at once"),
+        "{capacity}"
+    );
+}
+
+/// A condition past 120 characters is shortened where it is shown, with its full form a
+/// click away; a template's `default(...)` is what stands in for a missing value.
+#[test]
+fn long_conditions_keep_their_full_form_and_template_defaults_show() {
+    let long = format!("$.a == \"{}\"", "x".repeat(150));
+    let page = page_of(
+        "doc_long_condition",
+        &format!(
+            r#"integration long {{
+  connection api {{ base_url "https://api.example.com" auth none }}
+  trigger manual
+  step send = api POST "/x" {{
+    when {long}
+    body {{ name = "{{{{ event.name | default('anonymous') }}}}" }}
+  }}
+}}
+"#
+        ),
+    );
+    let note = page
+        .lines()
+        .find(|l| l.starts_with("Runs only when"))
+        .unwrap();
+    assert!(
+        note.contains("<details><summary>`$.a == \"xxx")
+            && note.contains(&format!("</summary>`{long}`</details>")),
+        "{note}"
+    );
+    assert!(
+        page.contains("| `body.name` | `\"{{ event.name \\| default('anonymous') }}\"` | `event.name` | `default('anonymous')` |"),
+        "{page}"
+    );
+}

@@ -60,6 +60,10 @@ pub struct ConnectionLoad {
     /// Events per minute this limit allows: at least, and at most.
     pub events_min: Option<f64>,
     pub events_max: Option<f64>,
+    /// Requests at once on it (`max_concurrency`), when declared.
+    pub max_concurrency: Option<u32>,
+    /// Its circuit breaker in words, when declared.
+    pub circuit_breaker: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +73,9 @@ pub struct Capacity {
     pub bottleneck: Option<String>,
     /// Per trigger, the ceiling in words.
     pub triggers: Vec<String>,
+    /// What the declared concurrency allows, in words: a bound that depends on how long
+    /// answers and runs take, which a spec does not declare.
+    pub concurrency: Option<String>,
 }
 
 pub fn build(model: &Integration) -> Capacity {
@@ -86,10 +93,44 @@ pub fn build(model: &Integration) -> Capacity {
         .map(|(i, t)| trigger_ceiling(i + 1, t, ceiling.as_ref()))
         .collect();
     Capacity {
+        concurrency: concurrency(model, &connections),
         connections,
         bottleneck,
         triggers,
     }
+}
+
+/// The bound concurrency puts beside the rate limits: `n` at once make at most `n` ÷ the
+/// time each takes per second. The spec declares no answer time, so it is said as a rule
+/// with an example rather than a number.
+fn concurrency(model: &Integration, connections: &[ConnectionLoad]) -> Option<String> {
+    let mut bounds: Vec<String> = connections
+        .iter()
+        .filter_map(|c| {
+            let n = c.max_concurrency?;
+            Some(format!(
+                "`{}` takes {n} requests at once, so at most {n} ÷ its answer time in seconds \
+                requests/s ({} requests/min at 1 s per answer)",
+                c.connection,
+                u64::from(n) * 60
+            ))
+        })
+        .collect();
+    if let Some(n) = model.concurrency {
+        bounds.push(format!(
+            "the integration runs {n} events at once, so at most {n} ÷ a run's time in \
+            seconds events/s ({} events/min at 1 s per run)",
+            u64::from(n.get()) * 60
+        ));
+    }
+    if bounds.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Concurrency bounds the ceiling too, by how long answers take (the spec declares no \
+        latency): {}. The lower of this and the rate-limit ceiling holds.",
+        bounds.join("; ")
+    ))
 }
 
 fn load(connection: &Connection, steps: &[Step]) -> ConnectionLoad {
@@ -131,8 +172,11 @@ fn load(connection: &Connection, steps: &[Step]) -> ConnectionLoad {
         if step.when.is_some() {
             words.push_str(" when its condition holds");
         }
-        if step.cache.is_some() {
-            words.push_str(", cached");
+        if let Some(ttl) = step.cache {
+            words.push_str(&format!(
+                ", cached {} (a repeat within it makes no request)",
+                format_duration(ttl)
+            ));
         }
         calls_min = calls_min.saturating_add(low);
         calls_max = calls_max.zip(high).map(|(a, b)| a.saturating_add(b));
@@ -158,6 +202,8 @@ fn load(connection: &Connection, steps: &[Step]) -> ConnectionLoad {
         } else {
             events(calls_min)
         },
+        max_concurrency: connection.max_concurrency.map(|n| n.get()),
+        circuit_breaker: connection.circuit_breaker.as_ref().map(breaker),
     }
 }
 
@@ -205,8 +251,8 @@ fn trigger_ceiling(number: usize, trigger: &Trigger, ceiling: Option<&Ceiling>) 
     let at = format!("[Trigger {number}](#trigger-{number})");
     let Some(load) = ceiling else {
         return format!(
-            "{at}: no declared limit caps it; `integ serve --workers`, the integration's \
-            `concurrency` and the APIs' own answers do"
+            "{at}: no declared rate limit caps it; `integ serve --workers`, concurrency \
+            and the APIs' own answers do"
         );
     };
     let range = events_range(load.events_min, load.events_max);
@@ -291,6 +337,9 @@ pub fn markdown(capacity: &Capacity, model_concurrency: &str) -> String {
                 } else {
                     "—".into()
                 },
+                c.max_concurrency
+                    .map_or("unbounded *(default)*".into(), |n| n.to_string()),
+                c.circuit_breaker.clone().unwrap_or_else(|| "none".into()),
             ]
         })
         .collect();
@@ -301,6 +350,8 @@ pub fn markdown(capacity: &Capacity, model_concurrency: &str) -> String {
             "Requests/min",
             "Calls per event",
             "Events/min it allows",
+            "Requests at once",
+            "Circuit breaker",
         ],
         &rows,
     ));
@@ -312,5 +363,8 @@ pub fn markdown(capacity: &Capacity, model_concurrency: &str) -> String {
         out.push_str(&format!("- {line}\n"));
     }
     out.push('\n');
+    if let Some(concurrency) = &capacity.concurrency {
+        out.push_str(&format!("{concurrency}\n\n"));
+    }
     out
 }

@@ -44,19 +44,29 @@ pub fn shorten(text: &str, max: usize) -> String {
     }
 }
 
+/// `text` as inline code; past `max` characters, shortened with the full form in a
+/// `<details>` that opens on a click (inline, so it holds in a table cell and a sentence).
+pub fn long_code(text: &str, max: usize) -> String {
+    let text = one_line(text);
+    let short = shorten(&text, max);
+    if short == text {
+        return code(&text);
+    }
+    format!(
+        "<details><summary>{}</summary>{}</details>",
+        code(&short),
+        code(&text)
+    )
+}
+
 /// A value in words, with its names and constants as code.
 pub fn value(value: &Value) -> String {
     match value {
-        Value::Constant { text } => code(&shorten(text, 120)),
-        Value::Expression { text } => code(&shorten(text, 120)),
+        Value::Constant { text } | Value::Expression { text } => long_code(text, 120),
         Value::Env {
             name,
             default: Some(default),
-        } => format!(
-            "env {}, default {}",
-            code(name),
-            code(&shorten(default, 120))
-        ),
+        } => format!("env {}, default {}", code(name), long_code(default, 120)),
         Value::Env {
             name,
             default: None,
@@ -138,6 +148,15 @@ mod tests {
     fn text_cannot_open_html() {
         assert_eq!(text("a <!-- b & <c>"), "a &lt;!-- b &amp; &lt;c&gt;");
         assert_eq!(cell("x\n <y>"), "x &lt;y&gt;");
+    }
+
+    #[test]
+    fn a_long_text_keeps_its_full_form() {
+        assert_eq!(long_code("a  b", 3), "`a b`");
+        assert_eq!(
+            long_code("abcdef", 3),
+            "<details><summary>`abc…`</summary>`abcdef`</details>"
+        );
     }
 
     #[test]
