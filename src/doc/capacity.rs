@@ -6,41 +6,31 @@ use crate::model::format_duration;
 use crate::model::{CircuitBreaker, Connection, Integration, Step, Trigger};
 use serde::Serialize;
 
-/// A circuit breaker in words, its engine defaults filled in.
+/// A circuit breaker in words, with the values the engine applies (`model::defaults`).
 pub fn breaker(breaker: &CircuitBreaker) -> String {
+    let marked = |text: String, default: bool| super::markdown::effective(text, default);
     let mut opens = Vec::new();
-    match (breaker.failures, &breaker.ratio) {
-        (Some(n), _) => opens.push(format!("after {n} failed calls in a row")),
-        (None, None) => opens.push(format!(
-            "after {} failed calls in a row *(default)*",
-            crate::engine::BREAKER_FAILURES
-        )),
-        (None, Some(_)) => {}
-    }
-    if let Some(ratio) = &breaker.ratio {
-        let min_calls = ratio.min_calls.map_or_else(
-            || format!("{} *(default)*", crate::engine::BREAKER_MIN_CALLS),
-            |n| n.to_string(),
-        );
-        opens.push(format!(
-            "when {}% of the calls within {} fail, once {min_calls} calls were made",
-            ratio.percent,
-            format_duration(ratio.window)
+    if let Some(n) = breaker.failures_in_force() {
+        opens.push(marked(
+            format!("after {} failed calls in a row", n.value),
+            n.default,
         ));
     }
-    let cooldown = breaker.cooldown.map_or_else(
-        || {
-            format!(
-                "{} *(default)*",
-                format_duration(crate::engine::BREAKER_COOLDOWN)
-            )
-        },
-        format_duration,
-    );
+    if let Some(ratio) = &breaker.ratio {
+        let min_calls = ratio.min_calls_in_force();
+        opens.push(format!(
+            "when {}% of the calls within {} fail, once {} calls were made",
+            ratio.percent,
+            format_duration(ratio.window),
+            marked(min_calls.value.to_string(), min_calls.default)
+        ));
+    }
+    let cooldown = breaker.cooldown_in_force();
     format!(
-        "opens {}; stays open {cooldown} (calls fail at once, without reaching the API), then \
-        lets one call through to probe",
-        opens.join(" or ")
+        "opens {}; stays open {} (calls fail at once, without reaching the API), then lets \
+        one call through to probe",
+        opens.join(" or "),
+        marked(format_duration(cooldown.value), cooldown.default)
     )
 }
 

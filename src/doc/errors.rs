@@ -73,7 +73,7 @@ pub fn build(model: &Integration, source: Source<'_>) -> Vec<ErrorDoc> {
             let timeout = match (step.timeout, connection.and_then(|c| c.timeout)) {
                 (Some(t), _) => format_duration(t),
                 (None, Some(t)) => format!("{} (the connection's)", format_duration(t)),
-                (None, None) => effective(format_duration(crate::engine::DEFAULT_TIMEOUT), true),
+                (None, None) => effective(format_duration(crate::model::DEFAULT_TIMEOUT), true),
             };
             ErrorDoc {
                 step: step.name.clone(),

@@ -27,6 +27,7 @@ pub use handwritten::MarkerError;
 pub use index::{FILE as INDEX_FILE, index};
 pub use overview::{spec_path, spec_sha256};
 
+pub use crate::model::Effective;
 use handwritten::Kept;
 use serde::Serialize;
 use value::Source;
@@ -75,27 +76,6 @@ pub struct Doc {
     pub tests: Vec<environments::TestDoc>,
     pub monitoring: monitoring::Monitoring,
     pub runbook: Vec<runbook::Entry>,
-}
-
-/// A setting's value in force, and whether it is the engine's default (not in the spec).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Effective<T> {
-    pub value: T,
-    pub default: bool,
-}
-
-impl<T> Effective<T> {
-    pub fn new(value: T, default: bool) -> Self {
-        Self { value, default }
-    }
-
-    pub fn set(value: T) -> Self {
-        Self::new(value, false)
-    }
-
-    pub fn default_of(value: T) -> Self {
-        Self::new(value, true)
-    }
 }
 
 /// The documentation of `model`, the checked model of the spec `text` found at `spec`
