@@ -794,16 +794,10 @@ fn page_of(test: &str, text: &str) -> String {
 #[test]
 fn an_integration_named_index_settles_beside_the_index() {
     let dir = workdir("doc_index_name");
-    std::fs::write(
-        dir.join("index.integ"),
-        "integration index {\n  trigger manual\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("upper.integ"),
-        "integration Index {\n  trigger manual\n}\n",
-    )
-    .unwrap();
+    for name in ["index", "Index"] {
+        let spec = format!("integration {name} {{\n  trigger manual\n}}\n");
+        std::fs::write(dir.join(format!("{name}_spec.integ")), spec).unwrap();
+    }
     let out = dir.join("out");
     let run = |check: bool| {
         let mut args = vec!["doc", dir.to_str().unwrap(), "--out", out.to_str().unwrap()];

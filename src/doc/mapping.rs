@@ -228,25 +228,10 @@ fn template_defaults(template: &str) -> Option<Value> {
 
 /// The end (past its `)`) of the call that `text` begins with, quotes respected.
 fn closing_paren(text: &str) -> Option<usize> {
-    let (mut depth, mut quote, mut escaped) = (0usize, None, false);
-    for (i, c) in text.char_indices() {
-        match (quote, c) {
-            (Some(_), _) if escaped => escaped = false,
-            (Some(_), '\\') => escaped = true,
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '(') => depth += 1,
-            (None, ')') => {
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            (None, _) => {}
-        }
-    }
-    None
+    super::value::paren_depths(text)
+        .skip_while(|(_, depth)| *depth == 0)
+        .find(|(_, depth)| *depth == 0)
+        .map(|(end, _)| end)
 }
 
 /// The fields a value reads: `$.a` is the event's `a`, `$contact.b` the step `contact`'s.

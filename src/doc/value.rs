@@ -106,23 +106,26 @@ impl<'a> Source<'a> {
 /// The lowest running count of `(` less `)` outside string literals (how many `(` are
 /// missing before the text), and the count at the end.
 fn paren_balance(text: &str) -> (i64, i64) {
-    let (mut lowest, mut balance) = (0, 0);
-    let mut quote = None;
-    let mut escaped = false;
-    for c in text.chars() {
+    paren_depths(text).fold((0, 0), |(lowest, _), (_, depth)| (lowest.min(depth), depth))
+}
+
+/// After each character of `text`, where it ends and how many `(` are open (less the `)`),
+/// what is inside string literals (`"..."`, `'...'`, with `\` escapes) not counted.
+pub fn paren_depths(text: &str) -> impl Iterator<Item = (usize, i64)> + '_ {
+    let (mut quote, mut escaped, mut depth) = (None, false, 0i64);
+    text.char_indices().map(move |(at, c)| {
         match (quote, c) {
             (Some(_), _) if escaped => escaped = false,
             (Some(_), '\\') => escaped = true,
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(c),
-            (None, '(') => balance += 1,
-            (None, ')') => balance -= 1,
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
             (None, _) => {}
         }
-        lowest = lowest.min(balance);
-    }
-    (lowest, balance)
+        (at + c.len_utf8(), depth)
+    })
 }
 
 /// How a value is resolved.
