@@ -16,6 +16,9 @@ pub struct LintedFile {
     pub diagnostics: Vec<Diagnostic>,
     /// The checked model, when the spec has no errors.
     pub model: Option<Integration>,
+    /// Where the spec's `# comments` are, so that text shown as written can leave them out
+    /// (`integ doc`).
+    pub comments: Vec<Span>,
 }
 
 /// Paths that give no specs to lint: a usage problem, not a spec problem.
@@ -50,12 +53,18 @@ pub fn lint_paths(paths: &[PathBuf]) -> Result<Vec<LintedFile>, PathsError> {
     Ok(lint_bytes(sources))
 }
 
-/// Lints specs given as bytes; text that is not UTF-8 gets a diagnostic at the first bad
-/// byte, with the rest shown lossily.
+/// Lints specs given as bytes, a leading byte-order mark left out; text that is not UTF-8
+/// gets a diagnostic at the first bad byte, with the rest shown lossily.
 pub fn lint_bytes(sources: Vec<(PathBuf, Vec<u8>)>) -> Vec<LintedFile> {
     let mut invalid = Vec::new();
     let texts = sources
         .into_iter()
+        .map(|(path, mut bytes)| {
+            if bytes.starts_with(syntax::BOM) {
+                bytes.drain(..syntax::BOM.len());
+            }
+            (path, bytes)
+        })
         .enumerate()
         .map(|(index, (path, bytes))| match String::from_utf8(bytes) {
             Ok(text) => (path, text),
@@ -99,11 +108,16 @@ pub fn lint_sources(sources: Vec<(PathBuf, String)>) -> Vec<LintedFile> {
             if let Some(spec) = &spec {
                 across.add(file_index, &path.display().to_string(), &text, spec);
             }
+            let comments = spec
+                .iter()
+                .flat_map(|spec| spec.comments.iter().map(|c| c.span))
+                .collect();
             LintedFile {
                 path,
                 text,
                 diagnostics,
                 model,
+                comments,
             }
         })
         .collect();

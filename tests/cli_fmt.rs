@@ -125,3 +125,30 @@ fn fmt_help_and_usage_errors_have_their_exit_codes() {
     let flag = integ(&["fmt", "--bogus"], &dir, None);
     assert_eq!(flag.status.code(), Some(2));
 }
+
+/// Some editors begin a UTF-8 file with a byte-order mark. `lint` and `doc` read such a
+/// spec as if it had none; `fmt` writes it without (the canonical text has none), so
+/// `--check` names it.
+#[test]
+fn a_leading_byte_order_mark_is_read_past_and_fmt_drops_it() {
+    let dir = workdir("fmt_bom");
+    let spec = write(&dir, "bom.integ", &format!("\u{feff}{TIDY}"));
+    let lint = integ(&["lint", "bom.integ"], &dir, None);
+    assert!(lint.status.success(), "{}", text(&lint.stderr));
+    let doc = integ(&["doc", "bom.integ"], &dir, None);
+    assert!(doc.status.success(), "{}", text(&doc.stderr));
+    let check = integ(&["fmt", "--check", "bom.integ"], &dir, None);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check.stderr));
+    assert_eq!(read(&spec), format!("\u{feff}{TIDY}"), "--check wrote");
+    let written = integ(&["fmt", "bom.integ"], &dir, None);
+    assert!(written.status.success(), "{}", text(&written.stderr));
+    assert_eq!(read(&spec), TIDY);
+    let stdin = integ(&["fmt", "-"], &dir, Some(&format!("\u{feff}{UNTIDY}")));
+    assert_eq!(text(&stdin.stdout), TIDY, "{}", text(&stdin.stderr));
+    let broken = write(&dir, "broken.integ", &format!("\u{feff}{BROKEN}"));
+    for command in ["lint", "fmt"] {
+        let output = integ(&[command, broken.to_str().unwrap()], &dir, None);
+        let errors = text(&output.stdout) + &text(&output.stderr);
+        assert!(errors.contains("broken.integ:3:1]"), "{command}: {errors}");
+    }
+}

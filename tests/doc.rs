@@ -105,12 +105,12 @@ fn check_exits_1_with_a_diff_on_a_stale_or_missing_file_and_writes_nothing() {
         "--check wrote"
     );
 
-    std::fs::remove_file(out.join("index.md")).unwrap();
+    std::fs::remove_file(out.join(integ::doc::INDEX_FILE)).unwrap();
     std::fs::write(&page, &current).unwrap();
     let output = check();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stdout(&output).contains("index.md"));
-    assert!(!out.join("index.md").exists(), "--check wrote");
+    assert!(stdout(&output).contains(integ::doc::INDEX_FILE));
+    assert!(!out.join(integ::doc::INDEX_FILE).exists(), "--check wrote");
 }
 
 #[test]
@@ -355,7 +355,7 @@ fn example_pages() -> Vec<(String, String)> {
 #[test]
 fn every_link_inside_a_page_has_its_anchor() {
     for (name, page) in example_pages() {
-        if name == "index.md" {
+        if name == integ::doc::INDEX_FILE {
             continue;
         }
         for link in page.split("](#").skip(1) {
@@ -387,7 +387,7 @@ fn each_alert_links_the_runbook_entry_of_its_metric() {
 fn each_runbook_entry_has_every_part_and_a_kept_escalation_block() {
     for (name, page) in example_pages() {
         let Some(runbook) = page.split("<a id=\"runbook\"></a>").nth(1) else {
-            assert_eq!(name, "index.md");
+            assert_eq!(name, integ::doc::INDEX_FILE);
             continue;
         };
         let entries: Vec<&str> = runbook.split("### <a id=\"rb-").skip(1).collect();
@@ -680,7 +680,7 @@ fn the_readme_links_generated_pages_that_exist() {
         .collect();
     let pages: Vec<&&str> = links
         .iter()
-        .filter(|l| l.ends_with(".md") && !l.ends_with("/index.md"))
+        .filter(|l| l.ends_with(".md") && !l.ends_with(integ::doc::INDEX_FILE))
         .collect();
     assert!(!pages.is_empty(), "no sample page linked: {links:?}");
     for link in &links {
@@ -775,6 +775,338 @@ fn the_ceiling_spans_every_connections_limits() {
     let page = std::fs::read_to_string(out.join("two.md")).unwrap();
     assert!(
         page.contains("paced by the limits of `slow` and `fast` (**12 to 50 events/min**)"),
+        "{page}"
+    );
+}
+
+/// The page `integ doc` prints for the spec `text` (written in a folder named `test`).
+fn page_of(test: &str, text: &str) -> String {
+    let dir = workdir(test);
+    let spec = dir.join("spec.integ");
+    std::fs::write(&spec, text).unwrap();
+    let output = integ(&["doc", spec.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+}
+
+/// An integration named `index` (or `Index`) once wrote `index.md` over the folder's index,
+/// and the index over it: every run rewrote both and `--check` never passed.
+#[test]
+fn an_integration_named_index_settles_beside_the_index() {
+    let dir = workdir("doc_index_name");
+    for name in ["index", "Index"] {
+        let spec = format!("integration {name} {{\n  trigger manual\n}}\n");
+        std::fs::write(dir.join(format!("{name}_spec.integ")), spec).unwrap();
+    }
+    let out = dir.join("out");
+    let run = |check: bool| {
+        let mut args = vec!["doc", dir.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        if check {
+            args.insert(1, "--check");
+        }
+        integ(&args)
+    };
+    assert!(run(false).status.success());
+    let again = run(false);
+    assert!(
+        stderr(&again).starts_with("0 of 3 files"),
+        "{}",
+        stderr(&again)
+    );
+    let check = run(true);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+    let page = std::fs::read_to_string(out.join("index.md")).unwrap();
+    assert!(page.contains("\n# index\n"), "{page}");
+    let index = std::fs::read_to_string(out.join(integ::doc::INDEX_FILE)).unwrap();
+    assert!(index.contains("[index](index.md)") && index.contains("[Index](Index.md)"));
+}
+
+/// `specs/`, `./specs/` and the absolute path are one folder: the pages must not differ by
+/// how it was typed (CI and people type it differently).
+#[test]
+fn every_spelling_of_the_spec_folder_gives_the_same_bytes() {
+    let absolute = std::env::current_dir().unwrap().join("specs");
+    let absolute = absolute.to_str().unwrap();
+    let mut outputs = Vec::new();
+    for (n, spelt) in ["specs/", "./specs/", absolute].into_iter().enumerate() {
+        let check = integ(&["doc", "--check", spelt, "--out", "docs/integrations"]);
+        assert!(
+            check.status.success(),
+            "{spelt}: {}{}",
+            stdout(&check),
+            stderr(&check)
+        );
+        let out = workdir(&format!("doc_spelling_{n}"));
+        let written = integ(&["doc", spelt, "--out", out.to_str().unwrap()]);
+        assert!(written.status.success(), "{}", stderr(&written));
+        outputs.push(files(&out));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
+
+#[test]
+fn check_without_out_is_a_usage_error() {
+    let output = integ(&["doc", "--check", "specs/"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+/// `\|` is how a table cell holds a pipe; anywhere else GitHub shows the backslash.
+#[test]
+fn pipes_are_escaped_in_table_cells_and_nowhere_else() {
+    let page = page_of(
+        "doc_pipes",
+        r#"integration pipes {
+  connection api { base_url "https://api.example.com" auth none }
+  trigger manual
+  step send = api POST "/x/{{ event.id | upper }}" {
+    idempotency_key "k-{{ event.id | lower }}"
+    body { name = "{{ event.name | title }}" }
+  }
+}
+"#,
+    );
+    let heading = page.lines().find(|l| l.contains("4.1 `send`")).unwrap();
+    assert!(
+        heading.contains("`POST /x/{{ event.id | upper }}`"),
+        "{heading}"
+    );
+    assert!(
+        page.contains("Idempotency key `\"k-{{ event.id | lower }}\"`"),
+        "{page}"
+    );
+    assert!(
+        page.contains("| `body.name` | `\"{{ event.name \\| title }}\"` |"),
+        "{page}"
+    );
+    for line in page.lines().filter(|l| !l.starts_with('|')) {
+        assert!(!line.contains("\\|"), "escaped outside a table: {line}");
+    }
+}
+
+/// A description is the spec's text, not HTML: an unclosed `<!--` in it once hid the rest
+/// of the page.
+#[test]
+fn a_description_cannot_hide_the_page() {
+    let page = page_of(
+        "doc_description_html",
+        "integration html {\n  description \"Syncs <!-- everything & <b>more</b>\"\n  owner \"<team>\"\n  trigger manual\n}\n",
+    );
+    assert!(
+        page.contains("\nSyncs &lt;!-- everything &amp; &lt;b&gt;more&lt;/b&gt;\n"),
+        "{page}"
+    );
+    assert!(page.contains("| Owner | &lt;team&gt; |"), "{page}");
+    assert!(
+        !page.contains("<!-- everything") && !page.contains("<b>"),
+        "{page}"
+    );
+}
+
+/// A comment inside a multi-line condition explains it to the spec's reader; the docs show
+/// the condition alone (and a `#` inside a string is not a comment).
+#[test]
+fn comments_inside_an_expression_stay_out_of_the_docs() {
+    let page = page_of(
+        "doc_comments",
+        r##"integration commented {
+  connection api { base_url "https://api.example.com" auth none }
+  trigger manual
+  step send = api POST "/x" {
+    when $.total > 0 # no $0 trial invoices
+      and $.tag != "#internal" # (tagged by hand
+    body { id = $.id }
+  }
+}
+"##,
+    );
+    assert!(!page.contains("trial invoices"), "{page}");
+    assert!(!page.contains("tagged by hand"), "{page}");
+    assert!(
+        page.contains("Runs only when `$.total > 0 and $.tag != \"#internal\"`;"),
+        "{page}"
+    );
+}
+
+/// The runbook of a spec for the runbook tests: a Shopify webhook (no signed timestamp), a
+/// weekly schedule, a manual trigger, and alerts by e-mail and by an environment variable.
+fn runbook_spec(breaker: &str) -> String {
+    format!(
+        r#"integration shop {{
+  connection api {{
+    base_url "https://api.example.com"
+    auth bearer secret("API_TOKEN")
+    rate_limit 60 per 1m
+    {breaker}
+  }}
+  trigger webhook "/hooks/shop" {{
+    signature shopify secret("SHOP_SECRET")
+  }}
+  trigger schedule "0 9 * * MON"
+  trigger manual
+  step send = api POST "/x" {{ body {{ id = $.id }} }}
+  alert when dead_letters > 0 in 1h notify email "ops@example.com"
+  alert when retries > 10 in 1h notify webhook env("OPS_HOOK")
+}}
+"#
+    )
+}
+
+/// The runbook below a heading: `### <a id="ID"></a>...` up to the next entry.
+fn runbook_entry<'a>(page: &'a str, id: &str) -> Option<&'a str> {
+    let start = page.find(&format!("<a id=\"{id}\"></a>"))?;
+    let rest = &page[start..];
+    Some(&rest[..rest[1..].find("### <a id=").map_or(rest.len(), |n| n + 1)])
+}
+
+#[test]
+fn the_runbook_words_fit_what_the_spec_declares() {
+    let path = "target/doc_runbook_words.integ";
+    std::fs::write(path, runbook_spec("")).unwrap();
+    let output = integ(&["doc", &format!("./{path}")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = stdout(&output);
+
+    let signature = runbook_entry(&page, "rb-webhook-signature").unwrap();
+    assert!(
+        !signature.contains("tolerance"),
+        "Shopify signs no time: {signature}"
+    );
+    let channel = runbook_entry(&page, "rb-alert-channel").unwrap();
+    assert!(
+        channel.contains("correct the address written in the spec")
+            && channel.contains("INTEG_SMTP_URL")
+            && channel.contains("set the environment variable `OPS_HOOK` to a working URL"),
+        "{channel}"
+    );
+    assert!(!channel.contains("channel's secret name"), "{channel}");
+    let schedule = runbook_entry(&page, "rb-schedule-missed").unwrap();
+    assert!(
+        schedule.contains("integ runs --integration shop --since 14d")
+            && schedule.contains("[14d]")
+            && schedule.contains(&format!("`integ run {path}`")),
+        "{schedule}"
+    );
+    assert!(!schedule.contains("SPEC"), "{schedule}");
+    assert!(
+        page.contains("[Trigger 3](#trigger-3): one event per `integ run`"),
+        "{page}"
+    );
+    assert!(runbook_entry(&page, "rb-breaker-open").is_none());
+
+    let stripe = page_of(
+        "doc_runbook_stripe",
+        &runbook_spec("").replace("signature shopify", "signature stripe"),
+    );
+    let signature = runbook_entry(&stripe, "rb-webhook-signature").unwrap();
+    assert!(signature.contains("tolerance"), "{signature}");
+}
+
+#[test]
+fn a_declared_breaker_gets_its_runbook_entry() {
+    let page = page_of(
+        "doc_breaker_entry",
+        &runbook_spec("circuit_breaker { failures 5 cooldown 30s }"),
+    );
+    let entry = runbook_entry(&page, "rb-breaker-open").unwrap();
+    assert!(
+        entry.contains("integ_circuit_breaker_state{integration=\"shop\",connection=\"api\",state=\"open\"} == 1"),
+        "{entry}"
+    );
+    assert!(entry.contains("<!-- BEGIN_HANDWRITTEN rb-breaker-open -->"));
+}
+
+/// Without a connection nothing calls an API: no query or entry about API answers.
+#[test]
+fn a_spec_without_connections_gets_no_api_queries_or_entries() {
+    let page = page_of(
+        "doc_no_connections",
+        "integration lonely {\n  trigger manual\n  alert when retries > 1 in 1h notify webhook env(\"HOOK\")\n}\n",
+    );
+    for absent in [
+        "integ_http_client_requests_total",
+        "integ_rate_limit_throttled_total",
+        "<a id=\"rb-rate-limited\"></a>",
+        "<a id=\"rb-upstream-down\"></a>",
+        "](#rb-rate-limited)",
+        "](#rb-upstream-down)",
+    ] {
+        assert!(!page.contains(absent), "{absent} in {page}");
+    }
+    assert!(page.contains("<a id=\"rb-backlog\"></a>"));
+}
+
+/// §6 shows each connection's concurrency and breaker and each step's cache, and says that
+/// concurrency bounds the ceiling beside the rate limits.
+#[test]
+fn capacity_shows_concurrency_breakers_and_caches() {
+    let page = page_of(
+        "doc_capacity_more",
+        r#"integration busy {
+  concurrency 3
+  connection api {
+    base_url "https://api.example.com"
+    rate_limit 60 per 1m
+    max_concurrency 4
+    circuit_breaker { failures 7 cooldown 1m }
+  }
+  trigger manual
+  step read = api GET "/x" { cache 5m }
+}
+"#,
+    );
+    let capacity = page.split("<a id=\"capacity\"></a>").nth(1).unwrap();
+    let capacity = &capacity[..capacity.find("\n## ").unwrap()];
+    assert!(
+        capacity.contains("| 1: `read`, cached 5m (a repeat within it makes no request) |"),
+        "{capacity}"
+    );
+    assert!(
+        capacity.contains("| 4 | opens after 7 failed calls in a row; stays open 1m"),
+        "{capacity}"
+    );
+    assert!(
+        capacity.contains("`api` takes 4 requests at once, so at most 4 ÷ its answer time")
+            && capacity.contains("the integration runs 3 events at once"),
+        "{capacity}"
+    );
+}
+
+/// A condition past 120 characters is shortened where it is shown, with its full form a
+/// click away; a template's `default(...)` is what stands in for a missing value.
+#[test]
+fn long_conditions_keep_their_full_form_and_template_defaults_show() {
+    let long = format!("$.a == \"{}\"", "x".repeat(150));
+    let page = page_of(
+        "doc_long_condition",
+        &format!(
+            r#"integration long {{
+  connection api {{ base_url "https://api.example.com" auth none }}
+  trigger manual
+  step send = api POST "/x" {{
+    when {long}
+    body {{ name = "{{{{ event.name | default('anonymous') }}}}" }}
+  }}
+}}
+"#
+        ),
+    );
+    let note = page
+        .lines()
+        .find(|l| l.starts_with("Runs only when"))
+        .unwrap();
+    assert!(
+        note.contains("<details><summary>`$.a == \"xxx")
+            && note.contains(&format!("</summary>`{long}`</details>")),
+        "{note}"
+    );
+    assert!(
+        page.contains("| `body.name` | `\"{{ event.name \\| default('anonymous') }}\"` | `event.name` | `default('anonymous')` |"),
         "{page}"
     );
 }

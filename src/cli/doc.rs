@@ -14,7 +14,7 @@ pub struct DocArgs {
     /// Spec files, or folders searched recursively for `*.integ` files.
     #[arg(default_value = ".")]
     paths: Vec<PathBuf>,
-    /// Write `NAME.md` (or `NAME.json`) per integration, and `index.md`, into this folder;
+    /// Write `NAME.md` (or `NAME.json`) per integration, and `integrations-index.md`, into this folder;
     /// without it the documents are printed.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -69,12 +69,19 @@ pub fn run(args: &DocArgs) -> ExitCode {
             _ => None,
         },
     };
+    let cwd = std::env::current_dir().ok();
     let docs: Vec<Doc> = files
         .iter()
         .filter_map(|file| {
             let model = file.model.as_ref()?;
-            let spec = file.path.display().to_string();
-            Some(doc::document(model, &file.text, &spec, &options))
+            let spec = doc::spec_path(&file.path, cwd.as_deref());
+            Some(doc::document(
+                model,
+                &file.text,
+                &file.comments,
+                &spec,
+                &options,
+            ))
         })
         .collect();
     let Some(out) = &args.out else {
@@ -136,6 +143,14 @@ fn leftovers(out: &Path, outputs: &[Output], format: DocFormat) -> Result<Vec<Pa
 
 fn leftover_note(path: &Path) -> String {
     let name = path.file_stem().unwrap_or_default().to_string_lossy();
+    if path.file_name().is_some_and(|n| n == "index.md") {
+        return format!(
+            "`{path}` is the index an earlier `integ doc` wrote (it is `{}` now): delete it \
+            (`git rm '{path}'`)",
+            doc::INDEX_FILE,
+            path = path.display()
+        );
+    }
     format!(
         "`{path}` documents `{name}`, an integration none of the specs has (renamed or \
         removed): delete it (`git rm '{path}'`), after moving any hand-written text it holds",
@@ -189,7 +204,7 @@ fn outputs(docs: &[Doc], out: &Path, format: DocFormat) -> Result<Vec<Output>, S
     }
     if format == DocFormat::Md {
         outputs.push(Output {
-            path: out.join("index.md"),
+            path: out.join(doc::INDEX_FILE),
             text: doc::index(docs) + "\n",
         });
     }

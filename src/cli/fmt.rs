@@ -123,11 +123,24 @@ fn run_stdin(args: &FmtArgs) -> ExitCode {
     }
 }
 
+/// A spec that begins with a byte-order mark is formatted without it (the canonical text
+/// has none), so it counts as changed; its diagnostics are placed in the text after it.
 fn format_bytes(path: PathBuf, bytes: Vec<u8>) -> Formatted {
     match String::from_utf8(bytes) {
         Ok(text) => {
-            let result = fmt::format(&text);
-            Formatted { path, text, result }
+            let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            match fmt::format(body) {
+                Ok(formatted) => Formatted {
+                    path,
+                    text,
+                    result: Ok(formatted),
+                },
+                Err(diagnostics) => Formatted {
+                    path,
+                    text: body.to_string(),
+                    result: Err(diagnostics),
+                },
+            }
         }
         Err(error) => {
             let at = error.utf8_error().valid_up_to();

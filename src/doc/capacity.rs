@@ -6,41 +6,31 @@ use crate::model::format_duration;
 use crate::model::{CircuitBreaker, Connection, Integration, Step, Trigger};
 use serde::Serialize;
 
-/// A circuit breaker in words, its engine defaults filled in.
+/// A circuit breaker in words, with the values the engine applies (`model::defaults`).
 pub fn breaker(breaker: &CircuitBreaker) -> String {
+    let marked = |text: String, default: bool| super::markdown::effective(text, default);
     let mut opens = Vec::new();
-    match (breaker.failures, &breaker.ratio) {
-        (Some(n), _) => opens.push(format!("after {n} failed calls in a row")),
-        (None, None) => opens.push(format!(
-            "after {} failed calls in a row *(default)*",
-            crate::engine::BREAKER_FAILURES
-        )),
-        (None, Some(_)) => {}
-    }
-    if let Some(ratio) = &breaker.ratio {
-        let min_calls = ratio.min_calls.map_or_else(
-            || format!("{} *(default)*", crate::engine::BREAKER_MIN_CALLS),
-            |n| n.to_string(),
-        );
-        opens.push(format!(
-            "when {}% of the calls within {} fail, once {min_calls} calls were made",
-            ratio.percent,
-            format_duration(ratio.window)
+    if let Some(n) = breaker.failures_in_force() {
+        opens.push(marked(
+            format!("after {} failed calls in a row", n.value),
+            n.default,
         ));
     }
-    let cooldown = breaker.cooldown.map_or_else(
-        || {
-            format!(
-                "{} *(default)*",
-                format_duration(crate::engine::BREAKER_COOLDOWN)
-            )
-        },
-        format_duration,
-    );
+    if let Some(ratio) = &breaker.ratio {
+        let min_calls = ratio.min_calls_in_force();
+        opens.push(format!(
+            "when {}% of the calls within {} fail, once {} calls were made",
+            ratio.percent,
+            format_duration(ratio.window),
+            marked(min_calls.value.to_string(), min_calls.default)
+        ));
+    }
+    let cooldown = breaker.cooldown_in_force();
     format!(
-        "opens {}; stays open {cooldown} (calls fail at once, without reaching the API), then \
-        lets one call through to probe",
-        opens.join(" or ")
+        "opens {}; stays open {} (calls fail at once, without reaching the API), then lets \
+        one call through to probe",
+        opens.join(" or "),
+        marked(format_duration(cooldown.value), cooldown.default)
     )
 }
 
@@ -60,6 +50,10 @@ pub struct ConnectionLoad {
     /// Events per minute this limit allows: at least, and at most.
     pub events_min: Option<f64>,
     pub events_max: Option<f64>,
+    /// Requests at once on it (`max_concurrency`), when declared.
+    pub max_concurrency: Option<u32>,
+    /// Its circuit breaker in words, when declared.
+    pub circuit_breaker: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -69,6 +63,9 @@ pub struct Capacity {
     pub bottleneck: Option<String>,
     /// Per trigger, the ceiling in words.
     pub triggers: Vec<String>,
+    /// What the declared concurrency allows, in words: a bound that depends on how long
+    /// answers and runs take, which a spec does not declare.
+    pub concurrency: Option<String>,
 }
 
 pub fn build(model: &Integration) -> Capacity {
@@ -86,10 +83,44 @@ pub fn build(model: &Integration) -> Capacity {
         .map(|(i, t)| trigger_ceiling(i + 1, t, ceiling.as_ref()))
         .collect();
     Capacity {
+        concurrency: concurrency(model, &connections),
         connections,
         bottleneck,
         triggers,
     }
+}
+
+/// The bound concurrency puts beside the rate limits: `n` at once make at most `n` ÷ the
+/// time each takes per second. The spec declares no answer time, so it is said as a rule
+/// with an example rather than a number.
+fn concurrency(model: &Integration, connections: &[ConnectionLoad]) -> Option<String> {
+    let mut bounds: Vec<String> = connections
+        .iter()
+        .filter_map(|c| {
+            let n = c.max_concurrency?;
+            Some(format!(
+                "`{}` takes {n} requests at once, so at most {n} ÷ its answer time in seconds \
+                requests/s ({} requests/min at 1 s per answer)",
+                c.connection,
+                u64::from(n) * 60
+            ))
+        })
+        .collect();
+    if let Some(n) = model.concurrency {
+        bounds.push(format!(
+            "the integration runs {n} events at once, so at most {n} ÷ a run's time in \
+            seconds events/s ({} events/min at 1 s per run)",
+            u64::from(n.get()) * 60
+        ));
+    }
+    if bounds.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Concurrency bounds the ceiling too, by how long answers take (the spec declares no \
+        latency): {}. The lower of this and the rate-limit ceiling holds.",
+        bounds.join("; ")
+    ))
 }
 
 fn load(connection: &Connection, steps: &[Step]) -> ConnectionLoad {
@@ -131,8 +162,11 @@ fn load(connection: &Connection, steps: &[Step]) -> ConnectionLoad {
         if step.when.is_some() {
             words.push_str(" when its condition holds");
         }
-        if step.cache.is_some() {
-            words.push_str(", cached");
+        if let Some(ttl) = step.cache {
+            words.push_str(&format!(
+                ", cached {} (a repeat within it makes no request)",
+                format_duration(ttl)
+            ));
         }
         calls_min = calls_min.saturating_add(low);
         calls_max = calls_max.zip(high).map(|(a, b)| a.saturating_add(b));
@@ -158,6 +192,8 @@ fn load(connection: &Connection, steps: &[Step]) -> ConnectionLoad {
         } else {
             events(calls_min)
         },
+        max_concurrency: connection.max_concurrency.map(|n| n.get()),
+        circuit_breaker: connection.circuit_breaker.as_ref().map(breaker),
     }
 }
 
@@ -205,8 +241,8 @@ fn trigger_ceiling(number: usize, trigger: &Trigger, ceiling: Option<&Ceiling>) 
     let at = format!("[Trigger {number}](#trigger-{number})");
     let Some(load) = ceiling else {
         return format!(
-            "{at}: no declared limit caps it; `integ serve --workers`, the integration's \
-            `concurrency` and the APIs' own answers do"
+            "{at}: no declared rate limit caps it; `integ serve --workers`, concurrency \
+            and the APIs' own answers do"
         );
     };
     let range = events_range(load.events_min, load.events_max);
@@ -225,9 +261,12 @@ fn trigger_ceiling(number: usize, trigger: &Trigger, ceiling: Option<&Ceiling>) 
             format_duration(poll.every),
             poll.connection
         ),
-        Trigger::Schedule(_) | Trigger::Manual => format!(
+        Trigger::Schedule(_) => format!(
             "{at}: one event per occurrence; a run's requests are paced by {set_by} ({range})"
         ),
+        Trigger::Manual => {
+            format!("{at}: one event per `integ run`; its requests are paced by {set_by} ({range})")
+        }
     }
 }
 
@@ -288,6 +327,9 @@ pub fn markdown(capacity: &Capacity, model_concurrency: &str) -> String {
                 } else {
                     "—".into()
                 },
+                c.max_concurrency
+                    .map_or("unbounded *(default)*".into(), |n| n.to_string()),
+                c.circuit_breaker.clone().unwrap_or_else(|| "none".into()),
             ]
         })
         .collect();
@@ -298,6 +340,8 @@ pub fn markdown(capacity: &Capacity, model_concurrency: &str) -> String {
             "Requests/min",
             "Calls per event",
             "Events/min it allows",
+            "Requests at once",
+            "Circuit breaker",
         ],
         &rows,
     ));
@@ -309,5 +353,8 @@ pub fn markdown(capacity: &Capacity, model_concurrency: &str) -> String {
         out.push_str(&format!("- {line}\n"));
     }
     out.push('\n');
+    if let Some(concurrency) = &capacity.concurrency {
+        out.push_str(&format!("{concurrency}\n\n"));
+    }
     out
 }

@@ -73,10 +73,6 @@ pub struct NameDoc {
 }
 
 pub fn connection(connection: &Connection, source: Source<'_>) -> ConnectionDoc {
-    let seconds = |d: Option<std::time::Duration>, default: std::time::Duration| match d {
-        Some(d) => Effective::set(format_duration(d)),
-        None => Effective::default_of(format_duration(default)),
-    };
     ConnectionDoc {
         name: connection.name.clone(),
         base_url: base_url(connection, source),
@@ -94,11 +90,8 @@ pub fn connection(connection: &Connection, source: Source<'_>) -> ConnectionDoc 
                 }
             })
             .collect(),
-        timeout: seconds(connection.timeout, crate::engine::DEFAULT_TIMEOUT),
-        connect_timeout: seconds(
-            connection.connect_timeout,
-            crate::engine::DEFAULT_CONNECT_TIMEOUT,
-        ),
+        timeout: connection.timeout_in_force().map(format_duration),
+        connect_timeout: connection.connect_timeout_in_force().map(format_duration),
         encoding: match connection.encoding {
             Encoding::Json => Effective::new("json".into(), true),
             Encoding::Form => Effective::set("form".into()),

@@ -1,7 +1,7 @@
 //! §7: what each environment changes, and the spec's tests with what each checks.
 
 use super::connections::{ConnectionDoc, connection, rows as rows_of};
-use super::markdown::{code, heading, shorten, table};
+use super::markdown::{code, heading, long_code, table};
 use super::value::Source;
 use crate::model::{Expectation, Integration};
 use serde::Serialize;
@@ -166,10 +166,10 @@ pub fn markdown(
         .iter()
         .map(|t| {
             let mocks: Vec<String> = t.mocks.iter().map(|m| code(m)).collect();
-            let checks: Vec<String> = t.checks.iter().map(|c| code(&shorten(c, 160))).collect();
+            let checks: Vec<String> = t.checks.iter().map(|c| long_code(c, 160)).collect();
             vec![
                 super::markdown::cell(&t.name),
-                code(&shorten(&t.event, 80)),
+                long_code(&t.event, 80),
                 mocks.join("<br/>"),
                 checks.join("<br/>"),
             ]

@@ -73,7 +73,7 @@ pub fn build(model: &Integration, source: Source<'_>) -> Vec<ErrorDoc> {
             let timeout = match (step.timeout, connection.and_then(|c| c.timeout)) {
                 (Some(t), _) => format_duration(t),
                 (None, Some(t)) => format!("{} (the connection's)", format_duration(t)),
-                (None, None) => effective(format_duration(crate::engine::DEFAULT_TIMEOUT), true),
+                (None, None) => effective(format_duration(crate::model::DEFAULT_TIMEOUT), true),
             };
             ErrorDoc {
                 step: step.name.clone(),
@@ -187,7 +187,9 @@ fn rule(rule: &Rule, source: Source<'_>, whose: &str) -> String {
     // A preset's rule is shown from the preset's text, which its spans index.
     let (source, preset) = match &rule.origin {
         RuleOrigin::Written => (source, String::new()),
-        RuleOrigin::Preset { name, text } => (Source(text), format!(" (preset `{name}`)")),
+        RuleOrigin::Preset { name, text } => {
+            (Source::new(text, &[]), format!(" (preset `{name}`)"))
+        }
     };
     let statuses: Vec<String> = rule
         .statuses
@@ -313,7 +315,7 @@ mod tests {
     fn page(spec: &str) -> String {
         let (parsed, _) = crate::syntax::parse(spec);
         let model = crate::check::lower(&parsed.expect("a spec")).expect("a valid spec");
-        let source = Source(spec);
+        let source = Source::new(spec, &[]);
         markdown("orders", defaults(&model).as_ref(), &build(&model, source))
     }
 

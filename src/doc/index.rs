@@ -1,4 +1,11 @@
-//! `index.md`: one row per integration, the entry point of a folder of generated docs.
+//! `integrations-index.md`: one row per integration, the entry point of a folder of
+//! generated docs.
+
+/// The index's file name. It holds a `-`, which no integration name can (names are
+/// identifiers), so no `NAME.md` can ever be the index, whatever the name and whatever the
+/// case rules of the file system: a name to reserve would refuse specs for the sake of one
+/// output file, and `index` would still meet `Index` on a case-insensitive disk.
+pub const FILE: &str = "integrations-index.md";
 
 use super::markdown::{cell, code, table};
 use super::{Doc, GENERATED};

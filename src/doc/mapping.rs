@@ -1,7 +1,7 @@
 //! §4: per step, where each field of its request comes from (target ← source, with its
 //! fallback), and a field lineage index: each source field and every place that uses it.
 
-use super::markdown::{code, heading, shorten, slug, table, value};
+use super::markdown::{code, heading, long_code, slug, table, value};
 use super::steps::call;
 use super::value::{Source, Value};
 use crate::ast::{Assignment, BinaryOp, Expr, ExprKind, TargetSegment};
@@ -50,7 +50,7 @@ pub fn build(model: &Integration, source: Source<'_>) -> Vec<StepDoc> {
 }
 
 fn step_doc(step: &Step, fallback: bool, source: Source<'_>) -> StepDoc {
-    let written = |e: &Expr| code(&shorten(&source.written(e.span), 120));
+    let written = |e: &Expr| long_code(&source.written(e.span), 120);
     let mut notes = Vec::new();
     if fallback {
         notes.push("Runs only in place of a failed step that names it.".to_string());
@@ -138,7 +138,7 @@ fn fields(step: &Step, source: Source<'_>) -> Vec<FieldDoc> {
                 text: format!("\"{}\"", step.path.value),
             },
             reads: template_reads(&step.path.value),
-            fallback: None,
+            fallback: template_defaults(&step.path.value),
         });
     }
     for entry in &step.query {
@@ -192,6 +192,12 @@ fn field(target: String, expr: &Expr, source: Source<'_>) -> FieldDoc {
             reads,
             fallback: Some(source.value(rhs)),
         },
+        ExprKind::Template(text) => FieldDoc {
+            target,
+            source: source.value(expr),
+            reads,
+            fallback: template_defaults(&text.value),
+        },
         _ => FieldDoc {
             target,
             source: source.value(expr),
@@ -199,6 +205,33 @@ fn field(target: String, expr: &Expr, source: Source<'_>) -> FieldDoc {
             fallback: None,
         },
     }
+}
+
+/// The `default(...)` filters of a template, as written: what stands in for a missing or
+/// null value there, as `??` does outside templates.
+fn template_defaults(template: &str) -> Option<Value> {
+    let mut found = Vec::new();
+    let mut rest = template;
+    while let Some(at) = rest.find("default(") {
+        let args = &rest[at..];
+        let end = closing_paren(args).unwrap_or(args.len());
+        let before = rest[..at].trim_end();
+        if before.ends_with('|') {
+            found.push(args[..end].to_string());
+        }
+        rest = &args[end.max(1)..];
+    }
+    (!found.is_empty()).then(|| Value::Expression {
+        text: found.join(", "),
+    })
+}
+
+/// The end (past its `)`) of the call that `text` begins with, quotes respected.
+fn closing_paren(text: &str) -> Option<usize> {
+    super::value::paren_depths(text)
+        .skip_while(|(_, depth)| *depth == 0)
+        .find(|(_, depth)| *depth == 0)
+        .map(|(end, _)| end)
 }
 
 /// The fields a value reads: `$.a` is the event's `a`, `$contact.b` the step `contact`'s.
@@ -356,4 +389,19 @@ pub fn markdown(steps: &[StepDoc], lineage: &[LineageDoc]) -> String {
         .collect();
     out.push_str(&table(&["Source field", "Used in"], &rows));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::template_defaults;
+
+    #[test]
+    fn a_templates_default_filters_are_its_fallbacks() {
+        let text = |t: &str| template_defaults(t).map(|v| v.to_string());
+        assert_eq!(
+            text("/c/{{ a | default(b) }}/{{ c|default(\")\", true) }}"),
+            Some("default(b), default(\")\", true)".into())
+        );
+        assert_eq!(text("{{ default(x) }} {{ y | upper }}"), None);
+    }
 }

@@ -24,9 +24,10 @@ mod triggers;
 mod value;
 
 pub use handwritten::MarkerError;
-pub use index::index;
-pub use overview::spec_sha256;
+pub use index::{FILE as INDEX_FILE, index};
+pub use overview::{spec_path, spec_sha256};
 
+pub use crate::model::Effective;
 use handwritten::Kept;
 use serde::Serialize;
 use value::Source;
@@ -77,36 +78,16 @@ pub struct Doc {
     pub runbook: Vec<runbook::Entry>,
 }
 
-/// A setting's value in force, and whether it is the engine's default (not in the spec).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Effective<T> {
-    pub value: T,
-    pub default: bool,
-}
-
-impl<T> Effective<T> {
-    pub fn new(value: T, default: bool) -> Self {
-        Self { value, default }
-    }
-
-    pub fn set(value: T) -> Self {
-        Self::new(value, false)
-    }
-
-    pub fn default_of(value: T) -> Self {
-        Self::new(value, true)
-    }
-}
-
 /// The documentation of `model`, the checked model of the spec `text` found at `spec`
-/// (a path as the user named it).
+/// (named by `spec_path`), whose `# comments` are at `comments`.
 pub fn document(
     model: &crate::model::Integration,
     text: &str,
+    comments: &[crate::span::Span],
     spec: &str,
     options: &Options,
 ) -> Doc {
-    let source = Source(text);
+    let source = Source::new(text, comments);
     let steps = mapping::build(model, source);
     Doc {
         schema: SCHEMA,
@@ -117,7 +98,7 @@ pub fn document(
         capacity: capacity::build(model),
         tests: environments::tests(model, source),
         monitoring: monitoring::build(model, source),
-        runbook: runbook::build(model),
+        runbook: runbook::build(model, spec),
         overview: overview::build(model, source, text, spec),
         connections: model
             .connections

@@ -158,6 +158,12 @@ fn queries(model: &Integration) -> Vec<Query> {
                 "sum by (step, error_type) (increase(integ_dead_letters_total{{integration=\"{x}\"}}[1h]))"
             ),
         },
+    ];
+    // A spec without connections calls no API: none of these can move.
+    if model.connections.is_empty() {
+        return queries;
+    }
+    queries.extend([
         Query {
             what: "API answers per connection, by class".into(),
             promql: format!(
@@ -176,7 +182,7 @@ fn queries(model: &Integration) -> Vec<Query> {
                 "sum by (connection) (rate(integ_rate_limit_throttled_total{{{c},source=\"remote\"}}[5m])) > 0"
             ),
         },
-    ];
+    ]);
     let webhooks = model.triggers.iter().filter_map(|t| match t {
         Trigger::Webhook(hook) => Some(hook),
         _ => None,
@@ -216,13 +222,15 @@ fn queries(model: &Integration) -> Vec<Query> {
         .iter()
         .any(|t| matches!(t, Trigger::Schedule(_)))
     {
-        let [ran, failed] = schedule_promql(x);
+        let window = schedule_lookback(model).unwrap_or(std::time::Duration::from_secs(86_400));
+        let [ran, failed] = schedule_promql(x, window);
+        let over = format_duration(window);
         queries.push(Query {
-            what: "schedule occurrences that ran, last day".into(),
+            what: format!("schedule occurrences that ran, last {over}"),
             promql: ran,
         });
         queries.push(Query {
-            what: "schedule occurrences that did not run, last day".into(),
+            what: format!("schedule occurrences that did not run, last {over}"),
             promql: failed,
         });
     }
@@ -269,17 +277,54 @@ pub fn stalled_poll_promql(x: &str, every: std::time::Duration) -> String {
 }
 
 /// PromQL: each schedule's occurrences that ran (their event committed), and those that did
-/// not (`plan::schedule_name` labels them `schedule N`), over the last day.
-pub fn schedule_promql(x: &str) -> [String; 2] {
+/// not (`plan::schedule_name` labels them `schedule N`), over `window`.
+pub fn schedule_promql(x: &str, window: std::time::Duration) -> [String; 2] {
+    let window = format_duration(window);
     [
         "integ_events_received_total",
         "integ_trigger_failures_total",
     ]
     .map(|metric| {
         format!(
-            "sum by (trigger) (increase({metric}{{integration=\"{x}\",trigger=~\"schedule .*\"}}[1d]))"
+            "sum by (trigger) (increase({metric}{{integration=\"{x}\",trigger=~\"schedule .*\"}}[{window}]))"
         )
     })
+}
+
+/// How far back to look for a schedule's runs: two of its longest periods (a missed run
+/// shows only against the ones around it), rounded up to a whole unit, for the slowest
+/// schedule. The periods are read from a fixed date, so that the page is the same whenever
+/// it is generated.
+pub fn schedule_lookback(model: &Integration) -> Option<std::time::Duration> {
+    let start = chrono::DateTime::from_timestamp(946_857_600, 0)?; // 2000-01-03, a Monday
+    let period = |cron: &str| {
+        let times: Vec<_> = crate::plan::cron(cron)
+            .ok()?
+            .iter_after(start)
+            .take(400)
+            .collect();
+        times
+            .windows(2)
+            .filter_map(|pair| (pair[1] - pair[0]).to_std().ok())
+            .max()
+    };
+    let longest = model
+        .triggers
+        .iter()
+        .filter_map(|t| match t {
+            Trigger::Schedule(schedule) => period(&schedule.cron),
+            _ => None,
+        })
+        .max()?;
+    let twice = longest.saturating_mul(2).as_secs();
+    let unit = match twice {
+        86_400.. => 86_400,
+        3_600.. => 3_600,
+        _ => 60,
+    };
+    Some(std::time::Duration::from_secs(
+        twice.div_ceil(unit).saturating_mul(unit),
+    ))
 }
 
 /// The longest poll interval, so that a "stalled" query fires for none on time.

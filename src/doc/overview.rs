@@ -9,6 +9,7 @@ use super::{Effective, GENERATED, flow};
 use crate::model::{Integration, Trigger};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::path::{Component, Path};
 
 #[derive(Debug, Serialize)]
 pub struct Overview {
@@ -16,7 +17,7 @@ pub struct Overview {
     pub description: Option<String>,
     pub owner: Option<String>,
     pub tags: Vec<String>,
-    /// The spec's path as named on the command line (its file name when absolute).
+    /// The spec's path relative to the folder `integ doc` ran in (`spec_path`).
     pub spec: String,
     /// SHA-256 of the spec's text, in hex.
     pub spec_sha256: String,
@@ -34,19 +35,12 @@ pub struct Overview {
 }
 
 pub fn build(model: &Integration, source: Source<'_>, text: &str, spec: &str) -> Overview {
-    let path = std::path::Path::new(spec);
-    let spec = if path.is_absolute() {
-        path.file_name()
-            .map_or(spec.to_string(), |n| n.to_string_lossy().into_owned())
-    } else {
-        spec.replace('\\', "/")
-    };
     Overview {
         integration: model.name.clone(),
         description: model.description.clone(),
         owner: model.owner.clone(),
         tags: model.tags.clone(),
-        spec,
+        spec: spec.to_string(),
         spec_sha256: spec_sha256(text),
         concurrency: match model.concurrency {
             Some(n) => Effective::set(n.to_string()),
@@ -58,6 +52,48 @@ pub fn build(model: &Integration, source: Source<'_>, text: &str, spec: &str) ->
         flowchart: flow::flowchart(model, source),
         flowchart_note: flow::note(model),
     }
+}
+
+/// How the doc names the spec at `path`: relative to `cwd` (the folder `integ doc` runs in,
+/// where its commands are meant to be typed), `.` and `..` resolved, with `/`. So `specs/x`,
+/// `./specs/x` and the absolute path give the same bytes. Without a `cwd`, an absolute path
+/// is named by its file name (no machine's folders in the output).
+pub fn spec_path(path: &Path, cwd: Option<&Path>) -> String {
+    let absolute = match cwd {
+        Some(cwd) if cwd.is_absolute() => Some((clean(&cwd.join(path)), clean(cwd))),
+        _ => None,
+    };
+    let parts = match absolute {
+        Some((path, cwd)) => {
+            let common = path.iter().zip(&cwd).take_while(|(a, b)| a == b).count();
+            let up = std::iter::repeat_n("..".to_string(), cwd.len() - common);
+            up.chain(path[common..].iter().cloned()).collect()
+        }
+        None if path.is_absolute() => path
+            .file_name()
+            .map(|n| vec![n.to_string_lossy().into_owned()])
+            .unwrap_or_default(),
+        None => clean(path),
+    };
+    parts.join("/")
+}
+
+/// The names of `path`'s parts, `.` dropped and each `..` taking off the part before it
+/// (kept at the start of a relative path, dropped at the root).
+fn clean(path: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+            Component::ParentDir if parts.last().is_some_and(|p| p != "..") => {
+                parts.pop();
+            }
+            Component::ParentDir if path.is_absolute() => {}
+            Component::ParentDir => parts.push("..".into()),
+            Component::Normal(name) => parts.push(name.to_string_lossy().into_owned()),
+        }
+    }
+    parts
 }
 
 /// The fingerprint of a spec: the SHA-256 of its text, in hex. The same in the page `integ
@@ -103,7 +139,7 @@ pub fn markdown(overview: &Overview, kept: &mut Kept) -> String {
     );
     out.push_str(&format!("# {}\n\n", overview.integration));
     if let Some(description) = &overview.description {
-        out.push_str(&format!("{description}\n\n"));
+        out.push_str(&format!("{}\n\n", super::markdown::text(description)));
     }
     let mut rows = vec![
         vec!["Spec".into(), code(&overview.spec)],
@@ -171,4 +207,31 @@ fn summary(overview: &Overview) -> String {
         attempt, and lines without arrows join a step to the API it calls.\n\n",
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spec_path;
+    use std::path::Path;
+
+    #[test]
+    fn every_spelling_of_a_spec_path_names_it_alike() {
+        let cwd = Some(Path::new("/repo"));
+        for spelt in [
+            "specs/x.integ",
+            "./specs/x.integ",
+            "specs//./x.integ",
+            "/repo/specs/x.integ",
+            "/repo/./docs/../specs/x.integ",
+        ] {
+            assert_eq!(spec_path(Path::new(spelt), cwd), "specs/x.integ", "{spelt}");
+        }
+        assert_eq!(
+            spec_path(Path::new("/elsewhere/x.integ"), cwd),
+            "../elsewhere/x.integ"
+        );
+        assert_eq!(spec_path(Path::new("../up/x.integ"), cwd), "../up/x.integ");
+        assert_eq!(spec_path(Path::new("/abs/x.integ"), None), "x.integ");
+        assert_eq!(spec_path(Path::new("./a/x.integ"), None), "a/x.integ");
+    }
 }

@@ -252,7 +252,8 @@ fn verifies(preset: &SignaturePreset) -> String {
     }
 }
 
-fn signs_time(preset: &SignaturePreset) -> bool {
+/// Whether the scheme signs a timestamp, so that a tolerance applies.
+pub fn signs_time(preset: &SignaturePreset) -> bool {
     matches!(preset, SignaturePreset::Stripe | SignaturePreset::HubspotV3)
 }
 

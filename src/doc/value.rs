@@ -5,21 +5,29 @@ use crate::ast::{Expr, ExprKind};
 use crate::span::Span;
 use serde::Serialize;
 
-/// The text of the spec, to show expressions as they are written.
+/// The text of the spec, to show expressions as they are written, and where its comments
+/// are (the parser's spans), to leave them out.
 #[derive(Debug, Clone, Copy)]
-pub struct Source<'a>(pub &'a str);
+pub struct Source<'a> {
+    text: &'a str,
+    comments: &'a [Span],
+}
 
-impl Source<'_> {
-    /// The text of `span` on one line (runs of white space made one). An expression's span
+impl<'a> Source<'a> {
+    pub fn new(text: &'a str, comments: &'a [Span]) -> Self {
+        Self { text, comments }
+    }
+
+    /// The text of `span` on one line (runs of white space made one), without the comments
+    /// written inside it (a multi-line condition may explain its parts). An expression's span
     /// leaves out the parentheses around its first or last operand (`($.a ?? "") != ""`
     /// starts at `$.a`): those are taken back in, so that the text reads as written.
     pub fn written(&self, span: Span) -> String {
         let (mut start, mut end) = (span.start, span.end);
-        let text = |start, end| self.0.get(start..end).unwrap_or("");
-        let (lowest, balance) = paren_balance(text(start, end));
+        let (lowest, balance) = paren_balance(&self.uncommented(start, end));
         let mut opens = -lowest;
         while opens > 0 {
-            match self.0.get(..start).map(|before| before.trim_end()) {
+            match self.text.get(..start).map(|before| before.trim_end()) {
                 Some(before) if before.ends_with('(') => {
                     start = before.len() - 1;
                     opens -= 1;
@@ -29,7 +37,7 @@ impl Source<'_> {
         }
         let mut closes = balance - lowest;
         while closes > 0 {
-            let after = self.0.get(end..).unwrap_or("");
+            let after = self.text.get(end..).unwrap_or("");
             let trimmed = after.trim_start();
             if !trimmed.starts_with(')') {
                 break;
@@ -37,10 +45,26 @@ impl Source<'_> {
             end += after.len() - trimmed.len() + 1;
             closes -= 1;
         }
-        text(start, end)
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
+        let shown = self.uncommented(start, end);
+        shown.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The text from `start` to `end`, each comment in it made a space.
+    fn uncommented(&self, start: usize, end: usize) -> String {
+        let text = |start, end| self.text.get(start..end).unwrap_or("");
+        let mut shown = String::new();
+        let mut at = start;
+        for comment in self
+            .comments
+            .iter()
+            .filter(|c| c.start >= start && c.end <= end)
+        {
+            shown.push_str(text(at, comment.start));
+            shown.push(' ');
+            at = comment.end;
+        }
+        shown.push_str(text(at, end));
+        shown
     }
 
     pub fn value(&self, expr: &Expr) -> Value {
@@ -82,23 +106,26 @@ impl Source<'_> {
 /// The lowest running count of `(` less `)` outside string literals (how many `(` are
 /// missing before the text), and the count at the end.
 fn paren_balance(text: &str) -> (i64, i64) {
-    let (mut lowest, mut balance) = (0, 0);
-    let mut quote = None;
-    let mut escaped = false;
-    for c in text.chars() {
+    paren_depths(text).fold((0, 0), |(lowest, _), (_, depth)| (lowest.min(depth), depth))
+}
+
+/// After each character of `text`, where it ends and how many `(` are open (less the `)`),
+/// what is inside string literals (`"..."`, `'...'`, with `\` escapes) not counted.
+pub fn paren_depths(text: &str) -> impl Iterator<Item = (usize, i64)> + '_ {
+    let (mut quote, mut escaped, mut depth) = (None, false, 0i64);
+    text.char_indices().map(move |(at, c)| {
         match (quote, c) {
             (Some(_), _) if escaped => escaped = false,
             (Some(_), '\\') => escaped = true,
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(c),
-            (None, '(') => balance += 1,
-            (None, ')') => balance -= 1,
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
             (None, _) => {}
         }
-        lowest = lowest.min(balance);
-    }
-    (lowest, balance)
+        (at + c.len_utf8(), depth)
+    })
 }
 
 /// How a value is resolved.
@@ -205,8 +232,22 @@ mod tests {
         let start = text.find("$.note").unwrap_or(0);
         let end = text.rfind("== 1").unwrap_or(0) + 4;
         assert_eq!(
-            Source(text).written(Span::new(start, end)),
+            Source::new(text, &[]).written(Span::new(start, end)),
             r#"($.note ?? "(") != "" or ($.a == 1)"#
+        );
+    }
+
+    #[test]
+    fn comments_inside_a_span_are_left_out_and_hashes_in_strings_kept() {
+        let text = "when $.a == \"#1\" # first\n  and $.b # second ( \n  == 2";
+        let comments = [" # first", " # second ( "].map(|c| {
+            let start = text.find(c).unwrap_or(0) + 1;
+            Span::new(start, start + c.len() - 1)
+        });
+        let start = text.find("$.a").unwrap_or(0);
+        assert_eq!(
+            Source::new(text, &comments).written(Span::new(start, text.len())),
+            "$.a == \"#1\" and $.b == 2"
         );
     }
 }

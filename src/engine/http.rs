@@ -15,9 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// Responses larger than this are refused unless the engine is told otherwise.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 10 * 1024 * 1024;
-/// A request takes at most this long unless the step or connection says otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::model::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 const MAX_REDIRECTS: usize = 5;
 
 /// A connection, ready to send.

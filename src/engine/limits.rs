@@ -18,12 +18,6 @@ const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// nonsense `Retry-After: 18446744073709551615`) is cut to this: the call after it asks
 /// the API again, and learns the rest of the wait then.
 pub const MAX_PAUSE: Duration = Duration::from_secs(60 * 60);
-/// A breaker declared without a count opens after this many failures in a row.
-pub const BREAKER_FAILURES: u32 = 5;
-/// A breaker declared without a cool-down stays open this long.
-pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(30);
-/// A breaker declared by ratio without `min_calls` judges no fewer calls than this.
-pub const BREAKER_MIN_CALLS: u32 = 10;
 
 #[derive(Debug)]
 pub struct Limits {
@@ -267,23 +261,14 @@ struct BreakerState {
 
 impl Breaker {
     fn new(config: &CircuitBreaker) -> Self {
-        let ratio = config.ratio.as_ref().map(|r| {
-            (
-                r.percent / 100.0,
-                r.window,
-                r.min_calls.unwrap_or(BREAKER_MIN_CALLS),
-            )
-        });
-        let failures = match (config.failures, &ratio) {
-            (Some(n), _) => n.get(),
-            // A breaker declared only by ratio does not also trip on a run of failures.
-            (None, Some(_)) => u32::MAX,
-            (None, None) => BREAKER_FAILURES,
-        };
+        let ratio = config
+            .ratio
+            .as_ref()
+            .map(|r| (r.percent / 100.0, r.window, r.min_calls_in_force().value));
         Self {
-            failures,
+            failures: config.failures_in_force().map_or(u32::MAX, |n| n.value),
             ratio,
-            cooldown: config.cooldown.unwrap_or(BREAKER_COOLDOWN),
+            cooldown: config.cooldown_in_force().value,
             state: Mutex::default(),
         }
     }

@@ -19,7 +19,7 @@ pub use auth::OAuth2Clients;
 pub use http::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, HttpError, form_pairs,
 };
-pub use limits::{BREAKER_COOLDOWN, BREAKER_FAILURES, BREAKER_MIN_CALLS, MAX_PAUSE};
+pub use limits::MAX_PAUSE;
 pub use poll::Polled;
 pub use report::{AttemptReport, Invented, RequestReport, RunOutcome, RunReport, StepReport};
 pub use run::{DEFAULT_MAX_COLLECTED_BYTES, PAGE_LIMIT};

@@ -7,6 +7,7 @@
 //! the possibility of a mistake the checker already reported.
 
 pub mod alert;
+mod defaults;
 pub mod filters;
 pub mod http;
 pub use http::split_query;
@@ -17,6 +18,7 @@ mod step;
 mod trigger;
 
 pub use alert::{Alert, AlertChannel, AlertMetric, AlertStatus, format_duration};
+pub use defaults::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, Effective};
 pub use mark::{Mark, MarkError, MarkType};
 pub use policy::{Backoff, OnError, RetryCondition, RetryPolicy};
 pub use rule::{Delay, PartialData, Rule, RuleAction, RuleOrigin, StatusMatch};

@@ -17,6 +17,10 @@ use std::num::NonZeroUsize;
 /// Bounds the parser's work on hostile input: no spec needs this many rule calls per byte.
 const CALLS_PER_BYTE: usize = 400;
 
+/// The byte-order mark some editors write first. UTF-8 needs none: a spec may begin with
+/// one, and it is read as if it did not (`integ fmt` writes the spec without it).
+pub const BOM: &[u8] = "\u{feff}".as_bytes();
+
 /// Parses one spec. On a syntax error the result holds that one diagnostic (pest stops at
 /// the first); otherwise the AST and any diagnostics found while building it (a bad escape,
 /// an overflowing duration) that the checker should report with its own.
