@@ -100,6 +100,11 @@ pub struct ServeArgs {
     /// (`https://integ-admin.example.com`); by default the `--admin-listen` address.
     #[arg(long)]
     admin_url: Option<String>,
+    /// Where the pages `integ doc --out` writes are published
+    /// (`https://git.example.com/ops/integrations/-/blob/main/docs/integrations`), for the
+    /// runbook link in alerts; by default the link is the path in the repository.
+    #[arg(long, value_parser = docs_url)]
+    docs_url: Option<String>,
     /// Who e-mail alerts are from; the SMTP server is the secret `INTEG_SMTP_URL`.
     #[arg(long, default_value = "integ <integ@localhost>")]
     alert_from: String,
@@ -405,6 +410,7 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         let options = AlertOptions {
             every: args.alert_every,
             admin_url: admin_url(args.admin_url.as_deref(), admin_address),
+            docs_url: args.docs_url.clone(),
             smtp,
         };
         let alerts = Alerts::new(&service.engines, options)?.map(Arc::new);
@@ -502,6 +508,14 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
 
 /// Connections the admin listener serves at once: a scraper and a few people.
 const ADMIN_CONNECTIONS: usize = 32;
+
+/// `--docs-url`: an absolute http(s) URL, since a chat or a mail client opens it.
+fn docs_url(text: &str) -> Result<String, String> {
+    match reqwest::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(text.to_string()),
+        _ => Err("not an http(s) URL such as `https://docs.example.com/integrations`".into()),
+    }
+}
 
 /// The URL alerts link the run history under: `--admin-url`, else the admin listener's own
 /// address when it names one host (not `0.0.0.0`, which nobody can open).

@@ -1,5 +1,6 @@
 //! What an alert says: the JSON body a generic webhook receives, and Slack's text.
 
+use super::AlertOptions;
 use crate::model::{Alert, AlertStatus, format_duration};
 use serde::Serialize;
 
@@ -42,7 +43,7 @@ impl Notification {
         status: AlertStatus,
         value: u64,
         since: i64,
-        admin_url: Option<&str>,
+        links: &AlertOptions,
     ) -> Self {
         let state = match status {
             AlertStatus::Firing => "firing",
@@ -65,9 +66,16 @@ impl Notification {
             window: format_duration(alert.window),
             window_seconds: alert.window.as_secs(),
             since,
-            runs_url: admin_url.map(|url| runs_url(url, integration)),
+            runs_url: links
+                .admin_url
+                .as_deref()
+                .map(|url| runs_url(url, integration)),
             runbook: format!(
-                "docs/integrations/{integration}.md#{}",
+                "{}/{integration}.md#{}",
+                links
+                    .docs_url
+                    .as_deref()
+                    .map_or("docs/integrations", |url| url.trim_end_matches('/')),
                 alert.metric.runbook_anchor()
             ),
         }
@@ -129,7 +137,10 @@ mod tests {
             AlertStatus::Firing,
             3,
             7,
-            Some("http://127.0.0.1:9464/"),
+            &AlertOptions {
+                admin_url: Some("http://127.0.0.1:9464/".into()),
+                ..AlertOptions::default()
+            },
         );
         assert_eq!(n.text, "[FIRING] shop: dead_letters > 0 in 15m (now 3)");
         assert_eq!(n.runbook, "docs/integrations/shop.md#rb-dead-letters");
@@ -138,5 +149,15 @@ mod tests {
             Some("http://127.0.0.1:9464/runs?integration=shop")
         );
         assert_eq!((n.window.as_str(), n.window_seconds), ("15m", 900));
+        let published = AlertOptions {
+            docs_url: Some("https://docs.example.com/integ/".into()),
+            ..AlertOptions::default()
+        };
+        let n = Notification::new("shop", "k", &alert, AlertStatus::Ok, 0, 7, &published);
+        assert_eq!(
+            n.runbook,
+            "https://docs.example.com/integ/shop.md#rb-dead-letters"
+        );
+        assert_eq!(n.runs_url, None);
     }
 }

@@ -42,6 +42,9 @@ pub struct AlertOptions {
     pub every: Duration,
     /// The admin listener's URL, for the run-history link.
     pub admin_url: Option<String>,
+    /// Where the pages `integ doc` writes are published, for the runbook link; without
+    /// it the link is the path in the repository (`docs/integrations/NAME.md#rb-...`).
+    pub docs_url: Option<String>,
     /// The server e-mail alerts go through.
     pub smtp: Option<Smtp>,
 }
@@ -345,7 +348,7 @@ async fn send(
         job.status,
         job.value,
         job.since,
-        alerts.options.admin_url.as_deref(),
+        &alerts.options,
     );
     let delivered = deliver::deliver(
         &alerts.client,
