@@ -263,6 +263,42 @@ async fn editing_an_alert_keeps_its_state_and_a_removed_one_is_forgotten() {
     cleared.kill();
 }
 
+/// A state file from before alerts were keyed by metric and channel keeps a firing alert
+/// under its written condition and target: the first start moves it to its key of now,
+/// so the upgrade sends no second firing message (nor leaves the first unresolved).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_keeps_a_firing_alert_kept_under_its_earlier_key() {
+    let sink = sink().await;
+    let receiver = receiver("/alert", vec![ok()]).await;
+    let dir = shop(
+        "alerts-upgraded",
+        &sink,
+        r#"  alert when dead_letters > 0 in 1h notify webhook secret("ALERT_URL")"#,
+        &format!("ALERT_URL={}/alert\n", receiver.url()),
+    );
+    let serve = Serve::start(&dir, &[]).await;
+    serve.order(1).await;
+    assert_eq!(states(&received(&receiver, 1).await), ["firing"]);
+    rows_until(&dir, |rows| rows.iter().all(|r| r.notified == "firing")).await;
+    serve.kill();
+    // The key the earlier version wrote.
+    let state = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+    let earlier = r#"dead_letters > 0 in 1h notify webhook secret("ALERT_URL")"#;
+    let moved = state
+        .execute("UPDATE alerts SET alert = ?1", [earlier])
+        .unwrap();
+    assert_eq!(moved, 1);
+    drop(state);
+    let again = Serve::start(&dir, &[]).await;
+    again.evaluated(2).await;
+    let rows = alert_rows(&dir);
+    let keys: Vec<&str> = rows.iter().map(|r| r.alert.as_str()).collect();
+    assert_eq!(keys, ["dead_letters/webhook"], "{rows:?}");
+    assert_eq!(rows[0].notified, "firing", "{rows:?}");
+    assert_eq!(receiver.request_count(), 1, "{:?}", receiver.requests());
+    again.kill();
+}
+
 /// A condition that came true while no `integ serve` ran is a change, and is sent at start
 /// (home-assistant/core#59812: an alert true at a reboot never fired).
 #[tokio::test(flavor = "multi_thread")]

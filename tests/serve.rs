@@ -1251,12 +1251,30 @@ async fn an_event_whose_end_the_store_refused_once_is_not_left_running() {
     )
     .unwrap();
     let service = Service::new(vec![poster("refused", "", &sink, "/fast")], store.clone());
+    let probes = listen(service.clone(), &integ::serve::HttpOptions::default()).await;
+    let ready = format!("http://{probes}/readyz?verbose");
     tokio::spawn(work(service.clone(), 1));
     until(|| sink.requests().len() == 1).await;
-    // The run's end is refused right after its request; then the disk is mended.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The run's end is refused right after its request: the store's half of readiness
+    // fails (the process cannot durably take work), then holds again once it is mended.
+    let readiness = || async {
+        let answer = reqwest::get(&ready).await.unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    };
+    let mut refused = readiness().await;
+    for _ in 0..400 {
+        if refused.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        refused = readiness().await;
+    }
+    assert_eq!(refused.0, 503, "{}", refused.1);
+    assert!(refused.1.contains("[-]store failed"), "{}", refused.1);
     raw.execute_batch("DROP TRIGGER refuse_ends").unwrap();
     until(|| store.inbox_counts().unwrap() == [("done".to_string(), 1)]).await;
+    let (status, body) = readiness().await;
+    assert_eq!(status, 200, "ready again once a write went through: {body}");
     service.shut_down();
 }
 

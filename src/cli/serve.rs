@@ -130,6 +130,9 @@ fn admin_token(text: &str) -> Result<AdminToken, String> {
     Ok(AdminToken(text.to_string()))
 }
 
+/// How long alert messages being sent may take past the events' deadline at shutdown.
+const ALERTS_AFTER_DRAIN: Duration = Duration::from_secs(10);
+
 /// The admin token's name in the environment and in the secrets file.
 const ADMIN_TOKEN: &str = "INTEG_ADMIN_TOKEN";
 
@@ -493,9 +496,9 @@ fn start(args: &ServeArgs) -> Result<(), Failure> {
         polls.abort();
         pruning.abort();
         // Alert messages being sent end and are recorded, or are cut (sent again at the
-        // next start); bounded by the alerts' own grace.
+        // next start): 10 s at most past the events' deadline, as the docs promise.
         if let Some(alerting) = alerting {
-            let _ = tokio::time::timeout(Duration::from_secs(15), alerting).await;
+            let _ = tokio::time::timeout_at(deadline + ALERTS_AFTER_DRAIN, alerting).await;
         }
         Ok::<(), String>(())
     });

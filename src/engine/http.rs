@@ -74,11 +74,12 @@ pub enum Verdict {
 /// status: the step's response rules.
 pub type Judge<'a> = dyn Fn(&Response) -> Option<Verdict> + Send + Sync + 'a;
 
-/// An answer read whole, before it is judged, with the start of its body (errors, dead
-/// letters and the run's timeline show it).
+/// An answer read whole, before it is judged: the start of its body is kept for an answer
+/// that is not a success (errors, dead letters and the run's timeline show it; a success's
+/// body may be customer data, which the history must not keep).
 struct Answer {
     response: Response,
-    excerpt: String,
+    excerpt: Option<String>,
 }
 
 /// One attempt as `guarded` made it.
@@ -173,7 +174,7 @@ pub struct Try {
     pub status: Option<u16>,
     /// Why it failed, when no status says it (a timeout, a broken connection, a rule).
     pub error: Option<String>,
-    /// The start of the answer's body, when one came.
+    /// The start of the answer's body, when one came and the try failed.
     pub answer: Option<String>,
 }
 
@@ -238,8 +239,9 @@ impl Connection {
             if limited {
                 rate_limited += 1;
             }
-            let answer = result.as_ref().ok().map(|a| a.excerpt.clone());
+            let answer = result.as_ref().ok().and_then(|a| a.excerpt.clone());
             let result = result.and_then(|answer| judged(answer, judge));
+            let answer = answer.filter(|_| result.is_err());
             tries.push(Try {
                 at,
                 waited,
@@ -422,7 +424,7 @@ impl Connection {
         self.metrics.answered(bytes.len());
         let body = decode(&headers, &bytes);
         Ok(Answer {
-            excerpt: excerpt(&bytes),
+            excerpt: (!is_success(status)).then(|| excerpt(&bytes)),
             response: Response {
                 status,
                 headers,
@@ -471,7 +473,7 @@ fn judged(answer: Answer, judge: Option<&Judge<'_>>) -> Result<Response, HttpErr
         None if is_success(status) => Ok(response),
         None => Err(HttpError::Status {
             status,
-            excerpt,
+            excerpt: excerpt.unwrap_or_default(),
             headers: Box::new(response.headers),
         }),
     }
@@ -482,7 +484,7 @@ fn judged(answer: Answer, judge: Option<&Judge<'_>>) -> Result<Response, HttpErr
 pub(super) fn accepted(response: Response, judge: Option<&Judge<'_>>) -> Option<Response> {
     let answer = Answer {
         response,
-        excerpt: String::new(),
+        excerpt: None,
     };
     judged(answer, judge).ok()
 }

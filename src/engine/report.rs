@@ -79,7 +79,8 @@ pub struct RequestReport {
     #[serde(with = "millis")]
     pub duration: Duration,
     pub attempts: u32,
-    /// Each attempt of a request that was sent, in order; secrets redacted.
+    /// Each attempt of a request that was sent, in order (the first and last 10 of more
+    /// than 20); secrets redacted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tries: Vec<AttemptReport>,
     /// When the first attempt began (none in a dry run or from the cache).

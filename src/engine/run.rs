@@ -59,6 +59,10 @@ pub(super) enum StepEnd {
     Deferred(StepReport, Duration),
 }
 
+/// How many attempts of one request a report keeps: the first and the last half of them
+/// (`attempts` counts them all).
+const KEPT_TRIES: usize = 20;
+
 /// A step's work: its result and the requests it made.
 struct Done {
     result: Result<Option<Json>, StepError>,
@@ -195,7 +199,7 @@ impl Engine {
             name: step.name.clone(),
             outcome,
             requests,
-            error: error.map(|e| self.secrets().redact(&e)),
+            error: error.map(|e| self.secrets().redact_cut(&e)),
             note: None,
             fallback,
             warnings: Vec::new(),
@@ -488,6 +492,7 @@ impl Engine {
     ) -> (Result<Response, StepError>, RequestReport) {
         let connection = &self.connections[step.connection];
         let redact = |text: &str| self.secrets().redact(text);
+        let redact_cut = |text: &str| self.secrets().redact_cut(text);
         let mut report = RequestReport {
             method: request.method.as_str().to_string(),
             url: redact(&shown_url(&request.url)),
@@ -555,9 +560,13 @@ impl Engine {
             .send(request, &step.retry, idempotent, judge)
             .await;
         report.attempts = u32::try_from(tries.len()).unwrap_or(u32::MAX);
+        // A spec may allow many attempts: the history keeps the first and the last ones.
+        let left_out = tries.len().saturating_sub(KEPT_TRIES);
         report.tries = tries
             .into_iter()
-            .map(|t| AttemptReport::redacted(t, redact))
+            .enumerate()
+            .filter(|(at, _)| *at < KEPT_TRIES / 2 || *at >= KEPT_TRIES / 2 + left_out)
+            .map(|(_, t)| AttemptReport::redacted(t, redact_cut))
             .collect();
         report.rate_limited = rate_limited;
         report.duration = duration;

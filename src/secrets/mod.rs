@@ -143,6 +143,12 @@ impl Secrets {
         self.redaction.redact(text)
     }
 
+    /// `text` redacted, and the beginning of a secret a cut left at its end (see
+    /// `Redaction::redact_cut`): for texts that end with an answer's excerpt.
+    pub fn redact_cut(&self, text: &str) -> String {
+        self.redaction.redact_cut(text)
+    }
+
     /// `value` with every secret redacted, walking the JSON tree (see `Redaction`).
     pub fn redact_json(&self, value: &serde_json::Value) -> serde_json::Value {
         self.redaction.redact_json(value)

@@ -113,6 +113,29 @@ impl Redaction {
         out
     }
 
+    /// `text`, which may end where an answer's excerpt was cut (`…` marks a cut), with
+    /// every value redacted, and also the beginning of one (4 characters or more) that the
+    /// cut left standing at the end: a secret straddling the cut is not half shown.
+    pub fn redact_cut(&self, text: &str) -> String {
+        let mut out = self.redact(text);
+        let cut = out.strip_suffix('…').map(str::len).unwrap_or(out.len());
+        let set = self.snapshot();
+        let standing = set
+            .forms
+            .iter()
+            .filter_map(|form| {
+                (4..form.len())
+                    .rev()
+                    .filter(|&n| form.is_char_boundary(n))
+                    .find(|&n| out[..cut].ends_with(&form[..n]))
+            })
+            .max();
+        if let Some(n) = standing {
+            out.replace_range(cut - n..cut, REDACTED);
+        }
+        out
+    }
+
     /// `value` with every string redacted, object keys included. A number or boolean whose
     /// text holds a secret becomes the redacted text, a string: a secret `12345` turns
     /// `{"pin": 12345}` into `{"pin": "[redacted]"}`, never into invalid JSON.
@@ -196,6 +219,27 @@ fn forms<'a>(values: impl Iterator<Item = &'a String>) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_secret_cut_at_the_end_of_an_excerpt_is_redacted_too() {
+        let redaction = Redaction::default();
+        redaction.add("canary-secret-7f3a");
+        let cut = "echo: Bearer canary-sec…";
+        assert_eq!(redaction.redact_cut(cut), "echo: Bearer [redacted]…");
+        assert_eq!(
+            redaction.redact_cut("ends: canary-secret-7f"),
+            "ends: [redacted]"
+        );
+        assert_eq!(
+            redaction.redact_cut("whole canary-secret-7f3a"),
+            "whole [redacted]"
+        );
+        assert_eq!(
+            redaction.redact_cut("a word: can…"),
+            "a word: can…",
+            "3 characters stay"
+        );
+    }
 
     #[test]
     fn a_value_added_to_one_clone_is_redacted_by_every_clone() {

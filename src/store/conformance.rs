@@ -1178,6 +1178,14 @@ async fn an_alerts_status_and_the_status_notified_are_kept_apart(fresh: Fresh) {
     let kept = store.alerts().unwrap();
     assert_eq!(kept.len(), 1, "only the alert forgotten goes");
     assert_eq!(kept[0].alert, "y > 0");
+    store.rename_alert(other, "y/slack").unwrap();
+    let kept = store.alerts().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].alert.as_str(), kept[0].status),
+        ("y/slack", AlertStatus::Firing),
+        "the state goes with the key"
+    );
 }
 
 /// The SQLite store, in a folder of its own.

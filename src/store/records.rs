@@ -95,6 +95,8 @@ pub trait Records: RefreshTokens + Send + Sync {
     fn save_alert(&self, alert: AlertKey<'_>, change: AlertChange<'_>) -> Result<(), StoreError>;
     /// Forgets the state of an alert (one no longer declared).
     fn forget_alert(&self, alert: AlertKey<'_>) -> Result<(), StoreError>;
+    /// Keeps the state of `alert` under the key `to` of the same integration instead.
+    fn rename_alert(&self, alert: AlertKey<'_>, to: &str) -> Result<(), StoreError>;
 }
 
 /// Runs of an integration with one outcome, in one time bucket.

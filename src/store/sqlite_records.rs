@@ -655,6 +655,17 @@ impl Records for SqliteStore {
         written.map(|_| ()).map_err(|e| self.error(e))
     }
 
+    fn rename_alert(&self, alert: AlertKey<'_>, to: &str) -> Result<(), StoreError> {
+        let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
+        exec(
+            &connection,
+            "UPDATE alerts SET alert = ?3 WHERE integration = ?1 AND alert = ?2",
+            params![alert.integration, alert.alert, to],
+        )
+        .map(|_| ())
+        .map_err(|e| self.error(e))
+    }
+
     fn forget_alert(&self, alert: AlertKey<'_>) -> Result<(), StoreError> {
         let connection = self.connection.lock().map_err(|_| StoreError::Poisoned)?;
         exec(

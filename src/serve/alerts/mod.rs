@@ -119,8 +119,10 @@ fn target(engine: &Engine, plan: &AlertPlan) -> Result<Target, String> {
     let Some(serde_json::Value::String(text)) = value else {
         return Err(format!("{what}: the target is not text"));
     };
+    // A target is redacted wherever it could show (a URL holds its token; an SMTP server's
+    // refusal quotes the address), whether written in the spec or a secret.
+    secrets.also_redact(&text);
     let url = || {
-        secrets.also_redact(&text);
         reqwest::Url::parse(&text)
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https"))

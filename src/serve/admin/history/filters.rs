@@ -137,7 +137,21 @@ pub(super) fn confirmed_letters(fields: &Fields) -> Result<LetterQuery, String> 
                 .into(),
         );
     }
-    letters(fields)
+    let query = letters(fields)?;
+    // A confirmation shows letters that failed before it was drawn: an `until` to come
+    // would take in letters nobody saw.
+    if query
+        .until
+        .is_some_and(|until| until > crate::store::now() + 1)
+    {
+        return Err("until: a time to come; start again from the dead letters".into());
+    }
+    if let (Some(since), Some(until)) = (query.since, query.until)
+        && since > until
+    {
+        return Err("since: after until".into());
+    }
+    Ok(query)
 }
 
 /// The dead letters `fields` ask for: `limit` of them (as many as `integ dlq list` unless
