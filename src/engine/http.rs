@@ -3,6 +3,7 @@
 
 use super::auth::Auth;
 use super::limits::Limits;
+use super::report::AttemptReport;
 use super::url::{UrlError, under_base};
 use crate::ast::Method;
 use crate::model::{Backoff, Encoding, RetryCondition, RetryPolicy};
@@ -154,28 +155,12 @@ impl HttpError {
 #[derive(Debug, Clone)]
 pub struct Exchange {
     pub result: Result<Response, HttpError>,
-    /// Each try in order, the last one's answer being `result`; never empty.
-    pub tries: Vec<Try>,
+    /// Each try in order, the last one's answer being `result`; never empty. Their texts
+    /// are as the API sent them: the engine redacts them before they leave it.
+    pub tries: Vec<AttemptReport>,
     /// Attempts slowed down by the connection's rate or a pause, or refused with a 429.
     pub rate_limited: u32,
     pub duration: Duration,
-}
-
-/// One try of a request, for the run's timeline. Texts are as the API sent them: the
-/// engine redacts them before they leave it.
-#[derive(Debug, Clone)]
-pub struct Try {
-    /// When the try began, counted from the request's first try (backoff included).
-    pub at: Duration,
-    /// How long it waited for the connection's limits (a slot, a rate token, a pause).
-    pub waited: Duration,
-    /// From sending to the answer read whole (or the failure).
-    pub duration: Duration,
-    pub status: Option<u16>,
-    /// Why it failed, when no status says it (a timeout, a broken connection, a rule).
-    pub error: Option<String>,
-    /// The start of the answer's body, when one came and the try failed.
-    pub answer: Option<String>,
 }
 
 /// A header as the client sends it. The error names the header, never its value (which
@@ -242,7 +227,7 @@ impl Connection {
             let answer = result.as_ref().ok().and_then(|a| a.excerpt.clone());
             let result = result.and_then(|answer| judged(answer, judge));
             let answer = answer.filter(|_| result.is_err());
-            tries.push(Try {
+            tries.push(AttemptReport {
                 at,
                 waited,
                 duration,

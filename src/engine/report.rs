@@ -135,15 +135,12 @@ pub struct Invented {
 }
 
 impl AttemptReport {
-    /// The report of `attempt`, its texts passed through `redact`.
-    pub(super) fn redacted(attempt: super::http::Try, redact: impl Fn(&str) -> String) -> Self {
+    /// The attempt with its texts passed through `redact`.
+    pub(super) fn redacted(self, redact: impl Fn(&str) -> String) -> Self {
         Self {
-            at: attempt.at,
-            waited: attempt.waited,
-            duration: attempt.duration,
-            status: attempt.status,
-            error: attempt.error.as_deref().map(&redact),
-            answer: attempt.answer.as_deref().map(&redact),
+            error: self.error.as_deref().map(&redact),
+            answer: self.answer.as_deref().map(&redact),
+            ..self
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `for_each`, pagination, GraphQL, and the error policy after the last attempt.
 
 use super::http::{Exchange, HttpError, Request, Response};
-use super::report::{AttemptReport, Invented, RequestReport, RunOutcome, RunReport, StepReport};
+use super::report::{Invented, RequestReport, RunOutcome, RunReport, StepReport};
 use super::{Engine, url};
 use crate::ast::{Method, TargetSegment};
 use crate::model::{OnError, Outcome};
@@ -566,7 +566,7 @@ impl Engine {
             .into_iter()
             .enumerate()
             .filter(|(at, _)| *at < KEPT_TRIES / 2 || *at >= KEPT_TRIES / 2 + left_out)
-            .map(|(_, t)| AttemptReport::redacted(t, redact_cut))
+            .map(|(_, attempt)| attempt.redacted(redact_cut))
             .collect();
         report.rate_limited = rate_limited;
         report.duration = duration;
